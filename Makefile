@@ -1,0 +1,102 @@
+# tokd — a BPE tokenizer microservice.
+#
+#   make            build build/tokd (installs missing Debian packages first)
+#   make run        build and serve on 127.0.0.1:8080 with the built-in vocabularies
+#   make test       build and run every test (unit, golden, CLI, HTTP integration)
+#   make bench      core throughput: tokd vs tiktoken (native) vs HF tokenizers
+#   make SANITIZER=address,undefined test   the same under ASan+UBSan (build-san/)
+#   make SANITIZER=thread test              the same under TSan
+#
+# Project flags live in TOKD_CFLAGS; CFLAGS/LDFLAGS from the command line are added.
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+SANITIZER ?=
+WERROR ?=
+
+ifeq ($(SANITIZER),)
+BUILD := build
+SAN_FLAGS :=
+else
+BUILD := build-$(subst $(comma),-,$(SANITIZER))
+SAN_FLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+comma := ,
+
+PKGS := libpcre2-8 libmicrohttpd libcjson
+TOKD_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc \
+	-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+	-Wformat=2 -Wno-format-nonliteral -Wvla $(if $(WERROR),-Werror) $(SAN_FLAGS)
+DEPS_OK := $(BUILD)/.deps-ok
+
+CORE_SRC := src/buf.c src/utf8.c src/sha256.c src/phash.c src/vocab.c src/pretok.c \
+	src/special.c src/bpe.c src/tok.c src/models.c src/embed.c
+CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o
+TOKD_SRC := src/main.c
+TOKD_OBJ := $(TOKD_SRC:src/%.c=$(BUILD)/%.o)
+TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
+TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
+VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
+
+.PHONY: all run test unit-test cli-test bench vocab-check clean deps deps-test deps-bench
+
+all: $(BUILD)/tokd
+
+deps: $(DEPS_OK)
+$(DEPS_OK): tools/deps.sh
+	@tools/deps.sh build
+	@mkdir -p $(@D) && touch $@
+
+deps-test: deps
+	@tools/deps.sh test
+
+deps-bench: deps
+	@tools/deps.sh bench
+
+# pkg-config is only asked once the packages are there
+pkg_cflags = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+pkg_libs = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+$(BUILD)/%.o: src/%.c include/tok.h src/internal.h src/phash.h | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/embed_data.o: src/embed.S $(VOCAB) | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) -c -o $@ src/embed.S
+
+$(BUILD)/libtok.a: $(CORE_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/tokd: $(TOKD_OBJ) $(BUILD)/libtok.a
+	$(CC) $(TOKD_CFLAGS) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread -lm
+
+$(BUILD)/tests/%.o: tests/%.c tests/testutil.h include/tok.h src/internal.h | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(shell pkg-config --cflags check 2>/dev/null) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/check_tokd: $(TEST_OBJ) $(BUILD)/libtok.a
+	$(CC) $(TOKD_CFLAGS) $(CFLAGS) -o $@ $^ $(pkg_libs) $(shell pkg-config --libs check) $(LDFLAGS) -lpthread -lm
+
+run: $(BUILD)/tokd
+	$(BUILD)/tokd serve --host 127.0.0.1
+
+# The Check runner forks per test unless CK_FORK=no; sanitizer builds keep the fork so a
+# crash in one test is reported as that test's failure.
+unit-test: $(BUILD)/check_tokd
+	cd tests && ../$(BUILD)/check_tokd
+
+cli-test: $(BUILD)/tokd
+	tests/cli_test.sh $(BUILD)/tokd
+
+test: deps-test unit-test cli-test
+	@echo "make test: all suites passed ($(if $(SANITIZER),$(SANITIZER),no sanitizer))"
+
+vocab-check:
+	cd vocab && sha256sum -c SHA256SUMS
+
+bench: deps-bench $(BUILD)/tokd
+	bench/core.sh $(BUILD)/tokd
+
+clean:
+	rm -rf build build-*

@@ -1,0 +1,253 @@
+/*
+ * tok.h — public API of libtok, the tokenizer core of tokd.
+ *
+ * libtok encodes text into BPE token ids and decodes them back, exactly as OpenAI's
+ * tiktoken does for r50k_base (gpt2), p50k_base, p50k_edit, cl100k_base and o200k_base,
+ * and for custom encodings described by a manifest and a .tiktoken rank file.
+ *
+ * Threading model:
+ *   - A tok_registry and every tok_encoding in it are immutable after tok_registry_load()
+ *     returns. Any number of threads may use them at once without locks.
+ *   - A tok_scratch holds one thread's working memory (regex match data, merge arrays,
+ *     output buffers). It must not be used by two threads at once. Results returned in a
+ *     tok_encode_result point into the scratch and stay valid until the next call that
+ *     uses the same scratch.
+ *
+ * Errors: every fallible call returns a tok_err (TOK_OK is 0) and, when given a non-NULL
+ * tok_error, fills it with the code, the byte position or index involved and a
+ * human-readable detail line. Out-parameters are written only on success.
+ *
+ * The core knows nothing of HTTP or JSON.
+ */
+#ifndef TOK_H
+#define TOK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* X(ENUM, name, message, http_status). The HTTP status is the one a server should answer
+ * with; the core never uses it. */
+#define TOK_ERROR_TABLE(X)                                                                    \
+  X(TOK_OK, "ok", "success", 200)                                                             \
+  X(TOK_ENOMEM, "out_of_memory", "out of memory", 503)                                        \
+  X(TOK_EINVAL, "invalid_argument", "invalid argument", 400)                                  \
+  X(TOK_EUTF8, "invalid_utf8", "input is not valid UTF-8", 422)                               \
+  X(TOK_EUNKNOWN_ENCODING, "unknown_encoding", "unknown encoding", 404)                       \
+  X(TOK_EUNKNOWN_TOKEN, "unknown_token", "token id is not in the vocabulary", 400)            \
+  X(TOK_EUNKNOWN_SPECIAL, "unknown_special_token", "not a special token of this encoding",    \
+    400)                                                                                      \
+  X(TOK_EDISALLOWED_SPECIAL, "disallowed_special_token",                                      \
+    "text contains a special token that is not allowed", 400)                                 \
+  X(TOK_EREGEX, "pretokenizer_failed", "pre-tokenizer failed (regex resource limit)", 422)    \
+  X(TOK_ELIMIT, "limit_exceeded", "size limit exceeded", 413)                                 \
+  X(TOK_EBYTE_MISSING, "byte_not_in_vocabulary",                                              \
+    "a byte of the input has no token in this vocabulary", 422)                               \
+  X(TOK_EIO, "io_error", "cannot read file", 500)                                             \
+  X(TOK_EVOCAB, "bad_vocabulary", "malformed vocabulary file", 500)                           \
+  X(TOK_EMANIFEST, "bad_manifest", "malformed encoding manifest", 500)                        \
+  X(TOK_ECHECKSUM, "checksum_mismatch", "vocabulary file does not match its SHA-256", 500)    \
+  X(TOK_EPATTERN, "bad_pattern", "pre-tokenizer pattern does not compile", 500)
+
+typedef enum {
+#define TOK__ENUM(e, name, msg, status) e,
+  TOK_ERROR_TABLE(TOK__ENUM)
+#undef TOK__ENUM
+      TOK_ERR__COUNT
+} tok_err;
+
+/* Static strings; an out-of-range code gives "unknown". */
+const char *tok_err_name(tok_err code);
+const char *tok_err_message(tok_err code);
+
+#define TOK_NO_POS SIZE_MAX
+
+typedef struct tok_error {
+  tok_err code;
+  size_t pos;       /* byte offset into the input, or TOK_NO_POS */
+  size_t index;     /* index into an id array, or line number of a file; or TOK_NO_POS */
+  char detail[320]; /* one line saying what is wrong, naming the file/id/offset involved */
+} tok_error;
+
+/* ---------------------------------------------------------------------------------------
+ * Growable byte buffer with a mandatory cap (exceeding it is TOK_ELIMIT).
+ * A zeroed tok_buf with .limit set is ready to use; tok_buf_free releases it.
+ */
+typedef struct tok_buf {
+  char *data;
+  size_t len;
+  size_t cap;
+  size_t limit; /* maximum len; 0 means SIZE_MAX/2 */
+} tok_buf;
+
+tok_err tok_buf_reserve(tok_buf *buf, size_t extra);
+tok_err tok_buf_append(tok_buf *buf, const void *bytes, size_t bytes_len);
+void tok_buf_free(tok_buf *buf);
+
+/* ---------------------------------------------------------------------------------------
+ * UTF-8 helpers.
+ */
+
+/* Returns true when s[0..len) is valid UTF-8 (no overlongs, surrogates or values above
+ * U+10FFFF). On false, *bad_pos (if not NULL) is the offset of the first invalid byte. */
+bool tok_utf8_valid(const char *s, size_t len, size_t *bad_pos);
+
+/* Appends s[0..len) to out with every maximal invalid subsequence replaced by U+FFFD
+ * (the Unicode/WHATWG "substitution of maximal subparts" rule, as TextDecoder and Python's
+ * errors="replace" do). */
+tok_err tok_utf8_append_lossy(tok_buf *out, const char *s, size_t len);
+
+/* Length of the longest prefix of s[0..len) that does not end inside an incomplete but
+ * still possibly valid UTF-8 sequence. The held-back tail is at most 3 bytes. */
+size_t tok_utf8_complete_len(const char *s, size_t len);
+
+/* ---------------------------------------------------------------------------------------
+ * Encodings and the registry that owns them.
+ */
+typedef struct tok_registry tok_registry;
+typedef struct tok_encoding tok_encoding;
+
+typedef struct tok_special_token {
+  const char *text; /* NUL-terminated; also has text_len bytes */
+  size_t text_len;
+  uint32_t id;
+} tok_special_token;
+
+typedef struct tok_encoding_info {
+  const char *name;
+  const char *const *aliases; /* NULL-terminated */
+  const char *pattern;        /* the pre-tokenizer regex, as in the manifest */
+  const char *ranks_file;     /* the .tiktoken file name */
+  const char *sha256;         /* hex SHA-256 of the rank file */
+  uint32_t n_ranks;           /* number of mergeable tokens */
+  uint32_t n_vocab;           /* highest id + 1 */
+  size_t n_special;
+  const tok_special_token *special; /* n_special entries, in manifest order */
+  bool embedded;                    /* loaded from the copy built into the binary */
+} tok_encoding_info;
+
+/* Loads encodings. vocab_dir NULL means the vocabularies embedded in the binary; otherwise
+ * every DIR/<name>.manifest is read. names is a comma-separated list of encoding names or
+ * aliases to load, or NULL/"" for all. Rank files shared by several encodings are loaded
+ * once. On success *out owns everything and must be released with tok_registry_free. Not
+ * thread-safe (call once at start-up); the result is. */
+tok_err tok_registry_load(const char *vocab_dir, const char *names, tok_registry **out,
+                          tok_error *err);
+void tok_registry_free(tok_registry *reg);
+
+size_t tok_registry_count(const tok_registry *reg);
+const tok_encoding *tok_registry_at(const tok_registry *reg, size_t i);
+/* Finds an encoding by name or alias; NULL when not loaded. */
+const tok_encoding *tok_registry_find(const tok_registry *reg, const char *name,
+                                      size_t name_len);
+
+/* Names of the encodings built into the binary, NULL-terminated. */
+const char *const *tok_embedded_names(void);
+
+/* Maps an OpenAI model name ("gpt-4o", "gpt-3.5-turbo-0125", ...) to its encoding name as
+ * tiktoken does (exact names first, then known prefixes). NULL when unknown. */
+const char *tok_model_encoding(const char *model, size_t model_len);
+
+const tok_encoding_info *tok_encoding_get_info(const tok_encoding *enc);
+
+/* ---------------------------------------------------------------------------------------
+ * Special-token sets: a byte per special token of one encoding (1 = in the set).
+ */
+typedef struct tok_special_set {
+  size_t n;         /* == info->n_special */
+  uint8_t mask[256]; /* encodings with more specials are refused at load */
+} tok_special_set;
+
+#define TOK_MAX_SPECIAL 256
+
+/* Parses "all", "none"/"" or a comma-separated list of special-token texts into set.
+ * TOK_EUNKNOWN_SPECIAL names the first text that is not a special token. */
+tok_err tok_special_set_parse(const tok_encoding *enc, const char *spec, size_t spec_len,
+                              tok_special_set *set, tok_error *err);
+/* Adds one token text to a set. */
+tok_err tok_special_set_add(const tok_encoding *enc, tok_special_set *set, const char *text,
+                            size_t text_len, tok_error *err);
+void tok_special_set_all(const tok_encoding *enc, tok_special_set *set);
+
+/* ---------------------------------------------------------------------------------------
+ * Per-thread scratch.
+ */
+typedef struct tok_scratch tok_scratch;
+
+typedef struct tok_limits {
+  size_t max_tokens_out; /* most ids one call may produce; 0 = no limit besides memory */
+  size_t max_bytes_out;  /* most bytes one decode may produce; 0 = no limit */
+  uint32_t match_limit;  /* PCRE2 match limit per piece; 0 = library default */
+  size_t jit_stack_max;  /* bytes of PCRE2 JIT stack; 0 = 1 MiB */
+} tok_limits;
+
+/* NULL limits means defaults. Returns NULL when out of memory. */
+tok_scratch *tok_scratch_new(const tok_limits *limits);
+void tok_scratch_free(tok_scratch *scratch);
+
+/* ---------------------------------------------------------------------------------------
+ * Encode and decode.
+ */
+typedef struct tok_encode_opts {
+  /* Special tokens whose text becomes their id. NULL: none, all text is ordinary
+   * (tiktoken's encode_ordinary). */
+  const tok_special_set *allowed_special;
+  /* When true, text containing a special token that is not allowed is an error
+   * (TOK_EDISALLOWED_SPECIAL with its position), like tiktoken's encode() default. */
+  bool check_disallowed;
+  /* When non-zero, stop once more than stop_after tokens were produced: the result has
+   * stop_after + 1 ids and .stopped set (used to answer "does it fit" cheaply). */
+  size_t stop_after;
+  /* Also produce the byte offset in text where each token starts. */
+  bool want_offsets;
+} tok_encode_opts;
+
+typedef struct tok_encode_result {
+  const uint32_t *ids;     /* points into the scratch */
+  const uint32_t *offsets; /* start byte of each token when asked for, else NULL */
+  size_t len;
+  bool stopped; /* encoding stopped early because of stop_after */
+} tok_encode_result;
+
+/* Encodes text[0..text_len), which must be valid UTF-8 (TOK_EUTF8 with the offset of the
+ * first bad byte otherwise). opts NULL means ordinary encoding. */
+tok_err tok_encode(const tok_encoding *enc, tok_scratch *scratch, const char *text,
+                   size_t text_len, const tok_encode_opts *opts, tok_encode_result *out,
+                   tok_error *err);
+
+/* Counts tokens without keeping ids (same rules as tok_encode). */
+tok_err tok_count(const tok_encoding *enc, tok_scratch *scratch, const char *text,
+                  size_t text_len, const tok_encode_opts *opts, size_t *count, bool *stopped,
+                  tok_error *err);
+
+/* Appends the exact bytes of ids to out. An id that is neither a rank nor a special token
+ * is TOK_EUNKNOWN_TOKEN with err->index set to its position in ids. */
+tok_err tok_decode_bytes(const tok_encoding *enc, const uint32_t *ids, size_t n_ids,
+                         tok_buf *out, tok_error *err);
+
+/* Bytes of one token (rank or special); NULL when the id is unknown. */
+const char *tok_token_bytes(const tok_encoding *enc, uint32_t id, size_t *len);
+
+/* Looks up the rank of a byte string in the mergeable vocabulary. */
+bool tok_rank_of(const tok_encoding *enc, const char *bytes, size_t len, uint32_t *rank);
+
+/* Counters the tests use to prove the merge loop is never quadratic. Per scratch. */
+typedef struct tok_work_stats {
+  uint64_t pieces;       /* pre-tokenizer pieces */
+  uint64_t direct_hits;  /* pieces that were a token themselves */
+  uint64_t merge_steps;  /* pair merges performed */
+  uint64_t heap_ops;     /* push/pop operations of the long-piece merger */
+  uint64_t rank_lookups; /* hash probes */
+} tok_work_stats;
+
+tok_work_stats tok_scratch_stats(const tok_scratch *scratch);
+void tok_scratch_stats_reset(tok_scratch *scratch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TOK_H */

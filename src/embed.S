@@ -1,0 +1,29 @@
+/*
+ * embed.S — the default vocabularies, built into the binary so that `tokd` runs with no
+ * files beside it (containers, `make run`). Each file is page-aligned so that, once its
+ * tables are built, the loader can hand the pages back to the kernel (embed.c).
+ * The list of files must match the table in embed.c.
+ */
+        .section .rodata.tokd_vocab, "a"
+
+        .macro EMBED sym, file
+        .balign 4096
+        .global \sym\()_start
+        .global \sym\()_end
+\sym\()_start:
+        .incbin "\file"
+\sym\()_end:
+        .byte 0
+        .endm
+
+        EMBED tok__embed_r50k_base_tiktoken, "vocab/r50k_base.tiktoken"
+        EMBED tok__embed_p50k_base_tiktoken, "vocab/p50k_base.tiktoken"
+        EMBED tok__embed_cl100k_base_tiktoken, "vocab/cl100k_base.tiktoken"
+        EMBED tok__embed_o200k_base_tiktoken, "vocab/o200k_base.tiktoken"
+        EMBED tok__embed_r50k_base_manifest, "vocab/r50k_base.manifest"
+        EMBED tok__embed_p50k_base_manifest, "vocab/p50k_base.manifest"
+        EMBED tok__embed_p50k_edit_manifest, "vocab/p50k_edit.manifest"
+        EMBED tok__embed_cl100k_base_manifest, "vocab/cl100k_base.manifest"
+        EMBED tok__embed_o200k_base_manifest, "vocab/o200k_base.manifest"
+
+        .section .note.GNU-stack, "", @progbits

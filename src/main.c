@@ -1,0 +1,390 @@
+/*
+ * main.c — the `tokd` command: encode, decode, count and bench on the command line, and
+ * serve/health for the HTTP service (server.c).
+ *
+ * Exit status: 0 success; 2 bad usage or bad input (invalid UTF-8, unknown id, unknown
+ * encoding); 1 anything else (I/O, out of memory).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tok.h"
+
+#define MAX_STDIN ((size_t)1 << 30)
+
+static const char USAGE[] =
+    "usage: tokd COMMAND [OPTIONS]\n"
+    "\n"
+    "Commands:\n"
+    "  serve                 run the HTTP service (see `tokd serve --help`)\n"
+    "  health                probe a running server's /ready; exit 0 when ready\n"
+    "  encode                read UTF-8 text on stdin, print token ids separated by spaces\n"
+    "  decode                read whitespace-separated ids on stdin, write their bytes\n"
+    "  count                 read UTF-8 text on stdin, print the number of tokens\n"
+    "  bench FILE...         single-thread in-process encode throughput per file\n"
+    "  encodings             list the encodings that would be loaded\n"
+    "\n"
+    "Options of encode, decode, count, bench, encodings:\n"
+    "  -e, --encoding NAME   r50k_base (gpt2), p50k_base, p50k_edit, cl100k_base (default),\n"
+    "                        o200k_base, or a custom encoding from --vocab-dir\n"
+    "  -m, --model NAME      pick the encoding of an OpenAI model (gpt-4o, gpt-3.5-turbo, ...)\n"
+    "      --vocab-dir DIR   load DIR/*.manifest and their rank files instead of the built-in\n"
+    "                        vocabularies (env TOKD_VOCAB_DIR)\n"
+    "      --allowed-special all|none|TOKEN[,TOKEN...]\n"
+    "                        special-token texts that encode to their ids (default none:\n"
+    "                        all text is ordinary, like tiktoken's encode_ordinary)\n"
+    "      --disallowed-special\n"
+    "                        fail (exit 2) when the text contains a special token that is\n"
+    "                        not allowed, like tiktoken's encode() default\n"
+    "      --lossy           encode/count: replace invalid UTF-8 with U+FFFD instead of failing;\n"
+    "                        decode: replace invalid UTF-8 in the output with U+FFFD\n"
+    "      --seconds S       bench: time per file (default 1)\n"
+    "  -h, --help            this text\n"
+    "\n"
+    "Invalid UTF-8 input makes encode and count exit with status 2 and name the byte offset.\n";
+
+typedef struct cli_opts {
+  const char *encoding;
+  const char *model;
+  const char *vocab_dir;
+  const char *allowed;
+  bool disallowed;
+  bool lossy;
+  double seconds;
+  char **files;
+  int n_files;
+} cli_opts;
+
+static int die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int die(int status, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("tokd: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  return status;
+}
+
+/* 2 for what the user can fix in the input or arguments, 1 for the rest */
+static int status_of(tok_err code)
+{
+  switch (code) {
+  case TOK_EINVAL: case TOK_EUTF8: case TOK_EUNKNOWN_ENCODING: case TOK_EUNKNOWN_TOKEN:
+  case TOK_EUNKNOWN_SPECIAL: case TOK_EDISALLOWED_SPECIAL: case TOK_ELIMIT:
+    return 2;
+  default:
+    return 1;
+  }
+}
+
+static int parse_opts(int argc, char **argv, cli_opts *o)
+{
+  static const struct option longs[] = {
+      {"encoding", required_argument, NULL, 'e'},
+      {"model", required_argument, NULL, 'm'},
+      {"vocab-dir", required_argument, NULL, 'V'},
+      {"allowed-special", required_argument, NULL, 'a'},
+      {"disallowed-special", no_argument, NULL, 'd'},
+      {"lossy", no_argument, NULL, 'l'},
+      {"seconds", required_argument, NULL, 's'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  *o = (cli_opts){.encoding = NULL, .vocab_dir = getenv("TOKD_VOCAB_DIR"), .seconds = 1.0};
+  if (o->vocab_dir && !*o->vocab_dir) o->vocab_dir = NULL;
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "e:m:h", longs, NULL)) != -1) {
+    switch (c) {
+    case 'e': o->encoding = optarg; break;
+    case 'm': o->model = optarg; break;
+    case 'V': o->vocab_dir = optarg; break;
+    case 'a': o->allowed = optarg; break;
+    case 'd': o->disallowed = true; break;
+    case 'l': o->lossy = true; break;
+    case 's':
+      o->seconds = strtod(optarg, NULL);
+      if (!(o->seconds > 0 && o->seconds < 3600)) return die(2, "--seconds must be in (0, 3600)");
+      break;
+    case 'h': fputs(USAGE, stdout); exit(0);
+    default: return die(2, "see `tokd --help`");
+    }
+  }
+  o->files = argv + optind;
+  o->n_files = argc - optind;
+  if (o->model) {
+    const char *enc = tok_model_encoding(o->model, strlen(o->model));
+    if (!enc) return die(2, "unknown model \"%s\"; use --encoding", o->model);
+    if (o->encoding && strcmp(o->encoding, enc) != 0)
+      return die(2, "--model %s uses %s, but --encoding says %s", o->model, enc, o->encoding);
+    o->encoding = enc;
+  }
+  if (!o->encoding) o->encoding = "cl100k_base";
+  return 0;
+}
+
+static int read_all(FILE *f, tok_buf *buf)
+{
+  buf->limit = MAX_STDIN;
+  for (;;) {
+    if (tok_buf_reserve(buf, 1 << 16) != TOK_OK) return die(2, "input larger than 1 GiB");
+    size_t got = fread(buf->data + buf->len, 1, buf->cap - buf->len, f);
+    buf->len += got;
+    if (got == 0) break;
+  }
+  if (ferror(f)) return die(1, "read error: %s", strerror(errno));
+  return 0;
+}
+
+typedef struct loaded {
+  tok_registry *reg;
+  const tok_encoding *enc;
+  tok_scratch *scratch;
+} loaded;
+
+static int load(const cli_opts *o, loaded *l)
+{
+  tok_error err;
+  if (tok_registry_load(o->vocab_dir, o->encoding, &l->reg, &err) != TOK_OK)
+    return die(status_of(err.code), "%s", err.detail);
+  l->enc = tok_registry_find(l->reg, o->encoding, strlen(o->encoding));
+  if (!(l->scratch = tok_scratch_new(NULL))) return die(1, "out of memory");
+  return 0;
+}
+
+static void unload(loaded *l)
+{
+  tok_scratch_free(l->scratch);
+  tok_registry_free(l->reg);
+}
+
+/* Reads stdin as text: validated, or repaired with --lossy. */
+static int read_text(const cli_opts *o, tok_buf *text)
+{
+  tok_buf raw = {0};
+  int rc = read_all(stdin, &raw);
+  if (rc) {
+    tok_buf_free(&raw);
+    return rc;
+  }
+  size_t bad;
+  if (tok_utf8_valid(raw.data, raw.len, &bad)) {
+    *text = raw;
+    return 0;
+  }
+  if (!o->lossy) {
+    tok_buf_free(&raw);
+    return die(2, "invalid UTF-8 at byte offset %zu (use --lossy to replace it with U+FFFD)",
+               bad);
+  }
+  *text = (tok_buf){.limit = MAX_STDIN * 2};
+  tok_err e = tok_utf8_append_lossy(text, raw.data, raw.len);
+  tok_buf_free(&raw);
+  return e == TOK_OK ? 0 : die(1, "%s", tok_err_message(e));
+}
+
+static int encode_opts(const cli_opts *o, const tok_encoding *enc, tok_special_set *set,
+                       tok_encode_opts *opts)
+{
+  *opts = (tok_encode_opts){.check_disallowed = o->disallowed};
+  if (o->allowed) {
+    tok_error err;
+    if (tok_special_set_parse(enc, o->allowed, strlen(o->allowed), set, &err) != TOK_OK)
+      return die(2, "--allowed-special: %s", err.detail);
+    opts->allowed_special = set;
+  }
+  return 0;
+}
+
+/* Writes n as decimal at p; returns the number of characters. */
+static size_t format_u32(char *p, uint32_t n)
+{
+  char tmp[10];
+  size_t len = 0;
+  do tmp[len++] = (char)('0' + n % 10), n /= 10;
+  while (n);
+  for (size_t i = 0; i < len; i++) p[i] = tmp[len - 1 - i];
+  return len;
+}
+
+static int cmd_encode_or_count(const cli_opts *o, bool count_only)
+{
+  loaded l = {0};
+  tok_buf text = {0}, out = {0};
+  tok_special_set set;
+  tok_encode_opts opts;
+  int rc = load(o, &l);
+  if (!rc) rc = encode_opts(o, l.enc, &set, &opts);
+  if (!rc) rc = read_text(o, &text);
+  if (!rc) {
+    tok_error err;
+    tok_encode_result res;
+    size_t n = 0;
+    tok_err e = count_only ? tok_count(l.enc, l.scratch, text.data, text.len, &opts, &n, NULL, &err)
+                           : tok_encode(l.enc, l.scratch, text.data, text.len, &opts, &res, &err);
+    if (e != TOK_OK) {
+      rc = die(status_of(e), "%s", err.detail);
+    } else if (count_only) {
+      printf("%zu\n", n);
+    } else if (tok_buf_reserve(&out, res.len * 11 + 1) != TOK_OK) {
+      rc = die(1, "out of memory");
+    } else {
+      for (size_t i = 0; i < res.len; i++) {
+        if (i) out.data[out.len++] = ' ';
+        out.len += format_u32(out.data + out.len, res.ids[i]);
+      }
+      out.data[out.len++] = '\n';
+      fwrite(out.data, 1, out.len, stdout);
+    }
+  }
+  tok_buf_free(&text);
+  tok_buf_free(&out);
+  unload(&l);
+  if (!rc && fflush(stdout) != 0) rc = die(1, "write error: %s", strerror(errno));
+  return rc;
+}
+
+static int cmd_decode(const cli_opts *o)
+{
+  loaded l = {0};
+  tok_buf in = {0}, bytes = {.limit = MAX_STDIN * 4}, lossy = {.limit = MAX_STDIN * 4};
+  uint32_t *ids = NULL;
+  size_t n = 0, cap = 0;
+  int rc = load(o, &l);
+  if (!rc) rc = read_all(stdin, &in);
+  for (size_t i = 0; !rc && i < in.len;) {
+    char c = in.data[i];
+    if (c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == ',') {
+      i++;
+      continue;
+    }
+    size_t start = i;
+    uint64_t v = 0;
+    while (i < in.len && in.data[i] >= '0' && in.data[i] <= '9' && v <= UINT32_MAX)
+      v = v * 10 + (uint64_t)(in.data[i++] - '0');
+    bool sep = i == in.len || strchr(" \n\t\r,", in.data[i]);
+    if (i == start || !sep || v > UINT32_MAX) {
+      rc = die(2, "input byte %zu: expected a token id (a decimal number below 2^32)", start);
+      break;
+    }
+    if (n == cap) {
+      cap = cap ? cap * 2 : 4096;
+      uint32_t *grown = realloc(ids, cap * sizeof *ids);
+      if (!grown) {
+        rc = die(1, "out of memory");
+        break;
+      }
+      ids = grown;
+    }
+    ids[n++] = (uint32_t)v;
+  }
+  if (!rc) {
+    tok_error err;
+    if (tok_decode_bytes(l.enc, ids, n, &bytes, &err) != TOK_OK) {
+      rc = die(status_of(err.code), "%s", err.detail);
+    } else if (o->lossy) {
+      if (tok_utf8_append_lossy(&lossy, bytes.data, bytes.len) != TOK_OK) rc = die(1, "out of memory");
+      else fwrite(lossy.data, 1, lossy.len, stdout);
+    } else {
+      fwrite(bytes.data, 1, bytes.len, stdout);
+    }
+  }
+  free(ids);
+  tok_buf_free(&in);
+  tok_buf_free(&bytes);
+  tok_buf_free(&lossy);
+  unload(&l);
+  if (!rc && fflush(stdout) != 0) rc = die(1, "write error: %s", strerror(errno));
+  return rc;
+}
+
+static double now_seconds(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmd_bench(const cli_opts *o)
+{
+  if (o->n_files == 0) return die(2, "bench: name at least one FILE");
+  loaded l = {0};
+  int rc = load(o, &l);
+  if (rc) return rc;
+  printf("%-32s %10s %10s %12s %12s\n", "file", "bytes", "tokens", "MB/s", "tokens/s");
+  for (int f = 0; f < o->n_files && !rc; f++) {
+    FILE *fp = fopen(o->files[f], "rb");
+    if (!fp) {
+      rc = die(1, "%s: %s", o->files[f], strerror(errno));
+      break;
+    }
+    tok_buf text = {0};
+    rc = read_all(fp, &text);
+    fclose(fp);
+    tok_error err;
+    tok_encode_result res = {0};
+    /* one untimed run warms caches and the scratch, and checks the input */
+    if (!rc && tok_encode(l.enc, l.scratch, text.data, text.len, NULL, &res, &err) != TOK_OK)
+      rc = die(status_of(err.code), "%s: %s", o->files[f], err.detail);
+    if (!rc) {
+      size_t runs = 0;
+      double start = now_seconds(), elapsed;
+      do {
+        tok_encode(l.enc, l.scratch, text.data, text.len, NULL, &res, NULL);
+        runs++;
+        elapsed = now_seconds() - start;
+      } while (elapsed < o->seconds);
+      double mbs = (double)text.len * (double)runs / elapsed / 1e6;
+      double tps = (double)res.len * (double)runs / elapsed;
+      printf("%-32s %10zu %10zu %12.2f %12.0f\n", o->files[f], text.len, res.len, mbs, tps);
+      fflush(stdout);
+    }
+    tok_buf_free(&text);
+  }
+  unload(&l);
+  return rc;
+}
+
+static int cmd_encodings(const cli_opts *o)
+{
+  tok_registry *reg;
+  tok_error err;
+  if (tok_registry_load(o->vocab_dir, NULL, &reg, &err) != TOK_OK)
+    return die(status_of(err.code), "%s", err.detail);
+  for (size_t i = 0; i < tok_registry_count(reg); i++) {
+    const tok_encoding_info *info = tok_encoding_get_info(tok_registry_at(reg, i));
+    printf("%-14s n_vocab=%-7u ranks=%-7u special=%zu sha256=%s\n", info->name, info->n_vocab,
+           info->n_ranks, info->n_special, info->sha256[0] ? info->sha256 : "-");
+  }
+  tok_registry_free(reg);
+  return 0;
+}
+
+int main(int argc, char **argv)
+{
+  if (argc < 2) {
+    fputs(USAGE, stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+    fputs(USAGE, stdout);
+    return 0;
+  }
+  cli_opts o;
+  int rc = parse_opts(argc - 1, argv + 1, &o);
+  if (rc) return rc;
+  if (!strcmp(cmd, "encode")) return cmd_encode_or_count(&o, false);
+  if (!strcmp(cmd, "count")) return cmd_encode_or_count(&o, true);
+  if (!strcmp(cmd, "decode")) return cmd_decode(&o);
+  if (!strcmp(cmd, "bench")) return cmd_bench(&o);
+  if (!strcmp(cmd, "encodings")) return cmd_encodings(&o);
+  return die(2, "unknown command \"%s\"; see `tokd --help`", cmd);
+}

@@ -1,0 +1,341 @@
+/*
+ * vocab.c — reads .tiktoken rank files into frozen lookup tables.
+ *
+ * A rank file has one "TOKEN_BASE64 RANK" line per token. It becomes:
+ *   - bytes/off: every token's bytes laid end to end in rank order, so decoding rank r is
+ *     bytes[off[r] .. off[r+1]) (an absent rank has an empty range);
+ *   - index: a minimal perfect hash from token bytes to rank (phash.h);
+ *   - byte_rank: the rank of each single byte, so one-byte pieces skip the hash.
+ * Parsing is strict: a malformed line is rejected with the file name and line number,
+ * because a silently skipped token would give wrong ids much later.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Largest rank accepted; generous (o200k uses 199,997) but bounds the tables. */
+#define MAX_RANK (1u << 24)
+#define MAX_TOKEN_LEN 4096
+
+typedef struct line_entry {
+  const char *b64;
+  uint32_t b64_len;
+  uint32_t rank;
+  uint32_t line;
+} line_entry;
+
+static int b64_value(uint8_t c)
+{
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+/* Decoded length of a padded base64 string, or -1 when it is not one. */
+static long b64_decoded_len(const char *s, size_t len)
+{
+  if (len == 0 || len % 4 != 0) return -1;
+  size_t pad = (s[len - 1] == '=') + (s[len - 1] == '=' && s[len - 2] == '=');
+  for (size_t i = 0; i < len - pad; i++)
+    if (b64_value((uint8_t)s[i]) < 0) return -1;
+  return (long)(len / 4 * 3 - pad);
+}
+
+static void b64_decode_unchecked(const char *s, size_t len, uint8_t *out)
+{
+  size_t o = 0;
+  for (size_t i = 0; i < len; i += 4) {
+    uint32_t v = (uint32_t)b64_value((uint8_t)s[i]) << 18 | (uint32_t)b64_value((uint8_t)s[i + 1]) << 12;
+    out[o++] = (uint8_t)(v >> 16);
+    if (s[i + 2] == '=') break;
+    v |= (uint32_t)b64_value((uint8_t)s[i + 2]) << 6;
+    out[o++] = (uint8_t)(v >> 8);
+    if (s[i + 3] == '=') break;
+    v |= (uint32_t)b64_value((uint8_t)s[i + 3]);
+    out[o++] = (uint8_t)v;
+  }
+}
+
+void tok__vocab_free(tok__vocab *v)
+{
+  if (!v) return;
+  free(v->file);
+  free(v->off);
+  free(v->bytes);
+  tok__phash_free(&v->index);
+  free(v);
+}
+
+tok_err tok__vocab_parse(const char *file, const char *text, size_t text_len, tok__vocab **out,
+                         tok_error *err)
+{
+  tok_err rc = TOK_ENOMEM;
+  tok__vocab *v = calloc(1, sizeof *v);
+  line_entry *lines = NULL;
+  tok__phash_key *keys = NULL;
+  size_t n_lines = 0, lines_cap = 0, total_bytes = 0;
+  uint32_t line_no = 0, rank_end = 0;
+
+  if (!v || !(v->file = strdup(file))) goto fail;
+
+  for (size_t pos = 0; pos < text_len;) {
+    const char *line = text + pos;
+    const char *nl = memchr(line, '\n', text_len - pos);
+    size_t line_len = nl ? (size_t)(nl - line) : text_len - pos;
+    pos += line_len + (nl != NULL);
+    line_no++;
+    if (line_len > 0 && line[line_len - 1] == '\r') line_len--;
+    if (line_len == 0) continue;
+
+    const char *space = memchr(line, ' ', line_len);
+    if (!space) {
+      rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, line_no,
+                     "%s:%u: expected \"TOKEN_BASE64 RANK\"", file, line_no);
+      goto fail;
+    }
+    size_t b64_len = (size_t)(space - line);
+    long dec_len = b64_decoded_len(line, b64_len);
+    if (dec_len <= 0 || dec_len > MAX_TOKEN_LEN) {
+      rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, line_no,
+                     "%s:%u: token is not valid non-empty base64 (at most %d bytes)", file,
+                     line_no, MAX_TOKEN_LEN);
+      goto fail;
+    }
+    uint64_t rank = 0;
+    const char *d = space + 1, *end = line + line_len;
+    if (d == end) rank = UINT64_MAX;
+    for (; d < end && rank <= MAX_RANK; d++) {
+      if (*d < '0' || *d > '9') {
+        rank = UINT64_MAX;
+        break;
+      }
+      rank = rank * 10 + (uint64_t)(*d - '0');
+    }
+    if (rank >= MAX_RANK) {
+      rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, line_no,
+                     "%s:%u: rank must be a decimal number below %u", file, line_no, MAX_RANK);
+      goto fail;
+    }
+    if (n_lines == lines_cap) {
+      size_t cap = lines_cap ? lines_cap * 2 : 1024;
+      line_entry *grown = realloc(lines, cap * sizeof *grown);
+      if (!grown) goto fail;
+      lines = grown;
+      lines_cap = cap;
+    }
+    lines[n_lines++] = (line_entry){line, (uint32_t)b64_len, (uint32_t)rank, line_no};
+    if (rank + 1 > rank_end) rank_end = (uint32_t)rank + 1;
+    total_bytes += (size_t)dec_len;
+  }
+  if (n_lines == 0) {
+    rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, 0, "%s: no tokens", file);
+    goto fail;
+  }
+
+  v->n_ranks = (uint32_t)n_lines;
+  v->rank_end = rank_end;
+  v->off = calloc((size_t)rank_end + 1, sizeof *v->off);
+  v->bytes = malloc(total_bytes);
+  keys = malloc(n_lines * sizeof *keys);
+  if (!v->off || !v->bytes || !keys) goto fail;
+
+  /* lengths at off[r + 1], then prefix sums give the start of each rank */
+  for (size_t i = 0; i < n_lines; i++) {
+    uint32_t r = lines[i].rank;
+    if (v->off[r + 1] != 0) {
+      rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, lines[i].line, "%s:%u: rank %u appears twice",
+                     file, lines[i].line, r);
+      goto fail;
+    }
+    v->off[r + 1] = (uint32_t)b64_decoded_len(lines[i].b64, lines[i].b64_len);
+  }
+  for (uint32_t r = 0; r < rank_end; r++) v->off[r + 1] += v->off[r];
+  for (size_t i = 0; i < n_lines; i++) {
+    uint32_t r = lines[i].rank;
+    b64_decode_unchecked(lines[i].b64, lines[i].b64_len, v->bytes + v->off[r]);
+    keys[i] = (tok__phash_key){v->bytes + v->off[r], v->off[r + 1] - v->off[r], r};
+  }
+
+  for (int b = 0; b < 256; b++) v->byte_rank[b] = TOK__NO_RANK;
+  for (size_t i = 0; i < n_lines; i++)
+    if (keys[i].len == 1) v->byte_rank[keys[i].bytes[0]] = keys[i].value;
+
+  int built = tok__phash_build(&v->index, keys, (uint32_t)n_lines);
+  if (built == -2) {
+    rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, 0, "%s: the same token bytes appear twice",
+                   file);
+    goto fail;
+  }
+  if (built != 0) goto fail;
+
+  free(lines);
+  free(keys);
+  *out = v;
+  return TOK_OK;
+
+fail:
+  if (rc == TOK_ENOMEM) tok__fail(err, TOK_ENOMEM, TOK_NO_POS, TOK_NO_POS, "%s: out of memory", file);
+  free(lines);
+  free(keys);
+  tok__vocab_free(v);
+  return rc;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Manifests: one "key value" per line, '#' starts a comment line. Keys:
+ *   name NAME            (required)  alias NAME   (any number)
+ *   ranks FILE.tiktoken  (required)  sha256 HEX   (checked when the file is read)
+ *   n_vocab N            (optional; checked like tiktoken's explicit_n_vocab)
+ *   pattern REGEX        (required; the rest of the line, verbatim)
+ *   special TEXT ID      (any number; TEXT is everything between the key and the id)
+ */
+
+void tok__manifest_free(tok__manifest *m)
+{
+  free(m->name);
+  if (m->aliases)
+    for (size_t i = 0; m->aliases[i]; i++) free(m->aliases[i]);
+  free(m->aliases);
+  free(m->ranks);
+  free(m->pattern);
+  for (size_t i = 0; i < m->n_special; i++) free((char *)m->special[i].text);
+  free(m->special);
+  memset(m, 0, sizeof *m);
+}
+
+static bool parse_u32(const char *s, size_t len, uint32_t *out)
+{
+  uint64_t v = 0;
+  if (len == 0 || len > 10) return false;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (uint64_t)(s[i] - '0');
+  }
+  if (v > UINT32_MAX - 1) return false;
+  *out = (uint32_t)v;
+  return true;
+}
+
+static bool is_name(const char *s, size_t len)
+{
+  if (len == 0 || len > 64) return false;
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '_' || c == '-' || c == '.'))
+      return false;
+  }
+  return true;
+}
+
+tok_err tok__manifest_parse(const char *file, const char *text, size_t text_len,
+                            tok__manifest *out, tok_error *err)
+{
+  tok__manifest m = {0};
+  tok_err rc = TOK_ENOMEM;
+  size_t aliases_len = 0;
+  uint32_t line_no = 0;
+
+#define BAD(...)                                                                              \
+  do {                                                                                        \
+    rc = tok__fail(err, TOK_EMANIFEST, TOK_NO_POS, line_no, __VA_ARGS__);                     \
+    goto fail;                                                                                \
+  } while (0)
+
+  if (!(m.aliases = calloc(1, sizeof *m.aliases))) goto fail;
+  for (size_t pos = 0; pos < text_len;) {
+    const char *line = text + pos;
+    const char *nl = memchr(line, '\n', text_len - pos);
+    size_t line_len = nl ? (size_t)(nl - line) : text_len - pos;
+    pos += line_len + (nl != NULL);
+    line_no++;
+    if (line_len > 0 && line[line_len - 1] == '\r') line_len--;
+    if (line_len == 0 || line[0] == '#') continue;
+    const char *space = memchr(line, ' ', line_len);
+    if (!space) BAD("%s:%u: expected \"key value\"", file, line_no);
+    size_t key_len = (size_t)(space - line);
+    const char *val = space + 1;
+    size_t val_len = line_len - key_len - 1;
+    if (memchr(val, '\0', val_len)) BAD("%s:%u: NUL byte in value", file, line_no);
+
+#define KEY(k) (key_len == sizeof(k) - 1 && memcmp(line, k, key_len) == 0)
+    if (KEY("name")) {
+      if (m.name) BAD("%s:%u: name given twice", file, line_no);
+      if (!is_name(val, val_len)) BAD("%s:%u: name must be 1-64 of [A-Za-z0-9_.-]", file, line_no);
+      if (!(m.name = strndup(val, val_len))) goto fail;
+    } else if (KEY("alias")) {
+      if (!is_name(val, val_len)) BAD("%s:%u: alias must be 1-64 of [A-Za-z0-9_.-]", file, line_no);
+      char **grown = realloc(m.aliases, (aliases_len + 2) * sizeof *grown);
+      if (!grown) goto fail;
+      m.aliases = grown;
+      m.aliases[aliases_len + 1] = NULL;
+      if (!(m.aliases[aliases_len] = strndup(val, val_len))) goto fail;
+      aliases_len++;
+    } else if (KEY("ranks")) {
+      if (m.ranks) BAD("%s:%u: ranks given twice", file, line_no);
+      if (!is_name(val, val_len) || val[0] == '.')
+        BAD("%s:%u: ranks must be a file name in the same directory", file, line_no);
+      if (!(m.ranks = strndup(val, val_len))) goto fail;
+    } else if (KEY("sha256")) {
+      if (val_len != 64) BAD("%s:%u: sha256 must be 64 hex digits", file, line_no);
+      for (size_t i = 0; i < 64; i++) {
+        char c = val[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+          BAD("%s:%u: sha256 must be 64 lower-case hex digits", file, line_no);
+      }
+      memcpy(m.sha256, val, 64);
+      m.sha256[64] = '\0';
+    } else if (KEY("n_vocab")) {
+      if (!parse_u32(val, val_len, &m.n_vocab) || m.n_vocab == 0)
+        BAD("%s:%u: n_vocab must be a positive number", file, line_no);
+    } else if (KEY("pattern")) {
+      if (m.pattern) BAD("%s:%u: pattern given twice", file, line_no);
+      if (val_len == 0) BAD("%s:%u: empty pattern", file, line_no);
+      if (!(m.pattern = strndup(val, val_len))) goto fail;
+    } else if (KEY("special")) {
+      const char *last = NULL;
+      for (size_t i = val_len; i > 0; i--)
+        if (val[i - 1] == ' ') {
+          last = val + i - 1;
+          break;
+        }
+      uint32_t id;
+      if (!last || last == val || !parse_u32(last + 1, (size_t)(val + val_len - last - 1), &id))
+        BAD("%s:%u: expected \"special TEXT ID\"", file, line_no);
+      if (m.n_special >= TOK_MAX_SPECIAL)
+        BAD("%s:%u: more than %d special tokens", file, line_no, TOK_MAX_SPECIAL);
+      tok_special_token *grown = realloc(m.special, (m.n_special + 1) * sizeof *grown);
+      if (!grown) goto fail;
+      m.special = grown;
+      size_t text_len2 = (size_t)(last - val);
+      char *t = strndup(val, text_len2);
+      if (!t) goto fail;
+      for (size_t i = 0; i < m.n_special; i++)
+        if (m.special[i].id == id || (m.special[i].text_len == text_len2 &&
+                                      memcmp(m.special[i].text, t, text_len2) == 0)) {
+          free(t);
+          BAD("%s:%u: special token text or id repeated", file, line_no);
+        }
+      m.special[m.n_special++] = (tok_special_token){t, text_len2, id};
+    } else {
+      BAD("%s:%u: unknown key \"%.*s\"", file, line_no, (int)key_len, line);
+    }
+#undef KEY
+  }
+  if (!m.name) BAD("%s: missing \"name\"", file);
+  if (!m.ranks) BAD("%s: missing \"ranks\"", file);
+  if (!m.pattern) BAD("%s: missing \"pattern\"", file);
+#undef BAD
+  *out = m;
+  return TOK_OK;
+
+fail:
+  if (rc == TOK_ENOMEM) tok__fail(err, TOK_ENOMEM, TOK_NO_POS, TOK_NO_POS, "%s: out of memory", file);
+  tok__manifest_free(&m);
+  return rc;
+}
