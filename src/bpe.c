@@ -73,8 +73,7 @@ tok_err tok__bpe_encode_piece_scan(const tok__vocab *v, tok_scratch *s, const ui
     self[i] = v->byte_rank[p[i]];
   }
   start[n] = (uint32_t)n;
-  for (size_t i = 0; i + 1 < n; i++) pair[i] = tok__rank_lookup(v, p + i, 2);
-  s->stats.rank_lookups += n - 1;
+  for (size_t i = 0; i + 1 < n; i++) pair[i] = tok__pair_rank(v, p + i);
 
   while (parts > 1) {
     uint32_t best = TOK__NO_RANK;
@@ -153,11 +152,10 @@ tok_err tok__bpe_encode_piece_heap(const tok__vocab *v, tok_scratch *s, const ui
     self[i] = v->byte_rank[p[i]];
   }
   for (size_t i = 0; i + 1 < n; i++) {
-    pair[i] = tok__rank_lookup(v, p + i, 2);
+    pair[i] = tok__pair_rank(v, p + i);
     if (pair[i] != TOK__NO_RANK) heap_push(heap, &heap_len, (uint64_t)pair[i] << 32 | i);
   }
   pair[n - 1] = TOK__NO_RANK;
-  s->stats.rank_lookups += n - 1;
   s->stats.heap_ops += heap_len;
 
   while (heap_len > 0) {

@@ -32,6 +32,8 @@ typedef struct tok__vocab {
   uint32_t *off;       /* rank_end + 1 offsets: rank r is bytes[off[r] .. off[r+1]) */
   uint8_t *bytes;      /* all token bytes in rank order */
   uint32_t byte_rank[256]; /* rank of each single byte, TOK__NO_RANK if none */
+  uint32_t *pair_rank;     /* 65,536 entries: rank of each two-byte token (first byte high),
+                              TOK__NO_RANK if none; every merge loop starts with these */
   tok__phash index;    /* token bytes -> rank */
 } tok__vocab;
 
@@ -103,6 +105,11 @@ static inline uint32_t tok__rank_lookup(const tok__vocab *v, const uint8_t *byte
   return rank;
 }
 
+static inline uint32_t tok__pair_rank(const tok__vocab *v, const uint8_t *p)
+{
+  return v->pair_rank[(uint32_t)p[0] << 8 | p[1]];
+}
+
 /* bpe.c: merges a piece that is not a token itself. Writes at most piece_len ranks to
  * ids (and offsets, relative to base, when offsets is not NULL). The scratch arrays must
  * hold piece_len + 1 entries (tok__scratch_fit). */
@@ -112,7 +119,7 @@ tok_err tok__bpe_encode_piece(const tok__vocab *v, tok_scratch *s, const uint8_t
 tok_err tok__scratch_fit(tok_scratch *s, size_t piece_len);
 
 /* The threshold above which the heap merger is used instead of the quadratic scan. */
-#define TOK__LONG_PIECE 128
+#define TOK__LONG_PIECE 24
 /* For tests: force one merger. */
 tok_err tok__bpe_encode_piece_scan(const tok__vocab *v, tok_scratch *s, const uint8_t *piece,
                                    size_t piece_len, uint32_t *ids, size_t *n_out);

@@ -5,11 +5,11 @@
  * Design (after PTHash / "hash and displace"): keys are hashed to 64 bits; the low half
  * picks a bucket, and each bucket stores a 16-bit pilot chosen at build time so that
  * position(h ^ pilot) of all its keys land on distinct free positions in a table of
- * m = n / 0.97 slots. Building with 3% slack keeps the pilot search short for the last
- * buckets; minimality is restored PTHash-style: the few keys that land at positions >= n
+ * m = n / 0.99 slots. Building with 1% slack keeps the pilot search short for the last
+ * buckets; minimality is restored PTHash-style: the ~1% of keys that land at positions >= n
  * are remapped to the free positions below n, so the value table has exactly n entries.
  *
- * A lookup is one hash, one pilot load, one value load (plus one remap load for ~3% of
+ * A lookup is one hash, one pilot load, one value load (plus one remap load for ~1% of
  * keys). The table cannot tell a key from a stranger: a non-key yields some stored value,
  * so callers verify the bytes (tok__rank_lookup in internal.h does).
  */

@@ -9,6 +9,10 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,49 +146,102 @@ void tok_registry_free(tok_registry *reg)
   free(reg);
 }
 
-static tok_err registry_vocab(tok_registry *reg, const char *dir, const tok__manifest *m,
-                              const tok__vocab **out, tok_error *err)
+/* Loading one rank file: run on its own thread, so that start-up with several encodings
+ * takes as long as the largest file rather than the sum. */
+typedef struct vocab_job {
+  const char *dir;
+  const tok__manifest *m; /* the first manifest naming this file */
+  tok__vocab *v;
+  tok_err rc;
+  tok_error err;
+} vocab_job;
+
+static void *vocab_job_run(void *arg)
 {
-  for (size_t i = 0; i < reg->n_vocabs; i++)
-    if (strcmp(reg->vocabs[i]->file, m->ranks) == 0) {
-      if (m->sha256[0] && strcmp(m->sha256, reg->vocabs[i]->sha256) != 0)
-        return tok__fail(err, TOK_ECHECKSUM, TOK_NO_POS, TOK_NO_POS,
-                         "%s: manifests of %s disagree about its sha256", m->ranks, m->name);
-      *out = reg->vocabs[i];
-      return TOK_OK;
-    }
+  vocab_job *job = arg;
+  const tok__manifest *m = job->m;
   const char *data;
   size_t len;
   tok__embedded_file embedded = {0};
-  tok_err rc = read_source(dir, m->ranks, &data, &len, &embedded, err);
-  if (rc != TOK_OK) return rc;
+  job->rc = read_source(job->dir, m->ranks, &data, &len, &embedded, &job->err);
+  if (job->rc != TOK_OK) return NULL;
   char sum[65];
-  if (dir) {
+  if (job->dir) {
     /* Files from disk are checked; the embedded copies were checked when the binary was
      * built (make vocab-check) and by the test suite. */
     tok__sha256_hex(data, len, sum);
     if (m->sha256[0] && strcmp(sum, m->sha256) != 0) {
       release_source(data, &embedded);
-      return tok__fail(err, TOK_ECHECKSUM, TOK_NO_POS, TOK_NO_POS,
-                       "%s/%s: sha256 is %s, manifest of %s expects %s", dir, m->ranks, sum,
-                       m->name, m->sha256);
+      job->rc = tok__fail(&job->err, TOK_ECHECKSUM, TOK_NO_POS, TOK_NO_POS,
+                          "%s/%s: sha256 is %s, manifest of %s expects %s", job->dir, m->ranks,
+                          sum, m->name, m->sha256);
+      return NULL;
     }
   } else {
     snprintf(sum, sizeof sum, "%s", m->sha256);
   }
-  tok__vocab *v = NULL;
-  tok__vocab **grown = realloc(reg->vocabs, (reg->n_vocabs + 1) * sizeof *grown);
-  if (!grown) rc = tok__fail(err, TOK_ENOMEM, TOK_NO_POS, TOK_NO_POS, "out of memory");
-  else {
-    reg->vocabs = grown;
-    rc = tok__vocab_parse(m->ranks, data, len, &v, err);
-  }
+  job->rc = tok__vocab_parse(m->ranks, data, len, &job->v, &job->err);
   release_source(data, &embedded);
-  if (rc != TOK_OK) return rc;
-  memcpy(v->sha256, sum, sizeof sum);
-  reg->vocabs[reg->n_vocabs++] = v;
-  *out = v;
-  return TOK_OK;
+  if (job->rc == TOK_OK) memcpy(job->v->sha256, sum, sizeof sum);
+  return NULL;
+}
+
+/* Loads the rank files of all encodings in reg, each file once, in parallel. */
+static tok_err registry_load_vocabs(tok_registry *reg, const char *dir, tok_error *err)
+{
+  vocab_job *jobs = calloc(reg->n_encs, sizeof *jobs);
+  pthread_t *threads = calloc(reg->n_encs, sizeof *threads);
+  bool *started = calloc(reg->n_encs, sizeof *started);
+  size_t n_jobs = 0;
+  tok_err rc = TOK_OK;
+  if (!jobs || !threads || !started) {
+    rc = tok__fail(err, TOK_ENOMEM, TOK_NO_POS, TOK_NO_POS, "out of memory");
+    goto done;
+  }
+  for (size_t e = 0; e < reg->n_encs; e++) {
+    const tok__manifest *m = &reg->encs[e]->manifest;
+    size_t j = 0;
+    while (j < n_jobs && strcmp(jobs[j].m->ranks, m->ranks) != 0) j++;
+    if (j == n_jobs) jobs[n_jobs++] = (vocab_job){.dir = dir, .m = m};
+    else if (m->sha256[0] && jobs[j].m->sha256[0] && strcmp(m->sha256, jobs[j].m->sha256) != 0) {
+      rc = tok__fail(err, TOK_ECHECKSUM, TOK_NO_POS, TOK_NO_POS,
+                     "%s: the manifests of %s and %s disagree about its sha256", m->ranks,
+                     jobs[j].m->name, m->name);
+      goto done;
+    }
+  }
+  for (size_t j = 1; j < n_jobs; j++)
+    started[j] = pthread_create(&threads[j], NULL, vocab_job_run, &jobs[j]) == 0;
+  for (size_t j = 0; j < n_jobs; j++) {
+    if (j == 0 || !started[j]) vocab_job_run(&jobs[j]); /* this thread does the first */
+    else pthread_join(threads[j], NULL);
+  }
+  for (size_t j = 0; j < n_jobs && rc == TOK_OK; j++)
+    if (jobs[j].rc != TOK_OK) {
+      rc = jobs[j].rc;
+      if (err) *err = jobs[j].err;
+    }
+  if (rc == TOK_OK) {
+    if (!(reg->vocabs = calloc(n_jobs, sizeof *reg->vocabs))) {
+      rc = tok__fail(err, TOK_ENOMEM, TOK_NO_POS, TOK_NO_POS, "out of memory");
+      goto done;
+    }
+    for (size_t j = 0; j < n_jobs; j++) {
+      reg->vocabs[j] = jobs[j].v;
+      jobs[j].v = NULL;
+    }
+    reg->n_vocabs = n_jobs;
+    for (size_t e = 0; e < reg->n_encs; e++)
+      for (size_t j = 0; j < n_jobs; j++)
+        if (strcmp(reg->vocabs[j]->file, reg->encs[e]->manifest.ranks) == 0)
+          reg->encs[e]->vocab = reg->vocabs[j];
+  }
+done:
+  for (size_t j = 0; jobs && j < n_jobs; j++) tok__vocab_free(jobs[j].v);
+  free(jobs);
+  free(threads);
+  free(started);
+  return rc;
 }
 
 /* Checks the special tokens against the ranks and fills the encoding's derived fields. */
@@ -340,9 +397,6 @@ tok_err tok_registry_load(const char *vocab_dir, const char *names, tok_registry
     reg->encs = grown;
     enc->manifest = m;
     reg->encs[reg->n_encs++] = enc;
-    if ((rc = registry_vocab(reg, vocab_dir, &enc->manifest, &enc->vocab, err)) != TOK_OK)
-      goto done;
-    if ((rc = encoding_finish(enc, vocab_dir == NULL, err)) != TOK_OK) goto done;
   }
 
   /* every requested name must have been found */
@@ -362,11 +416,18 @@ tok_err tok_registry_load(const char *vocab_dir, const char *names, tok_registry
     rc = tok__fail(err, TOK_EUNKNOWN_ENCODING, TOK_NO_POS, TOK_NO_POS, "no encoding selected");
     goto done;
   }
-  rc = TOK_OK;
+  if ((rc = registry_load_vocabs(reg, vocab_dir, err)) != TOK_OK) goto done;
+  for (size_t e = 0; e < reg->n_encs; e++)
+    if ((rc = encoding_finish(reg->encs[e], vocab_dir == NULL, err)) != TOK_OK) goto done;
 
 done:
   for (size_t i = 0; i < n_files; i++) free(files[i]);
   free(files);
+#ifdef __GLIBC__
+  /* Parsing leaves megabytes of freed temporaries in the heap; a sidecar is judged by its
+   * resident memory, so hand them back now (measured: 12.6 -> 8.2 MB for cl100k+o200k). */
+  malloc_trim(0);
+#endif
   if (rc != TOK_OK) {
     tok_registry_free(reg);
     return rc;

@@ -22,19 +22,32 @@
 typedef struct line_entry {
   const char *b64;
   uint32_t b64_len;
+  uint32_t dec_len;
   uint32_t rank;
   uint32_t line;
 } line_entry;
 
-static int b64_value(uint8_t c)
-{
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
+/* base64 digit values, -1 for bytes outside the alphabet */
+static const int8_t B64[256] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+    -1,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,
+    -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+
+static int b64_value(uint8_t c) { return B64[c]; }
 
 /* Decoded length of a padded base64 string, or -1 when it is not one. */
 static long b64_decoded_len(const char *s, size_t len)
@@ -67,6 +80,7 @@ void tok__vocab_free(tok__vocab *v)
   free(v->file);
   free(v->off);
   free(v->bytes);
+  free(v->pair_rank);
   tok__phash_free(&v->index);
   free(v);
 }
@@ -128,7 +142,7 @@ tok_err tok__vocab_parse(const char *file, const char *text, size_t text_len, to
       lines = grown;
       lines_cap = cap;
     }
-    lines[n_lines++] = (line_entry){line, (uint32_t)b64_len, (uint32_t)rank, line_no};
+    lines[n_lines++] = (line_entry){line, (uint32_t)b64_len, (uint32_t)dec_len, (uint32_t)rank, line_no};
     if (rank + 1 > rank_end) rank_end = (uint32_t)rank + 1;
     total_bytes += (size_t)dec_len;
   }
@@ -152,7 +166,7 @@ tok_err tok__vocab_parse(const char *file, const char *text, size_t text_len, to
                      file, lines[i].line, r);
       goto fail;
     }
-    v->off[r + 1] = (uint32_t)b64_decoded_len(lines[i].b64, lines[i].b64_len);
+    v->off[r + 1] = lines[i].dec_len;
   }
   for (uint32_t r = 0; r < rank_end; r++) v->off[r + 1] += v->off[r];
   for (size_t i = 0; i < n_lines; i++) {
@@ -161,9 +175,13 @@ tok_err tok__vocab_parse(const char *file, const char *text, size_t text_len, to
     keys[i] = (tok__phash_key){v->bytes + v->off[r], v->off[r + 1] - v->off[r], r};
   }
 
+  if (!(v->pair_rank = malloc(65536 * sizeof *v->pair_rank))) goto fail;
   for (int b = 0; b < 256; b++) v->byte_rank[b] = TOK__NO_RANK;
-  for (size_t i = 0; i < n_lines; i++)
+  for (int b = 0; b < 65536; b++) v->pair_rank[b] = TOK__NO_RANK;
+  for (size_t i = 0; i < n_lines; i++) {
     if (keys[i].len == 1) v->byte_rank[keys[i].bytes[0]] = keys[i].value;
+    if (keys[i].len == 2) v->pair_rank[(uint32_t)keys[i].bytes[0] << 8 | keys[i].bytes[1]] = keys[i].value;
+  }
 
   int built = tok__phash_build(&v->index, keys, (uint32_t)n_lines);
   if (built == -2) {

@@ -8,11 +8,11 @@
 //   <file>.all.ids  encode(text, allowed_special="all") (only for files with "special")
 // Format: ids separated by single spaces, then a newline, exactly what `tokd encode` prints.
 import { readFileSync, writeFileSync, mkdirSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { createRequire } from "node:module";
 
 const [modules, dataDir] = process.argv.slice(2);
-const require = createRequire(join(modules, "x.js"));
+const require = createRequire(resolve(modules, "x.js"));
 const { get_encoding } = require("tiktoken");
 const encodings = ["r50k_base", "p50k_base", "p50k_edit", "cl100k_base", "o200k_base"];
 const corpus = join(dataDir, "corpus");

@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+// Side-by-side single-thread encode throughput: tokd (in process, `tokd bench`) against
+// the tools a user would otherwise pick, in one run, on the same files:
+//   tiktoken-native  npm tiktoken-node (OpenAI's Rust core, native binding; no o200k)
+//   tiktoken-wasm    npm tiktoken (the same Rust core compiled to WASM)
+//   hf-tokenizers    npm tokenizers (HuggingFace, native) with a tokenizer.json converted
+//                    from the same ranks (bench/hf_from_tiktoken.mjs)
+// Usage: node bench/core.mjs TOKD REF_DIR SECONDS FILE...
+// Prints MB/s per tool and file and the ratio tokd / tiktoken-native (or / wasm for o200k).
+import { execFileSync } from "node:child_process";
+import { readFileSync, existsSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
+import { createRequire } from "node:module";
+
+const [tokd, refDir, secondsArg, ...files] = process.argv.slice(2);
+const seconds = Number(secondsArg);
+const require = createRequire(resolve(refDir, "node_modules", "x.js"));
+const tiktokenNode = require("tiktoken-node");
+const { get_encoding } = require("tiktoken");
+const { Tokenizer } = require("tokenizers");
+
+function timeSync(fn, bytes) {
+  fn(); // warm-up
+  let runs = 0;
+  const start = process.hrtime.bigint();
+  let elapsed = 0;
+  do {
+    fn();
+    runs++;
+    elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  } while (elapsed < seconds);
+  return (bytes * runs) / elapsed / 1e6;
+}
+
+async function timeAsync(fn, bytes) {
+  await fn();
+  let runs = 0;
+  const start = process.hrtime.bigint();
+  let elapsed = 0;
+  do {
+    await fn();
+    runs++;
+    elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  } while (elapsed < seconds);
+  return (bytes * runs) / elapsed / 1e6;
+}
+
+const rows = [];
+for (const encName of ["cl100k_base", "o200k_base"]) {
+  const out = execFileSync(tokd, ["bench", "--encoding", encName, "--seconds", String(seconds), ...files],
+    { encoding: "utf8", maxBuffer: 1 << 24 });
+  const tokdMbs = {};
+  for (const line of out.split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 4) tokdMbs[f[0]] = { mbs: Number(f[3]), tokens: Number(f[2]) };
+  }
+  const native = encName === "cl100k_base" ? tiktokenNode.getEncoding(encName) : null;
+  const wasm = get_encoding(encName);
+  const hfPath = join(refDir, `${encName}.hf.json`);
+  const hf = existsSync(hfPath) ? Tokenizer.fromFile(hfPath) : null;
+  for (const file of files) {
+    const text = readFileSync(file, "utf8");
+    const bytes = Buffer.byteLength(text);
+    const row = { encoding: encName, file: basename(file), bytes, tokd: tokdMbs[file].mbs };
+    const slowRun = /run_/.test(file) && bytes > 150000; // tiktoken is superlinear here
+    row.native = native ? timeSync(() => native.encode(text), bytes) : null;
+    row.wasm = timeSync(() => wasm.encode_ordinary(text), bytes);
+    row.hf = hf ? await timeAsync(() => hf.encode(text, null, { addSpecialTokens: false }), bytes) : null;
+    const ref = wasm.encode_ordinary(text).length;
+    row.same = ref === tokdMbs[file].tokens;
+    if (!slowRun || true) rows.push(row);
+    const f = (x) => (x == null ? "-" : x.toFixed(2));
+    const base = row.native ?? row.wasm;
+    console.log(`${encName.padEnd(12)} ${row.file.padEnd(22)} ${String(bytes).padStart(8)}  ` +
+      `tokd ${f(row.tokd).padStart(7)}  native ${f(row.native).padStart(6)}  wasm ${f(row.wasm).padStart(6)}  ` +
+      `hf ${f(row.hf).padStart(6)}  tokd/${row.native ? "native" : "wasm"} ${(row.tokd / base).toFixed(1)}x` +
+      `${row.same ? "" : "  (TOKEN COUNT DIFFERS)"}`);
+  }
+  wasm.free();
+}

@@ -1,0 +1,117 @@
+/* check_bpe.c — the merge loop: both mergers agree; long runs cost O(n log n). */
+#include "internal.h"
+#include "testutil.h"
+
+/* Protects: the heap merger (long pieces) gives exactly the scan merger's result. */
+START_TEST(test_mergers_agree)
+{
+  static const char *alphabets[] = {"ab", "abc ", "aaaaab", "etaoin shrdlu", "01", "_-=",
+                                    "\xe4\xb8\xad\xe6\x96\x87", "\xf0\x9f\x8e\x89 ", "Aa'sT"};
+  tok_scratch *s = tok_scratch_new(NULL);
+  ck_assert_int_eq(tok__scratch_fit(s, TOK__LONG_PIECE), TOK_OK);
+  uint32_t x = 777, a[TOK__LONG_PIECE], b[TOK__LONG_PIECE];
+  uint8_t piece[TOK__LONG_PIECE];
+  for (size_t e = 0; e < 5; e++) {
+    const tok__vocab *v = tu_encoding(TU_ENCODINGS[e])->vocab;
+    for (int iter = 0; iter < 400; iter++) {
+      const char *alpha = alphabets[iter % 9];
+      size_t alen = strlen(alpha), n = 2 + (size_t)iter % (TOK__LONG_PIECE - 1);
+      for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        piece[i] = (uint8_t)alpha[x % alen];
+      }
+      size_t na, nb;
+      ck_assert_int_eq(tok__bpe_encode_piece_scan(v, s, piece, n, a, &na), TOK_OK);
+      ck_assert_int_eq(tok__bpe_encode_piece_heap(v, s, piece, n, b, &nb), TOK_OK);
+      ck_assert_uint_eq(na, nb);
+      for (size_t i = 0; i < na; i++) ck_assert_uint_eq(a[i], b[i]);
+      /* and the tokens spell the piece */
+      size_t at = 0;
+      for (size_t i = 0; i < na; i++) {
+        size_t len = v->off[a[i] + 1] - v->off[a[i]];
+        ck_assert(memcmp(v->bytes + v->off[a[i]], piece + at, len) == 0);
+        at += len;
+      }
+      ck_assert_uint_eq(at, n);
+    }
+  }
+  tok_scratch_free(s);
+}
+END_TEST
+
+/* Encodes `len` copies of `unit` and returns the work counters. */
+static tok_work_stats run_work(const char *encoding, const char *unit, size_t len, size_t *tokens)
+{
+  size_t ulen = strlen(unit);
+  char *text = malloc(len * ulen);
+  for (size_t i = 0; i < len; i++) memcpy(text + i * ulen, unit, ulen);
+  tok_scratch *s = tok_scratch_new(NULL);
+  size_t count;
+  tok_error err;
+  ck_assert_msg(tok_count(tu_encoding(encoding), s, text, len * ulen, NULL, &count, NULL, &err) ==
+                    TOK_OK, "%s", err.detail);
+  tok_work_stats st = tok_scratch_stats(s);
+  tok_scratch_free(s);
+  free(text);
+  *tokens = count;
+  return st;
+}
+
+/* Protects: a run of one character (the trap that makes tiktoken quadratic) costs work
+ * proportional to n log n: doubling the input at most ~doubles heap operations. */
+START_TEST(test_long_runs_bounded)
+{
+  static const char *units[] = {"a", " ", "_", "\n", "\xf0\x9f\x8e\x89", "ab", "1"};
+  for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
+    for (size_t e = 3; e < 5; e++) {
+      size_t t1, t2;
+      tok_work_stats s1 = run_work(TU_ENCODINGS[e], units[u], 100000, &t1);
+      tok_work_stats s2 = run_work(TU_ENCODINGS[e], units[u], 200000, &t2);
+      size_t bytes1 = 100000 * strlen(units[u]);
+      /* merges never exceed bytes; heap work is a small multiple of bytes * log2(bytes) */
+      ck_assert_uint_le(s1.merge_steps, bytes1);
+      ck_assert_uint_le(s1.heap_ops, 4 * bytes1 * 18);
+      ck_assert_msg(s2.heap_ops <= 2.3 * (double)s1.heap_ops + 1000,
+                    "unit %zu: heap ops %llu -> %llu when doubling", u,
+                    (unsigned long long)s1.heap_ops, (unsigned long long)s2.heap_ops);
+      ck_assert_msg(s2.rank_lookups <= 2.3 * (double)s1.rank_lookups + 1000, "lookups grew");
+      ck_assert_uint_ge(t2, t1);
+    }
+  }
+}
+END_TEST
+
+/* Protects: one million identical characters complete (and round-trip). */
+START_TEST(test_million_a)
+{
+  size_t n = 1000000;
+  char *text = malloc(n);
+  memset(text, 'a', n);
+  const tok_encoding *enc = tu_encoding("cl100k_base");
+  tok_scratch *s = tok_scratch_new(NULL);
+  tok_encode_result r;
+  tok_error err;
+  ck_assert_int_eq(tok_encode(enc, s, text, n, NULL, &r, &err), TOK_OK);
+  tok_buf out = {0};
+  ck_assert_int_eq(tok_decode_bytes(enc, r.ids, r.len, &out, &err), TOK_OK);
+  ck_assert_uint_eq(out.len, n);
+  ck_assert(memcmp(out.data, text, n) == 0);
+  tok_work_stats st = tok_scratch_stats(s);
+  ck_assert_uint_le(st.merge_steps, n);
+  tok_buf_free(&out);
+  tok_scratch_free(s);
+  free(text);
+}
+END_TEST
+
+Suite *bpe_suite(void)
+{
+  Suite *s = suite_create("bpe");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_mergers_agree);
+  tcase_add_test(tc, test_long_runs_bounded);
+  tcase_add_test(tc, test_million_a);
+  suite_add_tcase(s, tc);
+  return s;
+}

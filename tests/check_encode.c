@@ -1,0 +1,228 @@
+/* check_encode.c — encode/count/decode contracts: specials, limits, offsets, errors,
+ * threads. */
+#include <pthread.h>
+
+#include "testutil.h"
+
+static tok_scratch *scratch;
+static void setup(void) { scratch = tok_scratch_new(NULL); }
+static void teardown(void) { tok_scratch_free(scratch); }
+
+/* Protects: special-token text is ordinary by default and becomes ids only when allowed. */
+START_TEST(test_special_tokens)
+{
+  const tok_encoding *enc = tu_encoding("cl100k_base");
+  const char *text = "a<|endoftext|>b<|fim_prefix|>";
+  tok_encode_result r;
+  tok_error err;
+  ck_assert_int_eq(tok_encode(enc, scratch, text, strlen(text), NULL, &r, &err), TOK_OK);
+  for (size_t i = 0; i < r.len; i++) ck_assert_uint_lt(r.ids[i], 100256);
+
+  tok_special_set set;
+  ck_assert_int_eq(tok_special_set_parse(enc, "<|endoftext|>", 13, &set, &err), TOK_OK);
+  tok_encode_opts opts = {.allowed_special = &set};
+  ck_assert_int_eq(tok_encode(enc, scratch, text, strlen(text), &opts, &r, &err), TOK_OK);
+  ck_assert_uint_eq(r.ids[1], 100257);
+  bool fim_ordinary = true;
+  for (size_t i = 2; i < r.len; i++) fim_ordinary &= r.ids[i] < 100256;
+  ck_assert(fim_ordinary);
+
+  opts.check_disallowed = true;
+  ck_assert_int_eq(tok_encode(enc, scratch, text, strlen(text), &opts, &r, &err),
+                   TOK_EDISALLOWED_SPECIAL);
+  ck_assert_uint_eq(err.pos, 15);
+  ck_assert(strstr(err.detail, "<|fim_prefix|>") != NULL);
+
+  ck_assert_int_eq(tok_special_set_parse(enc, "<|endoftext|>,<|nope|>", 22, &set, &err),
+                   TOK_EUNKNOWN_SPECIAL);
+  ck_assert(strstr(err.detail, "<|nope|>") != NULL);
+}
+END_TEST
+
+/* Protects: invalid UTF-8 is an error with the byte offset, never a wrong answer. */
+START_TEST(test_invalid_utf8)
+{
+  const tok_encoding *enc = tu_encoding("o200k_base");
+  tok_encode_result r;
+  tok_error err;
+  ck_assert_int_eq(tok_encode(enc, scratch, "hello \xff world", 13, NULL, &r, &err), TOK_EUTF8);
+  ck_assert_uint_eq(err.pos, 6);
+  size_t n;
+  ck_assert_int_eq(tok_count(enc, scratch, "\xed\xa0\x80", 3, NULL, &n, NULL, &err), TOK_EUTF8);
+  ck_assert_uint_eq(err.pos, 0);
+}
+END_TEST
+
+/* Protects: decoding an unused or out-of-range id names the id and its index. */
+START_TEST(test_decode_unknown)
+{
+  const tok_encoding *enc = tu_encoding("cl100k_base");
+  tok_buf out = {0};
+  tok_error err;
+  uint32_t ids[] = {15339, 100256};
+  ck_assert_int_eq(tok_decode_bytes(enc, ids, 2, &out, &err), TOK_EUNKNOWN_TOKEN);
+  ck_assert_uint_eq(err.index, 1);
+  ck_assert(strstr(err.detail, "100256") != NULL);
+  ck_assert_uint_eq(out.len, 0); /* nothing half-written */
+  uint32_t unused[] = {100261, 100275, 100277, UINT32_MAX};
+  for (int i = 0; i < 4; i++)
+    ck_assert_int_eq(tok_decode_bytes(enc, unused + i, 1, &out, &err), TOK_EUNKNOWN_TOKEN);
+  uint32_t good[] = {100257, 100276};
+  ck_assert_int_eq(tok_decode_bytes(enc, good, 2, &out, &err), TOK_OK);
+  ck_assert_uint_eq(out.len, 13 + 15);
+  /* p50k: 50256 is a gap among ranks, filled by <|endoftext|> */
+  out.len = 0;
+  uint32_t eot = 50256;
+  ck_assert_int_eq(tok_decode_bytes(tu_encoding("p50k_base"), &eot, 1, &out, &err), TOK_OK);
+  ck_assert(out.len == 13 && memcmp(out.data, "<|endoftext|>", 13) == 0);
+  /* the output cap is honoured */
+  tok_buf small = {.limit = 4};
+  ck_assert_int_eq(tok_decode_bytes(enc, good, 2, &small, &err), TOK_ELIMIT);
+  tok_buf_free(&small);
+  tok_buf_free(&out);
+}
+END_TEST
+
+/* Protects: stop_after stops early and says so; counts agree with encode. */
+START_TEST(test_stop_after_and_count)
+{
+  const tok_encoding *enc = tu_encoding("cl100k_base");
+  size_t len;
+  char *text = tu_read_file("data/corpus/prose_en.txt", &len);
+  tok_encode_result r;
+  tok_error err;
+  ck_assert_int_eq(tok_encode(enc, scratch, text, len, NULL, &r, &err), TOK_OK);
+  size_t full = r.len, n;
+  bool stopped;
+  ck_assert_int_eq(tok_count(enc, scratch, text, len, NULL, &n, &stopped, &err), TOK_OK);
+  ck_assert_uint_eq(n, full);
+  ck_assert(!stopped);
+  tok_encode_opts opts = {.stop_after = 10};
+  ck_assert_int_eq(tok_count(enc, scratch, text, len, &opts, &n, &stopped, &err), TOK_OK);
+  ck_assert(stopped);
+  ck_assert_uint_eq(n, 11);
+  opts.stop_after = full; /* exactly fits */
+  ck_assert_int_eq(tok_count(enc, scratch, text, len, &opts, &n, &stopped, &err), TOK_OK);
+  ck_assert(!stopped);
+  ck_assert_uint_eq(n, full);
+  free(text);
+}
+END_TEST
+
+/* Protects: offsets point at each token's bytes, so slicing text by offsets gives the
+ * decoded tokens. */
+START_TEST(test_offsets)
+{
+  const char *files[] = {"data/corpus/prose_multi.txt", "data/corpus/emoji.txt",
+                         "data/corpus/gen_special.txt"};
+  for (int f = 0; f < 3; f++) {
+    const tok_encoding *enc = tu_encoding("o200k_base");
+    size_t len;
+    char *text = tu_read_file(files[f], &len);
+    tok_special_set all;
+    tok_special_set_all(enc, &all);
+    tok_encode_opts opts = {.want_offsets = true, .allowed_special = &all};
+    tok_encode_result r;
+    tok_error err;
+    ck_assert_int_eq(tok_encode(enc, scratch, text, len, &opts, &r, &err), TOK_OK);
+    ck_assert_ptr_nonnull(r.offsets);
+    size_t at = 0;
+    for (size_t i = 0; i < r.len; i++) {
+      size_t tl;
+      const char *tb = tok_token_bytes(enc, r.ids[i], &tl);
+      ck_assert_uint_eq(r.offsets[i], at);
+      ck_assert(memcmp(text + at, tb, tl) == 0);
+      at += tl;
+    }
+    ck_assert_uint_eq(at, len);
+    free(text);
+  }
+}
+END_TEST
+
+/* Protects: the output limit turns a huge result into TOK_ELIMIT, not an allocation. */
+START_TEST(test_token_limit)
+{
+  tok_limits lim = {.max_tokens_out = 5};
+  tok_scratch *s = tok_scratch_new(&lim);
+  tok_encode_result r;
+  tok_error err;
+  const char *text = "one two three four five six seven";
+  ck_assert_int_eq(tok_encode(tu_encoding("cl100k_base"), s, text, strlen(text), NULL, &r, &err),
+                   TOK_ELIMIT);
+  tok_scratch_free(s);
+}
+END_TEST
+
+typedef struct worker {
+  const tok_encoding *enc;
+  const char *text;
+  size_t len;
+  const uint32_t *want;
+  size_t want_len;
+  int mismatches;
+} worker;
+
+static void *encode_worker(void *arg)
+{
+  worker *w = arg;
+  tok_scratch *s = tok_scratch_new(NULL);
+  for (int round = 0; round < 20; round++) {
+    tok_encode_result r;
+    if (tok_encode(w->enc, s, w->text, w->len, NULL, &r, NULL) != TOK_OK || r.len != w->want_len ||
+        memcmp(r.ids, w->want, r.len * sizeof *r.ids) != 0)
+      w->mismatches++;
+  }
+  tok_scratch_free(s);
+  return NULL;
+}
+
+/* Protects: many threads share the loaded encodings without locks and get identical
+ * results (run under TSan by `make SANITIZER=thread test`). */
+START_TEST(test_threads)
+{
+  enum { N = 8 };
+  const char *files[] = {"data/corpus/prose_multi.txt", "data/corpus/code_c.txt",
+                         "data/corpus/cjk.txt", "data/corpus/gen_run_a.txt"};
+  worker w[N];
+  pthread_t t[N];
+  char *texts[4];
+  uint32_t *want[4];
+  size_t lens[4], want_len[4];
+  const tok_encoding *enc = tu_encoding("o200k_base");
+  for (int f = 0; f < 4; f++) {
+    texts[f] = tu_read_file(files[f], &lens[f]);
+    tok_encode_result r;
+    ck_assert_int_eq(tok_encode(enc, scratch, texts[f], lens[f], NULL, &r, NULL), TOK_OK);
+    want[f] = malloc(r.len * sizeof *r.ids);
+    memcpy(want[f], r.ids, r.len * sizeof *r.ids);
+    want_len[f] = r.len;
+  }
+  for (int i = 0; i < N; i++) {
+    w[i] = (worker){enc, texts[i % 4], lens[i % 4], want[i % 4], want_len[i % 4], 0};
+    ck_assert_int_eq(pthread_create(&t[i], NULL, encode_worker, &w[i]), 0);
+  }
+  for (int i = 0; i < N; i++) {
+    pthread_join(t[i], NULL);
+    ck_assert_int_eq(w[i].mismatches, 0);
+  }
+  for (int f = 0; f < 4; f++) free(texts[f]), free(want[f]);
+}
+END_TEST
+
+Suite *encode_suite(void)
+{
+  Suite *s = suite_create("encode");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 120);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_special_tokens);
+  tcase_add_test(tc, test_invalid_utf8);
+  tcase_add_test(tc, test_decode_unknown);
+  tcase_add_test(tc, test_stop_after_and_count);
+  tcase_add_test(tc, test_offsets);
+  tcase_add_test(tc, test_token_limit);
+  tcase_add_test(tc, test_threads);
+  suite_add_tcase(s, tc);
+  return s;
+}

@@ -1,0 +1,109 @@
+/* check_utf8.c — UTF-8 validation, lossy repair and the streaming "complete prefix". */
+#include "testutil.h"
+
+/* Protects: every class of ill-formed UTF-8 is refused, at the right offset. */
+START_TEST(test_validate)
+{
+  static const struct {
+    const char *s;
+    size_t len;
+    bool ok;
+    size_t bad;
+  } cases[] = {
+      {"", 0, true, 0},
+      {"plain ascii text, long enough for the 8-byte path", 49, true, 0},
+      {"caf\xc3\xa9", 5, true, 0},
+      {"\xe2\x82\xac \xf0\x9f\x8e\x89", 8, true, 0},
+      {"\xf4\x8f\xbf\xbf", 4, true, 0},          /* U+10FFFF */
+      {"ab\x80", 3, false, 2},                    /* stray continuation */
+      {"\xc0\xaf", 2, false, 0},                  /* overlong '/' */
+      {"\xc1\xbf", 2, false, 0},                  /* overlong */
+      {"\xe0\x80\xaf", 3, false, 0},              /* overlong 3-byte */
+      {"\xed\xa0\x80", 3, false, 0},              /* surrogate U+D800 */
+      {"\xf4\x90\x80\x80", 4, false, 0},          /* above U+10FFFF */
+      {"\xf5\x80\x80\x80", 4, false, 0},          /* invalid lead */
+      {"0123456789\xe2\x82", 12, false, 10},      /* truncated at the end */
+      {"abcdefgh\xffijkl", 13, false, 8},         /* 0xFF after an ASCII block */
+      {"\xe4\xb8\xad\xe4\xb8", 5, false, 3},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    size_t bad = 999;
+    bool ok = tok_utf8_valid(cases[i].s, cases[i].len, &bad);
+    ck_assert_msg(ok == cases[i].ok, "case %zu", i);
+    if (!ok) ck_assert_msg(bad == cases[i].bad, "case %zu: bad at %zu", i, bad);
+  }
+}
+END_TEST
+
+static char *lossy(const char *s, size_t len)
+{
+  tok_buf out = {0};
+  ck_assert_int_eq(tok_utf8_append_lossy(&out, s, len), TOK_OK);
+  ck_assert_int_eq(tok_buf_append(&out, "", 1), TOK_OK);
+  return out.data;
+}
+
+/* Protects: replacement follows "maximal subparts" (what TextDecoder and Python produce). */
+START_TEST(test_lossy)
+{
+#define FFFD "\xef\xbf\xbd"
+  static const struct {
+    const char *in;
+    size_t len;
+    const char *want;
+  } cases[] = {
+      {"ok", 2, "ok"},
+      {"a\x80z", 3, "a" FFFD "z"},
+      {"\xe2\x82z", 3, FFFD "z"},                 /* truncated 3-byte: one U+FFFD */
+      {"\xf0\x9f\x8e", 3, FFFD},                  /* truncated 4-byte at the end */
+      {"\xc0\xaf", 2, FFFD FFFD},                 /* C0 is never valid: two */
+      {"\xed\xa0\x80", 3, FFFD FFFD FFFD},        /* surrogate: three */
+      {"\xf4\x90\x80\x80", 4, FFFD FFFD FFFD FFFD},
+      {"\xe0\x80\xaf", 3, FFFD FFFD FFFD},
+      {"\xf1\x80\x80\xe1\x80\xc2", 6, FFFD FFFD FFFD}, /* Unicode 3-7 example */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *got = lossy(cases[i].in, cases[i].len);
+    ck_assert_msg(strcmp(got, cases[i].want) == 0, "case %zu", i);
+    free(got);
+  }
+}
+END_TEST
+
+/* Protects: streaming decode holds back only a tail that could still become a character. */
+START_TEST(test_complete_len)
+{
+  ck_assert_uint_eq(tok_utf8_complete_len("abc", 3), 3);
+  ck_assert_uint_eq(tok_utf8_complete_len("ab\xe2\x82", 4), 2);
+  ck_assert_uint_eq(tok_utf8_complete_len("ab\xe2", 3), 2);
+  ck_assert_uint_eq(tok_utf8_complete_len("ab\xe2\x82\xac", 5), 5);
+  ck_assert_uint_eq(tok_utf8_complete_len("\xf0\x9f\x8e", 3), 0);
+  ck_assert_uint_eq(tok_utf8_complete_len("\xf0\x9f\x8e\x89", 4), 4);
+  ck_assert_uint_eq(tok_utf8_complete_len("a\x80", 2), 2);      /* invalid: not held back */
+  ck_assert_uint_eq(tok_utf8_complete_len("a\xe0\x80", 3), 3);  /* can never be valid */
+  ck_assert_uint_eq(tok_utf8_complete_len("", 0), 0);
+}
+END_TEST
+
+/* Protects: the buffer cap is enforced (a server turns TOK_ELIMIT into 413). */
+START_TEST(test_buf_limit)
+{
+  tok_buf b = {.limit = 10};
+  ck_assert_int_eq(tok_buf_append(&b, "0123456789", 10), TOK_OK);
+  ck_assert_int_eq(tok_buf_append(&b, "x", 1), TOK_ELIMIT);
+  ck_assert_uint_eq(b.len, 10);
+  tok_buf_free(&b);
+}
+END_TEST
+
+Suite *utf8_suite(void)
+{
+  Suite *s = suite_create("utf8");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, test_validate);
+  tcase_add_test(tc, test_lossy);
+  tcase_add_test(tc, test_complete_len);
+  tcase_add_test(tc, test_buf_limit);
+  suite_add_tcase(s, tc);
+  return s;
+}

@@ -1,0 +1,65 @@
+#!/bin/sh
+# cli_test.sh — checks the `tokd` command line against the golden vectors and its error
+# contract. Usage: tests/cli_test.sh build/tokd
+set -u
+tokd=$1
+here=$(cd "$(dirname "$0")" && pwd)
+data=$here/data
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+check() { # check DESCRIPTION COMMAND... : the command must succeed
+  desc=$1; shift
+  if "$@"; then ok; else bad "$desc"; fi
+}
+
+# golden vectors, every encoding, through the real binary
+for enc in r50k_base p50k_base p50k_edit cl100k_base o200k_base; do
+  for f in "$data"/corpus/*.txt; do
+    b=$(basename "$f")
+    if "$tokd" encode --encoding "$enc" < "$f" > "$tmp/ids" && cmp -s "$tmp/ids" "$data/golden/$enc/$b.ids"; then ok
+    else bad "encode $enc $b differs from tiktoken"; fi
+    # decode gives the exact bytes back
+    if "$tokd" decode --encoding "$enc" < "$tmp/ids" > "$tmp/back" && cmp -s "$tmp/back" "$f"; then ok
+    else bad "decode $enc $b does not round-trip"; fi
+  done
+  f=$data/corpus/gen_special.txt
+  "$tokd" encode -e "$enc" --allowed-special all < "$f" > "$tmp/ids"
+  check "allowed-special all $enc" cmp -s "$tmp/ids" "$data/golden/$enc/gen_special.txt.all.ids"
+done
+
+# count equals the number of ids
+n=$("$tokd" count -e o200k_base < "$data/corpus/prose_multi.txt")
+want=$(wc -w < "$data/golden/o200k_base/prose_multi.txt.ids")
+check "count" [ "$n" -eq "$want" ]
+check "gpt2 alias" sh -c "printf 'hello world' | '$tokd' encode -e gpt2 | grep -qx '31373 995'"
+check "--model" sh -c "printf 'hello world' | '$tokd' encode --model gpt-4o | grep -qx '24912 2375'"
+check "empty input" sh -c "printf '' | '$tokd' encode | grep -qx ''"
+
+# errors: exit status 2 and a message that says what is wrong
+expect_fail() { # expect_fail STATUS PATTERN DESCRIPTION COMMAND...
+  st=$1 pat=$2 desc=$3; shift 3
+  "$@" > "$tmp/out" 2> "$tmp/err"
+  got=$?
+  if [ "$got" -eq "$st" ] && grep -q -- "$pat" "$tmp/err"; then ok
+  else bad "$desc: status $got, stderr: $(cat "$tmp/err")"; fi
+}
+printf 'ok \377 more' > "$tmp/bad.txt"
+expect_fail 2 "byte offset 3" "invalid UTF-8" sh -c "'$tokd' encode < '$tmp/bad.txt'"
+expect_fail 2 "byte offset 3" "invalid UTF-8 count" sh -c "'$tokd' count < '$tmp/bad.txt'"
+check "--lossy" sh -c "'$tokd' encode --lossy < '$tmp/bad.txt' | '$tokd' decode | grep -q 'ok � more'"
+expect_fail 2 "unknown encoding \"nope\"" "unknown encoding" sh -c "echo hi | '$tokd' encode -e nope"
+expect_fail 2 "100256" "unused id" sh -c "echo '15339 100256' | '$tokd' decode"
+expect_fail 2 "expected a token id" "garbage id" sh -c "echo '12 x3' | '$tokd' decode"
+expect_fail 2 "expected a token id" "id overflow" sh -c "echo '99999999999' | '$tokd' decode"
+expect_fail 2 "not a special token" "unknown special" sh -c "echo hi | '$tokd' encode --allowed-special '<|x|>'"
+expect_fail 2 "not allowed" "disallowed special" sh -c "echo '<|endoftext|>' | '$tokd' encode --disallowed-special"
+expect_fail 2 "unknown model" "unknown model" sh -c "echo hi | '$tokd' encode --model llama"
+expect_fail 2 "unknown command" "unknown command" "$tokd" frobnicate
+check "--help" sh -c "'$tokd' --help | grep -q 'allowed-special'"
+check "decode --lossy" sh -c "printf '%s' '236' | '$tokd' decode --lossy | od -An -tx1 | grep -q 'ef bf bd'"
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

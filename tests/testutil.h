@@ -1,0 +1,38 @@
+/*
+ * testutil.h — helpers shared by the Check suites. Tests run from the tests/ directory
+ * (the Makefile cds there), so data paths are relative to it.
+ */
+#ifndef TOKD_TESTUTIL_H
+#define TOKD_TESTUTIL_H
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tok.h"
+
+/* The registry with every built-in encoding, loaded once per test process. */
+const tok_registry *tu_registry(void);
+const tok_encoding *tu_encoding(const char *name);
+
+/* Reads a whole file; aborts the test when it cannot. Caller frees. */
+char *tu_read_file(const char *path, size_t *len);
+
+/* Parses a whitespace-separated id list; caller frees. */
+uint32_t *tu_parse_ids(const char *text, size_t *n);
+
+/* Writes a file under a fresh temporary directory; returns the directory (static). */
+const char *tu_tempdir(void);
+void tu_write(const char *dir, const char *name, const char *text);
+
+extern const char *const TU_ENCODINGS[5];
+
+Suite *utf8_suite(void);
+Suite *phash_suite(void);
+Suite *vocab_suite(void);
+Suite *bpe_suite(void);
+Suite *encode_suite(void);
+Suite *golden_suite(void);
+
+#endif
