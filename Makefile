@@ -14,6 +14,7 @@ CFLAGS ?= -O2 -g
 SANITIZER ?=
 WERROR ?=
 
+comma := ,
 ifeq ($(SANITIZER),)
 BUILD := build
 SAN_FLAGS :=
@@ -21,18 +22,22 @@ else
 BUILD := build-$(subst $(comma),-,$(SANITIZER))
 SAN_FLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
-comma := ,
+# any sanitizer report fails the run
+export ASAN_OPTIONS ?= abort_on_error=1:detect_leaks=1
+export UBSAN_OPTIONS ?= halt_on_error=1:print_stacktrace=1
+export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
 
 PKGS := libpcre2-8 libmicrohttpd libcjson
-TOKD_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc \
+VERSION := 0.1.0
+TOKD_CFLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"$(VERSION)"' -Iinclude -Isrc \
 	-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
 	-Wformat=2 -Wno-format-nonliteral -Wvla $(if $(WERROR),-Werror) $(SAN_FLAGS)
 DEPS_OK := $(BUILD)/.deps-ok
 
-CORE_SRC := src/buf.c src/utf8.c src/sha256.c src/phash.c src/vocab.c src/pretok.c \
+CORE_SRC := src/buf.c src/utf8.c src/base64.c src/sha256.c src/phash.c src/vocab.c src/pretok.c \
 	src/special.c src/bpe.c src/tok.c src/models.c src/embed.c
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o
-TOKD_SRC := src/main.c
+TOKD_SRC := src/main.c src/server.c src/config.c src/metrics.c src/json.c
 TOKD_OBJ := $(TOKD_SRC:src/%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
@@ -57,7 +62,7 @@ deps-bench: deps
 pkg_cflags = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 pkg_libs = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-$(BUILD)/%.o: src/%.c include/tok.h src/internal.h src/phash.h | $(DEPS_OK)
+$(BUILD)/%.o: src/%.c include/tok.h src/internal.h src/phash.h $(wildcard src/*.h) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -c -o $@ $<
 

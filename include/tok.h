@@ -106,6 +106,16 @@ tok_err tok_utf8_append_lossy(tok_buf *out, const char *s, size_t len);
 size_t tok_utf8_complete_len(const char *s, size_t len);
 
 /* ---------------------------------------------------------------------------------------
+ * Base64 (RFC 4648, padded).
+ */
+
+/* Decoded length of a padded base64 string, or -1 when it is not one. */
+long tok_base64_decoded_len(const char *s, size_t len);
+/* Appends the decoded bytes; TOK_EINVAL when s is not padded base64. "" decodes to "". */
+tok_err tok_base64_decode(const char *s, size_t len, tok_buf *out);
+tok_err tok_base64_encode(const void *bytes, size_t len, tok_buf *out);
+
+/* ---------------------------------------------------------------------------------------
  * Encodings and the registry that owns them.
  */
 typedef struct tok_registry tok_registry;

@@ -146,6 +146,9 @@ tok_err tok__pretok_next(const tok_encoding *enc, tok_scratch *s, const uint8_t 
 long tok__special_find(const tok_encoding *enc, const tok_special_set *set, const uint8_t *text,
                        size_t len, size_t from, size_t *at);
 
+/* base64.c: decodes a string tok_base64_decoded_len accepted */
+void tok__base64_decode_unchecked(const char *s, size_t len, uint8_t *out);
+
 /* sha256.c */
 void tok__sha256_hex(const void *data, size_t len, char out[65]);
 

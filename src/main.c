@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "tok.h"
 
 #define MAX_STDIN ((size_t)1 << 30)
@@ -378,6 +379,9 @@ int main(int argc, char **argv)
     fputs(USAGE, stdout);
     return 0;
   }
+  if (!strcmp(cmd, "serve")) return tokd_serve_main(argc - 1, argv + 1);
+  if (!strcmp(cmd, "health") || !strcmp(cmd, "--healthcheck"))
+    return tokd_health_main(argc - 1, argv + 1);
   cli_opts o;
   int rc = parse_opts(argc - 1, argv + 1, &o);
   if (rc) return rc;

@@ -27,53 +27,6 @@ typedef struct line_entry {
   uint32_t line;
 } line_entry;
 
-/* base64 digit values, -1 for bytes outside the alphabet */
-static const int8_t B64[256] = {
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,
-    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
-    -1,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
-    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,
-    -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
-    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-};
-
-static int b64_value(uint8_t c) { return B64[c]; }
-
-/* Decoded length of a padded base64 string, or -1 when it is not one. */
-static long b64_decoded_len(const char *s, size_t len)
-{
-  if (len == 0 || len % 4 != 0) return -1;
-  size_t pad = (s[len - 1] == '=') + (s[len - 1] == '=' && s[len - 2] == '=');
-  for (size_t i = 0; i < len - pad; i++)
-    if (b64_value((uint8_t)s[i]) < 0) return -1;
-  return (long)(len / 4 * 3 - pad);
-}
-
-static void b64_decode_unchecked(const char *s, size_t len, uint8_t *out)
-{
-  size_t o = 0;
-  for (size_t i = 0; i < len; i += 4) {
-    uint32_t v = (uint32_t)b64_value((uint8_t)s[i]) << 18 | (uint32_t)b64_value((uint8_t)s[i + 1]) << 12;
-    out[o++] = (uint8_t)(v >> 16);
-    if (s[i + 2] == '=') break;
-    v |= (uint32_t)b64_value((uint8_t)s[i + 2]) << 6;
-    out[o++] = (uint8_t)(v >> 8);
-    if (s[i + 3] == '=') break;
-    v |= (uint32_t)b64_value((uint8_t)s[i + 3]);
-    out[o++] = (uint8_t)v;
-  }
-}
-
 void tok__vocab_free(tok__vocab *v)
 {
   if (!v) return;
@@ -113,7 +66,7 @@ tok_err tok__vocab_parse(const char *file, const char *text, size_t text_len, to
       goto fail;
     }
     size_t b64_len = (size_t)(space - line);
-    long dec_len = b64_decoded_len(line, b64_len);
+    long dec_len = tok_base64_decoded_len(line, b64_len);
     if (dec_len <= 0 || dec_len > MAX_TOKEN_LEN) {
       rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, line_no,
                      "%s:%u: token is not valid non-empty base64 (at most %d bytes)", file,
@@ -171,7 +124,7 @@ tok_err tok__vocab_parse(const char *file, const char *text, size_t text_len, to
   for (uint32_t r = 0; r < rank_end; r++) v->off[r + 1] += v->off[r];
   for (size_t i = 0; i < n_lines; i++) {
     uint32_t r = lines[i].rank;
-    b64_decode_unchecked(lines[i].b64, lines[i].b64_len, v->bytes + v->off[r]);
+    tok__base64_decode_unchecked(lines[i].b64, lines[i].b64_len, v->bytes + v->off[r]);
     keys[i] = (tok__phash_key){v->bytes + v->off[r], v->off[r + 1] - v->off[r], r};
   }
 

@@ -4,7 +4,7 @@
 # Called by the Makefile; quiet when everything is present.
 set -eu
 build="gcc make pkg-config libc6-dev libpcre2-dev libmicrohttpd-dev libcjson-dev check"
-test="$build curl"
+test="$build curl python3"
 bench="$test wrk nodejs npm time"
 case "${1:-build}" in
   build) want=$build ;;

@@ -1,0 +1,156 @@
+/*
+ * config.c — flags and TOKD_* environment variables into one tokd_config.
+ *
+ * One table lists every setting once: its flag, its variable, its default and its bounds,
+ * so the help text, the environment and the flags can never disagree.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef enum { T_STR, T_UINT, T_SIZE, T_LOG } setting_type;
+
+typedef struct setting {
+  const char *flag;
+  const char *env;
+  setting_type type;
+  size_t offset;
+  unsigned long long min, max;
+  const char *help;
+} setting;
+
+#define OFF(field) offsetof(tokd_config, field)
+static const setting SETTINGS[] = {
+    {"host", "TOKD_HOST", T_STR, OFF(host), 0, 0, "address to listen on (default 0.0.0.0)"},
+    {"port", "TOKD_PORT", T_UINT, OFF(port), 0, 65535, "TCP port (default 8080; 0 = any free port)"},
+    {"threads", "TOKD_THREADS", T_UINT, OFF(threads), 1, 1024, "worker threads (default: CPU cores)"},
+    {"encodings", "TOKD_ENCODINGS", T_STR, OFF(encodings), 0, 0,
+     "comma-separated encodings to load (default: all)"},
+    {"default-encoding", "TOKD_DEFAULT_ENCODING", T_STR, OFF(default_encoding), 0, 0,
+     "encoding used when a request names none (default cl100k_base, else the first loaded)"},
+    {"vocab-dir", "TOKD_VOCAB_DIR", T_STR, OFF(vocab_dir), 0, 0,
+     "load DIR/*.manifest instead of the built-in vocabularies"},
+    {"max-body-bytes", "TOKD_MAX_BODY_BYTES", T_SIZE, OFF(max_body_bytes), 1, 1ull << 32,
+     "largest request body (default 8388608); larger is 413"},
+    {"max-tokens", "TOKD_MAX_TOKENS", T_SIZE, OFF(max_tokens), 1, 1ull << 32,
+     "most token ids in one request or response (default 4194304)"},
+    {"max-batch", "TOKD_MAX_BATCH", T_SIZE, OFF(max_batch), 1, 1u << 20,
+     "most texts or id lists in one batch (default 1024)"},
+    {"max-connections", "TOKD_MAX_CONNECTIONS", T_UINT, OFF(max_connections), 1, 1000000,
+     "open connections at most (default 1000)"},
+    {"max-inflight", "TOKD_MAX_INFLIGHT", T_UINT, OFF(max_inflight), 1, 1000000,
+     "requests processed at once; above it answers 503 (default 512)"},
+    {"timeout", "TOKD_TIMEOUT", T_UINT, OFF(conn_timeout_s), 1, 86400,
+     "seconds a connection may stay idle or stall mid-request (default 30)"},
+    {"drain-timeout", "TOKD_DRAIN_TIMEOUT", T_UINT, OFF(drain_timeout_s), 0, 86400,
+     "seconds in-flight requests get after SIGTERM (default 25)"},
+    {"max-model-len", "TOKD_MAX_MODEL_LEN", T_UINT, OFF(max_model_len), 0, UINT_MAX,
+     "max_model_len reported by /tokenize (default 0 = unknown)"},
+    {"log-level", "TOKD_LOG_LEVEL", T_LOG, OFF(log_level), 0, 0,
+     "info (a JSON line per request), warn (4xx/5xx only), error (5xx), off (default info)"},
+};
+#define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
+
+const char TOKD_SERVE_USAGE[] =
+    "usage: tokd serve [OPTIONS]\n"
+    "\n"
+    "Serves /encode /decode /count /tokenize /detokenize /encodings /health /ready /metrics.\n"
+    "Every option is also an environment variable; a flag beats a variable beats a default.\n"
+    "\n";
+
+static void print_usage(FILE *out)
+{
+  fputs(TOKD_SERVE_USAGE, out);
+  for (size_t i = 0; i < N_SETTINGS; i++)
+    fprintf(out, "  --%-18s %-22s %s\n", SETTINGS[i].flag, SETTINGS[i].env, SETTINGS[i].help);
+  fputs("  --help\n", out);
+}
+
+static int set_value(tokd_config *cfg, const setting *s, const char *value, const char *source)
+{
+  char *field = (char *)cfg + s->offset;
+  if (s->type == T_STR) {
+    *(const char **)field = *value ? value : NULL;
+    return 0;
+  }
+  if (s->type == T_LOG) {
+    static const char *names[] = {"off", "error", "warn", "info"};
+    for (int l = 0; l < 4; l++)
+      if (strcmp(value, names[l]) == 0) {
+        *(tokd_log_level *)field = (tokd_log_level)l;
+        return 0;
+      }
+    fprintf(stderr, "tokd: %s: log level must be info, warn, error or off\n", source);
+    return 2;
+  }
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(value, &end, 10);
+  if (errno || end == value || *end || value[0] == '-' || v < s->min || v > s->max) {
+    fprintf(stderr, "tokd: %s: \"%s\" is not a whole number in [%llu, %llu]\n", source, value,
+            s->min, s->max);
+    return 2;
+  }
+  if (s->type == T_UINT) *(unsigned *)field = (unsigned)v;
+  else *(size_t *)field = (size_t)v;
+  return 0;
+}
+
+int tokd_config_parse(int argc, char **argv, tokd_config *cfg, bool *exit_now)
+{
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  *exit_now = false;
+  *cfg = (tokd_config){
+      .host = "0.0.0.0",
+      .port = 8080,
+      .threads = cores > 0 ? (unsigned)cores : 1,
+      .max_body_bytes = 8u << 20,
+      .max_tokens = 4u << 20,
+      .max_batch = 1024,
+      .max_connections = 1000,
+      .max_inflight = 512,
+      .conn_timeout_s = 30,
+      .drain_timeout_s = 25,
+      .log_level = LOG_INFO,
+  };
+  for (size_t i = 0; i < N_SETTINGS; i++) {
+    const char *v = getenv(SETTINGS[i].env);
+    if (v && *v) {
+      int rc = set_value(cfg, &SETTINGS[i], v, SETTINGS[i].env);
+      if (rc) return rc;
+    }
+  }
+  struct option longs[N_SETTINGS + 2];
+  for (size_t i = 0; i < N_SETTINGS; i++)
+    longs[i] = (struct option){SETTINGS[i].flag, required_argument, NULL, (int)(256 + i)};
+  longs[N_SETTINGS] = (struct option){"help", no_argument, NULL, 'h'};
+  longs[N_SETTINGS + 1] = (struct option){NULL, 0, NULL, 0};
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+    if (c == 'h') {
+      print_usage(stdout);
+      *exit_now = true;
+      return 0;
+    }
+    if (c < 256 || c >= 256 + (int)N_SETTINGS) {
+      fputs("tokd: see `tokd serve --help`\n", stderr);
+      return 2;
+    }
+    char source[64];
+    snprintf(source, sizeof source, "--%s", SETTINGS[c - 256].flag);
+    int rc = set_value(cfg, &SETTINGS[c - 256], optarg, source);
+    if (rc) return rc;
+  }
+  if (optind < argc) {
+    fprintf(stderr, "tokd: unexpected argument \"%s\"; see `tokd serve --help`\n", argv[optind]);
+    return 2;
+  }
+  return 0;
+}

@@ -1,0 +1,38 @@
+/*
+ * config.h — the server's settings: defaults, then TOKD_* environment variables, then
+ * command-line flags (a flag beats a variable beats a default). Immutable once parsed.
+ */
+#ifndef TOKD_CONFIG_H
+#define TOKD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum { LOG_OFF = 0, LOG_ERROR = 1, LOG_WARN = 2, LOG_INFO = 3 } tokd_log_level;
+
+typedef struct tokd_config {
+  const char *host;
+  unsigned port;
+  unsigned threads;
+  const char *encodings;       /* comma list, NULL = all */
+  const char *default_encoding;
+  const char *vocab_dir;       /* NULL = built-in */
+  size_t max_body_bytes;
+  size_t max_tokens;           /* most ids one request may produce */
+  size_t max_batch;            /* most texts (or id lists) in one batch */
+  unsigned max_connections;
+  unsigned max_inflight;       /* requests being processed at once; above: 503 */
+  unsigned conn_timeout_s;     /* idle/slow connection timeout */
+  unsigned drain_timeout_s;    /* SIGTERM: how long in-flight requests may take */
+  unsigned max_model_len;      /* reported by /tokenize (vLLM's field) */
+  tokd_log_level log_level;
+} tokd_config;
+
+/* Parses argv (after the "serve" word) and the environment. Returns 0 on success, an exit
+ * status otherwise (after printing why, or the help text: then *exit_now is set). */
+int tokd_config_parse(int argc, char **argv, tokd_config *cfg, bool *exit_now);
+
+/* The help text of `tokd serve`. */
+extern const char TOKD_SERVE_USAGE[];
+
+#endif

@@ -1,0 +1,183 @@
+/*
+ * metrics.c — see metrics.h. Histogram buckets are fixed at compile time: tokenizing takes
+ * microseconds to a few hundred milliseconds, so the buckets run from 50 µs to 2.5 s.
+ */
+#include "metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *const TOKD_ENDPOINT_PATHS[EP__COUNT] = {
+    "/encode", "/decode", "/count", "/tokenize", "/detokenize", "/encodings",
+    "/health", "/ready", "/metrics", "other"};
+
+static const unsigned STATUSES[] = {200, 400, 404, 405, 413, 415, 422, 429, 500, 503};
+#define N_STATUS (sizeof STATUSES / sizeof STATUSES[0])
+static const double BUCKETS[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+#define N_BUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
+
+typedef struct shard {
+  atomic_ullong requests[EP__COUNT][N_STATUS + 1]; /* last column: any other status */
+  atomic_ullong latency[EP__COUNT][N_BUCKETS + 1]; /* last: above the largest bucket */
+  atomic_ullong latency_ns[EP__COUNT];
+  atomic_ullong bytes_in[EP__COUNT];
+  atomic_ullong tokens[EP__COUNT];
+  char pad[64];
+} shard;
+
+struct tokd_metrics {
+  unsigned n_shards;
+  atomic_uint next_shard;
+  time_t start;
+  shard *shards;
+};
+
+atomic_uint tokd_inflight;
+
+static _Thread_local int my_shard = -1;
+
+tokd_metrics *tokd_metrics_new(unsigned shards)
+{
+  tokd_metrics *m = calloc(1, sizeof *m);
+  if (!m) return NULL;
+  m->n_shards = shards ? shards : 1;
+  m->shards = calloc(m->n_shards, sizeof *m->shards);
+  if (!m->shards) {
+    free(m);
+    return NULL;
+  }
+  m->start = time(NULL);
+  return m;
+}
+
+void tokd_metrics_free(tokd_metrics *m)
+{
+  if (!m) return;
+  free(m->shards);
+  free(m);
+}
+
+void tokd_metrics_record(tokd_metrics *m, tokd_endpoint ep, unsigned status, double seconds,
+                         uint64_t bytes_in, uint64_t tokens)
+{
+  if (my_shard < 0)
+    my_shard = (int)(atomic_fetch_add_explicit(&m->next_shard, 1, memory_order_relaxed) %
+                     m->n_shards);
+  shard *s = &m->shards[my_shard];
+  size_t si = 0;
+  while (si < N_STATUS && STATUSES[si] != status) si++;
+  size_t bi = 0;
+  while (bi < N_BUCKETS && seconds > BUCKETS[bi]) bi++;
+  atomic_fetch_add_explicit(&s->requests[ep][si], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->latency[ep][bi], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->latency_ns[ep], (unsigned long long)(seconds * 1e9),
+                            memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->bytes_in[ep], bytes_in, memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->tokens[ep], tokens, memory_order_relaxed);
+}
+
+static unsigned long long sum(tokd_metrics *m, size_t field_offset, size_t index)
+{
+  unsigned long long total = 0;
+  for (unsigned i = 0; i < m->n_shards; i++) {
+    atomic_ullong *base = (atomic_ullong *)((char *)&m->shards[i] + field_offset);
+    total += atomic_load_explicit(&base[index], memory_order_relaxed);
+  }
+  return total;
+}
+
+#define APPEND(...)                                                                           \
+  do {                                                                                        \
+    char line[512];                                                                           \
+    int n = snprintf(line, sizeof line, __VA_ARGS__);                                          \
+    if ((rc = tok_buf_append(out, line, (size_t)n)) != TOK_OK) return rc;                     \
+  } while (0)
+
+/* CPU seconds and resident bytes of this process, from /proc. */
+static void process_stats(double *cpu, unsigned long long *rss)
+{
+  *cpu = 0;
+  *rss = 0;
+  FILE *f = fopen("/proc/self/stat", "r");
+  if (f) {
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may contain spaces */
+    unsigned long utime = 0, stime = 0;
+    if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) == 2)
+      *cpu = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+    fclose(f);
+  }
+  f = fopen("/proc/self/statm", "r");
+  if (f) {
+    unsigned long long pages_total, pages_rss;
+    if (fscanf(f, "%llu %llu", &pages_total, &pages_rss) == 2)
+      *rss = pages_rss * (unsigned long long)sysconf(_SC_PAGESIZE);
+    fclose(f);
+  }
+}
+
+tok_err tokd_metrics_render(tokd_metrics *m, tok_buf *out, int ready, unsigned encodings)
+{
+  tok_err rc;
+  APPEND("# HELP tokd_requests_total HTTP requests answered, by endpoint and status.\n"
+         "# TYPE tokd_requests_total counter\n");
+  for (int ep = 0; ep < EP__COUNT; ep++)
+    for (size_t si = 0; si <= N_STATUS; si++) {
+      unsigned long long v = sum(m, offsetof(shard, requests) + (size_t)ep * sizeof(atomic_ullong) * (N_STATUS + 1), si);
+      if (v == 0) continue;
+      if (si < N_STATUS)
+        APPEND("tokd_requests_total{endpoint=\"%s\",status=\"%u\"} %llu\n", TOKD_ENDPOINT_PATHS[ep], STATUSES[si], v);
+      else
+        APPEND("tokd_requests_total{endpoint=\"%s\",status=\"other\"} %llu\n", TOKD_ENDPOINT_PATHS[ep], v);
+    }
+  APPEND("# HELP tokd_request_duration_seconds Time from the first byte of a request to its response.\n"
+         "# TYPE tokd_request_duration_seconds histogram\n");
+  for (int ep = 0; ep < EP__COUNT; ep++) {
+    size_t base = offsetof(shard, latency) + (size_t)ep * sizeof(atomic_ullong) * (N_BUCKETS + 1);
+    unsigned long long cumulative = 0;
+    unsigned long long total = 0;
+    for (size_t bi = 0; bi <= N_BUCKETS; bi++) total += sum(m, base, bi);
+    if (total == 0) continue;
+    for (size_t bi = 0; bi < N_BUCKETS; bi++) {
+      cumulative += sum(m, base, bi);
+      APPEND("tokd_request_duration_seconds_bucket{endpoint=\"%s\",le=\"%g\"} %llu\n",
+             TOKD_ENDPOINT_PATHS[ep], BUCKETS[bi], cumulative);
+    }
+    APPEND("tokd_request_duration_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"} %llu\n", TOKD_ENDPOINT_PATHS[ep], total);
+    APPEND("tokd_request_duration_seconds_sum{endpoint=\"%s\"} %.9f\n", TOKD_ENDPOINT_PATHS[ep],
+           (double)sum(m, offsetof(shard, latency_ns), (size_t)ep) / 1e9);
+    APPEND("tokd_request_duration_seconds_count{endpoint=\"%s\"} %llu\n", TOKD_ENDPOINT_PATHS[ep], total);
+  }
+  APPEND("# HELP tokd_input_bytes_total Request body bytes received.\n# TYPE tokd_input_bytes_total counter\n");
+  for (int ep = 0; ep < EP__COUNT; ep++) {
+    unsigned long long v = sum(m, offsetof(shard, bytes_in), (size_t)ep);
+    if (v) APPEND("tokd_input_bytes_total{endpoint=\"%s\"} %llu\n", TOKD_ENDPOINT_PATHS[ep], v);
+  }
+  APPEND("# HELP tokd_tokens_total Tokens produced (encode, count) or consumed (decode).\n# TYPE tokd_tokens_total counter\n");
+  for (int ep = 0; ep < EP__COUNT; ep++) {
+    unsigned long long v = sum(m, offsetof(shard, tokens), (size_t)ep);
+    if (v) APPEND("tokd_tokens_total{endpoint=\"%s\"} %llu\n", TOKD_ENDPOINT_PATHS[ep], v);
+  }
+  double cpu;
+  unsigned long long rss;
+  process_stats(&cpu, &rss);
+  APPEND("# HELP tokd_inflight_requests Requests being processed.\n# TYPE tokd_inflight_requests gauge\n"
+         "tokd_inflight_requests %u\n", atomic_load(&tokd_inflight));
+  APPEND("# HELP tokd_ready 1 when the server accepts work, 0 while starting or draining.\n# TYPE tokd_ready gauge\ntokd_ready %d\n", ready);
+  APPEND("# HELP tokd_encodings_loaded Encodings loaded.\n# TYPE tokd_encodings_loaded gauge\ntokd_encodings_loaded %u\n", encodings);
+  APPEND("# HELP process_cpu_seconds_total User and system CPU time spent.\n# TYPE process_cpu_seconds_total counter\n"
+         "process_cpu_seconds_total %.2f\n", cpu);
+  APPEND("# HELP process_resident_memory_bytes Resident memory size.\n# TYPE process_resident_memory_bytes gauge\n"
+         "process_resident_memory_bytes %llu\n", rss);
+  APPEND("# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n# TYPE process_start_time_seconds gauge\n"
+         "process_start_time_seconds %lld\n", (long long)m->start);
+  APPEND("# HELP tokd_build_info Build information.\n# TYPE tokd_build_info gauge\n"
+         "tokd_build_info{version=\"%s\"} 1\n", TOKD_VERSION);
+  return TOK_OK;
+}
