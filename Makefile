@@ -43,7 +43,7 @@ TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: all run test unit-test cli-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: all run test unit-test cli-test http-test bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd
 
@@ -94,7 +94,10 @@ unit-test: $(BUILD)/check_tokd
 cli-test: $(BUILD)/tokd
 	tests/cli_test.sh $(BUILD)/tokd
 
-test: deps-test unit-test cli-test
+http-test: $(BUILD)/tokd
+	python3 tests/http_test.py $(BUILD)/tokd
+
+test: deps-test unit-test cli-test http-test
 	@echo "make test: all suites passed ($(if $(SANITIZER),$(SANITIZER),no sanitizer))"
 
 vocab-check:

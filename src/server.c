@@ -137,6 +137,8 @@ typedef struct req_ctx {
   body_kind kind;
   tok_buf body;
   bool answered; /* a response is queued */
+  bool overflow; /* the body passed the cap */
+  size_t dropped; /* bytes dropped after overflowing */
   bool counted;  /* holds a slot of the in-flight cap */
   unsigned status;
   unsigned long long tokens;
@@ -711,7 +713,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                      post ? "POST" : "GET", method);
       return send_error(c, ctx, &e);
     }
-    if (!post) return handle_get(c, ctx);
+    /* Answering in this first call would make libmicrohttpd close the connection (it
+     * cannot know yet that no body follows), so even GETs are answered in the next call. */
+    if (!post) return MHD_YES;
     ctx->counted = true;
     if (atomic_fetch_add(&tokd_inflight, 1) >= S.cfg.max_inflight) {
       tokd_error_set(&e, 503, "overloaded", NULL,
@@ -730,21 +734,30 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     return MHD_YES;
   }
   if (*upload_data_size > 0) {
-    if (ctx->answered) { /* refused already: drop the rest */
-      *upload_data_size = 0;
-      return MHD_YES;
-    }
-    tok_err rc = tok_buf_append(&ctx->body, upload_data, *upload_data_size);
+    size_t n = *upload_data_size;
     *upload_data_size = 0;
-    if (rc == TOK_OK) return MHD_YES;
-    if (rc == TOK_ELIMIT)
-      tokd_error_set(&e, 413, "body_too_large", NULL, "request body exceeds the limit of %zu bytes",
-                     S.cfg.max_body_bytes);
-    else tokd_error_set(&e, 503, "out_of_memory", NULL, "out of memory; retry later");
-    return send_error(c, ctx, &e);
+    if (ctx->answered) return MHD_YES; /* refused already: drop the rest */
+    if (ctx->overflow) {
+      /* libmicrohttpd cannot answer before the body is complete, so the excess of a body
+       * without Content-Length is read and dropped; past twice the cap the connection is
+       * cut instead, so a client cannot stream forever */
+      ctx->dropped += n;
+      return ctx->dropped > S.cfg.max_body_bytes ? MHD_NO : MHD_YES;
+    }
+    tok_err rc = tok_buf_append(&ctx->body, upload_data, n);
+    if (rc == TOK_ELIMIT) ctx->overflow = true;
+    else if (rc != TOK_OK) return MHD_NO; /* out of memory: drop the connection */
+    return MHD_YES;
   }
   if (ctx->answered) return MHD_YES;
-  return handle_post(c, ctx);
+  if (ctx->overflow) {
+    tokd_error_set(&e, 413, "body_too_large", NULL, "request body exceeds the limit of %zu bytes",
+                   S.cfg.max_body_bytes);
+    return send_error(c, ctx, &e);
+  }
+  bool post = false;
+  route(url, &post);
+  return post ? handle_post(c, ctx) : handle_get(c, ctx);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,

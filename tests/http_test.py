@@ -1,0 +1,465 @@
+#!/usr/bin/env python3
+"""Integration tests: start the real `tokd serve` on an ephemeral loopback port and check
+every endpoint and every error over real HTTP. Standard library only.
+
+Usage: tests/http_test.py build/tokd
+Every loop here is bounded; every socket has a timeout; servers are killed on exit.
+"""
+import base64
+import http.client
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+TOKD = os.path.abspath(sys.argv[1])
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "data")
+ENCODINGS = ["r50k_base", "p50k_base", "p50k_edit", "cl100k_base", "o200k_base"]
+RESULTS = {"passed": 0, "failed": 0}
+
+
+class Server:
+    """A tokd process on 127.0.0.1:<ephemeral port>."""
+
+    def __init__(self, *args, env=None):
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(
+            [TOKD, "serve", "--host", "127.0.0.1", "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env)
+        self.lines = []
+        deadline = time.time() + 30
+        self.port = None
+        while time.time() < deadline:
+            line = self.proc.stdout.readline().decode()
+            if not line:
+                raise RuntimeError("tokd exited: " + self.proc.stderr.read().decode())
+            self.lines.append(line)
+            if '"msg":"listening"' in line:
+                self.port = json.loads(line)["port"]
+                break
+        if not self.port:
+            raise RuntimeError("tokd did not start")
+        self.reader = threading.Thread(target=self._read_logs, daemon=True)
+        self.reader.start()
+
+    def _read_logs(self):
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode())
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        if isinstance(body, str):
+            body = body.encode()
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        return resp.status, dict((k.lower(), v) for k, v in resp.getheaders()), data
+
+    def json(self, method, path, body=None, headers=None):
+        status, hdrs, data = self.request(method, path, body, headers)
+        try:
+            parsed = json.loads(data)
+        except ValueError:
+            parsed = None
+        return status, parsed, hdrs
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def check(name, cond, detail=""):
+    if cond:
+        RESULTS["passed"] += 1
+    else:
+        RESULTS["failed"] += 1
+        print(f"FAIL: {name} {detail}")
+
+
+def golden(encoding, name):
+    with open(os.path.join(DATA, "golden", encoding, name + ".ids")) as f:
+        return [int(x) for x in f.read().split()]
+
+
+def corpus(name):
+    with open(os.path.join(DATA, "corpus", name), "rb") as f:
+        return f.read()
+
+
+def is_error(status, body, want_status, code=None):
+    return (status == want_status and isinstance(body, dict) and "error" in body
+            and set(body["error"]) == {"message", "type", "param", "code"}
+            and (code is None or body["error"]["code"] == code))
+
+
+def test_basics(s):
+    st, body, _ = s.json("GET", "/health")
+    check("health", st == 200 and body == {"status": "ok"})
+    st, body, _ = s.json("GET", "/ready")
+    check("ready", st == 200 and body["status"] == "ready")
+    st, body, _ = s.json("GET", "/encodings")
+    names = [e["name"] for e in body["encodings"]]
+    check("encodings lists all", names == ENCODINGS, names)
+    cl = body["encodings"][3]
+    check("encodings fields", cl["n_vocab"] == 100277 and cl["special_tokens"]["<|endoftext|>"] == 100257
+          and cl["sha256"].startswith("223921b7") and "\\p{L}" in cl["pattern"], cl)
+    st, hdrs, _ = s.request("HEAD", "/health")
+    check("HEAD health", st == 200)
+
+
+def test_golden_over_http(s):
+    for enc in ENCODINGS:
+        for name in ["prose_multi.txt", "code_c.txt", "cjk.txt", "emoji.txt", "gen_whitespace.txt",
+                     "gen_run_space.txt", "gen_random_03.txt"]:
+            text = corpus(name).decode()
+            st, body, _ = s.json("POST", "/encode", {"text": text, "encoding": enc})
+            want = golden(enc, name)
+            check(f"golden {enc} {name}", st == 200 and body["tokens"] == want and body["count"] == len(want))
+            # the same text as a text/plain body, options in the query string
+            st, hdrs, raw = s.request("POST", f"/encode?encoding={enc}", corpus(name),
+                                      {"Content-Type": "text/plain; charset=utf-8"})
+            check(f"text/plain {enc} {name}", st == 200 and json.loads(raw)["tokens"] == want)
+    # curl --data-binary sends application/x-www-form-urlencoded: treated as text
+    st, hdrs, raw = s.request("POST", "/count", corpus("prose_en.txt"),
+                              {"Content-Type": "application/x-www-form-urlencoded"})
+    check("curl default content type", st == 200 and json.loads(raw)["count"] == len(golden("cl100k_base", "prose_en.txt")))
+    st, hdrs, raw = s.request("POST", "/encode", b'{"text":"hello world"}',
+                              {"Content-Type": "application/x-www-form-urlencoded"})
+    check("curl -d JSON is sniffed", st == 200 and json.loads(raw)["tokens"] == [15339, 1917], raw)
+
+
+def test_encode_options(s):
+    st, body, _ = s.json("POST", "/encode", {"text": "hello world", "model": "gpt-4o"})
+    check("model -> o200k", st == 200 and body["encoding"] == "o200k_base" and body["tokens"] == [24912, 2375])
+    st, body, _ = s.json("POST", "/encode", {"text": "x", "model": "no-such-model"})
+    check("unknown model 404", is_error(st, body, 404, "unknown_model"))
+    st, body, _ = s.json("POST", "/encode", {"text": "x", "encoding": "nope"})
+    check("unknown encoding 404", is_error(st, body, 404, "unknown_encoding") and body["error"]["param"] == "encoding")
+    st, body, _ = s.json("POST", "/encode", {"text": "x", "encoding": "cl100k_base", "model": "gpt-4o"})
+    check("conflicting model/encoding", is_error(st, body, 400, "conflicting_fields"))
+    st, body, _ = s.json("POST", "/encode", {"text": ["hello", "world", "hello world"]})
+    check("batch order", st == 200 and [r["tokens"] for r in body["results"]] == [[15339], [14957], [15339, 1917]]
+          and body["total"] == 4)
+    st, body, _ = s.json("POST", "/encode", {"text": ["x"] * 9})
+    check("batch over limit 413", is_error(st, body, 413, "batch_too_large"))
+    text = "naïve café 🎉 done"
+    st, body, _ = s.json("POST", "/encode", {"text": text, "offsets": True})
+    raw = text.encode()
+    pieces = b"".join(raw[a:b] for a, b in body["offsets"])
+    check("offsets", st == 200 and body["offset_unit"] == "utf8_byte" and pieces == raw
+          and body["offsets"][0][0] == 0 and body["offsets"][-1][1] == len(raw))
+    st, full, _ = s.json("POST", "/encode", {"text": "one two three four five"})
+    st, right, _ = s.json("POST", "/encode", {"text": "one two three four five", "max_tokens": 2})
+    st2, left, _ = s.json("POST", "/encode", {"text": "one two three four five", "max_tokens": 2, "truncation_side": "left"})
+    check("truncate right", right["tokens"] == full["tokens"][:2] and right["truncated"] and right["total_count"] == 5)
+    check("truncate left", left["tokens"] == full["tokens"][-2:] and left["truncated"])
+    st, body, _ = s.json("POST", "/encode", {"text": "a<|endoftext|>b"})
+    check("specials ordinary by default", st == 200 and 100257 not in body["tokens"])
+    st, body, _ = s.json("POST", "/encode", {"text": "a<|endoftext|>b", "allowed_special": ["<|endoftext|>"]})
+    check("allowed_special list", st == 200 and body["tokens"] == [64, 100257, 65])
+    st, body, _ = s.json("POST", "/encode", {"text": "a<|endoftext|>b", "disallowed_special": "all"})
+    check("disallowed special 400", is_error(st, body, 400, "disallowed_special_token"))
+    st, body, _ = s.json("POST", "/encode", {"text": "x", "allowed_special": ["<|nope|>"]})
+    check("unknown special 400", is_error(st, body, 400, "unknown_special_token"))
+    st, body, _ = s.json("POST", "/encode", {"text": "x", "offset": True})
+    check("unknown field 400", is_error(st, body, 400, "unknown_field") and body["error"]["param"] == "offset")
+    st, body, _ = s.json("POST", "/encode", {"text": 5})
+    check("text wrong type", is_error(st, body, 400, "invalid_type"))
+    st, body, _ = s.json("POST", "/encode", {"encoding": "cl100k_base"})
+    check("missing text", is_error(st, body, 400, "missing_field"))
+    big = "a" * 1000000
+    st, hdrs, raw = s.request("POST", "/count", big.encode(), {"Content-Type": "text/plain"})
+    check("one million 'a' counts", st == 200 and json.loads(raw)["count"] == 125000, raw[:200])
+
+
+def test_count(s):
+    text = corpus("prose_en.txt").decode()
+    n = len(golden("cl100k_base", "prose_en.txt"))
+    st, body, _ = s.json("POST", "/count", {"text": text})
+    check("count", st == 200 and body["count"] == n and "tokens" not in body)
+    st, body, _ = s.json("POST", "/count", {"text": text, "limit": 10})
+    check("count limit exceeded", st == 200 and body["fits"] is False and body["exact"] is False and body["count"] == 11)
+    st, body, _ = s.json("POST", "/count", {"text": text, "limit": n})
+    check("count limit fits", st == 200 and body["fits"] is True and body["count"] == n)
+    st, body, _ = s.json("POST", "/count", {"text": "x", "limit": 0})
+    check("count limit 0", st == 200 and body["fits"] is False)
+
+
+def test_decode(s):
+    st, body, _ = s.json("POST", "/decode", {"tokens": [15339, 1917]})
+    check("decode", st == 200 and body["text"] == "hello world")
+    st, body, _ = s.json("POST", "/decode", {"tokens": [[15339], [1917]], "encoding": "cl100k_base"})
+    check("decode batch", st == 200 and [r["text"] for r in body["results"]] == ["hello", " world"])
+    emoji = golden("cl100k_base", "emoji.txt")
+    st, body, _ = s.json("POST", "/decode", {"tokens": emoji, "bytes": True})
+    check("decode exact bytes", st == 200 and base64.b64decode(body["bytes"]) == corpus("emoji.txt")
+          and body["text"] == corpus("emoji.txt").decode())
+    st, body, _ = s.json("POST", "/decode", {"tokens": [236]})
+    check("decode lossy U+FFFD", st == 200 and body["text"] == "\ufffd")
+    for bad, param in [([15339, 100256], "tokens[1]"), ([100261], "tokens[0]"), ([4294967295], "tokens[0]")]:
+        st, body, _ = s.json("POST", "/decode", {"tokens": bad})
+        check(f"decode unknown {bad}", is_error(st, body, 400, "unknown_token") and body["error"]["param"] == param
+              and str(bad[-1]) in body["error"]["message"], body)
+    for bad in [[-1], [1.5], [4294967296], ["1"], [1e300]]:
+        st, body, _ = s.json("POST", "/decode", {"tokens": bad})
+        check(f"decode invalid id {bad}", is_error(st, body, 400, "invalid_token"), body)
+    st, body, _ = s.json("POST", "/decode", {"tokens": [[1], 2]})
+    check("decode mixed batch", is_error(st, body, 400, "invalid_type"))
+    st, hdrs, raw = s.request("POST", "/decode", "15339 1917\n", {"Content-Type": "text/plain"})
+    check("decode text/plain ids", st == 200 and json.loads(raw)["text"] == "hello world")
+    # streaming: feed the ids of an emoji text one at a time, carrying the tail
+    text, tail = "", None
+    for tid in emoji:
+        req = {"tokens": [tid], "stream": True}
+        if tail:
+            req["tail"] = tail
+        st, body, _ = s.json("POST", "/decode", req)
+        if st != 200 or "\ufffd" in body["text"]:
+            break
+        text += body["text"]
+        tail = body["tail"]
+    check("streaming decode", text == corpus("emoji.txt").decode() and tail == "", (text[:40], tail))
+    st, body, _ = s.json("POST", "/decode", {"tokens": [1], "tail": "!!"})
+    check("bad tail", is_error(st, body, 400, "invalid_tail"))
+
+
+def test_vllm(s):
+    st, body, _ = s.json("POST", "/tokenize", {"prompt": "hello world", "model": "whatever/llm", "add_special_tokens": True})
+    check("tokenize shape", st == 200 and list(body) == ["count", "max_model_len", "tokens"]
+          and body["tokens"] == [15339, 1917] and body["count"] == 2)
+    st, body, _ = s.json("POST", "/detokenize", {"tokens": [15339, 1917], "model": "whatever/llm"})
+    check("detokenize shape", st == 200 and body == {"prompt": "hello world"})
+    st, body, _ = s.json("POST", "/tokenize", {"messages": [{"role": "user", "content": "hi"}]})
+    check("tokenize messages unsupported", is_error(st, body, 400, "unsupported"))
+
+
+def test_errors(s):
+    st, body, _ = s.json("POST", "/encode", b'{"text": "abc",,}', {"Content-Type": "application/json"})
+    pos = re.search(r"byte (\d+)", body["error"]["message"]) if body else None
+    check("malformed JSON 400 with position", is_error(st, body, 400, "invalid_json") and pos
+          and 14 <= int(pos.group(1)) <= 16, body)
+    deep = b"[" * 200000 + b"]" * 200000
+    st, body, _ = s.json("POST", "/encode", deep, {"Content-Type": "application/json"})
+    check("deeply nested JSON 400", is_error(st, body, 400, "invalid_json"))
+    st, body, _ = s.json("POST", "/encode", b'["text"]', {"Content-Type": "application/json"})
+    check("non-object JSON 400", is_error(st, body, 400, "invalid_json"))
+    st, body, _ = s.json("POST", "/encode", b'{"text":"a"} x', {"Content-Type": "application/json"})
+    check("trailing garbage 400", is_error(st, body, 400, "invalid_json"))
+    st, body, _ = s.json("POST", "/encode", b"ok \xff more", {"Content-Type": "text/plain"})
+    check("invalid UTF-8 text 422", is_error(st, body, 422, "invalid_utf8") and "offset 3" in body["error"]["message"], body)
+    st, body, _ = s.json("POST", "/encode", b'{"text":"ok \xc3\x28"}', {"Content-Type": "application/json"})
+    check("invalid UTF-8 in JSON 422", is_error(st, body, 422, "invalid_utf8"), body)
+    st, body, _ = s.json("POST", "/encode", b'{"text":"a\\u0000b"}', {"Content-Type": "application/json"})
+    check("\\u0000 refused", is_error(st, body, 400, "unsupported_nul"))
+    st, body, _ = s.json("POST", "/encode", b'{"text":"a\\\\u0000b"}', {"Content-Type": "application/json"})
+    check("escaped backslash + u0000 is fine", st == 200, body)
+    st, body, _ = s.json("GET", "/nope")
+    check("404 route", is_error(st, body, 404, "unknown_route"))
+    st, body, hdrs = s.json("GET", "/encode")
+    check("405 method", is_error(st, body, 405) and hdrs.get("allow") == "POST")
+    st, body, _ = s.json("POST", "/health", b"")
+    check("405 POST health", is_error(st, body, 405))
+    st, body, _ = s.json("POST", "/encode", b"<x/>", {"Content-Type": "application/xml"})
+    check("415 content type", is_error(st, body, 415, "unsupported_media_type"))
+    st, body, _ = s.json("POST", "/encode", b"x", {"Content-Type": "text/plain; charset=latin-1"})
+    check("415 charset", is_error(st, body, 415, "unsupported_charset"))
+    st, body, hdrs = s.json("POST", "/encode", b"x" * 10, {"X-Request-Id": "abc-123"})
+    check("X-Request-Id echoed", hdrs.get("x-request-id") == "abc-123")
+    # 413 from Content-Length alone: the server answers before any body byte is sent
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    sock.sendall(b"POST /encode HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 99999999999\r\n\r\n")
+    reply = sock.recv(4096)
+    sock.close()
+    check("413 at headers", reply.startswith(b"HTTP/1.1 413"), reply[:80])
+    # 413 for a chunked body that grows past the cap: the answer may come before the
+    # client has sent everything, so read whenever the socket is readable
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    sock.sendall(b"POST /encode HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n")
+    reply = b""
+    chunk = b"a" * 65536
+    for _ in range(40):  # 2.6 MB > the 2 MB cap
+        try:
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except OSError:
+            break
+        readable, _, _ = select.select([sock], [], [], 0)
+        if readable:
+            break
+    else:
+        sock.sendall(b"0\r\n\r\n")
+    try:
+        reply = sock.recv(4096)
+    except OSError:
+        pass
+    sock.close()
+    check("413 chunked", reply.startswith(b"HTTP/1.1 413"), reply[:80])
+
+
+def test_slow_client(s):
+    """A client that sends half its headers and stalls must not hold up others, and is
+    disconnected once the connection timeout (2 s in this server) passes."""
+    slow = socket.create_connection(("127.0.0.1", s.port), timeout=15)
+    slow.sendall(b"POST /encode HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n")
+    slow2 = socket.create_connection(("127.0.0.1", s.port), timeout=15)
+    slow2.sendall(b"POST /encode HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nabc")
+    t0 = time.time()
+    ok = all(s.json("POST", "/encode", {"text": f"request {i}"})[0] == 200 for i in range(20))
+    check("others served while slow clients stall", ok and time.time() - t0 < 5, time.time() - t0)
+    closed = []
+    for sock in (slow, slow2):
+        try:
+            data = sock.recv(4096)  # returns b"" (or a 408/close) when the server hangs up
+            closed.append(time.time() - t0)
+        except socket.timeout:
+            closed.append(None)
+        sock.close()
+    check("slow clients cut off by the timeout", all(c is not None and c < 10 for c in closed), closed)
+
+
+def test_concurrency(s):
+    names = ["prose_multi.txt", "code_py.txt", "cjk.txt", "gen_random_05.txt", "emoji.txt"]
+    want = {}
+    for n in names:
+        out = subprocess.run([TOKD, "encode", "--encoding", "o200k_base"], input=corpus(n),
+                             capture_output=True, check=True).stdout
+        want[n] = [int(x) for x in out.split()]
+    errors = []
+
+    def worker(k):
+        for i in range(15):
+            n = names[(k + i) % len(names)]
+            st, body, _ = s.json("POST", "/encode", {"text": corpus(n).decode(), "encoding": "o200k_base"})
+            if st != 200 or body["tokens"] != want[n]:
+                errors.append((k, i, n, st))
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    check("concurrent clients equal the CLI", not errors, errors[:3])
+
+
+def test_metrics_and_logs(s):
+    st, hdrs, raw = s.request("GET", "/metrics")
+    text = raw.decode()
+    check("metrics content type", st == 200 and hdrs["content-type"].startswith("text/plain"))
+    m = re.search(r'^tokd_requests_total\{endpoint="/encode",status="200"\} (\d+)$', text, re.M)
+    check("metrics request counter", m and int(m.group(1)) > 10)
+    check("metrics histogram", 'tokd_request_duration_seconds_bucket{endpoint="/encode",le="+Inf"}' in text)
+    check("metrics process", "process_resident_memory_bytes " in text and "process_cpu_seconds_total " in text)
+    names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+    check("metric names have no colons", all(":" not in n for n in names), names)
+    check("metrics tokens", re.search(r'^tokd_tokens_total\{endpoint="/encode"\} \d+$', text, re.M) is not None)
+    time.sleep(0.2)
+    logs = [json.loads(line) for line in s.lines if line.startswith("{")]
+    reqs = [line for line in logs if line.get("msg") == "request"]
+    check("one JSON log line per request", len(reqs) > 50 and all(
+        {"time", "level", "method", "path", "status", "duration_ms", "bytes_in", "tokens", "request_id"} <= set(r) for r in reqs))
+    check("log echoes request id", any(r["request_id"] == "abc-123" for r in reqs))
+
+
+def test_health_probe(s):
+    rc = subprocess.run([TOKD, "health", "--port", str(s.port)], capture_output=True, timeout=10).returncode
+    check("tokd health ready", rc == 0)
+    rc = subprocess.run([TOKD, "health", "--port", "1"], capture_output=True, timeout=10).returncode
+    check("tokd health down", rc == 1)
+
+
+def test_overload():
+    s = Server("--max-inflight", "1", "--timeout", "5", "--log-level", "error")
+    try:
+        hold = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        hold.sendall(b"POST /encode HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nabc")
+        time.sleep(0.3)
+        st, body, hdrs = s.json("POST", "/encode", {"text": "x"})
+        check("503 above in-flight limit", is_error(st, body, 503, "overloaded") and hdrs.get("retry-after") == "1", st)
+        hold.sendall(b"defghij")
+        reply = hold.recv(4096)
+        check("held request still answered", reply.startswith(b"HTTP/1.1 200"), reply[:40])
+        hold.close()
+        st, body, _ = s.json("POST", "/encode", {"text": "x"})
+        check("admitted again after", st == 200)
+    finally:
+        s.stop(signal.SIGKILL)
+
+
+def test_graceful_shutdown():
+    """SIGTERM with requests in flight: /ready turns 503, the in-flight requests are all
+    answered, then the process exits 0."""
+    s = Server("--timeout", "10", "--drain-timeout", "10")
+    socks = []
+    for i in range(4):
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=15)
+        sock.sendall(b"POST /encode HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello")
+        socks.append(sock)
+    keep = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+    keep.request("GET", "/ready")
+    first = keep.getresponse()
+    first.read()
+    time.sleep(0.3)
+    s.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    keep.request("GET", "/ready")
+    during = keep.getresponse()
+    during.read()
+    check("ready 503 while draining", first.status == 200 and during.status == 503, during.status)
+    for sock in socks:
+        sock.sendall(b" world")
+    answers = [sock.recv(4096) for sock in socks]
+    check("in-flight requests answered during drain", all(a.startswith(b"HTTP/1.1 200") for a in answers),
+          [a[:20] for a in answers])
+    try:
+        rc = s.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        rc = None
+    check("exit 0 after drain", rc == 0, rc)
+    s.stop(signal.SIGKILL)
+
+
+def main():
+    s = Server("--max-body-bytes", "2097152", "--max-batch", "8", "--timeout", "2",
+               env={"TOKD_THREADS": "4"})
+    try:
+        for test in [test_basics, test_golden_over_http, test_encode_options, test_count,
+                     test_decode, test_vllm, test_errors, test_slow_client, test_concurrency,
+                     test_metrics_and_logs, test_health_probe]:
+            try:
+                test(s)
+            except Exception as e:  # a crash of one test is a failure, not the end
+                check(test.__name__, False, repr(e))
+        check("server still alive", s.proc.poll() is None)
+        rc = s.stop()
+        check("clean exit on SIGTERM", rc == 0, rc)
+        err_text = s.proc.stderr.read().decode()
+    check("no sanitizer report", "ERROR: " not in err_text and "WARNING: ThreadSanitizer" not in err_text, err_text[-2000:])
+    finally:
+        s.stop(signal.SIGKILL)
+    for test in [test_overload, test_graceful_shutdown]:
+        try:
+            test()
+        except Exception as e:
+            check(test.__name__, False, repr(e))
+    print(f"http: {RESULTS['passed']} passed, {RESULTS['failed']} failed")
+    return 1 if RESULTS["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
