@@ -43,7 +43,7 @@ TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: all run test unit-test cli-test http-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: all run test unit-test cli-test http-test bench bench-http bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd
 
@@ -103,8 +103,29 @@ test: deps-test unit-test cli-test http-test
 vocab-check:
 	cd vocab && sha256sum -c SHA256SUMS
 
-bench: deps-bench $(BUILD)/tokd
-	bench/core.sh $(BUILD)/tokd
+REF := build/ref
+BENCH_SECONDS ?= 2
+HTTP_SECONDS ?= 10
+RUST_BPE := build/rust_bpe/release/rust_bpe
+
+$(REF)/.installed:
+	tests/tools/install_ref.sh $(REF)
+
+$(REF)/%.hf.json: vocab/%.manifest $(REF)/.installed
+	node bench/hf_from_tiktoken.mjs $< $@
+
+# core throughput, one thread, in process: tokd vs tiktoken (native, WASM) vs HF tokenizers
+bench: deps-bench $(BUILD)/tokd $(REF)/cl100k_base.hf.json $(REF)/o200k_base.hf.json
+	node bench/core.mjs $(BUILD)/tokd $(REF) $(BENCH_SECONDS) bench/data/*.txt
+
+$(RUST_BPE): bench/servers/rust_bpe/src/main.rs bench/servers/rust_bpe/Cargo.toml
+	cd bench/servers/rust_bpe && cargo build --release -q --target-dir ../../../build/rust_bpe
+
+# HTTP: tokd vs hyper+tokio BPE vs Node+tiktoken-node vs FastAPI+pure-Python BPE, with wrk
+bench-http: deps-bench $(BUILD)/tokd $(REF)/.installed
+	tools/deps.sh bench-http
+	$(MAKE) $(RUST_BPE)
+	python3 bench/http_bench.py $(BUILD)/tokd $(REF) $(RUST_BPE) $(HTTP_SECONDS)
 
 clean:
 	rm -rf build build-*

@@ -1,20 +1,30 @@
 #!/bin/sh
 # Installs the Debian 12 packages tokd needs, or says which command would.
-# Usage: tools/deps.sh build|test|bench
+# Usage: tools/deps.sh build|test|bench|bench-http
 # Called by the Makefile; quiet when everything is present.
 set -eu
 build="gcc make pkg-config libc6-dev libpcre2-dev libmicrohttpd-dev libcjson-dev check"
 test="$build curl python3"
-bench="$test wrk nodejs npm time"
+bench="$test wrk"
+bench_http="$bench python3-fastapi python3-uvicorn python3-regex python3-httptools
+  librust-hyper-dev librust-tokio-dev librust-fancy-regex-dev librust-serde-json-dev
+  librust-rustc-hash-dev librust-base64-dev"
 case "${1:-build}" in
   build) want=$build ;;
   test) want=$test ;;
   bench) want=$bench ;;
-  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+  bench-http) want=$bench_http ;;
+  *) echo "usage: $0 build|test|bench|bench-http" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+# tools that may come from outside Debian (nodesource, rustup): a command on PATH is enough
+tools=""
+case "$1" in bench) tools="node:nodejs npm:npm" ;; bench-http) tools="node:nodejs npm:npm cargo:cargo" ;; esac
+for t in $tools; do
+  command -v "${t%%:*}" >/dev/null 2>&1 || missing="$missing ${t#*:}"
 done
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
