@@ -154,6 +154,22 @@ START_TEST(test_token_limit)
 }
 END_TEST
 
+/* Protects: a regex resource limit becomes an error return (a 422 in the server), never a
+ * crash or a silently shortened result. */
+START_TEST(test_regex_limit)
+{
+  tok_limits lim = {.match_limit = 1};
+  tok_scratch *s = tok_scratch_new(&lim);
+  tok_encode_result r;
+  tok_error err;
+  const char *text = "hello world, a few pieces of text";
+  tok_err rc = tok_encode(tu_encoding("cl100k_base"), s, text, strlen(text), NULL, &r, &err);
+  ck_assert_int_eq(rc, TOK_EREGEX);
+  ck_assert(strstr(err.detail, "pre-tokenizer") != NULL);
+  tok_scratch_free(s);
+}
+END_TEST
+
 typedef struct worker {
   const tok_encoding *enc;
   const char *text;
@@ -222,6 +238,7 @@ Suite *encode_suite(void)
   tcase_add_test(tc, test_stop_after_and_count);
   tcase_add_test(tc, test_offsets);
   tcase_add_test(tc, test_token_limit);
+  tcase_add_test(tc, test_regex_limit);
   tcase_add_test(tc, test_threads);
   suite_add_tcase(s, tc);
   return s;
