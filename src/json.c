@@ -38,6 +38,10 @@ void tokd_error_set(tokd_http_error *e, unsigned status, const char *code, const
   va_start(ap, fmt);
   vsnprintf(e->message, sizeof e->message, fmt, ap);
   va_end(ap);
+  /* messages quote client input (names, field keys) and may be cut mid-character: keep
+   * the JSON we write valid UTF-8 */
+  size_t len = strlen(e->message), bad;
+  while (!tok_utf8_valid(e->message, len, &bad)) e->message[bad] = '?';
 }
 
 void tokd_request_free(tokd_request *req)

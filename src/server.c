@@ -203,32 +203,21 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, req_ctx *ctx,
   return send_body(conn, ctx, e->status, "application/json", ts->out.data, ts->out.len);
 }
 
+/* HTTP status of each core error, from the table in tok.h */
+static const unsigned CORE_STATUS[] = {
+#define X(e, name, msg, status) status,
+    TOK_ERROR_TABLE(X)
+#undef X
+};
+
 /* Maps a core error to a response. `what` names the input ("text", "text[3]"). */
 static void core_error(tokd_http_error *e, const tok_error *te, const char *what)
 {
-  switch (te->code) {
-  case TOK_EUTF8:
-    tokd_error_set(e, 422, "invalid_utf8", what, "%s is not valid UTF-8: bad byte at offset %zu",
-                   what, te->pos);
-    break;
-  case TOK_EDISALLOWED_SPECIAL:
-    tokd_error_set(e, 400, "disallowed_special_token", what, "%s: %s", what, te->detail);
-    break;
-  case TOK_ELIMIT:
-    tokd_error_set(e, 413, "too_many_tokens", what, "%s: %s (raise --max-tokens)", what, te->detail);
-    break;
-  case TOK_EREGEX:
-    tokd_error_set(e, 422, "pretokenizer_failed", what, "%s: %s", what, te->detail);
-    break;
-  case TOK_EBYTE_MISSING:
-    tokd_error_set(e, 422, "byte_not_in_vocabulary", what, "%s: %s", what, te->detail);
-    break;
-  case TOK_ENOMEM:
-    tokd_error_set(e, 503, "out_of_memory", NULL, "out of memory; retry later");
-    break;
-  default:
-    tokd_error_set(e, 400, tok_err_name(te->code), what, "%s: %s", what, te->detail);
-  }
+  unsigned status = (unsigned)te->code < TOK_ERR__COUNT ? CORE_STATUS[te->code] : 500;
+  if (te->code == TOK_ENOMEM)
+    tokd_error_set(e, status, tok_err_name(te->code), NULL, "out of memory; retry later");
+  else
+    tokd_error_set(e, status, tok_err_name(te->code), what, "%s: %s", what, te->detail);
 }
 
 static bool resolve_encoding(const tokd_request *req, bool vllm, const tok_encoding **out,
@@ -696,7 +685,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     if (!(ctx = calloc(1, sizeof *ctx))) return MHD_NO;
     *con_cls = ctx;
     ctx->started = now_seconds();
-    ctx->method = method;
+    /* logged as is, so only a known method name is kept */
+    static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
+    ctx->method = "OTHER";
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+      if (!strcmp(method, methods[i])) ctx->method = methods[i];
     make_request_id(c, ctx);
     bool post = false;
     int ep = route(url, &post);

@@ -27,6 +27,21 @@ typedef struct line_entry {
   uint32_t line;
 } line_entry;
 
+/* The next line of text[*pos .. text_len) without its "\n" or "\r\n"; advances *pos and
+ * counts *line_no. Returns NULL at the end of the text. */
+static const char *next_line(const char *text, size_t text_len, size_t *pos, size_t *line_len,
+                             uint32_t *line_no)
+{
+  if (*pos >= text_len) return NULL;
+  const char *line = text + *pos;
+  const char *nl = memchr(line, '\n', text_len - *pos);
+  *line_len = nl ? (size_t)(nl - line) : text_len - *pos;
+  *pos += *line_len + (nl != NULL);
+  (*line_no)++;
+  if (*line_len > 0 && line[*line_len - 1] == '\r') (*line_len)--;
+  return line;
+}
+
 void tok__vocab_free(tok__vocab *v)
 {
   if (!v) return;
@@ -50,13 +65,8 @@ tok_err tok__vocab_parse(const char *file, const char *text, size_t text_len, to
 
   if (!v || !(v->file = strdup(file))) goto fail;
 
-  for (size_t pos = 0; pos < text_len;) {
-    const char *line = text + pos;
-    const char *nl = memchr(line, '\n', text_len - pos);
-    size_t line_len = nl ? (size_t)(nl - line) : text_len - pos;
-    pos += line_len + (nl != NULL);
-    line_no++;
-    if (line_len > 0 && line[line_len - 1] == '\r') line_len--;
+  size_t pos = 0, line_len;
+  for (const char *line; (line = next_line(text, text_len, &pos, &line_len, &line_no));) {
     if (line_len == 0) continue;
 
     const char *space = memchr(line, ' ', line_len);
@@ -219,13 +229,8 @@ tok_err tok__manifest_parse(const char *file, const char *text, size_t text_len,
   } while (0)
 
   if (!(m.aliases = calloc(1, sizeof *m.aliases))) goto fail;
-  for (size_t pos = 0; pos < text_len;) {
-    const char *line = text + pos;
-    const char *nl = memchr(line, '\n', text_len - pos);
-    size_t line_len = nl ? (size_t)(nl - line) : text_len - pos;
-    pos += line_len + (nl != NULL);
-    line_no++;
-    if (line_len > 0 && line[line_len - 1] == '\r') line_len--;
+  size_t pos = 0, line_len;
+  for (const char *line; (line = next_line(text, text_len, &pos, &line_len, &line_no));) {
     if (line_len == 0 || line[0] == '#') continue;
     const char *space = memchr(line, ' ', line_len);
     if (!space) BAD("%s:%u: expected \"key value\"", file, line_no);

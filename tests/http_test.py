@@ -449,7 +449,7 @@ def main():
         rc = s.stop()
         check("clean exit on SIGTERM", rc == 0, rc)
         err_text = s.proc.stderr.read().decode()
-    check("no sanitizer report", "ERROR: " not in err_text and "WARNING: ThreadSanitizer" not in err_text, err_text[-2000:])
+        check("no sanitizer report", "ERROR: " not in err_text and "WARNING: ThreadSanitizer" not in err_text, err_text[-2000:])
     finally:
         s.stop(signal.SIGKILL)
     for test in [test_overload, test_graceful_shutdown]:
