@@ -43,7 +43,7 @@ TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: all run test unit-test cli-test http-test bench bench-http bench vocab-check clean deps deps-test deps-bench
+.PHONY: all run test unit-test cli-test http-test bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd
 
@@ -126,6 +126,11 @@ bench-http: deps-bench $(BUILD)/tokd $(REF)/.installed
 	tools/deps.sh bench-http
 	$(MAKE) $(RUST_BPE)
 	python3 bench/http_bench.py $(BUILD)/tokd $(REF) $(RUST_BPE) $(HTTP_SECONDS)
+
+# builds the container image with buildah and checks it (root; first run debootstraps a base)
+docker-test:
+	tools/deps.sh docker
+	docker/test.sh
 
 clean:
 	rm -rf build build-*

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian 12 packages tokd needs, or says which command would.
-# Usage: tools/deps.sh build|test|bench|bench-http
+# Usage: tools/deps.sh build|test|bench|bench-http|docker
 # Called by the Makefile; quiet when everything is present.
 set -eu
 build="gcc make pkg-config libc6-dev libpcre2-dev libmicrohttpd-dev libcjson-dev check"
@@ -9,12 +9,14 @@ bench="$test wrk"
 bench_http="$bench python3-fastapi python3-uvicorn python3-regex python3-httptools
   librust-hyper-dev librust-tokio-dev librust-fancy-regex-dev librust-serde-json-dev
   librust-rustc-hash-dev librust-base64-dev"
+docker="buildah debootstrap curl"
 case "${1:-build}" in
   build) want=$build ;;
+  docker) want=$docker ;;
   test) want=$test ;;
   bench) want=$bench ;;
   bench-http) want=$bench_http ;;
-  *) echo "usage: $0 build|test|bench|bench-http" >&2; exit 2 ;;
+  *) echo "usage: $0 build|test|bench|bench-http|docker" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do
