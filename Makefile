@@ -37,7 +37,7 @@ DEPS_OK := $(BUILD)/.deps-ok
 CORE_SRC := src/buf.c src/utf8.c src/base64.c src/sha256.c src/phash.c src/vocab.c src/pretok.c \
 	src/special.c src/bpe.c src/tok.c src/models.c src/embed.c
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o
-TOKD_SRC := src/main.c src/server.c src/config.c src/metrics.c src/json.c
+TOKD_SRC := src/main.c src/server.c src/config.c src/metrics.c src/json.c src/load.c
 TOKD_OBJ := $(TOKD_SRC:src/%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)

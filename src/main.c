@@ -24,6 +24,7 @@ static const char USAGE[] =
     "Commands:\n"
     "  serve                 run the HTTP service (see `tokd serve --help`)\n"
     "  health                probe a running server's /ready; exit 0 when ready\n"
+    "  load                  open-loop load test and fleet-sizing report (`tokd load --help`)\n"
     "  encode                read UTF-8 text on stdin, print token ids separated by spaces\n"
     "  decode                read whitespace-separated ids on stdin, write their bytes\n"
     "  count                 read UTF-8 text on stdin, print the number of tokens\n"
@@ -380,6 +381,7 @@ int main(int argc, char **argv)
     return 0;
   }
   if (!strcmp(cmd, "serve")) return tokd_serve_main(argc - 1, argv + 1);
+  if (!strcmp(cmd, "load")) return tokd_load_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "health") || !strcmp(cmd, "--healthcheck"))
     return tokd_health_main(argc - 1, argv + 1);
   cli_opts o;

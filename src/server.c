@@ -836,7 +836,11 @@ static int start_daemon(void)
 {
   struct sockaddr_storage addr = {0};
   socklen_t addr_len;
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC;
+  /* epoll thread pool; a single thread uses poll(2) instead: measured with `tokd load`, the
+   * single-threaded epoll mode of libmicrohttpd 0.9.75 stopped accepting a burst of 256 new
+   * connections (they sat in the accept queue until they timed out), poll did not */
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
+                   (S.cfg.threads > 1 ? MHD_USE_EPOLL : MHD_USE_POLL);
   struct sockaddr_in *in4 = (struct sockaddr_in *)&addr;
   struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
   if (inet_pton(AF_INET, S.cfg.host, &in4->sin_addr) == 1) {
@@ -856,7 +860,7 @@ static int start_daemon(void)
   S.daemon = MHD_start_daemon(
       flags, (uint16_t)S.cfg.port, NULL, NULL, on_access, NULL,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)S.cfg.threads,
+      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(S.cfg.threads > 1 ? S.cfg.threads : 0),
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)S.cfg.max_connections,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)S.cfg.conn_timeout_s,
       /* headers and our small reads fit easily; bodies are buffered by us, not here */

@@ -401,6 +401,28 @@ def test_overload():
         s.stop(signal.SIGKILL)
 
 
+def test_connection_burst():
+    """200 connections opened at once, each with a request, all answered: libmicrohttpd's
+    single-threaded epoll mode once left such a burst in the accept queue (tokd uses poll
+    for one thread)."""
+    for threads in ["1", "2"]:
+        s = Server("--threads", threads, "--log-level", "error")
+        try:
+            socks = [socket.create_connection(("127.0.0.1", s.port), timeout=10) for _ in range(200)]
+            for sock in socks:
+                sock.sendall(b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello")
+            answered = 0
+            for sock in socks:
+                try:
+                    answered += sock.recv(4096).startswith(b"HTTP/1.1 200")
+                except OSError:
+                    pass
+                sock.close()
+            check(f"burst of 200 connections, {threads} thread(s)", answered == 200, answered)
+        finally:
+            s.stop(signal.SIGKILL)
+
+
 def test_graceful_shutdown():
     """SIGTERM with requests in flight: /ready turns 503, the in-flight requests are all
     answered, then the process exits 0."""
@@ -452,7 +474,7 @@ def main():
         check("no sanitizer report", "ERROR: " not in err_text and "WARNING: ThreadSanitizer" not in err_text, err_text[-2000:])
     finally:
         s.stop(signal.SIGKILL)
-    for test in [test_overload, test_graceful_shutdown]:
+    for test in [test_overload, test_connection_burst, test_graceful_shutdown]:
         try:
             test()
         except Exception as e:
