@@ -43,7 +43,7 @@ TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: all run test unit-test cli-test http-test bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: all run test unit-test cli-test http-test k8s-test bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd
 
@@ -97,7 +97,11 @@ cli-test: $(BUILD)/tokd
 http-test: $(BUILD)/tokd
 	python3 tests/http_test.py $(BUILD)/tokd
 
-test: deps-test unit-test cli-test http-test
+# Debian's python3, for python3-yaml
+k8s-test: $(BUILD)/tokd
+	/usr/bin/python3 tests/k8s_test.py $(BUILD)/tokd
+
+test: deps-test unit-test cli-test http-test k8s-test
 	@echo "make test: all suites passed ($(if $(SANITIZER),$(SANITIZER),no sanitizer))"
 
 vocab-check:

@@ -4,7 +4,7 @@
 # Called by the Makefile; quiet when everything is present.
 set -eu
 build="gcc make pkg-config libc6-dev libpcre2-dev libmicrohttpd-dev libcjson-dev check"
-test="$build curl python3"
+test="$build curl python3 python3-yaml"
 bench="$test wrk"
 bench_http="$bench python3-fastapi python3-uvicorn python3-regex python3-httptools
   librust-hyper-dev librust-tokio-dev librust-fancy-regex-dev librust-serde-json-dev
