@@ -376,6 +376,26 @@ def test_metrics_and_logs(s):
     check("log echoes request id", any(r["request_id"] == "abc-123" for r in reqs))
 
 
+def test_load_kit(s):
+    """`tokd load` drives the server at constant rates and reports a sizing."""
+    out = subprocess.run([TOKD, "load", "--url", f"http://127.0.0.1:{s.port}", "--rates", "200,400",
+                          "--duration", "1", "--p99-target-ms", "1000", "--peak-rate", "10000",
+                          "--mix", "6,2,2", "--json"], capture_output=True, text=True, timeout=60)
+    try:
+        rep = json.loads(out.stdout)
+    except ValueError:
+        check("tokd load --json", False, out.stdout[:200] + out.stderr[:200])
+        return
+    steps = rep["steps"]
+    check("load: every request answered", [st["ok"] for st in steps] == [200, 400] and
+          all(st["errors"] == 0 for st in steps), steps)
+    check("load: latency percentiles ordered", all(0 < st["p50_ms"] <= st["p99_ms"] <= st["p999_ms"] for st in steps))
+    check("load: sizing", rep["capacity_rps"] > 350 and rep["replicas"] >= 1 and out.returncode == 0, rep)
+    down = subprocess.run([TOKD, "load", "--url", "http://127.0.0.1:1", "--rates", "50", "--duration", "0.5"],
+                          capture_output=True, text=True, timeout=60)
+    check("load: refused connections are errors", down.returncode == 1 and "no rate met" in down.stdout, down.stdout)
+
+
 def test_health_probe(s):
     rc = subprocess.run([TOKD, "health", "--port", str(s.port)], capture_output=True, timeout=10).returncode
     check("tokd health ready", rc == 0)
@@ -462,7 +482,7 @@ def main():
     try:
         for test in [test_basics, test_golden_over_http, test_encode_options, test_count,
                      test_decode, test_vllm, test_errors, test_slow_client, test_concurrency,
-                     test_metrics_and_logs, test_health_probe]:
+                     test_metrics_and_logs, test_health_probe, test_load_kit]:
             try:
                 test(s)
             except Exception as e:  # a crash of one test is a failure, not the end
