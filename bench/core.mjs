@@ -19,25 +19,10 @@ const tiktokenNode = require("tiktoken-node");
 const { get_encoding } = require("tiktoken");
 const { Tokenizer } = require("tokenizers");
 
-function timeSync(fn, bytes) {
-  // the warm-up counts as the measurement when one call already takes the whole budget
-  // (tiktoken on long runs takes many seconds per call)
-  const w0 = process.hrtime.bigint();
-  fn();
-  const warm = Number(process.hrtime.bigint() - w0) / 1e9;
-  if (warm >= seconds) return bytes / warm / 1e6;
-  let runs = 0;
-  const start = process.hrtime.bigint();
-  let elapsed = 0;
-  do {
-    fn();
-    runs++;
-    elapsed = Number(process.hrtime.bigint() - start) / 1e9;
-  } while (elapsed < seconds);
-  return (bytes * runs) / elapsed / 1e6;
-}
-
-async function timeAsync(fn, bytes) {
+// Runs fn (sync or async) repeatedly for `seconds`; the warm-up call counts as the
+// measurement when one call already takes the whole budget (tiktoken on long runs takes
+// many seconds per call).
+async function measure(fn, bytes) {
   const w0 = process.hrtime.bigint();
   await fn();
   const warm = Number(process.hrtime.bigint() - w0) / 1e9;
@@ -70,9 +55,9 @@ for (const encName of ["cl100k_base", "o200k_base"]) {
     const text = readFileSync(file, "utf8");
     const bytes = Buffer.byteLength(text);
     const row = { encoding: encName, file: basename(file), bytes, tokd: tokdMbs[file].mbs };
-    row.native = native ? timeSync(() => native.encode(text), bytes) : null;
-    row.wasm = timeSync(() => wasm.encode_ordinary(text), bytes);
-    row.hf = hf ? await timeAsync(() => hf.encode(text, null, { addSpecialTokens: false }), bytes) : null;
+    row.native = native ? await measure(() => native.encode(text), bytes) : null;
+    row.wasm = await measure(() => wasm.encode_ordinary(text), bytes);
+    row.hf = hf ? await measure(() => hf.encode(text, null, { addSpecialTokens: false }), bytes) : null;
     const ref = wasm.encode_ordinary(text).length;
     row.same = ref === tokdMbs[file].tokens;
     rows.push(row);
