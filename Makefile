@@ -43,7 +43,7 @@ TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: all run test unit-test cli-test http-test k8s-test bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: all run test unit-test cli-test http-test k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd
 
@@ -101,7 +101,28 @@ http-test: $(BUILD)/tokd
 k8s-test: $(BUILD)/tokd
 	/usr/bin/python3 tests/k8s_test.py $(BUILD)/tokd
 
-test: deps-test unit-test cli-test http-test k8s-test
+# fuzz targets: replayed over the committed corpus by every test run; `make fuzz` grows it
+$(BUILD)/fuzz_encode_replay: tests/fuzz/fuzz_encode.c tests/fuzz/replay.c $(BUILD)/libtok.a
+	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread
+
+$(BUILD)/fuzz_request_replay: tests/fuzz/fuzz_request.c tests/fuzz/replay.c $(BUILD)/json.o $(BUILD)/metrics.o $(BUILD)/libtok.a
+	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread
+
+fuzz-replay: $(BUILD)/fuzz_encode_replay $(BUILD)/fuzz_request_replay
+	$(BUILD)/fuzz_encode_replay tests/data/fuzz/encode
+	$(BUILD)/fuzz_request_replay tests/data/fuzz/request
+
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"fuzz"' -Iinclude -Isrc -O1 -g \
+	-fsanitize=fuzzer,address,undefined
+fuzz: deps
+	mkdir -p build-fuzz
+	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_encode tests/fuzz/fuzz_encode.c $(CORE_SRC) src/embed.S $(pkg_libs) -lpthread
+	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_request tests/fuzz/fuzz_request.c src/json.c src/metrics.c $(CORE_SRC) src/embed.S $(pkg_libs) -lpthread
+	build-fuzz/fuzz_encode -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/data/fuzz/encode
+	build-fuzz/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/data/fuzz/request
+
+test: deps-test unit-test cli-test http-test k8s-test fuzz-replay
 	@echo "make test: all suites passed ($(if $(SANITIZER),$(SANITIZER),no sanitizer))"
 
 vocab-check:

@@ -104,6 +104,7 @@ static bool get_texts(const cJSON *item, size_t max_batch, tokd_request *req,
                       tokd_http_error *err)
 {
   const char *name = item->string;
+  req->batch = false;
   if (cJSON_IsString(item)) {
     req->n_texts = 1;
   } else if (cJSON_IsArray(item)) {
@@ -120,6 +121,9 @@ static bool get_texts(const cJSON *item, size_t max_batch, tokd_request *req,
                    name);
     return false;
   }
+  /* a repeated key replaces the earlier value (the last one wins, as in most parsers) */
+  free(req->texts);
+  free(req->text_lens);
   req->texts = calloc(req->n_texts + 1, sizeof *req->texts);
   req->text_lens = calloc(req->n_texts + 1, sizeof *req->text_lens);
   if (!req->texts || !req->text_lens) {
@@ -197,6 +201,8 @@ static bool get_ids(const cJSON *item, size_t max_batch, size_t max_ids, tokd_re
   }
   req->batch = batch;
   req->n_lists = n_lists;
+  free(req->ids);
+  free(req->list_start);
   req->ids = malloc((total + 1) * sizeof *req->ids);
   req->list_start = malloc((n_lists + 1) * sizeof *req->list_start);
   if (!req->ids || !req->list_start) {
@@ -228,6 +234,8 @@ static bool get_special(const cJSON *item, tokd_request *req, tokd_http_error *e
   if (cJSON_IsArray(item)) {
     size_t n = (size_t)cJSON_GetArraySize(item), i = 0;
     if (n > TOK_MAX_SPECIAL) goto bad;
+    free(req->allowed);
+    free(req->allowed_lens);
     req->allowed = calloc(n + 1, sizeof *req->allowed);
     req->allowed_lens = calloc(n + 1, sizeof *req->allowed_lens);
     if (!req->allowed || !req->allowed_lens) goto bad;
