@@ -92,16 +92,22 @@ struct tok_scratch {
 tok_err tok__fail(tok_error *err, tok_err code, size_t pos, size_t index, const char *fmt,
                   ...) __attribute__((format(printf, 5, 6)));
 
+/* The index stores, per token, its rank (low 32 bits) and where its bytes are (high 32
+ * bits: offset << 8 | length, the length capped at 255), so that a lookup touches the pilot,
+ * this entry and the token's bytes, and rejects most strangers on the length alone. */
+#define TOK__ENTRY(rank, off, len) ((uint64_t)(rank) | (uint64_t)((off) << 8 | ((len) < 255 ? (len) : 255)) << 32)
+#define TOK__MAX_TOKEN_BYTES (1u << 24) /* offsets must fit in 24 bits */
+
 /* Looks up the rank of bytes[0..len); TOK__NO_RANK when it is not a token. */
 static inline uint32_t tok__rank_lookup(const tok__vocab *v, const uint8_t *bytes, size_t len)
 {
-  uint32_t rank = tok__phash_get(&v->index, bytes, len);
-  if (rank >= v->rank_end) return TOK__NO_RANK;
-  uint32_t start = v->off[rank];
-  if (v->off[rank + 1] - start != len) return TOK__NO_RANK;
+  uint64_t entry = tok__phash_get(&v->index, bytes, len);
+  uint32_t rank = (uint32_t)entry, off_len = (uint32_t)(entry >> 32);
+  if ((off_len & 255) != (len < 255 ? len : 255) || rank >= v->rank_end) return TOK__NO_RANK;
+  if (len >= 255 && v->off[rank + 1] - v->off[rank] != len) return TOK__NO_RANK;
+  const uint8_t *token = v->bytes + (off_len >> 8);
   /* len >= 1 always here; comparing the first byte first saves a call on misses */
-  if (v->bytes[start] != bytes[0] || memcmp(v->bytes + start, bytes, len) != 0)
-    return TOK__NO_RANK;
+  if (token[0] != bytes[0] || memcmp(token, bytes, len) != 0) return TOK__NO_RANK;
   return rank;
 }
 

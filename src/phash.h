@@ -1,5 +1,5 @@
 /*
- * phash.h — a minimal perfect hash from byte strings to 32-bit values, built once and
+ * phash.h — a minimal perfect hash from byte strings to 64-bit values, built once and
  * then read-only.
  *
  * Design (after PTHash / "hash and displace"): keys are hashed to 64 bits; the low half
@@ -26,14 +26,14 @@ typedef struct tok__phash {
   uint32_t m;       /* positions before remapping (>= n) */
   uint32_t n_buckets;
   uint16_t *pilot;  /* n_buckets */
-  uint32_t *value;  /* n */
+  uint64_t *value;  /* n */
   uint32_t *remap;  /* m - n: position p >= n lives at remap[p - n] */
 } tok__phash;
 
 typedef struct tok__phash_key {
   const uint8_t *bytes;
   uint32_t len;
-  uint32_t value;
+  uint64_t value;
 } tok__phash_key;
 
 /* Builds the table; returns 0 on success, -1 when out of memory. Keys must be distinct
@@ -104,10 +104,10 @@ static inline uint32_t tok__phash_bucket(const tok__phash *ph, uint64_t h)
 }
 
 /* The stored value for bytes, or an arbitrary stored value when bytes is not a key.
- * Returns UINT32_MAX for an empty table. */
-static inline uint32_t tok__phash_get(const tok__phash *ph, const uint8_t *bytes, size_t len)
+ * Returns UINT64_MAX for an empty table. */
+static inline uint64_t tok__phash_get(const tok__phash *ph, const uint8_t *bytes, size_t len)
 {
-  if (ph->n == 0) return UINT32_MAX;
+  if (ph->n == 0) return UINT64_MAX;
   uint64_t h = tok__hash_bytes(bytes, len, ph->seed);
   uint32_t pos = tok__phash_position(ph, h, ph->pilot[tok__phash_bucket(ph, h)]);
   if (pos >= ph->n) pos = ph->remap[pos - ph->n];

@@ -17,6 +17,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -890,6 +891,10 @@ int tokd_serve_main(int argc, char **argv)
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  /* A fixed mmap threshold stops glibc from raising it after the loader frees its large
+   * temporaries, which left later tables in the heap between freed holes: resident memory
+   * after start-up varied from 13.6 to 17.5 MB between runs without it. */
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   double t0 = now_seconds();
   tok_error err;
   if (tok_registry_load(S.cfg.vocab_dir, S.cfg.encodings, &S.reg, &err) != TOK_OK) {

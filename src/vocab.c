@@ -113,6 +113,11 @@ tok_err tok__vocab_parse(const char *file, const char *text, size_t text_len, to
     rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, 0, "%s: no tokens", file);
     goto fail;
   }
+  if (total_bytes >= TOK__MAX_TOKEN_BYTES) {
+    rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, 0, "%s: tokens total %zu bytes; at most %u are supported",
+                   file, total_bytes, TOK__MAX_TOKEN_BYTES - 1);
+    goto fail;
+  }
 
   v->n_ranks = (uint32_t)n_lines;
   v->rank_end = rank_end;
@@ -135,15 +140,17 @@ tok_err tok__vocab_parse(const char *file, const char *text, size_t text_len, to
   for (size_t i = 0; i < n_lines; i++) {
     uint32_t r = lines[i].rank;
     tok__base64_decode_unchecked(lines[i].b64, lines[i].b64_len, v->bytes + v->off[r]);
-    keys[i] = (tok__phash_key){v->bytes + v->off[r], v->off[r + 1] - v->off[r], r};
+    uint32_t len = v->off[r + 1] - v->off[r];
+    keys[i] = (tok__phash_key){v->bytes + v->off[r], len, TOK__ENTRY(r, v->off[r], len)};
   }
 
   if (!(v->pair_rank = malloc(65536 * sizeof *v->pair_rank))) goto fail;
   for (int b = 0; b < 256; b++) v->byte_rank[b] = TOK__NO_RANK;
   for (int b = 0; b < 65536; b++) v->pair_rank[b] = TOK__NO_RANK;
   for (size_t i = 0; i < n_lines; i++) {
-    if (keys[i].len == 1) v->byte_rank[keys[i].bytes[0]] = keys[i].value;
-    if (keys[i].len == 2) v->pair_rank[(uint32_t)keys[i].bytes[0] << 8 | keys[i].bytes[1]] = keys[i].value;
+    uint32_t rank = (uint32_t)keys[i].value;
+    if (keys[i].len == 1) v->byte_rank[keys[i].bytes[0]] = rank;
+    if (keys[i].len == 2) v->pair_rank[(uint32_t)keys[i].bytes[0] << 8 | keys[i].bytes[1]] = rank;
   }
 
   int built = tok__phash_build(&v->index, keys, (uint32_t)n_lines);
