@@ -34,7 +34,7 @@ typedef struct tok__vocab {
   uint32_t byte_rank[256]; /* rank of each single byte, TOK__NO_RANK if none */
   uint32_t *pair_rank;     /* 65,536 entries: rank of each two-byte token (first byte high),
                               TOK__NO_RANK if none; every merge loop starts with these */
-  tok__phash index;    /* token bytes -> rank */
+  tok__phash index;    /* token bytes -> TOK__ENTRY(rank, offset, length) */
 } tok__vocab;
 
 /* vocab.c: rank files and manifests (the format is described above tok__manifest_parse). */

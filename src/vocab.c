@@ -4,7 +4,8 @@
  * A rank file has one "TOKEN_BASE64 RANK" line per token. It becomes:
  *   - bytes/off: every token's bytes laid end to end in rank order, so decoding rank r is
  *     bytes[off[r] .. off[r+1]) (an absent rank has an empty range);
- *   - index: a minimal perfect hash from token bytes to rank (phash.h);
+ *   - index: a minimal perfect hash from token bytes to (rank, offset, length) (phash.h,
+ *     TOK__ENTRY in internal.h);
  *   - byte_rank: the rank of each single byte, so one-byte pieces skip the hash.
  * Parsing is strict: a malformed line is rejected with the file name and line number,
  * because a silently skipped token would give wrong ids much later.
