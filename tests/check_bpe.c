@@ -39,6 +39,55 @@ START_TEST(test_mergers_agree)
 }
 END_TEST
 
+/* The plainest statement of tiktoken's rule, for pieces of any length: repeatedly merge
+ * the leftmost lowest-ranked adjacent pair. Quadratic; only for checking. */
+static size_t reference_merge(const tok__vocab *v, const uint8_t *p, size_t n, uint32_t *ids)
+{
+  size_t start[600], parts = n;
+  for (size_t i = 0; i <= n; i++) start[i] = i;
+  for (;;) {
+    uint32_t best = TOK__NO_RANK;
+    size_t at = 0;
+    for (size_t i = 0; i + 1 < parts; i++) {
+      uint32_t r = tok__rank_lookup(v, p + start[i], start[i + 2] - start[i]);
+      if (r < best) best = r, at = i;
+    }
+    if (best == TOK__NO_RANK) break;
+    memmove(start + at + 1, start + at + 2, (parts - at - 1) * sizeof *start);
+    parts--;
+  }
+  for (size_t i = 0; i < parts; i++) ids[i] = tok__rank_lookup(v, p + start[i], start[i + 1] - start[i]);
+  return parts;
+}
+
+/* Protects: the heap merger equals the reference rule on long random pieces too. */
+START_TEST(test_heap_matches_reference)
+{
+  static const char *alphabets[] = {"ab", "aab ", "etaoin", "0123", "=-_", "\xe4\xb8\xad\xe6\x96\x87\xe5\xad\x97",
+                                    "\xf0\x9f\x8e\x89" "a"};
+  tok_scratch *s = tok_scratch_new(NULL);
+  ck_assert_int_eq(tok__scratch_fit(s, 600), TOK_OK);
+  uint32_t x = 4242, a[600], b[600];
+  uint8_t piece[600];
+  for (size_t e = 3; e < 5; e++) {
+    const tok__vocab *v = tu_encoding(TU_ENCODINGS[e])->vocab;
+    for (int iter = 0; iter < 150; iter++) {
+      const char *alpha = alphabets[iter % 7];
+      size_t alen = strlen(alpha), n = 25 + (size_t)iter * 3;
+      for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        piece[i] = (uint8_t)alpha[x % alen];
+      }
+      size_t nb, na = reference_merge(v, piece, n, a);
+      ck_assert_int_eq(tok__bpe_encode_piece_heap(v, s, piece, n, b, &nb), TOK_OK);
+      ck_assert_uint_eq(na, nb);
+      for (size_t i = 0; i < na; i++) ck_assert_uint_eq(a[i], b[i]);
+    }
+  }
+  tok_scratch_free(s);
+}
+END_TEST
+
 /* Encodes `len` copies of `unit` and returns the work counters. */
 static tok_work_stats run_work(const char *encoding, const char *unit, size_t len, size_t *tokens)
 {
@@ -110,6 +159,7 @@ Suite *bpe_suite(void)
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_mergers_agree);
+  tcase_add_test(tc, test_heap_matches_reference);
   tcase_add_test(tc, test_long_runs_bounded);
   tcase_add_test(tc, test_million_a);
   suite_add_tcase(s, tc);
