@@ -31,3 +31,20 @@ for (const name of encodings) {
   enc.free();
   console.log(`${name}: ${files.length} files`);
 }
+
+// Cross-check: the native binding (npm tiktoken-node, an older build of the same Rust core)
+// must agree on every ordinary file for the encodings it has (it lacks o200k_base).
+const tiktokenNode = require("tiktoken-node");
+let checked = 0;
+for (const name of ["r50k_base", "p50k_base", "p50k_edit", "cl100k_base"]) {
+  const enc = tiktokenNode.getEncoding(name);
+  for (const f of files.filter((f) => !f.includes("special"))) {
+    const got = enc.encode(readFileSync(join(corpus, f), "utf8")).join(" ") + "\n";
+    if (got !== readFileSync(join(dataDir, "golden", name, `${f}.ids`), "utf8")) {
+      console.error(`tiktoken-node disagrees with tiktoken on ${name} ${f}`);
+      process.exit(1);
+    }
+    checked++;
+  }
+}
+console.log(`tiktoken-node agrees on all ${checked} ordinary files`);
