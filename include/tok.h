@@ -198,6 +198,9 @@ typedef struct tok_limits {
 /* NULL limits means defaults. Returns NULL when out of memory. */
 tok_scratch *tok_scratch_new(const tok_limits *limits);
 void tok_scratch_free(tok_scratch *scratch);
+/* Releases working arrays that grew beyond about keep_bytes (after an unusually large
+ * request), so one big input does not pin memory for the life of the thread. */
+void tok_scratch_trim(tok_scratch *scratch, size_t keep_bytes);
 
 /* ---------------------------------------------------------------------------------------
  * Encode and decode.

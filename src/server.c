@@ -89,6 +89,17 @@ static thread_state *thread_state_get(void)
   return ts;
 }
 
+/* After an unusually large request, give its buffers back (libmicrohttpd has copied the
+ * response), so that a sidecar's memory returns to its baseline. */
+#define KEEP_BYTES ((size_t)4 << 20)
+static void thread_state_trim(thread_state *ts)
+{
+  tok_buf *bufs[] = {&ts->out, &ts->bytes, &ts->text};
+  for (size_t i = 0; i < 3; i++)
+    if (bufs[i]->cap > KEEP_BYTES) tok_buf_free(bufs[i]);
+  tok_scratch_trim(ts->scratch, KEEP_BYTES);
+}
+
 static double now_seconds(void)
 {
   struct timespec t;
@@ -597,8 +608,10 @@ static enum MHD_Result handle_post(struct MHD_Connection *c, req_ctx *ctx)
       ok = handle_encode(&req, ctx->ep, ts, &ctx->tokens, &e);
   }
   tokd_request_free(&req);
-  if (!ok) return send_error(c, ctx, &e);
-  return send_body(c, ctx, 200, "application/json", ts->out.data, ts->out.len);
+  enum MHD_Result r = ok ? send_body(c, ctx, 200, "application/json", ts->out.data, ts->out.len)
+                         : send_error(c, ctx, &e);
+  thread_state_trim(ts);
+  return r;
 }
 
 static enum MHD_Result handle_get(struct MHD_Connection *c, req_ctx *ctx)

@@ -527,6 +527,23 @@ void tok_scratch_free(tok_scratch *s)
   free(s);
 }
 
+void tok_scratch_trim(tok_scratch *s, size_t keep_bytes)
+{
+  if (s->ids_cap * 2 * sizeof(uint32_t) > keep_bytes) {
+    free(s->ids);
+    free(s->offsets);
+    s->ids = s->offsets = NULL;
+    s->ids_cap = 0;
+  }
+  /* part_* are 4 arrays of 4 bytes and the heap 3 of 8 bytes per piece byte */
+  if (s->piece_cap * 40 > keep_bytes) {
+    free(s->part_start), free(s->part_rank), free(s->part_next), free(s->part_prev), free(s->heap);
+    s->part_start = s->part_rank = s->part_next = s->part_prev = NULL;
+    s->heap = NULL;
+    s->piece_cap = 0;
+  }
+}
+
 tok_work_stats tok_scratch_stats(const tok_scratch *s) { return s->stats; }
 void tok_scratch_stats_reset(tok_scratch *s) { memset(&s->stats, 0, sizeof s->stats); }
 

@@ -154,6 +154,25 @@ START_TEST(test_token_limit)
 }
 END_TEST
 
+/* Protects: trimming after a huge input frees the scratch and it still works afterwards. */
+START_TEST(test_scratch_trim)
+{
+  size_t n = 3000000;
+  char *text = malloc(n);
+  for (size_t i = 0; i < n; i++) text[i] = (char)('a' + i % 26);
+  const tok_encoding *enc = tu_encoding("cl100k_base");
+  tok_encode_result r;
+  ck_assert_int_eq(tok_encode(enc, scratch, text, n, NULL, &r, NULL), TOK_OK);
+  size_t big = r.len;
+  tok_scratch_trim(scratch, 1 << 20);
+  ck_assert_int_eq(tok_encode(enc, scratch, "hello world", 11, NULL, &r, NULL), TOK_OK);
+  ck_assert(r.len == 2 && r.ids[0] == 15339 && r.ids[1] == 1917);
+  ck_assert_int_eq(tok_encode(enc, scratch, text, n, NULL, &r, NULL), TOK_OK);
+  ck_assert_uint_eq(r.len, big);
+  free(text);
+}
+END_TEST
+
 /* Protects: a regex resource limit becomes an error return (a 422 in the server), never a
  * crash or a silently shortened result. */
 START_TEST(test_regex_limit)
@@ -239,6 +258,7 @@ Suite *encode_suite(void)
   tcase_add_test(tc, test_offsets);
   tcase_add_test(tc, test_token_limit);
   tcase_add_test(tc, test_regex_limit);
+  tcase_add_test(tc, test_scratch_trim);
   tcase_add_test(tc, test_threads);
   suite_add_tcase(s, tc);
   return s;
