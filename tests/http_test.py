@@ -440,6 +440,9 @@ def test_overload():
         reply = hold.recv(4096)
         check("held request still answered", reply.startswith(b"HTTP/1.1 200"), reply[:40])
         hold.close()
+        # the slot is released when the response has been sent, a moment after the client
+        # has read it: wait for that instead of racing it
+        wait_for(lambda: inflight(s) == 0)
         st, body, _ = s.json("POST", "/encode", {"text": "x"})
         check("admitted again after", st == 200)
     finally:
