@@ -190,7 +190,6 @@ typedef struct tok_scratch tok_scratch;
 
 typedef struct tok_limits {
   size_t max_tokens_out; /* most ids one call may produce; 0 = no limit besides memory */
-  size_t max_bytes_out;  /* most bytes one decode may produce; 0 = no limit */
   uint32_t match_limit;  /* PCRE2 match limit per piece; 0 = library default */
   size_t jit_stack_max;  /* bytes of PCRE2 JIT stack; 0 = 1 MiB */
 } tok_limits;
