@@ -31,10 +31,10 @@ tok_err tok__scratch_fit(tok_scratch *s, size_t piece_len)
   size_t cap = s->piece_cap ? s->piece_cap : 1024;
   while (cap < piece_len) cap *= 2;
   if (cap > UINT32_MAX / 4) return TOK_ELIMIT;
-  uint32_t *a = realloc(s->part_start, (cap + 1) * sizeof *a);
-  if (a) s->part_start = a;
-  uint32_t *b = realloc(s->part_rank, (cap + 1) * sizeof *b);
-  if (b) s->part_rank = b;
+  uint32_t *a = realloc(s->part_self, (cap + 1) * sizeof *a);
+  if (a) s->part_self = a;
+  uint32_t *b = realloc(s->part_pair, (cap + 1) * sizeof *b);
+  if (b) s->part_pair = b;
   uint32_t *c = realloc(s->part_next, (cap + 1) * sizeof *c);
   if (c) s->part_next = c;
   uint32_t *d = realloc(s->part_prev, (cap + 1) * sizeof *d);
@@ -137,11 +137,11 @@ static uint64_t heap_pop(uint64_t *heap, size_t *len)
 tok_err tok__bpe_encode_piece_heap(const tok__vocab *v, tok_scratch *s, const uint8_t *p,
                                    size_t n, uint32_t *ids, size_t *n_out)
 {
-  /* Part i starts at byte i; part_next[i] is the start of the following part (n at the
-   * end), part_prev[i] the previous one (DEAD once absorbed), part_start[i] the part's own
-   * rank and part_rank[i] the rank of the pair it starts. */
-  uint32_t *next = s->part_next, *prev = s->part_prev, *self = s->part_start;
-  uint32_t *pair = s->part_rank;
+  /* Part i starts at byte i; next[i] is the start of the following part (n at the end),
+   * prev[i] the previous one (DEAD once absorbed), self[i] the part's own rank and pair[i]
+   * the rank of the pair it starts. */
+  uint32_t *next = s->part_next, *prev = s->part_prev, *self = s->part_self;
+  uint32_t *pair = s->part_pair;
   uint64_t *heap = s->heap;
   size_t heap_len = 0;
   if (n > s->piece_cap) return TOK_EINVAL;

@@ -27,33 +27,33 @@ typedef struct setting {
 
 #define OFF(field) offsetof(tokd_config, field)
 static const setting SETTINGS[] = {
-    {"host", "TOKD_HOST", T_STR, OFF(host), 0, 0, "address to listen on (default 0.0.0.0)"},
-    {"port", "TOKD_PORT", T_UINT, OFF(port), 0, 65535, "TCP port (default 8080; 0 = any free port)"},
-    {"threads", "TOKD_THREADS", T_UINT, OFF(threads), 1, 1024, "worker threads (default: CPU cores)"},
+    {"host", "TOKD_HOST", T_STR, OFF(host), 0, 0, "address to listen on"},
+    {"port", "TOKD_PORT", T_UINT, OFF(port), 0, 65535, "TCP port; 0 = any free port"},
+    {"threads", "TOKD_THREADS", T_UINT, OFF(threads), 1, 1024, "worker threads (default: the number of CPU cores)"},
     {"encodings", "TOKD_ENCODINGS", T_STR, OFF(encodings), 0, 0,
-     "comma-separated encodings to load (default: all)"},
+     "comma-separated encodings to load (none given: all)"},
     {"default-encoding", "TOKD_DEFAULT_ENCODING", T_STR, OFF(default_encoding), 0, 0,
-     "encoding used when a request names none (default cl100k_base, else the first loaded)"},
+     "encoding for requests that name none (none given: cl100k_base, else the first loaded)"},
     {"vocab-dir", "TOKD_VOCAB_DIR", T_STR, OFF(vocab_dir), 0, 0,
      "load DIR/*.manifest instead of the built-in vocabularies"},
     {"max-body-bytes", "TOKD_MAX_BODY_BYTES", T_SIZE, OFF(max_body_bytes), 1, 1ull << 32,
-     "largest request body (default 8388608); larger is 413"},
+     "largest request body in bytes; larger is 413"},
     {"max-tokens", "TOKD_MAX_TOKENS", T_SIZE, OFF(max_tokens), 1, 1ull << 32,
-     "most token ids in one request or response (default 4194304)"},
+     "most token ids in one request or response"},
     {"max-batch", "TOKD_MAX_BATCH", T_SIZE, OFF(max_batch), 1, 1u << 20,
-     "most texts or id lists in one batch (default 1024)"},
+     "most texts or id lists in one batch"},
     {"max-connections", "TOKD_MAX_CONNECTIONS", T_UINT, OFF(max_connections), 1, 1000000,
-     "open connections at most (default 1000)"},
+     "open connections at most"},
     {"max-inflight", "TOKD_MAX_INFLIGHT", T_UINT, OFF(max_inflight), 1, 1000000,
-     "requests processed at once; above it answers 503 (default 512)"},
+     "requests processed at once; above it answers 503"},
     {"timeout", "TOKD_TIMEOUT", T_UINT, OFF(conn_timeout_s), 1, 86400,
-     "seconds a connection may stay idle or stall mid-request (default 30)"},
+     "seconds a connection may stay idle or stall mid-request"},
     {"drain-timeout", "TOKD_DRAIN_TIMEOUT", T_UINT, OFF(drain_timeout_s), 0, 86400,
-     "seconds in-flight requests get after SIGTERM (default 25)"},
+     "seconds in-flight requests get after SIGTERM"},
     {"max-model-len", "TOKD_MAX_MODEL_LEN", T_UINT, OFF(max_model_len), 0, UINT_MAX,
-     "max_model_len reported by /tokenize (default 0 = unknown)"},
+     "max_model_len reported by /tokenize (0 = unknown)"},
     {"log-level", "TOKD_LOG_LEVEL", T_LOG, OFF(log_level), 0, 0,
-     "info (a JSON line per request), warn (4xx/5xx only), error (5xx), off (default info)"},
+     "info (a JSON line per request), warn (4xx/5xx only), error (5xx), off"},
 };
 #define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
 
@@ -62,13 +62,44 @@ const char TOKD_SERVE_USAGE[] =
     "\n"
     "Serves /encode /decode /count /tokenize /detokenize /encodings /health /ready /metrics.\n"
     "Every option is also an environment variable; a flag beats a variable beats a default.\n"
+    "The default is in [brackets] (- means none).\n"
     "\n";
+
+/* The defaults, in one place: the help text prints them from here. */
+static tokd_config defaults(void)
+{
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  return (tokd_config){
+    .host = "0.0.0.0",
+    .port = 8080,
+    .threads = cores > 0 ? (unsigned)cores : 1,
+    .max_body_bytes = 8u << 20,
+    .max_tokens = 4u << 20,
+    .max_batch = 1024,
+    .max_connections = 1000,
+    .max_inflight = 512,
+    .conn_timeout_s = 30,
+    .drain_timeout_s = 25,
+    .log_level = LOG_INFO,
+  };
+}
+
+static const char *const LOG_NAMES[] = {"off", "error", "warn", "info"};
 
 static void print_usage(FILE *out)
 {
+  tokd_config d = defaults();
   fputs(TOKD_SERVE_USAGE, out);
-  for (size_t i = 0; i < N_SETTINGS; i++)
-    fprintf(out, "  --%-18s %-22s %s\n", SETTINGS[i].flag, SETTINGS[i].env, SETTINGS[i].help);
+  for (size_t i = 0; i < N_SETTINGS; i++) {
+    const setting *st = &SETTINGS[i];
+    const char *field = (const char *)&d + st->offset;
+    char value[64];
+    if (st->type == T_STR) snprintf(value, sizeof value, "%s", *(const char *const *)field ? *(const char *const *)field : "-");
+    else if (st->type == T_LOG) snprintf(value, sizeof value, "%s", LOG_NAMES[*(const tokd_log_level *)field]);
+    else if (st->type == T_UINT) snprintf(value, sizeof value, "%u", *(const unsigned *)field);
+    else snprintf(value, sizeof value, "%zu", *(const size_t *)field);
+    fprintf(out, "  --%-18s %-22s [%s] %s\n", st->flag, st->env, value, st->help);
+  }
   fputs("  --help\n", out);
 }
 
@@ -80,9 +111,8 @@ static int set_value(tokd_config *cfg, const setting *s, const char *value, cons
     return 0;
   }
   if (s->type == T_LOG) {
-    static const char *names[] = {"off", "error", "warn", "info"};
     for (int l = 0; l < 4; l++)
-      if (strcmp(value, names[l]) == 0) {
+      if (strcmp(value, LOG_NAMES[l]) == 0) {
         *(tokd_log_level *)field = (tokd_log_level)l;
         return 0;
       }
@@ -104,21 +134,8 @@ static int set_value(tokd_config *cfg, const setting *s, const char *value, cons
 
 int tokd_config_parse(int argc, char **argv, tokd_config *cfg, bool *exit_now)
 {
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
   *exit_now = false;
-  *cfg = (tokd_config){
-      .host = "0.0.0.0",
-      .port = 8080,
-      .threads = cores > 0 ? (unsigned)cores : 1,
-      .max_body_bytes = 8u << 20,
-      .max_tokens = 4u << 20,
-      .max_batch = 1024,
-      .max_connections = 1000,
-      .max_inflight = 512,
-      .conn_timeout_s = 30,
-      .drain_timeout_s = 25,
-      .log_level = LOG_INFO,
-  };
+  *cfg = defaults();
   for (size_t i = 0; i < N_SETTINGS; i++) {
     const char *v = getenv(SETTINGS[i].env);
     if (v && *v) {

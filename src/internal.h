@@ -76,12 +76,13 @@ struct tok_scratch {
   uint32_t *offsets;
   size_t ids_cap;
 
-  /* merge loop arrays, sized for the longest piece seen */
-  uint32_t *part_start; /* piece_cap + 1 */
-  uint32_t *part_rank;  /* piece_cap + 1 */
-  uint32_t *part_next;  /* piece_cap + 1 (long pieces) */
-  uint32_t *part_prev;  /* piece_cap + 1 (long pieces) */
-  uint64_t *heap;       /* 2 * piece_cap (long pieces) */
+  /* arrays of the heap merger (bpe.c), sized for the longest piece seen; part i starts at
+   * byte i of the piece */
+  uint32_t *part_self; /* piece_cap + 1: the part's own rank */
+  uint32_t *part_pair; /* piece_cap + 1: rank of the part joined with the next */
+  uint32_t *part_next; /* piece_cap + 1: start of the next part */
+  uint32_t *part_prev; /* piece_cap + 1: start of the previous part, or a marker */
+  uint64_t *heap;      /* 3 * (piece_cap + 1): (rank << 32 | start) candidates */
   size_t piece_cap;
 
   tok_work_stats stats;

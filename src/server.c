@@ -144,6 +144,7 @@ typedef enum { BODY_JSON, BODY_TEXT, BODY_SNIFF } body_kind;
 
 typedef struct req_ctx {
   tokd_endpoint ep;
+  bool post; /* the endpoint takes POST (else GET/HEAD) */
   const char *method;
   double started;
   body_kind kind;
@@ -189,11 +190,8 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, req_ctx *ctx, unsi
   if (!resp) return MHD_NO;
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
   MHD_add_response_header(resp, "X-Request-Id", ctx->request_id);
-  if (status == 405) {
-    bool post = false;
-    route(TOKD_ENDPOINT_PATHS[ctx->ep], &post);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, post ? "POST" : "GET, HEAD");
-  }
+  if (status == 405)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, ctx->post ? "POST" : "GET, HEAD");
   if (status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
   if (atomic_load(&S.draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result r = MHD_queue_response(conn, status, resp);
@@ -708,6 +706,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     bool post = false;
     int ep = route(url, &post);
     ctx->ep = ep < 0 ? EP_OTHER : (tokd_endpoint)ep;
+    ctx->post = post;
     if (ep < 0) {
       tokd_error_set(&e, 404, "unknown_route", NULL,
                      "no such endpoint: %.100s (try POST /encode, /decode, /count, /tokenize, "
@@ -762,9 +761,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                    S.cfg.max_body_bytes);
     return send_error(c, ctx, &e);
   }
-  bool post = false;
-  route(url, &post);
-  return post ? handle_post(c, ctx) : handle_get(c, ctx);
+  return ctx->post ? handle_post(c, ctx) : handle_get(c, ctx);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,

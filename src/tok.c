@@ -519,8 +519,8 @@ void tok_scratch_free(tok_scratch *s)
   pcre2_jit_stack_free(s->jit_stack);
   free(s->ids);
   free(s->offsets);
-  free(s->part_start);
-  free(s->part_rank);
+  free(s->part_self);
+  free(s->part_pair);
   free(s->part_next);
   free(s->part_prev);
   free(s->heap);
@@ -537,8 +537,8 @@ void tok_scratch_trim(tok_scratch *s, size_t keep_bytes)
   }
   /* part_* are 4 arrays of 4 bytes and the heap 3 of 8 bytes per piece byte */
   if (s->piece_cap * 40 > keep_bytes) {
-    free(s->part_start), free(s->part_rank), free(s->part_next), free(s->part_prev), free(s->heap);
-    s->part_start = s->part_rank = s->part_next = s->part_prev = NULL;
+    free(s->part_self), free(s->part_pair), free(s->part_next), free(s->part_prev), free(s->heap);
+    s->part_self = s->part_pair = s->part_next = s->part_prev = NULL;
     s->heap = NULL;
     s->piece_cap = 0;
   }
