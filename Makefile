@@ -29,15 +29,15 @@ export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
 
 PKGS := libpcre2-8 libmicrohttpd libcjson
 VERSION := 0.1.0
-TOKD_CFLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"$(VERSION)"' -Iinclude -Isrc \
+TOKD_CFLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"$(VERSION)"' -Iinclude -Isrc/core -Isrc/load -Isrc/serve -Isrc/cli \
 	-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
 	-Wformat=2 -Wno-format-nonliteral -Wvla $(if $(WERROR),-Werror) $(SAN_FLAGS)
 DEPS_OK := $(BUILD)/.deps-ok
 
-CORE_SRC := src/buf.c src/utf8.c src/base64.c src/sha256.c src/phash.c src/vocab.c src/pretok.c \
-	src/special.c src/bpe.c src/tok.c src/models.c src/embed.c
+CORE_SRC := $(addprefix src/core/,buf.c utf8.c base64.c sha256.c phash.c pretok.c added.c bpe.c \
+	encode.c models.c embed.c) src/load/tiktoken.c
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o
-TOKD_SRC := src/main.c src/server.c src/config.c src/metrics.c src/json.c src/load.c
+TOKD_SRC := $(addprefix src/serve/,server.c config.c metrics.c json.c) $(addprefix src/cli/,main.c load.c)
 TOKD_OBJ := $(TOKD_SRC:src/%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
@@ -62,13 +62,13 @@ deps-bench: deps
 pkg_cflags = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 pkg_libs = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-$(BUILD)/%.o: src/%.c include/tok.h src/internal.h src/phash.h $(wildcard src/*.h) | $(DEPS_OK)
+$(BUILD)/%.o: src/%.c include/tok.h $(wildcard src/*/*.h) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/embed_data.o: src/embed.S $(VOCAB) | $(DEPS_OK)
+$(BUILD)/embed_data.o: src/core/embed.S $(VOCAB) | $(DEPS_OK)
 	@mkdir -p $(@D)
-	$(CC) -c -o $@ src/embed.S
+	$(CC) -c -o $@ src/core/embed.S
 
 $(BUILD)/libtok.a: $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -76,7 +76,7 @@ $(BUILD)/libtok.a: $(CORE_OBJ)
 $(BUILD)/tokd: $(TOKD_OBJ) $(BUILD)/libtok.a
 	$(CC) $(TOKD_CFLAGS) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread -lm
 
-$(BUILD)/tests/%.o: tests/%.c tests/testutil.h include/tok.h src/internal.h | $(DEPS_OK)
+$(BUILD)/tests/%.o: tests/%.c tests/testutil.h include/tok.h $(wildcard src/*/*.h) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(shell pkg-config --cflags check 2>/dev/null) $(CFLAGS) -c -o $@ $<
 
@@ -105,7 +105,7 @@ k8s-test: $(BUILD)/tokd
 $(BUILD)/fuzz_encode_replay: tests/fuzz/fuzz_encode.c tests/fuzz/replay.c $(BUILD)/libtok.a
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread
 
-$(BUILD)/fuzz_request_replay: tests/fuzz/fuzz_request.c tests/fuzz/replay.c $(BUILD)/json.o $(BUILD)/metrics.o $(BUILD)/libtok.a
+$(BUILD)/fuzz_request_replay: tests/fuzz/fuzz_request.c tests/fuzz/replay.c $(BUILD)/serve/json.o $(BUILD)/serve/metrics.o $(BUILD)/libtok.a
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread
 
 fuzz-replay: $(BUILD)/fuzz_encode_replay $(BUILD)/fuzz_request_replay
@@ -113,12 +113,12 @@ fuzz-replay: $(BUILD)/fuzz_encode_replay $(BUILD)/fuzz_request_replay
 	$(BUILD)/fuzz_request_replay tests/data/fuzz/request
 
 FUZZ_SECONDS ?= 60
-FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"fuzz"' -Iinclude -Isrc -O1 -g \
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"fuzz"' -Iinclude -Isrc/core -Isrc/load -Isrc/serve -Isrc/cli -O1 -g \
 	-fsanitize=fuzzer,address,undefined
 fuzz: deps
 	mkdir -p build-fuzz
-	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_encode tests/fuzz/fuzz_encode.c $(CORE_SRC) src/embed.S $(pkg_libs) -lpthread
-	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_request tests/fuzz/fuzz_request.c src/json.c src/metrics.c $(CORE_SRC) src/embed.S $(pkg_libs) -lpthread
+	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_encode tests/fuzz/fuzz_encode.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
+	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_request tests/fuzz/fuzz_request.c src/serve/json.c src/serve/metrics.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
 	build-fuzz/fuzz_encode -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/data/fuzz/encode
 	build-fuzz/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/data/fuzz/request
 

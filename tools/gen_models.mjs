@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// Regenerates src/models.c from the npm package tiktoken's model_to_encoding.json.
-// Usage: node tools/gen_models.mjs NODE_MODULES_DIR > src/models.c
+// Regenerates src/core/models.c from the npm package tiktoken's model_to_encoding.json.
+// Usage: node tools/gen_models.mjs NODE_MODULES_DIR > src/core/models.c
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const modules = process.argv[2];
 if (!modules) {
-  console.error("usage: node tools/gen_models.mjs NODE_MODULES_DIR > src/models.c");
+  console.error("usage: node tools/gen_models.mjs NODE_MODULES_DIR > src/core/models.c");
   process.exit(2);
 }
 const exact = JSON.parse(readFileSync(join(modules, "tiktoken/model_to_encoding.json"), "utf8"));
