@@ -27,15 +27,16 @@ export ASAN_OPTIONS ?= abort_on_error=1:detect_leaks=1
 export UBSAN_OPTIONS ?= halt_on_error=1:print_stacktrace=1
 export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
 
-PKGS := libpcre2-8 libmicrohttpd libcjson
+PKGS := libpcre2-8 libmicrohttpd libcjson libutf8proc
 VERSION := 0.1.0
 TOKD_CFLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"$(VERSION)"' -Iinclude -Isrc/core -Isrc/load -Isrc/serve -Isrc/cli \
 	-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
 	-Wformat=2 -Wno-format-nonliteral -Wvla $(if $(WERROR),-Werror) $(SAN_FLAGS)
 DEPS_OK := $(BUILD)/.deps-ok
 
-CORE_SRC := $(addprefix src/core/,buf.c utf8.c base64.c sha256.c phash.c pretok.c added.c bpe.c \
-	encode.c models.c embed.c) src/load/tiktoken.c
+CORE_SRC := $(addprefix src/core/,err.c buf.c utf8.c unicode.c base64.c sha256.c phash.c vocab.c \
+	added.c normalize.c pretok.c bpe.c decode.c encoding.c encode.c models.c embed.c) \
+	$(addprefix src/load/,registry.c tiktoken.c hf.c jscan.c)
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o
 TOKD_SRC := $(addprefix src/serve/,server.c config.c metrics.c json.c) $(addprefix src/cli/,main.c load.c)
 TOKD_OBJ := $(TOKD_SRC:src/%.c=$(BUILD)/%.o)

@@ -2,8 +2,21 @@
  * tok.h — public API of libtok, the tokenizer core of tokd.
  *
  * libtok encodes text into BPE token ids and decodes them back, exactly as OpenAI's
- * tiktoken does for r50k_base (gpt2), p50k_base, p50k_edit, cl100k_base and o200k_base,
- * and for custom encodings described by a manifest and a .tiktoken rank file.
+ * tiktoken does for r50k_base (gpt2), p50k_base, p50k_edit, cl100k_base and o200k_base
+ * (and custom encodings described by a manifest and a .tiktoken rank file), and exactly as
+ * Hugging Face `tokenizers` does for a BPE `tokenizer.json` (Llama, Qwen, DeepSeek, Gemma,
+ * GPT-OSS, ...).
+ *
+ * Every tokenizer is one configuration of the same pipeline, the one Hugging Face made
+ * standard:
+ *
+ *   text -> added/special tokens -> normalizer -> pre-tokenizer -> BPE model
+ *        -> post-processor -> ids
+ *   ids  -> decoder -> text (or the exact bytes)
+ *
+ * A tiktoken encoding is the configuration with no normalizer, one regex split, a
+ * byte-level BPE model whose merge priority is the token's rank, and special tokens that
+ * are matched only when allowed.
  *
  * Threading model:
  *   - A tok_registry and every tok_encoding in it are immutable after tok_registry_load()
@@ -51,7 +64,9 @@ extern "C" {
   X(TOK_EVOCAB, "bad_vocabulary", "malformed vocabulary file", 500)                           \
   X(TOK_EMANIFEST, "bad_manifest", "malformed encoding manifest", 500)                        \
   X(TOK_ECHECKSUM, "checksum_mismatch", "vocabulary file does not match its SHA-256", 500)    \
-  X(TOK_EPATTERN, "bad_pattern", "pre-tokenizer pattern does not compile", 500)
+  X(TOK_EPATTERN, "bad_pattern", "pre-tokenizer pattern does not compile", 500)             \
+  X(TOK_ETOKENIZER, "bad_tokenizer", "malformed tokenizer.json", 500)                         \
+  X(TOK_EUNSUPPORTED, "unsupported_component", "tokenizer component not supported", 500)
 
 typedef enum {
 #define TOK__ENUM(e, name, msg, status) e,
@@ -116,7 +131,7 @@ tok_err tok_base64_decode(const char *s, size_t len, tok_buf *out);
 tok_err tok_base64_encode(const void *bytes, size_t len, tok_buf *out);
 
 /* ---------------------------------------------------------------------------------------
- * Encodings and the registry that owns them.
+ * Tokenizers ("encodings") and the registry that owns them.
  */
 typedef struct tok_registry tok_registry;
 typedef struct tok_encoding tok_encoding;
@@ -127,31 +142,60 @@ typedef struct tok_special_token {
   uint32_t id;
 } tok_special_token;
 
+typedef enum { TOK_KIND_TIKTOKEN, TOK_KIND_HUGGINGFACE } tok_kind;
+
 typedef struct tok_encoding_info {
   const char *name;
   const char *const *aliases; /* NULL-terminated */
-  const char *pattern;        /* the pre-tokenizer regex, as in the manifest */
-  const char *ranks_file;     /* the .tiktoken file name */
-  const char *sha256;         /* hex SHA-256 of the rank file */
-  uint32_t n_ranks;           /* number of mergeable tokens */
+  tok_kind kind;
+  const char *source;         /* the file it came from (a rank file name when embedded) */
+  const char *pattern;        /* tiktoken: the pre-tokenizer regex; Hugging Face: NULL */
+  const char *sha256;         /* tiktoken: hex SHA-256 of the rank file; else "" */
+  uint32_t n_ranks;           /* tokens of the BPE model (mergeable ranks) */
   uint32_t n_vocab;           /* highest id + 1 */
   size_t n_special;
-  const tok_special_token *special; /* n_special entries, in manifest order */
-  bool embedded;                    /* loaded from the copy built into the binary */
+  const tok_special_token *special; /* n_special entries: the special tokens, in file order */
+  size_t n_added;             /* added tokens, special or not (tiktoken: == n_special) */
+  /* One line each naming the pipeline's components, e.g. "NFC", "Split(Isolated),
+   * ByteLevel", "BPE(byte_level, ignore_merges)", "TemplateProcessing", "ByteLevel";
+   * "" when the stage is empty. */
+  const char *normalizer, *pre_tokenizer, *model, *post_processor, *decoder;
+  /* BOS/EOS as named by tokenizer_config.json (Hugging Face directories), else NULL. */
+  const char *bos_token, *eos_token;
+  bool embedded; /* loaded from the copy built into the binary */
 } tok_encoding_info;
 
-/* Loads encodings. vocab_dir NULL means the vocabularies embedded in the binary; otherwise
- * every DIR/<name>.manifest is read. names is a comma-separated list of encoding names or
- * aliases to load, or NULL/"" for all. Rank files shared by several encodings are loaded
- * once. On success *out owns everything and must be released with tok_registry_free. Not
- * thread-safe (call once at start-up); the result is. */
-tok_err tok_registry_load(const char *vocab_dir, const char *names, tok_registry **out,
-                          tok_error *err);
+/* A Hugging Face tokenizer to load: NAME=PATH, where PATH is a tokenizer.json file (read
+ * alone, as `tokenizers` reads it) or a directory holding one (then tokenizer_config.json
+ * beside it is applied as transformers' AutoTokenizer does: BOS/EOS of Llama- and
+ * Gemma-class tokenizers, clean_up_tokenization_spaces). */
+typedef struct tok_tokenizer_source {
+  const char *name;
+  const char *path;
+} tok_tokenizer_source;
+
+typedef struct tok_load_opts {
+  /* tiktoken encodings: NULL means the ones embedded in the binary; otherwise every
+   * DIR/<name>.manifest is read. */
+  const char *vocab_dir;
+  /* Comma-separated tiktoken encoding names or aliases to load; NULL or "" for all,
+   * "none" for none. */
+  const char *encodings;
+  const tok_tokenizer_source *tokenizers;
+  size_t n_tokenizers;
+} tok_load_opts;
+
+/* Loads tokenizers (files are read in parallel, one thread per file). On success *out owns
+ * everything and must be released with tok_registry_free. Not thread-safe (call once at
+ * start-up); the result is immutable and safe to share between threads. A component of a
+ * tokenizer.json that libtok does not implement is refused (TOK_EUNSUPPORTED, naming it and
+ * its JSON path), never ignored. */
+tok_err tok_registry_load(const tok_load_opts *opts, tok_registry **out, tok_error *err);
 void tok_registry_free(tok_registry *reg);
 
 size_t tok_registry_count(const tok_registry *reg);
 const tok_encoding *tok_registry_at(const tok_registry *reg, size_t i);
-/* Finds an encoding by name or alias; NULL when not loaded. */
+/* Finds a tokenizer by name or alias; NULL when not loaded. */
 const tok_encoding *tok_registry_find(const tok_registry *reg, const char *name,
                                       size_t name_len);
 
@@ -165,14 +209,19 @@ const char *tok_model_encoding(const char *model, size_t model_len);
 const tok_encoding_info *tok_encoding_get_info(const tok_encoding *enc);
 
 /* ---------------------------------------------------------------------------------------
- * Special-token sets: a byte per special token of one encoding (1 = in the set).
+ * Special-token sets: a bit per special token of one encoding (1 = in the set).
  */
+#define TOK_MAX_SPECIAL 4096
+
 typedef struct tok_special_set {
-  size_t n;         /* == info->n_special */
-  uint8_t mask[256]; /* encodings with more specials are refused at load */
+  size_t n; /* == info->n_special */
+  uint64_t bits[TOK_MAX_SPECIAL / 64]; /* tokenizers with more specials are refused at load */
 } tok_special_set;
 
-#define TOK_MAX_SPECIAL 256
+static inline bool tok_special_set_has(const tok_special_set *set, size_t k)
+{
+  return (set->bits[k >> 6] >> (k & 63)) & 1;
+}
 
 /* Parses "all", "none"/"" or a comma-separated list of special-token texts into set.
  * TOK_EUNKNOWN_SPECIAL names the first text that is not a special token. */
@@ -182,6 +231,7 @@ tok_err tok_special_set_parse(const tok_encoding *enc, const char *spec, size_t 
 tok_err tok_special_set_add(const tok_encoding *enc, tok_special_set *set, const char *text,
                             size_t text_len, tok_error *err);
 void tok_special_set_all(const tok_encoding *enc, tok_special_set *set);
+void tok_special_set_none(const tok_encoding *enc, tok_special_set *set);
 
 /* ---------------------------------------------------------------------------------------
  * Per-thread scratch.
@@ -205,28 +255,36 @@ void tok_scratch_trim(tok_scratch *scratch, size_t keep_bytes);
  * Encode and decode.
  */
 typedef struct tok_encode_opts {
-  /* Special tokens whose text becomes their id. NULL: none, all text is ordinary
-   * (tiktoken's encode_ordinary). */
+  /* Special tokens whose text becomes their id. NULL: the tokenizer's default, which is
+   * none for tiktoken encodings (tiktoken's encode_ordinary: all text is ordinary) and all
+   * for Hugging Face tokenizers (as `tokenizers` and vLLM's /tokenize match them).
+   * Non-special added tokens of a Hugging Face tokenizer are always matched. */
   const tok_special_set *allowed_special;
   /* When true, text containing a special token that is not allowed is an error
    * (TOK_EDISALLOWED_SPECIAL with its position), like tiktoken's encode() default. */
   bool check_disallowed;
+  /* Apply the post-processor (BOS/EOS and the like of Hugging Face tokenizers;
+   * tiktoken encodings have none). */
+  bool add_special_tokens;
   /* When non-zero, stop once more than stop_after tokens were produced: the result has
    * stop_after + 1 ids and .stopped set (used to answer "does it fit" cheaply). */
   size_t stop_after;
-  /* Also produce the byte offset in text where each token starts. */
+  /* Also produce each token's [start, end) byte range in text. */
   bool want_offsets;
 } tok_encode_opts;
 
 typedef struct tok_encode_result {
   const uint32_t *ids;     /* points into the scratch */
-  const uint32_t *offsets; /* start byte of each token when asked for, else NULL */
+  /* 2 per token when asked for, else NULL: the [start, end) byte range of the text the
+   * token came from (for a normalized text, the original bytes that produced it; tokens
+   * added by the post-processor have [0, 0)). */
+  const uint32_t *offsets;
   size_t len;
   bool stopped; /* encoding stopped early because of stop_after */
 } tok_encode_result;
 
 /* Encodes text[0..text_len), which must be valid UTF-8 (TOK_EUTF8 with the offset of the
- * first bad byte otherwise). opts NULL means ordinary encoding. */
+ * first bad byte otherwise). opts NULL means the defaults above. */
 tok_err tok_encode(const tok_encoding *enc, tok_scratch *scratch, const char *text,
                    size_t text_len, const tok_encode_opts *opts, tok_encode_result *out,
                    tok_error *err);
@@ -236,16 +294,41 @@ tok_err tok_count(const tok_encoding *enc, tok_scratch *scratch, const char *tex
                   size_t text_len, const tok_encode_opts *opts, size_t *count, bool *stopped,
                   tok_error *err);
 
-/* Appends the exact bytes of ids to out. An id that is neither a rank nor a special token
- * is TOK_EUNKNOWN_TOKEN with err->index set to its position in ids. */
-tok_err tok_decode_bytes(const tok_encoding *enc, const uint32_t *ids, size_t n_ids,
-                         tok_buf *out, tok_error *err);
+typedef struct tok_decode_opts {
+  bool skip_special_tokens; /* leave special tokens out */
+  /* The ids continue an earlier call (streaming): rules that apply only at the start of a
+   * text (a decoder's leading-space strip) are not applied again. */
+  bool continuation;
+} tok_decode_opts;
 
-/* Bytes of one token (rank or special); NULL when the id is unknown. */
+/* Appends the exact bytes of ids to out: the tokenizer's decoder without its replacement
+ * of invalid UTF-8 (for tiktoken and byte-level tokenizers, the token bytes themselves).
+ * An unknown id is TOK_EUNKNOWN_TOKEN with err->index set to its position in ids. opts
+ * NULL means defaults. */
+tok_err tok_decode_bytes(const tok_encoding *enc, tok_scratch *scratch, const uint32_t *ids,
+                         size_t n_ids, const tok_decode_opts *opts, tok_buf *out,
+                         tok_error *err);
+
+/* Appends the decoded text (valid UTF-8) to out, exactly as the tokenizer's decoder
+ * produces it (Hugging Face `decode`; tiktoken's decode with errors="replace"). */
+tok_err tok_decode_text(const tok_encoding *enc, tok_scratch *scratch, const uint32_t *ids,
+                        size_t n_ids, const tok_decode_opts *opts, tok_buf *out,
+                        tok_error *err);
+
+/* Decoded bytes of one token as tok_decode_bytes gives them for that id alone (a special
+ * token's text for a special); NULL when the id is unknown. Points into the encoding. */
 const char *tok_token_bytes(const tok_encoding *enc, uint32_t id, size_t *len);
 
-/* Looks up the rank of a byte string in the mergeable vocabulary. */
+/* Appends the token's string as Hugging Face names it (the vocabulary entry, e.g.
+ * "\u0120world" for byte-level models; tiktoken tokens are shown the same byte-level way).
+ * TOK_EUNKNOWN_TOKEN when the id is unknown. */
+tok_err tok_token_string(const tok_encoding *enc, uint32_t id, tok_buf *out);
+
+/* Looks up the id of a byte string in the BPE model's vocabulary (its rank for tiktoken). */
 bool tok_rank_of(const tok_encoding *enc, const char *bytes, size_t len, uint32_t *rank);
+
+/* Id of a token given by its text (an added token, or a vocabulary entry); false when none. */
+bool tok_token_id(const tok_encoding *enc, const char *text, size_t text_len, uint32_t *id);
 
 /* Counters the tests use to prove the merge loop is never quadratic. Per scratch. */
 typedef struct tok_work_stats {

@@ -12,7 +12,7 @@ START_TEST(test_mergers_agree)
   uint32_t x = 777, a[TOK__LONG_PIECE], b[TOK__LONG_PIECE];
   uint8_t piece[TOK__LONG_PIECE];
   for (size_t e = 0; e < 5; e++) {
-    const tok__vocab *v = tu_encoding(TU_ENCODINGS[e])->vocab;
+    const tok__model *v = tu_encoding(TU_ENCODINGS[e])->model;
     for (int iter = 0; iter < 400; iter++) {
       const char *alpha = alphabets[iter % 9];
       size_t alen = strlen(alpha), n = 2 + (size_t)iter % (TOK__LONG_PIECE - 1);
@@ -41,22 +41,22 @@ END_TEST
 
 /* The plainest statement of tiktoken's rule, for pieces of any length: repeatedly merge
  * the leftmost lowest-ranked adjacent pair. Quadratic; only for checking. */
-static size_t reference_merge(const tok__vocab *v, const uint8_t *p, size_t n, uint32_t *ids)
+static size_t reference_merge(const tok__model *v, const uint8_t *p, size_t n, uint32_t *ids)
 {
   size_t start[600], parts = n;
   for (size_t i = 0; i <= n; i++) start[i] = i;
   for (;;) {
-    uint32_t best = TOK__NO_RANK;
+    uint32_t best = TOK__NONE;
     size_t at = 0;
     for (size_t i = 0; i + 1 < parts; i++) {
-      uint32_t r = tok__rank_lookup(v, p + start[i], start[i + 2] - start[i]);
+      uint32_t r = tok__token_lookup(v, p + start[i], start[i + 2] - start[i]);
       if (r < best) best = r, at = i;
     }
-    if (best == TOK__NO_RANK) break;
+    if (best == TOK__NONE) break;
     memmove(start + at + 1, start + at + 2, (parts - at - 1) * sizeof *start);
     parts--;
   }
-  for (size_t i = 0; i < parts; i++) ids[i] = tok__rank_lookup(v, p + start[i], start[i + 1] - start[i]);
+  for (size_t i = 0; i < parts; i++) ids[i] = tok__token_lookup(v, p + start[i], start[i + 1] - start[i]);
   return parts;
 }
 
@@ -70,7 +70,7 @@ START_TEST(test_heap_matches_reference)
   uint32_t x = 4242, a[600], b[600];
   uint8_t piece[600];
   for (size_t e = 3; e < 5; e++) {
-    const tok__vocab *v = tu_encoding(TU_ENCODINGS[e])->vocab;
+    const tok__model *v = tu_encoding(TU_ENCODINGS[e])->model;
     for (int iter = 0; iter < 150; iter++) {
       const char *alpha = alphabets[iter % 7];
       size_t alen = strlen(alpha), n = 25 + (size_t)iter * 3;
@@ -142,7 +142,7 @@ START_TEST(test_million_a)
   tok_error err;
   ck_assert_int_eq(tok_encode(enc, s, text, n, NULL, &r, &err), TOK_OK);
   tok_buf out = {0};
-  ck_assert_int_eq(tok_decode_bytes(enc, r.ids, r.len, &out, &err), TOK_OK);
+  ck_assert_int_eq(tok_decode_bytes(enc, s, r.ids, r.len, NULL, &out, &err), TOK_OK);
   ck_assert_uint_eq(out.len, n);
   ck_assert(memcmp(out.data, text, n) == 0);
   tok_work_stats st = tok_scratch_stats(s);

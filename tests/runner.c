@@ -18,7 +18,7 @@ static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 static void load_registry(void)
 {
   tok_error err;
-  if (tok_registry_load(NULL, NULL, &registry, &err) != TOK_OK) {
+  if (tok_registry_load(NULL, &registry, &err) != TOK_OK) {
     fprintf(stderr, "cannot load built-in encodings: %s\n", err.detail);
     abort();
   }

@@ -3,7 +3,7 @@
 # Usage: tools/deps.sh build|test|bench|bench-http|docker
 # Called by the Makefile; quiet when everything is present.
 set -eu
-build="gcc make pkg-config libc6-dev libpcre2-dev libmicrohttpd-dev libcjson-dev check"
+build="gcc make pkg-config libc6-dev libpcre2-dev libmicrohttpd-dev libcjson-dev libutf8proc-dev check"
 test="$build curl python3 python3-yaml"
 bench="$test wrk"
 bench_http="$bench python3-fastapi python3-uvicorn python3-regex python3-httptools

@@ -160,7 +160,8 @@ static int prepare(const load_opts *o, request_tpl reqs[N_EP][N_BODIES])
   if (corpus.len < 64) return fprintf(stderr, "tokd load: corpus too small\n"), 2;
   tok_registry *reg;
   tok_error err;
-  if (tok_registry_load(NULL, o->encoding, &reg, &err) != TOK_OK)
+  tok_load_opts lo = {.encodings = o->encoding};
+  if (tok_registry_load(&lo, &reg, &err) != TOK_OK)
     return fprintf(stderr, "tokd load: %s\n", err.detail), 2;
   const tok_encoding *enc = tok_registry_at(reg, 0);
   tok_scratch *scratch = tok_scratch_new(NULL);

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "config.h"
 #include "tok.h"
 
 #define MAX_STDIN ((size_t)1 << 30)
@@ -33,16 +34,28 @@ static const char USAGE[] =
     "\n"
     "Options of encode, decode, count, bench, encodings:\n"
     "  -e, --encoding NAME   r50k_base (gpt2), p50k_base, p50k_edit, cl100k_base (default),\n"
-    "                        o200k_base, or a custom encoding from --vocab-dir\n"
+    "                        o200k_base, a custom encoding from --vocab-dir, or the NAME of a\n"
+    "                        --tokenizer\n"
+    "  -t, --tokenizer NAME=PATH\n"
+    "                        a Hugging Face tokenizer.json, or a model directory holding one\n"
+    "                        (tokenizer_config.json beside it is applied as transformers\n"
+    "                        does); repeatable (env TOKD_TOKENIZERS=NAME=PATH,...)\n"
     "  -m, --model NAME      pick the encoding of an OpenAI model (gpt-4o, gpt-3.5-turbo, ...)\n"
     "      --vocab-dir DIR   load DIR/*.manifest and their rank files instead of the built-in\n"
     "                        vocabularies (env TOKD_VOCAB_DIR)\n"
     "      --allowed-special all|none|TOKEN[,TOKEN...]\n"
-    "                        special-token texts that encode to their ids (default none:\n"
-    "                        all text is ordinary, like tiktoken's encode_ordinary)\n"
+    "                        special-token texts that encode to their ids (default: none for\n"
+    "                        tiktoken encodings, like tiktoken's encode_ordinary; all for\n"
+    "                        Hugging Face tokenizers, as they do)\n"
     "      --disallowed-special\n"
     "                        fail (exit 2) when the text contains a special token that is\n"
     "                        not allowed, like tiktoken's encode() default\n"
+    "      --add-special-tokens\n"
+    "                        encode/count: add the tokenizer's BOS/EOS (its post-processor)\n"
+    "      --skip-special-tokens\n"
+    "                        decode: leave special tokens out\n"
+    "      --bytes           decode: write the exact bytes (the default for tiktoken\n"
+    "                        encodings; Hugging Face tokenizers write their decoder's text)\n"
     "      --lossy           encode/count: replace invalid UTF-8 with U+FFFD instead of failing;\n"
     "                        decode: replace invalid UTF-8 in the output with U+FFFD\n"
     "      --seconds S       bench: time per file (default 1)\n"
@@ -55,8 +68,13 @@ typedef struct cli_opts {
   const char *model;
   const char *vocab_dir;
   const char *allowed;
+  tok_tokenizer_source *tokenizers;
+  size_t n_tokenizers;
   bool disallowed;
   bool lossy;
+  bool add_special;
+  bool skip_special;
+  bool bytes;
   double seconds;
   char **files;
   int n_files;
@@ -95,16 +113,29 @@ static int parse_opts(int argc, char **argv, cli_opts *o)
       {"allowed-special", required_argument, NULL, 'a'},
       {"disallowed-special", no_argument, NULL, 'd'},
       {"lossy", no_argument, NULL, 'l'},
+      {"tokenizer", required_argument, NULL, 't'},
+      {"add-special-tokens", no_argument, NULL, 'A'},
+      {"skip-special-tokens", no_argument, NULL, 'S'},
+      {"bytes", no_argument, NULL, 'B'},
       {"seconds", required_argument, NULL, 's'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
   *o = (cli_opts){.encoding = NULL, .vocab_dir = getenv("TOKD_VOCAB_DIR"), .seconds = 1.0};
   if (o->vocab_dir && !*o->vocab_dir) o->vocab_dir = NULL;
-  int c;
+  const char *env_tokenizers = getenv("TOKD_TOKENIZERS");
+  bool flag_tokenizers = false;
+  int c, rc;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "e:m:h", longs, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "e:m:t:h", longs, NULL)) != -1) {
     switch (c) {
+    case 't':
+      flag_tokenizers = true;
+      if ((rc = tokd_sources_parse(optarg, "--tokenizer", &o->tokenizers, &o->n_tokenizers)) != 0) return rc;
+      break;
+    case 'A': o->add_special = true; break;
+    case 'S': o->skip_special = true; break;
+    case 'B': o->bytes = true; break;
     case 'e': o->encoding = optarg; break;
     case 'm': o->model = optarg; break;
     case 'V': o->vocab_dir = optarg; break;
@@ -119,6 +150,9 @@ static int parse_opts(int argc, char **argv, cli_opts *o)
     default: return die(2, "see `tokd --help`");
     }
   }
+  if (!flag_tokenizers && env_tokenizers && *env_tokenizers &&
+      (rc = tokd_sources_parse(env_tokenizers, "TOKD_TOKENIZERS", &o->tokenizers, &o->n_tokenizers)) != 0)
+    return rc;
   o->files = argv + optind;
   o->n_files = argc - optind;
   if (o->model) {
@@ -128,7 +162,7 @@ static int parse_opts(int argc, char **argv, cli_opts *o)
       return die(2, "--model %s uses %s, but --encoding says %s", o->model, enc, o->encoding);
     o->encoding = enc;
   }
-  if (!o->encoding) o->encoding = "cl100k_base";
+  if (!o->encoding) o->encoding = o->n_tokenizers ? o->tokenizers[0].name : "cl100k_base";
   return 0;
 }
 
@@ -151,10 +185,17 @@ typedef struct loaded {
   tok_scratch *scratch;
 } loaded;
 
+/* Loads only what the command uses: the named --tokenizer, or the named tiktoken encoding. */
 static int load(const cli_opts *o, loaded *l)
 {
   tok_error err;
-  if (tok_registry_load(o->vocab_dir, o->encoding, &l->reg, &err) != TOK_OK)
+  tok_load_opts lo = {.vocab_dir = o->vocab_dir, .encodings = o->encoding};
+  for (size_t i = 0; i < o->n_tokenizers; i++)
+    if (!strcmp(o->tokenizers[i].name, o->encoding)) {
+      lo = (tok_load_opts){.encodings = "none", .tokenizers = &o->tokenizers[i], .n_tokenizers = 1};
+      break;
+    }
+  if (tok_registry_load(&lo, &l->reg, &err) != TOK_OK)
     return die(status_of(err.code), "%s", err.detail);
   l->enc = tok_registry_find(l->reg, o->encoding, strlen(o->encoding));
   if (!(l->scratch = tok_scratch_new(NULL))) return die(1, "out of memory");
@@ -195,7 +236,7 @@ static int read_text(const cli_opts *o, tok_buf *text)
 static int encode_opts(const cli_opts *o, const tok_encoding *enc, tok_special_set *set,
                        tok_encode_opts *opts)
 {
-  *opts = (tok_encode_opts){.check_disallowed = o->disallowed};
+  *opts = (tok_encode_opts){.check_disallowed = o->disallowed, .add_special_tokens = o->add_special};
   if (o->allowed) {
     tok_error err;
     if (tok_special_set_parse(enc, o->allowed, strlen(o->allowed), set, &err) != TOK_OK)
@@ -289,7 +330,12 @@ static int cmd_decode(const cli_opts *o)
   }
   if (!rc) {
     tok_error err;
-    if (tok_decode_bytes(l.enc, ids, n, &bytes, &err) != TOK_OK) {
+    tok_decode_opts dopts = {.skip_special_tokens = o->skip_special};
+    /* tiktoken encodings write their bytes; Hugging Face tokenizers their decoder's text */
+    bool text = tok_encoding_get_info(l.enc)->kind == TOK_KIND_HUGGINGFACE && !o->bytes;
+    tok_err e = text ? tok_decode_text(l.enc, l.scratch, ids, n, &dopts, &bytes, &err)
+                     : tok_decode_bytes(l.enc, l.scratch, ids, n, &dopts, &bytes, &err);
+    if (e != TOK_OK) {
       rc = die(status_of(err.code), "%s", err.detail);
     } else if (o->lossy) {
       if (tok_utf8_append_lossy(&lossy, bytes.data, bytes.len) != TOK_OK) rc = die(1, "out of memory");
@@ -358,12 +404,17 @@ static int cmd_encodings(const cli_opts *o)
 {
   tok_registry *reg;
   tok_error err;
-  if (tok_registry_load(o->vocab_dir, NULL, &reg, &err) != TOK_OK)
+  tok_load_opts lo = {.vocab_dir = o->vocab_dir, .tokenizers = o->tokenizers,
+                      .n_tokenizers = o->n_tokenizers};
+  if (tok_registry_load(&lo, &reg, &err) != TOK_OK)
     return die(status_of(err.code), "%s", err.detail);
   for (size_t i = 0; i < tok_registry_count(reg); i++) {
     const tok_encoding_info *info = tok_encoding_get_info(tok_registry_at(reg, i));
     printf("%-14s n_vocab=%-7u ranks=%-7u special=%zu sha256=%s\n", info->name, info->n_vocab,
            info->n_ranks, info->n_special, info->sha256[0] ? info->sha256 : "-");
+    if (info->kind == TOK_KIND_HUGGINGFACE)
+      printf("  normalizer: %s\n  pre_tokenizer: %s\n  model: %s\n  post_processor: %s\n  decoder: %s\n",
+             info->normalizer, info->pre_tokenizer, info->model, info->post_processor, info->decoder);
   }
   tok_registry_free(reg);
   return 0;
@@ -386,11 +437,14 @@ int main(int argc, char **argv)
     return tokd_health_main(argc - 1, argv + 1);
   cli_opts o;
   int rc = parse_opts(argc - 1, argv + 1, &o);
-  if (rc) return rc;
-  if (!strcmp(cmd, "encode")) return cmd_encode_or_count(&o, false);
-  if (!strcmp(cmd, "count")) return cmd_encode_or_count(&o, true);
-  if (!strcmp(cmd, "decode")) return cmd_decode(&o);
-  if (!strcmp(cmd, "bench")) return cmd_bench(&o);
-  if (!strcmp(cmd, "encodings")) return cmd_encodings(&o);
-  return die(2, "unknown command \"%s\"; see `tokd --help`", cmd);
+  if (!rc) {
+    if (!strcmp(cmd, "encode")) rc = cmd_encode_or_count(&o, false);
+    else if (!strcmp(cmd, "count")) rc = cmd_encode_or_count(&o, true);
+    else if (!strcmp(cmd, "decode")) rc = cmd_decode(&o);
+    else if (!strcmp(cmd, "bench")) rc = cmd_bench(&o);
+    else if (!strcmp(cmd, "encodings")) rc = cmd_encodings(&o);
+    else rc = die(2, "unknown command \"%s\"; see `tokd --help`", cmd);
+  }
+  tokd_sources_free(o.tokenizers, o.n_tokenizers);
+  return rc;
 }

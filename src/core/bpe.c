@@ -1,21 +1,26 @@
 /*
- * bpe.c — the byte-pair merge loop: turns one pre-tokenizer piece into ranks.
+ * bpe.c — the model stage: byte-pair merging of one pre-tokenizer piece into token ids.
  *
- * Semantics are tiktoken's: start from single bytes; repeatedly merge the adjacent pair
- * whose concatenation has the lowest rank (the leftmost one among equals) until no pair is
- * a token. Two implementations give the same result:
+ * A piece that is itself a token is settled by one hash probe (for merge lists without
+ * ignore_merges only when that token is its own encoding, tok__model.whole_ok). Otherwise
+ * the piece is split into parts — bytes (byte-level) or characters (char-level, with
+ * <0xNN> byte fallback and unknown-token handling) — and adjacent parts are merged by
+ * priority, lowest first, leftmost among equals, until no pair merges. Both tiktoken and
+ * Hugging Face define it so; they differ only in what a pair's priority is
+ * (tok__merge_prio). Two implementations give the same result:
  *
  *   - scan: arrays on the stack, a linear scan for the minimum after every merge. O(n^2)
- *     but tiny constants; used for pieces up to TOK__LONG_PIECE bytes, i.e. nearly all.
- *   - heap: a doubly linked list of parts plus a binary min-heap of (rank, position)
+ *     but tiny constants; used for pieces of up to TOK__LONG_PIECE parts, i.e. nearly all.
+ *   - heap: a doubly linked list of parts plus a binary min-heap of (priority, position)
  *     candidates with lazy deletion; O(n log n). Used for long pieces (runs of one
- *     character, base64, whitespace), where tiktoken's scan takes seconds.
+ *     character, base64, whitespace; whole texts for models without a pre-tokenizer),
+ *     where tiktoken's scan takes seconds.
  *
  * Why lazy deletion is exact: a candidate is keyed by the byte position where its left
  * part starts. The pair starting there only ever grows (its left part absorbs neighbours
- * on the right), so its bytes, and with them its rank, never repeat: a heap entry whose
- * rank differs from the pair's current rank is stale and is skipped. Ordering entries by
- * (rank, position) reproduces "lowest rank, leftmost first".
+ * on the right), so its bytes, and with them its priority, never repeat: a heap entry
+ * whose priority differs from the pair's current one is stale and is skipped. Ordering
+ * entries by (priority, position) reproduces "lowest first, leftmost among equals".
  *
  * Neither allocates: the heap variant uses arrays the caller sized in the scratch.
  */
@@ -24,6 +29,7 @@
 #include "internal.h"
 
 #define DEAD UINT32_MAX
+#define NO_PREV (UINT32_MAX - 1)
 
 tok_err tok__scratch_fit(tok_scratch *s, size_t piece_len)
 {
@@ -31,81 +37,152 @@ tok_err tok__scratch_fit(tok_scratch *s, size_t piece_len)
   size_t cap = s->piece_cap ? s->piece_cap : 1024;
   while (cap < piece_len) cap *= 2;
   if (cap > UINT32_MAX / 4) return TOK_ELIMIT;
-  uint32_t *a = realloc(s->part_self, (cap + 1) * sizeof *a);
-  if (a) s->part_self = a;
+  uint32_t *a = realloc(s->part_id, (cap + 1) * sizeof *a);
+  if (a) s->part_id = a;
   uint32_t *b = realloc(s->part_pair, (cap + 1) * sizeof *b);
   if (b) s->part_pair = b;
   uint32_t *c = realloc(s->part_next, (cap + 1) * sizeof *c);
   if (c) s->part_next = c;
   uint32_t *d = realloc(s->part_prev, (cap + 1) * sizeof *d);
   if (d) s->part_prev = d;
+  uint8_t *f = realloc(s->part_fixed, (cap + 1) * sizeof *f);
+  if (f) s->part_fixed = f;
   uint64_t *h = realloc(s->heap, 3 * (cap + 1) * sizeof *h);
   if (h) s->heap = h;
-  if (!a || !b || !c || !d || !h) return TOK_ENOMEM;
+  if (!a || !b || !c || !d || !f || !h) return TOK_ENOMEM;
   s->piece_cap = cap;
   return TOK_OK;
 }
 
-static tok_err missing_byte(tok_error *err, uint8_t byte)
+static size_t utf8_len(uint8_t lead)
 {
-  return tok__fail(err, TOK_EBYTE_MISSING, TOK_NO_POS, TOK_NO_POS,
-                   "byte 0x%02x has no token in this vocabulary", byte);
+  return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
 }
 
-/* Both variants need every single byte of the piece to be a token. */
-static tok_err check_bytes(const tok__vocab *v, const uint8_t *p, size_t n, tok_error *err)
+/* ---------------------------------------------------------------------------------------
+ * Initial parts, in the scratch arrays indexed by the byte position where a part starts:
+ * part_next[i] is where the next part starts (n after the last), part_id[i] its token
+ * (TOK__NONE: a character no token covers, which produces nothing) and part_fixed[i] is
+ * set for parts that never merge (byte fallback, unknown, uncovered). Returns the number
+ * of parts; *missing is set when a byte-level byte has no token.
+ */
+static size_t init_parts(const tok__model *m, tok_scratch *s, const uint8_t *p, size_t n,
+                         bool *missing)
 {
-  for (size_t i = 0; i < n; i++)
-    if (v->byte_rank[p[i]] == TOK__NO_RANK) return missing_byte(err, p[i]);
-  return TOK_OK;
-}
-
-tok_err tok__bpe_encode_piece_scan(const tok__vocab *v, tok_scratch *s, const uint8_t *p,
-                                   size_t n, uint32_t *ids, size_t *n_out)
-{
-  /* start[i]: first byte of part i (start[parts] == n); self[i]: rank of part i;
-   * pair[i]: rank of part i joined with part i + 1 */
-  uint32_t start[TOK__LONG_PIECE + 1], self[TOK__LONG_PIECE], pair[TOK__LONG_PIECE];
-  size_t parts = n;
-  if (n > TOK__LONG_PIECE) return TOK_EINVAL;
-  for (size_t i = 0; i < n; i++) {
-    start[i] = (uint32_t)i;
-    self[i] = v->byte_rank[p[i]];
+  uint32_t *next = s->part_next, *id = s->part_id;
+  uint8_t *fixed = s->part_fixed;
+  *missing = false;
+  if (m->byte_level) {
+    for (size_t i = 0; i < n; i++) {
+      next[i] = (uint32_t)(i + 1);
+      id[i] = m->byte_id[p[i]];
+      fixed[i] = id[i] == TOK__NONE;
+      *missing |= fixed[i];
+    }
+    return n;
   }
-  start[n] = (uint32_t)n;
-  for (size_t i = 0; i + 1 < n; i++) pair[i] = tok__pair_rank(v, p + i);
+  /* char-level, as Hugging Face's merge_word: a character that is a token is a part; else
+   * its bytes' <0xNN> tokens (byte_fallback), else the unknown token (consecutive ones
+   * fused with fuse_unk), else nothing */
+  size_t k = 0, last = 0;
+  bool last_unk = false;
+  for (size_t i = 0; i < n;) {
+    size_t cl = utf8_len(p[i]);
+    if (cl > n - i) cl = n - i;
+    uint32_t t = cl <= m->max_len ? tok__token_lookup(m, p + i, cl) : TOK__NONE;
+    bool fallback = t == TOK__NONE && m->byte_fallback;
+    for (size_t j = 0; fallback && j < cl; j++) fallback = m->fallback_id[p[i + j]] != TOK__NONE;
+    if (t != TOK__NONE || fallback) {
+      for (size_t j = 0; j < (fallback ? cl : 1); j++) {
+        size_t at = i + j;
+        if (k) next[last] = (uint32_t)at;
+        id[at] = fallback ? m->fallback_id[p[at]] : t;
+        fixed[at] = fallback;
+        last = at, k++;
+      }
+      last_unk = false;
+    } else if (m->unk_id != TOK__NONE && last_unk && m->fuse_unk) {
+      /* the previous unknown part grows over this character */
+    } else {
+      if (k) next[last] = (uint32_t)i;
+      id[i] = m->unk_id; /* TOK__NONE without an unknown token: the character is dropped */
+      fixed[i] = 1;
+      last = i, k++;
+      last_unk = m->unk_id != TOK__NONE;
+    }
+    i += cl;
+  }
+  if (k) next[last] = (uint32_t)n;
+  return k;
+}
 
-  while (parts > 1) {
-    uint32_t best = TOK__NO_RANK;
+/* Priority of merging the part at a with the part at b, which ends at e. */
+static inline uint32_t pair_prio(const tok__model *m, const uint8_t *p, const uint8_t *fixed,
+                                 uint32_t a, uint32_t b, uint32_t e)
+{
+  if (fixed[a] || fixed[b]) return TOK__NONE;
+  if (m->pair_prio && e - a == 2) return m->pair_prio[(uint32_t)p[a] << 8 | p[a + 1]];
+  return tok__merge_prio(m, p + a, b - a, e - a);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Scan merger: at most TOK__LONG_PIECE parts, arrays on the stack. Writes the result to
+ * ids/starts (starts[k + 1] ends part k).
+ */
+static size_t merge_scan(const tok__model *m, tok_scratch *s, const uint8_t *p, size_t n_parts,
+                         uint32_t *ids, uint32_t *starts)
+{
+  uint32_t pair[TOK__LONG_PIECE];
+  uint8_t fixed[TOK__LONG_PIECE];
+  size_t n = n_parts;
+  for (uint32_t k = 0, at = 0; k < n; k++, at = s->part_next[at]) {
+    starts[k] = at;
+    ids[k] = s->part_id[at];
+    fixed[k] = s->part_fixed[at];
+  }
+  starts[n] = n ? s->part_next[starts[n - 1]] : 0;
+  for (size_t i = 0; i + 1 < n; i++)
+    pair[i] = fixed[i] || fixed[i + 1] ? TOK__NONE
+              : m->pair_prio && starts[i + 2] - starts[i] == 2
+                  ? m->pair_prio[(uint32_t)p[starts[i]] << 8 | p[starts[i] + 1]]
+                  : tok__merge_prio(m, p + starts[i], starts[i + 1] - starts[i],
+                                    starts[i + 2] - starts[i]);
+  while (n > 1) {
+    uint32_t best = TOK__NONE;
     size_t at = 0;
-    for (size_t i = 0; i + 1 < parts; i++)
+    for (size_t i = 0; i + 1 < n; i++)
       if (pair[i] < best) best = pair[i], at = i;
-    if (best == TOK__NO_RANK) break;
+    if (best == TOK__NONE) break;
     s->stats.merge_steps++;
     /* part at absorbs part at + 1 */
-    self[at] = best;
-    for (size_t i = at + 1; i + 1 < parts; i++) {
-      start[i] = start[i + 1];
-      self[i] = self[i + 1];
+    ids[at] = tok__merge_result(m, best);
+    for (size_t i = at + 1; i + 1 < n; i++) {
+      starts[i] = starts[i + 1];
+      ids[i] = ids[i + 1];
+      fixed[i] = fixed[i + 1];
       pair[i] = pair[i + 1];
     }
-    start[parts - 1] = start[parts];
-    parts--;
-    if (at + 1 < parts) {
-      pair[at] = tok__rank_lookup(v, p + start[at], start[at + 2] - start[at]);
+    starts[n - 1] = starts[n];
+    n--;
+    if (at + 1 < n) {
+      pair[at] = fixed[at + 1] ? TOK__NONE
+                               : tok__merge_prio(m, p + starts[at], starts[at + 1] - starts[at],
+                                                 starts[at + 2] - starts[at]);
       s->stats.rank_lookups++;
     }
     if (at > 0) {
-      pair[at - 1] = tok__rank_lookup(v, p + start[at - 1], start[at + 1] - start[at - 1]);
+      pair[at - 1] = fixed[at - 1] ? TOK__NONE
+                                   : tok__merge_prio(m, p + starts[at - 1], starts[at] - starts[at - 1],
+                                                     starts[at + 1] - starts[at - 1]);
       s->stats.rank_lookups++;
     }
   }
-  for (size_t i = 0; i < parts; i++) ids[i] = self[i];
-  *n_out = parts;
-  return TOK_OK;
+  return n;
 }
 
-/* min-heap of (rank << 32 | position) */
+/* ---------------------------------------------------------------------------------------
+ * Heap merger: parts as a linked list over byte positions, candidates in a min-heap.
+ */
 static void heap_push(uint64_t *heap, size_t *len, uint64_t key)
 {
   size_t i = (*len)++;
@@ -134,81 +211,131 @@ static uint64_t heap_pop(uint64_t *heap, size_t *len)
   return top;
 }
 
-tok_err tok__bpe_encode_piece_heap(const tok__vocab *v, tok_scratch *s, const uint8_t *p,
-                                   size_t n, uint32_t *ids, size_t *n_out)
+/* Merges the parts set up by init_parts in place (part_next/part_id stay valid). */
+static void merge_heap(const tok__model *m, tok_scratch *s, const uint8_t *p, size_t n)
 {
-  /* Part i starts at byte i; next[i] is the start of the following part (n at the end),
-   * prev[i] the previous one (DEAD once absorbed), self[i] the part's own rank and pair[i]
-   * the rank of the pair it starts. */
-  uint32_t *next = s->part_next, *prev = s->part_prev, *self = s->part_self;
-  uint32_t *pair = s->part_pair;
+  uint32_t *next = s->part_next, *prev = s->part_prev, *id = s->part_id, *pair = s->part_pair;
+  uint8_t *fixed = s->part_fixed;
   uint64_t *heap = s->heap;
   size_t heap_len = 0;
-  if (n > s->piece_cap) return TOK_EINVAL;
 
-  for (size_t i = 0; i < n; i++) {
-    next[i] = (uint32_t)(i + 1);
-    prev[i] = i == 0 ? DEAD - 1 : (uint32_t)(i - 1); /* DEAD - 1: "no previous part" */
-    self[i] = v->byte_rank[p[i]];
+  uint32_t before = NO_PREV;
+  for (uint32_t i = 0; i < n; i = next[i]) {
+    prev[i] = before;
+    before = i;
+    pair[i] = next[i] < n ? pair_prio(m, p, fixed, i, next[i], next[next[i]]) : TOK__NONE;
+    if (pair[i] != TOK__NONE) heap_push(heap, &heap_len, (uint64_t)pair[i] << 32 | i);
   }
-  for (size_t i = 0; i + 1 < n; i++) {
-    pair[i] = tok__pair_rank(v, p + i);
-    if (pair[i] != TOK__NO_RANK) heap_push(heap, &heap_len, (uint64_t)pair[i] << 32 | i);
-  }
-  pair[n - 1] = TOK__NO_RANK;
   s->stats.heap_ops += heap_len;
 
   while (heap_len > 0) {
     uint64_t top = heap_pop(heap, &heap_len);
     s->stats.heap_ops++;
-    uint32_t rank = (uint32_t)(top >> 32), i = (uint32_t)top;
-    if (prev[i] == DEAD || pair[i] != rank) continue; /* stale */
+    uint32_t prio = (uint32_t)(top >> 32), i = (uint32_t)top;
+    if (prev[i] == DEAD || pair[i] != prio) continue; /* stale */
     s->stats.merge_steps++;
     uint32_t j = next[i];
-    self[i] = rank;
+    id[i] = tok__merge_result(m, prio);
     next[i] = next[j];
     prev[j] = DEAD;
     if (next[j] < n) prev[next[j]] = i;
-    pair[i] = TOK__NO_RANK;
+    pair[i] = TOK__NONE;
     if (next[i] < n) {
-      pair[i] = tok__rank_lookup(v, p + i, next[next[i]] - i);
+      pair[i] = pair_prio(m, p, fixed, i, next[i], next[next[i]]);
       s->stats.rank_lookups++;
-      if (pair[i] != TOK__NO_RANK) {
+      if (pair[i] != TOK__NONE) {
         heap_push(heap, &heap_len, (uint64_t)pair[i] << 32 | i);
         s->stats.heap_ops++;
       }
     }
-    if (prev[i] != DEAD - 1) {
+    if (prev[i] != NO_PREV) {
       uint32_t h = prev[i];
-      pair[h] = tok__rank_lookup(v, p + h, next[i] - h);
+      pair[h] = pair_prio(m, p, fixed, h, i, next[i]);
       s->stats.rank_lookups++;
-      if (pair[h] != TOK__NO_RANK) {
+      if (pair[h] != TOK__NONE) {
         heap_push(heap, &heap_len, (uint64_t)pair[h] << 32 | h);
         s->stats.heap_ops++;
       }
     }
   }
-  size_t count = 0;
-  for (uint32_t i = 0; i < n; i = next[i]) ids[count++] = self[i];
-  *n_out = count;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Entry points
+ */
+
+/* Writes the parts of p after merging: ids, and [start, end) pairs relative to p when
+ * offsets is not NULL. Parts without a token (uncovered characters) are left out. */
+static tok_err merge_piece(const tok__model *m, tok_scratch *s, const uint8_t *p, size_t n,
+                           bool force_heap, uint32_t *ids, uint32_t *offsets, size_t *n_out,
+                           tok_error *err)
+{
+  bool missing;
+  if (n > s->piece_cap && tok__scratch_fit(s, n) != TOK_OK)
+    return tok__fail(err, TOK_ENOMEM, TOK_NO_POS, TOK_NO_POS, "out of memory for a piece of %zu bytes", n);
+  size_t n_parts = init_parts(m, s, p, n, &missing);
+  if (missing && m->missing_is_error) {
+    size_t i = 0;
+    while (m->byte_id[p[i]] != TOK__NONE) i++;
+    return tok__fail(err, TOK_EBYTE_MISSING, i, TOK_NO_POS,
+                     "byte 0x%02x has no token in this vocabulary", p[i]);
+  }
+  size_t k = 0;
+  if (n_parts <= TOK__LONG_PIECE && !force_heap) {
+    uint32_t part_ids[TOK__LONG_PIECE], starts[TOK__LONG_PIECE + 1];
+    size_t parts = merge_scan(m, s, p, n_parts, part_ids, starts);
+    for (size_t i = 0; i < parts; i++) {
+      if (part_ids[i] == TOK__NONE) continue;
+      ids[k] = part_ids[i];
+      if (offsets) offsets[2 * k] = starts[i], offsets[2 * k + 1] = starts[i + 1];
+      k++;
+    }
+  } else {
+    merge_heap(m, s, p, n);
+    for (uint32_t i = 0; i < n; i = s->part_next[i]) {
+      if (s->part_id[i] == TOK__NONE) continue;
+      ids[k] = s->part_id[i];
+      if (offsets) offsets[2 * k] = i, offsets[2 * k + 1] = s->part_next[i];
+      k++;
+    }
+  }
+  *n_out = k;
   return TOK_OK;
 }
 
-tok_err tok__bpe_encode_piece(const tok__vocab *v, tok_scratch *s, const uint8_t *piece,
+tok_err tok__bpe_encode_piece(const tok__model *m, tok_scratch *s, const uint8_t *piece,
                               size_t piece_len, uint32_t *ids, uint32_t *offsets,
-                              uint32_t base, size_t *n_out, tok_error *err)
+                              size_t *n_out, tok_error *err)
 {
-  tok_err rc = check_bytes(v, piece, piece_len, err);
-  if (rc != TOK_OK) return rc;
-  rc = piece_len <= TOK__LONG_PIECE
-           ? tok__bpe_encode_piece_scan(v, s, piece, piece_len, ids, n_out)
-           : tok__bpe_encode_piece_heap(v, s, piece, piece_len, ids, n_out);
-  if (rc != TOK_OK || !offsets) return rc;
-  /* token k starts where the bytes of tokens 0..k-1 end */
-  uint32_t at = base;
-  for (size_t k = 0; k < *n_out; k++) {
-    offsets[k] = at;
-    at += v->off[ids[k] + 1] - v->off[ids[k]];
+  if (piece_len <= m->max_len) {
+    uint32_t id = piece_len == 1 && m->byte_level ? m->byte_id[piece[0]]
+                                                  : tok__token_lookup(m, piece, piece_len);
+    if (id != TOK__NONE && (!m->whole_ok || tok__bit(m->whole_ok, id))) {
+      s->stats.direct_hits++;
+      ids[0] = id;
+      if (offsets) offsets[0] = 0, offsets[1] = (uint32_t)piece_len;
+      *n_out = 1;
+      return TOK_OK;
+    }
   }
-  return TOK_OK;
+  return merge_piece(m, s, piece, piece_len, false, ids, offsets, n_out, err);
+}
+
+tok_err tok__bpe_merge_only(const tok__model *m, tok_scratch *s, const uint8_t *piece,
+                            size_t piece_len, uint32_t *ids, size_t *n_out)
+{
+  return merge_piece(m, s, piece, piece_len, false, ids, NULL, n_out, NULL);
+}
+
+tok_err tok__bpe_encode_piece_scan(const tok__model *m, tok_scratch *s, const uint8_t *piece,
+                                   size_t piece_len, uint32_t *ids, size_t *n_out)
+{
+  if (piece_len > TOK__LONG_PIECE) return TOK_EINVAL;
+  return merge_piece(m, s, piece, piece_len, false, ids, NULL, n_out, NULL);
+}
+
+tok_err tok__bpe_encode_piece_heap(const tok__model *m, tok_scratch *s, const uint8_t *piece,
+                                   size_t piece_len, uint32_t *ids, size_t *n_out)
+{
+  return merge_piece(m, s, piece, piece_len, true, ids, NULL, n_out, NULL);
 }

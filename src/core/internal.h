@@ -1,10 +1,17 @@
 /*
  * internal.h — structures shared by the modules of libtok (never installed).
  *
- * Ownership: a tok_registry owns its encodings and the rank files (tok__vocab) they
- * point at; several encodings may share one tok__vocab (p50k_base and p50k_edit). After
- * loading nothing here is written again, which is what lets every thread read it without
- * locks.
+ * A tok_encoding is one configuration of the pipeline
+ *
+ *   added tokens -> normalizer -> pre-tokenizer -> model (BPE) -> post-processor
+ *   decoder (the way back)
+ *
+ * and each stage's frozen state lives in its own struct below, built once by a loader
+ * (src/load/) and never written again: that is what lets every thread read it without
+ * locks. Per-request memory lives in a tok_scratch owned by one thread.
+ *
+ * Ownership: a tok_registry owns its encodings and the BPE models (tok__model) they point
+ * at; several encodings may share one model (p50k_base and p50k_edit).
  */
 #ifndef TOK_INTERNAL_H
 #define TOK_INTERNAL_H
@@ -18,54 +25,317 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "tok.h"
 #include "phash.h"
+#include "tok.h"
 
-#define TOK__NO_RANK UINT32_MAX
+#define TOK__NONE UINT32_MAX
 
-/* One rank file: token bytes <-> rank. */
-typedef struct tok__vocab {
-  char *file;          /* file name as given in the manifest */
-  char sha256[65];     /* hex */
-  uint32_t n_ranks;    /* tokens present */
-  uint32_t rank_end;   /* highest rank + 1 (ranks may have gaps) */
-  uint32_t *off;       /* rank_end + 1 offsets: rank r is bytes[off[r] .. off[r+1]) */
-  uint8_t *bytes;      /* all token bytes in rank order */
-  uint32_t byte_rank[256]; /* rank of each single byte, TOK__NO_RANK if none */
-  uint32_t *pair_rank;     /* 65,536 entries: rank of each two-byte token (first byte high),
-                              TOK__NO_RANK if none; every merge loop starts with these */
-  tok__phash index;    /* token bytes -> TOK__ENTRY(rank, offset, length) */
-} tok__vocab;
+/* err.c: fills err (if not NULL) with code, position, index and a formatted detail line.
+ * Returns code so callers can `return tok__fail(...)`. */
+tok_err tok__fail(tok_error *err, tok_err code, size_t pos, size_t index, const char *fmt,
+                  ...) __attribute__((format(printf, 5, 6)));
+#define tok__nomem(err) tok__fail((err), TOK_ENOMEM, TOK_NO_POS, TOK_NO_POS, "out of memory")
 
-/* vocab.c: rank files and manifests (the format is described above tok__manifest_parse). */
-typedef struct tok__manifest {
-  char *name;
-  char **aliases; /* NULL-terminated, never NULL after a successful parse */
-  char *ranks;
-  char sha256[65]; /* "" when the manifest gives none */
-  uint32_t n_vocab; /* 0 when the manifest gives none */
-  char *pattern;
-  tok_special_token *special; /* texts are owned */
-  size_t n_special;
-} tok__manifest;
-struct tok_encoding {
-  tok_encoding_info info; /* points into manifest and vocab */
-  tok__manifest manifest;
-  const tok__vocab *vocab;
-  uint8_t special_first[256]; /* 1 for bytes that start some special token */
-  int special_first_byte;     /* the only such byte, or -1 when there are several */
-  pcre2_code *re;
+static inline bool tok__bit(const uint64_t *bits, uint32_t i) { return (bits[i >> 6] >> (i & 63)) & 1; }
+static inline void tok__bit_set(uint64_t *bits, uint32_t i) { bits[i >> 6] |= 1ull << (i & 63); }
+
+/* ---------------------------------------------------------------------------------------
+ * Model: byte-pair encoding (vocab.c builds it, bpe.c runs it).
+ *
+ * Tokens are stored as the bytes they decode to. For byte-level vocabularies (tiktoken,
+ * and Hugging Face ByteLevel models, whose vocabulary strings spell bytes with GPT-2's
+ * printable alphabet) that is the byte string the merge loop works on, so encoding never
+ * maps bytes to characters. A piece is split into parts (one per byte, or one per
+ * character for SentencePiece-style "char-level" models), and adjacent parts are merged by
+ * priority, lowest first, leftmost among equals:
+ *   - by rank (tiktoken): any two parts whose bytes joined are a token merge; the priority
+ *     is that token's rank, which is also its id;
+ *   - by list (Hugging Face): only pairs listed in `merges` merge; the priority is the
+ *     pair's index in the list. The list is stored by the token it produces (merge_start),
+ *     each entry giving the left part's length, so a pair is checked by looking its joined
+ *     bytes up in the same hash as a tiktoken pair, then its split point.
+ */
+typedef struct tok__model {
+  uint32_t id_end;     /* highest id + 1 (ids may have gaps) */
+  uint32_t n_tokens;   /* ids present */
+  uint32_t *off;       /* id_end + 1 offsets: token id decodes to bytes[off[id] .. off[id+1]) */
+  uint8_t *bytes;
+  tok__phash index;    /* bytes of every encodable token -> TOK__ENTRY(id, offset, length) */
+  uint32_t max_len;    /* longest encodable token, in bytes */
+  uint32_t byte_id[256]; /* byte-level: id of each one-byte token, TOK__NONE if none */
+  uint32_t *pair_prio; /* byte-level: 65,536 entries, the priority of merging bytes a, b
+                          (first byte high), TOK__NONE if they do not merge */
+
+  bool by_list;        /* merge by list (Hugging Face) rather than by rank (tiktoken) */
+  uint32_t n_merges;
+  uint32_t *merge_id;     /* by list: n_merges: the token merge p produces */
+  uint32_t *merge_start;  /* by list: id_end + 1: id's merges are [start[id], start[id+1]) */
+  uint16_t *merge_left;   /*   ... the left part's length in bytes */
+  uint32_t *merge_prio;   /*   ... and the merge's priority */
+  /* By list without ignore_merges: a bit per id set when merging the token's own bytes
+   * gives that token alone, so a piece equal to it may skip the merge loop. NULL: a piece
+   * that is a token is always that token (tiktoken; Hugging Face's ignore_merges). */
+  uint64_t *whole_ok;
+
+  bool byte_level;     /* parts start as bytes; strings are GPT-2 byte-level spellings */
+  uint64_t *literal;   /* byte-level: bit per id whose vocabulary string is not a byte-level
+                          spelling (its bytes are the string itself; never encoded); or NULL */
+  bool byte_fallback;  /* char-level: unknown characters become <0xNN> tokens */
+  uint32_t fallback_id[256];
+  uint32_t unk_id;     /* TOK__NONE: none */
+  bool fuse_unk;
+  bool missing_is_error; /* a byte with no token is an error (tiktoken) instead of dropped */
+} tok__model;
+
+/* The index stores, per token, its id (low 32 bits) and where its bytes are (high 32
+ * bits: offset << 8 | length, the length capped at 255), so that a lookup touches the pilot,
+ * this entry and the token's bytes, and rejects most strangers on the length alone. */
+#define TOK__ENTRY(id, off, len) ((uint64_t)(id) | (uint64_t)((off) << 8 | ((len) < 255 ? (len) : 255)) << 32)
+#define TOK__MAX_TOKEN_BYTES (1u << 24) /* offsets must fit in 24 bits */
+
+/* Looks up the id of bytes[0..len); TOK__NONE when it is not an encodable token. */
+static inline uint32_t tok__token_lookup(const tok__model *m, const uint8_t *bytes, size_t len)
+{
+  uint64_t entry = tok__phash_get(&m->index, bytes, len);
+  uint32_t id = (uint32_t)entry, off_len = (uint32_t)(entry >> 32);
+  if ((off_len & 255) != (len < 255 ? len : 255) || id >= m->id_end) return TOK__NONE;
+  if (len >= 255 && m->off[id + 1] - m->off[id] != len) return TOK__NONE;
+  const uint8_t *token = m->bytes + (off_len >> 8);
+  /* len >= 1 always here; comparing the first byte first saves a call on misses */
+  if (token[0] != bytes[0] || memcmp(token, bytes, len) != 0) return TOK__NONE;
+  return id;
+}
+
+/* Priority of merging the parts p[0..left) and p[left..len); TOK__NONE when they do not. */
+static inline uint32_t tok__merge_prio(const tok__model *m, const uint8_t *p, size_t left,
+                                       size_t len)
+{
+  if (len > m->max_len) return TOK__NONE;
+  uint32_t id = tok__token_lookup(m, p, len);
+  if (id == TOK__NONE || !m->by_list) return id;
+  for (uint32_t k = m->merge_start[id]; k < m->merge_start[id + 1]; k++)
+    if (m->merge_left[k] == left) return m->merge_prio[k];
+  return TOK__NONE;
+}
+
+/* The token a merge of priority prio produces. */
+static inline uint32_t tok__merge_result(const tok__model *m, uint32_t prio)
+{
+  return m->by_list ? m->merge_id[prio] : prio;
+}
+
+/* vocab.c: building a model. The loader adds tokens (bytes, id) and, for merging by list,
+ * merges (left bytes, right bytes) in priority order, then finishes. */
+typedef struct tok__model_builder tok__model_builder;
+tok__model_builder *tok__model_builder_new(void);
+void tok__model_builder_free(tok__model_builder *b);
+/* literal: a byte-level vocabulary entry that is not a byte-level spelling (decoded as is,
+ * never produced by encoding). */
+tok_err tok__model_add_token(tok__model_builder *b, const uint8_t *bytes, size_t len, uint32_t id,
+                             bool literal);
+tok_err tok__model_add_merge(tok__model_builder *b, const uint8_t *left, size_t left_len,
+                             const uint8_t *right, size_t right_len);
+typedef struct tok__model_opts {
+  bool by_list, byte_level, ignore_merges, byte_fallback, fuse_unk, missing_is_error;
+  uint32_t unk_id; /* TOK__NONE: none */
+  const char *what; /* names the source in error messages */
+} tok__model_opts;
+tok_err tok__model_finish(tok__model_builder *b, const tok__model_opts *opts, tok__model **out,
+                          tok_error *err);
+void tok__model_free(tok__model *m);
+/* Id of a token given by its decode bytes (vocabulary strings of char-level models;
+ * byte-level spellings must be mapped to bytes first). Includes literal entries. */
+uint32_t tok__model_find(const tok__model *m, const uint8_t *bytes, size_t len);
+
+/* ---------------------------------------------------------------------------------------
+ * Added tokens (added.c): special and non-special tokens matched in the text before the
+ * model sees it, leftmost first and longest among those starting there (Hugging Face's
+ * Aho-Corasick LeftmostLongest; tiktoken's specials never overlap, so the same rule).
+ */
+typedef struct tok__added {
+  char *content;       /* the token's text */
+  uint32_t content_len;
+  char *match;         /* the text matched: content, or its normalized form (normalized) */
+  uint32_t match_len;
+  char *decoded;       /* what the decoder turns it into, when the fast path applies */
+  uint32_t decoded_len;
+  uint32_t id;
+  uint32_t special_index; /* index among the specials (allowed sets), or TOK__NONE */
+  bool special, single_word, lstrip, rstrip, normalized;
+} tok__added;
+
+/* A byte trie over the matched texts of one group of added tokens. */
+typedef struct tok__matcher {
+  uint32_t n_nodes;
+  uint32_t *child_start; /* n_nodes + 1: node i's children are [start[i], start[i+1]) */
+  uint8_t *child_byte;   /* sorted per node */
+  uint32_t *child_node;
+  uint32_t *terminal;    /* n_nodes: added-token index ending here, or TOK__NONE */
+  uint64_t first[4];     /* bytes that start some token */
+  int single_first;      /* the only such byte, or -1 */
+} tok__matcher;
+
+tok_err tok__matcher_build(tok__matcher *mt, const tok__added *added, size_t n_added,
+                           bool normalized_group, tok_error *err);
+void tok__matcher_free(tok__matcher *mt);
+
+/* Finds the next added token in text[from..len) as Hugging Face does: matches are taken
+ * leftmost-longest over all tokens of the group; a match that is disallowed (a special not
+ * in allowed, when allowed is not NULL) or fails single_word is skipped with the text it
+ * covered. Returns the added-token index and sets [*start, *end) (widened by lstrip/rstrip,
+ * never below `floor`), or returns -1. */
+long tok__added_next(const tok__matcher *mt, const tok__added *added,
+                     const tok_special_set *allowed, const uint8_t *text, size_t len,
+                     size_t from, size_t floor, size_t *start, size_t *end);
+
+/* ---------------------------------------------------------------------------------------
+ * Normalizer (normalize.c): a sequence of steps, each turning a UTF-8 string into another.
+ */
+typedef enum {
+  TOK__NORM_NFC, TOK__NORM_NFD, TOK__NORM_NFKC, TOK__NORM_NFKD, TOK__NORM_LOWERCASE,
+  TOK__NORM_REPLACE, TOK__NORM_PREPEND, TOK__NORM_STRIP, TOK__NORM_STRIP_ACCENTS,
+} tok__norm_kind;
+
+typedef struct tok__norm_step {
+  tok__norm_kind kind;
+  pcre2_code *re;      /* REPLACE: the pattern (a string pattern compiled literally) */
   bool re_jit;
+  char *text;          /* REPLACE: the replacement; PREPEND: the prefix */
+  size_t text_len;
+  bool left, right;    /* STRIP */
+} tok__norm_step;
+
+typedef struct tok__normalizer {
+  tok__norm_step *steps;
+  size_t n_steps;
+} tok__normalizer;
+
+/* ---------------------------------------------------------------------------------------
+ * Pre-tokenizer (pretok.c): a sequence of steps, each splitting every piece further.
+ */
+typedef enum {
+  TOK__PRE_SPLIT,        /* a regex or string pattern */
+  TOK__PRE_TIKTOKEN,     /* tiktoken: only the regex's matches are pieces */
+  TOK__PRE_BYTELEVEL,    /* add_prefix_space, then (use_regex) GPT-2's pattern */
+  TOK__PRE_METASPACE,
+  TOK__PRE_DIGITS,
+  TOK__PRE_WHITESPACE,   /* \w+|[^\w\s]+ */
+  TOK__PRE_WHITESPACE_SPLIT,
+  TOK__PRE_PUNCTUATION,
+  TOK__PRE_BERT,         /* whitespace removed, then punctuation isolated */
+} tok__pre_kind;
+
+typedef enum {
+  TOK__SPLIT_REMOVED, TOK__SPLIT_ISOLATED, TOK__SPLIT_MERGED_WITH_PREVIOUS,
+  TOK__SPLIT_MERGED_WITH_NEXT, TOK__SPLIT_CONTIGUOUS,
+} tok__split_behavior;
+
+typedef enum { TOK__PREPEND_ALWAYS, TOK__PREPEND_FIRST, TOK__PREPEND_NEVER } tok__prepend_scheme;
+
+typedef struct tok__pre_step {
+  tok__pre_kind kind;
+  tok__split_behavior behavior;
+  bool invert;
+  pcre2_code *re;      /* SPLIT, TIKTOKEN, BYTELEVEL (use_regex), WHITESPACE */
+  bool re_jit;
+  bool add_prefix_space;           /* BYTELEVEL */
+  char replacement[5];             /* METASPACE: UTF-8 of the replacement character */
+  uint8_t replacement_len;
+  tok__prepend_scheme prepend;     /* METASPACE */
+  bool split;                      /* METASPACE */
+  bool individual_digits;          /* DIGITS */
+} tok__pre_step;
+
+typedef struct tok__pretokenizer {
+  tok__pre_step *steps;
+  size_t n_steps;
+} tok__pretokenizer;
+
+#define TOK__MAX_PRE_STEPS 8
+
+tok_err tok__regex_compile(const char *pattern, size_t len, bool literal, pcre2_code **re,
+                           bool *jit, const char *what, tok_error *err);
+
+/* ---------------------------------------------------------------------------------------
+ * Decoder (decode.c): a sequence of steps over the list of token strings, as in Hugging
+ * Face (decode_chain), joined at the end.
+ */
+typedef enum {
+  TOK__DEC_BYTELEVEL, TOK__DEC_METASPACE, TOK__DEC_REPLACE, TOK__DEC_BYTE_FALLBACK,
+  TOK__DEC_FUSE, TOK__DEC_STRIP,
+} tok__dec_kind;
+
+typedef struct tok__dec_step {
+  tok__dec_kind kind;
+  pcre2_code *re;        /* REPLACE */
+  bool re_jit;
+  char *text;            /* REPLACE: replacement */
+  size_t text_len;
+  char ch[5];            /* METASPACE replacement, STRIP content (UTF-8) */
+  uint8_t ch_len;
+  bool prepend;          /* METASPACE: prepend_scheme != never */
+  uint32_t start, stop;  /* STRIP */
+} tok__dec_step;
+
+typedef struct tok__decoder {
+  tok__dec_step *steps;
+  size_t n_steps;
+  /* The decoder is ByteLevel alone over a byte-level model (or tiktoken): a token decodes
+   * to tok_token_bytes, then the text is the UTF-8 repair of their concatenation. */
+  bool bytes_only;
+  bool cleanup_spaces; /* transformers' clean_up_tokenization_spaces */
+} tok__decoder;
+
+/* ---------------------------------------------------------------------------------------
+ * Encoding: the whole pipeline.
+ */
+struct tok_encoding {
+  tok_encoding_info info;
+  char *name;
+  char **aliases;            /* NULL-terminated */
+  char *source, *pattern, *components_text;
+  char sha256[65];
+  char *bos_token, *eos_token;
+  tok__model *model;         /* owned by the registry */
+  tok__normalizer normalizer;
+  tok__added *added;
+  size_t n_added;
+  tok_special_token *special; /* info.special: the specials among the added tokens */
+  tok__matcher raw_tokens;    /* added tokens matched in the text as given */
+  tok__matcher norm_tokens;   /* added tokens matched after normalization */
+  tok__pretokenizer pre;
+  uint32_t *post_prefix, *post_suffix; /* ids the post-processor adds around the text */
+  size_t n_post_prefix, n_post_suffix;
+  tok__decoder decoder;
+  bool default_all_special;  /* NULL allowed set means all specials (Hugging Face) */
+  uint32_t *added_by_id;     /* id_end_all entries: added-token index of an id, or NONE */
+  uint32_t id_end_all;       /* highest id of model and added tokens + 1 */
 };
 
 struct tok_registry {
   tok_encoding **encs;
   size_t n_encs;
-  tok__vocab **vocabs;
-  size_t n_vocabs;
+  tok__model **models;
+  size_t n_models;
 };
 
-/* Per-thread scratch. Grows on demand up to the limits; never shrinks. */
+/* encoding.c: the encoding object, for loaders */
+tok_encoding *tok__encoding_new(const char *name);
+void tok__encoding_free(tok_encoding *enc);
+/* Derives the lookup tables and info of a configured encoding (specials list, id maps,
+ * matchers, decoder fast path). */
+tok_err tok__encoding_finish(tok_encoding *enc, tok_error *err);
+
+/* ---------------------------------------------------------------------------------------
+ * Per-thread scratch.
+ */
+typedef struct tok__text_buf {
+  uint8_t *s;
+  size_t len, cap;
+  uint32_t *align;   /* 2 per byte: the original [start, end) it came from; NULL if unused */
+  size_t align_cap;
+} tok__text_buf;
+
 struct tok_scratch {
   tok_limits limits;
   pcre2_match_data *md;
@@ -73,85 +343,87 @@ struct tok_scratch {
   pcre2_jit_stack *jit_stack;
 
   uint32_t *ids;
-  uint32_t *offsets;
+  uint32_t *offsets;  /* 2 per id */
   size_t ids_cap;
 
-  /* arrays of the heap merger (bpe.c), sized for the longest piece seen; part i starts at
+  /* arrays of the mergers (bpe.c), sized for the longest piece seen; part i starts at
    * byte i of the piece */
-  uint32_t *part_self; /* piece_cap + 1: the part's own rank */
-  uint32_t *part_pair; /* piece_cap + 1: rank of the part joined with the next */
+  uint32_t *part_id;   /* piece_cap + 1: the part's own token */
+  uint32_t *part_pair; /* piece_cap + 1: priority of the part joined with the next */
   uint32_t *part_next; /* piece_cap + 1: start of the next part */
   uint32_t *part_prev; /* piece_cap + 1: start of the previous part, or a marker */
-  uint64_t *heap;      /* 3 * (piece_cap + 1): (rank << 32 | start) candidates */
+  uint8_t *part_fixed; /* piece_cap + 1: parts that never merge (fallback, unknown) */
+  uint64_t *heap;      /* 3 * (piece_cap + 1): (priority << 32 | start) candidates */
   size_t piece_cap;
+
+  tok__text_buf norm[2];                  /* normalizer output, double-buffered */
+  tok__text_buf level[TOK__MAX_PRE_STEPS]; /* pre-tokenizer steps that rewrite a piece */
+  tok_buf dec[2];                          /* decoder token lists, double-buffered */
+  uint32_t *dec_tok;                       /* 2 per token: offset, length into dec[i] */
+  size_t dec_tok_cap[2];
+  uint32_t *dec_tok2;
+  uint32_t *u32;                           /* code points for Unicode normalization */
+  size_t u32_cap;
 
   tok_work_stats stats;
 };
 
-/* Fills err (if not NULL) with code, position, index and a formatted detail line. Returns
- * code so callers can `return tok__fail(...)`. */
-tok_err tok__fail(tok_error *err, tok_err code, size_t pos, size_t index, const char *fmt,
-                  ...) __attribute__((format(printf, 5, 6)));
-
-/* The index stores, per token, its rank (low 32 bits) and where its bytes are (high 32
- * bits: offset << 8 | length, the length capped at 255), so that a lookup touches the pilot,
- * this entry and the token's bytes, and rejects most strangers on the length alone. */
-#define TOK__ENTRY(rank, off, len) ((uint64_t)(rank) | (uint64_t)((off) << 8 | ((len) < 255 ? (len) : 255)) << 32)
-#define TOK__MAX_TOKEN_BYTES (1u << 24) /* offsets must fit in 24 bits */
-
-/* Looks up the rank of bytes[0..len); TOK__NO_RANK when it is not a token. */
-static inline uint32_t tok__rank_lookup(const tok__vocab *v, const uint8_t *bytes, size_t len)
-{
-  uint64_t entry = tok__phash_get(&v->index, bytes, len);
-  uint32_t rank = (uint32_t)entry, off_len = (uint32_t)(entry >> 32);
-  if ((off_len & 255) != (len < 255 ? len : 255) || rank >= v->rank_end) return TOK__NO_RANK;
-  if (len >= 255 && v->off[rank + 1] - v->off[rank] != len) return TOK__NO_RANK;
-  const uint8_t *token = v->bytes + (off_len >> 8);
-  /* len >= 1 always here; comparing the first byte first saves a call on misses */
-  if (token[0] != bytes[0] || memcmp(token, bytes, len) != 0) return TOK__NO_RANK;
-  return rank;
-}
-
-static inline uint32_t tok__pair_rank(const tok__vocab *v, const uint8_t *p)
-{
-  return v->pair_rank[(uint32_t)p[0] << 8 | p[1]];
-}
-
-/* bpe.c: merges a piece that is not a token itself. Writes at most piece_len ranks to
- * ids (and offsets, relative to base, when offsets is not NULL). The scratch arrays must
- * hold piece_len + 1 entries (tok__scratch_fit). */
-tok_err tok__bpe_encode_piece(const tok__vocab *v, tok_scratch *s, const uint8_t *piece,
-                              size_t piece_len, uint32_t *ids, uint32_t *offsets,
-                              uint32_t base, size_t *n_out, tok_error *err);
 tok_err tok__scratch_fit(tok_scratch *s, size_t piece_len);
+tok_err tok__text_reserve(tok__text_buf *t, size_t len, bool align);
 
-/* The threshold above which the heap merger is used instead of the quadratic scan. */
+/* ---------------------------------------------------------------------------------------
+ * Stage entry points used by encode.c.
+ */
+
+/* bpe.c: encodes one piece (the model stage). Appends at most piece_len ids at ids (and
+ * [start, end) pairs relative to the piece at offsets when not NULL) and sets *n_out.
+ * The scratch arrays must hold piece_len + 1 entries (tok__scratch_fit). */
+tok_err tok__bpe_encode_piece(const tok__model *m, tok_scratch *s, const uint8_t *piece,
+                              size_t piece_len, uint32_t *ids, uint32_t *offsets,
+                              size_t *n_out, tok_error *err);
+/* The length above which byte-level pieces use the heap merger instead of the scan. */
 #define TOK__LONG_PIECE 24
+/* Merges a piece without first trying it as a whole token. */
+tok_err tok__bpe_merge_only(const tok__model *m, tok_scratch *s, const uint8_t *piece,
+                            size_t piece_len, uint32_t *ids, size_t *n_out);
 /* For tests: force one merger. */
-tok_err tok__bpe_encode_piece_scan(const tok__vocab *v, tok_scratch *s, const uint8_t *piece,
+tok_err tok__bpe_encode_piece_scan(const tok__model *m, tok_scratch *s, const uint8_t *piece,
                                    size_t piece_len, uint32_t *ids, size_t *n_out);
-tok_err tok__bpe_encode_piece_heap(const tok__vocab *v, tok_scratch *s, const uint8_t *piece,
+tok_err tok__bpe_encode_piece_heap(const tok__model *m, tok_scratch *s, const uint8_t *piece,
                                    size_t piece_len, uint32_t *ids, size_t *n_out);
 
-/* vocab.c */
-tok_err tok__manifest_parse(const char *file, const char *text, size_t text_len,
-                            tok__manifest *out, tok_error *err);
-void tok__manifest_free(tok__manifest *m);
-tok_err tok__vocab_parse(const char *file, const char *text, size_t text_len, tok__vocab **out,
-                         tok_error *err);
-void tok__vocab_free(tok__vocab *v);
+/* normalize.c: normalizes in[0..len) into out (with alignment when align_in is not NULL or
+ * want_align: out->align gives each output byte's original range). */
+tok_err tok__normalize(const tok__normalizer *n, tok_scratch *s, const uint8_t *in, size_t len,
+                       uint32_t base, bool want_align, tok__text_buf **out, tok_error *err);
+/* Normalizes a short string at load time into a malloc'd copy. */
+tok_err tok__normalize_alloc(const tok__normalizer *n, const char *in, size_t len, char **out,
+                             size_t *out_len, tok_error *err);
 
-/* pretok.c: the next piece of subject[0..len) at or after *pos. Returns TOK_OK with
- * [*start, *end) set, or TOK_OK with *start == len when nothing more matches. */
-tok_err tok__pretok_compile(tok_encoding *enc, tok_error *err);
-tok_err tok__pretok_next(const tok_encoding *enc, tok_scratch *s, const uint8_t *subject,
-                         size_t len, size_t pos, size_t *start, size_t *end, tok_error *err);
+/* pretok.c: calls emit for every piece of text, in order. A piece is given as bytes with an
+ * alignment: align NULL means byte i of the piece is original byte base + i. at_start: the
+ * text begins at original offset 0 (Metaspace's "first" scheme). want_align: pieces a step
+ * rewrites must carry an alignment (offsets were asked for). */
+typedef tok_err (*tok__piece_fn)(void *ctx, const uint8_t *piece, size_t len,
+                                 const uint32_t *align, uint32_t base);
+tok_err tok__pretokenize(const tok__pretokenizer *p, tok_scratch *s, const uint8_t *text,
+                         size_t len, const uint32_t *align, uint32_t base, bool at_start,
+                         bool want_align, tok__piece_fn emit, void *ctx, tok_error *err);
 
-/* special.c: finds the first special token in text[from..len) that is in set (or any
- * special token when set is NULL). Returns its index in enc->special and its position,
- * or -1. */
-long tok__special_find(const tok_encoding *enc, const tok_special_set *set, const uint8_t *text,
-                       size_t len, size_t from, size_t *at);
+/* decode.c */
+tok_err tok__decode(const tok_encoding *enc, tok_scratch *s, const uint32_t *ids, size_t n,
+                    const tok_decode_opts *opts, bool raw, tok_buf *out, tok_error *err);
+
+/* unicode.c: character classes the stages need, by Unicode general category (utf8proc). */
+uint32_t tok__utf8_next(const uint8_t *s, size_t len, size_t *i); /* valid UTF-8 only */
+bool tok__is_whitespace(uint32_t c);  /* Rust char::is_whitespace (White_Space) */
+bool tok__is_word(uint32_t c);        /* Rust regex \w: alphabetic, marks, digits, Pc, joiners */
+bool tok__is_punctuation(uint32_t c); /* HF: ASCII punctuation or a P* category */
+bool tok__is_numeric(uint32_t c);     /* Rust char::is_numeric: Nd, Nl, No */
+bool tok__is_mark(uint32_t c);        /* Mn (combining marks, for StripAccents) */
+/* GPT-2's byte <-> printable character map used by byte-level vocabularies. */
+uint32_t tok__byte_char(uint8_t b); /* the character spelling byte b */
+int tok__char_byte(uint32_t c);      /* the byte character c spells, or -1 */
 
 /* base64.c: decodes a string tok_base64_decoded_len accepted */
 void tok__base64_decode_unchecked(const char *s, size_t len, uint8_t *out);

@@ -1,71 +1,330 @@
 /*
- * pretok.c — splits text into pieces with the encoding's regex (PCRE2, UTF + UCP, JIT).
+ * pretok.c — the pre-tokenizer stage: splits text into the pieces the model encodes one by
+ * one.
  *
- * The compiled pattern lives in the encoding and is shared read-only; match data, match
- * context and JIT stack live in the caller's tok_scratch, so threads never share mutable
- * regex state. The subject handed to PCRE2 is exactly the slice between special tokens,
- * so `$` and `\s+(?!\S)` see the slice end as tiktoken's regex does.
+ * A pre-tokenizer is a sequence of steps, and each step splits every piece the previous
+ * step produced (Hugging Face's PreTokenizedString::split). The steps run as a recursion,
+ * one level per step, so pieces stream to the model without a list in between; a step
+ * that rewrites its piece (Metaspace's replacement, ByteLevel's prefix space) writes into
+ * its level's scratch buffer.
  *
- * Iteration follows Rust regex's find_iter (what tiktoken uses): the next match is the
- * leftmost one at or after the previous end; text no alternative matches is skipped; an
- * empty match yields no piece and the search resumes one character later. The shipped
- * patterns match every character and never match empty, so these rules matter only for
- * custom patterns.
+ * A split step first cuts its piece into segments, each a pattern match or the text
+ * between matches, then groups them by the step's behavior (Isolated, Removed,
+ * MergedWithPrevious, MergedWithNext, Contiguous; invert swaps match and gap). Patterns
+ * are regexes (PCRE2 with UTF + UCP, JIT), searched as Oniguruma's find_iter does (what
+ * Hugging Face uses: an empty match right after a match is skipped), or character classes
+ * (digits, whitespace, punctuation, Metaspace's replacement), one segment per character.
+ *
+ * tiktoken's step keeps the regex's matches only: text no alternative matches is dropped,
+ * as its find_iter loop does. The subject handed to PCRE2 is always the piece, so `$` and
+ * `\s+(?!\S)` see the piece's end as the references' regexes do.
+ *
+ * The compiled patterns are shared read-only; match data lives in the caller's scratch.
  */
 #include "internal.h"
 
-tok_err tok__pretok_compile(tok_encoding *enc, tok_error *err)
+tok_err tok__regex_compile(const char *pattern, size_t len, bool literal, pcre2_code **re,
+                           bool *jit, const char *what, tok_error *err)
 {
   int code;
   PCRE2_SIZE offset;
-  pcre2_code *re = pcre2_compile((PCRE2_SPTR)enc->manifest.pattern, PCRE2_ZERO_TERMINATED,
-                                 PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C, &code,
-                                 &offset, NULL);
-  if (!re) {
+  /* PCRE2_LITERAL admits only a few other options */
+  uint32_t opts = literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C;
+  pcre2_code *r = pcre2_compile((PCRE2_SPTR)pattern, len, opts, &code, &offset, NULL);
+  if (!r) {
     PCRE2_UCHAR msg[160];
     pcre2_get_error_message(code, msg, sizeof msg);
     return tok__fail(err, TOK_EPATTERN, offset, TOK_NO_POS,
-                     "encoding %s: pattern does not compile at offset %zu: %s",
-                     enc->manifest.name, (size_t)offset, (const char *)msg);
+                     "%s: pattern does not compile at offset %zu: %s", what, (size_t)offset,
+                     (const char *)msg);
   }
   /* Without JIT (some platforms) pcre2_match still works, just slower. */
-  enc->re_jit = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) == 0;
-  enc->re = re;
+  *jit = pcre2_jit_compile(r, PCRE2_JIT_COMPLETE) == 0;
+  *re = r;
   return TOK_OK;
 }
 
-tok_err tok__pretok_next(const tok_encoding *enc, tok_scratch *s, const uint8_t *subject,
-                         size_t len, size_t pos, size_t *start, size_t *end, tok_error *err)
+typedef struct pre_run {
+  const tok__pretokenizer *p;
+  tok_scratch *s;
+  tok__piece_fn emit;
+  void *ctx;
+  tok_error *err;
+  bool want_align;
+} pre_run;
+
+/* A piece at one level: bytes, alignment (NULL: byte i is original base + i) and whether
+ * it begins at original offset 0. */
+typedef struct piece {
+  const uint8_t *s;
+  size_t len;
+  const uint32_t *align;
+  uint32_t base;
+  bool at_start;
+} piece;
+
+static tok_err run_level(pre_run *r, size_t level, const piece *in);
+
+static tok_err sub_piece(pre_run *r, size_t level, const piece *in, size_t a, size_t b)
 {
-  for (;;) {
-    if (pos >= len) {
-      *start = *end = len;
-      return TOK_OK;
+  if (b <= a) return TOK_OK; /* empty pieces are dropped, as Hugging Face does */
+  piece sub = {in->s + a, b - a, in->align ? in->align + 2 * a : NULL, in->base + (uint32_t)a,
+               in->at_start && a == 0};
+  return run_level(r, level + 1, &sub);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Grouping segments by behavior. Segments arrive in order and cover the piece.
+ */
+typedef struct grouper {
+  pre_run *r;
+  size_t level;
+  const piece *in;
+  tok__split_behavior behavior;
+  bool invert;
+  bool have_pending, pending_match, prev_match;
+  size_t pa, pb; /* the pending group */
+} grouper;
+
+static tok_err flush(grouper *g)
+{
+  if (!g->have_pending) return TOK_OK;
+  g->have_pending = false;
+  return sub_piece(g->r, g->level, g->in, g->pa, g->pb);
+}
+
+static tok_err segment(grouper *g, size_t a, size_t b, bool is_match)
+{
+  tok_err rc = TOK_OK;
+  is_match ^= g->invert;
+  switch (g->behavior) {
+  case TOK__SPLIT_ISOLATED:
+    return sub_piece(g->r, g->level, g->in, a, b);
+  case TOK__SPLIT_REMOVED:
+    return is_match ? TOK_OK : sub_piece(g->r, g->level, g->in, a, b);
+  case TOK__SPLIT_MERGED_WITH_PREVIOUS:
+    /* a match joins the group before it, unless that group ended with a match */
+    if (is_match && !g->prev_match && g->have_pending) {
+      g->pb = b;
+    } else {
+      rc = flush(g);
+      g->have_pending = true, g->pa = a, g->pb = b;
     }
-    /* The text was validated once up front, so PCRE2 need not re-check it per call. */
-    int rc = enc->re_jit ? pcre2_jit_match(enc->re, subject, len, pos, PCRE2_NO_UTF_CHECK,
-                                           s->md, s->mctx)
-                         : pcre2_match(enc->re, subject, len, pos, PCRE2_NO_UTF_CHECK, s->md,
-                                       s->mctx);
-    if (rc == PCRE2_ERROR_NOMATCH) {
-      *start = *end = len;
-      return TOK_OK;
+    g->prev_match = is_match;
+    return rc;
+  case TOK__SPLIT_MERGED_WITH_NEXT:
+    /* a match joins the segment after it, when that one is not a match */
+    if (g->have_pending && g->pending_match && !is_match) {
+      g->pb = b;
+      g->pending_match = false;
+      return flush(g);
     }
-    if (rc < 0) {
-      PCRE2_UCHAR msg[120];
-      pcre2_get_error_message(rc, msg, sizeof msg);
-      return tok__fail(err, TOK_EREGEX, pos, TOK_NO_POS,
-                       "pre-tokenizer gave up at byte %zu: %s", pos, (const char *)msg);
+    rc = flush(g);
+    if (rc == TOK_OK) {
+      g->have_pending = true, g->pa = a, g->pb = b, g->pending_match = is_match;
+      if (!is_match) rc = flush(g);
     }
-    /* rc == 0 only means the ovector had no room for capture groups; [0], [1] are set */
-    const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
-    if (ov[1] > ov[0]) {
-      *start = ov[0];
-      *end = ov[1];
-      return TOK_OK;
+    return rc;
+  case TOK__SPLIT_CONTIGUOUS:
+    /* runs of segments with the same kind become one group */
+    if (g->have_pending && is_match == g->prev_match) {
+      g->pb = b;
+    } else {
+      rc = flush(g);
+      g->have_pending = true, g->pa = a, g->pb = b;
     }
-    /* empty match: skip one character (lead byte plus continuation bytes) */
-    pos = ov[0] + 1;
-    while (pos < len && (subject[pos] & 0xC0) == 0x80) pos++;
+    g->prev_match = is_match;
+    return rc;
   }
+  return TOK_OK;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Segment sources
+ */
+static size_t char_len(uint8_t lead)
+{
+  return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+}
+
+static tok_err regex_segments(grouper *g, pcre2_code *re, bool jit, bool matches_only)
+{
+  pre_run *r = g->r;
+  const piece *in = g->in;
+  size_t pos = 0, prev = 0, last_match_end = SIZE_MAX;
+  tok_err rc;
+  while (pos <= in->len) {
+    /* The text was validated once up front, so PCRE2 need not re-check it per call. */
+    int m = jit ? pcre2_jit_match(re, in->s, in->len, pos, PCRE2_NO_UTF_CHECK, r->s->md, r->s->mctx)
+                : pcre2_match(re, in->s, in->len, pos, PCRE2_NO_UTF_CHECK, r->s->md, r->s->mctx);
+    if (m == PCRE2_ERROR_NOMATCH) break;
+    if (m < 0) {
+      PCRE2_UCHAR msg[120];
+      pcre2_get_error_message(m, msg, sizeof msg);
+      return tok__fail(r->err, TOK_EREGEX, pos, TOK_NO_POS,
+                       "pre-tokenizer gave up at byte %zu of a piece: %s", pos, (const char *)msg);
+    }
+    /* m == 0 only means the ovector had no room for capture groups; [0], [1] are set */
+    const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->s->md);
+    size_t a = ov[0], b = ov[1];
+    if (a == b && (matches_only || last_match_end == b)) {
+      /* tiktoken drops empty matches; Oniguruma refuses one right after a match */
+      pos = b < in->len ? b + char_len(in->s[b]) : in->len + 1;
+      continue;
+    }
+    if (matches_only) {
+      if ((rc = sub_piece(r, g->level, in, a, b)) != TOK_OK) return rc;
+    } else {
+      if (prev < a && (rc = segment(g, prev, a, false)) != TOK_OK) return rc;
+      if ((rc = segment(g, a, b, true)) != TOK_OK) return rc;
+    }
+    prev = b;
+    pos = b;
+    last_match_end = b;
+  }
+  if (!matches_only && prev < in->len && (rc = segment(g, prev, in->len, false)) != TOK_OK) return rc;
+  return TOK_OK;
+}
+
+typedef bool (*char_pred)(const tok__pre_step *st, uint32_t c);
+
+static bool pred_digit(const tok__pre_step *st, uint32_t c) { (void)st; return tok__is_numeric(c); }
+static bool pred_space(const tok__pre_step *st, uint32_t c) { (void)st; return tok__is_whitespace(c); }
+static bool pred_punct(const tok__pre_step *st, uint32_t c) { (void)st; return tok__is_punctuation(c); }
+
+static tok_err char_segments(grouper *g, const tok__pre_step *st, char_pred pred)
+{
+  const piece *in = g->in;
+  size_t prev = 0;
+  tok_err rc;
+  for (size_t i = 0; i < in->len;) {
+    size_t start = i;
+    uint32_t c = tok__utf8_next(in->s, in->len, &i);
+    if (!pred(st, c)) continue;
+    if (prev < start && (rc = segment(g, prev, start, false)) != TOK_OK) return rc;
+    if ((rc = segment(g, start, i, true)) != TOK_OK) return rc;
+    prev = i;
+  }
+  if (prev < in->len && (rc = segment(g, prev, in->len, false)) != TOK_OK) return rc;
+  return TOK_OK;
+}
+
+/* Metaspace's split: a segment per occurrence of the replacement character. */
+static tok_err replacement_segments(grouper *g, const tok__pre_step *st)
+{
+  const piece *in = g->in;
+  size_t prev = 0, rl = st->replacement_len;
+  tok_err rc;
+  for (size_t i = 0; i + rl <= in->len;) {
+    if (memcmp(in->s + i, st->replacement, rl) != 0) {
+      i += char_len(in->s[i]);
+      continue;
+    }
+    if (prev < i && (rc = segment(g, prev, i, false)) != TOK_OK) return rc;
+    if ((rc = segment(g, i, i + rl, true)) != TOK_OK) return rc;
+    i += rl;
+    prev = i;
+  }
+  if (prev < in->len && (rc = segment(g, prev, in->len, false)) != TOK_OK) return rc;
+  return TOK_OK;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Rewriting steps
+ */
+
+/* Builds the piece for a rewriting step in the level's buffer: prefix (aligned to an
+ * empty range at the piece's start), then the piece with every `from` replaced by `to`. */
+static tok_err rewrite(pre_run *r, size_t level, const piece *in, const char *prefix,
+                       size_t prefix_len, char from, const char *to, size_t to_len, piece *out)
+{
+  tok__text_buf *t = &r->s->level[level];
+  size_t cap = prefix_len + in->len * (to_len > 1 ? to_len : 1) + 1;
+  if (tok__text_reserve(t, cap, r->want_align) != TOK_OK) return tok__nomem(r->err);
+  size_t o = 0;
+  uint32_t first = in->align ? in->align[0] : in->base;
+  for (size_t k = 0; k < prefix_len; k++, o++) {
+    t->s[o] = (uint8_t)prefix[k];
+    if (r->want_align) t->align[2 * o] = t->align[2 * o + 1] = first;
+  }
+  for (size_t i = 0; i < in->len; i++) {
+    uint32_t a = in->align ? in->align[2 * i] : in->base + (uint32_t)i;
+    uint32_t b = in->align ? in->align[2 * i + 1] : in->base + (uint32_t)i + 1;
+    const char *src = in->s[i] == (uint8_t)from && to ? to : (const char *)in->s + i;
+    size_t n = in->s[i] == (uint8_t)from && to ? to_len : 1;
+    for (size_t k = 0; k < n; k++, o++) {
+      t->s[o] = (uint8_t)src[k];
+      if (r->want_align) t->align[2 * o] = a, t->align[2 * o + 1] = b;
+    }
+  }
+  t->len = o;
+  *out = (piece){t->s, o, r->want_align ? t->align : NULL, 0, in->at_start};
+  if (!r->want_align) out->base = first; /* offsets unused; keep something sane */
+  return TOK_OK;
+}
+
+static tok_err run_level(pre_run *r, size_t level, const piece *in)
+{
+  if (level == r->p->n_steps) {
+    r->s->stats.pieces++;
+    return r->emit(r->ctx, in->s, in->len, in->align, in->base);
+  }
+  const tok__pre_step *st = &r->p->steps[level];
+  grouper g = {r, level, in, st->behavior, st->invert, false, false, false, 0, 0};
+  piece rewritten;
+  tok_err rc;
+  switch (st->kind) {
+  case TOK__PRE_TIKTOKEN:
+    return regex_segments(&g, st->re, st->re_jit, true);
+  case TOK__PRE_SPLIT:
+  case TOK__PRE_WHITESPACE:
+    rc = regex_segments(&g, st->re, st->re_jit, false);
+    break;
+  case TOK__PRE_DIGITS:
+    rc = char_segments(&g, st, pred_digit);
+    break;
+  case TOK__PRE_WHITESPACE_SPLIT:
+    rc = char_segments(&g, st, pred_space);
+    break;
+  case TOK__PRE_PUNCTUATION:
+    rc = char_segments(&g, st, pred_punct);
+    break;
+  case TOK__PRE_BYTELEVEL:
+    if (st->add_prefix_space && in->s[0] != ' ') {
+      if ((rc = rewrite(r, level, in, " ", 1, 0, NULL, 0, &rewritten)) != TOK_OK) return rc;
+      in = &rewritten;
+      g.in = in;
+    }
+    if (!st->re) return run_level(r, level + 1, in);
+    rc = regex_segments(&g, st->re, st->re_jit, false);
+    break;
+  case TOK__PRE_METASPACE: {
+    bool prepend = st->prepend == TOK__PREPEND_ALWAYS || (st->prepend == TOK__PREPEND_FIRST && in->at_start);
+    /* the replacement is never a space, so "starts with it" is checked after replacing */
+    bool starts = in->s[0] == ' ' || (in->len >= st->replacement_len &&
+                                      memcmp(in->s, st->replacement, st->replacement_len) == 0);
+    if ((rc = rewrite(r, level, in, st->replacement, prepend && !starts ? st->replacement_len : 0,
+                      ' ', st->replacement, st->replacement_len, &rewritten)) != TOK_OK)
+      return rc;
+    in = &rewritten;
+    g.in = in;
+    if (!st->split) return run_level(r, level + 1, in);
+    rc = replacement_segments(&g, st);
+    break;
+  }
+  default:
+    return tok__fail(r->err, TOK_EINVAL, TOK_NO_POS, TOK_NO_POS, "unknown pre-tokenizer step");
+  }
+  if (rc == TOK_OK) rc = flush(&g);
+  return rc;
+}
+
+tok_err tok__pretokenize(const tok__pretokenizer *p, tok_scratch *s, const uint8_t *text,
+                         size_t len, const uint32_t *align, uint32_t base, bool at_start,
+                         bool want_align, tok__piece_fn emit, void *ctx, tok_error *err)
+{
+  if (len == 0) return TOK_OK;
+  pre_run r = {p, s, emit, ctx, err, want_align};
+  piece in = {text, len, align, base, at_start};
+  return run_level(&r, 0, &in);
 }

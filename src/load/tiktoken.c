@@ -1,32 +1,23 @@
 /*
- * vocab.c — reads .tiktoken rank files into frozen lookup tables.
+ * tiktoken.c — loads tiktoken encodings: .tiktoken rank files and the manifests that
+ * describe an encoding (name, rank file, pattern, special tokens), and turns them into a
+ * pipeline: the encoding's regex as the only pre-tokenizer step (matches only, as
+ * tiktoken's loop), a byte-level model that merges by rank, the special tokens as added
+ * tokens matched only when allowed, and the bytes themselves as the decoder.
  *
- * A rank file has one "TOKEN_BASE64 RANK" line per token. It becomes:
- *   - bytes/off: every token's bytes laid end to end in rank order, so decoding rank r is
- *     bytes[off[r] .. off[r+1]) (an absent rank has an empty range);
- *   - index: a minimal perfect hash from token bytes to (rank, offset, length) (phash.h,
- *     TOK__ENTRY in internal.h);
- *   - byte_rank: the rank of each single byte, so one-byte pieces skip the hash.
- * Parsing is strict: a malformed line is rejected with the file name and line number,
- * because a silently skipped token would give wrong ids much later.
+ * A rank file has one "TOKEN_BASE64 RANK" line per token. Parsing is strict: a malformed
+ * line is rejected with the file name and line number, because a silently skipped token
+ * would give wrong ids much later.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "load.h"
 
 /* Largest rank accepted; generous (o200k uses 199,997) but bounds the tables. */
 #define MAX_RANK (1u << 24)
 #define MAX_TOKEN_LEN 4096
-
-typedef struct line_entry {
-  const char *b64;
-  uint32_t b64_len;
-  uint32_t dec_len;
-  uint32_t rank;
-  uint32_t line;
-} line_entry;
 
 /* The next line of text[*pos .. text_len) without its "\n" or "\r\n"; advances *pos and
  * counts *line_no. Returns NULL at the end of the text. */
@@ -43,33 +34,19 @@ static const char *next_line(const char *text, size_t text_len, size_t *pos, siz
   return line;
 }
 
-void tok__vocab_free(tok__vocab *v)
-{
-  if (!v) return;
-  free(v->file);
-  free(v->off);
-  free(v->bytes);
-  free(v->pair_rank);
-  tok__phash_free(&v->index);
-  free(v);
-}
-
-tok_err tok__vocab_parse(const char *file, const char *text, size_t text_len, tok__vocab **out,
+tok_err tok__ranks_parse(const char *file, const char *text, size_t text_len, tok__model **out,
                          tok_error *err)
 {
   tok_err rc = TOK_ENOMEM;
-  tok__vocab *v = calloc(1, sizeof *v);
-  line_entry *lines = NULL;
-  tok__phash_key *keys = NULL;
-  size_t n_lines = 0, lines_cap = 0, total_bytes = 0;
-  uint32_t line_no = 0, rank_end = 0;
-
-  if (!v || !(v->file = strdup(file))) goto fail;
+  tok__model_builder *b = tok__model_builder_new();
+  uint32_t line_no = 0;
+  size_t n_lines = 0;
+  uint8_t token[MAX_TOKEN_LEN];
+  if (!b) return tok__nomem(err);
 
   size_t pos = 0, line_len;
   for (const char *line; (line = next_line(text, text_len, &pos, &line_len, &line_no));) {
     if (line_len == 0) continue;
-
     const char *space = memchr(line, ' ', line_len);
     if (!space) {
       rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, line_no,
@@ -99,79 +76,83 @@ tok_err tok__vocab_parse(const char *file, const char *text, size_t text_len, to
                      "%s:%u: rank must be a decimal number below %u", file, line_no, MAX_RANK);
       goto fail;
     }
-    if (n_lines == lines_cap) {
-      size_t cap = lines_cap ? lines_cap * 2 : 1024;
-      line_entry *grown = realloc(lines, cap * sizeof *grown);
-      if (!grown) goto fail;
-      lines = grown;
-      lines_cap = cap;
-    }
-    lines[n_lines++] = (line_entry){line, (uint32_t)b64_len, (uint32_t)dec_len, (uint32_t)rank, line_no};
-    if (rank + 1 > rank_end) rank_end = (uint32_t)rank + 1;
-    total_bytes += (size_t)dec_len;
+    tok__base64_decode_unchecked(line, b64_len, token);
+    if ((rc = tok__model_add_token(b, token, (size_t)dec_len, (uint32_t)rank, false)) != TOK_OK) goto fail;
+    n_lines++;
   }
   if (n_lines == 0) {
     rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, 0, "%s: no tokens", file);
     goto fail;
   }
-  if (total_bytes >= TOK__MAX_TOKEN_BYTES) {
-    rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, 0, "%s: tokens total %zu bytes; at most %u are supported",
-                   file, total_bytes, TOK__MAX_TOKEN_BYTES - 1);
-    goto fail;
-  }
-
-  v->n_ranks = (uint32_t)n_lines;
-  v->rank_end = rank_end;
-  v->off = calloc((size_t)rank_end + 1, sizeof *v->off);
-  v->bytes = malloc(total_bytes);
-  keys = malloc(n_lines * sizeof *keys);
-  if (!v->off || !v->bytes || !keys) goto fail;
-
-  /* lengths at off[r + 1], then prefix sums give the start of each rank */
-  for (size_t i = 0; i < n_lines; i++) {
-    uint32_t r = lines[i].rank;
-    if (v->off[r + 1] != 0) {
-      rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, lines[i].line, "%s:%u: rank %u appears twice",
-                     file, lines[i].line, r);
-      goto fail;
-    }
-    v->off[r + 1] = lines[i].dec_len;
-  }
-  for (uint32_t r = 0; r < rank_end; r++) v->off[r + 1] += v->off[r];
-  for (size_t i = 0; i < n_lines; i++) {
-    uint32_t r = lines[i].rank;
-    tok__base64_decode_unchecked(lines[i].b64, lines[i].b64_len, v->bytes + v->off[r]);
-    uint32_t len = v->off[r + 1] - v->off[r];
-    keys[i] = (tok__phash_key){v->bytes + v->off[r], len, TOK__ENTRY(r, v->off[r], len)};
-  }
-
-  if (!(v->pair_rank = malloc(65536 * sizeof *v->pair_rank))) goto fail;
-  for (int b = 0; b < 256; b++) v->byte_rank[b] = TOK__NO_RANK;
-  for (int b = 0; b < 65536; b++) v->pair_rank[b] = TOK__NO_RANK;
-  for (size_t i = 0; i < n_lines; i++) {
-    uint32_t rank = (uint32_t)keys[i].value;
-    if (keys[i].len == 1) v->byte_rank[keys[i].bytes[0]] = rank;
-    if (keys[i].len == 2) v->pair_rank[(uint32_t)keys[i].bytes[0] << 8 | keys[i].bytes[1]] = rank;
-  }
-
-  int built = tok__phash_build(&v->index, keys, (uint32_t)n_lines);
-  if (built == -2) {
-    rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, 0, "%s: the same token bytes appear twice",
-                   file);
-    goto fail;
-  }
-  if (built != 0) goto fail;
-
-  free(lines);
-  free(keys);
-  *out = v;
-  return TOK_OK;
+  tok__model_opts opts = {.byte_level = true, .missing_is_error = true, .unk_id = TOK__NONE,
+                          .what = file};
+  rc = tok__model_finish(b, &opts, out, err);
+  tok__model_builder_free(b);
+  return rc;
 
 fail:
   if (rc == TOK_ENOMEM) tok__fail(err, TOK_ENOMEM, TOK_NO_POS, TOK_NO_POS, "%s: out of memory", file);
-  free(lines);
-  free(keys);
-  tok__vocab_free(v);
+  tok__model_builder_free(b);
+  return rc;
+}
+
+tok_err tok__tiktoken_encoding(tok__manifest *m, tok__model *model, const char *sha256,
+                               bool embedded, tok_encoding **out, tok_error *err)
+{
+  tok_encoding *enc = tok__encoding_new(m->name);
+  tok_err rc = TOK_OK;
+  if (!enc) return tok__nomem(err);
+  enc->info.kind = TOK_KIND_TIKTOKEN;
+  enc->info.embedded = embedded;
+  enc->model = model;
+  snprintf(enc->sha256, sizeof enc->sha256, "%s", sha256);
+  /* move the manifest's strings into the encoding */
+  free(enc->aliases);
+  enc->aliases = m->aliases;
+  m->aliases = NULL;
+  enc->pattern = m->pattern;
+  m->pattern = NULL;
+  enc->source = m->ranks;
+  m->ranks = NULL;
+
+  uint32_t max_id = model->id_end - 1;
+  if (!(enc->added = calloc(m->n_special ? m->n_special : 1, sizeof *enc->added))) goto nomem;
+  for (size_t i = 0; i < m->n_special; i++) {
+    tok_special_token *sp = &m->special[i];
+    if (sp->id < model->id_end && model->off[sp->id + 1] > model->off[sp->id]) {
+      rc = tok__fail(err, TOK_EMANIFEST, TOK_NO_POS, TOK_NO_POS,
+                     "encoding %s: special token %s has id %u, which is also a rank", enc->name,
+                     sp->text, sp->id);
+      goto fail;
+    }
+    if (sp->id > max_id) max_id = sp->id;
+    enc->added[i] = (tok__added){.content = (char *)sp->text, .content_len = (uint32_t)sp->text_len,
+                                 .id = sp->id, .special = true};
+    sp->text = NULL;
+    enc->n_added++;
+  }
+  if (m->n_vocab && (m->n_vocab != max_id + 1 || m->n_vocab != model->n_tokens + m->n_special)) {
+    rc = tok__fail(err, TOK_EMANIFEST, TOK_NO_POS, TOK_NO_POS,
+                   "encoding %s: n_vocab %u does not match %u ranks + %zu special tokens "
+                   "(highest id %u)",
+                   enc->name, m->n_vocab, model->n_tokens, m->n_special, max_id);
+    goto fail;
+  }
+  if (!(enc->pre.steps = calloc(1, sizeof *enc->pre.steps))) goto nomem;
+  enc->pre.n_steps = 1;
+  enc->pre.steps[0].kind = TOK__PRE_TIKTOKEN;
+  char what[128];
+  snprintf(what, sizeof what, "encoding %s", enc->name);
+  if ((rc = tok__regex_compile(enc->pattern, strlen(enc->pattern), false, &enc->pre.steps[0].re,
+                               &enc->pre.steps[0].re_jit, what, err)) != TOK_OK)
+    goto fail;
+  if ((rc = tok__encoding_finish(enc, err)) != TOK_OK) goto fail;
+  *out = enc;
+  return TOK_OK;
+nomem:
+  rc = tok__nomem(err);
+fail:
+  tok__encoding_free(enc);
   return rc;
 }
 

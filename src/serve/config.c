@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef enum { T_STR, T_UINT, T_SIZE, T_LOG } setting_type;
+typedef enum { T_STR, T_UINT, T_SIZE, T_LOG, T_SOURCES } setting_type;
 
 typedef struct setting {
   const char *flag;
@@ -30,10 +30,14 @@ static const setting SETTINGS[] = {
     {"host", "TOKD_HOST", T_STR, OFF(host), 0, 0, "address to listen on"},
     {"port", "TOKD_PORT", T_UINT, OFF(port), 0, 65535, "TCP port; 0 = any free port"},
     {"threads", "TOKD_THREADS", T_UINT, OFF(threads), 1, 1024, "worker threads (default: the number of CPU cores)"},
+    {"tokenizer", "TOKD_TOKENIZERS", T_SOURCES, OFF(tokenizers), 0, 0,
+     "NAME=PATH: a Hugging Face tokenizer.json or model directory (repeat the flag; the "
+     "variable takes a comma list)"},
     {"encodings", "TOKD_ENCODINGS", T_STR, OFF(encodings), 0, 0,
-     "comma-separated encodings to load (none given: all)"},
+     "comma-separated tiktoken encodings to load, or none (none given: all)"},
     {"default-encoding", "TOKD_DEFAULT_ENCODING", T_STR, OFF(default_encoding), 0, 0,
-     "encoding for requests that name none (none given: cl100k_base, else the first loaded)"},
+     "encoding for requests that name none (none given: the first --tokenizer, else "
+     "cl100k_base, else the first loaded)"},
     {"vocab-dir", "TOKD_VOCAB_DIR", T_STR, OFF(vocab_dir), 0, 0,
      "load DIR/*.manifest instead of the built-in vocabularies"},
     {"max-body-bytes", "TOKD_MAX_BODY_BYTES", T_SIZE, OFF(max_body_bytes), 1, 1ull << 32,
@@ -95,6 +99,7 @@ static void print_usage(FILE *out)
     const char *field = (const char *)&d + st->offset;
     char value[64];
     if (st->type == T_STR) snprintf(value, sizeof value, "%s", *(const char *const *)field ? *(const char *const *)field : "-");
+    else if (st->type == T_SOURCES) snprintf(value, sizeof value, "-");
     else if (st->type == T_LOG) snprintf(value, sizeof value, "%s", LOG_NAMES[*(const tokd_log_level *)field]);
     else if (st->type == T_UINT) snprintf(value, sizeof value, "%u", *(const unsigned *)field);
     else snprintf(value, sizeof value, "%zu", *(const size_t *)field);
@@ -103,9 +108,55 @@ static void print_usage(FILE *out)
   fputs("  --help\n", out);
 }
 
+void tokd_sources_free(tok_tokenizer_source *list, size_t n)
+{
+  for (size_t i = 0; i < n; i++) free((char *)list[i].name); /* name and path share one block */
+  free(list);
+}
+
+int tokd_sources_parse(const char *spec, const char *source, tok_tokenizer_source **list, size_t *n)
+{
+  for (const char *p = spec; *p;) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    const char *eq = memchr(p, '=', len);
+    if (!eq || eq == p || eq + 1 == p + len) {
+      fprintf(stderr, "tokd: %s: expected NAME=PATH (a tokenizer.json or a model directory), got \"%.*s\"\n",
+              source, (int)(len > 200 ? 200 : len), p);
+      return 2;
+    }
+    tok_tokenizer_source *grown = realloc(*list, (*n + 1) * sizeof *grown);
+    char *copy = malloc(len + 1);
+    if (!grown || !copy) {
+      free(copy);
+      if (grown) *list = grown;
+      fprintf(stderr, "tokd: out of memory\n");
+      return 1;
+    }
+    *list = grown;
+    memcpy(copy, p, len);
+    copy[len] = '\0';
+    copy[eq - p] = '\0';
+    grown[(*n)++] = (tok_tokenizer_source){copy, copy + (eq - p) + 1};
+    if (!comma) break;
+    p = comma + 1;
+  }
+  return 0;
+}
+
 static int set_value(tokd_config *cfg, const setting *s, const char *value, const char *source)
 {
   char *field = (char *)cfg + s->offset;
+  if (s->type == T_SOURCES) {
+    /* flags add to each other; the first one replaces what the variable gave */
+    if (source[0] == '-' && !cfg->tokenizers_from_flags) {
+      tokd_sources_free(cfg->tokenizers, cfg->n_tokenizers);
+      cfg->tokenizers = NULL;
+      cfg->n_tokenizers = 0;
+      cfg->tokenizers_from_flags = true;
+    }
+    return tokd_sources_parse(value, source, &cfg->tokenizers, &cfg->n_tokenizers);
+  }
   if (s->type == T_STR) {
     *(const char **)field = *value ? value : NULL;
     return 0;

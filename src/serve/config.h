@@ -8,13 +8,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "tok.h"
+
 typedef enum { LOG_OFF = 0, LOG_ERROR = 1, LOG_WARN = 2, LOG_INFO = 3 } tokd_log_level;
 
 typedef struct tokd_config {
   const char *host;
   unsigned port;
   unsigned threads;
-  const char *encodings;       /* comma list, NULL = all */
+  tok_tokenizer_source *tokenizers; /* --tokenizer NAME=PATH, owned */
+  size_t n_tokenizers;
+  bool tokenizers_from_flags;
+  const char *encodings;       /* comma list of tiktoken encodings, NULL = all, "none" */
   const char *default_encoding;
   const char *vocab_dir;       /* NULL = built-in */
   size_t max_body_bytes;
@@ -31,6 +36,11 @@ typedef struct tokd_config {
 /* Parses argv (after the "serve" word) and the environment. Returns 0 on success, an exit
  * status otherwise (after printing why, or the help text: then *exit_now is set). */
 int tokd_config_parse(int argc, char **argv, tokd_config *cfg, bool *exit_now);
+
+/* Appends the NAME=PATH entries of a comma-separated list to *list (copied). Returns 0, or
+ * an exit status after printing why (source names the flag or variable). */
+int tokd_sources_parse(const char *spec, const char *source, tok_tokenizer_source **list, size_t *n);
+void tokd_sources_free(tok_tokenizer_source *list, size_t n);
 
 /* The help text of `tokd serve`. */
 extern const char TOKD_SERVE_USAGE[];

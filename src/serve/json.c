@@ -259,9 +259,11 @@ static bool field_allowed(tokd_endpoint ep, const char *k)
 {
   static const char *common[] = {"encoding", "model", NULL};
   static const char *encode[] = {"text", "allowed_special", "disallowed_special", "offsets",
-                                 "max_tokens", "truncation_side", NULL};
-  static const char *count[] = {"text", "allowed_special", "disallowed_special", "limit", NULL};
-  static const char *decode[] = {"tokens", "bytes", "stream", "tail", NULL};
+                                 "max_tokens", "truncation_side", "add_special_tokens",
+                                 "token_strings", NULL};
+  static const char *count[] = {"text", "allowed_special", "disallowed_special", "limit",
+                                "add_special_tokens", NULL};
+  static const char *decode[] = {"tokens", "bytes", "stream", "tail", "skip_special_tokens", NULL};
   const char **lists[] = {common, ep == EP_ENCODE ? encode : ep == EP_COUNT ? count : decode};
   for (int l = 0; l < 2; l++)
     for (const char **f = lists[l]; *f; f++)
@@ -322,6 +324,10 @@ bool tokd_request_parse_json(tokd_endpoint ep, const char *body, size_t len, siz
         ok = cJSON_IsNull(f) || get_string(f, &req->model, err);
       else if (strcmp(k, "add_special_tokens") == 0)
         ok = get_bool(f, &req->add_special_tokens, err);
+      else if (strcmp(k, "return_token_strs") == 0 && ep == EP_TOKENIZE)
+        ok = cJSON_IsNull(f) || get_bool(f, &req->token_strings, err);
+      else if (strcmp(k, "skip_special_tokens") == 0 && ep == EP_DETOKENIZE)
+        ok = get_bool(f, &req->skip_special_tokens, err);
       else if (strcmp(k, "messages") == 0) {
         tokd_error_set(err, 400, "unsupported", "messages",
                        "chat \"messages\" are not supported (tokd has no chat templates); send "
@@ -350,6 +356,9 @@ bool tokd_request_parse_json(tokd_endpoint ep, const char *body, size_t len, siz
         req->check_disallowed = strcmp(f->valuestring, "all") == 0;
       else ok = get_bool(f, &req->check_disallowed, err);
     } else if (strcmp(k, "offsets") == 0) ok = get_bool(f, &req->offsets, err);
+    else if (strcmp(k, "add_special_tokens") == 0) ok = get_bool(f, &req->add_special_tokens, err);
+    else if (strcmp(k, "skip_special_tokens") == 0) ok = get_bool(f, &req->skip_special_tokens, err);
+    else if (strcmp(k, "token_strings") == 0) ok = get_bool(f, &req->token_strings, err);
     else if (strcmp(k, "max_tokens") == 0) ok = get_count(f, &req->max_tokens, err);
     else if (strcmp(k, "limit") == 0) ok = get_count(f, &req->limit, err);
     else if (strcmp(k, "bytes") == 0) ok = get_bool(f, &req->bytes_out, err);

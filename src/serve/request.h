@@ -25,7 +25,8 @@ typedef struct tokd_http_error {
 void tokd_error_set(tokd_http_error *e, unsigned status, const char *code, const char *param,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-typedef enum { SPECIAL_NONE, SPECIAL_ALL, SPECIAL_LIST } tokd_special_kind;
+/* DEFAULT: the encoding's default (none for tiktoken, all for Hugging Face tokenizers) */
+typedef enum { SPECIAL_DEFAULT, SPECIAL_NONE, SPECIAL_ALL, SPECIAL_LIST } tokd_special_kind;
 
 typedef struct tokd_request {
   void *json_root; /* owned parse tree, freed by tokd_request_free */
@@ -57,7 +58,9 @@ typedef struct tokd_request {
   bool bytes_out;        /* decode: exact bytes as base64 too */
   bool stream;           /* decode: hold back an incomplete UTF-8 tail */
   const char *tail;      /* decode: base64 tail from the previous call */
-  bool add_special_tokens;
+  bool add_special_tokens;  /* encode/count/tokenize: the post-processor's BOS/EOS */
+  bool skip_special_tokens; /* decode/detokenize */
+  bool token_strings;       /* encode: token strings too (vLLM: return_token_strs) */
 } tokd_request;
 
 /* Parses a JSON body for endpoint ep. On failure fills err (400 with the byte position of

@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
   static tok_registry *reg;
   static tok_scratch *scratch;
   if (!reg) {
-    if (tok_registry_load(NULL, NULL, &reg, NULL) != TOK_OK) abort();
+    if (tok_registry_load(NULL, &reg, NULL) != TOK_OK) abort();
     tok_limits lim = {.max_tokens_out = 1 << 20};
     if (!(scratch = tok_scratch_new(&lim))) abort();
   }
@@ -43,13 +43,15 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
   if (!valid && (rc != TOK_EUTF8 || err.pos != bad)) abort();
   if (valid && rc == TOK_OK && !r.stopped) {
     tok_buf out = {0};
-    if (tok_decode_bytes(enc, r.ids, r.len, &out, &err) != TOK_OK) abort();
+    if (tok_decode_bytes(enc, scratch, r.ids, r.len, NULL, &out, &err) != TOK_OK) abort();
     if (out.len != len || (len && memcmp(out.data, text, len) != 0)) abort(); /* round trip */
     if (r.offsets)
       for (size_t i = 0; i < r.len; i++) {
         size_t tl;
         const char *tb = tok_token_bytes(enc, r.ids[i], &tl);
-        if (!tb || r.offsets[i] + tl > len || memcmp(text + r.offsets[i], tb, tl) != 0) abort();
+        if (!tb || r.offsets[2 * i] + tl != r.offsets[2 * i + 1] || r.offsets[2 * i + 1] > len ||
+            memcmp(text + r.offsets[2 * i], tb, tl) != 0)
+          abort();
       }
     tok_buf_free(&out);
   } else if (valid && rc != TOK_OK && rc != TOK_EDISALLOWED_SPECIAL && rc != TOK_ELIMIT) {
@@ -60,7 +62,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
   uint32_t *ids = malloc(n_ids * sizeof *ids + 1);
   memcpy(ids, text, n_ids * 4);
   tok_buf out = {.limit = 1 << 24};
-  rc = tok_decode_bytes(enc, ids, n_ids, &out, &err);
+  rc = tok_decode_bytes(enc, scratch, ids, n_ids, NULL, &out, &err);
   if (rc == TOK_EUNKNOWN_TOKEN) {
     size_t tl;
     if (err.index >= n_ids || tok_token_bytes(enc, ids[err.index], &tl)) abort();

@@ -1,0 +1,343 @@
+/*
+ * vocab.c — builds the frozen tables of a BPE model (internal.h, tok__model) from the
+ * tokens and merges a loader hands over.
+ *
+ *   - bytes/off: every token's bytes laid end to end in id order, so decoding id i is
+ *     bytes[off[i] .. off[i+1]) (an absent id has an empty range);
+ *   - index: a minimal perfect hash from token bytes to (id, offset, length) (phash.h);
+ *   - byte_id/pair_prio: one- and two-byte tokens, so short pieces skip the hash;
+ *   - merges (by list): sorted by the token they produce, so that checking a pair is one
+ *     hash lookup of the joined bytes plus a look at the split points of that token;
+ *   - whole_ok: which tokens a piece may be mapped to directly without merging.
+ * Everything is checked: a merge naming a token that is not in the vocabulary, two ids for
+ * the same bytes, or one id twice is refused, because a silently wrong table gives wrong
+ * ids much later.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+typedef struct tok_rec {
+  uint32_t id, off, len;
+  bool literal;
+} tok_rec;
+
+typedef struct merge_rec {
+  uint32_t off, left_len, right_len; /* in merge_bytes */
+} merge_rec;
+
+struct tok__model_builder {
+  tok_buf bytes;       /* token bytes, in the order added */
+  tok_rec *toks;
+  size_t n_toks, toks_cap;
+  tok_buf merge_bytes; /* left then right bytes of each merge */
+  merge_rec *merges;
+  size_t n_merges, merges_cap;
+};
+
+tok__model_builder *tok__model_builder_new(void)
+{
+  tok__model_builder *b = calloc(1, sizeof *b);
+  if (b) b->bytes.limit = b->merge_bytes.limit = (size_t)1 << 31;
+  return b;
+}
+
+void tok__model_builder_free(tok__model_builder *b)
+{
+  if (!b) return;
+  tok_buf_free(&b->bytes);
+  tok_buf_free(&b->merge_bytes);
+  free(b->toks);
+  free(b->merges);
+  free(b);
+}
+
+tok_err tok__model_add_token(tok__model_builder *b, const uint8_t *bytes, size_t len, uint32_t id,
+                             bool literal)
+{
+  if (b->n_toks == b->toks_cap) {
+    size_t cap = b->toks_cap ? b->toks_cap * 2 : 4096;
+    tok_rec *grown = realloc(b->toks, cap * sizeof *grown);
+    if (!grown) return TOK_ENOMEM;
+    b->toks = grown;
+    b->toks_cap = cap;
+  }
+  if (len == 0 || len > 0xFFFF || id == TOK__NONE) return TOK_EINVAL;
+  uint32_t off = (uint32_t)b->bytes.len;
+  tok_err rc = tok_buf_append(&b->bytes, bytes, len);
+  if (rc != TOK_OK) return rc;
+  b->toks[b->n_toks++] = (tok_rec){id, off, (uint32_t)len, literal};
+  return TOK_OK;
+}
+
+tok_err tok__model_add_merge(tok__model_builder *b, const uint8_t *left, size_t left_len,
+                             const uint8_t *right, size_t right_len)
+{
+  if (b->n_merges == b->merges_cap) {
+    size_t cap = b->merges_cap ? b->merges_cap * 2 : 4096;
+    merge_rec *grown = realloc(b->merges, cap * sizeof *grown);
+    if (!grown) return TOK_ENOMEM;
+    b->merges = grown;
+    b->merges_cap = cap;
+  }
+  if (left_len + right_len > 0xFFFF) return TOK_EINVAL;
+  uint32_t off = (uint32_t)b->merge_bytes.len;
+  tok_err rc = tok_buf_append(&b->merge_bytes, left, left_len);
+  if (rc == TOK_OK) rc = tok_buf_append(&b->merge_bytes, right, right_len);
+  if (rc != TOK_OK) return rc;
+  b->merges[b->n_merges++] = (merge_rec){off, (uint32_t)left_len, (uint32_t)right_len};
+  return TOK_OK;
+}
+
+void tok__model_free(tok__model *m)
+{
+  if (!m) return;
+  free(m->off);
+  free(m->bytes);
+  free(m->pair_prio);
+  free(m->merge_id);
+  free(m->merge_start);
+  free(m->merge_left);
+  free(m->merge_prio);
+  free(m->whole_ok);
+  free(m->literal);
+  tok__phash_free(&m->index);
+  free(m);
+}
+
+uint32_t tok__model_find(const tok__model *m, const uint8_t *bytes, size_t len)
+{
+  if (len == 0) return TOK__NONE;
+  uint32_t id = len <= m->max_len ? tok__token_lookup(m, bytes, len) : TOK__NONE;
+  if (id != TOK__NONE || !m->literal) return id;
+  for (uint32_t i = 0; i < m->id_end; i++)
+    if (tok__bit(m->literal, i) && m->off[i + 1] - m->off[i] == len &&
+        memcmp(m->bytes + m->off[i], bytes, len) == 0)
+      return i;
+  return TOK__NONE;
+}
+
+static void show(char *out, size_t size, const uint8_t *bytes, size_t len)
+{
+  /* token bytes for an error message: printable ASCII as is, the rest as \xNN */
+  size_t o = 0;
+  for (size_t i = 0; i < len && o + 5 < size; i++)
+    o += (size_t)(bytes[i] >= 0x20 && bytes[i] < 0x7F && bytes[i] != '"'
+                      ? snprintf(out + o, size - o, "%c", bytes[i])
+                      : snprintf(out + o, size - o, "\\x%02x", bytes[i]));
+  out[o] = '\0';
+}
+
+/* by list: resolves each merge to ids and files it under the token it produces */
+static tok_err build_merges(tok__model_builder *b, tok__model *m, const char *what,
+                            tok_error *err)
+{
+  uint32_t n = (uint32_t)b->n_merges;
+  uint32_t *result = malloc((size_t)(n ? n : 1) * sizeof *result);
+  m->merge_id = malloc((size_t)(n ? n : 1) * sizeof *m->merge_id);
+  m->merge_start = calloc((size_t)m->id_end + 1, sizeof *m->merge_start);
+  m->merge_left = malloc((size_t)(n ? n : 1) * sizeof *m->merge_left);
+  m->merge_prio = malloc((size_t)(n ? n : 1) * sizeof *m->merge_prio);
+  if (!result || !m->merge_id || !m->merge_start || !m->merge_left || !m->merge_prio) {
+    free(result);
+    return tok__nomem(err);
+  }
+  m->n_merges = n;
+  for (uint32_t p = 0; p < n; p++) {
+    const merge_rec *r = &b->merges[p];
+    const uint8_t *left = (const uint8_t *)b->merge_bytes.data + r->off;
+    uint32_t ids[3] = {tok__model_find(m, left, r->left_len),
+                       tok__model_find(m, left + r->left_len, r->right_len),
+                       r->left_len + r->right_len <= m->max_len
+                           ? tok__token_lookup(m, left, r->left_len + r->right_len)
+                           : TOK__NONE};
+    for (int k = 0; k < 3; k++)
+      if (ids[k] == TOK__NONE || (m->literal && tok__bit(m->literal, ids[k]))) {
+        char a[80], c[80];
+        show(a, sizeof a, left, r->left_len);
+        show(c, sizeof c, left + r->left_len, r->right_len);
+        free(result);
+        return tok__fail(err, TOK_ETOKENIZER, TOK_NO_POS, p,
+                         "%s: model.merges[%u] (\"%s\" + \"%s\"): %s is not in the vocabulary",
+                         what, p, a, c, k == 0 ? "the left part" : k == 1 ? "the right part" : "the merged token");
+      }
+    result[p] = ids[2];
+    m->merge_id[p] = ids[2];
+    m->merge_start[ids[2] + 1]++;
+  }
+  for (uint32_t i = 0; i < m->id_end; i++) m->merge_start[i + 1] += m->merge_start[i];
+  uint32_t *fill = malloc((size_t)m->id_end * sizeof *fill);
+  if (!fill) {
+    free(result);
+    return tok__nomem(err);
+  }
+  memcpy(fill, m->merge_start, (size_t)m->id_end * sizeof *fill);
+  for (uint32_t p = 0; p < n; p++) {
+    uint32_t t = result[p], left_len = b->merges[p].left_len;
+    /* the same pair listed twice: Hugging Face builds a hash map from the list, so the
+     * later entry's priority wins */
+    uint32_t k;
+    for (k = m->merge_start[t]; k < fill[t] && m->merge_left[k] != left_len; k++) {
+    }
+    if (k < fill[t]) {
+      m->merge_prio[k] = p;
+      continue;
+    }
+    m->merge_left[fill[t]] = (uint16_t)left_len;
+    m->merge_prio[fill[t]++] = p;
+  }
+  /* entries a duplicate left unused stay past fill[t]: mark them unreachable */
+  for (uint32_t t = 0; t < m->id_end; t++)
+    for (uint32_t k = fill[t]; k < m->merge_start[t + 1]; k++) m->merge_left[k] = 0;
+  free(fill);
+  free(result);
+  if (m->byte_level)
+    for (uint32_t t = 0; t < m->id_end; t++)
+      if (m->off[t + 1] - m->off[t] == 2)
+        for (uint32_t k = m->merge_start[t]; k < m->merge_start[t + 1]; k++)
+          if (m->merge_left[k] == 1)
+            m->pair_prio[(uint32_t)m->bytes[m->off[t]] << 8 | m->bytes[m->off[t] + 1]] =
+                m->merge_prio[k];
+  return TOK_OK;
+}
+
+/* whole_ok: a token is its own encoding when merging its bytes yields it alone */
+static tok_err build_whole_ok(tok__model *m, tok_error *err)
+{
+  size_t words = ((size_t)m->id_end + 63) / 64;
+  uint64_t *bits = calloc(words ? words : 1, sizeof *bits);
+  tok_scratch *s = tok_scratch_new(NULL);
+  uint32_t *ids = malloc((size_t)(m->max_len + 1) * sizeof *ids);
+  tok_err rc = TOK_OK;
+  if (!bits || !s || !ids || tok__scratch_fit(s, m->max_len) != TOK_OK) {
+    rc = tok__nomem(err);
+    goto done;
+  }
+  /* the check runs the merge loop itself, which must not take the shortcut it is
+   * computing: whole_ok stays NULL until the end */
+  m->whole_ok = NULL;
+  tok__model probe = *m;
+  probe.byte_fallback = false;
+  probe.unk_id = TOK__NONE;
+  probe.missing_is_error = false;
+  /* merging never starts from a whole token, so ignore the shortcut for the probe */
+  for (uint32_t id = 0; id < m->id_end; id++) {
+    uint32_t len = m->off[id + 1] - m->off[id];
+    if (len == 0 || (m->literal && tok__bit(m->literal, id))) continue;
+    size_t n = 0;
+    if (tok__bpe_merge_only(&probe, s, m->bytes + m->off[id], len, ids, &n) == TOK_OK && n == 1 &&
+        ids[0] == id)
+      tok__bit_set(bits, id);
+  }
+  m->whole_ok = bits;
+  bits = NULL;
+done:
+  free(bits);
+  free(ids);
+  tok_scratch_free(s);
+  return rc;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+  uint32_t x = ((const tok_rec *)a)->id, y = ((const tok_rec *)b)->id;
+  return (x > y) - (x < y);
+}
+
+tok_err tok__model_finish(tok__model_builder *b, const tok__model_opts *opts, tok__model **out,
+                          tok_error *err)
+{
+  const char *what = opts->what ? opts->what : "vocabulary";
+  tok__model *m = calloc(1, sizeof *m);
+  tok__phash_key *keys = NULL;
+  tok_err rc = TOK_ENOMEM;
+  if (!m) return tok__nomem(err);
+  if (b->n_toks == 0) {
+    rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, TOK_NO_POS, "%s: no tokens", what);
+    goto fail;
+  }
+  if (b->bytes.len >= TOK__MAX_TOKEN_BYTES) {
+    rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, TOK_NO_POS,
+                   "%s: tokens total %zu bytes; at most %u are supported", what, b->bytes.len,
+                   TOK__MAX_TOKEN_BYTES - 1);
+    goto fail;
+  }
+  m->by_list = opts->by_list;
+  m->byte_level = opts->byte_level;
+  m->byte_fallback = opts->byte_fallback;
+  m->fuse_unk = opts->fuse_unk;
+  m->unk_id = opts->unk_id;
+  m->missing_is_error = opts->missing_is_error;
+
+  qsort(b->toks, b->n_toks, sizeof *b->toks, cmp_id);
+  for (size_t i = 1; i < b->n_toks; i++)
+    if (b->toks[i].id == b->toks[i - 1].id) {
+      rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, b->toks[i].id, "%s: id %u appears twice (a rank or id must be unique)", what,
+                     b->toks[i].id);
+      goto fail;
+    }
+  m->id_end = b->toks[b->n_toks - 1].id + 1;
+  m->n_tokens = (uint32_t)b->n_toks;
+  if (!(m->off = calloc((size_t)m->id_end + 1, sizeof *m->off)) ||
+      !(m->bytes = malloc(b->bytes.len)) || !(keys = malloc(b->n_toks * sizeof *keys)))
+    goto fail;
+  size_t n_keys = 0, n_literal = 0;
+  for (size_t i = 0; i < b->n_toks; i++) m->off[b->toks[i].id + 1] = b->toks[i].len;
+  for (uint32_t i = 0; i < m->id_end; i++) m->off[i + 1] += m->off[i];
+  for (size_t i = 0; i < b->n_toks; i++) {
+    const tok_rec *t = &b->toks[i];
+    memcpy(m->bytes + m->off[t->id], b->bytes.data + t->off, t->len);
+    if (t->literal) {
+      n_literal++;
+      continue;
+    }
+    keys[n_keys++] = (tok__phash_key){m->bytes + m->off[t->id], t->len,
+                                      TOK__ENTRY(t->id, m->off[t->id], t->len)};
+    if (t->len > m->max_len) m->max_len = t->len;
+  }
+  if (n_literal) {
+    if (!(m->literal = calloc(((size_t)m->id_end + 63) / 64, sizeof *m->literal))) goto fail;
+    for (size_t i = 0; i < b->n_toks; i++)
+      if (b->toks[i].literal) tok__bit_set(m->literal, b->toks[i].id);
+  }
+
+  for (int c = 0; c < 256; c++) m->byte_id[c] = m->fallback_id[c] = TOK__NONE;
+  if (m->byte_level && !(m->pair_prio = malloc(65536 * sizeof *m->pair_prio))) goto fail;
+  if (m->pair_prio)
+    for (int c = 0; c < 65536; c++) m->pair_prio[c] = TOK__NONE;
+  for (size_t k = 0; k < n_keys; k++) {
+    uint32_t id = (uint32_t)keys[k].value;
+    if (!m->byte_level) continue;
+    if (keys[k].len == 1) m->byte_id[keys[k].bytes[0]] = id;
+    if (keys[k].len == 2 && !m->by_list)
+      m->pair_prio[(uint32_t)keys[k].bytes[0] << 8 | keys[k].bytes[1]] = id;
+  }
+
+  int built = tok__phash_build(&m->index, keys, (uint32_t)n_keys);
+  if (built == -2) {
+    rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, TOK_NO_POS,
+                   "%s: the same token bytes appear twice", what);
+    goto fail;
+  }
+  if (built != 0) goto fail;
+  free(keys);
+  keys = NULL;
+
+  if (m->byte_fallback)
+    for (int c = 0; c < 256; c++) {
+      char name[7];
+      snprintf(name, sizeof name, "<0x%02X>", c);
+      m->fallback_id[c] = tok__model_find(m, (const uint8_t *)name, 6);
+    }
+  if (m->by_list && (rc = build_merges(b, m, what, err)) != TOK_OK) goto fail;
+  if (m->by_list && !opts->ignore_merges && (rc = build_whole_ok(m, err)) != TOK_OK) goto fail;
+  *out = m;
+  return TOK_OK;
+
+fail:
+  if (rc == TOK_ENOMEM) tok__fail(err, TOK_ENOMEM, TOK_NO_POS, TOK_NO_POS, "%s: out of memory", what);
+  free(keys);
+  tok__model_free(m);
+  return rc;
+}
