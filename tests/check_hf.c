@@ -1,0 +1,394 @@
+/* check_hf.c — Hugging Face tokenizers: exact equality with npm `tokenizers` for six open
+ * models (golden vectors from tests/tools/gen_hf_golden.mjs), decoding, token strings,
+ * tokenizer_config.json, and the refusal of every component tokd does not implement.
+ *
+ * The models (~1 GB) are fetched by tests/tools/fetch_models.sh into ../build/models (or
+ * $TOKD_MODELS_DIR); without them the model tests say so and pass, unless
+ * TOKD_REQUIRE_MODELS=1 (set by .ci/run), which makes their absence a failure. */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+
+const char *const TU_HF_MODELS[TU_N_HF_MODELS] = {"llama3_1", "qwen3", "deepseek_v3", "gemma3",
+                                                  "llama2", "gptoss"};
+
+/* The model's tokenizer.json, or NULL (with the test passed or failed as configured). */
+static const tok_encoding *model_or_skip(const char *model)
+{
+  const tok_encoding *enc = tu_hf_encoding(model);
+  if (enc) return enc;
+  const char *req = getenv("TOKD_REQUIRE_MODELS");
+  ck_assert_msg(!(req && *req == '1'), "model %s is missing: run tests/tools/fetch_models.sh", model);
+  fprintf(stderr, "check_hf: skipping %s: models not fetched (tests/tools/fetch_models.sh)\n", model);
+  return NULL;
+}
+
+static void compare_ids(const char *what, const uint32_t *got, size_t got_n, const uint32_t *want,
+                        size_t want_n)
+{
+  size_t i = 0;
+  while (i < got_n && i < want_n && got[i] == want[i]) i++;
+  ck_assert_msg(got_n == want_n && i == want_n,
+                "%s: %zu ids, reference %zu, first difference at index %zu (%u vs %u)", what, got_n,
+                want_n, i, i < got_n ? got[i] : 0, i < want_n ? want[i] : 0);
+}
+
+static void check_file(const tok_encoding *enc, tok_scratch *s, const char *model,
+                       const char *text_path, const char *ids_path, bool add_special,
+                       const char *decoded_path)
+{
+  size_t text_len, golden_len, want_n;
+  char *text = tu_read_file(text_path, &text_len);
+  char *golden = tu_read_file(ids_path, &golden_len);
+  uint32_t *want = tu_parse_ids(golden, &want_n);
+  tok_encode_opts opts = {.add_special_tokens = add_special};
+  tok_encode_result r;
+  tok_error err;
+  ck_assert_msg(tok_encode(enc, s, text, text_len, &opts, &r, &err) == TOK_OK, "%s %s: %s", model,
+                text_path, err.detail);
+  char what[600];
+  snprintf(what, sizeof what, "%s %s%s", model, text_path, add_special ? " (add_special_tokens)" : "");
+  compare_ids(what, r.ids, r.len, want, want_n);
+  /* the count path agrees */
+  size_t n;
+  ck_assert_int_eq(tok_count(enc, s, text, text_len, &opts, &n, NULL, &err), TOK_OK);
+  ck_assert_uint_eq(n, want_n);
+  if (decoded_path) {
+    /* decode gives Hugging Face's text: the text itself, or what the .decoded file says */
+    struct stat st;
+    size_t expect_len = text_len;
+    char *expect = text, *other = NULL;
+    if (stat(decoded_path, &st) == 0) expect = other = tu_read_file(decoded_path, &expect_len);
+    tok_buf out = {0};
+    ck_assert_int_eq(tok_decode_text(enc, s, want, want_n, NULL, &out, &err), TOK_OK);
+    ck_assert_msg(out.len == expect_len && memcmp(out.data, expect, expect_len) == 0,
+                  "%s: decode differs from Hugging Face", what);
+    tok_buf_free(&out);
+    free(other);
+  }
+  free(want);
+  free(golden);
+  free(text);
+}
+
+/* Protects: identical ids to Hugging Face on every corpus file (prose in ~50 scripts, code,
+ * CJK, emoji, long runs, random code points), with and without add_special_tokens, and
+ * decode giving Hugging Face's text back. */
+START_TEST(test_hf_golden)
+{
+  const char *model = TU_HF_MODELS[_i];
+  const tok_encoding *enc = model_or_skip(model);
+  if (!enc) return;
+  tok_scratch *s = tok_scratch_new(NULL);
+  DIR *d = opendir("data/corpus");
+  ck_assert(d != NULL);
+  int files = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    size_t n = strlen(de->d_name);
+    if (n < 5 || strcmp(de->d_name + n - 4, ".txt") != 0) continue;
+    char text[512], ids[512], decoded[512], special[512];
+    snprintf(text, sizeof text, "data/corpus/%s", de->d_name);
+    snprintf(ids, sizeof ids, "data/hf/%s/%s.ids", model, de->d_name);
+    snprintf(decoded, sizeof decoded, "data/hf/%s/%s.decoded", model, de->d_name);
+    snprintf(special, sizeof special, "data/hf/%s/special/%s.ids", model, de->d_name);
+    check_file(enc, s, model, text, ids, false, decoded);
+    struct stat st;
+    if (stat(special, &st) == 0) check_file(enc, s, model, text, special, true, NULL);
+    files++;
+  }
+  closedir(d);
+  ck_assert_int_ge(files, 30);
+  tok_scratch_free(s);
+}
+END_TEST
+
+/* Protects: every added token of the model (special or not) is matched as Hugging Face
+ * matches it, between spaces and glued to letters. */
+START_TEST(test_hf_added_tokens)
+{
+  const char *model = TU_HF_MODELS[_i];
+  const tok_encoding *enc = model_or_skip(model);
+  if (!enc) return;
+  tok_scratch *s = tok_scratch_new(NULL);
+  char text[512], ids[512];
+  snprintf(text, sizeof text, "data/hf/%s/added.txt", model);
+  snprintf(ids, sizeof ids, "data/hf/%s/added.ids", model);
+  check_file(enc, s, model, text, ids, false, NULL);
+  tok_scratch_free(s);
+}
+END_TEST
+
+static cJSON *next_json_line(char **p)
+{
+  char *nl = strchr(*p, '\n');
+  if (!nl) return NULL;
+  *nl = '\0';
+  cJSON *j = cJSON_Parse(*p);
+  *p = nl + 1;
+  return j;
+}
+
+/* Protects: the decoder (ByteLevel, or Replace + ByteFallback + Fuse + Strip, with
+ * special tokens kept or skipped) gives Hugging Face's text for arbitrary id lists,
+ * including lone <0xNN> bytes that are not valid UTF-8. */
+START_TEST(test_hf_decode)
+{
+  const char *model = TU_HF_MODELS[_i];
+  const tok_encoding *enc = model_or_skip(model);
+  if (!enc) return;
+  tok_scratch *s = tok_scratch_new(NULL);
+  char path[512];
+  size_t len;
+  snprintf(path, sizeof path, "data/hf/%s/decode.jsonl", model);
+  char *data = tu_read_file(path, &len), *p = data;
+  int lines = 0;
+  for (cJSON *j; (j = next_json_line(&p)); cJSON_Delete(j), lines++) {
+    const cJSON *ids = cJSON_GetObjectItem(j, "ids");
+    size_t n = (size_t)cJSON_GetArraySize(ids), k = 0;
+    uint32_t *v = malloc((n + 1) * sizeof *v);
+    for (const cJSON *it = ids->child; it; it = it->next) v[k++] = (uint32_t)it->valuedouble;
+    for (int skip = 0; skip < 2; skip++) {
+      const char *hex = cJSON_GetObjectItem(j, skip ? "skip" : "text")->valuestring;
+      size_t want_len = strlen(hex) / 2;
+      char *want = malloc(want_len + 1);
+      for (size_t b = 0; b < want_len; b++) {
+        unsigned byte;
+        sscanf(hex + 2 * b, "%2x", &byte);
+        want[b] = (char)byte;
+      }
+      tok_buf out = {0};
+      tok_error err;
+      tok_decode_opts o = {.skip_special_tokens = skip};
+      ck_assert_msg(tok_decode_text(enc, s, v, n, &o, &out, &err) == TOK_OK, "%s", err.detail);
+      ck_assert_msg(out.len == want_len && memcmp(out.data, want, out.len) == 0,
+                    "%s line %d (skip %d): got \"%.*s\", want \"%.*s\"", model, lines + 1, skip,
+                    (int)out.len, out.data, (int)want_len, want);
+      tok_buf_free(&out);
+      free(want);
+    }
+    free(v);
+  }
+  ck_assert_int_ge(lines, 100);
+  free(data);
+  tok_scratch_free(s);
+}
+END_TEST
+
+/* Protects: token strings are Hugging Face's (byte-level spellings, ▁ words, <0xNN>). */
+START_TEST(test_hf_token_strings)
+{
+  const char *model = TU_HF_MODELS[_i];
+  const tok_encoding *enc = model_or_skip(model);
+  if (!enc) return;
+  char path[512];
+  size_t len;
+  snprintf(path, sizeof path, "data/hf/%s/tokens.jsonl", model);
+  char *data = tu_read_file(path, &len), *p = data;
+  for (cJSON *j; (j = next_json_line(&p)); cJSON_Delete(j)) {
+    const cJSON *ids = cJSON_GetObjectItem(j, "ids"), *toks = cJSON_GetObjectItem(j, "tokens");
+    const cJSON *t = toks->child;
+    for (const cJSON *it = ids->child; it; it = it->next, t = t->next) {
+      tok_buf out = {0};
+      ck_assert_int_eq(tok_token_string(enc, (uint32_t)it->valuedouble, &out), TOK_OK);
+      ck_assert_msg(out.len == strlen(t->valuestring) && !memcmp(out.data, t->valuestring, out.len),
+                    "%s id %u: \"%.*s\" vs \"%s\"", model, (uint32_t)it->valuedouble, (int)out.len,
+                    out.data, t->valuestring);
+      tok_buf_free(&out);
+    }
+  }
+  free(data);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------
+ * Small tokenizer.json files written by the tests
+ */
+#define TINY_MODEL                                                                            \
+  "\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":null,\"fuse_unk\":false,"        \
+  "\"byte_fallback\":false,\"ignore_merges\":false,\"vocab\":{\"a\":0,\"b\":1,\"c\":2,"         \
+  "\"ab\":3,\"abc\":4,\"\\u0120\":5,\"\\u0120a\":6},\"merges\":[\"a b\",\"ab c\",[\"\\u0120\",\"a\"]]}"
+
+static tok_err load_tiny(const char *sections, tok_registry **reg, tok_error *err)
+{
+  const char *dir = tu_tempdir();
+  char *json = malloc(strlen(sections) + 4096);
+  sprintf(json, "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,%s%s" TINY_MODEL "}",
+          sections, *sections ? "," : "");
+  tu_write(dir, "tokenizer.json", json);
+  free(json);
+  char path[600];
+  snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+  tok_tokenizer_source src = {"tiny", path};
+  tok_load_opts opts = {.encodings = "none", .tokenizers = &src, .n_tokenizers = 1};
+  return tok_registry_load(&opts, reg, err);
+}
+
+/* Protects: a tiny byte-level tokenizer.json loads and merges by its list. */
+START_TEST(test_hf_tiny)
+{
+  tok_registry *reg;
+  tok_error err;
+  ck_assert_msg(load_tiny("\"added_tokens\":[{\"id\":7,\"content\":\"<x>\",\"single_word\":false,"
+                          "\"lstrip\":false,\"rstrip\":false,\"normalized\":false,\"special\":true}],"
+                          "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
+                          "\"trim_offsets\":true,\"use_regex\":true},"
+                          "\"decoder\":{\"type\":\"ByteLevel\"}",
+                          &reg, &err) == TOK_OK,
+                "%s", err.detail);
+  const tok_encoding *enc = tok_registry_find(reg, "tiny", 4);
+  tok_scratch *s = tok_scratch_new(NULL);
+  tok_encode_result r;
+  ck_assert_int_eq(tok_encode(enc, s, "abc ab<x>cab", 12, NULL, &r, &err), TOK_OK);
+  uint32_t want[] = {4, 5, 3, 7, 2, 3}; /* " ab": "a b" merges before "\u0120 a" */
+  compare_ids("tiny", r.ids, r.len, want, 6);
+  ck_assert_str_eq(tok_encoding_get_info(enc)->pre_tokenizer, "ByteLevel");
+  tok_buf out = {0};
+  ck_assert_int_eq(tok_decode_text(enc, s, r.ids, r.len, NULL, &out, &err), TOK_OK);
+  ck_assert(out.len == 12 && !memcmp(out.data, "abc ab<x>cab", 12));
+  tok_buf_free(&out);
+  tok_scratch_free(s);
+  tok_registry_free(reg);
+}
+END_TEST
+
+static void expect_refused(const char *sections, tok_err code, const char *needle)
+{
+  tok_registry *reg = NULL;
+  tok_error err;
+  tok_err rc = load_tiny(sections, &reg, &err);
+  ck_assert_msg(rc == code, "want %s, got %s (%s)", tok_err_name(code), tok_err_name(rc),
+                rc ? err.detail : "loaded");
+  ck_assert_msg(strstr(err.detail, needle) != NULL, "\"%s\" lacks \"%s\"", err.detail, needle);
+  ck_assert(reg == NULL);
+}
+
+/* Protects: each component tokd does not implement is refused at load, naming it and its
+ * JSON path, never silently ignored. */
+START_TEST(test_hf_unsupported)
+{
+  expect_refused("\"normalizer\":{\"type\":\"BertNormalizer\"}", TOK_EUNSUPPORTED, "normalizer: normalizer BertNormalizer");
+  expect_refused("\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFC\"},{\"type\":\"Precompiled\"}]}",
+                 TOK_EUNSUPPORTED, "normalizer.normalizers[1]: normalizer Precompiled");
+  expect_refused("\"normalizer\":{\"type\":\"Nmt\"}", TOK_EUNSUPPORTED, "Nmt");
+  expect_refused("\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\"},{\"type\":\"UnicodeScripts\"}]}",
+                 TOK_EUNSUPPORTED, "pre_tokenizer.pretokenizers[1]: pre-tokenizer UnicodeScripts");
+  expect_refused("\"pre_tokenizer\":{\"type\":\"CharDelimiterSplit\",\"delimiter\":\"x\"}", TOK_EUNSUPPORTED, "CharDelimiterSplit");
+  expect_refused("\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"ByteLevel\"},{\"type\":\"Digits\"}]}",
+                 TOK_EUNSUPPORTED, "after ByteLevel");
+  expect_refused("\"post_processor\":{\"type\":\"Weird\"}", TOK_EUNSUPPORTED, "post_processor: post-processor Weird");
+  expect_refused("\"decoder\":{\"type\":\"WordPiece\"}", TOK_EUNSUPPORTED, "decoder: decoder WordPiece");
+  expect_refused("\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Fuse\"},{\"type\":\"CTC\"}]}",
+                 TOK_EUNSUPPORTED, "decoder.decoders[1]: decoder CTC");
+  expect_refused("\"decoder\":{\"type\":\"BPEDecoder\"}", TOK_EUNSUPPORTED, "BPEDecoder");
+  expect_refused("", TOK_EUNSUPPORTED, "without a decoder");
+  expect_refused("\"padding\":{\"strategy\":\"BatchLongest\"}", TOK_EUNSUPPORTED, "padding");
+  /* the model's own options */
+  const char *dir = tu_tempdir();
+  tu_write(dir, "tokenizer.json",
+           "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":0}},\"decoder\":{\"type\":\"Fuse\"}}");
+  char path[600];
+  snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+  tok_tokenizer_source src = {"wp", path};
+  tok_load_opts opts = {.encodings = "none", .tokenizers = &src, .n_tokenizers = 1};
+  tok_registry *reg = NULL;
+  tok_error err;
+  ck_assert_int_eq(tok_registry_load(&opts, &reg, &err), TOK_EUNSUPPORTED);
+  ck_assert(strstr(err.detail, "model.type: model WordPiece") != NULL);
+  tu_write(dir, "tokenizer.json",
+           "{\"model\":{\"type\":\"BPE\",\"dropout\":0.1,\"vocab\":{\"a\":0}},\"decoder\":{\"type\":\"Fuse\"}}");
+  ck_assert_int_eq(tok_registry_load(&opts, &reg, &err), TOK_EUNSUPPORTED);
+  ck_assert(strstr(err.detail, "dropout") != NULL);
+  tu_write(dir, "tokenizer.json",
+           "{\"model\":{\"type\":\"BPE\",\"continuing_subword_prefix\":\"##\",\"vocab\":{\"a\":0}},\"decoder\":{\"type\":\"Fuse\"}}");
+  ck_assert_int_eq(tok_registry_load(&opts, &reg, &err), TOK_EUNSUPPORTED);
+  ck_assert(strstr(err.detail, "continuing_subword_prefix") != NULL);
+}
+END_TEST
+
+/* Protects: malformed files are refused with what and where, not loaded half-way. */
+START_TEST(test_hf_malformed)
+{
+  static const struct { const char *json, *needle; } cases[] = {
+      {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"a c\"]},\"decoder\":{\"type\":\"Fuse\"}}",
+       "model.merges[0]"},
+      {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a  b\"]},\"decoder\":{\"type\":\"Fuse\"}}",
+       "one space"},
+      {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":0}},\"decoder\":{\"type\":\"Fuse\"}}", "appears twice"},
+      {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":-1}},\"decoder\":{\"type\":\"Fuse\"}}", "whole number"},
+      {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"\\ud800\":0}},\"decoder\":{\"type\":\"Fuse\"}}", "surrogate"},
+      {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}}", "expected"},
+      {"{\"version\":\"2.0\",\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"decoder\":{\"type\":\"Fuse\"}}", "version"},
+      {"{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\"},\"behavior\":\"Isolated\",\"invert\":false},"
+       "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"decoder\":{\"type\":\"Fuse\"}}",
+       "pre_tokenizer.pattern"},
+      {"{\"model\":{\"type\":\"BPE\",\"unk_token\":\"<unk>\",\"vocab\":{\"a\":0}},\"decoder\":{\"type\":\"Fuse\"}}", "unk_token"},
+      {"[1,2]", "JSON object"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *dir = tu_tempdir();
+    tu_write(dir, "tokenizer.json", cases[i].json);
+    char path[600];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    tok_tokenizer_source src = {"bad", path};
+    tok_load_opts opts = {.encodings = "none", .tokenizers = &src, .n_tokenizers = 1};
+    tok_registry *reg = NULL;
+    tok_error err;
+    ck_assert_msg(tok_registry_load(&opts, &reg, &err) != TOK_OK, "case %zu loaded", i);
+    ck_assert_msg(strstr(err.detail, cases[i].needle) != NULL, "case %zu: \"%s\" lacks \"%s\"", i,
+                  err.detail, cases[i].needle);
+  }
+}
+END_TEST
+
+/* Protects: a model directory applies tokenizer_config.json as transformers does:
+ * DeepSeek-V3 (LlamaTokenizerFast, add_bos_token) gets its BOS; Llama 3.1 keeps its
+ * template; clean_up_tokenization_spaces reaches the decoder. */
+START_TEST(test_hf_config)
+{
+  const tok_encoding *ds = tu_hf_dir_encoding("deepseek_v3");
+  const tok_encoding *ll = tu_hf_dir_encoding("llama3_1");
+  if (!ds || !ll) {
+    model_or_skip("deepseek_v3");
+    return;
+  }
+  tok_scratch *s = tok_scratch_new(NULL);
+  tok_encode_opts opts = {.add_special_tokens = true};
+  tok_encode_result r;
+  tok_error err;
+  ck_assert_int_eq(tok_encode(ds, s, "Hello", 5, &opts, &r, &err), TOK_OK);
+  ck_assert_uint_eq(r.len, 2);
+  ck_assert_uint_eq(r.ids[0], 0); /* <｜begin▁of▁sentence｜> */
+  ck_assert_str_eq(tok_encoding_get_info(ds)->bos_token, "<｜begin▁of▁sentence｜>");
+  ck_assert_int_eq(tok_encode(ll, s, "Hello", 5, &opts, &r, &err), TOK_OK);
+  ck_assert_uint_eq(r.ids[0], 128000);
+  /* Llama 3's config turns on transformers' clean-up: " ," loses its space */
+  ck_assert_int_eq(tok_encode(ll, s, "Hello , world", 13, NULL, &r, &err), TOK_OK);
+  tok_buf out = {0};
+  ck_assert_int_eq(tok_decode_text(ll, s, r.ids, r.len, NULL, &out, &err), TOK_OK);
+  ck_assert_msg(out.len == 12 && !memcmp(out.data, "Hello, world", 12), "%.*s", (int)out.len, out.data);
+  tok_buf_free(&out);
+  tok_scratch_free(s);
+}
+END_TEST
+
+Suite *hf_suite(void)
+{
+  Suite *s = suite_create("hf");
+  TCase *tc = tcase_create("models");
+  tcase_set_timeout(tc, 300);
+  tcase_add_loop_test(tc, test_hf_golden, 0, TU_N_HF_MODELS);
+  tcase_add_loop_test(tc, test_hf_added_tokens, 0, TU_N_HF_MODELS);
+  tcase_add_loop_test(tc, test_hf_decode, 0, TU_N_HF_MODELS);
+  tcase_add_loop_test(tc, test_hf_token_strings, 0, TU_N_HF_MODELS);
+  tcase_add_test(tc, test_hf_config);
+  suite_add_tcase(s, tc);
+  TCase *files = tcase_create("files");
+  tcase_add_test(files, test_hf_tiny);
+  tcase_add_test(files, test_hf_unsupported);
+  tcase_add_test(files, test_hf_malformed);
+  suite_add_tcase(s, files);
+  return s;
+}
