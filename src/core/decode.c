@@ -337,13 +337,11 @@ tok_err tok__decode(const tok_encoding *enc, tok_scratch *s, const uint32_t *ids
   if (d->bytes_only) {
     /* the exact bytes are the tokens' bytes; the text is their UTF-8 repair */
     tok_buf *dst = out;
-    tok_buf tmp = {.limit = out->limit};
     if (!raw) {
       s->dec[0].len = 0;
       s->dec[0].limit = out->limit;
       dst = &s->dec[0];
     }
-    (void)tmp;
     for (size_t i = 0; i < n && rc == TOK_OK; i++) {
       if (opts->skip_special_tokens && is_special_id(enc, ids[i])) continue;
       size_t len;
@@ -366,6 +364,9 @@ tok_err tok__decode(const tok_encoding *enc, tok_scratch *s, const uint32_t *ids
   cur.buf->len = next.buf->len = 0;
   /* the working lists may hold a few times the output (spellings are up to 2 bytes a byte) */
   cur.buf->limit = next.buf->limit = out->limit ? out->limit * 3 + 64 : 0;
+  /* allocated even when every token is empty, so that data + offset is always defined */
+  if (tok_buf_reserve(cur.buf, 16) != TOK_OK || tok_buf_reserve(next.buf, 16) != TOK_OK)
+    return tok__nomem(err);
   for (size_t i = 0; i < n && rc == TOK_OK; i++) {
     uint32_t id = ids[i];
     if (opts->skip_special_tokens && is_special_id(enc, id)) continue;

@@ -252,10 +252,10 @@ static tok_err on_piece(void *ctx, const uint8_t *piece, size_t n, const uint32_
 /* Normalized added tokens, then pre-tokenization, over one stretch of (normalized) text.
  * align NULL: byte i is original base + i. */
 static tok_err encode_stretch(encode_state *st, const uint8_t *t, size_t n, const uint32_t *align,
-                              uint32_t base, bool at_start)
+                              uint32_t base)
 {
   const tok_encoding *enc = st->enc;
-  bool want = st->opts->want_offsets;
+  bool want = st->opts->want_offsets || enc->needs_align;
   size_t pos = 0;
   tok_err rc;
   while (!st->stopped) {
@@ -266,7 +266,7 @@ static tok_err encode_stretch(encode_state *st, const uint8_t *t, size_t n, cons
     if (k < 0) a = b = n;
     if (a > pos) {
       rc = tok__pretokenize(&enc->pre, st->s, t + pos, a - pos, align ? align + 2 * pos : NULL,
-                            base + (uint32_t)pos, at_start && pos == 0, want, on_piece, st, st->err);
+                            base + (uint32_t)pos, want, on_piece, st, st->err);
       if (rc != TOK_OK) return rc;
     }
     if (k < 0 || st->stopped) break;
@@ -283,14 +283,14 @@ static tok_err encode_segment(encode_state *st, const uint8_t *text, size_t from
 {
   const tok_encoding *enc = st->enc;
   if (enc->normalizer.n_steps == 0)
-    return encode_stretch(st, text + from, to - from, NULL, (uint32_t)from, from == 0);
+    return encode_stretch(st, text + from, to - from, NULL, (uint32_t)from);
+  bool align = st->opts->want_offsets || enc->needs_align;
   tok__text_buf *norm;
   tok_err rc = tok__normalize(&enc->normalizer, st->s, text + from, to - from, (uint32_t)from,
-                              st->opts->want_offsets, &norm, st->err);
+                              align, &norm, st->err);
   if (rc != TOK_OK) return rc;
   /* the pre-tokenizer's rewriting steps use other buffers, so norm stays valid */
-  return encode_stretch(st, norm->s, norm->len, st->opts->want_offsets ? norm->align : NULL,
-                        (uint32_t)from, from == 0);
+  return encode_stretch(st, norm->s, norm->len, align ? norm->align : NULL, (uint32_t)from);
 }
 
 static tok_err check_disallowed(const tok_encoding *enc, const tok_special_set *allowed,

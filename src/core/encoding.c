@@ -210,6 +210,9 @@ tok_err tok__encoding_finish(tok_encoding *enc, tok_error *err)
       !(enc->special = calloc(n_special ? n_special : 1, sizeof *enc->special)))
     return tok__nomem(err);
   bool tiktoken = enc->info.kind == TOK_KIND_TIKTOKEN;
+  for (size_t i = 0; i < enc->pre.n_steps; i++)
+    if (enc->pre.steps[i].kind == TOK__PRE_METASPACE && enc->pre.steps[i].prepend == TOK__PREPEND_FIRST)
+      enc->needs_align = true;
   enc->decoder.bytes_only =
       m->byte_level && (tiktoken || (enc->decoder.n_steps == 1 &&
                                      enc->decoder.steps[0].kind == TOK__DEC_BYTELEVEL));

@@ -308,6 +308,7 @@ struct tok_encoding {
   size_t n_post_prefix, n_post_suffix;
   tok__decoder decoder;
   bool default_all_special;  /* NULL allowed set means all specials (Hugging Face) */
+  bool needs_align;          /* a stage looks at original positions (Metaspace "first") */
   uint64_t *added_bits;      /* a bit per id below id_end_all: the id is an added token */
   uint32_t *added_sorted;    /* n_added pairs (id, index into added), sorted by id */
   uint32_t id_end_all;       /* highest id of model and added tokens + 1 */
@@ -405,14 +406,14 @@ tok_err tok__normalize_alloc(const tok__normalizer *n, const char *in, size_t le
                              size_t *out_len, tok_error *err);
 
 /* pretok.c: calls emit for every piece of text, in order. A piece is given as bytes with an
- * alignment: align NULL means byte i of the piece is original byte base + i. at_start: the
- * text begins at original offset 0 (Metaspace's "first" scheme). want_align: pieces a step
- * rewrites must carry an alignment (offsets were asked for). */
+ * alignment: align NULL means byte i of the piece is original byte base + i. want_align:
+ * pieces a step rewrites must carry an alignment (offsets were asked for, or a step needs
+ * original positions: tok_encoding.needs_align). */
 typedef tok_err (*tok__piece_fn)(void *ctx, const uint8_t *piece, size_t len,
                                  const uint32_t *align, uint32_t base);
 tok_err tok__pretokenize(const tok__pretokenizer *p, tok_scratch *s, const uint8_t *text,
-                         size_t len, const uint32_t *align, uint32_t base, bool at_start,
-                         bool want_align, tok__piece_fn emit, void *ctx, tok_error *err);
+                         size_t len, const uint32_t *align, uint32_t base, bool want_align,
+                         tok__piece_fn emit, void *ctx, tok_error *err);
 
 /* decode.c */
 tok_err tok__decode(const tok_encoding *enc, tok_scratch *s, const uint32_t *ids, size_t n,

