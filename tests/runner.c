@@ -156,6 +156,7 @@ int main(void)
   srunner_add_suite(sr, encode_suite());
   srunner_add_suite(sr, golden_suite());
   srunner_add_suite(sr, hf_suite());
+  srunner_add_suite(sr, normalize_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);

@@ -41,5 +41,6 @@ Suite *bpe_suite(void);
 Suite *encode_suite(void);
 Suite *golden_suite(void);
 Suite *hf_suite(void);
+Suite *normalize_suite(void);
 
 #endif

@@ -303,9 +303,9 @@ static tok_err merge_piece(const tok__model *m, tok_scratch *s, const uint8_t *p
   return TOK_OK;
 }
 
-tok_err tok__bpe_encode_piece(const tok__model *m, tok_scratch *s, const uint8_t *piece,
-                              size_t piece_len, uint32_t *ids, uint32_t *offsets,
-                              size_t *n_out, tok_error *err)
+static tok_err encode_word(const tok__model *m, tok_scratch *s, const uint8_t *piece,
+                           size_t piece_len, uint32_t *ids, uint32_t *offsets, size_t *n_out,
+                           tok_error *err)
 {
   if (piece_len <= m->max_len) {
     uint32_t id = piece_len == 1 && m->byte_level ? m->byte_id[piece[0]]
@@ -319,6 +319,46 @@ tok_err tok__bpe_encode_piece(const tok__model *m, tok_scratch *s, const uint8_t
     }
   }
   return merge_piece(m, s, piece, piece_len, false, ids, offsets, n_out, err);
+}
+
+/* Is p[i] the start of a word mark that no token joins to the character before it? */
+static bool word_start(const tok__model *m, const uint8_t *p, size_t i, size_t n)
+{
+  if (i == 0 || i + 3 > n || p[i] != 0xE2 || p[i + 1] != 0x96 || p[i + 2] != 0x81) return false;
+  size_t q = i - 1;
+  while (q > 0 && (p[q] & 0xC0) == 0x80) q--;
+  size_t r = q;
+  uint32_t c = tok__utf8_next(p, n, &r);
+  if (c == 0x2581) return false;
+  for (uint8_t k = 0; k < m->n_sticky; k++)
+    if (m->sticky[k] == c) return false;
+  return true;
+}
+
+tok_err tok__bpe_encode_piece(const tok__model *m, tok_scratch *s, const uint8_t *piece,
+                              size_t piece_len, uint32_t *ids, uint32_t *offsets,
+                              size_t *n_out, tok_error *err)
+{
+  if (!m->split_words || piece_len <= 32)
+    return encode_word(m, s, piece, piece_len, ids, offsets, n_out, err);
+  size_t total = 0, start = 0;
+  for (size_t i = 1; i <= piece_len; i++) {
+    if (i < piece_len && !word_start(m, piece, i, piece_len)) continue;
+    size_t k;
+    tok_err rc = encode_word(m, s, piece + start, i - start, ids + total,
+                             offsets ? offsets + 2 * total : NULL, &k, err);
+    if (rc != TOK_OK) {
+      if (err && err->pos != TOK_NO_POS) err->pos += start;
+      return rc;
+    }
+    if (offsets)
+      for (size_t j = 0; j < k; j++) offsets[2 * (total + j)] += (uint32_t)start,
+                                     offsets[2 * (total + j) + 1] += (uint32_t)start;
+    total += k;
+    start = i;
+  }
+  *n_out = total;
+  return TOK_OK;
 }
 
 tok_err tok__bpe_merge_only(const tok__model *m, tok_scratch *s, const uint8_t *piece,

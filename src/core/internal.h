@@ -85,6 +85,13 @@ typedef struct tok__model {
   uint32_t unk_id;     /* TOK__NONE: none */
   bool fuse_unk;
   bool missing_is_error; /* a byte with no token is an error (tiktoken) instead of dropped */
+  /* Char-level models whose vocabulary never has "▁" (U+2581, SentencePiece's word mark)
+   * after another character, except after the few characters in sticky[]: no token, so no
+   * merge, can span the point before such a "▁", so long pieces are encoded word by word,
+   * with the same result and without one merge loop over a whole text. */
+  bool split_words;
+  uint8_t n_sticky;
+  uint32_t sticky[8];
 } tok__model;
 
 /* The index stores, per token, its id (low 32 bits) and where its bytes are (high 32
@@ -401,6 +408,9 @@ tok_err tok__bpe_encode_piece_heap(const tok__model *m, tok_scratch *s, const ui
  * want_align: out->align gives each output byte's original range). */
 tok_err tok__normalize(const tok__normalizer *n, tok_scratch *s, const uint8_t *in, size_t len,
                        uint32_t base, bool want_align, tok__text_buf **out, tok_error *err);
+/* True when no normalization of that kind changes c and nothing before c composes with
+ * it, so text may be cut before c (see normalize.c). */
+bool tok__nf_stable(uint32_t c, tok__norm_kind kind);
 /* Normalizes a short string at load time into a malloc'd copy. */
 tok_err tok__normalize_alloc(const tok__normalizer *n, const char *in, size_t len, char **out,
                              size_t *out_len, tok_error *err);

@@ -135,11 +135,73 @@ static bool safe_cut(tok_scratch *s, utf8proc_option_t opts, const uint8_t *in, 
   return o1 == o2 && memcmp(a, b, o1) == 0;
 }
 
+/* Starters with ccc 0 that are the second character of a canonical composition (Unicode's
+ * NFC_QC=Maybe among starters; tests/check_normalize.c checks this list against utf8proc's
+ * own data), besides the Hangul vowels and trailing consonants, which compose
+ * algorithmically. */
+static const uint32_t COMPOSING_STARTERS[] = {
+    0x9be,   0x9d7,   0xb3e,   0xb56,   0xb57,   0xbbe,   0xbd7,   0xcc2,
+    0xcd5,   0xcd6,   0xd3e,   0xd57,   0xdcf,   0xddf,   0x102e,  0x1b35,
+    0x11127, 0x1133e, 0x11357, 0x114b0, 0x114ba, 0x114bd, 0x115af, 0x11930,
+};
+
+bool tok__nf_stable(uint32_t c, tok__norm_kind kind)
+{
+  if (c < 0x80) return true;
+  bool compose = kind == TOK__NORM_NFC || kind == TOK__NORM_NFKC;
+  bool compat = kind == TOK__NORM_NFKC || kind == TOK__NORM_NFKD;
+  if (c >= 0xAC00 && c <= 0xD7A3) return compose; /* Hangul syllables decompose in NFD */
+  if (c >= 0x1100 && c <= 0x11FF) return false;   /* jamo compose with each other */
+  const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)c);
+  if (p->combining_class != 0) return false;
+  if (p->decomp_seqindex != UINT16_MAX && (compat || p->decomp_type == 0)) return false;
+  for (size_t i = 0; i < sizeof COMPOSING_STARTERS / sizeof COMPOSING_STARTERS[0]; i++)
+    if (c == COMPOSING_STARTERS[i]) return false;
+  return true;
+}
+
+/* Normalizes without alignment: a stable character (tok__nf_stable) is a starter no
+ * normalization changes and nothing before it composes with, so text can be cut before
+ * it; runs of stable characters are copied and only the stretches around the others go
+ * through utf8proc. */
+static tok_err form_fast(tok_scratch *s, tok__norm_kind kind, const span *in, tok__text_buf *out,
+                         size_t *o)
+{
+  utf8proc_option_t opts = form_options(kind);
+  size_t copied = 0, seg = 0;
+  bool dirty = false;
+  for (size_t i = 0; i <= in->len;) {
+    size_t next = i;
+    bool stable = i == in->len || in->s[i] < 0x80 ||
+                  tok__nf_stable(tok__utf8_next(in->s, in->len, &next), kind);
+    if (i < in->len && in->s[i] < 0x80) next = i + 1;
+    if (stable) {
+      if (dirty) {
+        /* copy the clean stretch before the segment, normalize the segment */
+        memcpy(out->s + *o, in->s + copied, seg - copied);
+        *o += seg - copied;
+        tok_err rc = form_chunk(s, opts, in->s + seg, i - seg, out, o);
+        if (rc != TOK_OK) return rc;
+        copied = i;
+        dirty = false;
+      }
+      seg = i;
+      if (i == in->len) break;
+    } else {
+      dirty = true;
+    }
+    i = next;
+  }
+  memcpy(out->s + *o, in->s + copied, in->len - copied);
+  *o += in->len - copied;
+  return TOK_OK;
+}
+
 static tok_err step_form(tok_scratch *s, tok__norm_kind kind, const span *in, tok__text_buf *out,
                          size_t *o, bool align)
 {
   utf8proc_option_t opts = form_options(kind);
-  if (!align) return form_chunk(s, opts, in->s, in->len, out, o);
+  if (!align) return form_fast(s, kind, in, out, o);
   size_t chunk = 0;
   for (size_t i = 0; i <= in->len;) {
     if (i == in->len || (i > chunk && safe_cut(s, opts, in->s, chunk, i, in->len))) {

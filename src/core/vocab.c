@@ -274,6 +274,37 @@ static tok_err build_whole_ok(tok__model *m, tok_error *err)
   return TOK_OK;
 }
 
+/* Char-level: can long pieces be split before word marks (tok__model.split_words)? */
+static void find_word_splits(tok__model *m)
+{
+  static const uint8_t mark[3] = {0xE2, 0x96, 0x81}; /* U+2581 */
+  if (m->byte_level || tok__token_lookup(m, mark, 3) == TOK__NONE) return;
+  for (uint32_t id = 0; id < m->id_end; id++) {
+    const uint8_t *t = m->bytes + m->off[id];
+    size_t len = m->off[id + 1] - m->off[id];
+    for (size_t i = 0; i + 3 <= len;) {
+      size_t cl = t[i] < 0x80 ? 1 : t[i] < 0xE0 ? 2 : t[i] < 0xF0 ? 3 : 4;
+      if (i > 0 && i + 3 <= len && memcmp(t + i, mark, 3) == 0) {
+        size_t p = i - 1;
+        while (p > 0 && (t[p] & 0xC0) == 0x80) p--;
+        if (memcmp(t + p, mark, 3) != 0) {
+          /* the character before this mark sticks to it */
+          size_t q = p;
+          uint32_t c = tok__utf8_next(t, len, &q);
+          size_t k = 0;
+          while (k < m->n_sticky && m->sticky[k] != c) k++;
+          if (k == m->n_sticky) {
+            if (m->n_sticky == 8) return; /* too many: no splitting */
+            m->sticky[m->n_sticky++] = c;
+          }
+        }
+      }
+      i += cl;
+    }
+  }
+  m->split_words = true;
+}
+
 static int cmp_id(const void *a, const void *b)
 {
   uint32_t x = ((const tok_rec *)a)->id, y = ((const tok_rec *)b)->id;
@@ -367,6 +398,7 @@ tok_err tok__model_finish(tok__model_builder *b, const tok__model_opts *opts, to
     }
   if (m->by_list && (rc = build_merges(b, m, what, err)) != TOK_OK) goto fail;
   if (m->by_list && !opts->ignore_merges && (rc = build_whole_ok(m, err)) != TOK_OK) goto fail;
+  find_word_splits(m);
   *out = m;
   return TOK_OK;
 
