@@ -108,9 +108,15 @@ static inline uint32_t tok__token_lookup(const tok__model *m, const uint8_t *byt
   if ((off_len & 255) != (len < 255 ? len : 255) || id >= m->id_end) return TOK__NONE;
   if (len >= 255 && m->off[id + 1] - m->off[id] != len) return TOK__NONE;
   const uint8_t *token = m->bytes + (off_len >> 8);
-  /* len >= 1 always here; comparing the first byte first saves a call on misses */
-  if (token[0] != bytes[0] || memcmp(token, bytes, len) != 0) return TOK__NONE;
-  return id;
+  /* len >= 1 always here. Short tokens (most) are compared in line: a call to memcmp
+   * costs more than the comparison. */
+  if (token[0] != bytes[0]) return TOK__NONE;
+  if (len <= 16) {
+    for (size_t i = 1; i < len; i++)
+      if (token[i] != bytes[i]) return TOK__NONE;
+    return id;
+  }
+  return memcmp(token, bytes, len) == 0 ? id : TOK__NONE;
 }
 
 /* Priority of merging the parts p[0..left) and p[left..len); TOK__NONE when they do not. */

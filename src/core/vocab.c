@@ -131,24 +131,24 @@ static void show(char *out, size_t size, const uint8_t *bytes, size_t len)
   out[o] = '\0';
 }
 
-/* by list: resolves each merge to ids and files it under the token it produces */
-static tok_err build_merges(tok__model_builder *b, tok__model *m, const char *what,
-                            tok_error *err)
+/* Resolving merges to ids is three hash lookups each (half a million merges for Gemma 3),
+ * so it is shared out among threads like the whole-token check. */
+typedef struct resolve_job {
+  const tok__model_builder *b;
+  const tok__model *m;
+  uint32_t from, to;
+  uint32_t bad;  /* first merge that names a missing token, or TOK__NONE */
+  int bad_part;  /* 0 left, 1 right, 2 merged */
+} resolve_job;
+
+static void *resolve_run(void *arg)
 {
-  uint32_t n = (uint32_t)b->n_merges;
-  uint32_t *result = malloc((size_t)(n ? n : 1) * sizeof *result);
-  m->merge_id = malloc((size_t)(n ? n : 1) * sizeof *m->merge_id);
-  m->merge_start = calloc((size_t)m->id_end + 1, sizeof *m->merge_start);
-  m->merge_left = malloc((size_t)(n ? n : 1) * sizeof *m->merge_left);
-  m->merge_prio = malloc((size_t)(n ? n : 1) * sizeof *m->merge_prio);
-  if (!result || !m->merge_id || !m->merge_start || !m->merge_left || !m->merge_prio) {
-    free(result);
-    return tok__nomem(err);
-  }
-  m->n_merges = n;
-  for (uint32_t p = 0; p < n; p++) {
-    const merge_rec *r = &b->merges[p];
-    const uint8_t *left = (const uint8_t *)b->merge_bytes.data + r->off;
+  resolve_job *j = arg;
+  const tok__model *m = j->m;
+  j->bad = TOK__NONE;
+  for (uint32_t p = j->from; p < j->to; p++) {
+    const merge_rec *r = &j->b->merges[p];
+    const uint8_t *left = (const uint8_t *)j->b->merge_bytes.data + r->off;
     uint32_t ids[3] = {tok__model_find(m, left, r->left_len),
                        tok__model_find(m, left + r->left_len, r->right_len),
                        r->left_len + r->right_len <= m->max_len
@@ -156,27 +156,64 @@ static tok_err build_merges(tok__model_builder *b, tok__model *m, const char *wh
                            : TOK__NONE};
     for (int k = 0; k < 3; k++)
       if (ids[k] == TOK__NONE || (m->literal && tok__bit(m->literal, ids[k]))) {
-        char a[80], c[80];
-        show(a, sizeof a, left, r->left_len);
-        show(c, sizeof c, left + r->left_len, r->right_len);
-        free(result);
-        return tok__fail(err, TOK_ETOKENIZER, TOK_NO_POS, p,
-                         "%s: model.merges[%u] (\"%s\" + \"%s\"): %s is not in the vocabulary",
-                         what, p, a, c, k == 0 ? "the left part" : k == 1 ? "the right part" : "the merged token");
+        j->bad = p, j->bad_part = k;
+        return NULL;
       }
-    result[p] = ids[2];
     m->merge_id[p] = ids[2];
-    m->merge_start[ids[2] + 1]++;
   }
+  return NULL;
+}
+
+static size_t n_threads(void)
+{
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  return cores < 1 ? 1 : cores > 8 ? 8 : (size_t)cores;
+}
+
+/* by list: resolves each merge to ids and files it under the token it produces */
+static tok_err build_merges(tok__model_builder *b, tok__model *m, const char *what,
+                            tok_error *err)
+{
+  uint32_t n = (uint32_t)b->n_merges;
+  m->merge_id = malloc((size_t)(n ? n : 1) * sizeof *m->merge_id);
+  m->merge_start = calloc((size_t)m->id_end + 1, sizeof *m->merge_start);
+  m->merge_left = malloc((size_t)(n ? n : 1) * sizeof *m->merge_left);
+  m->merge_prio = malloc((size_t)(n ? n : 1) * sizeof *m->merge_prio);
+  if (!m->merge_id || !m->merge_start || !m->merge_left || !m->merge_prio) return tok__nomem(err);
+  m->n_merges = n;
+  size_t n_jobs = n_threads();
+  resolve_job jobs[8];
+  pthread_t threads[8];
+  bool started[8] = {false};
+  uint32_t per = (uint32_t)((n + n_jobs - 1) / n_jobs);
+  for (size_t k = 0; k < n_jobs; k++) {
+    uint64_t from = (uint64_t)per * k, to = from + per;
+    jobs[k] = (resolve_job){b, m, (uint32_t)(from < n ? from : n), (uint32_t)(to < n ? to : n), TOK__NONE, 0};
+    if (k > 0) started[k] = pthread_create(&threads[k], NULL, resolve_run, &jobs[k]) == 0;
+  }
+  for (size_t k = 0; k < n_jobs; k++) {
+    if (k == 0 || !started[k]) resolve_run(&jobs[k]);
+    else pthread_join(threads[k], NULL);
+  }
+  for (size_t k = 0; k < n_jobs; k++)
+    if (jobs[k].bad != TOK__NONE) {
+      uint32_t p = jobs[k].bad;
+      const merge_rec *r = &b->merges[p];
+      const uint8_t *left = (const uint8_t *)b->merge_bytes.data + r->off;
+      char a[80], c[80];
+      show(a, sizeof a, left, r->left_len);
+      show(c, sizeof c, left + r->left_len, r->right_len);
+      return tok__fail(err, TOK_ETOKENIZER, TOK_NO_POS, p,
+                       "%s: model.merges[%u] (\"%s\" + \"%s\"): %s is not in the vocabulary", what, p,
+                       a, c, jobs[k].bad_part == 0 ? "the left part" : jobs[k].bad_part == 1 ? "the right part" : "the merged token");
+    }
+  for (uint32_t p = 0; p < n; p++) m->merge_start[m->merge_id[p] + 1]++;
   for (uint32_t i = 0; i < m->id_end; i++) m->merge_start[i + 1] += m->merge_start[i];
   uint32_t *fill = malloc((size_t)m->id_end * sizeof *fill);
-  if (!fill) {
-    free(result);
-    return tok__nomem(err);
-  }
+  if (!fill) return tok__nomem(err);
   memcpy(fill, m->merge_start, (size_t)m->id_end * sizeof *fill);
   for (uint32_t p = 0; p < n; p++) {
-    uint32_t t = result[p], left_len = b->merges[p].left_len;
+    uint32_t t = m->merge_id[p], left_len = b->merges[p].left_len;
     /* the same pair listed twice: Hugging Face builds a hash map from the list, so the
      * later entry's priority wins */
     uint32_t k;
@@ -193,7 +230,6 @@ static tok_err build_merges(tok__model_builder *b, tok__model *m, const char *wh
   for (uint32_t t = 0; t < m->id_end; t++)
     for (uint32_t k = fill[t]; k < m->merge_start[t + 1]; k++) m->merge_left[k] = 0;
   free(fill);
-  free(result);
   if (m->byte_level)
     for (uint32_t t = 0; t < m->id_end; t++)
       if (m->off[t + 1] - m->off[t] == 2)
@@ -249,8 +285,7 @@ static tok_err build_whole_ok(tok__model *m, tok_error *err)
   probe.byte_fallback = false;
   probe.unk_id = TOK__NONE;
   probe.missing_is_error = false;
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  size_t n_jobs = cores < 1 ? 1 : cores > 8 ? 8 : (size_t)cores;
+  size_t n_jobs = n_threads();
   whole_job jobs[8];
   pthread_t threads[8];
   bool started[8] = {false};
