@@ -29,7 +29,7 @@ export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
 
 PKGS := libpcre2-8 libmicrohttpd libcjson libutf8proc
 VERSION := 0.1.0
-TOKD_CFLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"$(VERSION)"' -Iinclude -Isrc/core -Isrc/load -Isrc/serve -Isrc/cli \
+TOKD_CFLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"$(VERSION)"' -Iinclude -Isrc/core -Isrc/load -Isrc/serve -Isrc/cli -Isrc/common \
 	-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
 	-Wformat=2 -Wno-format-nonliteral -Wvla $(if $(WERROR),-Werror) $(SAN_FLAGS)
 DEPS_OK := $(BUILD)/.deps-ok
@@ -38,7 +38,10 @@ CORE_SRC := $(addprefix src/core/,err.c buf.c utf8.c unicode.c base64.c sha256.c
 	added.c normalize.c pretok.c bpe.c decode.c encoding.c encode.c models.c embed.c) \
 	$(addprefix src/load/,registry.c tiktoken.c hf.c jscan.c)
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o
-TOKD_SRC := $(addprefix src/serve/,server.c config.c metrics.c json.c) $(addprefix src/cli/,main.c load.c)
+COMMON_SRC := src/common/util.c
+SERVE_SRC := $(addprefix src/serve/,daemon.c config.c metrics.c json.c request.c routes.c handlers.c \
+	pool.c budget.c watchdog.c log.c probe.c)
+TOKD_SRC := $(SERVE_SRC) $(COMMON_SRC) src/cli/main.c
 TOKD_OBJ := $(TOKD_SRC:src/%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
@@ -46,7 +49,7 @@ VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
 .PHONY: all run test fetch-models unit-test cli-test http-test k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
 
-all: $(BUILD)/tokd
+all: $(BUILD)/tokd $(BUILD)/tokd-load
 
 deps: $(DEPS_OK)
 $(DEPS_OK): tools/deps.sh
@@ -77,6 +80,10 @@ $(BUILD)/libtok.a: $(CORE_OBJ)
 $(BUILD)/tokd: $(TOKD_OBJ) $(BUILD)/libtok.a
 	$(CC) $(TOKD_CFLAGS) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread -lm
 
+# the load generator: a tool, not part of the sidecar binary
+$(BUILD)/tokd-load: tools/tokd_load.c $(BUILD)/common/util.o $(BUILD)/libtok.a | $(DEPS_OK)
+	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread -lm
+
 $(BUILD)/tests/%.o: tests/%.c tests/testutil.h include/tok.h $(wildcard src/*/*.h) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(shell pkg-config --cflags check 2>/dev/null) $(CFLAGS) -c -o $@ $<
@@ -95,7 +102,7 @@ unit-test: $(BUILD)/check_tokd
 cli-test: $(BUILD)/tokd
 	tests/cli_test.sh $(BUILD)/tokd
 
-http-test: $(BUILD)/tokd
+http-test: $(BUILD)/tokd $(BUILD)/tokd-load
 	python3 tests/http_test.py $(BUILD)/tokd
 
 # Debian's python3, for python3-yaml
@@ -106,7 +113,7 @@ k8s-test: $(BUILD)/tokd
 $(BUILD)/fuzz_encode_replay: tests/fuzz/fuzz_encode.c tests/fuzz/replay.c $(BUILD)/libtok.a
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread
 
-$(BUILD)/fuzz_request_replay: tests/fuzz/fuzz_request.c tests/fuzz/replay.c $(BUILD)/serve/json.o $(BUILD)/serve/metrics.o $(BUILD)/libtok.a
+$(BUILD)/fuzz_request_replay: tests/fuzz/fuzz_request.c tests/fuzz/replay.c $(BUILD)/serve/request.o $(BUILD)/serve/routes.o $(BUILD)/common/util.o $(BUILD)/libtok.a
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread
 
 fuzz-replay: $(BUILD)/fuzz_encode_replay $(BUILD)/fuzz_request_replay
@@ -114,12 +121,12 @@ fuzz-replay: $(BUILD)/fuzz_encode_replay $(BUILD)/fuzz_request_replay
 	$(BUILD)/fuzz_request_replay tests/data/fuzz/request
 
 FUZZ_SECONDS ?= 60
-FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"fuzz"' -Iinclude -Isrc/core -Isrc/load -Isrc/serve -Isrc/cli -O1 -g \
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"fuzz"' -Iinclude -Isrc/core -Isrc/load -Isrc/serve -Isrc/cli -Isrc/common -O1 -g \
 	-fsanitize=fuzzer,address,undefined
 fuzz: deps
 	mkdir -p build-fuzz
 	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_encode tests/fuzz/fuzz_encode.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
-	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_request tests/fuzz/fuzz_request.c src/serve/json.c src/serve/metrics.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
+	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_request tests/fuzz/fuzz_request.c src/serve/request.c src/serve/routes.c src/common/util.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
 	build-fuzz/fuzz_encode -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/data/fuzz/encode
 	build-fuzz/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/data/fuzz/request
 

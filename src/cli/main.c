@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "config.h"
 #include "tok.h"
+#include "util.h"
 
 #define MAX_STDIN ((size_t)1 << 30)
 
@@ -25,7 +26,7 @@ static const char USAGE[] =
     "Commands:\n"
     "  serve                 run the HTTP service (see `tokd serve --help`)\n"
     "  health                probe a running server's /ready; exit 0 when ready\n"
-    "  load                  open-loop load test and fleet-sizing report (`tokd load --help`)\n"
+
     "  encode                read UTF-8 text on stdin, print token ids separated by spaces\n"
     "  decode                read whitespace-separated ids on stdin, write their bytes\n"
     "  count                 read UTF-8 text on stdin, print the number of tokens\n"
@@ -156,8 +157,11 @@ static int parse_opts(int argc, char **argv, cli_opts *o)
   o->files = argv + optind;
   o->n_files = argc - optind;
   if (o->model) {
-    const char *enc = tok_model_encoding(o->model, strlen(o->model));
-    if (!enc) return die(2, "unknown model \"%s\"; use --encoding", o->model);
+    /* the same rule as the server's "model": an OpenAI model's encoding, else a tokenizer */
+    const char *enc = tokd_model_to_name(o->model);
+    bool known = enc != o->model;
+    for (size_t i = 0; i < o->n_tokenizers && !known; i++) known = !strcmp(o->tokenizers[i].name, enc);
+    if (!known) return die(2, "unknown model \"%s\"; use --encoding, or name a --tokenizer", o->model);
     if (o->encoding && strcmp(o->encoding, enc) != 0)
       return die(2, "--model %s uses %s, but --encoding says %s", o->model, enc, o->encoding);
     o->encoding = enc;
@@ -169,13 +173,10 @@ static int parse_opts(int argc, char **argv, cli_opts *o)
 static int read_all(FILE *f, tok_buf *buf)
 {
   buf->limit = MAX_STDIN;
-  for (;;) {
-    if (tok_buf_reserve(buf, 1 << 16) != TOK_OK) return die(2, "input larger than 1 GiB");
-    size_t got = fread(buf->data + buf->len, 1, buf->cap - buf->len, f);
-    buf->len += got;
-    if (got == 0) break;
-  }
-  if (ferror(f)) return die(1, "read error: %s", strerror(errno));
+  tok_err rc = tokd_read_stream(f, buf);
+  if (rc == TOK_ELIMIT) return die(2, "input larger than 1 GiB");
+  if (rc == TOK_ENOMEM) return die(1, "out of memory");
+  if (rc != TOK_OK) return die(1, "read error: %s", strerror(errno));
   return 0;
 }
 
@@ -246,17 +247,6 @@ static int encode_opts(const cli_opts *o, const tok_encoding *enc, tok_special_s
   return 0;
 }
 
-/* Writes n as decimal at p; returns the number of characters. */
-static size_t format_u32(char *p, uint32_t n)
-{
-  char tmp[10];
-  size_t len = 0;
-  do tmp[len++] = (char)('0' + n % 10), n /= 10;
-  while (n);
-  for (size_t i = 0; i < len; i++) p[i] = tmp[len - 1 - i];
-  return len;
-}
-
 static int cmd_encode_or_count(const cli_opts *o, bool count_only)
 {
   loaded l = {0};
@@ -281,7 +271,7 @@ static int cmd_encode_or_count(const cli_opts *o, bool count_only)
     } else {
       for (size_t i = 0; i < res.len; i++) {
         if (i) out.data[out.len++] = ' ';
-        out.len += format_u32(out.data + out.len, res.ids[i]);
+        out.len += tokd_format_u32(out.data + out.len, res.ids[i]);
       }
       out.data[out.len++] = '\n';
       fwrite(out.data, 1, out.len, stdout);
@@ -299,34 +289,13 @@ static int cmd_decode(const cli_opts *o)
   loaded l = {0};
   tok_buf in = {0}, bytes = {.limit = MAX_STDIN * 4}, lossy = {.limit = MAX_STDIN * 4};
   uint32_t *ids = NULL;
-  size_t n = 0, cap = 0;
+  size_t n = 0, bad = 0;
   int rc = load(o, &l);
   if (!rc) rc = read_all(stdin, &in);
-  for (size_t i = 0; !rc && i < in.len;) {
-    char c = in.data[i];
-    if (c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == ',') {
-      i++;
-      continue;
-    }
-    size_t start = i;
-    uint64_t v = 0;
-    while (i < in.len && in.data[i] >= '0' && in.data[i] <= '9' && v <= UINT32_MAX)
-      v = v * 10 + (uint64_t)(in.data[i++] - '0');
-    bool sep = i == in.len || strchr(" \n\t\r,", in.data[i]);
-    if (i == start || !sep || v > UINT32_MAX) {
-      rc = die(2, "input byte %zu: expected a token id (a decimal number below 2^32)", start);
-      break;
-    }
-    if (n == cap) {
-      cap = cap ? cap * 2 : 4096;
-      uint32_t *grown = realloc(ids, cap * sizeof *ids);
-      if (!grown) {
-        rc = die(1, "out of memory");
-        break;
-      }
-      ids = grown;
-    }
-    ids[n++] = (uint32_t)v;
+  if (!rc) {
+    tok_err e = tokd_parse_id_text(in.data, in.len, SIZE_MAX, &ids, &n, &bad);
+    if (e == TOK_ENOMEM) rc = die(1, "out of memory");
+    else if (e != TOK_OK) rc = die(2, "input byte %zu: expected a token id (a decimal number below 2^32)", bad);
   }
   if (!rc) {
     tok_error err;
@@ -353,13 +322,6 @@ static int cmd_decode(const cli_opts *o)
   return rc;
 }
 
-static double now_seconds(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int cmd_bench(const cli_opts *o)
 {
   if (o->n_files == 0) return die(2, "bench: name at least one FILE");
@@ -383,11 +345,11 @@ static int cmd_bench(const cli_opts *o)
       rc = die(status_of(err.code), "%s: %s", o->files[f], err.detail);
     if (!rc) {
       size_t runs = 0;
-      double start = now_seconds(), elapsed;
+      double start = tokd_now(), elapsed;
       do {
         tok_encode(l.enc, l.scratch, text.data, text.len, NULL, &res, NULL);
         runs++;
-        elapsed = now_seconds() - start;
+        elapsed = tokd_now() - start;
       } while (elapsed < o->seconds);
       double mbs = (double)text.len * (double)runs / elapsed / 1e6;
       double tps = (double)res.len * (double)runs / elapsed;
@@ -432,7 +394,6 @@ int main(int argc, char **argv)
     return 0;
   }
   if (!strcmp(cmd, "serve")) return tokd_serve_main(argc - 1, argv + 1);
-  if (!strcmp(cmd, "load")) return tokd_load_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "health") || !strcmp(cmd, "--healthcheck"))
     return tokd_health_main(argc - 1, argv + 1);
   cli_opts o;

@@ -42,6 +42,9 @@ static const setting SETTINGS[] = {
      "load DIR/*.manifest instead of the built-in vocabularies"},
     {"max-body-bytes", "TOKD_MAX_BODY_BYTES", T_SIZE, OFF(max_body_bytes), 1, 1ull << 32,
      "largest request body in bytes; larger is 413"},
+    {"max-memory", "TOKD_MAX_MEMORY", T_SIZE, OFF(max_memory), 1u << 20, 1ull << 40,
+     "bytes all requests in progress may hold (bodies, work, answers); beyond it new "
+     "requests get 503 before their body is read"},
     {"max-tokens", "TOKD_MAX_TOKENS", T_SIZE, OFF(max_tokens), 1, 1ull << 32,
      "most token ids in one request or response"},
     {"max-batch", "TOKD_MAX_BATCH", T_SIZE, OFF(max_batch), 1, 1u << 20,
@@ -51,7 +54,13 @@ static const setting SETTINGS[] = {
     {"max-inflight", "TOKD_MAX_INFLIGHT", T_UINT, OFF(max_inflight), 1, 1000000,
      "requests processed at once; above it answers 503"},
     {"timeout", "TOKD_TIMEOUT", T_UINT, OFF(conn_timeout_s), 1, 86400,
-     "seconds a connection may stay idle or stall mid-request"},
+     "seconds a kept-alive connection may stay idle"},
+    {"header-timeout", "TOKD_HEADER_TIMEOUT", T_UINT, OFF(header_timeout_s), 1, 86400,
+     "seconds a client has to send a request's head"},
+    {"min-rate", "TOKD_MIN_RATE", T_SIZE, OFF(min_rate), 1, 1ull << 30,
+     "bytes/s a client must at least send a body and read an answer at (after 5 s)"},
+    {"drain-delay", "TOKD_DRAIN_DELAY", T_UINT, OFF(drain_delay_s), 0, 3600,
+     "seconds after SIGTERM that tokd keeps listening with /ready answering 503"},
     {"drain-timeout", "TOKD_DRAIN_TIMEOUT", T_UINT, OFF(drain_timeout_s), 0, 86400,
      "seconds in-flight requests get after SIGTERM"},
     {"max-model-len", "TOKD_MAX_MODEL_LEN", T_UINT, OFF(max_model_len), 0, UINT_MAX,
@@ -64,7 +73,8 @@ static const setting SETTINGS[] = {
 const char TOKD_SERVE_USAGE[] =
     "usage: tokd serve [OPTIONS]\n"
     "\n"
-    "Serves /encode /decode /count /tokenize /detokenize /encodings /health /ready /metrics.\n"
+    "Serves the HTTP API (POST /encode /count /decode /tokenize /detokenize, GET /encodings\n"
+    "/health /ready /metrics).\n"
     "Every option is also an environment variable; a flag beats a variable beats a default.\n"
     "The default is in [brackets] (- means none).\n"
     "\n";
@@ -78,11 +88,15 @@ static tokd_config defaults(void)
     .port = 8080,
     .threads = cores > 0 ? (unsigned)cores : 1,
     .max_body_bytes = 8u << 20,
+    .max_memory = (size_t)192 << 20,
     .max_tokens = 4u << 20,
     .max_batch = 1024,
-    .max_connections = 1000,
+    .max_connections = 4096,
     .max_inflight = 512,
     .conn_timeout_s = 30,
+    .header_timeout_s = 10,
+    .min_rate = 4096,
+    .drain_delay_s = 5,
     .drain_timeout_s = 25,
     .log_level = LOG_INFO,
   };

@@ -23,11 +23,15 @@ typedef struct tokd_config {
   const char *default_encoding;
   const char *vocab_dir;       /* NULL = built-in */
   size_t max_body_bytes;
+  size_t max_memory;           /* the request memory budget in bytes */
   size_t max_tokens;           /* most ids one request may produce */
   size_t max_batch;            /* most texts (or id lists) in one batch */
   unsigned max_connections;
   unsigned max_inflight;       /* requests being processed at once; above: 503 */
-  unsigned conn_timeout_s;     /* idle/slow connection timeout */
+  unsigned conn_timeout_s;     /* a kept-alive connection may idle this long */
+  unsigned header_timeout_s;   /* the request head must be in within this */
+  size_t min_rate;             /* bodies sent and answers read at least this fast (bytes/s) */
+  unsigned drain_delay_s;      /* SIGTERM: keep listening (and /ready 503) this long */
   unsigned drain_timeout_s;    /* SIGTERM: how long in-flight requests may take */
   unsigned max_model_len;      /* reported by /tokenize (vLLM's field) */
   tokd_log_level log_level;

@@ -4,15 +4,15 @@
  */
 #include "metrics.h"
 
+#include "util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-const char *const TOKD_ENDPOINT_PATHS[EP__COUNT] = {
-    "/encode", "/decode", "/count", "/tokenize", "/detokenize", "/encodings",
-    "/health", "/ready", "/metrics", "other"};
+static const char *const DROP_NAMES[DROP__COUNT] = {"headers", "body", "response", "idle"};
 
 static const unsigned STATUSES[] = {200, 400, 404, 405, 413, 415, 422, 429, 500, 503};
 #define N_STATUS (sizeof STATUSES / sizeof STATUSES[0])
@@ -30,13 +30,13 @@ typedef struct shard {
 } shard;
 
 struct tokd_metrics {
+  atomic_ullong dropped[DROP__COUNT];
+  atomic_ullong framing;
   unsigned n_shards;
   atomic_uint next_shard;
   time_t start;
   shard *shards;
 };
-
-atomic_uint tokd_inflight;
 
 static _Thread_local int my_shard = -1;
 
@@ -80,6 +80,16 @@ void tokd_metrics_record(tokd_metrics *m, tokd_endpoint ep, unsigned status, dou
   atomic_fetch_add_explicit(&s->tokens[ep], tokens, memory_order_relaxed);
 }
 
+void tokd_metrics_drop(tokd_metrics *m, tokd_drop_reason why)
+{
+  atomic_fetch_add_explicit(&m->dropped[why], 1, memory_order_relaxed);
+}
+
+void tokd_metrics_framing(tokd_metrics *m)
+{
+  atomic_fetch_add_explicit(&m->framing, 1, memory_order_relaxed);
+}
+
 static unsigned long long sum(tokd_metrics *m, size_t field_offset, size_t index)
 {
   unsigned long long total = 0;
@@ -97,11 +107,10 @@ static unsigned long long sum(tokd_metrics *m, size_t field_offset, size_t index
     if ((rc = tok_buf_append(out, line, (size_t)n)) != TOK_OK) return rc;                     \
   } while (0)
 
-/* CPU seconds and resident bytes of this process, from /proc. */
-static void process_stats(double *cpu, unsigned long long *rss)
+/* CPU seconds of this process, from /proc. */
+static void process_cpu(double *cpu)
 {
   *cpu = 0;
-  *rss = 0;
   FILE *f = fopen("/proc/self/stat", "r");
   if (f) {
     char buf[1024];
@@ -113,16 +122,9 @@ static void process_stats(double *cpu, unsigned long long *rss)
       *cpu = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
     fclose(f);
   }
-  f = fopen("/proc/self/statm", "r");
-  if (f) {
-    unsigned long long pages_total, pages_rss;
-    if (fscanf(f, "%llu %llu", &pages_total, &pages_rss) == 2)
-      *rss = pages_rss * (unsigned long long)sysconf(_SC_PAGESIZE);
-    fclose(f);
-  }
 }
 
-tok_err tokd_metrics_render(tokd_metrics *m, tok_buf *out, int ready, unsigned encodings)
+tok_err tokd_metrics_render(tokd_metrics *m, tok_buf *out, const tokd_metrics_gauges *g)
 {
   tok_err rc;
   APPEND("# HELP tokd_requests_total HTTP requests answered, by endpoint and status.\n"
@@ -132,9 +134,9 @@ tok_err tokd_metrics_render(tokd_metrics *m, tok_buf *out, int ready, unsigned e
       unsigned long long v = sum(m, offsetof(shard, requests) + (size_t)ep * sizeof(atomic_ullong) * (N_STATUS + 1), si);
       if (v == 0) continue;
       if (si < N_STATUS)
-        APPEND("tokd_requests_total{endpoint=\"%s\",status=\"%u\"} %llu\n", TOKD_ENDPOINT_PATHS[ep], STATUSES[si], v);
+        APPEND("tokd_requests_total{endpoint=\"%s\",status=\"%u\"} %llu\n", TOKD_ROUTES[ep].label, STATUSES[si], v);
       else
-        APPEND("tokd_requests_total{endpoint=\"%s\",status=\"other\"} %llu\n", TOKD_ENDPOINT_PATHS[ep], v);
+        APPEND("tokd_requests_total{endpoint=\"%s\",status=\"other\"} %llu\n", TOKD_ROUTES[ep].label, v);
     }
   APPEND("# HELP tokd_request_duration_seconds Time from the first byte of a request to its response.\n"
          "# TYPE tokd_request_duration_seconds histogram\n");
@@ -147,30 +149,51 @@ tok_err tokd_metrics_render(tokd_metrics *m, tok_buf *out, int ready, unsigned e
     for (size_t bi = 0; bi < N_BUCKETS; bi++) {
       cumulative += sum(m, base, bi);
       APPEND("tokd_request_duration_seconds_bucket{endpoint=\"%s\",le=\"%g\"} %llu\n",
-             TOKD_ENDPOINT_PATHS[ep], BUCKETS[bi], cumulative);
+             TOKD_ROUTES[ep].label, BUCKETS[bi], cumulative);
     }
-    APPEND("tokd_request_duration_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"} %llu\n", TOKD_ENDPOINT_PATHS[ep], total);
-    APPEND("tokd_request_duration_seconds_sum{endpoint=\"%s\"} %.9f\n", TOKD_ENDPOINT_PATHS[ep],
+    APPEND("tokd_request_duration_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"} %llu\n", TOKD_ROUTES[ep].label, total);
+    APPEND("tokd_request_duration_seconds_sum{endpoint=\"%s\"} %.9f\n", TOKD_ROUTES[ep].label,
            (double)sum(m, offsetof(shard, latency_ns), (size_t)ep) / 1e9);
-    APPEND("tokd_request_duration_seconds_count{endpoint=\"%s\"} %llu\n", TOKD_ENDPOINT_PATHS[ep], total);
+    APPEND("tokd_request_duration_seconds_count{endpoint=\"%s\"} %llu\n", TOKD_ROUTES[ep].label, total);
   }
   APPEND("# HELP tokd_input_bytes_total Request body bytes received.\n# TYPE tokd_input_bytes_total counter\n");
   for (int ep = 0; ep < EP__COUNT; ep++) {
     unsigned long long v = sum(m, offsetof(shard, bytes_in), (size_t)ep);
-    if (v) APPEND("tokd_input_bytes_total{endpoint=\"%s\"} %llu\n", TOKD_ENDPOINT_PATHS[ep], v);
+    if (v) APPEND("tokd_input_bytes_total{endpoint=\"%s\"} %llu\n", TOKD_ROUTES[ep].label, v);
   }
   APPEND("# HELP tokd_tokens_total Tokens produced (encode, count) or consumed (decode).\n# TYPE tokd_tokens_total counter\n");
   for (int ep = 0; ep < EP__COUNT; ep++) {
     unsigned long long v = sum(m, offsetof(shard, tokens), (size_t)ep);
-    if (v) APPEND("tokd_tokens_total{endpoint=\"%s\"} %llu\n", TOKD_ENDPOINT_PATHS[ep], v);
+    if (v) APPEND("tokd_tokens_total{endpoint=\"%s\"} %llu\n", TOKD_ROUTES[ep].label, v);
   }
   double cpu;
-  unsigned long long rss;
-  process_stats(&cpu, &rss);
-  APPEND("# HELP tokd_inflight_requests Requests being processed.\n# TYPE tokd_inflight_requests gauge\n"
-         "tokd_inflight_requests %u\n", atomic_load(&tokd_inflight));
-  APPEND("# HELP tokd_ready 1 when the server accepts work, 0 while starting or draining.\n# TYPE tokd_ready gauge\ntokd_ready %d\n", ready);
-  APPEND("# HELP tokd_encodings_loaded Encodings loaded.\n# TYPE tokd_encodings_loaded gauge\ntokd_encodings_loaded %u\n", encodings);
+  unsigned long long rss = tokd_rss_bytes();
+  process_cpu(&cpu);
+  APPEND("# HELP tokd_inflight_requests Requests whose body is complete, queued or computing.\n"
+         "# TYPE tokd_inflight_requests gauge\ntokd_inflight_requests %u\n", g->inflight);
+  APPEND("# HELP tokd_queued_requests Requests waiting for a worker.\n# TYPE tokd_queued_requests gauge\n"
+         "tokd_queued_requests %u\n", g->queued);
+  APPEND("# HELP tokd_open_connections Open client connections.\n# TYPE tokd_open_connections gauge\n"
+         "tokd_open_connections %u\n", g->connections);
+  APPEND("# HELP tokd_ready 1 when the server takes new work (loaded, not draining, a free slot and memory).\n"
+         "# TYPE tokd_ready gauge\ntokd_ready %d\n", g->ready);
+  APPEND("# HELP tokd_encodings_loaded Tokenizers loaded.\n# TYPE tokd_encodings_loaded gauge\ntokd_encodings_loaded %u\n", g->encodings);
+  APPEND("# HELP tokd_memory_budget_bytes The request memory budget (--max-memory).\n"
+         "# TYPE tokd_memory_budget_bytes gauge\ntokd_memory_budget_bytes %llu\n", g->budget_bytes);
+  APPEND("# HELP tokd_memory_reserved_bytes Request memory reserved now.\n"
+         "# TYPE tokd_memory_reserved_bytes gauge\ntokd_memory_reserved_bytes %llu\n", g->budget_used);
+  APPEND("# HELP tokd_memory_reserved_peak_bytes The most request memory reserved at once.\n"
+         "# TYPE tokd_memory_reserved_peak_bytes gauge\ntokd_memory_reserved_peak_bytes %llu\n", g->budget_peak);
+  APPEND("# HELP tokd_memory_rejections_total Requests answered 503 because the budget was spent.\n"
+         "# TYPE tokd_memory_rejections_total counter\ntokd_memory_rejections_total %llu\n", g->budget_rejected);
+  APPEND("# HELP tokd_connections_dropped_total Connections closed for being too slow, by phase.\n"
+         "# TYPE tokd_connections_dropped_total counter\n");
+  for (int d = 0; d < DROP__COUNT; d++)
+    APPEND("tokd_connections_dropped_total{phase=\"%s\"} %llu\n", DROP_NAMES[d],
+           atomic_load_explicit(&m->dropped[d], memory_order_relaxed));
+  APPEND("# HELP tokd_framing_rejections_total Requests refused for their HTTP framing.\n"
+         "# TYPE tokd_framing_rejections_total counter\ntokd_framing_rejections_total %llu\n",
+         atomic_load_explicit(&m->framing, memory_order_relaxed));
   APPEND("# HELP process_cpu_seconds_total User and system CPU time spent.\n# TYPE process_cpu_seconds_total counter\n"
          "process_cpu_seconds_total %.2f\n", cpu);
   APPEND("# HELP process_resident_memory_bytes Resident memory size.\n# TYPE process_resident_memory_bytes gauge\n"

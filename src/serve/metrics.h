@@ -11,14 +11,11 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "routes.h"
 #include "tok.h"
 
-typedef enum {
-  EP_ENCODE, EP_DECODE, EP_COUNT, EP_TOKENIZE, EP_DETOKENIZE, EP_ENCODINGS,
-  EP_HEALTH, EP_READY, EP_METRICS, EP_OTHER, EP__COUNT
-} tokd_endpoint;
-
-extern const char *const TOKD_ENDPOINT_PATHS[EP__COUNT];
+/* Why the connection watchdog closed a connection (watchdog.h). */
+typedef enum { DROP_HEADERS, DROP_BODY, DROP_RESPONSE, DROP_IDLE, DROP__COUNT } tokd_drop_reason;
 
 typedef struct tokd_metrics tokd_metrics;
 
@@ -29,10 +26,21 @@ void tokd_metrics_free(tokd_metrics *m);
 void tokd_metrics_record(tokd_metrics *m, tokd_endpoint ep, unsigned status, double seconds,
                          uint64_t bytes_in, uint64_t tokens);
 
-/* Requests being processed right now (the /metrics gauge and the admission limit). */
-extern atomic_uint tokd_inflight;
+/* A connection the watchdog closed; a request refused for its HTTP framing. */
+void tokd_metrics_drop(tokd_metrics *m, tokd_drop_reason why);
+void tokd_metrics_framing(tokd_metrics *m);
 
-/* Appends the exposition text. `ready` and the encodings count become gauges. */
-tok_err tokd_metrics_render(tokd_metrics *m, tok_buf *out, int ready, unsigned encodings);
+/* The gauges the server reports, read at render time. */
+typedef struct tokd_metrics_gauges {
+  int ready;
+  unsigned encodings;
+  unsigned inflight;       /* bodies complete, queued or computing */
+  unsigned queued;         /* waiting for a worker */
+  unsigned connections;    /* open */
+  unsigned long long budget_bytes, budget_used, budget_peak, budget_rejected;
+} tokd_metrics_gauges;
+
+/* Appends the exposition text. */
+tok_err tokd_metrics_render(tokd_metrics *m, tok_buf *out, const tokd_metrics_gauges *g);
 
 #endif

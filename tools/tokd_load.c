@@ -1,6 +1,7 @@
 /*
- * load.c — `tokd load`: an open-loop load generator and fleet-sizing report for any running
- * tokd.
+ * tokd_load.c — `tokd-load`: an open-loop load generator and fleet-sizing report for any
+ * running tokd. Its own binary: a load generator is a tool for the machine that drives the
+ * test, not part of the sidecar image.
  *
  * Open loop: request i is due at t0 + i / rate whatever happened to earlier ones, and its
  * latency is measured from that due time, not from when a connection became free. A
@@ -30,8 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "tok.h"
+#include "util.h"
 
 #define MAX_CONNS 4096
 #define N_BODIES 256
@@ -69,13 +70,6 @@ typedef struct load_opts {
   unsigned weights[N_EP];
   bool json;
 } load_opts;
-
-static double now_s(void)
-{
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static double rnd(void) /* [0, 1) */
@@ -136,7 +130,7 @@ static int prepare(const load_opts *o, request_tpl reqs[N_EP][N_BODIES])
   tok_buf corpus = {.limit = (size_t)1 << 30};
   if (o->corpus) {
     FILE *f = fopen(o->corpus, "rb");
-    if (!f) return fprintf(stderr, "tokd load: %s: %s\n", o->corpus, strerror(errno)), 2;
+    if (!f) return fprintf(stderr, "tokd-load: %s: %s\n", o->corpus, strerror(errno)), 2;
     for (;;) {
       if (tok_buf_reserve(&corpus, 1 << 16) != TOK_OK) break;
       size_t got = fread(corpus.data + corpus.len, 1, corpus.cap - corpus.len, f);
@@ -146,7 +140,7 @@ static int prepare(const load_opts *o, request_tpl reqs[N_EP][N_BODIES])
     fclose(f);
     size_t bad;
     if (!tok_utf8_valid(corpus.data, corpus.len, &bad))
-      return fprintf(stderr, "tokd load: %s: invalid UTF-8 at byte %zu\n", o->corpus, bad), 2;
+      return fprintf(stderr, "tokd-load: %s: invalid UTF-8 at byte %zu\n", o->corpus, bad), 2;
   } else {
     static const char *words[] = {"the", "service", "encodes", "text", "into", "tokens", "quickly",
                                   "and", "exactly,", "while", "sidecars", "scale", "out.", "Résumé",
@@ -157,12 +151,12 @@ static int prepare(const load_opts *o, request_tpl reqs[N_EP][N_BODIES])
       tok_buf_append(&corpus, " ", 1);
     }
   }
-  if (corpus.len < 64) return fprintf(stderr, "tokd load: corpus too small\n"), 2;
+  if (corpus.len < 64) return fprintf(stderr, "tokd-load: corpus too small\n"), 2;
   tok_registry *reg;
   tok_error err;
   tok_load_opts lo = {.encodings = o->encoding};
   if (tok_registry_load(&lo, &reg, &err) != TOK_OK)
-    return fprintf(stderr, "tokd load: %s\n", err.detail), 2;
+    return fprintf(stderr, "tokd-load: %s\n", err.detail), 2;
   const tok_encoding *enc = tok_registry_at(reg, 0);
   tok_scratch *scratch = tok_scratch_new(NULL);
   for (int i = 0; i < N_BODIES; i++) {
@@ -262,11 +256,11 @@ static void run_step(const load_opts *o, const struct addrinfo *ai, request_tpl 
   memset(res, 0, sizeof *res);
   res->rate = rate;
   double cpu0 = server_cpu(ai, o->host);
-  double t0 = now_s() + 0.01, last_progress = t0, deadline = t0 + o->duration + 5;
+  double t0 = tokd_now() + 0.01, last_progress = t0, deadline = t0 + o->duration + 5;
   for (int i = 0; i < o->max_conns; i++) conns[i].fd = -1;
 
-  while (done < total && now_s() < deadline) {
-    double t = now_s();
+  while (done < total && tokd_now() < deadline) {
+    double t = tokd_now();
     while (next < total && t0 + (double)next / rate <= t) queue[q_tail++] = next++;
     /* hand waiting requests to idle connections, opening new ones if needed */
     for (int i = 0; i < o->max_conns && q_head < q_tail; i++) {
@@ -293,10 +287,10 @@ static void run_step(const load_opts *o, const struct addrinfo *ai, request_tpl 
       ssize_t w = send(c->fd, c->req->bytes, c->req->len, MSG_NOSIGNAL);
       if (w > 0) c->sent = (size_t)w;
     }
-    double wait_ms = next < total ? (t0 + (double)next / rate - now_s()) * 1e3 : 50;
+    double wait_ms = next < total ? (t0 + (double)next / rate - tokd_now()) * 1e3 : 50;
     struct epoll_event evs[256];
     int n = epoll_wait(ep, evs, 256, wait_ms < 0 ? 0 : (int)wait_ms);
-    double t_ev = now_s();
+    double t_ev = tokd_now();
     for (int e = 0; e < n; e++) {
       conn *c = &conns[evs[e].data.u32];
       if (!c->busy) { /* an idle keep-alive connection only hears the server closing it */
@@ -348,7 +342,7 @@ static void run_step(const load_opts *o, const struct addrinfo *ai, request_tpl 
       last_progress = t_ev;
     }
   }
-  double elapsed = now_s() - t0;
+  double elapsed = tokd_now() - t0;
   res->errors += total - done; /* never answered before the deadline */
   for (int i = 0; i < o->max_conns; i++)
     if (conns[i].fd >= 0) close(conns[i].fd);
@@ -376,7 +370,7 @@ static void run_step(const load_opts *o, const struct addrinfo *ai, request_tpl 
 }
 
 static const char LOAD_USAGE[] =
-    "usage: tokd load [OPTIONS]\n"
+    "usage: tokd-load [OPTIONS]\n"
     "Open-loop (constant arrival rate) load against a running tokd, then a sizing report.\n"
     "  --url http://HOST:PORT     server (default http://127.0.0.1:8080)\n"
     "  --rates R1,R2,...          requests/s to sweep (default 500,1000,2000,5000,10000,20000)\n"
@@ -391,7 +385,7 @@ static const char LOAD_USAGE[] =
     "  --headroom F               spare fraction kept on each replica (default 0.3)\n"
     "  --json                     one JSON document on stdout instead of text\n";
 
-int tokd_load_main(int argc, char **argv)
+int main(int argc, char **argv)
 {
   load_opts o = {.host = "127.0.0.1", .port = "8080", .encoding = "cl100k_base", .duration = 10,
                  .p99_target_ms = 50, .peak_rate = 100000, .headroom = 0.3, .median_bytes = 1024,
@@ -406,12 +400,11 @@ int tokd_load_main(int argc, char **argv)
       {"encoding", 1, 0, 'e'}, {"p99-target-ms", 1, 0, 't'}, {"peak-rate", 1, 0, 'p'},
       {"headroom", 1, 0, 'H'}, {"json", 0, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   int ch;
-  optind = 1;
   while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
     switch (ch) {
     case 'u':
       if (sscanf(optarg, "http://%255[^:/]:%15[0-9]", hostbuf, portbuf) < 1)
-        return fprintf(stderr, "tokd load: --url must look like http://HOST:PORT\n"), 2;
+        return fprintf(stderr, "tokd-load: --url must look like http://HOST:PORT\n"), 2;
       o.host = hostbuf;
       if (portbuf[0]) o.port = portbuf;
       break;
@@ -419,7 +412,7 @@ int tokd_load_main(int argc, char **argv)
       o.n_rates = 0;
       for (char *p = optarg; *p && o.n_rates < 64;) {
         double r = strtod(p, &p);
-        if (!(r > 0)) return fprintf(stderr, "tokd load: --rates takes positive numbers\n"), 2;
+        if (!(r > 0)) return fprintf(stderr, "tokd-load: --rates takes positive numbers\n"), 2;
         o.rates[o.n_rates++] = r;
         if (*p == ',') p++;
       }
@@ -429,7 +422,7 @@ int tokd_load_main(int argc, char **argv)
     case 'm':
       if (sscanf(optarg, "%u,%u,%u", &o.weights[0], &o.weights[1], &o.weights[2]) != 3 ||
           o.weights[0] + o.weights[1] + o.weights[2] == 0)
-        return fprintf(stderr, "tokd load: --mix takes three weights, e.g. 8,1,1\n"), 2;
+        return fprintf(stderr, "tokd-load: --mix takes three weights, e.g. 8,1,1\n"), 2;
       break;
     case 'f': o.corpus = optarg; break;
     case 'b': o.median_bytes = atof(optarg); break;
@@ -445,10 +438,10 @@ int tokd_load_main(int argc, char **argv)
   }
   if (!(o.duration > 0) || o.max_conns < 1 || o.max_conns > MAX_CONNS || !(o.median_bytes >= 1) ||
       !(o.headroom >= 0 && o.headroom < 1))
-    return fprintf(stderr, "tokd load: out-of-range option; see --help\n"), 2;
+    return fprintf(stderr, "tokd-load: out-of-range option; see --help\n"), 2;
   struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
   if (getaddrinfo(o.host, o.port, &hints, &ai) != 0)
-    return fprintf(stderr, "tokd load: cannot resolve %s\n", o.host), 2;
+    return fprintf(stderr, "tokd-load: cannot resolve %s\n", o.host), 2;
   static request_tpl reqs[N_EP][N_BODIES];
   int rc = prepare(&o, reqs);
   if (rc) return rc;

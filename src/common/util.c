@@ -1,0 +1,91 @@
+/*
+ * util.c — see util.h.
+ */
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+double tokd_now(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+tok_err tokd_read_stream(FILE *f, tok_buf *out)
+{
+  for (;;) {
+    tok_err rc = tok_buf_reserve(out, 1 << 16);
+    if (rc != TOK_OK) return rc;
+    size_t got = fread(out->data + out->len, 1, out->cap - out->len, f);
+    out->len += got;
+    if (got == 0) break;
+  }
+  return ferror(f) ? TOK_EIO : TOK_OK;
+}
+
+size_t tokd_format_u32(char *p, uint32_t n)
+{
+  char tmp[10];
+  size_t len = 0;
+  do tmp[len++] = (char)('0' + n % 10), n /= 10;
+  while (n);
+  for (size_t i = 0; i < len; i++) p[i] = tmp[len - 1 - i];
+  return len;
+}
+
+unsigned long long tokd_rss_bytes(void)
+{
+  unsigned long long pages = 0, rss = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f) {
+    if (fscanf(f, "%llu %llu", &pages, &rss) != 2) rss = 0;
+    fclose(f);
+  }
+  return rss * (unsigned long long)sysconf(_SC_PAGESIZE);
+}
+
+static bool id_separator(char c)
+{
+  return c == ' ' || c == ',' || c == '\n' || c == '\r' || c == '\t' || c == '[' || c == ']';
+}
+
+tok_err tokd_parse_id_text(const char *s, size_t len, size_t max_ids, uint32_t **ids, size_t *n,
+                           size_t *bad_pos)
+{
+  size_t cap = *n;
+  for (size_t i = 0; i < len;) {
+    if (id_separator(s[i])) {
+      i++;
+      continue;
+    }
+    size_t start = i;
+    uint64_t v = 0;
+    while (i < len && s[i] >= '0' && s[i] <= '9' && v <= UINT32_MAX) v = v * 10 + (uint64_t)(s[i++] - '0');
+    if (i == start || v > UINT32_MAX || (i < len && !id_separator(s[i]))) {
+      *bad_pos = start;
+      return TOK_EINVAL;
+    }
+    if (*n >= max_ids) {
+      *bad_pos = start;
+      return TOK_ELIMIT;
+    }
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 1024;
+      uint32_t *grown = realloc(*ids, cap * sizeof *grown);
+      if (!grown) return TOK_ENOMEM;
+      *ids = grown;
+    }
+    (*ids)[(*n)++] = (uint32_t)v;
+  }
+  return TOK_OK;
+}
+
+const char *tokd_model_to_name(const char *model)
+{
+  const char *enc = tok_model_encoding(model, strlen(model));
+  return enc ? enc : model;
+}

@@ -1,0 +1,39 @@
+/*
+ * util.h — small helpers the service and the command line share, written once: the
+ * clock, reading a stream, decimal ids, resident memory, token ids written as text, and
+ * which tokenizer a model name means.
+ */
+#ifndef TOKD_UTIL_H
+#define TOKD_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tok.h"
+
+/* Monotonic seconds. */
+double tokd_now(void);
+
+/* Appends all of f to out (out->limit bounds it: TOK_ELIMIT); TOK_EIO on a read error. */
+tok_err tokd_read_stream(FILE *f, tok_buf *out);
+
+/* Writes n in decimal at p (no NUL); returns the number of characters (at most 10). */
+size_t tokd_format_u32(char *p, uint32_t n);
+
+/* Resident memory of this process in bytes (/proc/self/statm), 0 when unknown. */
+unsigned long long tokd_rss_bytes(void);
+
+/* Parses token ids written as text: decimal numbers separated by spaces, tabs, newlines
+ * or commas, optionally inside [ ]. Appends to *ids (grown with realloc; the caller frees),
+ * at most max_ids of them. Returns TOK_OK; TOK_EINVAL with *bad_pos at the offending byte
+ * (not a number, or 2^32 and above); TOK_ELIMIT past max_ids; TOK_ENOMEM. */
+tok_err tokd_parse_id_text(const char *s, size_t len, size_t max_ids, uint32_t **ids, size_t *n,
+                           size_t *bad_pos);
+
+/* The tokenizer name a model name means: an OpenAI model's encoding (tiktoken's rules),
+ * otherwise the name itself (the NAME of a --tokenizer). */
+const char *tokd_model_to_name(const char *model);
+
+#endif

@@ -1,0 +1,766 @@
+/*
+ * daemon.c — `tokd serve`: the HTTP side, on libmicrohttpd (epoll thread pool).
+ *
+ * A request goes through these steps, each with its limit decided as early as it can be:
+ *   1. the request line: a path with %00, control characters or invalid UTF-8 is marked
+ *      (URI log callback) and refused once the headers are in;
+ *   2. the headers (first call of the access handler): the route table gives the endpoint
+ *      (404, 405 with Allow); the framing is checked strictly — both Content-Length and
+ *      Transfer-Encoding, differing Content-Lengths, a transfer coding other than chunked,
+ *      HTTP/1.1 without Host are refused and the connection closed (RFC 9112 §6.3, as h2o
+ *      and HAProxy do); the content type (415) and the size (413) are checked; and the
+ *      request reserves its share of the memory budget — if it does not fit, 503 with
+ *      Retry-After before a byte of the body is read;
+ *   3. the body arrives (the connection watchdog enforces a minimum rate);
+ *   4. complete: GETs are answered here on the I/O thread; a POST takes an in-flight slot
+ *      (503 when none is free), is suspended and handed to the worker pool;
+ *   5. a worker parses and computes the answer and resumes the connection, which queues
+ *      it; large answers are fed to libmicrohttpd piece by piece so the watchdog sees a
+ *      slow reader;
+ *   6. completion returns the slot and the reservation and logs one line.
+ *
+ * Shutdown: SIGTERM or SIGINT turns /ready to 503 while still listening for
+ * --drain-delay seconds (so readiness probes see it), then stops accepting, lets
+ * in-flight requests finish (up to --drain-timeout), and exits 0.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <malloc.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "json.h"
+#include "log.h"
+#include "pool.h"
+#include "server.h"
+#include "util.h"
+#include "watchdog.h"
+
+/* A request's share of the memory budget: its body plus an upper bound of what working
+ * on it allocates per body byte (token ids, offsets, merge arrays of a long piece, the
+ * JSON answer; measured, see the README's memory model), plus a fixed allowance. */
+#define RESERVE_PER_BYTE 16
+#define RESERVE_BASE ((size_t)64 << 10)
+/* Bodies up to this size are "small" jobs for the pool's fairness. */
+#define SMALL_BODY ((size_t)64 << 10)
+/* Answers up to this size are handed to libmicrohttpd whole; larger ones piece by piece. */
+#define WHOLE_ANSWER ((size_t)64 << 10)
+/* Rate-limit grace before --min-rate applies, seconds. */
+#define RATE_GRACE 5.0
+
+static tokd_server S;
+static tokd_pool *POOL;
+static struct MHD_Daemon *DAEMON;
+static atomic_int CANCEL; /* drain timed out: queued jobs answer 503 */
+static atomic_ullong REQUEST_SEQ;
+static unsigned long long ID_PREFIX;
+
+typedef enum { BODY_JSON, BODY_TEXT, BODY_SNIFF } body_kind;
+typedef enum { ST_NEW, ST_BODY, ST_QUEUED, ST_DONE, ST_ANSWERED } req_state;
+
+typedef struct req_ctx {
+  tokd_job job; /* first: the pool's link (a tokd_job * is a req_ctx *) */
+  struct MHD_Connection *conn;
+  tokd_wd_conn *wd;
+  tokd_endpoint ep;
+  const char *method;
+  double started;
+  req_state state;
+  const char *uri_problem; /* why the request line is refused, or NULL */
+  body_kind kind;
+  tok_buf body;
+  size_t reserved;         /* bytes of the budget this request holds */
+  bool chunked, overflow, no_memory, counted;
+  size_t dropped;
+  tokd_query *query;       /* copied at the headers */
+  size_t n_query;
+  /* the answer */
+  unsigned status;
+  char *answer;            /* malloc'd; handed to libmicrohttpd */
+  size_t answer_len;
+  bool close;              /* Connection: close */
+  unsigned long long tokens;
+  char request_id[72];
+} req_ctx;
+
+static size_t reserve_for(size_t body_len)
+{
+  return RESERVE_BASE + body_len * (RESERVE_PER_BYTE + 1);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Answers
+ */
+typedef struct piecewise {
+  char *data;
+  size_t len;
+  tokd_wd_conn *wd;
+} piecewise;
+
+static ssize_t read_piece(void *cls, uint64_t pos, char *buf, size_t max)
+{
+  piecewise *p = cls;
+  if (pos >= p->len) return MHD_CONTENT_READER_END_OF_STREAM;
+  size_t n = p->len - pos < max ? p->len - (size_t)pos : max;
+  memcpy(buf, p->data + pos, n);
+  tokd_watchdog_progress(p->wd, n);
+  return (ssize_t)n;
+}
+
+static void free_piecewise(void *cls)
+{
+  piecewise *p = cls;
+  free(p->data);
+  free(p);
+}
+
+/* Queues ctx's answer (ctx->answer, owned) with its status. */
+static enum MHD_Result queue_answer(req_ctx *ctx, const char *content_type)
+{
+  struct MHD_Response *resp = NULL;
+  size_t len = ctx->answer_len;
+  if (len > WHOLE_ANSWER) {
+    piecewise *p = malloc(sizeof *p);
+    if (p) {
+      *p = (piecewise){ctx->answer, len, ctx->wd};
+      resp = MHD_create_response_from_callback(len, 64 << 10, read_piece, p, free_piecewise);
+      if (!resp) free(p);
+      else ctx->answer = NULL;
+    }
+  } else {
+    resp = MHD_create_response_from_buffer(len, ctx->answer, MHD_RESPMEM_MUST_FREE);
+    if (resp) ctx->answer = NULL;
+  }
+  if (!resp) return MHD_NO;
+  tokd_watchdog_phase(ctx->wd, WD_RESPONSE);
+  /* a whole answer goes to the socket buffer at once: count it as taken */
+  if (len <= WHOLE_ANSWER) tokd_watchdog_progress(ctx->wd, len);
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+  MHD_add_response_header(resp, "X-Request-Id", ctx->request_id);
+  if (ctx->status == 405)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+                            TOKD_ROUTES[ctx->ep].method == TOKD_POST ? "POST" : "GET, HEAD");
+  if (ctx->status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+  if (ctx->close || atomic_load(&S.draining))
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+  enum MHD_Result r = MHD_queue_response(ctx->conn, ctx->status, resp);
+  MHD_destroy_response(resp);
+  ctx->state = ST_ANSWERED;
+  return r;
+}
+
+/* Writes e as the answer (falling back to a constant when out of memory). */
+static void set_error(req_ctx *ctx, const tokd_http_error *e)
+{
+  static const char fallback[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"overloaded_error\","
+                                 "\"param\":null,\"code\":\"out_of_memory\"}}\n";
+  tok_buf out = {.limit = 1 << 16};
+  free(ctx->answer);
+  if (tokd_json_error(&out, e) == TOK_OK) {
+    ctx->status = e->status;
+    ctx->answer = out.data;
+    ctx->answer_len = out.len;
+  } else {
+    tok_buf_free(&out);
+    ctx->status = 503;
+    ctx->answer = strdup(fallback);
+    ctx->answer_len = ctx->answer ? sizeof fallback - 1 : 0;
+  }
+}
+
+static enum MHD_Result answer_error(req_ctx *ctx, const tokd_http_error *e, bool close)
+{
+  set_error(ctx, e);
+  ctx->close = ctx->close || close;
+  return ctx->answer ? queue_answer(ctx, "application/json") : MHD_NO;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The request line and the headers
+ */
+static int hexval(char c)
+{
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Why a raw request target is refused, or NULL: a percent-encoded NUL (libmicrohttpd
+ * would cut the path or value there), control characters, or bytes that do not decode
+ * to UTF-8. */
+static const char *uri_problem(const char *uri)
+{
+  size_t n = strlen(uri);
+  char *decoded = malloc(n + 1);
+  const char *why = NULL;
+  if (!decoded) return NULL;
+  size_t o = 0;
+  for (size_t i = 0; i < n && !why; i++) {
+    unsigned char c = (unsigned char)uri[i];
+    if (c < 0x20 || c == 0x7F) why = "a control character in the request target";
+    else if (c == '%' && i + 2 < n + 1 && hexval(uri[i + 1]) >= 0 && hexval(uri[i + 2]) >= 0) {
+      char d = (char)(hexval(uri[i + 1]) << 4 | hexval(uri[i + 2]));
+      if (d == 0) why = "%00 in the request target";
+      decoded[o++] = d;
+      i += 2;
+    } else {
+      decoded[o++] = (char)c;
+    }
+  }
+  if (!why && !tok_utf8_valid(decoded, o, NULL)) why = "the request target is not UTF-8 once decoded";
+  free(decoded);
+  return why;
+}
+
+/* The URI log callback runs once per request, when its request line is in: the request
+ * context starts here. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+  (void)cls;
+  req_ctx *ctx = calloc(1, sizeof *ctx);
+  if (!ctx) return NULL;
+  ctx->conn = conn;
+  ctx->started = tokd_now();
+  atomic_fetch_add(&S.active, 1);
+  ctx->uri_problem = uri_problem(uri);
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  ctx->wd = ci ? ci->socket_context : NULL;
+  tokd_watchdog_phase(ctx->wd, WD_HEADERS);
+  return ctx;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+  (void)cls;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    *socket_context = ci ? tokd_watchdog_add(ci->connect_fd) : NULL;
+  } else {
+    tokd_watchdog_remove(*socket_context);
+    *socket_context = NULL;
+  }
+}
+
+typedef struct framing {
+  unsigned content_lengths, transfer_encodings;
+  bool lengths_differ, length_bad, host;
+  unsigned long long length;
+  const char *first_length, *te, *request_id;
+} framing;
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+  (void)kind;
+  framing *f = cls;
+  if (!value) value = "";
+  if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+    if (f->content_lengths++ && strcmp(value, f->first_length) != 0) f->lengths_differ = true;
+    if (!f->first_length) f->first_length = value;
+    /* digits only, at most 18 of them: anything else is malformed (no sign, no overflow) */
+    size_t n = strlen(value);
+    bool ok = n > 0 && n <= 18;
+    unsigned long long v = 0;
+    for (size_t i = 0; ok && i < n; i++) {
+      ok = value[i] >= '0' && value[i] <= '9';
+      v = v * 10 + (unsigned long long)(value[i] - '0');
+    }
+    if (!ok) f->length_bad = true;
+    else f->length = v;
+  } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+    f->transfer_encodings++;
+    f->te = value;
+  } else if (!strcasecmp(key, MHD_HTTP_HEADER_HOST)) {
+    f->host = true;
+  } else if (!strcasecmp(key, "X-Request-Id")) {
+    f->request_id = value;
+  }
+  return MHD_YES;
+}
+
+static enum MHD_Result copy_query(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+  (void)kind;
+  req_ctx *ctx = cls;
+  if (ctx->n_query >= 64) return MHD_NO;
+  tokd_query *grown = realloc(ctx->query, (ctx->n_query + 1) * sizeof *grown);
+  if (!grown) return MHD_NO;
+  ctx->query = grown;
+  size_t kl = strlen(key), vl = value ? strlen(value) : 0;
+  char *copy = malloc(kl + vl + 2);
+  if (!copy) return MHD_NO;
+  memcpy(copy, key, kl + 1);
+  memcpy(copy + kl + 1, value ? value : "", vl + 1);
+  ctx->query[ctx->n_query++] = (tokd_query){copy, copy + kl + 1};
+  return MHD_YES;
+}
+
+static void make_request_id(req_ctx *ctx, const char *given)
+{
+  size_t n = 0;
+  if (given) {
+    /* echo a client's id if it is printable and short; anything else is replaced */
+    for (; given[n] && n < 64; n++)
+      if (given[n] < 0x21 || given[n] > 0x7e || given[n] == '"' || given[n] == '\\') break;
+    if (given[n] == '\0' && n > 0) {
+      memcpy(ctx->request_id, given, n + 1);
+      return;
+    }
+  }
+  snprintf(ctx->request_id, sizeof ctx->request_id, "%012llx-%08llx", ID_PREFIX,
+           atomic_fetch_add_explicit(&REQUEST_SEQ, 1, memory_order_relaxed));
+}
+
+static bool content_type_kind(struct MHD_Connection *c, body_kind *kind, tokd_http_error *e)
+{
+  const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+  if (!ct || !*ct || !strncasecmp(ct, "application/x-www-form-urlencoded", 33) ||
+      !strncasecmp(ct, "application/octet-stream", 24)) {
+    *kind = BODY_SNIFF; /* curl --data-binary sends form-urlencoded: look at the body */
+    return true;
+  }
+  if (!strncasecmp(ct, "application/json", 16)) {
+    *kind = BODY_JSON;
+    return true;
+  }
+  if (!strncasecmp(ct, "text/plain", 10)) {
+    const char *cs = strcasestr(ct, "charset=");
+    if (cs && strncasecmp(cs + 8, "utf-8", 5) && strncasecmp(cs + 8, "\"utf-8\"", 7) &&
+        strncasecmp(cs + 8, "us-ascii", 8)) {
+      tokd_error_set(e, 415, "unsupported_charset", NULL, "text must be UTF-8 (got %.40s)", cs + 8);
+      return false;
+    }
+    *kind = BODY_TEXT;
+    return true;
+  }
+  tokd_error_set(e, 415, "unsupported_media_type", NULL,
+                 "Content-Type %.60s is not supported: send application/json or text/plain", ct);
+  return false;
+}
+
+/* The headers are in: route, framing, admission. */
+static enum MHD_Result begin(req_ctx *ctx, const char *url, const char *method, const char *version)
+{
+  tokd_http_error e;
+  static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
+  ctx->method = "OTHER"; /* logged as is, so only a known method name is kept */
+  for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+    if (!strcmp(method, methods[i])) ctx->method = methods[i];
+  framing f = {0};
+  MHD_get_connection_values(ctx->conn, MHD_HEADER_KIND, scan_header, &f);
+  make_request_id(ctx, f.request_id);
+  ctx->ep = tokd_route_find(url);
+  ctx->state = ST_BODY;
+
+  /* (a Content-Length that is not a number never gets here: libmicrohttpd answers it
+   * itself; see the README's known limits) */
+  const char *framing_error =
+      f.transfer_encodings && f.content_lengths ? "both Transfer-Encoding and Content-Length"
+      : f.lengths_differ                      ? "Content-Length given twice with different values"
+      : f.transfer_encodings > 1              ? "Transfer-Encoding given twice"
+      : !f.host && !strcmp(version, MHD_HTTP_VERSION_1_1) ? "an HTTP/1.1 request without Host"
+      : ctx->uri_problem;
+  if (framing_error) {
+    tokd_metrics_framing(S.metrics);
+    tokd_error_set(&e, 400, "bad_request", NULL, "refused: %s", framing_error);
+    return answer_error(ctx, &e, true);
+  }
+  if (f.transfer_encodings && strcasecmp(f.te, "chunked") != 0) {
+    tokd_metrics_framing(S.metrics);
+    tokd_error_set(&e, 501, "unsupported_transfer_encoding", NULL,
+                   "Transfer-Encoding \"%.40s\" is not supported; send Content-Length or chunked", f.te);
+    return answer_error(ctx, &e, true);
+  }
+  if (ctx->ep == EP_OTHER) {
+    tokd_error_set(&e, 404, "unknown_route", NULL, "no such endpoint: %.100s (try %s)", url, tokd_route_list());
+    return answer_error(ctx, &e, f.content_lengths || f.transfer_encodings);
+  }
+  const tokd_route *route = &TOKD_ROUTES[ctx->ep];
+  bool is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+  if (route->method == TOKD_POST ? strcmp(method, "POST") != 0 : !is_get) {
+    tokd_error_set(&e, 405, "method_not_allowed", NULL, "%s takes %s, not %.16s", route->path,
+                   route->method == TOKD_POST ? "POST" : "GET", method);
+    return answer_error(ctx, &e, f.content_lengths || f.transfer_encodings);
+  }
+  if (route->method == TOKD_GET) {
+    /* Answering in this first call would make libmicrohttpd close the connection (it
+     * cannot know yet that no body follows), so GETs are answered in the next call. */
+    return MHD_YES;
+  }
+  if (!content_type_kind(ctx->conn, &ctx->kind, &e)) return answer_error(ctx, &e, true);
+  ctx->chunked = f.transfer_encodings > 0;
+  if (!ctx->chunked && (f.length_bad || f.length > S.cfg.max_body_bytes)) {
+    tokd_error_set(&e, 413, "body_too_large", NULL,
+                   "request body of %.20s bytes exceeds the limit of %zu bytes (--max-body-bytes)",
+                   f.first_length, S.cfg.max_body_bytes);
+    return answer_error(ctx, &e, true);
+  }
+  /* the memory this request may use, reserved before its body is read; a chunked body
+   * reserves as it grows */
+  size_t want = reserve_for(ctx->chunked ? 0 : f.length);
+  if (want > S.budget.limit) {
+    tokd_error_set(&e, 413, "body_too_large", NULL,
+                   "a body of %llu bytes needs more memory than --max-memory allows one request", f.length);
+    return answer_error(ctx, &e, true);
+  }
+  if (!tokd_budget_take(&S.budget, want)) {
+    tokd_error_set(&e, 503, "overloaded", NULL,
+                   "the server's memory budget is spent by requests in progress; retry after a moment");
+    return answer_error(ctx, &e, true);
+  }
+  ctx->reserved = want;
+  MHD_get_connection_values(ctx->conn, MHD_GET_ARGUMENT_KIND, copy_query, ctx);
+  ctx->body.limit = S.cfg.max_body_bytes;
+  if (!ctx->chunked && f.length > 0 && tok_buf_reserve(&ctx->body, (size_t)f.length) != TOK_OK)
+    ctx->no_memory = true;
+  tokd_watchdog_phase(ctx->wd, WD_BODY);
+  return MHD_YES;
+}
+
+/* Part of the body arrived. */
+static enum MHD_Result body_data(req_ctx *ctx, const char *data, size_t n)
+{
+  tokd_watchdog_progress(ctx->wd, n);
+  if (ctx->state != ST_BODY) return MHD_YES; /* answered already: drop the rest */
+  if (ctx->overflow || ctx->no_memory) {
+    /* libmicrohttpd cannot answer before the body is complete, so the excess of a chunked
+     * body is read and dropped, up to another --max-body-bytes; past that the connection
+     * is cut, so a client cannot stream forever */
+    ctx->dropped += n;
+    return ctx->dropped > S.cfg.max_body_bytes ? MHD_NO : MHD_YES;
+  }
+  if (ctx->chunked && reserve_for(ctx->body.len + n) > ctx->reserved) {
+    /* grow the reservation in steps of 64 KiB of body */
+    size_t want = reserve_for(ctx->body.len + n + (64 << 10));
+    if (!tokd_budget_take(&S.budget, want - ctx->reserved)) {
+      ctx->no_memory = true;
+      return MHD_YES;
+    }
+    ctx->reserved = want;
+  }
+  tok_err rc = tok_buf_append(&ctx->body, data, n);
+  if (rc == TOK_ELIMIT) ctx->overflow = true;
+  else if (rc != TOK_OK) ctx->no_memory = true;
+  return MHD_YES;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Work: on a pool thread
+ */
+static void run_job(tokd_job *job, tokd_worker *w)
+{
+  req_ctx *ctx = (req_ctx *)job;
+  tokd_http_error e;
+  tokd_request req;
+  tokd_request_init(&req, ctx->ep);
+  /* the answer may use what the reservation holds beyond the body */
+  tok_buf out = {.limit = ctx->reserved - ctx->body.len};
+  bool ok;
+  if (atomic_load(&CANCEL) || !w) {
+    tokd_error_set(&e, 503, "overloaded", NULL, w ? "the server is shutting down" : "out of memory; retry later");
+    ok = false;
+  } else {
+    body_kind kind = ctx->kind;
+    if (kind == BODY_SNIFF) {
+      /* JSON when it starts with '{' (after whitespace and a byte order mark) */
+      size_t i = ctx->body.len >= 3 && !memcmp(ctx->body.data, "\xEF\xBB\xBF", 3) ? 3 : 0;
+      while (i < ctx->body.len && strchr(" \t\r\n", ctx->body.data[i])) i++;
+      kind = i < ctx->body.len && ctx->body.data[i] == '{' ? BODY_JSON : BODY_TEXT;
+    }
+    tokd_parse_limits lim = {S.cfg.max_batch, S.cfg.max_tokens};
+    ok = kind == BODY_JSON
+             ? tokd_request_parse_json(&req, ctx->body.data, ctx->body.len, &lim, &e)
+             : tokd_request_parse_text(&req, ctx->body.data, ctx->body.len, ctx->query, ctx->n_query, &lim, &e);
+    if (ok) ok = TOKD_HANDLERS[ctx->ep](&S, w, &req, &out, &ctx->tokens, &e);
+  }
+  tokd_request_free(&req);
+  if (ok) {
+    ctx->status = 200;
+    ctx->answer = out.data;
+    ctx->answer_len = out.len;
+  } else {
+    tok_buf_free(&out);
+    set_error(ctx, &e);
+  }
+  ctx->state = ST_DONE;
+  /* from here on ctx belongs to the I/O thread again */
+  MHD_resume_connection(ctx->conn);
+}
+
+/* The body is complete. */
+static enum MHD_Result complete(req_ctx *ctx)
+{
+  tokd_http_error e;
+  const tokd_route *route = &TOKD_ROUTES[ctx->ep];
+  if (route->method == TOKD_GET) {
+    tok_buf out = {.limit = 1 << 24};
+    bool ok = TOKD_HANDLERS[ctx->ep](&S, NULL, NULL, &out, &ctx->tokens, &e);
+    if (!ok) {
+      tok_buf_free(&out);
+      return answer_error(ctx, &e, false);
+    }
+    ctx->status = 200;
+    ctx->answer = out.data ? out.data : strdup("");
+    ctx->answer_len = out.len;
+    return queue_answer(ctx, ctx->ep == EP_METRICS ? "text/plain; version=0.0.4; charset=utf-8" : "application/json");
+  }
+  if (ctx->overflow) {
+    tokd_error_set(&e, 413, "body_too_large", NULL, "request body exceeds the limit of %zu bytes (--max-body-bytes)",
+                   S.cfg.max_body_bytes);
+    return answer_error(ctx, &e, false);
+  }
+  if (ctx->no_memory) {
+    tokd_error_set(&e, 503, "overloaded", NULL, "the server's memory budget is spent; retry after a moment");
+    return answer_error(ctx, &e, false);
+  }
+  /* an in-flight slot: taken by requests whose body is complete, so slow uploads cannot
+   * hold them */
+  if (atomic_fetch_add(&S.inflight, 1) >= S.cfg.max_inflight) {
+    atomic_fetch_sub(&S.inflight, 1);
+    tokd_error_set(&e, 503, "overloaded", NULL,
+                   "more than %u requests in flight; retry after a moment", S.cfg.max_inflight);
+    return answer_error(ctx, &e, false);
+  }
+  ctx->counted = true;
+  ctx->state = ST_QUEUED;
+  ctx->job.large = ctx->body.len > SMALL_BODY;
+  ctx->job.run = run_job;
+  tokd_watchdog_phase(ctx->wd, WD_WORK);
+  MHD_suspend_connection(ctx->conn);
+  tokd_pool_submit(POOL, &ctx->job);
+  return MHD_YES;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls)
+{
+  (void)cls;
+  req_ctx *ctx = *con_cls;
+  if (!ctx) return MHD_NO; /* out of memory at the request line */
+  if (ctx->state == ST_NEW) return begin(ctx, url, method, version);
+  if (*upload_data_size > 0) {
+    size_t n = *upload_data_size;
+    *upload_data_size = 0;
+    return body_data(ctx, upload_data, n);
+  }
+  (void)c;
+  switch (ctx->state) {
+  case ST_BODY: return complete(ctx);
+  case ST_DONE: return queue_answer(ctx, "application/json");
+  default: return MHD_YES; /* answered, or still with the pool */
+  }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+  (void)cls, (void)c;
+  req_ctx *ctx = *con_cls;
+  if (!ctx) return;
+  double seconds = tokd_now() - ctx->started;
+  unsigned status = ctx->status;
+  if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && ctx->state != ST_ANSWERED) status = 499; /* client went away */
+  tokd_metrics_record(S.metrics, ctx->ep, status, seconds, ctx->body.len, ctx->tokens);
+  tokd_log_level level = status >= 500 ? LOG_ERROR : status >= 400 ? LOG_WARN : LOG_INFO;
+  tokd_log(level, level,
+           "\"msg\":\"request\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%u,\"duration_ms\":%.3f,"
+           "\"bytes_in\":%zu,\"tokens\":%llu,\"request_id\":\"%s\"%s",
+           ctx->method ? ctx->method : "OTHER", ctx->ep == EP_OTHER ? "other" : TOKD_ROUTES[ctx->ep].path,
+           status, seconds * 1e3, ctx->body.len, ctx->tokens, ctx->request_id,
+           toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? ",\"error\":\"timeout\"" : "");
+  if (ctx->counted) atomic_fetch_sub(&S.inflight, 1);
+  atomic_fetch_sub(&S.active, 1);
+  if (ctx->reserved) tokd_budget_give(&S.budget, ctx->reserved);
+  tokd_watchdog_phase(ctx->wd, WD_IDLE);
+  for (size_t i = 0; i < ctx->n_query; i++) free((char *)ctx->query[i].key);
+  free(ctx->query);
+  free(ctx->answer);
+  tok_buf_free(&ctx->body);
+  free(ctx);
+  *con_cls = NULL;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Start-up and shutdown
+ */
+static unsigned raise_fd_limit(unsigned want)
+{
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return want;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  /* descriptors for the listener, the event loops, the log and the loaders */
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)want + 64)
+    return rl.rlim_cur > 128 ? (unsigned)rl.rlim_cur - 64 : 64;
+  return want;
+}
+
+static int start_daemon(unsigned io_threads)
+{
+  struct sockaddr_storage addr = {0};
+  /* epoll thread pool; a single thread uses poll(2) instead: measured with tokd-load, the
+   * single-threaded epoll mode of libmicrohttpd 0.9.75 stopped accepting a burst of 256 new
+   * connections (they sat in the accept queue until they timed out), poll did not */
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
+                   (io_threads > 1 ? MHD_USE_EPOLL : MHD_USE_POLL);
+  struct sockaddr_in *in4 = (struct sockaddr_in *)&addr;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
+  if (inet_pton(AF_INET, S.cfg.host, &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons((uint16_t)S.cfg.port);
+  } else if (inet_pton(AF_INET6, S.cfg.host, &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)S.cfg.port);
+    flags |= MHD_USE_IPv6;
+  } else {
+    fprintf(stderr, "tokd: --host %s is not an IPv4 or IPv6 address\n", S.cfg.host);
+    return 2;
+  }
+  unsigned max_conn = raise_fd_limit(S.cfg.max_connections);
+  if (max_conn < S.cfg.max_connections)
+    tokd_log(LOG_WARN, LOG_WARN, "\"msg\":\"file descriptor limit\",\"max_connections\":%u", max_conn);
+  DAEMON = MHD_start_daemon(
+      flags, (uint16_t)S.cfg.port, NULL, NULL, on_access, NULL,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+      MHD_OPTION_THREAD_POOL_SIZE, io_threads > 1 ? io_threads : 0u,
+      MHD_OPTION_CONNECTION_LIMIT, max_conn,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)S.cfg.conn_timeout_s,
+      /* the request head, one read buffer and our small writes; bodies are buffered by us
+       * (and counted in the budget), not here */
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+      MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+      MHD_OPTION_END);
+  if (!DAEMON) {
+    fprintf(stderr, "tokd: cannot listen on %s:%u: %s\n", S.cfg.host, S.cfg.port, strerror(errno));
+    return 1;
+  }
+  return 0;
+}
+
+static void sleep_seconds(double s)
+{
+  struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+  nanosleep(&t, NULL);
+}
+
+int tokd_serve_main(int argc, char **argv)
+{
+  bool exit_now;
+  int rc = tokd_config_parse(argc, argv, &S.cfg, &exit_now);
+  if (rc || exit_now) return rc;
+  tokd_log_set_level(S.cfg.log_level);
+
+  /* Signals are taken synchronously by the main thread (sigwait); every other thread,
+   * including libmicrohttpd's, inherits this mask. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  /* A fixed mmap threshold stops glibc from raising it after the loader frees its large
+   * temporaries, which left later tables in the heap between freed holes: resident memory
+   * after start-up varied from 13.6 to 17.5 MB between runs without it. It also makes
+   * large request buffers (bodies, answers) mmap'd, so freeing one gives it back. */
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  double t0 = tokd_now();
+  tok_error err;
+  tok_load_opts lo = {.vocab_dir = S.cfg.vocab_dir, .encodings = S.cfg.encodings,
+                      .tokenizers = S.cfg.tokenizers, .n_tokenizers = S.cfg.n_tokenizers};
+  if (tok_registry_load(&lo, &S.reg, &err) != TOK_OK) {
+    fprintf(stderr, "tokd: %s\n", err.detail);
+    return err.code == TOK_EUNKNOWN_ENCODING ? 2 : 1;
+  }
+  /* Loading leaves megabytes of freed temporaries in the heap; a sidecar is judged by its
+   * resident memory, so hand them back now (measured: 12.6 -> 8.2 MB for cl100k+o200k). */
+  malloc_trim(0);
+  double load_ms = (tokd_now() - t0) * 1e3;
+  const char *def = S.cfg.default_encoding ? S.cfg.default_encoding
+                    : S.cfg.n_tokenizers   ? S.cfg.tokenizers[0].name
+                                           : "cl100k_base";
+  S.default_enc = tok_registry_find(S.reg, def, strlen(def));
+  if (!S.default_enc && S.cfg.default_encoding) {
+    fprintf(stderr, "tokd: --default-encoding %s is not loaded\n", def);
+    tok_registry_free(S.reg);
+    return 2;
+  }
+  if (!S.default_enc) S.default_enc = tok_registry_at(S.reg, 0);
+  S.limits = (tok_limits){.max_tokens_out = S.cfg.max_tokens};
+  S.n_workers = S.cfg.threads;
+  tokd_budget_init(&S.budget, S.cfg.max_memory);
+  ID_PREFIX = ((unsigned long long)time(NULL) << 16 ^ (unsigned long long)getpid()) & 0xffffffffffffull;
+  if (!(S.metrics = tokd_metrics_new(S.cfg.threads + 4)) || tokd_encodings_json(&S, &S.encodings_json) != TOK_OK) {
+    fprintf(stderr, "tokd: out of memory\n");
+    return 1;
+  }
+  tokd_watchdog_cfg wc = {.header_timeout = S.cfg.header_timeout_s, .idle_timeout = S.cfg.conn_timeout_s,
+                          .min_rate = (double)S.cfg.min_rate, .grace = RATE_GRACE, .metrics = S.metrics};
+  if (!(POOL = tokd_pool_start(&S, S.n_workers)) || !tokd_watchdog_start(&wc)) {
+    fprintf(stderr, "tokd: cannot start worker threads\n");
+    return 1;
+  }
+  unsigned io_threads = S.cfg.threads > 1 ? (S.cfg.threads < 4 ? S.cfg.threads : 4) : 1;
+  if ((rc = start_daemon(io_threads)) != 0) return rc;
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(DAEMON, MHD_DAEMON_INFO_BIND_PORT);
+  unsigned port = info ? info->port : S.cfg.port;
+  atomic_store(&S.ready, 1);
+  char names[512] = "";
+  for (size_t i = 0; i < tok_registry_count(S.reg); i++) {
+    size_t n = strlen(names);
+    snprintf(names + n, sizeof names - n, "%s\"%s\"", i ? "," : "",
+             tok_encoding_get_info(tok_registry_at(S.reg, i))->name);
+  }
+  /* lifecycle lines show unless logs are off: operators and tests read them */
+  tokd_log(LOG_ERROR, LOG_INFO,
+           "\"msg\":\"listening\",\"host\":\"%s\",\"port\":%u,\"threads\":%u,\"io_threads\":%u,"
+           "\"encodings\":[%s],\"default_encoding\":\"%s\",\"load_ms\":%.1f,\"rss_bytes\":%llu,"
+           "\"max_memory\":%zu,\"version\":\"%s\"",
+           S.cfg.host, port, S.cfg.threads, io_threads, names,
+           tok_encoding_get_info(S.default_enc)->name, load_ms, tokd_rss_bytes(), S.cfg.max_memory,
+           TOKD_VERSION);
+
+  int sig = 0;
+  while (sigwait(&sigs, &sig) != 0) {
+  }
+  /* drain: not ready (still listening, so probes see it), then no new connections, then
+   * let in-flight requests finish */
+  atomic_store(&S.draining, 1);
+  tokd_log(LOG_ERROR, LOG_INFO, "\"msg\":\"draining\",\"signal\":\"%s\",\"inflight\":%u,\"drain_delay_s\":%u",
+           sig == SIGTERM ? "SIGTERM" : "SIGINT", atomic_load(&S.active), S.cfg.drain_delay_s);
+  sleep_seconds(S.cfg.drain_delay_s);
+  MHD_socket listen_fd = MHD_quiesce_daemon(DAEMON);
+  if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
+  double deadline = tokd_now() + S.cfg.drain_timeout_s;
+  while (atomic_load(&S.active) > 0 && tokd_now() < deadline) sleep_seconds(0.005);
+  unsigned left = atomic_load(&S.active);
+  /* past the deadline, queued jobs answer 503 at once; running ones finish (their work is
+   * bounded), and no connection may stay suspended when the daemon stops */
+  atomic_store(&CANCEL, 1);
+  while (atomic_load(&S.inflight) > 0) sleep_seconds(0.005);
+  MHD_stop_daemon(DAEMON);
+  tokd_pool_stop(POOL);
+  tokd_watchdog_stop();
+  tokd_log(LOG_ERROR, LOG_INFO, "\"msg\":\"stopped\",\"unfinished\":%u", left);
+  tokd_metrics_free(S.metrics);
+  tok_buf_free(&S.encodings_json);
+  tok_registry_free(S.reg);
+  tokd_sources_free(S.cfg.tokenizers, S.cfg.n_tokenizers);
+  return 0;
+}

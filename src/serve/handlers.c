@@ -1,0 +1,460 @@
+/*
+ * handlers.c — one function per endpoint of the route table (routes.h): a parsed request
+ * in, a JSON answer (or an error) out. No HTTP here: the daemon (daemon.c) owns
+ * connections, bodies and limits; the core (tok.h) does the tokenizing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "server.h"
+#include "util.h"
+
+const tokd_handler TOKD_HANDLERS[EP__COUNT] = {
+#define X(id, label, path, alias, method, handler, fields, lenient) handler,
+    TOKD_ENDPOINTS(X)
+#undef X
+    NULL,
+};
+
+tokd_worker *tokd_worker_new(const tokd_server *srv)
+{
+  tokd_worker *w = calloc(1, sizeof *w);
+  if (!w) return NULL;
+  if (!(w->scratch = tok_scratch_new(&srv->limits))) {
+    free(w);
+    return NULL;
+  }
+  return w;
+}
+
+void tokd_worker_free(tokd_worker *w)
+{
+  if (!w) return;
+  tok_scratch_free(w->scratch);
+  tok_buf_free(&w->bytes);
+  tok_buf_free(&w->text);
+  free(w);
+}
+
+void tokd_worker_trim(tokd_worker *w, size_t keep_bytes)
+{
+  if (w->bytes.cap > keep_bytes) tok_buf_free(&w->bytes);
+  if (w->text.cap > keep_bytes) tok_buf_free(&w->text);
+  tok_scratch_trim(w->scratch, keep_bytes);
+}
+
+/* HTTP status of each core error, from the table in tok.h */
+static const unsigned CORE_STATUS[] = {
+#define X(e, name, msg, status) status,
+    TOK_ERROR_TABLE(X)
+#undef X
+};
+
+/* Maps a core error to a response. `what` names the input ("text", "text[3]"). */
+static void core_error(tokd_http_error *e, const tok_error *te, const char *what)
+{
+  unsigned status = (unsigned)te->code < TOK_ERR__COUNT ? CORE_STATUS[te->code] : 500;
+  if (te->code == TOK_ENOMEM)
+    tokd_error_set(e, 503, "out_of_memory", NULL, "out of memory; retry later");
+  else
+    tokd_error_set(e, status, tok_err_name(te->code), what, "%s: %s", what, te->detail);
+}
+
+/* The output buffer passed its cap: the request asked for more than its share. */
+static bool too_large(tokd_http_error *e)
+{
+  tokd_error_set(e, 413, "response_too_large", NULL,
+                 "the response would exceed this request's share of the server's memory "
+                 "(--max-memory); ask for less at a time");
+  return false;
+}
+
+/* Which tokenizer: "encoding" names one, "model" an OpenAI model (its encoding) or a
+ * loaded tokenizer; both must agree; neither means the default. vLLM's endpoints fall back
+ * to the default for a model they do not know (it is the LLM's name). */
+static bool resolve_encoding(const tokd_server *srv, const tokd_request *req, const tok_encoding **out,
+                             tokd_http_error *e)
+{
+  bool vllm = TOKD_ROUTES[req->ep].lenient;
+  const tok_encoding *by_name = NULL, *by_model = NULL;
+  if (req->encoding) {
+    by_name = tok_registry_find(srv->reg, req->encoding, strlen(req->encoding));
+    if (!by_name) {
+      tokd_error_set(e, 404, "unknown_encoding", "encoding",
+                     "encoding \"%.64s\" is not loaded; GET /encodings lists those that are",
+                     req->encoding);
+      return false;
+    }
+  }
+  if (req->model) {
+    const char *name = tokd_model_to_name(req->model);
+    by_model = tok_registry_find(srv->reg, name, strlen(name));
+    if (!by_model && !vllm) {
+      tokd_error_set(e, 404, "unknown_model", "model",
+                     "no loaded tokenizer for model \"%.64s\"; name an \"encoding\" instead",
+                     req->model);
+      return false;
+    }
+  }
+  if (by_name && by_model && by_name != by_model) {
+    tokd_error_set(e, 400, "conflicting_fields", "model",
+                   "model \"%.64s\" uses %s, but \"encoding\" says %s", req->model,
+                   tok_encoding_get_info(by_model)->name, tok_encoding_get_info(by_name)->name);
+    return false;
+  }
+  *out = by_name ? by_name : by_model ? by_model : srv->default_enc;
+  return true;
+}
+
+static bool special_set(const tokd_request *req, const tok_encoding *enc, bool all,
+                        tok_special_set *set, const tok_special_set **out, tokd_http_error *e)
+{
+  *out = NULL; /* the encoding's default */
+  if (all || req->allowed_kind == SPECIAL_ALL) {
+    tok_special_set_all(enc, set);
+    *out = set;
+  } else if (req->allowed_kind == SPECIAL_NONE) {
+    tok_special_set_none(enc, set);
+    *out = set;
+  } else if (req->allowed_kind == SPECIAL_LIST) {
+    tok_special_set_none(enc, set);
+    for (size_t i = 0; i < req->n_allowed; i++) {
+      tok_error te;
+      if (tok_special_set_add(enc, set, req->allowed[i].s, req->allowed[i].len, &te) != TOK_OK) {
+        tokd_error_set(e, 400, "unknown_special_token", "allowed_special", "%s", te.detail);
+        return false;
+      }
+    }
+    *out = set;
+  }
+  return true;
+}
+
+#define TRY(expr)                                                                             \
+  do {                                                                                        \
+    if ((expr) != TOK_OK) return too_large(e);                                                \
+  } while (0)
+
+/* POST /encode, /count, /tokenize */
+bool tokd_handle_encode(const tokd_server *srv, tokd_worker *w, const tokd_request *req,
+                        tok_buf *out, unsigned long long *tokens, tokd_http_error *e)
+{
+  const tok_encoding *enc;
+  tok_special_set set;
+  tokd_endpoint ep = req->ep;
+  tok_encode_opts opts = {.check_disallowed = req->check_disallowed,
+                          .want_offsets = req->offsets,
+                          .add_special_tokens = req->add_special_tokens};
+  if (!resolve_encoding(srv, req, &enc, e)) return false;
+  if (!special_set(req, enc, ep == EP_TOKENIZE, &set, &opts.allowed_special, e)) return false;
+  /* a limit stops counting early; stop_after 0 means "no limit", so limit 0 counts all */
+  if (ep == EP_COUNT && req->limit > 0) opts.stop_after = (size_t)req->limit;
+  const char *name = tok_encoding_get_info(enc)->name;
+  const char *field = ep == EP_TOKENIZE ? "prompt" : "text";
+  unsigned long long total = 0;
+
+  if (ep == EP_TOKENIZE) {
+    TRY(tokd_json_lit(out, "{"));
+  } else {
+    TRY(tokd_json_lit(out, "{\"encoding\":"));
+    TRY(tokd_json_string(out, name, strlen(name)));
+    TRY(tokd_json_lit(out, req->batch ? ",\"results\":[" : ","));
+  }
+  for (size_t i = 0; i < req->n_texts; i++) {
+    char what[48];
+    if (req->batch) snprintf(what, sizeof what, "%s[%zu]", field, i);
+    else snprintf(what, sizeof what, "%s", field);
+    tok_error te;
+    if (i) TRY(tokd_json_lit(out, ","));
+    if (req->batch) TRY(tokd_json_lit(out, "{"));
+    if (ep == EP_COUNT) {
+      size_t n;
+      bool stopped = false;
+      if (tok_count(enc, w->scratch, req->texts[i].s, req->texts[i].len, &opts, &n, &stopped, &te) != TOK_OK) {
+        core_error(e, &te, what);
+        return false;
+      }
+      total += n;
+      TRY(tokd_json_lit(out, "\"count\":"));
+      TRY(tokd_json_uint(out, n));
+      if (req->limit >= 0) {
+        TRY(tokd_json_lit(out, ",\"limit\":"));
+        TRY(tokd_json_uint(out, (unsigned long long)req->limit));
+        bool fits = !stopped && n <= (size_t)req->limit;
+        TRY(tokd_json_lit(out, fits ? ",\"fits\":true" : ",\"fits\":false"));
+        TRY(tokd_json_lit(out, stopped ? ",\"exact\":false" : ",\"exact\":true"));
+      }
+    } else {
+      tok_encode_result r;
+      if (tok_encode(enc, w->scratch, req->texts[i].s, req->texts[i].len, &opts, &r, &te) != TOK_OK) {
+        core_error(e, &te, what);
+        return false;
+      }
+      const uint32_t *ids = r.ids, *offs = r.offsets;
+      size_t n = r.len;
+      bool truncated = false;
+      if (req->max_tokens >= 0 && n > (size_t)req->max_tokens) {
+        truncated = true;
+        if (req->truncate_left) {
+          ids += n - (size_t)req->max_tokens;
+          if (offs) offs += 2 * (n - (size_t)req->max_tokens);
+        }
+        n = (size_t)req->max_tokens;
+      }
+      total += n;
+      TRY(tokd_json_lit(out, "\"count\":"));
+      TRY(tokd_json_uint(out, n));
+      if (ep == EP_TOKENIZE) {
+        TRY(tokd_json_lit(out, ",\"max_model_len\":"));
+        TRY(tokd_json_uint(out, srv->cfg.max_model_len));
+      }
+      if (req->max_tokens >= 0) {
+        TRY(tokd_json_lit(out, truncated ? ",\"truncated\":true" : ",\"truncated\":false"));
+        TRY(tokd_json_lit(out, ",\"total_count\":"));
+        TRY(tokd_json_uint(out, r.len));
+      }
+      TRY(tokd_json_lit(out, ",\"tokens\":"));
+      TRY(tokd_json_ids(out, ids, n));
+      if (req->token_strings) {
+        /* the tokens as Hugging Face spells them (byte-level: "\u0120world") */
+        TRY(tokd_json_lit(out, ep == EP_TOKENIZE ? ",\"token_strs\":[" : ",\"token_strings\":["));
+        for (size_t k = 0; k < n; k++) {
+          w->text.len = 0;
+          w->text.limit = out->limit;
+          TRY(tok_token_string(enc, ids[k], &w->text));
+          if (k) TRY(tokd_json_lit(out, ","));
+          TRY(tokd_json_string(out, w->text.data, w->text.len));
+        }
+        TRY(tokd_json_lit(out, "]"));
+      }
+      if (offs) {
+        /* [start, end) byte offsets of each token in the UTF-8 text */
+        TRY(tokd_json_lit(out, ",\"offset_unit\":\"utf8_byte\",\"offsets\":["));
+        for (size_t k = 0; k < n; k++) {
+          if (k) TRY(tokd_json_lit(out, ","));
+          TRY(tokd_json_ids(out, offs + 2 * k, 2));
+        }
+        TRY(tokd_json_lit(out, "]"));
+      }
+    }
+    if (req->batch) TRY(tokd_json_lit(out, "}"));
+  }
+  if (req->batch) {
+    TRY(tokd_json_lit(out, "],\"total\":"));
+    TRY(tokd_json_uint(out, total));
+  }
+  TRY(tokd_json_lit(out, "}\n"));
+  *tokens = total;
+  return true;
+}
+
+/* POST /decode, /detokenize */
+bool tokd_handle_decode(const tokd_server *srv, tokd_worker *w, const tokd_request *req,
+                        tok_buf *out, unsigned long long *tokens, tokd_http_error *e)
+{
+  const tok_encoding *enc;
+  tokd_endpoint ep = req->ep;
+  if (!resolve_encoding(srv, req, &enc, e)) return false;
+  bool stream = req->stream || req->tail;
+  if (stream && req->batch) {
+    tokd_error_set(e, 400, "invalid_request", "tail", "streaming decode takes one list of ids, not a batch");
+    return false;
+  }
+  const char *name = tok_encoding_get_info(enc)->name;
+  if (ep == EP_DECODE) {
+    TRY(tokd_json_lit(out, "{\"encoding\":"));
+    TRY(tokd_json_string(out, name, strlen(name)));
+    TRY(tokd_json_lit(out, req->batch ? ",\"results\":[" : ","));
+  } else {
+    TRY(tokd_json_lit(out, "{"));
+  }
+  for (size_t li = 0; li < req->n_lists; li++) {
+    const uint32_t *ids = req->ids + req->list_start[li];
+    size_t n = req->list_start[li + 1] - req->list_start[li];
+    w->bytes.len = w->text.len = 0;
+    /* the decoded text is escaped into out, at most 6 bytes per byte: share out's cap */
+    w->bytes.limit = w->text.limit = out->limit / 2 + 1;
+    if (req->tail) {
+      size_t tl = strlen(req->tail);
+      if (tok_base64_decode(req->tail, tl, &w->bytes) != TOK_OK || w->bytes.len > 3) {
+        tokd_error_set(e, 400, "invalid_tail", "tail",
+                       "\"tail\" must be the base64 string a previous streaming call returned");
+        return false;
+      }
+    }
+    tok_error te;
+    tok_decode_opts dopts = {.skip_special_tokens = req->skip_special_tokens,
+                             .continuation = req->tail != NULL};
+    /* the exact bytes when they are asked for or streamed; else the decoder's text */
+    bool need_bytes = req->bytes_out || stream;
+    tok_err rc = need_bytes ? tok_decode_bytes(enc, w->scratch, ids, n, &dopts, &w->bytes, &te)
+                            : tok_decode_text(enc, w->scratch, ids, n, &dopts, &w->text, &te);
+    if (rc != TOK_OK) {
+      char param[48];
+      if (req->batch) snprintf(param, sizeof param, "tokens[%zu][%zu]", li, te.index);
+      else snprintf(param, sizeof param, "tokens[%zu]", te.index);
+      if (te.code == TOK_EUNKNOWN_TOKEN)
+        tokd_error_set(e, 400, "unknown_token", param, "%s: token id %u is not in %s", param,
+                       ids[te.index], name);
+      else if (te.code == TOK_ELIMIT)
+        return too_large(e);
+      else core_error(e, &te, param);
+      return false;
+    }
+    *tokens += n;
+    size_t complete = stream ? tok_utf8_complete_len(w->bytes.data, w->bytes.len) : w->bytes.len;
+    if (need_bytes) {
+      /* the text of exact bytes: Hugging Face decoders repair invalid UTF-8 their own way,
+       * so for them a non-streamed text comes from the decoder */
+      if (stream || tok_encoding_get_info(enc)->kind == TOK_KIND_TIKTOKEN)
+        TRY(tok_utf8_append_lossy(&w->text, w->bytes.data, complete));
+      else
+        TRY(tok_decode_text(enc, w->scratch, ids, n, &dopts, &w->text, &te));
+    }
+    if (li) TRY(tokd_json_lit(out, ","));
+    if (req->batch) TRY(tokd_json_lit(out, "{"));
+    TRY(tokd_json_lit(out, ep == EP_DETOKENIZE ? "\"prompt\":" : "\"text\":"));
+    TRY(tokd_json_string(out, w->text.data, w->text.len));
+    if (req->bytes_out) {
+      TRY(tokd_json_lit(out, ",\"bytes\":\""));
+      TRY(tok_base64_encode(w->bytes.data, w->bytes.len, out));
+      TRY(tokd_json_lit(out, "\""));
+    }
+    if (stream) {
+      TRY(tokd_json_lit(out, ",\"tail\":\""));
+      TRY(tok_base64_encode(w->bytes.data + complete, w->bytes.len - complete, out));
+      TRY(tokd_json_lit(out, "\""));
+    }
+    if (req->batch) TRY(tokd_json_lit(out, "}"));
+  }
+  TRY(tokd_json_lit(out, req->batch ? "]}\n" : "}\n"));
+  return true;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * GET endpoints (on the I/O thread)
+ */
+bool tokd_handle_encodings(const tokd_server *srv, tokd_worker *w, const tokd_request *req,
+                           tok_buf *out, unsigned long long *tokens, tokd_http_error *e)
+{
+  (void)w, (void)req, (void)tokens;
+  if (tok_buf_append(out, srv->encodings_json.data, srv->encodings_json.len) != TOK_OK) return too_large(e);
+  return true;
+}
+
+bool tokd_handle_health(const tokd_server *srv, tokd_worker *w, const tokd_request *req,
+                        tok_buf *out, unsigned long long *tokens, tokd_http_error *e)
+{
+  (void)srv, (void)w, (void)req, (void)tokens;
+  /* liveness: the I/O threads answer, so the process makes progress */
+  if (tokd_json_lit(out, "{\"status\":\"ok\"}\n") != TOK_OK) return too_large(e);
+  return true;
+}
+
+bool tokd_server_ready(const tokd_server *srv)
+{
+  return atomic_load(&srv->ready) && !atomic_load(&srv->draining) &&
+         atomic_load(&srv->inflight) < srv->cfg.max_inflight &&
+         tokd_budget_free(&srv->budget) >= (1u << 20);
+}
+
+bool tokd_handle_ready(const tokd_server *srv, tokd_worker *w, const tokd_request *req,
+                       tok_buf *out, unsigned long long *tokens, tokd_http_error *e)
+{
+  (void)w, (void)req, (void)tokens;
+  if (tokd_server_ready(srv)) {
+    if (tokd_json_lit(out, "{\"status\":\"ready\"}\n") != TOK_OK) return too_large(e);
+    return true;
+  }
+  const char *why = !atomic_load(&srv->ready)      ? "loading"
+                    : atomic_load(&srv->draining)  ? "draining"
+                    : atomic_load(&srv->inflight) >= srv->cfg.max_inflight ? "busy: every in-flight slot is taken"
+                                                   : "busy: the memory budget is spent";
+  tokd_error_set(e, 503, atomic_load(&srv->draining) ? "draining" : "overloaded", NULL, "not ready: %s", why);
+  return false;
+}
+
+bool tokd_handle_metrics(const tokd_server *srv, tokd_worker *w, const tokd_request *req,
+                         tok_buf *out, unsigned long long *tokens, tokd_http_error *e)
+{
+  (void)w, (void)req, (void)tokens;
+  tokd_metrics_gauges g = {
+      .ready = tokd_server_ready(srv),
+      .encodings = (unsigned)tok_registry_count(srv->reg),
+      .inflight = atomic_load(&srv->inflight),
+      .budget_bytes = srv->budget.limit,
+      .budget_used = atomic_load(&srv->budget.used),
+      .budget_peak = atomic_load(&srv->budget.peak),
+      .budget_rejected = atomic_load(&srv->budget.rejected),
+  };
+  if (tokd_metrics_render(srv->metrics, out, &g) != TOK_OK) return too_large(e);
+  return true;
+}
+
+tok_err tokd_encodings_json(const tokd_server *srv, tok_buf *out)
+{
+  tok_err rc;
+#define W(x) if ((rc = (x)) != TOK_OK) return rc
+  const char *def = tok_encoding_get_info(srv->default_enc)->name;
+  W(tokd_json_lit(out, "{\"default\":"));
+  W(tokd_json_string(out, def, strlen(def)));
+  W(tokd_json_lit(out, ",\"encodings\":["));
+  for (size_t i = 0; i < tok_registry_count(srv->reg); i++) {
+    const tok_encoding_info *info = tok_encoding_get_info(tok_registry_at(srv->reg, i));
+    if (i) W(tokd_json_lit(out, ","));
+    W(tokd_json_lit(out, "{\"name\":"));
+    W(tokd_json_string(out, info->name, strlen(info->name)));
+    W(tokd_json_lit(out, ",\"aliases\":["));
+    for (size_t a = 0; info->aliases[a]; a++) {
+      if (a) W(tokd_json_lit(out, ","));
+      W(tokd_json_string(out, info->aliases[a], strlen(info->aliases[a])));
+    }
+    W(tokd_json_lit(out, "],\"n_vocab\":"));
+    W(tokd_json_uint(out, info->n_vocab));
+    W(tokd_json_lit(out, ",\"n_ranks\":"));
+    W(tokd_json_uint(out, info->n_ranks));
+    W(tokd_json_lit(out, ",\"special_tokens\":{"));
+    for (size_t k = 0; k < info->n_special; k++) {
+      if (k) W(tokd_json_lit(out, ","));
+      W(tokd_json_string(out, info->special[k].text, info->special[k].text_len));
+      W(tokd_json_lit(out, ":"));
+      W(tokd_json_uint(out, info->special[k].id));
+    }
+    W(tokd_json_lit(out, "},\"n_added_tokens\":"));
+    W(tokd_json_uint(out, info->n_added));
+    bool tiktoken = info->kind == TOK_KIND_TIKTOKEN;
+    W(tokd_json_lit(out, tiktoken ? ",\"kind\":\"tiktoken\"" : ",\"kind\":\"huggingface\""));
+    W(tokd_json_lit(out, ",\"source\":"));
+    W(tokd_json_string(out, info->source, strlen(info->source)));
+    if (tiktoken) {
+      W(tokd_json_lit(out, ",\"pattern\":"));
+      W(tokd_json_string(out, info->pattern, strlen(info->pattern)));
+      W(tokd_json_lit(out, ",\"sha256\":"));
+      W(tokd_json_string(out, info->sha256, strlen(info->sha256)));
+    }
+    const char *names[] = {"normalizer", "pre_tokenizer", "model", "post_processor", "decoder"};
+    const char *values[] = {info->normalizer, info->pre_tokenizer, info->model, info->post_processor, info->decoder};
+    W(tokd_json_lit(out, ",\"components\":{"));
+    for (int c = 0; c < 5; c++) {
+      W(tokd_json_lit(out, c ? ",\"" : "\""));
+      W(tokd_json_lit(out, names[c]));
+      W(tokd_json_lit(out, "\":"));
+      W(tokd_json_string(out, values[c], strlen(values[c])));
+    }
+    W(tokd_json_lit(out, "}"));
+    if (info->bos_token) {
+      W(tokd_json_lit(out, ",\"bos_token\":"));
+      W(tokd_json_string(out, info->bos_token, strlen(info->bos_token)));
+    }
+    if (info->eos_token) {
+      W(tokd_json_lit(out, ",\"eos_token\":"));
+      W(tokd_json_string(out, info->eos_token, strlen(info->eos_token)));
+    }
+    W(tokd_json_lit(out, info->embedded ? ",\"embedded\":true}" : ",\"embedded\":false}"));
+  }
+  W(tokd_json_lit(out, "]}\n"));
+#undef W
+  return TOK_OK;
+}

@@ -1,0 +1,18 @@
+/*
+ * json.h — response writing (see json.c).
+ */
+#ifndef TOKD_JSON_H
+#define TOKD_JSON_H
+
+#include <stdint.h>
+
+#include "request.h"
+#include "tok.h"
+
+tok_err tokd_json_string(tok_buf *out, const char *s, size_t len); /* quoted, escaped */
+tok_err tokd_json_ids(tok_buf *out, const uint32_t *ids, size_t n);  /* [1,2,3] */
+tok_err tokd_json_uint(tok_buf *out, unsigned long long v);
+tok_err tokd_json_lit(tok_buf *out, const char *literal);
+tok_err tokd_json_error(tok_buf *out, const tokd_http_error *e);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * routes.c — the tables generated from routes.h, and route lookup.
+ */
+#include "routes.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+const tokd_route TOKD_ROUTES[EP__COUNT] = {
+#define X(id, label, path, alias, method, handler, fields, lenient) {label, path, alias, method, fields, lenient},
+    TOKD_ENDPOINTS(X)
+#undef X
+    {"other", NULL, NULL, TOKD_GET, 0, false},
+};
+
+const char *const TOKD_FIELD_NAMES[TOKD_F__COUNT] = {
+#define X(id, name) name,
+    TOKD_FIELDS(X)
+#undef X
+};
+
+tokd_endpoint tokd_route_find(const char *path)
+{
+  for (int i = 0; i < EP_OTHER; i++)
+    if (!strcmp(path, TOKD_ROUTES[i].path) || (TOKD_ROUTES[i].alias && !strcmp(path, TOKD_ROUTES[i].alias)))
+      return (tokd_endpoint)i;
+  return EP_OTHER;
+}
+
+const char *tokd_route_list(void)
+{
+  static char list[512];
+  if (list[0]) return list;
+  size_t o = 0;
+  for (int m = 0; m < 2; m++) {
+    o += (size_t)snprintf(list + o, sizeof list - o, "%s%s ", m ? " or " : "", m ? "GET" : "POST");
+    bool first = true;
+    for (int i = 0; i < EP_OTHER; i++)
+      if ((int)TOKD_ROUTES[i].method == (m ? TOKD_GET : TOKD_POST)) {
+        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", first ? "" : ", ", TOKD_ROUTES[i].path);
+        first = false;
+      }
+  }
+  return list;
+}

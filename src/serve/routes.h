@@ -1,0 +1,101 @@
+/*
+ * routes.h — the one table of the HTTP API. Routing, the 404 and 405 answers (with
+ * Allow), the fields each endpoint accepts, its metrics label, its handler and the usage
+ * text are all generated from it: adding an endpoint is a row here and a handler.
+ *
+ * TOKD_ENDPOINTS(X): X(ID, label, path, alias or NULL, method, handler, fields, lenient)
+ *   label   the metrics label (the path, which dashboards already know)
+ *   method  GET (answered on the I/O thread: cheap) or POST (a job for the worker pool)
+ *   fields  the request fields it takes (a mask of TOKD_FIELDS)
+ *   lenient unknown fields are ignored (vLLM's endpoints, whose clients send extra ones)
+ *           rather than refused (tokd's own: a typo should not be silently ignored)
+ */
+#ifndef TOKD_ROUTES_H
+#define TOKD_ROUTES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* TOKD_FIELDS(X): X(ID, "name") — every request field, JSON key and query parameter */
+#define TOKD_FIELDS(X)                                                                        \
+  X(TEXT, "text")                                                                             \
+  X(PROMPT, "prompt")                                                                         \
+  X(TOKENS, "tokens")                                                                         \
+  X(ENCODING, "encoding")                                                                     \
+  X(MODEL, "model")                                                                           \
+  X(ALLOWED_SPECIAL, "allowed_special")                                                       \
+  X(DISALLOWED_SPECIAL, "disallowed_special")                                                 \
+  X(ADD_SPECIAL_TOKENS, "add_special_tokens")                                                 \
+  X(SKIP_SPECIAL_TOKENS, "skip_special_tokens")                                               \
+  X(OFFSETS, "offsets")                                                                       \
+  X(TOKEN_STRINGS, "token_strings")                                                           \
+  X(RETURN_TOKEN_STRS, "return_token_strs")                                                   \
+  X(MAX_TOKENS, "max_tokens")                                                                 \
+  X(TRUNCATION_SIDE, "truncation_side")                                                       \
+  X(LIMIT, "limit")                                                                           \
+  X(BYTES, "bytes")                                                                           \
+  X(STREAM, "stream")                                                                         \
+  X(TAIL, "tail")                                                                             \
+  X(MESSAGES, "messages")
+
+typedef enum {
+#define X(id, name) TOKD_F_##id,
+  TOKD_FIELDS(X)
+#undef X
+  TOKD_F__COUNT
+} tokd_field;
+
+#define F(id) (1u << TOKD_F_##id)
+#define FIELDS_SELECT (F(ENCODING) | F(MODEL))
+#define FIELDS_SPECIAL (F(ALLOWED_SPECIAL) | F(DISALLOWED_SPECIAL) | F(ADD_SPECIAL_TOKENS))
+#define FIELDS_ENCODE                                                                         \
+  (F(TEXT) | FIELDS_SELECT | FIELDS_SPECIAL | F(OFFSETS) | F(TOKEN_STRINGS) | F(MAX_TOKENS) |  \
+   F(TRUNCATION_SIDE))
+#define FIELDS_COUNT (F(TEXT) | FIELDS_SELECT | FIELDS_SPECIAL | F(LIMIT))
+#define FIELDS_DECODE                                                                         \
+  (F(TOKENS) | FIELDS_SELECT | F(SKIP_SPECIAL_TOKENS) | F(BYTES) | F(STREAM) | F(TAIL))
+#define FIELDS_TOKENIZE (F(PROMPT) | F(MODEL) | F(ADD_SPECIAL_TOKENS) | F(RETURN_TOKEN_STRS) | F(MESSAGES))
+#define FIELDS_DETOKENIZE (F(TOKENS) | F(MODEL) | F(SKIP_SPECIAL_TOKENS))
+
+typedef enum { TOKD_GET, TOKD_POST } tokd_method;
+
+#define TOKD_ENDPOINTS(X)                                                                     \
+  X(ENCODE, "/encode", "/encode", "/v1/encode", TOKD_POST, tokd_handle_encode, FIELDS_ENCODE,   \
+    false)                                                                                    \
+  X(COUNT, "/count", "/count", "/v1/count", TOKD_POST, tokd_handle_encode, FIELDS_COUNT, false) \
+  X(DECODE, "/decode", "/decode", "/v1/decode", TOKD_POST, tokd_handle_decode, FIELDS_DECODE,   \
+    false)                                                                                    \
+  X(TOKENIZE, "/tokenize", "/tokenize", NULL, TOKD_POST, tokd_handle_encode, FIELDS_TOKENIZE,   \
+    true)                                                                                     \
+  X(DETOKENIZE, "/detokenize", "/detokenize", NULL, TOKD_POST, tokd_handle_decode,              \
+    FIELDS_DETOKENIZE, true)                                                                  \
+  X(ENCODINGS, "/encodings", "/encodings", NULL, TOKD_GET, tokd_handle_encodings, 0, false)     \
+  X(HEALTH, "/health", "/health", "/healthz", TOKD_GET, tokd_handle_health, 0, false)           \
+  X(READY, "/ready", "/ready", "/readyz", TOKD_GET, tokd_handle_ready, 0, false)                \
+  X(METRICS, "/metrics", "/metrics", NULL, TOKD_GET, tokd_handle_metrics, 0, false)
+
+typedef enum {
+#define X(id, label, path, alias, method, handler, fields, lenient) EP_##id,
+  TOKD_ENDPOINTS(X)
+#undef X
+  EP_OTHER, /* no such route: its own metrics label */
+  EP__COUNT
+} tokd_endpoint;
+
+typedef struct tokd_route {
+  const char *label, *path, *alias;
+  tokd_method method;
+  uint32_t fields;
+  bool lenient;
+} tokd_route;
+
+/* Indexed by tokd_endpoint; EP_OTHER has label "other" and no path. */
+extern const tokd_route TOKD_ROUTES[EP__COUNT];
+extern const char *const TOKD_FIELD_NAMES[TOKD_F__COUNT];
+
+/* The endpoint of a request path, or EP_OTHER. */
+tokd_endpoint tokd_route_find(const char *path);
+/* "POST /encode, /count, ... or GET /encodings, ..." for the 404 message. */
+const char *tokd_route_list(void);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * server.h — what the parts of `tokd serve` share: the server context (configuration,
+ * tokenizers, metrics, memory budget; immutable or atomic after start-up) and a worker's
+ * state, and the handlers the route table names.
+ *
+ * Threads: libmicrohttpd's I/O threads read requests and write responses and answer the
+ * cheap GET endpoints themselves; every POST becomes a job for the worker pool (pool.h),
+ * whose threads each own a tokd_worker (scratch memory), so a long request never holds up
+ * the I/O of others, and the request path takes no locks besides the job queue.
+ */
+#ifndef TOKD_SERVER_H
+#define TOKD_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "budget.h"
+#include "config.h"
+#include "metrics.h"
+#include "request.h"
+#include "tok.h"
+
+typedef struct tokd_server {
+  tokd_config cfg;
+  tok_registry *reg;
+  const tok_encoding *default_enc;
+  tokd_metrics *metrics;
+  tokd_budget budget;
+  tok_buf encodings_json; /* GET /encodings, built once at start-up */
+  tok_limits limits;
+  atomic_int ready;       /* tokenizers loaded and listening */
+  atomic_int draining;    /* SIGTERM seen */
+  atomic_uint inflight;   /* requests whose body is complete, queued or computing */
+  atomic_uint active;     /* requests begun and not yet completed (what a drain waits for) */
+  unsigned n_workers;
+} tokd_server;
+
+/* One worker thread's memory, reused request after request. */
+typedef struct tokd_worker {
+  tok_scratch *scratch;
+  tok_buf bytes; /* decode: exact bytes */
+  tok_buf text;  /* decode: text; encode: token strings */
+} tokd_worker;
+
+tokd_worker *tokd_worker_new(const tokd_server *srv);
+void tokd_worker_free(tokd_worker *w);
+/* Gives back buffers that grew past keep_bytes for one large request. */
+void tokd_worker_trim(tokd_worker *w, size_t keep_bytes);
+
+/* A handler writes its JSON answer into out (whose limit is the request's share of the
+ * memory budget) or fills e. POST handlers run on a worker (w is its state); GET handlers
+ * on an I/O thread (req and w NULL). *tokens counts what was produced or consumed. */
+typedef bool (*tokd_handler)(const tokd_server *srv, tokd_worker *w, const tokd_request *req,
+                             tok_buf *out, unsigned long long *tokens, tokd_http_error *e);
+
+#define X(id, label, path, alias, method, handler, fields, lenient)                        \
+  bool handler(const tokd_server *srv, tokd_worker *w, const tokd_request *req, tok_buf *out, \
+               unsigned long long *tokens, tokd_http_error *e);
+TOKD_ENDPOINTS(X)
+#undef X
+
+extern const tokd_handler TOKD_HANDLERS[EP__COUNT];
+
+/* Whether the server can take new work now: loaded, not draining, a free in-flight slot
+ * and room in the memory budget (what /ready answers). */
+bool tokd_server_ready(const tokd_server *srv);
+
+/* The /encodings document. */
+tok_err tokd_encodings_json(const tokd_server *srv, tok_buf *out);
+
+#endif

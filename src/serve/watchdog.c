@@ -1,0 +1,145 @@
+/*
+ * watchdog.c — see watchdog.h.
+ */
+#include "watchdog.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "util.h"
+
+struct tokd_wd_conn {
+  tokd_wd_conn *prev, *next;
+  int fd;
+  tokd_wd_phase phase;
+  double since;   /* when the phase began */
+  uint64_t bytes; /* moved in this phase */
+  bool dropped;
+};
+
+static struct {
+  pthread_mutex_t lock;
+  pthread_t thread;
+  bool running, stop;
+  tokd_watchdog_cfg cfg;
+  tokd_wd_conn *head;
+  unsigned count;
+} W = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+tokd_wd_conn *tokd_watchdog_add(int fd)
+{
+  tokd_wd_conn *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->fd = fd;
+  c->phase = WD_HEADERS;
+  c->since = tokd_now();
+  pthread_mutex_lock(&W.lock);
+  c->next = W.head;
+  if (W.head) W.head->prev = c;
+  W.head = c;
+  W.count++;
+  pthread_mutex_unlock(&W.lock);
+  return c;
+}
+
+void tokd_watchdog_remove(tokd_wd_conn *c)
+{
+  if (!c) return;
+  pthread_mutex_lock(&W.lock);
+  if (c->prev) c->prev->next = c->next;
+  else W.head = c->next;
+  if (c->next) c->next->prev = c->prev;
+  W.count--;
+  pthread_mutex_unlock(&W.lock);
+  free(c);
+}
+
+void tokd_watchdog_phase(tokd_wd_conn *c, tokd_wd_phase phase)
+{
+  if (!c) return;
+  pthread_mutex_lock(&W.lock);
+  c->phase = phase;
+  c->since = tokd_now();
+  c->bytes = 0;
+  pthread_mutex_unlock(&W.lock);
+}
+
+void tokd_watchdog_progress(tokd_wd_conn *c, uint64_t bytes)
+{
+  if (!c) return;
+  pthread_mutex_lock(&W.lock);
+  c->bytes += bytes;
+  pthread_mutex_unlock(&W.lock);
+}
+
+unsigned tokd_watchdog_count(void)
+{
+  pthread_mutex_lock(&W.lock);
+  unsigned n = W.count;
+  pthread_mutex_unlock(&W.lock);
+  return n;
+}
+
+/* Whether c is past its deadline at time now, and why. */
+static bool overdue(const tokd_wd_conn *c, double now, tokd_drop_reason *why)
+{
+  double elapsed = now - c->since;
+  switch (c->phase) {
+  case WD_HEADERS:
+    *why = DROP_HEADERS;
+    return elapsed > W.cfg.header_timeout;
+  case WD_IDLE:
+    *why = DROP_IDLE;
+    return elapsed > W.cfg.idle_timeout;
+  case WD_BODY:
+  case WD_RESPONSE:
+    *why = c->phase == WD_BODY ? DROP_BODY : DROP_RESPONSE;
+    return elapsed > W.cfg.grace && (double)c->bytes < (elapsed - W.cfg.grace) * W.cfg.min_rate;
+  default:
+    return false;
+  }
+}
+
+static void *watch(void *arg)
+{
+  (void)arg;
+  struct timespec tick = {0, 100 * 1000 * 1000};
+  pthread_mutex_lock(&W.lock);
+  while (!W.stop) {
+    pthread_mutex_unlock(&W.lock);
+    nanosleep(&tick, NULL);
+    pthread_mutex_lock(&W.lock);
+    double now = tokd_now();
+    for (tokd_wd_conn *c = W.head; c; c = c->next) {
+      tokd_drop_reason why;
+      if (c->dropped || !overdue(c, now, &why)) continue;
+      /* the socket stays open (libmicrohttpd closes it after it tells us, under this lock)
+       * so this cannot hit a reused descriptor */
+      shutdown(c->fd, SHUT_RDWR);
+      c->dropped = true;
+      if (W.cfg.metrics) tokd_metrics_drop(W.cfg.metrics, why);
+    }
+  }
+  pthread_mutex_unlock(&W.lock);
+  return NULL;
+}
+
+bool tokd_watchdog_start(const tokd_watchdog_cfg *cfg)
+{
+  W.cfg = *cfg;
+  W.stop = false;
+  W.running = pthread_create(&W.thread, NULL, watch, NULL) == 0;
+  return W.running;
+}
+
+void tokd_watchdog_stop(void)
+{
+  if (!W.running) return;
+  pthread_mutex_lock(&W.lock);
+  W.stop = true;
+  pthread_mutex_unlock(&W.lock);
+  pthread_join(W.thread, NULL);
+  W.running = false;
+}
