@@ -47,7 +47,7 @@ TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: all run test fetch-models unit-test cli-test http-test k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: all run test fetch-models unit-test cli-test http-test hardening-test k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd $(BUILD)/tokd-load
 
@@ -105,6 +105,10 @@ cli-test: $(BUILD)/tokd
 http-test: $(BUILD)/tokd $(BUILD)/tokd-load
 	python3 tests/http_test.py $(BUILD)/tokd
 
+# the server under attack: memory bounds, slow clients, framing, head-of-line blocking
+hardening-test: $(BUILD)/tokd
+	python3 tests/hardening_test.py $(BUILD)/tokd
+
 # Debian's python3, for python3-yaml
 k8s-test: $(BUILD)/tokd
 	/usr/bin/python3 tests/k8s_test.py $(BUILD)/tokd
@@ -136,7 +140,7 @@ fetch-models:
 	tools/deps.sh models
 	tests/tools/fetch_models.sh build/models
 
-test: deps-test unit-test cli-test http-test k8s-test fuzz-replay
+test: deps-test unit-test cli-test http-test hardening-test k8s-test fuzz-replay
 	@echo "make test: all suites passed ($(if $(SANITIZER),$(SANITIZER),no sanitizer))"
 
 vocab-check:

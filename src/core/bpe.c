@@ -11,16 +11,12 @@
  *
  *   - scan: arrays on the stack, a linear scan for the minimum after every merge. O(n^2)
  *     but tiny constants; used for pieces of up to TOK__LONG_PIECE parts, i.e. nearly all.
- *   - heap: a doubly linked list of parts plus a binary min-heap of (priority, position)
- *     candidates with lazy deletion; O(n log n). Used for long pieces (runs of one
- *     character, base64, whitespace; whole texts for models without a pre-tokenizer),
- *     where tiktoken's scan takes seconds.
- *
- * Why lazy deletion is exact: a candidate is keyed by the byte position where its left
- * part starts. The pair starting there only ever grows (its left part absorbs neighbours
- * on the right), so its bytes, and with them its priority, never repeat: a heap entry
- * whose priority differs from the pair's current one is stale and is skipped. Ordering
- * entries by (priority, position) reproduces "lowest first, leftmost among equals".
+ *   - heap: a doubly linked list of parts plus an indexed binary min-heap of the
+ *     positions that start a pair that merges, ordered by (priority, position); O(n log n).
+ *     Used for long pieces (runs of one character, base64, whitespace; whole texts for
+ *     models without a pre-tokenizer), where tiktoken's scan takes seconds. Ordering by
+ *     (priority, position) reproduces "lowest first, leftmost among equals". 25 bytes of
+ *     scratch per byte of the piece.
  *
  * Neither allocates: the heap variant uses arrays the caller sized in the scratch.
  */
@@ -47,9 +43,11 @@ tok_err tok__scratch_fit(tok_scratch *s, size_t piece_len)
   if (d) s->part_prev = d;
   uint8_t *f = realloc(s->part_fixed, (cap + 1) * sizeof *f);
   if (f) s->part_fixed = f;
-  uint64_t *h = realloc(s->heap, 3 * (cap + 1) * sizeof *h);
-  if (h) s->heap = h;
-  if (!a || !b || !c || !d || !f || !h) return TOK_ENOMEM;
+  uint32_t *h = realloc(s->heap_pos, (cap + 1) * sizeof *h);
+  if (h) s->heap_pos = h;
+  uint32_t *g = realloc(s->heap_slot, (cap + 1) * sizeof *g);
+  if (g) s->heap_slot = g;
+  if (!a || !b || !c || !d || !f || !h || !g) return TOK_ENOMEM;
   s->piece_cap = cap;
   return TOK_OK;
 }
@@ -181,34 +179,80 @@ static size_t merge_scan(const tok__model *m, tok_scratch *s, const uint8_t *p, 
 }
 
 /* ---------------------------------------------------------------------------------------
- * Heap merger: parts as a linked list over byte positions, candidates in a min-heap.
+ * Heap merger: parts as a linked list over byte positions; the pairs that can merge in an
+ * indexed binary min-heap of positions ordered by (priority, position), so that a pair
+ * whose priority changes is moved in place rather than pushed again. Memory: 4 bytes of
+ * heap and 4 of heap slot per position (a heap of stale entries would need up to 24).
  */
-static void heap_push(uint64_t *heap, size_t *len, uint64_t key)
+#define NOT_IN_HEAP UINT32_MAX
+
+typedef struct heap {
+  uint32_t *pos;   /* heap order: byte positions */
+  uint32_t *slot;  /* per position: its index in pos, or NOT_IN_HEAP */
+  const uint32_t *key; /* per position: the priority of the pair it starts */
+  size_t len;
+} heap;
+
+static inline bool heap_less(const heap *h, uint32_t a, uint32_t b)
 {
-  size_t i = (*len)++;
-  while (i > 0) {
-    size_t parent = (i - 1) / 2;
-    if (heap[parent] <= key) break;
-    heap[i] = heap[parent];
-    i = parent;
-  }
-  heap[i] = key;
+  return h->key[a] < h->key[b] || (h->key[a] == h->key[b] && a < b);
 }
 
-static uint64_t heap_pop(uint64_t *heap, size_t *len)
+static void heap_place(heap *h, size_t i, uint32_t p)
 {
-  uint64_t top = heap[0], last = heap[--(*len)];
-  size_t i = 0, n = *len;
+  h->pos[i] = p;
+  h->slot[p] = (uint32_t)i;
+}
+
+static void sift_up(heap *h, size_t i, uint32_t p)
+{
+  while (i > 0) {
+    size_t parent = (i - 1) / 2;
+    if (!heap_less(h, p, h->pos[parent])) break;
+    heap_place(h, i, h->pos[parent]);
+    i = parent;
+  }
+  heap_place(h, i, p);
+}
+
+static void sift_down(heap *h, size_t i, uint32_t p)
+{
   for (;;) {
     size_t child = 2 * i + 1;
-    if (child >= n) break;
-    if (child + 1 < n && heap[child + 1] < heap[child]) child++;
-    if (last <= heap[child]) break;
-    heap[i] = heap[child];
+    if (child >= h->len) break;
+    if (child + 1 < h->len && heap_less(h, h->pos[child + 1], h->pos[child])) child++;
+    if (!heap_less(h, h->pos[child], p)) break;
+    heap_place(h, i, h->pos[child]);
     i = child;
   }
-  if (n > 0) heap[i] = last;
-  return top;
+  heap_place(h, i, p);
+}
+
+static void heap_remove(heap *h, uint32_t p)
+{
+  size_t i = h->slot[p];
+  h->slot[p] = NOT_IN_HEAP;
+  uint32_t last = h->pos[--h->len];
+  if (i == h->len) return;
+  /* the last element takes p's place and moves whichever way it must */
+  if (i > 0 && heap_less(h, last, h->pos[(i - 1) / 2])) sift_up(h, i, last);
+  else sift_down(h, i, last);
+}
+
+/* After key[p] changed: insert, move, or remove (key NONE) p. */
+static void heap_update(heap *h, uint32_t p)
+{
+  if (h->key[p] == TOK__NONE) {
+    if (h->slot[p] != NOT_IN_HEAP) heap_remove(h, p);
+    return;
+  }
+  if (h->slot[p] == NOT_IN_HEAP) {
+    sift_up(h, h->len++, p);
+    return;
+  }
+  size_t i = h->slot[p];
+  if (i > 0 && heap_less(h, p, h->pos[(i - 1) / 2])) sift_up(h, i, p);
+  else sift_down(h, i, p);
 }
 
 /* Merges the parts set up by init_parts in place (part_next/part_id stay valid). */
@@ -216,46 +260,44 @@ static void merge_heap(const tok__model *m, tok_scratch *s, const uint8_t *p, si
 {
   uint32_t *next = s->part_next, *prev = s->part_prev, *id = s->part_id, *pair = s->part_pair;
   uint8_t *fixed = s->part_fixed;
-  uint64_t *heap = s->heap;
-  size_t heap_len = 0;
+  heap h = {s->heap_pos, s->heap_slot, pair, 0};
 
   uint32_t before = NO_PREV;
   for (uint32_t i = 0; i < n; i = next[i]) {
     prev[i] = before;
     before = i;
+    h.slot[i] = NOT_IN_HEAP;
     pair[i] = next[i] < n ? pair_prio(m, p, fixed, i, next[i], next[next[i]]) : TOK__NONE;
-    if (pair[i] != TOK__NONE) heap_push(heap, &heap_len, (uint64_t)pair[i] << 32 | i);
+    if (pair[i] != TOK__NONE) sift_up(&h, h.len++, i);
   }
-  s->stats.heap_ops += heap_len;
+  s->stats.heap_ops += h.len;
 
-  while (heap_len > 0) {
-    uint64_t top = heap_pop(heap, &heap_len);
+  while (h.len > 0) {
+    uint32_t i = h.pos[0];
+    uint32_t prio = pair[i];
+    heap_remove(&h, i);
     s->stats.heap_ops++;
-    uint32_t prio = (uint32_t)(top >> 32), i = (uint32_t)top;
-    if (prev[i] == DEAD || pair[i] != prio) continue; /* stale */
     s->stats.merge_steps++;
+    /* part i absorbs the part j after it */
     uint32_t j = next[i];
     id[i] = tok__merge_result(m, prio);
     next[i] = next[j];
     prev[j] = DEAD;
-    if (next[j] < n) prev[next[j]] = i;
-    pair[i] = TOK__NONE;
-    if (next[i] < n) {
-      pair[i] = pair_prio(m, p, fixed, i, next[i], next[next[i]]);
-      s->stats.rank_lookups++;
-      if (pair[i] != TOK__NONE) {
-        heap_push(heap, &heap_len, (uint64_t)pair[i] << 32 | i);
-        s->stats.heap_ops++;
-      }
+    if (h.slot[j] != NOT_IN_HEAP) {
+      heap_remove(&h, j);
+      s->stats.heap_ops++;
     }
+    if (next[j] < n) prev[next[j]] = i;
+    pair[i] = next[i] < n ? pair_prio(m, p, fixed, i, next[i], next[next[i]]) : TOK__NONE;
+    s->stats.rank_lookups++;
+    heap_update(&h, i);
+    s->stats.heap_ops++;
     if (prev[i] != NO_PREV) {
-      uint32_t h = prev[i];
-      pair[h] = pair_prio(m, p, fixed, h, i, next[i]);
+      uint32_t before_i = prev[i];
+      pair[before_i] = pair_prio(m, p, fixed, before_i, i, next[i]);
       s->stats.rank_lookups++;
-      if (pair[h] != TOK__NONE) {
-        heap_push(heap, &heap_len, (uint64_t)pair[h] << 32 | h);
-        s->stats.heap_ops++;
-      }
+      heap_update(&h, before_i);
+      s->stats.heap_ops++;
     }
   }
 }

@@ -45,10 +45,10 @@ static void text_buf_free(tok__text_buf *t)
 static void free_parts(tok_scratch *s)
 {
   free(s->part_id), free(s->part_pair), free(s->part_next), free(s->part_prev);
-  free(s->part_fixed), free(s->heap);
+  free(s->part_fixed), free(s->heap_pos), free(s->heap_slot);
   s->part_id = s->part_pair = s->part_next = s->part_prev = NULL;
   s->part_fixed = NULL;
-  s->heap = NULL;
+  s->heap_pos = s->heap_slot = NULL;
   s->piece_cap = 0;
 }
 
@@ -77,8 +77,8 @@ void tok_scratch_trim(tok_scratch *s, size_t keep_bytes)
     s->ids = s->offsets = NULL;
     s->ids_cap = 0;
   }
-  /* the part arrays: 4 of 4 bytes, 1 of 1 byte and the heap 3 of 8 bytes per piece byte */
-  if (s->piece_cap * 41 > keep_bytes) free_parts(s);
+  /* the part arrays: 6 of 4 bytes and 1 of 1 byte per piece byte */
+  if (s->piece_cap * 25 > keep_bytes) free_parts(s);
   for (int i = 0; i < 2; i++) {
     if (s->norm[i].cap * 9 > keep_bytes) text_buf_free(&s->norm[i]);
     if (s->dec[i].cap > keep_bytes) tok_buf_free(&s->dec[i]);

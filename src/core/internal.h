@@ -371,7 +371,8 @@ struct tok_scratch {
   uint32_t *part_next; /* piece_cap + 1: start of the next part */
   uint32_t *part_prev; /* piece_cap + 1: start of the previous part, or a marker */
   uint8_t *part_fixed; /* piece_cap + 1: parts that never merge (fallback, unknown) */
-  uint64_t *heap;      /* 3 * (piece_cap + 1): (priority << 32 | start) candidates */
+  uint32_t *heap_pos;  /* piece_cap + 1: the heap merger's heap of positions */
+  uint32_t *heap_slot; /* piece_cap + 1: each position's index in heap_pos */
   size_t piece_cap;
 
   tok__text_buf norm[2];                  /* normalizer output, double-buffered */

@@ -87,7 +87,7 @@ static tokd_config defaults(void)
     .host = "0.0.0.0",
     .port = 8080,
     .threads = cores > 0 ? (unsigned)cores : 1,
-    .max_body_bytes = 8u << 20,
+    .max_body_bytes = 4u << 20,
     .max_memory = (size_t)192 << 20,
     .max_tokens = 4u << 20,
     .max_batch = 1024,

@@ -46,11 +46,17 @@
 #include "util.h"
 #include "watchdog.h"
 
-/* A request's share of the memory budget: its body plus an upper bound of what working
- * on it allocates per body byte (token ids, offsets, merge arrays of a long piece, the
- * JSON answer; measured, see the README's memory model), plus a fixed allowance. */
-#define RESERVE_PER_BYTE 16
+/* A request's share of the memory budget: a fixed allowance plus a factor of its body
+ * that bounds everything working on it allocates — the body, token ids (and offsets), the
+ * merge arrays of a long piece (25 bytes per byte), the JSON answer. The factors are
+ * measured peaks (tests/hardening_test.py prints them): encode or count of a 4 MB run of
+ * one character 27x, encode with offsets of 4 MB of punctuation 47x, decode 5x. An encode
+ * reserves the plain factor at its headers and tops up to the rich one once its parsed
+ * options ask for offsets or token strings. */
 #define RESERVE_BASE ((size_t)64 << 10)
+#define FACTOR_ENCODE 28
+#define FACTOR_RICH 48
+#define FACTOR_DECODE 8
 /* Bodies up to this size are "small" jobs for the pool's fairness. */
 #define SMALL_BODY ((size_t)64 << 10)
 /* Answers up to this size are handed to libmicrohttpd whole; larger ones piece by piece. */
@@ -93,9 +99,12 @@ typedef struct req_ctx {
   char request_id[72];
 } req_ctx;
 
-static size_t reserve_for(size_t body_len)
+static size_t reserve_for(tokd_endpoint ep, size_t body_len, bool rich)
 {
-  return RESERVE_BASE + body_len * (RESERVE_PER_BYTE + 1);
+  size_t factor = ep == EP_DECODE || ep == EP_DETOKENIZE ? FACTOR_DECODE
+                  : rich && ep != EP_COUNT                ? FACTOR_RICH
+                                                          : FACTOR_ENCODE;
+  return RESERVE_BASE + body_len * factor;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -405,7 +414,7 @@ static enum MHD_Result begin(req_ctx *ctx, const char *url, const char *method, 
   }
   /* the memory this request may use, reserved before its body is read; a chunked body
    * reserves as it grows */
-  size_t want = reserve_for(ctx->chunked ? 0 : f.length);
+  size_t want = reserve_for(ctx->ep, ctx->chunked ? 0 : f.length, false);
   if (want > S.budget.limit) {
     tokd_error_set(&e, 413, "body_too_large", NULL,
                    "a body of %llu bytes needs more memory than --max-memory allows one request", f.length);
@@ -437,9 +446,9 @@ static enum MHD_Result body_data(req_ctx *ctx, const char *data, size_t n)
     ctx->dropped += n;
     return ctx->dropped > S.cfg.max_body_bytes ? MHD_NO : MHD_YES;
   }
-  if (ctx->chunked && reserve_for(ctx->body.len + n) > ctx->reserved) {
+  if (ctx->chunked && reserve_for(ctx->ep, ctx->body.len + n, false) > ctx->reserved) {
     /* grow the reservation in steps of 64 KiB of body */
-    size_t want = reserve_for(ctx->body.len + n + (64 << 10));
+    size_t want = reserve_for(ctx->ep, ctx->body.len + n + (64 << 10), false);
     if (!tokd_budget_take(&S.budget, want - ctx->reserved)) {
       ctx->no_memory = true;
       return MHD_YES;
@@ -479,6 +488,23 @@ static void run_job(tokd_job *job, tokd_worker *w)
     ok = kind == BODY_JSON
              ? tokd_request_parse_json(&req, ctx->body.data, ctx->body.len, &lim, &e)
              : tokd_request_parse_text(&req, ctx->body.data, ctx->body.len, ctx->query, ctx->n_query, &lim, &e);
+    if (ok && (req.offsets || req.token_strings)) {
+      /* a richer answer: top the reservation up */
+      size_t want = reserve_for(ctx->ep, ctx->body.len, true);
+      if (want > S.budget.limit) {
+        tokd_error_set(&e, 413, "body_too_large", NULL,
+                       "offsets or token strings for a body of %zu bytes need more memory than "
+                       "--max-memory allows one request", ctx->body.len);
+        ok = false;
+      } else if (want > ctx->reserved && !tokd_budget_take(&S.budget, want - ctx->reserved)) {
+        tokd_error_set(&e, 503, "overloaded",
+                       NULL, "the server's memory budget is spent by requests in progress; retry after a moment");
+        ok = false;
+      } else if (want > ctx->reserved) {
+        ctx->reserved = want;
+      }
+      out.limit = ctx->reserved - ctx->body.len;
+    }
     if (ok) ok = TOKD_HANDLERS[ctx->ep](&S, w, &req, &out, &ctx->tokens, &e);
   }
   tokd_request_free(&req);
@@ -490,7 +516,20 @@ static void run_job(tokd_job *job, tokd_worker *w)
     tok_buf_free(&out);
     set_error(ctx, &e);
   }
+  /* the body is spent; while the answer is sent the request holds only the answer */
+  size_t keep = RESERVE_BASE + ctx->answer_len;
+  if (ctx->reserved > keep) {
+    tokd_budget_give(&S.budget, ctx->reserved - keep);
+    ctx->reserved = keep;
+  }
+  free(ctx->body.data);
+  ctx->body.data = NULL;
+  ctx->body.cap = 0;
   ctx->state = ST_DONE;
+  /* the in-flight slot is free once the work is done: a client slow to read its answer
+   * holds only the answer's memory (and the watchdog limits how long) */
+  ctx->counted = false;
+  atomic_fetch_sub(&S.inflight, 1);
   /* from here on ctx belongs to the I/O thread again */
   MHD_resume_connection(ctx->conn);
 }
@@ -703,7 +742,8 @@ int tokd_serve_main(int argc, char **argv)
   }
   if (!S.default_enc) S.default_enc = tok_registry_at(S.reg, 0);
   S.limits = (tok_limits){.max_tokens_out = S.cfg.max_tokens};
-  S.n_workers = S.cfg.threads;
+  /* at least two workers: large jobs may take all but one, so small ones always find one */
+  S.n_workers = S.cfg.threads > 1 ? S.cfg.threads : 2;
   tokd_budget_init(&S.budget, S.cfg.max_memory);
   ID_PREFIX = ((unsigned long long)time(NULL) << 16 ^ (unsigned long long)getpid()) & 0xffffffffffffull;
   if (!(S.metrics = tokd_metrics_new(S.cfg.threads + 4)) || tokd_encodings_json(&S, &S.encodings_json) != TOK_OK) {
@@ -712,7 +752,8 @@ int tokd_serve_main(int argc, char **argv)
   }
   tokd_watchdog_cfg wc = {.header_timeout = S.cfg.header_timeout_s, .idle_timeout = S.cfg.conn_timeout_s,
                           .min_rate = (double)S.cfg.min_rate, .grace = RATE_GRACE, .metrics = S.metrics};
-  if (!(POOL = tokd_pool_start(&S, S.n_workers)) || !tokd_watchdog_start(&wc)) {
+  S.pool = POOL = tokd_pool_start(&S, S.n_workers);
+  if (!POOL || !tokd_watchdog_start(&wc)) {
     fprintf(stderr, "tokd: cannot start worker threads\n");
     return 1;
   }

@@ -8,8 +8,10 @@
 #include <string.h>
 
 #include "json.h"
+#include "pool.h"
 #include "server.h"
 #include "util.h"
+#include "watchdog.h"
 
 const tokd_handler TOKD_HANDLERS[EP__COUNT] = {
 #define X(id, label, path, alias, method, handler, fields, lenient) handler,
@@ -384,6 +386,8 @@ bool tokd_handle_metrics(const tokd_server *srv, tokd_worker *w, const tokd_requ
       .ready = tokd_server_ready(srv),
       .encodings = (unsigned)tok_registry_count(srv->reg),
       .inflight = atomic_load(&srv->inflight),
+      .queued = srv->pool ? tokd_pool_queued(srv->pool) : 0,
+      .connections = tokd_watchdog_count(),
       .budget_bytes = srv->budget.limit,
       .budget_used = atomic_load(&srv->budget.used),
       .budget_peak = atomic_load(&srv->budget.peak),

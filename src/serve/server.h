@@ -33,6 +33,7 @@ typedef struct tokd_server {
   atomic_uint inflight;   /* requests whose body is complete, queued or computing */
   atomic_uint active;     /* requests begun and not yet completed (what a drain waits for) */
   unsigned n_workers;
+  struct tokd_pool *pool; /* the workers (pool.h), for the queue length */
 } tokd_server;
 
 /* One worker thread's memory, reused request after request. */

@@ -1,0 +1,424 @@
+#!/usr/bin/env python3
+"""Hardening tests: the real `tokd serve` under the attacks and accidents that once broke
+it — memory exhaustion, slow clients, head-of-line blocking, HTTP framing tricks, sloppy
+numbers — each checked by what the server does, not by how long it takes. Every loop is
+bounded, every socket has a timeout, servers are killed on exit.
+
+Usage: tests/hardening_test.py build/tokd
+Prints the measured figures (memory per body byte, RSS under concurrent uploads) that the
+README's memory model quotes.
+"""
+import json
+import os
+import re
+import resource
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+TOKD = os.path.abspath(sys.argv[1])
+RESULTS = {"passed": 0, "failed": 0}
+SANITIZED = "build-" in TOKD  # sanitizer builds: memory figures are not the product's
+
+
+def check(name, cond, detail=""):
+    if cond:
+        RESULTS["passed"] += 1
+    else:
+        RESULTS["failed"] += 1
+        print(f"FAIL: {name} {detail}")
+
+
+def wait_for(cond, seconds=20):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+class Server:
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([TOKD, "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "error",
+                                      "--drain-delay", "0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.port = None
+        for line in self.proc.stdout:
+            if b'"listening"' in line:
+                self.port = json.loads(line)["port"]
+                break
+        if not self.port:
+            raise RuntimeError("tokd did not start: " + self.proc.stderr.read().decode())
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+
+    def status(self, key):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def reset_peak(self):
+        with open(f"/proc/{self.proc.pid}/clear_refs", "w") as f:
+            f.write("5")
+
+    def metric(self, name):
+        st, body = request(self.port, "GET", "/metrics")
+        m = re.search(rb"^" + re.escape(name.encode()) + rb" (\d+)", body, re.M)
+        return int(m.group(1)) if m else -1
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def raw(port, data, timeout=10, connect_timeout=10):
+    """Sends raw bytes, reads until the server closes (or the timeout)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=connect_timeout)
+    s.settimeout(timeout)
+    try:
+        s.sendall(data)
+    except OSError:  # the server answered early (413, 503) and closed; read that answer
+        pass
+    out = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+    except socket.timeout:
+        out += b"<timeout>"
+    except OSError:
+        pass
+    s.close()
+    return out
+
+
+def request(port, method, path, body=b"", ctype="application/json", timeout=30):
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    if method == "POST":
+        head += f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+    out = raw(port, head.encode() + b"\r\n" + body, timeout)
+    status = int(out[9:12]) if out.startswith(b"HTTP/1.1 ") else 0
+    return status, out.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in out else b""
+
+
+def responses(out):
+    return len(re.findall(rb"(?:^|\r\n\r\n|\n)HTTP/1\.1 \d\d\d ", out))
+
+
+# ---------------------------------------------------------------------------------------
+def test_memory_per_request():
+    """Per-request memory is a small multiple of the body, and goes back after."""
+    s = Server("--threads", "1", "--max-memory", "1000000000", "--max-body-bytes", str(8 << 20))
+    try:
+        idle = s.status("VmRSS")
+        for name, path, body, ctype, bound in [
+            ("decode of 4 MB of ids", "/decode", json.dumps({"tokens": [100000] * 570000}).encode(), "application/json", 8),
+            ("count of 4 MB of one letter", "/count", b"a" * 4000000, "text/plain", 28),
+            ("encode with offsets of 4 MB of punctuation", "/encode?offsets=1",
+             (b"!#$%&()*+,-./:;<=>?@[]^_`{|}~" * 140000)[:4000000], "text/plain", 48),
+        ]:
+            s.reset_peak()
+            base = s.status("VmRSS")
+            st, _ = request(s.port, "POST", path, body, ctype, timeout=120)
+            peak = s.status("VmHWM") - base
+            print(f"hardening: {name}: peak +{peak / 1e6:.1f} MB = {peak / len(body):.1f} x the body "
+                  f"(reserved: {bound} x)")
+            check(f"{name} answered", st == 200, st)
+            if not SANITIZED:
+                check(f"{name}: within its reservation", peak <= bound * len(body) + (8 << 20), peak)
+        after = s.status("VmRSS")
+        print(f"hardening: idle {idle / 1e6:.1f} MB, after the large requests {after / 1e6:.1f} MB")
+        if not SANITIZED:
+            check("memory returns near idle after large requests", after <= idle + (12 << 20), (idle, after))
+        # a list of 800,000 texts stops at --max-batch while parsing, before it costs much
+        s.reset_peak()
+        base = s.status("VmRSS")
+        st, body = request(s.port, "POST", "/count", json.dumps({"text": ["a"] * 800000}).encode())
+        check("huge text list refused 413", st == 413 and b"batch_too_large" in body, st)
+        if not SANITIZED:
+            check("huge text list costs little", s.status("VmHWM") - base < (16 << 20))
+    finally:
+        s.stop()
+
+
+def test_budget_bounds_concurrent_uploads():
+    """Concurrent large uploads: each reserves its share before its body is read; those that
+    do not fit get 503 at once, and resident memory stays within the budget."""
+    budget = 96 << 20
+    s = Server("--max-memory", str(budget), "--max-body-bytes", str(2 << 20))
+    try:
+        idle = s.status("VmRSS")
+        s.reset_peak()
+        body = b"x" * (1 << 20)  # reserves 64 KiB + 28 MiB
+        socks, refused = [], 0
+        for i in range(40):
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+            c.sendall(b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body))
+            try:
+                c.sendall(body[: len(body) // 2])
+            except OSError:
+                pass  # refused before the body: the 503 is waiting to be read
+            socks.append(c)
+        held = []
+        for c in socks:
+            c.settimeout(0.5)
+            try:
+                reply = c.recv(4096)
+                if reply.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in reply:
+                    refused += 1
+                c.close()
+            except socket.timeout:
+                held.append(c)  # admitted: waiting for the rest of its body
+            except OSError:
+                refused += 1  # refused, and the reset overtook the 503 (unread body)
+                c.close()
+        print(f"hardening: 40 concurrent 1 MiB uploads, budget 96 MiB: {len(held)} admitted, {refused} refused 503")
+        check("uploads beyond the budget refused before their body", len(held) == 3 and refused == 37, (len(held), refused))
+        check("reservations counted", s.metric("tokd_memory_reserved_bytes") == 3 * ((64 << 10) + 28 * len(body)))
+        check("rejections counted", s.metric("tokd_memory_rejections_total") >= 37)
+        for c in held:
+            c.settimeout(30)
+            c.sendall(body[len(body) // 2:])
+            check("admitted upload answered", c.recv(4096).startswith(b"HTTP/1.1 200"))
+            c.close()
+        peak = s.status("VmHWM") - idle
+        print(f"hardening: resident above idle at the peak: {peak / 1e6:.1f} MB (budget {budget / 1e6:.0f} MB)")
+        if not SANITIZED:
+            check("resident memory within the budget", peak <= budget, peak)
+    finally:
+        s.stop()
+
+
+def test_slow_header_clients():
+    """Clients that trickle their request head are cut after --header-timeout, and a
+    healthy client gets in while they try; /health keeps answering."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    s = Server("--header-timeout", "2", "--max-connections", "64")
+    try:
+        slow = [socket.create_connection(("127.0.0.1", s.port), timeout=10) for _ in range(64)]
+        for c in slow:
+            c.sendall(b"GET /hea")
+        stop = threading.Event()
+
+        def trickle():  # one more header byte per second on every connection
+            while not stop.wait(1.0):
+                for c in slow:
+                    try:
+                        c.sendall(b"X-A: b\r\n"[:1])
+                    except OSError:
+                        pass
+        t = threading.Thread(target=trickle, daemon=True)
+        t.start()
+        ok = wait_for(lambda: request(s.port, "GET", "/health", timeout=5)[0] == 200, 20)
+        check("healthy client served while slow clients trickle headers", ok)
+        check("trickling connections cut at the header timeout",
+              wait_for(lambda: s.metric('tokd_connections_dropped_total{phase="headers"}') >= 60, 20),
+              s.metric('tokd_connections_dropped_total{phase="headers"}'))
+        stop.set()
+        for c in slow:
+            c.close()
+    finally:
+        s.stop()
+    # many idle connections do not lock healthy clients out
+    s = Server()
+    try:
+        idle = [socket.create_connection(("127.0.0.1", s.port), timeout=10) for _ in range(1500)]
+        st, _ = request(s.port, "POST", "/count", b"hello", "text/plain")
+        check("1,500 idle connections leave room for a request", st == 200, st)
+        for c in idle:
+            c.close()
+    finally:
+        s.stop()
+
+
+def test_slow_bodies_and_readers():
+    """Slow uploads do not take in-flight slots; a client that does not read its answer
+    is cut at --min-rate after the grace period, and its reservation returns."""
+    s = Server("--max-inflight", "4", "--min-rate", "65536")
+    try:
+        uploads = []
+        for _ in range(20):
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+            c.sendall(b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nabc")
+            uploads.append(c)
+        st, _ = request(s.port, "POST", "/count", b"hello", "text/plain")
+        check("20 slow uploads leave the in-flight slots free", st == 200, st)
+        st, _ = request(s.port, "GET", "/ready")
+        check("/ready 200 with slow uploads pending", st == 200, st)
+        check("slow uploads cut at the minimum rate",
+              wait_for(lambda: s.metric('tokd_connections_dropped_total{phase="body"}') >= 20, 20))
+        for c in uploads:
+            c.close()
+    finally:
+        s.stop()
+    # a large answer nobody reads: the kernel's buffers take a few MB of it at once, which
+    # counts as progress, so a high rate makes the test short
+    s = Server("--min-rate", str(1 << 20))
+    try:
+        reader = socket.socket()
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # no autotuning to 32 MB
+        reader.settimeout(20)
+        reader.connect(("127.0.0.1", s.port))
+        text = b"ab " * 600000  # an answer of about 13 MB
+        reader.sendall(b"POST /encode?offsets=1 HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                       b"Content-Length: %d\r\n\r\n" % len(text) + text)
+        check("the in-flight slot is free while the answer waits, and only the answer's memory is held",
+              wait_for(lambda: s.metric("tokd_inflight_requests") == 0 and s.metric("tokd_open_connections") == 2
+                       and 0 < s.metric("tokd_memory_reserved_bytes") < 16 << 20, 20))
+        check("an unread answer is cut at the minimum rate",
+              wait_for(lambda: s.metric('tokd_connections_dropped_total{phase="response"}') >= 1, 30))
+        check("its reservation returned", wait_for(lambda: s.metric("tokd_memory_reserved_bytes") == 0, 10))
+        reader.close()
+    finally:
+        s.stop()
+
+
+def test_no_head_of_line_blocking():
+    """A long request computes on a worker while probes and small requests are answered:
+    they return while it is still in flight."""
+    for threads in ["1", "2"]:
+        s = Server("--threads", threads, "--max-body-bytes", str(16 << 20), "--max-memory", str(1 << 30))
+        try:
+            long_sock = socket.create_connection(("127.0.0.1", s.port), timeout=120)
+            text = b"a" * (12 << 20)
+            long_sock.sendall(b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                              b"Content-Length: %d\r\n\r\n" % len(text) + text)
+            check(f"long request in flight ({threads} thread)", wait_for(lambda: s.metric("tokd_inflight_requests") == 1, 30))
+            st1, _ = request(s.port, "GET", "/health")
+            st2, body = request(s.port, "POST", "/encode", b'{"text": "hello"}')
+            still = s.metric("tokd_inflight_requests")
+            check(f"probe and small request answered meanwhile ({threads} thread)",
+                  st1 == 200 and st2 == 200 and still == 1, (st1, st2, still))
+            long_sock.settimeout(120)
+            check(f"long request answered after ({threads} thread)", long_sock.recv(4096).startswith(b"HTTP/1.1 200"))
+            long_sock.close()
+        finally:
+            s.stop()
+
+
+def test_backlog_answered():
+    """A burst of uploads larger than the workers can take at once: every complete request
+    gets an answer (suspended requests do not time out)."""
+    s = Server("--threads", "1", "--timeout", "2", "--max-memory", str(1 << 30))
+    try:
+        body = b"word " * 20000
+        socks = []
+        for _ in range(120):
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+            c.sendall(b"POST /encode HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            socks.append(c)
+        answered, statuses = 0, {}
+        for c in socks:
+            out = b""
+            try:
+                while True:
+                    b = c.recv(1 << 20)
+                    if not b:
+                        break
+                    out += b
+            except OSError:
+                pass
+            answered += out.startswith(b"HTTP/1.1 200")
+            statuses[out[:12]] = statuses.get(out[:12], 0) + 1
+            c.close()
+        check("120 queued uploads all answered", answered == 120, statuses)
+    finally:
+        s.stop()
+
+
+def test_framing():
+    """Strict HTTP/1.1 framing: ambiguous messages are refused and the connection closed,
+    so a smuggled second request is never answered."""
+    s = Server("--max-body-bytes", "100000")
+    try:
+        smuggled = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        cases = [
+            ("Content-Length with Transfer-Encoding", b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+             b"Transfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n0\r\n\r\n" + smuggled, 400),
+            ("two different Content-Lengths", b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+             b"Content-Length: 40\r\nContent-Type: text/plain\r\n\r\nhi" + smuggled, 400),
+            ("Transfer-Encoding gzip, chunked", b"POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
+             b"Content-Type: text/plain\r\n\r\n2\r\nhi\r\n0\r\n\r\n" + smuggled, 501),
+            ("Transfer-Encoding identity", b"POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n"
+             b"Content-Type: text/plain\r\n\r\nhi" + smuggled, 501),
+            ("HTTP/1.1 without Host", b"GET /health HTTP/1.1\r\n\r\n" + smuggled, 400),
+            ("%00 in the query", b"GET /encodings?x=%00 HTTP/1.1\r\nHost: x\r\n\r\n" + smuggled, 400),
+            ("%00 in a parameter value", b"POST /count?encoding=cl100k_base%00junk HTTP/1.1\r\nHost: x\r\n"
+             b"Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi" + smuggled, 400),
+            ("%FF in the path", b"GET /he%FFalth HTTP/1.1\r\nHost: x\r\n\r\n" + smuggled, 400),
+            ("a Content-Length of 20 digits", b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000000000000\r\n"
+             b"Content-Type: text/plain\r\n\r\nhi" + smuggled, 413),
+            # libmicrohttpd answers these itself, before tokd sees the request (README)
+            ("a negative Content-Length", b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n"
+             b"Content-Type: text/plain\r\n\r\nhi" + smuggled, 400),
+            ("an overflowing Content-Length", b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999999999999999\r\n"
+             b"Content-Type: text/plain\r\n\r\nhi" + smuggled, 413),
+        ]
+        for name, data, want in cases:
+            out = raw(s.port, data, timeout=5)
+            status = int(out[9:12]) if out.startswith(b"HTTP/1.1 ") else 0
+            check(f"{name}: {want}, closed at once", status == want and b"<timeout>" not in out, out[:80])
+            check(f"{name}: the smuggled request is not answered", b'{"status":"ok"}' not in out, out[-120:])
+            if status == want and want != 400 or b"application/json" in out:
+                body = out.split(b"\r\n\r\n", 1)[-1]
+                check(f"{name}: JSON error", body.startswith(b'{"error"') or b"libmicrohttpd" in body or b"<html>" in body, body[:80])
+        # chunked: under the cap answered; over it 413; far over it cut
+        def chunked(n):
+            body = b"a" * n
+            parts = b"".join(b"%x\r\n" % 10000 + body[i:i + 10000] + b"\r\n" for i in range(0, n, 10000))
+            return (b"POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n"
+                    b"Connection: close\r\n\r\n" + parts + b"0\r\n\r\n")
+        check("chunked body under the cap", raw(s.port, chunked(50000)).startswith(b"HTTP/1.1 200"))
+        check("chunked body over the cap: 413", raw(s.port, chunked(150000)).startswith(b"HTTP/1.1 413"))
+        out = raw(s.port, chunked(350000))
+        check("chunked body far over the cap: cut", out == b"" or out.startswith(b"HTTP/1.1 413"), out[:40])
+        check("framing rejections counted", s.metric("tokd_framing_rejections_total") == 8, s.metric("tokd_framing_rejections_total"))
+        # error answers are valid UTF-8 even when they quote invalid input
+        st, body = request(s.port, "POST", "/encode", b'{"te\xffxt": "a"}')
+        check("an error quoting invalid UTF-8 is valid UTF-8", st == 400 and body.decode("utf-8", "strict") is not None, body)
+    finally:
+        s.stop()
+
+
+def test_numbers_and_sniffing():
+    """Token ids follow JSON's integer grammar exactly; a JSON body sent as curl's default
+    form type is read as JSON even after a byte order mark."""
+    s = Server()
+    try:
+        for ids, code in [(b"[0.99999999999999999]", b"invalid_token"), (b"[1.0]", b"invalid_token"),
+                          (b"[1e2]", b"invalid_token"), (b"[-1]", b"invalid_token"), (b"[01]", b"invalid_json"),
+                          (b"[4294967296]", b"invalid_token"), (b"[4294967295]", b"unknown_token")]:
+            st, body = request(s.port, "POST", "/decode", b'{"tokens": ' + ids + b"}")
+            check(f"id {ids.decode()} refused", st == 400 and code in body, body[:120])
+        st, body = request(s.port, "POST", "/decode", b'\xef\xbb\xbf{"tokens": [15339]}', "application/x-www-form-urlencoded")
+        check("BOM + JSON as form data is JSON", st == 200 and b'"hello"' in body, body)
+    finally:
+        s.stop()
+
+
+def main():
+    tests = [test_memory_per_request, test_budget_bounds_concurrent_uploads, test_slow_header_clients,
+             test_slow_bodies_and_readers, test_no_head_of_line_blocking, test_backlog_answered,
+             test_framing, test_numbers_and_sniffing]
+    only = sys.argv[2:]
+    for test in tests:
+        if only and test.__name__ not in only:
+            continue
+        try:
+            test()
+        except Exception as e:  # a crash of one test is a failure, not the end
+            check(test.__name__, False, repr(e))
+    print(f"hardening: {RESULTS['passed']} passed, {RESULTS['failed']} failed")
+    return 1 if RESULTS["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
