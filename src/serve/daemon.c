@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "daemon.h"
 #include "json.h"
 #include "log.h"
 #include "pool.h"
@@ -70,6 +71,8 @@ static struct MHD_Daemon *DAEMON;
 static atomic_int CANCEL; /* drain timed out: queued jobs answer 503 */
 static atomic_ullong REQUEST_SEQ;
 static unsigned long long ID_PREFIX;
+static double LOAD_MS;
+static unsigned IO_THREADS;
 
 typedef enum { BODY_JSON, BODY_TEXT, BODY_SNIFF } body_kind;
 typedef enum { ST_NEW, ST_BODY, ST_QUEUED, ST_DONE, ST_ANSWERED } req_state;
@@ -698,22 +701,13 @@ static void sleep_seconds(double s)
   nanosleep(&t, NULL);
 }
 
-int tokd_serve_main(int argc, char **argv)
+/* Loads the tokenizers and starts the workers, the watchdog and the listener for cfg
+ * (taken over). 0, or an exit status after a message on stderr. */
+int tokd_daemon_start(const tokd_config *cfg)
 {
-  bool exit_now;
-  int rc = tokd_config_parse(argc, argv, &S.cfg, &exit_now);
-  if (rc || exit_now) return rc;
+  int rc;
+  S.cfg = *cfg;
   tokd_log_set_level(S.cfg.log_level);
-
-  /* Signals are taken synchronously by the main thread (sigwait); every other thread,
-   * including libmicrohttpd's, inherits this mask. */
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-  signal(SIGPIPE, SIG_IGN);
-
   /* A fixed mmap threshold stops glibc from raising it after the loader frees its large
    * temporaries, which left later tables in the heap between freed holes: resident memory
    * after start-up varied from 13.6 to 17.5 MB between runs without it. It also makes
@@ -730,7 +724,7 @@ int tokd_serve_main(int argc, char **argv)
   /* Loading leaves megabytes of freed temporaries in the heap; a sidecar is judged by its
    * resident memory, so hand them back now (measured: 12.6 -> 8.2 MB for cl100k+o200k). */
   malloc_trim(0);
-  double load_ms = (tokd_now() - t0) * 1e3;
+  LOAD_MS = (tokd_now() - t0) * 1e3;
   const char *def = S.cfg.default_encoding ? S.cfg.default_encoding
                     : S.cfg.n_tokenizers   ? S.cfg.tokenizers[0].name
                                            : "cl100k_base";
@@ -757,34 +751,29 @@ int tokd_serve_main(int argc, char **argv)
     fprintf(stderr, "tokd: cannot start worker threads\n");
     return 1;
   }
-  unsigned io_threads = S.cfg.threads > 1 ? (S.cfg.threads < 4 ? S.cfg.threads : 4) : 1;
-  if ((rc = start_daemon(io_threads)) != 0) return rc;
-  const union MHD_DaemonInfo *info = MHD_get_daemon_info(DAEMON, MHD_DAEMON_INFO_BIND_PORT);
-  unsigned port = info ? info->port : S.cfg.port;
+  IO_THREADS = S.cfg.threads > 1 ? (S.cfg.threads < 4 ? S.cfg.threads : 4) : 1;
+  if ((rc = start_daemon(IO_THREADS)) != 0) return rc;
   atomic_store(&S.ready, 1);
-  char names[512] = "";
-  for (size_t i = 0; i < tok_registry_count(S.reg); i++) {
-    size_t n = strlen(names);
-    snprintf(names + n, sizeof names - n, "%s\"%s\"", i ? "," : "",
-             tok_encoding_get_info(tok_registry_at(S.reg, i))->name);
-  }
-  /* lifecycle lines show unless logs are off: operators and tests read them */
-  tokd_log(LOG_ERROR, LOG_INFO,
-           "\"msg\":\"listening\",\"host\":\"%s\",\"port\":%u,\"threads\":%u,\"io_threads\":%u,"
-           "\"encodings\":[%s],\"default_encoding\":\"%s\",\"load_ms\":%.1f,\"rss_bytes\":%llu,"
-           "\"max_memory\":%zu,\"version\":\"%s\"",
-           S.cfg.host, port, S.cfg.threads, io_threads, names,
-           tok_encoding_get_info(S.default_enc)->name, load_ms, tokd_rss_bytes(), S.cfg.max_memory,
-           TOKD_VERSION);
+  return 0;
+}
 
-  int sig = 0;
-  while (sigwait(&sigs, &sig) != 0) {
-  }
-  /* drain: not ready (still listening, so probes see it), then no new connections, then
-   * let in-flight requests finish */
+unsigned tokd_daemon_port(void)
+{
+  const union MHD_DaemonInfo *info = DAEMON ? MHD_get_daemon_info(DAEMON, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+  return info ? info->port : S.cfg.port;
+}
+
+const tokd_server *tokd_daemon_server(void)
+{
+  return &S;
+}
+
+/* Drain: not ready (still listening, so probes see it) for --drain-delay, then no new
+ * connections, then in-flight requests finish (up to --drain-timeout); then everything
+ * stops and is freed. Returns the requests left unfinished. */
+unsigned tokd_daemon_stop(void)
+{
   atomic_store(&S.draining, 1);
-  tokd_log(LOG_ERROR, LOG_INFO, "\"msg\":\"draining\",\"signal\":\"%s\",\"inflight\":%u,\"drain_delay_s\":%u",
-           sig == SIGTERM ? "SIGTERM" : "SIGINT", atomic_load(&S.active), S.cfg.drain_delay_s);
   sleep_seconds(S.cfg.drain_delay_s);
   MHD_socket listen_fd = MHD_quiesce_daemon(DAEMON);
   if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
@@ -796,12 +785,57 @@ int tokd_serve_main(int argc, char **argv)
   atomic_store(&CANCEL, 1);
   while (atomic_load(&S.inflight) > 0) sleep_seconds(0.005);
   MHD_stop_daemon(DAEMON);
+  DAEMON = NULL;
   tokd_pool_stop(POOL);
+  S.pool = POOL = NULL;
   tokd_watchdog_stop();
-  tokd_log(LOG_ERROR, LOG_INFO, "\"msg\":\"stopped\",\"unfinished\":%u", left);
   tokd_metrics_free(S.metrics);
   tok_buf_free(&S.encodings_json);
   tok_registry_free(S.reg);
   tokd_sources_free(S.cfg.tokenizers, S.cfg.n_tokenizers);
+  S = (tokd_server){0};
+  atomic_store(&CANCEL, 0);
+  return left;
+}
+
+int tokd_serve_main(int argc, char **argv)
+{
+  bool exit_now;
+  tokd_config cfg;
+  int rc = tokd_config_parse(argc, argv, &cfg, &exit_now);
+  if (rc || exit_now) return rc;
+
+  /* Signals are taken synchronously by the main thread (sigwait); every other thread,
+   * including libmicrohttpd's, inherits this mask. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  if ((rc = tokd_daemon_start(&cfg)) != 0) return rc;
+
+  char names[512] = "";
+  for (size_t i = 0; i < tok_registry_count(S.reg); i++) {
+    size_t n = strlen(names);
+    snprintf(names + n, sizeof names - n, "%s\"%s\"", i ? "," : "",
+             tok_encoding_get_info(tok_registry_at(S.reg, i))->name);
+  }
+  /* lifecycle lines show unless logs are off: operators and tests read them */
+  tokd_log(LOG_ERROR, LOG_INFO,
+           "\"msg\":\"listening\",\"host\":\"%s\",\"port\":%u,\"threads\":%u,\"io_threads\":%u,"
+           "\"encodings\":[%s],\"default_encoding\":\"%s\",\"load_ms\":%.1f,\"rss_bytes\":%llu,"
+           "\"max_memory\":%zu,\"version\":\"%s\"",
+           S.cfg.host, tokd_daemon_port(), S.cfg.threads, IO_THREADS, names,
+           tok_encoding_get_info(S.default_enc)->name, LOAD_MS, tokd_rss_bytes(), S.cfg.max_memory,
+           TOKD_VERSION);
+
+  int sig = 0;
+  while (sigwait(&sigs, &sig) != 0) {
+  }
+  tokd_log(LOG_ERROR, LOG_INFO, "\"msg\":\"draining\",\"signal\":\"%s\",\"inflight\":%u,\"drain_delay_s\":%u",
+           sig == SIGTERM ? "SIGTERM" : "SIGINT", atomic_load(&S.active), S.cfg.drain_delay_s);
+  unsigned left = tokd_daemon_stop();
+  tokd_log(LOG_ERROR, LOG_INFO, "\"msg\":\"stopped\",\"unfinished\":%u", left);
   return 0;
 }

@@ -26,6 +26,7 @@ static struct {
   tokd_watchdog_cfg cfg;
   tokd_wd_conn *head;
   unsigned count;
+  unsigned long long closed;
 } W = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 tokd_wd_conn *tokd_watchdog_add(int fd)
@@ -52,6 +53,7 @@ void tokd_watchdog_remove(tokd_wd_conn *c)
   else W.head = c->next;
   if (c->next) c->next->prev = c->prev;
   W.count--;
+  W.closed++;
   pthread_mutex_unlock(&W.lock);
   free(c);
 }
@@ -78,6 +80,14 @@ unsigned tokd_watchdog_count(void)
 {
   pthread_mutex_lock(&W.lock);
   unsigned n = W.count;
+  pthread_mutex_unlock(&W.lock);
+  return n;
+}
+
+unsigned long long tokd_watchdog_closed(void)
+{
+  pthread_mutex_lock(&W.lock);
+  unsigned long long n = W.closed;
   pthread_mutex_unlock(&W.lock);
   return n;
 }

@@ -47,7 +47,8 @@ void tokd_watchdog_remove(tokd_wd_conn *c);
 void tokd_watchdog_phase(tokd_wd_conn *c, tokd_wd_phase phase);
 /* bytes more of the body arrived, or of the response were taken. */
 void tokd_watchdog_progress(tokd_wd_conn *c, uint64_t bytes);
-/* Connections open now. */
+/* Connections open now, and closed since the start. */
 unsigned tokd_watchdog_count(void);
+unsigned long long tokd_watchdog_closed(void);
 
 #endif

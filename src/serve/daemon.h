@@ -1,0 +1,23 @@
+/*
+ * daemon.h — the HTTP server as a unit that can be started and stopped: `tokd serve`
+ * (tokd_serve_main) wraps it with signals and lifecycle logs; the HTTP fuzz target runs
+ * it in-process.
+ */
+#ifndef TOKD_DAEMON_H
+#define TOKD_DAEMON_H
+
+#include "config.h"
+#include "server.h"
+
+/* Loads the tokenizers and starts the workers, the watchdog and the listener for cfg
+ * (taken over: freed by tokd_daemon_stop). 0, or an exit status after a message on
+ * stderr. One server per process. */
+int tokd_daemon_start(const tokd_config *cfg);
+/* The port it listens on (the bound one when --port 0). */
+unsigned tokd_daemon_port(void);
+/* Its state (counters, budget), read-only. */
+const tokd_server *tokd_daemon_server(void);
+/* Drains (--drain-delay, --drain-timeout) and stops; the requests left unfinished. */
+unsigned tokd_daemon_stop(void);
+
+#endif
