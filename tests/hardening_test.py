@@ -12,6 +12,7 @@ import json
 import os
 import re
 import resource
+import select
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import time
 TOKD = os.path.abspath(sys.argv[1])
 RESULTS = {"passed": 0, "failed": 0}
 SANITIZED = "build-" in TOKD  # sanitizer builds: memory figures are not the product's
+CONN_RESERVE = 19 << 10  # what each open connection reserves of the budget (daemon.c)
 
 
 def check(name, cond, detail=""):
@@ -64,6 +66,10 @@ class Server:
     def reset_peak(self):
         with open(f"/proc/{self.proc.pid}/clear_refs", "w") as f:
             f.write("5")
+
+    def metrics(self):
+        st, body = request(self.port, "GET", "/metrics")
+        return {k.decode(): int(float(v)) for k, v in re.findall(rb"^([a-z_]+(?:\{[^}]*\})?) (\S+)$", body, re.M)}
 
     def metric(self, name):
         st, body = request(self.port, "GET", "/metrics")
@@ -181,7 +187,10 @@ def test_budget_bounds_concurrent_uploads():
                 c.close()
         print(f"hardening: 40 concurrent 1 MiB uploads, budget 96 MiB: {len(held)} admitted, {refused} refused 503")
         check("uploads beyond the budget refused before their body", len(held) == 3 and refused == 37, (len(held), refused))
-        check("reservations counted", s.metric("tokd_memory_reserved_bytes") == 3 * ((64 << 10) + 28 * len(body)))
+        m = s.metrics()  # one scrape: its own connection is open too
+        check("reservations counted: three uploads and the open connections",
+              m["tokd_memory_reserved_bytes"] == 3 * ((64 << 10) + 28 * len(body)) + m["tokd_open_connections"] * CONN_RESERVE,
+              (m["tokd_memory_reserved_bytes"], m["tokd_open_connections"]))
         check("rejections counted", s.metric("tokd_memory_rejections_total") >= 37)
         for c in held:
             c.settimeout(30)
@@ -238,6 +247,51 @@ def test_slow_header_clients():
         s.stop()
 
 
+def test_connections_in_the_budget():
+    """Open connections hold their share of the budget: a flood of connections with full
+    request heads stops at the budget (the rest are closed at once), resident memory stays
+    within it, and the memory comes back when they go. An oversized head is 431."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    budget = 4 << 20
+    s = Server("--max-memory", str(budget))
+    try:
+        idle = s.status("VmRSS")
+        conns = [socket.create_connection(("127.0.0.1", s.port), timeout=10) for _ in range(400)]
+        cut = 0
+        for c in conns:
+            try:
+                c.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 14000)
+            except OSError:
+                pass
+        time.sleep(0.5)
+        # one look at all of them (the header timeout runs meanwhile): readable = closed
+        readable = set()
+        for i in range(0, len(conns), 200):
+            readable |= set(select.select(conns[i:i + 200], [], [], 0)[0])
+        for c in readable:
+            c.setblocking(False)
+            try:
+                if c.recv(1) == b"":
+                    cut += 1
+            except OSError:
+                cut += 1
+        fits = budget // CONN_RESERVE
+        print(f"hardening: 400 connections with 14 KB heads, budget 4 MiB: {400 - cut} held, {cut} closed at once")
+        check("connections beyond the budget closed at once", abs((400 - cut) - fits) <= 2, (400 - cut, fits))
+        if not SANITIZED:
+            check("resident memory within the budget", s.status("VmRSS") - idle <= budget + (1 << 20),
+                  s.status("VmRSS") - idle)
+        for c in conns:
+            c.close()
+        check("the budget comes back when they close",
+              wait_for(lambda: request(s.port, "GET", "/health", timeout=5)[0] == 200
+                       and s.metrics().get("tokd_memory_reserved_bytes") == CONN_RESERVE, 10))
+        out = raw(s.port, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 20000 + b"\r\n\r\n")
+        check("a request head over 15 KiB is 431", out.startswith(b"HTTP/1.1 431"), out[:40])
+    finally:
+        s.stop()
+
+
 def test_slow_bodies_and_readers():
     """Slow uploads do not take in-flight slots; a client that does not read its answer
     is cut at --min-rate after the grace period, and its reservation returns."""
@@ -274,7 +328,7 @@ def test_slow_bodies_and_readers():
                        and 0 < s.metric("tokd_memory_reserved_bytes") < 16 << 20, 20))
         check("an unread answer is cut at the minimum rate",
               wait_for(lambda: s.metric('tokd_connections_dropped_total{phase="response"}') >= 1, 30))
-        check("its reservation returned", wait_for(lambda: s.metric("tokd_memory_reserved_bytes") == 0, 10))
+        check("its reservation returned", wait_for(lambda: s.metric("tokd_memory_reserved_bytes") == CONN_RESERVE, 10))  # the scrape's own connection
         reader.close()
     finally:
         s.stop()
@@ -405,7 +459,8 @@ def test_numbers_and_sniffing():
 
 
 def main():
-    tests = [test_memory_per_request, test_budget_bounds_concurrent_uploads, test_slow_header_clients,
+    tests = [test_memory_per_request, test_budget_bounds_concurrent_uploads, test_connections_in_the_budget,
+             test_slow_header_clients,
              test_slow_bodies_and_readers, test_no_head_of_line_blocking, test_backlog_answered,
              test_framing, test_numbers_and_sniffing]
     only = sys.argv[2:]

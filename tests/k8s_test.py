@@ -32,7 +32,15 @@ def serve_help():
     out = subprocess.run([TOKD, "serve", "--help"], capture_output=True, text=True).stdout
     flags = set(re.findall(r"^\s+--([a-z0-9-]+)", out, re.M))
     env = set(re.findall(r"\b(TOKD_[A-Z_]+)\b", out))
-    return flags, env
+    defaults = dict(re.findall(r"^\s+--([a-z0-9-]+)\s+TOKD_[A-Z_]+\s+\[([^\]]*)\]", out, re.M))
+    return flags, env, defaults
+
+
+def quantity(q):
+    """A Kubernetes quantity (128Mi, 1Gi, 500M, 1000) in bytes."""
+    m = re.fullmatch(r"(\d+)(Ki|Mi|Gi|k|M|G)?", str(q))
+    units = {None: 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "k": 10**3, "M": 10**6, "G": 10**9}
+    return int(m.group(1)) * units[m.group(2)] if m else 0
 
 
 def dockerfile():
@@ -74,7 +82,7 @@ def containers(doc):
 
 
 def main():
-    flags, env_vars = serve_help()
+    flags, env_vars, defaults = serve_help()
     user, exposed, entry = dockerfile()
     check("Dockerfile entrypoint runs serve", "tokd" in entry and "serve" in entry, entry)
     docs = []
@@ -122,13 +130,22 @@ def main():
             sc = c.get("securityContext", {})
             check(f"{where}: non-root user of the image",
                   sc.get("runAsNonRoot") and f"{sc.get('runAsUser')}:{sc.get('runAsGroup')}" == user, sc)
-            drain = int(env.get("TOKD_DRAIN_TIMEOUT", "25"))
-            if "--drain-timeout" in args:
-                drain = int(args[args.index("--drain-timeout") + 1])
+            def setting(flag, var, default):
+                if "--" + flag in args:
+                    return int(args[args.index("--" + flag) + 1])
+                return int(env.get(var, default))
+            drain = setting("drain-timeout", "TOKD_DRAIN_TIMEOUT", defaults["drain-timeout"])
+            delay = setting("drain-delay", "TOKD_DRAIN_DELAY", defaults["drain-delay"])
             pre = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
             grace = doc["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
-            check(f"{where}: grace period covers preStop + drain", grace > pre + drain, (grace, pre, drain))
+            check(f"{where}: grace period covers preStop + drain delay + drain timeout", grace > pre + delay + drain,
+                  (grace, pre, delay, drain))
             check(f"{where}: memory request", "memory" in c.get("resources", {}).get("requests", {}))
+            # the memory model: resident <= tokenizers + worker buffers + --max-memory
+            budget = setting("max-memory", "TOKD_MAX_MEMORY", defaults["max-memory"])
+            limit = quantity(c.get("resources", {}).get("limits", {}).get("memory", "0"))
+            check(f"{where}: memory limit above the budget + 48 MiB for tokenizers and worker buffers",
+                  limit >= budget + (48 << 20), (limit, budget))
     for name, doc in docs:
         if doc["kind"] == "Service":
             dep = deployments.get(doc["metadata"]["name"])

@@ -14,6 +14,7 @@
  * libmicrohttpd then sees the connection fail and closes it. It is safe against the socket
  * being reused: the close notification (tokd_watchdog_remove) takes the same lock, and
  * libmicrohttpd calls it before it closes the socket.
+ * The same thread returns free heap pages to the system after many connections closed.
  */
 #ifndef TOKD_WATCHDOG_H
 #define TOKD_WATCHDOG_H
