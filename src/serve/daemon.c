@@ -779,6 +779,11 @@ unsigned tokd_daemon_port(void)
   return info ? info->port : S.cfg.port;
 }
 
+size_t tokd_daemon_conn_reserve(void)
+{
+  return CONN_RESERVE;
+}
+
 const tokd_server *tokd_daemon_server(void)
 {
   return &S;

@@ -15,6 +15,8 @@
 int tokd_daemon_start(const tokd_config *cfg);
 /* The port it listens on (the bound one when --port 0). */
 unsigned tokd_daemon_port(void);
+/* What each open connection reserves of the memory budget. */
+size_t tokd_daemon_conn_reserve(void);
 /* Its state (counters, budget), read-only. */
 const tokd_server *tokd_daemon_server(void);
 /* Drains (--drain-delay, --drain-timeout) and stops; the requests left unfinished. */

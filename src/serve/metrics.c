@@ -14,7 +14,8 @@
 
 static const char *const DROP_NAMES[DROP__COUNT] = {"headers", "body", "response", "idle"};
 
-static const unsigned STATUSES[] = {200, 400, 404, 405, 413, 415, 422, 429, 500, 503};
+static const unsigned STATUSES[] = {200, 400, 404, 405, 413, 415, 422, 499, 500, 501, 503};
+/* 499: the client went away before its answer (as nginx logs it) */
 #define N_STATUS (sizeof STATUSES / sizeof STATUSES[0])
 static const double BUCKETS[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                  0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};

@@ -15,6 +15,10 @@
  * TRIM_AFTER connections have closed since the last time. */
 #define TRIM_EVERY 10.0
 #define TRIM_AFTER 256
+/* A connection waiting for its client is checked for a client that has gone once it has
+ * waited PEEK_AFTER seconds in its phase, then every PEEK_EVERY seconds. */
+#define PEEK_AFTER 0.2
+#define PEEK_EVERY 0.5
 
 struct tokd_wd_conn {
   tokd_wd_conn *prev, *next;
@@ -22,6 +26,7 @@ struct tokd_wd_conn {
   tokd_wd_phase phase;
   double since;   /* when the phase began */
   uint64_t bytes; /* moved in this phase */
+  double peeked;  /* when it was last checked for a client that has gone */
   bool dropped;
 };
 
@@ -90,12 +95,18 @@ unsigned tokd_watchdog_count(void)
   return n;
 }
 
-unsigned long long tokd_watchdog_closed(void)
+/* Whether the client of c has closed its side while c waits for it to send (a partial
+ * request head or body, or the next request). libmicrohttpd 0.9.75 can miss that end of
+ * input when it arrived together with the last data (it stops reading after a short
+ * read), and would then hold the connection until its deadline. A peek does not take
+ * data from libmicrohttpd: 0 means end of input and nothing left to read. */
+static bool client_gone(tokd_wd_conn *c, double now)
 {
-  pthread_mutex_lock(&W.lock);
-  unsigned long long n = W.closed;
-  pthread_mutex_unlock(&W.lock);
-  return n;
+  if (c->phase != WD_HEADERS && c->phase != WD_BODY && c->phase != WD_IDLE) return false;
+  if (now - c->since < PEEK_AFTER || now - c->peeked < PEEK_EVERY) return false;
+  c->peeked = now;
+  char b;
+  return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
 /* Whether c is past its deadline at time now, and why. */
@@ -145,7 +156,13 @@ static void *watch(void *arg)
     pthread_mutex_lock(&W.lock);
     for (tokd_wd_conn *c = W.head; c; c = c->next) {
       tokd_drop_reason why;
-      if (c->dropped || !overdue(c, now, &why)) continue;
+      if (c->dropped) continue;
+      if (client_gone(c, now)) {
+        shutdown(c->fd, SHUT_RDWR); /* libmicrohttpd then sees it and closes */
+        c->dropped = true;
+        continue;
+      }
+      if (!overdue(c, now, &why)) continue;
       /* the socket stays open (libmicrohttpd closes it after it tells us, under this lock)
        * so this cannot hit a reused descriptor */
       shutdown(c->fd, SHUT_RDWR);

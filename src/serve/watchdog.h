@@ -14,6 +14,9 @@
  * libmicrohttpd then sees the connection fail and closes it. It is safe against the socket
  * being reused: the close notification (tokd_watchdog_remove) takes the same lock, and
  * libmicrohttpd calls it before it closes the socket.
+ * A connection waiting for its client (head, body, next request) is also checked, from
+ * 0.2 s on, for a client that has closed its side: libmicrohttpd can miss that end of
+ * input and would hold the connection to its deadline.
  * The same thread returns free heap pages to the system after many connections closed.
  */
 #ifndef TOKD_WATCHDOG_H
@@ -48,8 +51,7 @@ void tokd_watchdog_remove(tokd_wd_conn *c);
 void tokd_watchdog_phase(tokd_wd_conn *c, tokd_wd_phase phase);
 /* bytes more of the body arrived, or of the response were taken. */
 void tokd_watchdog_progress(tokd_wd_conn *c, uint64_t bytes);
-/* Connections open now, and closed since the start. */
+/* Connections open now. */
 unsigned tokd_watchdog_count(void);
-unsigned long long tokd_watchdog_closed(void);
 
 #endif
