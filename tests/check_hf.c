@@ -16,17 +16,7 @@
 const char *const TU_HF_MODELS[TU_N_HF_MODELS] = {"llama3_1", "qwen3", "deepseek_v3", "gemma3",
                                                   "llama2", "gptoss", "tiny/sp", "tiny/bl", "tiny/ws"};
 
-/* The model's tokenizer.json, or NULL (with the test passed or failed as configured). */
-static const tok_encoding *model_or_skip(const char *model)
-{
-  const tok_encoding *enc = tu_hf_encoding(model);
-  if (enc) return enc;
-  ck_assert_msg(strncmp(model, "tiny/", 5) != 0, "%s is committed but did not load", model);
-  const char *req = getenv("TOKD_REQUIRE_MODELS");
-  ck_assert_msg(!(req && *req == '1'), "model %s is missing: run tests/tools/fetch_models.sh", model);
-  fprintf(stderr, "check_hf: skipping %s: models not fetched (tests/tools/fetch_models.sh)\n", model);
-  return NULL;
-}
+static const tok_encoding *model_or_skip(const char *model) { return tu_hf_model_or_skip(model); }
 
 /* memcmp that accepts NULL for empty buffers (an empty tok_buf has no data) */
 static bool same_bytes(const void *a, size_t a_len, const void *b, size_t b_len)

@@ -85,6 +85,17 @@ static const tok_encoding *hf_find(const char *prefix, const char *model)
 const tok_encoding *tu_hf_encoding(const char *model) { return hf_find("models", model); }
 const tok_encoding *tu_hf_dir_encoding(const char *model) { return hf_find("dir", model); }
 
+const tok_encoding *tu_hf_model_or_skip(const char *model)
+{
+  const tok_encoding *enc = tu_hf_encoding(model);
+  if (enc) return enc;
+  ck_assert_msg(strncmp(model, "tiny/", 5) != 0, "%s is committed but did not load", model);
+  const char *req = getenv("TOKD_REQUIRE_MODELS");
+  ck_assert_msg(!(req && *req == '1'), "model %s is missing: run tests/tools/fetch_models.sh", model);
+  fprintf(stderr, "tests: skipping %s: models not fetched (tests/tools/fetch_models.sh)\n", model);
+  return NULL;
+}
+
 const tok_encoding *tu_encoding(const char *name)
 {
   const tok_encoding *enc = tok_registry_find(tu_registry(), name, strlen(name));
@@ -157,6 +168,8 @@ int main(void)
   srunner_add_suite(sr, golden_suite());
   srunner_add_suite(sr, hf_suite());
   srunner_add_suite(sr, normalize_suite());
+  srunner_add_suite(sr, scan_suite());
+  srunner_add_suite(sr, sweep_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);

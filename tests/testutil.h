@@ -33,6 +33,8 @@ extern const char *const TU_ENCODINGS[5];
 extern const char *const TU_HF_MODELS[TU_N_HF_MODELS];
 const tok_encoding *tu_hf_encoding(const char *model);     /* tokenizer.json alone */
 const tok_encoding *tu_hf_dir_encoding(const char *model); /* deepseek_v3, llama3_1 dirs */
+/* The model, or NULL after saying it is skipped (a failure when TOKD_REQUIRE_MODELS=1). */
+const tok_encoding *tu_hf_model_or_skip(const char *model);
 
 Suite *utf8_suite(void);
 Suite *phash_suite(void);
@@ -42,5 +44,7 @@ Suite *encode_suite(void);
 Suite *golden_suite(void);
 Suite *hf_suite(void);
 Suite *normalize_suite(void);
+Suite *scan_suite(void);
+Suite *sweep_suite(void);
 
 #endif

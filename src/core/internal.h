@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "phash.h"
+#include "scan.h"
 #include "tok.h"
 
 #define TOK__NONE UINT32_MAX
@@ -251,6 +252,7 @@ typedef struct tok__pre_step {
   bool invert;
   pcre2_code *re;      /* SPLIT, TIKTOKEN, BYTELEVEL (use_regex), WHITESPACE */
   bool re_jit;
+  tok__scan_kind scan; /* a hand-written scanner for re's pattern (scan.h), or none */
   bool add_prefix_space;           /* BYTELEVEL */
   char replacement[5];             /* METASPACE: UTF-8 of the replacement character */
   uint8_t replacement_len;
@@ -385,6 +387,7 @@ struct tok_scratch {
   size_t u32_cap;
 
   tok_work_stats stats;
+  bool regex_only;     /* tests: run the patterns on PCRE2 even where a scanner exists */
 };
 
 tok_err tok__scratch_fit(tok_scratch *s, size_t piece_len);

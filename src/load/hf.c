@@ -121,8 +121,10 @@ static tok_err get_char(hf *h, const cJSON *obj, const char *key, char out[5], u
   return TOK_OK;
 }
 
-/* {"String": s} or {"Regex": r}: compiles it (a string literally). */
-static tok_err get_pattern(hf *h, const cJSON *obj, const char *path, pcre2_code **re, bool *jit)
+/* {"String": s} or {"Regex": r}: compiles it (a string literally); *scan (when asked)
+ * names the hand-written scanner for the regex, if there is one. */
+static tok_err get_pattern(hf *h, const cJSON *obj, const char *path, pcre2_code **re, bool *jit,
+                           tok__scan_kind *scan)
 {
   const cJSON *p = cJSON_GetObjectItemCaseSensitive(obj, "pattern");
   const cJSON *s = cJSON_GetObjectItemCaseSensitive(p, "String");
@@ -132,6 +134,7 @@ static tok_err get_pattern(hf *h, const cJSON *obj, const char *path, pcre2_code
     return bad(h, path, "\"pattern\" must be {\"String\": ...} or {\"Regex\": ...}");
   char what[4200];
   snprintf(what, sizeof what, "%s: %s.pattern", h->file, path);
+  if (scan) *scan = v == r ? tok__scan_recognize(v->valuestring, strlen(v->valuestring)) : TOK__SCAN_NONE;
   return tok__regex_compile(v->valuestring, strlen(v->valuestring), v == s, re, jit, what, h->err);
 }
 
@@ -194,7 +197,7 @@ static tok_err parse_normalizer(hf *h, const cJSON *obj, const char *path, int d
     if ((rc = add_norm(h, &st)) != TOK_OK) return rc;
     st->kind = TOK__NORM_REPLACE;
     if ((rc = dup_string(h, content, &st->text, &st->text_len)) != TOK_OK) return rc;
-    return get_pattern(h, obj, path, &st->re, &st->re_jit);
+    return get_pattern(h, obj, path, &st->re, &st->re_jit, NULL);
   }
   if (!strcmp(type, "Prepend")) {
     const char *prepend = NULL;
@@ -298,7 +301,7 @@ static tok_err parse_pre(hf *h, const cJSON *obj, const char *path, int depth)
         (rc = get_bool(h, obj, "invert", false, &st->invert, path)) != TOK_OK)
       return rc;
     if (!cJSON_GetObjectItemCaseSensitive(obj, "behavior")) return bad(h, path, "missing \"behavior\"");
-    return get_pattern(h, obj, path, &st->re, &st->re_jit);
+    return get_pattern(h, obj, path, &st->re, &st->re_jit, &st->scan);
   }
   if (!strcmp(type, "ByteLevel")) {
     bool use_regex, trim;
@@ -310,9 +313,11 @@ static tok_err parse_pre(hf *h, const cJSON *obj, const char *path, int depth)
       return rc;
     st->behavior = TOK__SPLIT_ISOLATED;
     h->byte_level = true;
-    if (use_regex)
+    if (use_regex) {
+      st->scan = tok__scan_recognize(GPT2_PATTERN, strlen(GPT2_PATTERN));
       return tok__regex_compile(GPT2_PATTERN, strlen(GPT2_PATTERN), false, &st->re, &st->re_jit,
                                 "ByteLevel's GPT-2 pattern", h->err);
+    }
     return TOK_OK;
   }
   if (!strcmp(type, "Metaspace")) {
@@ -859,7 +864,7 @@ static tok_err parse_decoder(hf *h, const cJSON *obj, const char *path, int dept
     if ((rc = add_dec(h, &st)) != TOK_OK) return rc;
     st->kind = TOK__DEC_REPLACE;
     if ((rc = dup_string(h, content, &st->text, &st->text_len)) != TOK_OK) return rc;
-    return get_pattern(h, obj, path, &st->re, &st->re_jit);
+    return get_pattern(h, obj, path, &st->re, &st->re_jit, NULL);
   }
   if (!strcmp(type, "Strip")) {
     if ((rc = add_dec(h, &st)) != TOK_OK) return rc;

@@ -146,6 +146,7 @@ tok_err tok__tiktoken_encoding(tok__manifest *m, tok__model *model, const char *
   if ((rc = tok__regex_compile(enc->pattern, strlen(enc->pattern), false, &enc->pre.steps[0].re,
                                &enc->pre.steps[0].re_jit, what, err)) != TOK_OK)
     goto fail;
+  enc->pre.steps[0].scan = tok__scan_recognize(enc->pattern, strlen(enc->pattern));
   if ((rc = tok__encoding_finish(enc, err)) != TOK_OK) goto fail;
   *out = enc;
   return TOK_OK;
