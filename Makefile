@@ -30,14 +30,15 @@ export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
 
 PKGS := libpcre2-8 libmicrohttpd libcjson libutf8proc
 VERSION := 0.1.0
-TOKD_CFLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"$(VERSION)"' -Iinclude -Isrc/core -Isrc/load -Isrc/serve -Isrc/cli -Isrc/common \
+TOKD_CFLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"$(VERSION)"' -Iinclude -Isrc/core -Isrc/load -Isrc/chat -Isrc/serve -Isrc/cli -Isrc/common \
 	-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
 	-Wformat=2 -Wno-format-nonliteral -Wvla $(if $(WERROR),-Werror) $(SAN_FLAGS)
 DEPS_OK := $(BUILD)/.deps-ok
 
 CORE_SRC := $(addprefix src/core/,err.c buf.c utf8.c unicode.c unicode_data.c scan.c base64.c sha256.c phash.c vocab.c \
 	added.c normalize.c pretok.c bpe.c decode.c encoding.c encode.c models.c embed.c) \
-	$(addprefix src/load/,registry.c tiktoken.c hf.c jscan.c)
+	$(addprefix src/load/,registry.c tiktoken.c hf.c jscan.c) \
+	$(addprefix src/chat/,jvalue.c jinja.c eval.c chat.c)
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o
 COMMON_SRC := src/common/util.c
 SERVE_SRC := $(addprefix src/serve/,daemon.c config.c metrics.c json.c request.c routes.c handlers.c \
@@ -48,7 +49,7 @@ TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: all run test fetch-models unit-test cli-test http-test hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: all run test fetch-models unit-test cli-test http-test chat-test bench-chat hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd $(BUILD)/tokd-load
 
@@ -65,7 +66,7 @@ deps-bench: deps
 
 # pkg-config is only asked once the packages are there
 pkg_cflags = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-pkg_libs = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+pkg_libs = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 $(BUILD)/%.o: src/%.c include/tok.h $(wildcard src/*/*.h) | $(DEPS_OK)
 	@mkdir -p $(@D)
@@ -115,6 +116,15 @@ SOAK_SECONDS ?= 600
 soak: $(BUILD)/tokd $(BUILD)/tokd-load
 	python3 bench/soak.py $(BUILD)/tokd $(BUILD)/tokd-load $(SOAK_SECONDS)
 
+# chat templates against Python jinja2's committed renderings (CLI and HTTP)
+chat-test: $(BUILD)/tokd
+	/usr/bin/python3 tests/chat_test.py $(BUILD)/tokd
+
+# chat template cost: tokd render (+ tokenize) vs Python jinja2 render (needs the models)
+bench-chat: $(BUILD)/tokd
+	@/usr/bin/python3 -c 'import jinja2' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-jinja2; }
+	/usr/bin/python3 bench/chat_bench.py $(BUILD)/tokd build/models
+
 # Debian's python3, for python3-yaml
 k8s-test: $(BUILD)/tokd
 	/usr/bin/python3 tests/k8s_test.py $(BUILD)/tokd
@@ -126,23 +136,28 @@ $(BUILD)/fuzz_encode_replay: tests/fuzz/fuzz_encode.c tests/fuzz/replay.c $(BUIL
 $(BUILD)/fuzz_request_replay: tests/fuzz/fuzz_request.c tests/fuzz/replay.c $(BUILD)/serve/request.o $(BUILD)/serve/routes.o $(BUILD)/common/util.o $(BUILD)/libtok.a
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread
 
+$(BUILD)/fuzz_chat_replay: tests/fuzz/fuzz_chat.c tests/fuzz/replay.c $(BUILD)/libtok.a
+	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread
+
 SERVE_OBJ := $(filter-out $(BUILD)/cli/main.o,$(TOKD_OBJ))
 $(BUILD)/fuzz_http_replay: tests/fuzz/fuzz_http.c tests/fuzz/replay.c $(SERVE_OBJ) $(BUILD)/libtok.a
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread -lm
 
-fuzz-replay: $(BUILD)/fuzz_encode_replay $(BUILD)/fuzz_request_replay $(BUILD)/fuzz_http_replay
+fuzz-replay: $(BUILD)/fuzz_encode_replay $(BUILD)/fuzz_request_replay $(BUILD)/fuzz_http_replay $(BUILD)/fuzz_chat_replay
 	$(BUILD)/fuzz_encode_replay tests/data/fuzz/encode
+	$(BUILD)/fuzz_chat_replay tests/data/fuzz/chat
 	$(BUILD)/fuzz_request_replay tests/data/fuzz/request
 	$(BUILD)/fuzz_http_replay tests/data/fuzz/http
 
 FUZZ_SECONDS ?= 60
-FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"fuzz"' -Iinclude -Isrc/core -Isrc/load -Isrc/serve -Isrc/cli -Isrc/common -O1 -g \
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"fuzz"' -Iinclude -Isrc/core -Isrc/load -Isrc/chat -Isrc/serve -Isrc/cli -Isrc/common -O1 -g \
 	-fsanitize=fuzzer,address,undefined
-FUZZ_TARGETS := encode request http
+FUZZ_TARGETS := encode request http chat
 fuzz-build: deps
 	mkdir -p build-fuzz
 	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_encode tests/fuzz/fuzz_encode.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
 	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_request tests/fuzz/fuzz_request.c src/serve/request.c src/serve/routes.c src/common/util.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
+	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_chat tests/fuzz/fuzz_chat.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
 	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_http tests/fuzz/fuzz_http.c $(SERVE_SRC) $(COMMON_SRC) $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread -lm
 
 # each target runs FUZZ_SECONDS from the committed corpus, writing new inputs to
@@ -163,7 +178,7 @@ fetch-models:
 	tools/deps.sh models
 	tests/tools/fetch_models.sh build/models
 
-test: deps-test unit-test cli-test http-test hardening-test k8s-test fuzz-replay
+test: deps-test unit-test cli-test http-test chat-test hardening-test k8s-test fuzz-replay
 	@echo "make test: all suites passed ($(if $(SANITIZER),$(SANITIZER),no sanitizer))"
 
 vocab-check:

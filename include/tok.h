@@ -66,7 +66,10 @@ extern "C" {
   X(TOK_ECHECKSUM, "checksum_mismatch", "vocabulary file does not match its SHA-256", 500)    \
   X(TOK_EPATTERN, "bad_pattern", "pre-tokenizer pattern does not compile", 500)             \
   X(TOK_ETOKENIZER, "bad_tokenizer", "malformed tokenizer.json", 500)                         \
-  X(TOK_EUNSUPPORTED, "unsupported_component", "tokenizer component not supported", 500)
+  X(TOK_EUNSUPPORTED, "unsupported_component", "tokenizer component not supported", 500)      \
+  X(TOK_ETEMPLATE, "bad_chat_template", "chat template cannot be parsed or is not supported",  \
+    400)                                                                                      \
+  X(TOK_ERENDER, "chat_template_error", "chat template failed while rendering", 400)
 
 typedef enum {
 #define TOK__ENUM(e, name, msg, status) e,
@@ -162,6 +165,9 @@ typedef struct tok_encoding_info {
   const char *normalizer, *pre_tokenizer, *model, *post_processor, *decoder;
   /* BOS/EOS as named by tokenizer_config.json (Hugging Face directories), else NULL. */
   const char *bos_token, *eos_token;
+  /* The chat template (Jinja source) of a Hugging Face directory: chat_template.jinja, else
+   * tokenizer_config.json's chat_template; NULL when there is none. */
+  const char *chat_template;
   bool embedded; /* loaded from the copy built into the binary */
 } tok_encoding_info;
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chat.h"
 #include "cli.h"
 #include "config.h"
 #include "tok.h"
@@ -32,6 +33,8 @@ static const char USAGE[] =
     "  count                 read UTF-8 text on stdin, print the number of tokens\n"
     "  bench FILE...         single-thread in-process encode throughput per file\n"
     "  encodings             list the encodings that would be loaded\n"
+    "  chat                  read a chat request (JSON, as vLLM's /tokenize with messages) on\n"
+    "                        stdin, render the model's chat template, print the token ids\n"
     "\n"
     "Options of encode, decode, count, bench, encodings:\n"
     "  -e, --encoding NAME   r50k_base (gpt2), p50k_base, p50k_edit, cl100k_base (default),\n"
@@ -60,6 +63,11 @@ static const char USAGE[] =
     "      --lossy           encode/count: replace invalid UTF-8 with U+FFFD instead of failing;\n"
     "                        decode: replace invalid UTF-8 in the output with U+FFFD\n"
     "      --seconds S       bench: time per file (default 1)\n"
+    "      --chat-template FILE\n"
+    "                        chat: use this Jinja template instead of the model's\n"
+    "      --render-only     chat: print the rendered text instead of the ids\n"
+    "      --bench           chat: render (and encode) repeatedly for --seconds; print the\n"
+    "                        microseconds per conversation as JSON\n"
     "  -h, --help            this text\n"
     "\n"
     "Invalid UTF-8 input makes encode and count exit with status 2 and name the byte offset.\n";
@@ -76,6 +84,9 @@ typedef struct cli_opts {
   bool add_special;
   bool skip_special;
   bool bytes;
+  bool render_only;
+  bool chat_bench;
+  const char *chat_template;
   double seconds;
   char **files;
   int n_files;
@@ -99,6 +110,7 @@ static int status_of(tok_err code)
   switch (code) {
   case TOK_EINVAL: case TOK_EUTF8: case TOK_EUNKNOWN_ENCODING: case TOK_EUNKNOWN_TOKEN:
   case TOK_EUNKNOWN_SPECIAL: case TOK_EDISALLOWED_SPECIAL: case TOK_ELIMIT:
+  case TOK_ETEMPLATE: case TOK_ERENDER:
     return 2;
   default:
     return 1;
@@ -119,6 +131,9 @@ static int parse_opts(int argc, char **argv, cli_opts *o)
       {"skip-special-tokens", no_argument, NULL, 'S'},
       {"bytes", no_argument, NULL, 'B'},
       {"seconds", required_argument, NULL, 's'},
+      {"chat-template", required_argument, NULL, 'C'},
+      {"render-only", no_argument, NULL, 'R'},
+      {"bench", no_argument, NULL, 'N'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -137,6 +152,9 @@ static int parse_opts(int argc, char **argv, cli_opts *o)
     case 'A': o->add_special = true; break;
     case 'S': o->skip_special = true; break;
     case 'B': o->bytes = true; break;
+    case 'C': o->chat_template = optarg; break;
+    case 'R': o->render_only = true; break;
+    case 'N': o->chat_bench = true; break;
     case 'e': o->encoding = optarg; break;
     case 'm': o->model = optarg; break;
     case 'V': o->vocab_dir = optarg; break;
@@ -382,6 +400,101 @@ static int cmd_encodings(const cli_opts *o)
   return 0;
 }
 
+/* `tokd chat`: render the conversation on stdin with the model's chat template (or
+ * --chat-template FILE), then print the text (--render-only) or its ids. The rendered text
+ * is encoded with every special token allowed: the template writes them as text. */
+static int cmd_chat(const cli_opts *o)
+{
+  loaded l = {0};
+  tok_buf body = {0}, tmpl_file = {0}, text = {.limit = (size_t)256 << 20}, out = {0};
+  tok_chat_template *tmpl = NULL;
+  int rc = load(o, &l);
+  const char *src = NULL;
+  size_t src_len = 0;
+  if (!rc && o->chat_template) {
+    FILE *f = fopen(o->chat_template, "rb");
+    if (!f) rc = die(2, "--chat-template %s: %s", o->chat_template, strerror(errno));
+    else {
+      rc = read_all(f, &tmpl_file);
+      fclose(f);
+      src = tmpl_file.data ? tmpl_file.data : "";
+      src_len = tmpl_file.len;
+    }
+  } else if (!rc) {
+    src = tok_encoding_get_info(l.enc)->chat_template;
+    if (!src) rc = die(2, "%s has no chat template; give one with --chat-template FILE", o->encoding);
+    else src_len = strlen(src);
+  }
+  tok_error err;
+  if (!rc && tok_chat_template_parse(src, src_len, &tmpl, &err) != TOK_OK)
+    rc = die(2, "%s", err.detail);
+  if (!rc) rc = read_all(stdin, &body);
+  tok_chat_request req = {.now = time(NULL)};
+  bool add_special = false;
+  const char *now = getenv("TOKD_CHAT_NOW"); /* fixed time for strftime_now in tests */
+  if (now && *now) req.now = (time_t)strtoll(now, NULL, 10);
+  if (!rc) {
+    const tok_encoding_info *info = tok_encoding_get_info(l.enc);
+    req.bos_token = info->bos_token;
+    req.eos_token = info->eos_token;
+    if (tok_chat_request_from_body(body.data ? body.data : "", body.len, &req, &add_special, &err) != TOK_OK ||
+        tok_chat_render(tmpl, &req, NULL, &text, &err) != TOK_OK)
+      rc = die(status_of(err.code), "%s", err.detail);
+  }
+  if (!rc && o->chat_bench) {
+    /* parse once (as at load), then render, and render + encode, as many times as fit */
+    tok_special_set all;
+    tok_encode_opts opts = {.add_special_tokens = add_special};
+    if (tok_special_set_parse(l.enc, "all", 3, &all, &err) == TOK_OK) opts.allowed_special = &all;
+    double us[2] = {0, 0};
+    for (int phase = 0; phase < 2 && !rc; phase++) {
+      size_t n = 0;
+      double start = tokd_now(), elapsed;
+      do {
+        for (int k = 0; k < 64; k++, n++) {
+          text.len = 0;
+          tok_encode_result res;
+          if (tok_chat_render(tmpl, &req, NULL, &text, &err) != TOK_OK ||
+              (phase == 1 && tok_encode(l.enc, l.scratch, text.data, text.len, &opts, &res, &err) != TOK_OK)) {
+            rc = die(status_of(err.code), "%s", err.detail);
+            break;
+          }
+        }
+        elapsed = tokd_now() - start;
+      } while (!rc && elapsed < o->seconds);
+      us[phase] = elapsed * 1e6 / (double)n;
+    }
+    if (!rc) printf("{\"render_us\":%.2f,\"render_encode_us\":%.2f,\"bytes\":%zu}\n", us[0], us[1], text.len);
+  } else if (!rc && o->render_only) {
+    fwrite(text.data ? text.data : "", 1, text.len, stdout);
+  } else if (!rc) {
+    tok_special_set all;
+    tok_encode_opts opts = {.add_special_tokens = add_special};
+    if (tok_special_set_parse(l.enc, "all", 3, &all, &err) == TOK_OK) opts.allowed_special = &all;
+    tok_encode_result res;
+    if (tok_encode(l.enc, l.scratch, text.data ? text.data : "", text.len, &opts, &res, &err) != TOK_OK)
+      rc = die(status_of(err.code), "%s", err.detail);
+    else if (tok_buf_reserve(&out, res.len * 11 + 1) != TOK_OK)
+      rc = die(1, "out of memory");
+    else {
+      for (size_t i = 0; i < res.len; i++) {
+        if (i) out.data[out.len++] = ' ';
+        out.len += tokd_format_u32(out.data + out.len, res.ids[i]);
+      }
+      out.data[out.len++] = '\n';
+      fwrite(out.data, 1, out.len, stdout);
+    }
+  }
+  tok_chat_template_free(tmpl);
+  tok_buf_free(&body);
+  tok_buf_free(&tmpl_file);
+  tok_buf_free(&text);
+  tok_buf_free(&out);
+  unload(&l);
+  if (!rc && fflush(stdout) != 0) rc = die(1, "write error: %s", strerror(errno));
+  return rc;
+}
+
 int main(int argc, char **argv)
 {
   if (argc < 2) {
@@ -404,6 +517,7 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "decode")) rc = cmd_decode(&o);
     else if (!strcmp(cmd, "bench")) rc = cmd_bench(&o);
     else if (!strcmp(cmd, "encodings")) rc = cmd_encodings(&o);
+    else if (!strcmp(cmd, "chat")) rc = cmd_chat(&o);
     else rc = die(2, "unknown command \"%s\"; see `tokd --help`", cmd);
   }
   tokd_sources_free(o.tokenizers, o.n_tokenizers);

@@ -40,6 +40,7 @@ void tok__encoding_free(tok_encoding *enc)
   free(enc->components_text);
   free(enc->bos_token);
   free(enc->eos_token);
+  free(enc->chat_template);
   for (size_t i = 0; i < enc->normalizer.n_steps; i++) {
     free_regex(enc->normalizer.steps[i].re);
     free(enc->normalizer.steps[i].text);
@@ -267,6 +268,7 @@ tok_err tok__encoding_finish(tok_encoding *enc, tok_error *err)
   enc->info.n_added = enc->n_added;
   enc->info.bos_token = enc->bos_token;
   enc->info.eos_token = enc->eos_token;
+  enc->info.chat_template = enc->chat_template;
   return TOK_OK;
 }
 

@@ -311,6 +311,7 @@ struct tok_encoding {
   char *source, *pattern, *components_text;
   char sha256[65];
   char *bos_token, *eos_token;
+  char *chat_template; /* from tokenizer_config.json or chat_template.jinja; NULL: none */
   tok__model *model;         /* owned by the registry */
   tok__normalizer normalizer;
   tok__added *added;

@@ -39,6 +39,7 @@ typedef struct hf {
   const char *name;
   char file[4096];   /* the tokenizer.json */
   char config[4096]; /* tokenizer_config.json, or "" */
+  char jinja[4096];  /* chat_template.jinja, or "" */
   tok_encoding *enc;
   tok_error *err;
   bool byte_level;
@@ -893,6 +894,13 @@ static const char *config_token(const cJSON *cfg, const char *key)
 
 static tok_err apply_config(hf *h)
 {
+  if (h->jinja[0]) {
+    char *text;
+    size_t len;
+    tok_err rc = tok__read_file(h->jinja, MAX_CONFIG_BYTES, &text, &len, h->err);
+    if (rc != TOK_OK) return rc;
+    h->enc->chat_template = text; /* NUL-terminated by tok__read_file */
+  }
   if (!h->config[0]) return TOK_OK;
   char *text;
   size_t len;
@@ -907,6 +915,22 @@ static tok_err apply_config(hf *h)
   tok_encoding *enc = h->enc;
   const char *bos = config_token(cfg, "bos_token"), *eos = config_token(cfg, "eos_token");
   if ((bos && !(enc->bos_token = strdup(bos))) || (eos && !(enc->eos_token = strdup(eos)))) {
+    cJSON_Delete(cfg);
+    return tok__nomem(h->err);
+  }
+  /* chat_template: a string, or a list of {name, template} (transformers picks "default") */
+  const cJSON *ct = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template");
+  const char *tmpl = cJSON_IsString(ct) ? ct->valuestring : NULL;
+  if (cJSON_IsArray(ct)) {
+    const cJSON *item;
+    cJSON_ArrayForEach(item, ct) {
+      const cJSON *nm = cJSON_GetObjectItemCaseSensitive(item, "name");
+      const cJSON *tx = cJSON_GetObjectItemCaseSensitive(item, "template");
+      if (cJSON_IsString(nm) && cJSON_IsString(tx) && !strcmp(nm->valuestring, "default"))
+        tmpl = tx->valuestring;
+    }
+  }
+  if (tmpl && !enc->chat_template && !(enc->chat_template = strdup(tmpl))) {
     cJSON_Delete(cfg);
     return tok__nomem(h->err);
   }
@@ -950,6 +974,9 @@ static tok_err resolve_paths(hf *h, const char *path)
         (size_t)snprintf(h->config, sizeof h->config, "%s/tokenizer_config.json", path) >= sizeof h->config)
       return tok__fail(h->err, TOK_EIO, TOK_NO_POS, TOK_NO_POS, "%s: path too long", path);
     if (stat(h->config, &st) != 0) h->config[0] = 0;
+    if ((size_t)snprintf(h->jinja, sizeof h->jinja, "%s/chat_template.jinja", path) >= sizeof h->jinja ||
+        stat(h->jinja, &st) != 0)
+      h->jinja[0] = 0;
   } else if ((size_t)snprintf(h->file, sizeof h->file, "%s", path) >= sizeof h->file) {
     return tok__fail(h->err, TOK_EIO, TOK_NO_POS, TOK_NO_POS, "%s: path too long", path);
   }

@@ -58,6 +58,9 @@
 #define FACTOR_ENCODE 28
 #define FACTOR_RICH 48
 #define FACTOR_DECODE 8
+/* A chat render's allowance on top: a template's values and intermediate strings (the
+ * Qwen3 template with tools peaks near 1 MB on a small conversation). */
+#define RESERVE_CHAT ((size_t)4 << 20)
 /* Bodies up to this size are "small" jobs for the pool's fairness. */
 #define SMALL_BODY ((size_t)64 << 10)
 /* Answers up to this size are handed to libmicrohttpd whole; larger ones piece by piece. */
@@ -507,12 +510,12 @@ static void run_job(tokd_job *job, tokd_worker *w)
     ok = kind == BODY_JSON
              ? tokd_request_parse_json(&req, ctx->body.data, ctx->body.len, &lim, &e)
              : tokd_request_parse_text(&req, ctx->body.data, ctx->body.len, ctx->query, ctx->n_query, &lim, &e);
-    if (ok && (req.offsets || req.token_strings)) {
-      /* a richer answer: top the reservation up */
-      size_t want = reserve_for(ctx->ep, ctx->body.len, true);
+    if (ok && (req.offsets || req.token_strings || req.messages.s)) {
+      /* a richer answer, or a chat render: top the reservation up */
+      size_t want = reserve_for(ctx->ep, ctx->body.len, true) + (req.messages.s ? RESERVE_CHAT : 0);
       if (want > S.budget.limit) {
         tokd_error_set(&e, 413, "body_too_large", NULL,
-                       "offsets or token strings for a body of %zu bytes need more memory than "
+                       "offsets, token strings or a chat render for a body of %zu bytes need more memory than "
                        "--max-memory allows one request", ctx->body.len);
         ok = false;
       } else if (want > ctx->reserved && !tokd_budget_take(&S.budget, want - ctx->reserved)) {
@@ -756,7 +759,8 @@ int tokd_daemon_start(const tokd_config *cfg)
   S.n_workers = S.cfg.threads > 1 ? S.cfg.threads : 2;
   tokd_budget_init(&S.budget, S.cfg.max_memory);
   ID_PREFIX = ((unsigned long long)time(NULL) << 16 ^ (unsigned long long)getpid()) & 0xffffffffffffull;
-  if (!(S.metrics = tokd_metrics_new(S.cfg.threads + 4)) || tokd_encodings_json(&S, &S.encodings_json) != TOK_OK) {
+  if (tokd_chat_load(&S) != 0 || !(S.metrics = tokd_metrics_new(S.cfg.threads + 4)) ||
+      tokd_encodings_json(&S, &S.encodings_json) != TOK_OK) {
     fprintf(stderr, "tokd: out of memory\n");
     return 1;
   }
@@ -812,6 +816,7 @@ unsigned tokd_daemon_stop(void)
   tokd_watchdog_stop();
   tokd_metrics_free(S.metrics);
   tok_buf_free(&S.encodings_json);
+  tokd_chat_free(&S);
   tok_registry_free(S.reg);
   tokd_sources_free(S.cfg.tokenizers, S.cfg.n_tokenizers);
   S = (tokd_server){0};

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat.h"
 #include "json.h"
 #include "pool.h"
 #include "server.h"
@@ -37,6 +38,7 @@ void tokd_worker_free(tokd_worker *w)
   tok_scratch_free(w->scratch);
   tok_buf_free(&w->bytes);
   tok_buf_free(&w->text);
+  tok_buf_free(&w->chat);
   free(w);
 }
 
@@ -44,6 +46,7 @@ void tokd_worker_trim(tokd_worker *w, size_t keep_bytes)
 {
   if (w->bytes.cap > keep_bytes) tok_buf_free(&w->bytes);
   if (w->text.cap > keep_bytes) tok_buf_free(&w->text);
+  if (w->chat.cap > keep_bytes) tok_buf_free(&w->chat);
   tok_scratch_trim(w->scratch, keep_bytes);
 }
 
@@ -134,6 +137,96 @@ static bool special_set(const tokd_request *req, const tok_encoding *enc, bool a
   return true;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * Chat templates
+ */
+int tokd_chat_load(tokd_server *srv)
+{
+  size_t n = tok_registry_count(srv->reg);
+  if (!(srv->chat = calloc(n ? n : 1, sizeof *srv->chat)) ||
+      !(srv->chat_error = calloc(n ? n : 1, sizeof *srv->chat_error)))
+    return -1;
+  for (size_t i = 0; i < n; i++) {
+    const tok_encoding_info *info = tok_encoding_get_info(tok_registry_at(srv->reg, i));
+    char msg[400];
+    if (!info->chat_template) {
+      snprintf(msg, sizeof msg, "%s has no chat template (a Hugging Face model directory with one in "
+               "tokenizer_config.json or chat_template.jinja has); send \"chat_template\"", info->name);
+    } else {
+      tok_error err;
+      if (tok_chat_template_parse(info->chat_template, strlen(info->chat_template), &srv->chat[i], &err) == TOK_OK)
+        continue;
+      snprintf(msg, sizeof msg, "the chat template of %s is not supported: %s", info->name, err.detail);
+      fprintf(stderr, "tokd: warning: %s\n", msg);
+    }
+    if (!(srv->chat_error[i] = strdup(msg))) return -1;
+  }
+  return 0;
+}
+
+void tokd_chat_free(tokd_server *srv)
+{
+  size_t n = srv->reg ? tok_registry_count(srv->reg) : 0;
+  for (size_t i = 0; i < n && srv->chat; i++) {
+    tok_chat_template_free(srv->chat[i]);
+    free(srv->chat_error[i]);
+  }
+  free(srv->chat);
+  free(srv->chat_error);
+  srv->chat = NULL;
+  srv->chat_error = NULL;
+}
+
+/* Renders the request's conversation into w->chat with the encoding's template (or the
+ * request's own "chat_template"). Memory: the render may use half of what the request's
+ * reservation leaves for its answer, the text a quarter (the encode needs the rest). */
+static bool render_chat(const tokd_server *srv, tokd_worker *w, const tokd_request *req,
+                        const tok_encoding *enc, size_t share, tokd_http_error *e)
+{
+  const tok_chat_template *tmpl = NULL;
+  tok_chat_template *own = NULL;
+  tok_error te;
+  if (req->chat_template) {
+    if (tok_chat_template_parse(req->chat_template, strlen(req->chat_template), &own, &te) != TOK_OK) {
+      tokd_error_set(e, te.code == TOK_ENOMEM ? 503 : 400, tok_err_name(te.code), "chat_template", "%s", te.detail);
+      return false;
+    }
+    tmpl = own;
+  } else {
+    for (size_t i = 0; i < tok_registry_count(srv->reg); i++)
+      if (tok_registry_at(srv->reg, i) == enc) {
+        tmpl = srv->chat[i];
+        if (!tmpl) {
+          tokd_error_set(e, 400, "no_chat_template", "messages", "%s", srv->chat_error[i]);
+          return false;
+        }
+      }
+  }
+  const tok_encoding_info *info = tok_encoding_get_info(enc);
+  tok_chat_request cr = {
+      .messages_json = req->messages.s, .messages_len = req->messages.len,
+      .tools_json = req->tools.s, .tools_len = req->tools.len,
+      .documents_json = req->documents.s, .documents_len = req->documents.len,
+      .kwargs_json = req->chat_template_kwargs.s, .kwargs_len = req->chat_template_kwargs.len,
+      .add_generation_prompt = req->add_generation_prompt,
+      .continue_final_message = req->continue_final_message,
+      .bos_token = info->bos_token, .eos_token = info->eos_token,
+      .now = time(NULL),
+  };
+  tok_chat_limits lim = {.max_memory = share / 2 + 1, .max_output = share / 4 + 1};
+  w->chat.len = 0;
+  w->chat.limit = share / 4 + 1;
+  tok_err rc = tok_chat_render(tmpl, &cr, &lim, &w->chat, &te);
+  tok_chat_template_free(own);
+  if (rc == TOK_OK) return true;
+  if (rc == TOK_ENOMEM) tokd_error_set(e, 503, "out_of_memory", NULL, "out of memory; retry later");
+  else if (rc == TOK_ELIMIT)
+    tokd_error_set(e, 413, "limit_exceeded", "messages", "%s (the request's share of --max-memory, or the template's step limit)", te.detail);
+  else
+    tokd_error_set(e, 400, tok_err_name(rc), rc == TOK_EINVAL ? "messages" : "chat_template", "%s", te.detail);
+  return false;
+}
+
 #define TRY(expr)                                                                             \
   do {                                                                                        \
     if ((expr) != TOK_OK) return too_large(e);                                                \
@@ -156,6 +249,21 @@ bool tokd_handle_encode(const tokd_server *srv, tokd_worker *w, const tokd_reque
   const char *name = tok_encoding_get_info(enc)->name;
   const char *field = ep == EP_TOKENIZE ? "prompt" : "text";
   unsigned long long total = 0;
+  tokd_text rendered;
+  tokd_request chat_req;
+  if (req->messages.s) {
+    /* the conversation, rendered, is the one text; its special tokens are written by the
+     * template, so all of them are recognised */
+    if (!render_chat(srv, w, req, enc, out->limit, e)) return false;
+    rendered = (tokd_text){w->chat.data ? w->chat.data : "", w->chat.len};
+    chat_req = *req;
+    chat_req.texts = &rendered;
+    chat_req.n_texts = 1;
+    chat_req.batch = false;
+    req = &chat_req;
+    field = "messages";
+    if (!special_set(req, enc, true, &set, &opts.allowed_special, e)) return false;
+  }
 
   if (ep == EP_TOKENIZE) {
     TRY(tokd_json_lit(out, "{"));
@@ -456,9 +564,63 @@ tok_err tokd_encodings_json(const tokd_server *srv, tok_buf *out)
       W(tokd_json_lit(out, ",\"eos_token\":"));
       W(tokd_json_string(out, info->eos_token, strlen(info->eos_token)));
     }
+    W(tokd_json_lit(out, srv->chat && srv->chat[i] ? ",\"chat_template\":true" : ",\"chat_template\":false"));
     W(tokd_json_lit(out, info->embedded ? ",\"embedded\":true}" : ",\"embedded\":false}"));
   }
   W(tokd_json_lit(out, "]}\n"));
 #undef W
   return TOK_OK;
+}
+
+/* POST /chat_tokenize (TGI: the templated text and its tokens with their text and byte
+ * range) and /apply-template (llama.cpp: the templated text only) */
+bool tokd_handle_chat(const tokd_server *srv, tokd_worker *w, const tokd_request *req,
+                      tok_buf *out, unsigned long long *tokens, tokd_http_error *e)
+{
+  const tok_encoding *enc;
+  if (!resolve_encoding(srv, req, &enc, e)) return false;
+  if (!render_chat(srv, w, req, enc, out->limit, e)) return false;
+  const char *text = w->chat.data ? w->chat.data : "";
+  size_t text_len = w->chat.len;
+  if (req->ep == EP_APPLY_TEMPLATE) {
+    TRY(tokd_json_lit(out, "{\"prompt\":"));
+    TRY(tokd_json_string(out, text, text_len));
+    TRY(tokd_json_lit(out, "}\n"));
+    return true;
+  }
+  tok_special_set set;
+  tok_special_set_all(enc, &set);
+  tok_encode_opts opts = {.allowed_special = &set, .want_offsets = true,
+                          .add_special_tokens = req->add_special_tokens};
+  tok_encode_result r;
+  tok_error te;
+  if (tok_encode(enc, w->scratch, text, text_len, &opts, &r, &te) != TOK_OK) {
+    core_error(e, &te, "messages");
+    return false;
+  }
+  TRY(tokd_json_lit(out, "{\"tokenize_response\":["));
+  for (size_t k = 0; k < r.len; k++) {
+    uint32_t start = r.offsets[2 * k], stop = r.offsets[2 * k + 1];
+    if (k) TRY(tokd_json_lit(out, ","));
+    TRY(tokd_json_lit(out, "{\"id\":"));
+    TRY(tokd_json_uint(out, r.ids[k]));
+    TRY(tokd_json_lit(out, ",\"text\":"));
+    /* the token's bytes of the text; a token inside a character shows U+FFFD */
+    w->text.len = 0;
+    w->text.limit = out->limit;
+    TRY(tok_utf8_append_lossy(&w->text, text + start, stop - start));
+    TRY(tokd_json_string(out, w->text.data ? w->text.data : "", w->text.len));
+    TRY(tokd_json_lit(out, ",\"start\":"));
+    TRY(tokd_json_uint(out, start));
+    TRY(tokd_json_lit(out, ",\"stop\":"));
+    TRY(tokd_json_uint(out, stop));
+    TRY(tokd_json_lit(out, "}"));
+  }
+  TRY(tokd_json_lit(out, "],\"templated_text\":"));
+  TRY(tokd_json_string(out, text, text_len));
+  TRY(tokd_json_lit(out, ",\"count\":"));
+  TRY(tokd_json_uint(out, r.len));
+  TRY(tokd_json_lit(out, "}\n"));
+  *tokens = r.len;
+  return true;
 }

@@ -53,6 +53,7 @@ void tokd_request_init(tokd_request *req, tokd_endpoint ep)
   req->max_tokens = -1;
   req->limit = -1;
   req->add_special_tokens = true; /* as Hugging Face's encode() and vLLM's /tokenize */
+  req->add_generation_prompt = true; /* vLLM's chat default */
 }
 
 void tokd_request_free(tokd_request *req)
@@ -84,6 +85,7 @@ static bool nomem(tokd_http_error *e)
 typedef struct jp {
   char *p, *end, *start;
   tokd_http_error *e;
+  bool keep; /* skipping a value that must stay as it is (raw chat fields) */
 } jp;
 
 static bool syntax(jp *j, const char *what)
@@ -122,10 +124,36 @@ static int hex4(const char *p)
   return v;
 }
 
+/* Steps over a string without changing it (its escapes are checked by whoever reads it). */
+static bool scan_string(jp *j)
+{
+  char *r = ++j->p;
+  for (;;) {
+    if (r >= j->end) {
+      j->p = r;
+      return syntax(j, "unterminated string");
+    }
+    unsigned char c = (unsigned char)*r;
+    if (c == '"') break;
+    if (c < 0x20) {
+      j->p = r;
+      return syntax(j, "control character in a string");
+    }
+    r += c == '\\' ? 2 : 1;
+  }
+  j->p = r + 1;
+  return true;
+}
+
 /* A string value, unescaped in place and NUL-terminated where its closing quote was. */
 static bool string(jp *j, char **out, size_t *out_len)
 {
   ws(j);
+  if (j->keep && j->p < j->end && *j->p == '"') {
+    *out = NULL;
+    *out_len = 0;
+    return scan_string(j);
+  }
   if (j->p >= j->end || *j->p != '"') return syntax(j, "expected a string");
   char *r = ++j->p, *w = r;
   for (;;) {
@@ -508,6 +536,27 @@ static bool get_special(jp *j, const char *name, tokd_request *req)
   return eat(j, ']') ? true : syntax(j, "expected ',' or ']'");
 }
 
+/* A value kept as its raw JSON text for the chat module, which reads it itself (it keeps
+ * integers apart from floats, as Python does). skip_value checks its syntax and leaves the
+ * bytes untouched; null is kept as absent. */
+static bool raw_value(jp *j, tokd_text *out)
+{
+  ws(j);
+  if (literal(j, "null")) {
+    out->s = NULL;
+    out->len = 0;
+    return true;
+  }
+  const char *start = j->p;
+  j->keep = true;
+  bool ok = skip_value(j, 0);
+  j->keep = false;
+  if (!ok) return false;
+  out->s = start;
+  out->len = (size_t)(j->p - start);
+  return true;
+}
+
 static bool get_field(jp *j, tokd_field f, const char *name, const tokd_parse_limits *lim,
                       tokd_request *req)
 {
@@ -550,10 +599,15 @@ static bool get_field(jp *j, tokd_field f, const char *name, const tokd_parse_li
       return type_error(j->e, name, "\"left\" or \"right\"");
     req->truncate_left = strcmp(side, "left") == 0;
     return true;
-  case TOKD_F_MESSAGES:
-    tokd_error_set(j->e, 400, "unsupported", name,
-                   "chat \"messages\" are not supported (tokd has no chat templates); send \"prompt\"");
-    return false;
+  case TOKD_F_MESSAGES: return raw_value(j, &req->messages);
+  case TOKD_F_TOOLS: return raw_value(j, &req->tools);
+  case TOKD_F_DOCUMENTS: return raw_value(j, &req->documents);
+  case TOKD_F_CHAT_TEMPLATE_KWARGS: return raw_value(j, &req->chat_template_kwargs);
+  case TOKD_F_CHAT_TEMPLATE:
+    if (literal(j, "null")) return true;
+    return get_string_field(j, name, &req->chat_template);
+  case TOKD_F_ADD_GENERATION_PROMPT: return get_bool(j, name, &req->add_generation_prompt);
+  case TOKD_F_CONTINUE_FINAL_MESSAGE: return get_bool(j, name, &req->continue_final_message);
   default:
     return skip_value(j, 0);
   }
@@ -570,6 +624,34 @@ static tokd_field input_field(tokd_endpoint ep)
 static bool check_required(tokd_request *req, tokd_http_error *e)
 {
   tokd_field f = input_field(req->ep);
+  bool chat = req->given & (1u << TOKD_F_MESSAGES);
+  if (chat && !req->messages.s) {
+    tokd_error_set(e, 400, "invalid_type", "messages", "\"messages\" must be a list of message objects");
+    return false;
+  }
+  if (req->ep == EP_CHAT_TOKENIZE || req->ep == EP_APPLY_TEMPLATE) f = TOKD_F_MESSAGES;
+  if (chat && f != TOKD_F_MESSAGES) {
+    if (req->given & (1u << f)) {
+      tokd_error_set(e, 400, "conflicting_fields", "messages", "send \"%s\" or \"messages\", not both",
+                     TOKD_FIELD_NAMES[f]);
+      return false;
+    }
+    /* vLLM's chat default: the template already wrote the special tokens it wants */
+    if (!(req->given & (1u << TOKD_F_ADD_SPECIAL_TOKENS))) req->add_special_tokens = false;
+    return true;
+  }
+  if (!chat && (req->given & (FIELDS_CHAT & ~(1u << TOKD_F_MESSAGES)))) {
+    for (int k = 0; k < TOKD_F__COUNT; k++)
+      if ((req->given & (1u << k)) && (FIELDS_CHAT & (1u << k))) {
+        tokd_error_set(e, 400, "missing_field", "messages", "\"%s\" applies to chat \"messages\", which are missing",
+                       TOKD_FIELD_NAMES[k]);
+        return false;
+      }
+  }
+  if (f == TOKD_F_MESSAGES && chat) {
+    if (!(req->given & (1u << TOKD_F_ADD_SPECIAL_TOKENS))) req->add_special_tokens = false;
+    return true;
+  }
   if (req->given & (1u << f)) return true;
   tokd_error_set(e, 400, "missing_field", TOKD_FIELD_NAMES[f], "missing \"%s\"", TOKD_FIELD_NAMES[f]);
   return false;
@@ -578,7 +660,7 @@ static bool check_required(tokd_request *req, tokd_http_error *e)
 bool tokd_request_parse_json(tokd_request *req, char *body, size_t len,
                              const tokd_parse_limits *lim, tokd_http_error *e)
 {
-  jp j = {body, body + len, body, e};
+  jp j = {body, body + len, body, e, false};
   const tokd_route *route = &TOKD_ROUTES[req->ep];
   if (len >= 3 && !memcmp(body, "\xEF\xBB\xBF", 3)) j.p += 3; /* a byte order mark */
   if (!eat(&j, '{')) {

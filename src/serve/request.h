@@ -70,6 +70,12 @@ typedef struct tokd_request {
   bool bytes_out;           /* decode: exact bytes as base64 too */
   bool stream;              /* decode: hold back an incomplete UTF-8 tail */
   const char *tail;         /* decode: base64 tail from the previous call */
+
+  /* a chat conversation: the raw JSON of each field (untouched by in-place parsing) */
+  tokd_text messages, tools, documents, chat_template_kwargs;
+  const char *chat_template; /* a template for this request instead of the model's */
+  bool add_generation_prompt;  /* default true (vLLM) */
+  bool continue_final_message;
 } tokd_request;
 
 /* Bounds parsing applies. */

@@ -36,7 +36,13 @@
   X(BYTES, "bytes")                                                                           \
   X(STREAM, "stream")                                                                         \
   X(TAIL, "tail")                                                                             \
-  X(MESSAGES, "messages")
+  X(MESSAGES, "messages")                                                                     \
+  X(TOOLS, "tools")                                                                           \
+  X(DOCUMENTS, "documents")                                                                   \
+  X(CHAT_TEMPLATE, "chat_template")                                                           \
+  X(CHAT_TEMPLATE_KWARGS, "chat_template_kwargs")                                             \
+  X(ADD_GENERATION_PROMPT, "add_generation_prompt")                                           \
+  X(CONTINUE_FINAL_MESSAGE, "continue_final_message")
 
 typedef enum {
 #define X(id, name) TOKD_F_##id,
@@ -48,13 +54,18 @@ typedef enum {
 #define F(id) (1u << TOKD_F_##id)
 #define FIELDS_SELECT (F(ENCODING) | F(MODEL))
 #define FIELDS_SPECIAL (F(ALLOWED_SPECIAL) | F(DISALLOWED_SPECIAL) | F(ADD_SPECIAL_TOKENS))
+/* a chat conversation, rendered with the model's chat template (vLLM's fields) */
+#define FIELDS_CHAT                                                                           \
+  (F(MESSAGES) | F(TOOLS) | F(DOCUMENTS) | F(CHAT_TEMPLATE) | F(CHAT_TEMPLATE_KWARGS) |         \
+   F(ADD_GENERATION_PROMPT) | F(CONTINUE_FINAL_MESSAGE))
 #define FIELDS_ENCODE                                                                         \
   (F(TEXT) | FIELDS_SELECT | FIELDS_SPECIAL | F(OFFSETS) | F(TOKEN_STRINGS) | F(MAX_TOKENS) |  \
-   F(TRUNCATION_SIDE))
-#define FIELDS_COUNT (F(TEXT) | FIELDS_SELECT | FIELDS_SPECIAL | F(LIMIT))
+   F(TRUNCATION_SIDE) | FIELDS_CHAT)
+#define FIELDS_COUNT (F(TEXT) | FIELDS_SELECT | FIELDS_SPECIAL | F(LIMIT) | FIELDS_CHAT)
+#define FIELDS_CHAT_ONLY (FIELDS_CHAT | FIELDS_SELECT | F(ADD_SPECIAL_TOKENS))
 #define FIELDS_DECODE                                                                         \
   (F(TOKENS) | FIELDS_SELECT | F(SKIP_SPECIAL_TOKENS) | F(BYTES) | F(STREAM) | F(TAIL))
-#define FIELDS_TOKENIZE (F(PROMPT) | F(MODEL) | F(ADD_SPECIAL_TOKENS) | F(RETURN_TOKEN_STRS) | F(MESSAGES))
+#define FIELDS_TOKENIZE (F(PROMPT) | F(MODEL) | F(ADD_SPECIAL_TOKENS) | F(RETURN_TOKEN_STRS) | FIELDS_CHAT)
 #define FIELDS_DETOKENIZE (F(TOKENS) | F(MODEL) | F(SKIP_SPECIAL_TOKENS))
 
 typedef enum { TOKD_GET, TOKD_POST } tokd_method;
@@ -69,6 +80,10 @@ typedef enum { TOKD_GET, TOKD_POST } tokd_method;
     true)                                                                                     \
   X(DETOKENIZE, "/detokenize", "/detokenize", NULL, TOKD_POST, tokd_handle_decode,              \
     FIELDS_DETOKENIZE, true)                                                                  \
+  X(CHAT_TOKENIZE, "/chat_tokenize", "/chat_tokenize", NULL, TOKD_POST, tokd_handle_chat,       \
+    FIELDS_CHAT_ONLY, true)                                                                   \
+  X(APPLY_TEMPLATE, "/apply-template", "/apply-template", NULL, TOKD_POST, tokd_handle_chat,    \
+    FIELDS_CHAT_ONLY, true)                                                                   \
   X(ENCODINGS, "/encodings", "/encodings", NULL, TOKD_GET, tokd_handle_encodings, 0, false)     \
   X(HEALTH, "/health", "/health", "/healthz", TOKD_GET, tokd_handle_health, 0, false)           \
   X(READY, "/ready", "/ready", "/readyz", TOKD_GET, tokd_handle_ready, 0, false)                \

@@ -34,13 +34,23 @@ typedef struct tokd_server {
   atomic_uint active;     /* requests begun and not yet completed (what a drain waits for) */
   unsigned n_workers;
   struct tokd_pool *pool; /* the workers (pool.h), for the queue length */
+  /* each loaded tokenizer's chat template, parsed at start-up (by registry index); NULL
+   * with chat_error[i] set when it has none or it cannot be used */
+  struct tok_chat_template **chat;
+  char **chat_error;
 } tokd_server;
+
+/* Parses the chat templates of the loaded tokenizers (a template that fails is logged and
+ * reported on use, not fatal: the tokenizer still serves plain text). */
+int tokd_chat_load(tokd_server *srv);
+void tokd_chat_free(tokd_server *srv);
 
 /* One worker thread's memory, reused request after request. */
 typedef struct tokd_worker {
   tok_scratch *scratch;
   tok_buf bytes; /* decode: exact bytes */
   tok_buf text;  /* decode: text; encode: token strings */
+  tok_buf chat;  /* a rendered chat conversation */
 } tokd_worker;
 
 tokd_worker *tokd_worker_new(const tokd_server *srv);

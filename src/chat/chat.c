@@ -1,0 +1,193 @@
+/*
+ * chat.c — apply_chat_template: a conversation (vLLM's chat request fields) rendered with a
+ * parsed template the way transformers renders it, and the template-independent rules
+ * around it: the context variables (messages, tools, documents, add_generation_prompt,
+ * bos_token, eos_token, chat_template_kwargs), vLLM's content format (a template that does
+ * not loop over content gets a message's text parts joined by "\n"), and
+ * continue_final_message (the text is cut right after the last message's content, as
+ * transformers cuts it).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jinja_int.h"
+
+static bool is_space_at(const char *s, size_t n, size_t i, size_t *len)
+{
+  size_t k = i;
+  int32_t c = jv_next_cp(s, n, &k);
+  *len = k - i;
+  return jv_py_space(c);
+}
+
+static void py_strip(const char *s, size_t n, size_t *b, size_t *e, bool left, bool right)
+{
+  *b = 0;
+  *e = n;
+  size_t l;
+  if (left)
+    while (*b < *e && is_space_at(s, *e, *b, &l)) *b += l;
+  if (right)
+    while (*e > *b) {
+      size_t st = *e - 1;
+      while (st > *b && ((unsigned char)s[st] & 0xC0) == 0x80) st--;
+      if (!is_space_at(s, *e, st, &l)) break;
+      *e = st;
+    }
+}
+
+/* vLLM's "string" content format: text parts joined by "\n"; other parts refused. */
+static jv flatten_content(jrender *r, jv content, size_t msg_index)
+{
+  if (content.t != JV_LIST) return content;
+  jdivert *d = jr_divert_begin(r);
+  size_t n_text = 0;
+  for (size_t i = 0; i < content.u.l->n; i++) {
+    jv part = content.u.l->v[i];
+    if (part.t == JV_STR) { /* a bare string part counts as text */
+      if (n_text++) jr_buf_puts(r, r->out, "\n");
+      jr_buf_put(r, r->out, part.u.s.p, part.u.s.n);
+      continue;
+    }
+    if (part.t != JV_DICT)
+      jr_fail(r, TOK_EINVAL, "messages[%zu].content[%zu]: a content part must be an object", msg_index, i);
+    const jv *type = jd_get_str(part.u.d, "type", 4);
+    const jv *text = jd_get_str(part.u.d, "text", 4);
+    if (type && type->t == JV_STR && !(type->u.s.n == 4 && !memcmp(type->u.s.p, "text", 4)))
+      jr_fail(r, TOK_EINVAL, "messages[%zu].content[%zu]: content part type '%.*s' is not supported (text only)",
+              msg_index, i, (int)(type->u.s.n > 40 ? 40 : type->u.s.n), type->u.s.p);
+    if (!text || text->t != JV_STR)
+      jr_fail(r, TOK_EINVAL, "messages[%zu].content[%zu]: a text part needs a string \"text\"", msg_index, i);
+    if (n_text++) jr_buf_puts(r, r->out, "\n");
+    jr_buf_put(r, r->out, text->u.s.p, text->u.s.n);
+  }
+  return jr_divert_end(r, d);
+}
+
+static jv read_messages(jrender *r, const tok_chat_template *t, const tok_chat_request *req)
+{
+  if (!req->messages_json) jr_fail(r, TOK_EINVAL, "messages: required");
+  jv msgs = jv_from_json(r, req->messages_json, req->messages_len, "messages");
+  if (msgs.t != JV_LIST) jr_fail(r, TOK_EINVAL, "messages: expected a list of message objects");
+  for (size_t i = 0; i < msgs.u.l->n; i++) {
+    jv m = msgs.u.l->v[i];
+    if (m.t != JV_DICT) jr_fail(r, TOK_EINVAL, "messages[%zu]: expected an object", i);
+    const jv *role = jd_get_str(m.u.d, "role", 4);
+    if (!role || role->t != JV_STR) jr_fail(r, TOK_EINVAL, "messages[%zu]: \"role\" must be a string", i);
+    const jv *content = jd_get_str(m.u.d, "content", 7);
+    if (content && content->t != JV_STR && content->t != JV_LIST && content->t != JV_NONE)
+      jr_fail(r, TOK_EINVAL, "messages[%zu]: \"content\" must be a string, a list of parts or null", i);
+    if (content && content->t == JV_LIST && !t->iterates_content)
+      *(jv *)content = flatten_content(r, *content, i);
+  }
+  return msgs;
+}
+
+/* transformers: the final message's content (its last text part) must appear in the
+ * rendered text; everything after its last occurrence is cut. */
+static void continue_final(jrender *r, jv msgs, tok_buf *out, size_t start)
+{
+  if (!msgs.u.l->n) jr_fail(r, TOK_EINVAL, "continue_final_message: there is no message");
+  jv last = msgs.u.l->v[msgs.u.l->n - 1];
+  const jv *c = jd_get_str(last.u.d, "content", 7);
+  jv text = jv_none();
+  if (c && c->t == JV_STR) text = *c;
+  else if (c && c->t == JV_LIST)
+    for (size_t i = c->u.l->n; i-- > 0;) {
+      jv part = c->u.l->v[i];
+      const jv *tx = part.t == JV_DICT ? jd_get_str(part.u.d, "text", 4) : NULL;
+      if (tx && tx->t == JV_STR) {
+        text = *tx;
+        break;
+      }
+    }
+  if (text.t != JV_STR)
+    jr_fail(r, TOK_EINVAL, "continue_final_message is set but the final message has no text to continue");
+  size_t sb, se, lb, le;
+  py_strip(text.u.s.p, text.u.s.n, &sb, &se, true, true);
+  py_strip(text.u.s.p, text.u.s.n, &lb, &le, true, false);
+  const char *hay = out->data + start;
+  size_t hay_len = out->len - start, need = se - sb;
+  const char *hit = NULL;
+  if (need <= hay_len)
+    for (size_t k = hay_len - need + 1; k-- > 0;)
+      if (memcmp(hay + k, text.u.s.p + sb, need) == 0) {
+        hit = hay + k;
+        break;
+      }
+  if (!hit)
+    jr_fail(r, TOK_ERENDER, "continue_final_message is set but the final message does not appear "
+                            "in the chat after applying the chat template");
+  size_t loc = (size_t)(hit - hay), keep_l = le - lb;
+  if (loc + keep_l <= hay_len && keep_l == text.u.s.n &&
+      memcmp(hay + loc, text.u.s.p + lb, keep_l) == 0)
+    out->len = start + loc + keep_l; /* the template kept the message's trailing space */
+  else
+    out->len = start + loc + need;
+}
+
+tok_err tok_chat_render(const tok_chat_template *t, const tok_chat_request *req,
+                        const tok_chat_limits *lim_in, tok_buf *out, tok_error *err)
+{
+  tok_chat_limits lim = lim_in ? *lim_in : (tok_chat_limits){0};
+  if (!lim.max_memory) lim.max_memory = 64u << 20;
+  if (!lim.max_steps) lim.max_steps = 10000000;
+  if (!lim.max_output) lim.max_output = 16u << 20;
+  if (!lim.max_depth) lim.max_depth = 32;
+  size_t start = out->len, saved_limit = out->limit;
+  if (!out->limit || out->limit > start + lim.max_output) out->limit = start + lim.max_output;
+  jrender *r = calloc(1, sizeof *r);
+  if (!r) return TOK_ENOMEM;
+  r->arena.limit = lim.max_memory;
+  r->err = err;
+  r->lim = &lim;
+  r->now = req->now;
+  r->out = out;
+  volatile tok_err rc = TOK_OK;
+  if (setjmp(r->exit)) {
+    rc = err ? err->code : TOK_ERENDER;
+    if (rc == TOK_OK) rc = TOK_ERENDER;
+    jr_divert_free_all(r);
+    out->len = start;
+    goto done;
+  }
+  if (req->continue_final_message && req->add_generation_prompt)
+    jr_fail(r, TOK_EINVAL, "continue_final_message and add_generation_prompt cannot both be true");
+  jframe *g = jr_alloc(r, sizeof *g);
+  memset(g, 0, sizeof *g);
+  if (req->kwargs_json) {
+    jv kw = jv_from_json(r, req->kwargs_json, req->kwargs_len, "chat_template_kwargs");
+    if (kw.t != JV_DICT) jr_fail(r, TOK_EINVAL, "chat_template_kwargs: expected an object");
+    static const char *const reserved[] = {"messages", "tools", "documents", "add_generation_prompt"};
+    for (size_t i = 0; i < kw.u.d->n; i++) {
+      jv k = kw.u.d->k[i];
+      for (size_t j = 0; j < sizeof reserved / sizeof *reserved; j++)
+        if (k.u.s.n == strlen(reserved[j]) && !memcmp(k.u.s.p, reserved[j], k.u.s.n))
+          jr_fail(r, TOK_EINVAL, "chat_template_kwargs: '%s' is a request field of its own", reserved[j]);
+      jr_set(r, g, jv_str_copy(r, k.u.s.p, k.u.s.n).u.s.p, kw.u.d->v[i]);
+    }
+  }
+  jv msgs = read_messages(r, t, req);
+  jr_set(r, g, "messages", msgs);
+  jr_set(r, g, "tools", req->tools_json ? jv_from_json(r, req->tools_json, req->tools_len, "tools") : jv_none());
+  jr_set(r, g, "documents", req->documents_json ? jv_from_json(r, req->documents_json, req->documents_len, "documents") : jv_none());
+  jr_set(r, g, "add_generation_prompt", jv_bool(req->add_generation_prompt));
+  if (req->bos_token) {
+    bool overridden = false;
+    for (size_t i = 0; i < g->n; i++) overridden |= !strcmp(g->names[i], "bos_token");
+    if (!overridden) jr_set(r, g, "bos_token", jv_str(req->bos_token, strlen(req->bos_token)));
+  }
+  if (req->eos_token) {
+    bool overridden = false;
+    for (size_t i = 0; i < g->n; i++) overridden |= !strcmp(g->names[i], "eos_token");
+    if (!overridden) jr_set(r, g, "eos_token", jv_str(req->eos_token, strlen(req->eos_token)));
+  }
+  jr_render_value(r, t, g);
+  if (req->continue_final_message) continue_final(r, msgs, out, start);
+done:
+  ja_free(&r->arena);
+  free(r);
+  out->limit = saved_limit;
+  return rc;
+}

@@ -1,0 +1,225 @@
+/*
+ * jinja_int.h — internals shared by the chat module's files: the value model, the
+ * per-render arena and error exit, the template tree.
+ *
+ * Values follow Python's, because the reference renderer is Python jinja2: None, bool,
+ * int (64-bit here; Python's are unbounded — overflow is an error, never a wrong number),
+ * float, str (UTF-8, counted by code points where Python counts characters), list and
+ * tuple, dict (insertion-ordered), plus jinja2's Undefined, namespace(), the loop object,
+ * macros and bound methods. Everything a render makes lives in one arena with a byte cap
+ * and is released at once; errors leave the render through a longjmp to its entry, so no
+ * partial state outlives a failed render. Values are immutable once built (transformers
+ * renders in jinja2's immutable sandbox), except a namespace's attributes.
+ */
+#ifndef TOK_JINJA_INT_H
+#define TOK_JINJA_INT_H
+
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "chat.h"
+
+/* ---- arena ---------------------------------------------------------------------- */
+typedef struct jchunk {
+  struct jchunk *next;
+  size_t used, cap;
+  _Alignas(16) unsigned char data[];
+} jchunk;
+
+typedef struct jarena {
+  jchunk *head;
+  size_t total; /* bytes allocated in chunks */
+  size_t limit; /* 0: none */
+} jarena;
+
+void *ja_alloc_raw(jarena *a, size_t n); /* NULL past the limit or out of memory */
+void ja_free(jarena *a);
+
+/* ---- values --------------------------------------------------------------------- */
+typedef enum {
+  JV_UNDEF,
+  JV_NONE,
+  JV_BOOL,
+  JV_INT,
+  JV_FLOAT,
+  JV_STR,
+  JV_LIST,
+  JV_DICT,
+  JV_NS,
+  JV_LOOP,
+  JV_FUNC,
+} jv_type;
+
+typedef struct jlist jlist;
+typedef struct jdict jdict;
+typedef struct jfunc jfunc;
+typedef struct jloop jloop;
+
+typedef struct jv {
+  uint8_t t;
+  uint8_t tuple; /* JV_LIST: a tuple (printed with parentheses) */
+  union {
+    bool b;
+    int64_t i;
+    double f;
+    struct {
+      const char *p; /* JV_STR: the bytes; JV_UNDEF: the message an error would give */
+      size_t n;
+    } s;
+    jlist *l;
+    jdict *d;
+    jfunc *fn;
+    jloop *loop;
+  } u;
+} jv;
+
+struct jlist {
+  size_t n;
+  jv *v;
+};
+
+struct jdict {
+  size_t n, cap;
+  jv *k, *v;
+};
+
+struct jloop {
+  const jlist *items;
+  size_t i;
+};
+
+struct jnode;
+typedef struct jfunc {
+  int id;                      /* a builtin or method, or -1 for a macro */
+  jv self;                     /* bound method: the object */
+  const struct jnode *macro;   /* a macro's definition */
+} jfunc;
+
+/* ---- template tree -------------------------------------------------------------- */
+typedef enum {
+  /* expressions */
+  N_LIT, N_NAME, N_LIST, N_TUPLE, N_DICT, N_ATTR, N_ITEM, N_SLICE, N_CALL, N_FILTER, N_TEST,
+  N_NEG, N_POS, N_NOT, N_AND, N_OR, N_BIN, N_CMP, N_COND, N_CONCAT,
+  /* statements */
+  S_BODY, S_TEXT, S_OUT, S_IF, S_FOR, S_SET, S_SET_ATTR, S_SET_BLOCK, S_MACRO, S_BREAK,
+  S_CONTINUE,
+} jnode_kind;
+
+typedef struct jnode {
+  uint8_t kind;
+  uint8_t op;       /* N_BIN: operator; N_TEST: negated; S_FOR: recursive unsupported */
+  uint32_t pos;     /* byte offset in the template source */
+  struct jnode *a, *b, *c, *d;
+  struct jnode **items; /* lists, tuples, dict (key, value, key, ...), call args, bodies */
+  const char **names;   /* call keyword names (NULL for positional), targets, params */
+  size_t n_items, n_names;
+  uint8_t *ops;         /* N_CMP: one operator per link */
+  const char *name;     /* N_NAME, N_ATTR, N_FILTER, N_TEST, S_SET targets, S_MACRO */
+  int id;               /* N_FILTER/N_TEST: resolved builtin */
+  jv lit;               /* N_LIT, S_TEXT */
+} jnode;
+
+struct tok_chat_template {
+  jarena arena;
+  jnode *root;
+  bool iterates_content;
+  char *source;
+  size_t source_len;
+};
+
+/* ---- a render ------------------------------------------------------------------- */
+typedef struct jframe {
+  struct jframe *parent;
+  size_t n, cap;
+  const char **names;
+  jv *vals;
+} jframe;
+
+typedef struct jrender {
+  jmp_buf exit;
+  jarena arena;
+  tok_error *err;
+  const tok_chat_limits *lim;
+  uint64_t steps;
+  unsigned depth;
+  time_t now;
+  jframe *globals;
+  tok_buf *out; /* where text goes now (macros and block sets divert it) */
+  struct jdivert *diverts; /* open diverted buffers, freed if the render fails */
+  int loop_ctl; /* 1 break, 2 continue */
+} jrender;
+
+_Noreturn void jr_fail(jrender *r, tok_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void *jr_alloc(jrender *r, size_t n); /* fails the render past the memory limit */
+void jr_step(jrender *r, uint64_t n);
+
+/* construction */
+jv jv_none(void);
+jv jv_undef(const char *why);
+jv jv_bool(bool b);
+jv jv_int(int64_t i);
+jv jv_float(double f);
+jv jv_str(const char *p, size_t n);
+jv jv_str_copy(jrender *r, const char *p, size_t n);
+jv jv_list_new(jrender *r, size_t n); /* n items, to be filled */
+jdict *jd_new(jrender *r, size_t cap);
+void jd_set(jrender *r, jdict *d, jv k, jv v);
+const jv *jd_get(jrender *r, const jdict *d, jv k);
+const jv *jd_get_str(const jdict *d, const char *k, size_t n);
+
+/* Python semantics */
+bool jv_truthy(jv v);
+bool jv_eq(jrender *r, jv a, jv b);
+int jv_cmp(jrender *r, jv a, jv b); /* <0, 0, >0; fails on unorderable types */
+const char *jv_type_name(jv v);     /* Python's type name, as error messages give it */
+void jv_str_out(jrender *r, tok_buf *b, jv v);  /* str(v) */
+void jv_repr_out(jrender *r, tok_buf *b, jv v); /* repr(v) */
+jv jv_to_str(jrender *r, jv v);
+void jv_float_repr(char *buf, size_t cap, double f);
+size_t jv_str_chars(const char *p, size_t n);
+
+/* JSON in and out */
+typedef struct jjson_opts {
+  bool ensure_ascii, sort_keys;
+  const char *indent; /* NULL: none */
+  size_t indent_len;
+  const char *item_sep, *key_sep;
+  size_t item_sep_len, key_sep_len;
+} jjson_opts;
+jv jv_from_json(jrender *r, const char *s, size_t n, const char *what);
+void jv_json_out(jrender *r, tok_buf *b, jv v, const jjson_opts *o, size_t level);
+
+void jr_buf_put(jrender *r, tok_buf *b, const void *p, size_t n);
+void jv_detail_set(char *dst, size_t cap, const char *src);
+
+/* Output diverted into a string (macro calls, block sets, str() of containers). The
+ * buffer is tracked by the render so that a failure frees it. */
+typedef struct jdivert {
+  tok_buf buf;
+  tok_buf *saved;
+  struct jdivert *next;
+} jdivert;
+jdivert *jr_divert_begin(jrender *r);
+jv jr_divert_end(jrender *r, jdivert *d);
+void jr_divert_free_all(jrender *r);
+static inline void jr_buf_puts(jrender *r, tok_buf *b, const char *s);
+
+/* Unicode helpers (Python's str.isspace, simple case mappings) */
+bool jv_py_space(int32_t c);
+int32_t jv_next_cp(const char *p, size_t n, size_t *i);
+
+/* the engine */
+jv jr_render_value(jrender *r, const tok_chat_template *t, jframe *globals);
+void jr_set(jrender *r, jframe *f, const char *name, jv v);
+
+#include <string.h>
+static inline void jr_buf_puts(jrender *r, tok_buf *b, const char *s)
+{
+  jr_buf_put(r, b, s, strlen(s));
+}
+
+#endif

@@ -1,0 +1,962 @@
+/*
+ * jvalue.c — the chat engine's values with Python's semantics: the render arena, str() and
+ * repr() as Python prints them, equality and ordering, truthiness, and JSON in (the
+ * conversation) and out (transformers' tojson: json.dumps with ensure_ascii=False).
+ *
+ * Output must be byte-identical to Python's, so the details follow CPython: floats print
+ * as the shortest string that reads back (repr), in fixed notation for exponents -4..15;
+ * repr() of a string picks single quotes unless the string holds one and no double quote,
+ * and escapes what str.isprintable() rejects.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <utf8proc.h>
+
+#include "jinja_int.h"
+
+/* ---- arena ------------------------------------------------------------------------ */
+void *ja_alloc_raw(jarena *a, size_t n)
+{
+  n = (n + 15) & ~(size_t)15;
+  if (a->head && a->head->cap - a->head->used >= n) {
+    void *p = a->head->data + a->head->used;
+    a->head->used += n;
+    return p;
+  }
+  size_t cap = n > 32768 ? n : 32768;
+  if (a->limit && (cap > a->limit || a->total > a->limit - cap)) return NULL;
+  jchunk *c = malloc(sizeof *c + cap);
+  if (!c) return NULL;
+  c->next = a->head;
+  c->cap = cap;
+  c->used = n;
+  a->head = c;
+  a->total += cap;
+  return c->data;
+}
+
+void ja_free(jarena *a)
+{
+  for (jchunk *c = a->head, *next; c; c = next) {
+    next = c->next;
+    free(c);
+  }
+  a->head = NULL;
+  a->total = 0;
+}
+
+/* Copies a message into an error's detail as valid UTF-8 (it may quote template or
+ * conversation bytes cut anywhere), truncated at a character boundary. */
+void jv_detail_set(char *dst, size_t cap, const char *src)
+{
+  tok_buf b = {.limit = cap * 3};
+  size_t n = strlen(src);
+  if (tok_utf8_append_lossy(&b, src, n) != TOK_OK || !b.data) {
+    snprintf(dst, cap, "%s", "chat template error");
+    tok_buf_free(&b);
+    return;
+  }
+  size_t len = b.len < cap - 1 ? b.len : cap - 1;
+  len = tok_utf8_complete_len(b.data, len);
+  memcpy(dst, b.data, len);
+  dst[len] = 0;
+  tok_buf_free(&b);
+}
+
+_Noreturn void jr_fail(jrender *r, tok_err code, const char *fmt, ...)
+{
+  if (r->err) {
+    r->err->code = code;
+    r->err->pos = TOK_NO_POS;
+    r->err->index = TOK_NO_POS;
+    char msg[sizeof r->err->detail];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    jv_detail_set(r->err->detail, sizeof r->err->detail, msg);
+  }
+  longjmp(r->exit, (int)code);
+}
+
+void *jr_alloc(jrender *r, size_t n)
+{
+  void *p = ja_alloc_raw(&r->arena, n);
+  if (!p)
+    jr_fail(r, TOK_ELIMIT, "chat template render exceeds its memory limit (%zu bytes)",
+            r->arena.limit);
+  return p;
+}
+
+void jr_step(jrender *r, uint64_t n)
+{
+  r->steps += n;
+  if (r->steps > r->lim->max_steps)
+    jr_fail(r, TOK_ELIMIT, "chat template render exceeds its step limit (%llu)",
+            (unsigned long long)r->lim->max_steps);
+}
+
+void jr_buf_put(jrender *r, tok_buf *b, const void *p, size_t n)
+{
+  tok_err rc = tok_buf_append(b, p, n);
+  if (rc == TOK_ELIMIT)
+    jr_fail(r, TOK_ELIMIT, "rendered chat text exceeds its limit (%zu bytes)", b->limit);
+  if (rc != TOK_OK) jr_fail(r, rc, "out of memory while rendering");
+}
+
+/* ---- construction ----------------------------------------------------------------- */
+jv jv_none(void) { return (jv){.t = JV_NONE}; }
+jv jv_bool(bool b) { return (jv){.t = JV_BOOL, .u.b = b}; }
+jv jv_int(int64_t i) { return (jv){.t = JV_INT, .u.i = i}; }
+jv jv_float(double f) { return (jv){.t = JV_FLOAT, .u.f = f}; }
+jv jv_str(const char *p, size_t n) { return (jv){.t = JV_STR, .u.s = {p, n}}; }
+
+jv jv_undef(const char *why)
+{
+  return (jv){.t = JV_UNDEF, .u.s = {why, why ? strlen(why) : 0}};
+}
+
+jv jv_str_copy(jrender *r, const char *p, size_t n)
+{
+  char *c = jr_alloc(r, n + 1);
+  if (n) memcpy(c, p, n);
+  c[n] = 0;
+  return jv_str(c, n);
+}
+
+jv jv_list_new(jrender *r, size_t n)
+{
+  if (n > SIZE_MAX / sizeof(jv) / 2) jr_fail(r, TOK_ELIMIT, "list too long");
+  jlist *l = jr_alloc(r, sizeof *l);
+  l->n = n;
+  l->v = n ? jr_alloc(r, n * sizeof(jv)) : NULL;
+  return (jv){.t = JV_LIST, .u.l = l};
+}
+
+jdict *jd_new(jrender *r, size_t cap)
+{
+  jdict *d = jr_alloc(r, sizeof *d);
+  d->n = 0;
+  d->cap = cap;
+  d->k = cap ? jr_alloc(r, cap * sizeof(jv)) : NULL;
+  d->v = cap ? jr_alloc(r, cap * sizeof(jv)) : NULL;
+  return d;
+}
+
+const jv *jd_get(jrender *r, const jdict *d, jv k)
+{
+  jr_step(r, d->n / 16);
+  for (size_t i = 0; i < d->n; i++)
+    if (jv_eq(r, d->k[i], k)) return &d->v[i];
+  return NULL;
+}
+
+const jv *jd_get_str(const jdict *d, const char *k, size_t n)
+{
+  for (size_t i = 0; i < d->n; i++)
+    if (d->k[i].t == JV_STR && d->k[i].u.s.n == n && memcmp(d->k[i].u.s.p, k, n) == 0)
+      return &d->v[i];
+  return NULL;
+}
+
+void jd_set(jrender *r, jdict *d, jv k, jv v)
+{
+  for (size_t i = 0; i < d->n; i++)
+    if (jv_eq(r, d->k[i], k)) { /* Python keeps the first position, the last value */
+      d->v[i] = v;
+      return;
+    }
+  if (d->n == d->cap) {
+    size_t cap = d->cap ? d->cap * 2 : 8;
+    jv *nk = jr_alloc(r, cap * sizeof(jv)), *nv = jr_alloc(r, cap * sizeof(jv));
+    if (d->n) {
+      memcpy(nk, d->k, d->n * sizeof(jv));
+      memcpy(nv, d->v, d->n * sizeof(jv));
+    }
+    d->k = nk;
+    d->v = nv;
+    d->cap = cap;
+  }
+  d->k[d->n] = k;
+  d->v[d->n++] = v;
+}
+
+/* ---- Unicode helpers -------------------------------------------------------------- */
+int32_t jv_next_cp(const char *p, size_t n, size_t *i)
+{
+  utf8proc_int32_t c;
+  utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)p + *i, (utf8proc_ssize_t)(n - *i), &c);
+  if (k <= 0) { /* inputs are validated; be safe anyway */
+    (*i)++;
+    return 0xFFFD;
+  }
+  *i += (size_t)k;
+  return c;
+}
+
+size_t jv_str_chars(const char *p, size_t n)
+{
+  size_t c = 0;
+  for (size_t i = 0; i < n; i++) c += ((unsigned char)p[i] & 0xC0) != 0x80;
+  return c;
+}
+
+/* Python's str.isspace(): White_Space plus the bidi classes B, S, WS. */
+bool jv_py_space(int32_t c)
+{
+  if (c < 128) return (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x20);
+  switch (c) {
+  case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F:
+  case 0x3000:
+    return true;
+  default:
+    return c >= 0x2000 && c <= 0x200A;
+  }
+}
+
+/* str.isprintable(): everything but categories Cc Cf Cs Co Cn Zl Zp Zs, space excepted. */
+static bool py_printable(int32_t c)
+{
+  if (c == ' ') return true;
+  switch (utf8proc_category(c)) {
+  case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_CS:
+  case UTF8PROC_CATEGORY_CO: case UTF8PROC_CATEGORY_CN: case UTF8PROC_CATEGORY_ZL:
+  case UTF8PROC_CATEGORY_ZP: case UTF8PROC_CATEGORY_ZS:
+    return false;
+  default:
+    return true;
+  }
+}
+
+/* ---- Python semantics ------------------------------------------------------------- */
+bool jv_truthy(jv v)
+{
+  switch (v.t) {
+  case JV_UNDEF: case JV_NONE: return false;
+  case JV_BOOL: return v.u.b;
+  case JV_INT: return v.u.i != 0;
+  case JV_FLOAT: return v.u.f != 0;
+  case JV_STR: return v.u.s.n != 0;
+  case JV_LIST: return v.u.l->n != 0;
+  case JV_DICT: return v.u.d->n != 0;
+  default: return true;
+  }
+}
+
+const char *jv_type_name(jv v)
+{
+  switch (v.t) {
+  case JV_UNDEF: return "Undefined";
+  case JV_NONE: return "NoneType";
+  case JV_BOOL: return "bool";
+  case JV_INT: return "int";
+  case JV_FLOAT: return "float";
+  case JV_STR: return "str";
+  case JV_LIST: return v.tuple ? "tuple" : "list";
+  case JV_DICT: return "dict";
+  case JV_NS: return "Namespace";
+  case JV_LOOP: return "LoopContext";
+  default: return "function";
+  }
+}
+
+static bool is_num(jv v) { return v.t == JV_BOOL || v.t == JV_INT || v.t == JV_FLOAT; }
+static double num_f(jv v)
+{
+  return v.t == JV_FLOAT ? v.u.f : v.t == JV_INT ? (double)v.u.i : (double)v.u.b;
+}
+static int64_t num_i(jv v) { return v.t == JV_INT ? v.u.i : (int64_t)v.u.b; }
+
+bool jv_eq(jrender *r, jv a, jv b)
+{
+  if (is_num(a) && is_num(b)) {
+    if (a.t == JV_FLOAT || b.t == JV_FLOAT) return num_f(a) == num_f(b);
+    return num_i(a) == num_i(b);
+  }
+  if (a.t != b.t) return false;
+  switch (a.t) {
+  case JV_UNDEF: case JV_NONE: return true;
+  case JV_STR: return a.u.s.n == b.u.s.n && memcmp(a.u.s.p, b.u.s.p, a.u.s.n) == 0;
+  case JV_LIST:
+    if (a.tuple != b.tuple || a.u.l->n != b.u.l->n) return false;
+    jr_step(r, 1);
+    for (size_t i = 0; i < a.u.l->n; i++)
+      if (!jv_eq(r, a.u.l->v[i], b.u.l->v[i])) return false;
+    return true;
+  case JV_DICT:
+    if (a.u.d->n != b.u.d->n) return false;
+    jr_step(r, 1);
+    for (size_t i = 0; i < a.u.d->n; i++) {
+      const jv *o = jd_get(r, b.u.d, a.u.d->k[i]);
+      if (!o || !jv_eq(r, a.u.d->v[i], *o)) return false;
+    }
+    return true;
+  case JV_NS: return a.u.d == b.u.d;
+  case JV_FUNC: return a.u.fn == b.u.fn;
+  default: return false;
+  }
+}
+
+int jv_cmp(jrender *r, jv a, jv b)
+{
+  if (is_num(a) && is_num(b)) {
+    if (a.t == JV_FLOAT || b.t == JV_FLOAT) {
+      double x = num_f(a), y = num_f(b);
+      return x < y ? -1 : x > y;
+    }
+    int64_t x = num_i(a), y = num_i(b);
+    return x < y ? -1 : x > y;
+  }
+  if (a.t == JV_STR && b.t == JV_STR) { /* code point order is UTF-8 byte order */
+    size_t n = a.u.s.n < b.u.s.n ? a.u.s.n : b.u.s.n;
+    int c = n ? memcmp(a.u.s.p, b.u.s.p, n) : 0;
+    if (c) return c < 0 ? -1 : 1;
+    return a.u.s.n < b.u.s.n ? -1 : a.u.s.n > b.u.s.n;
+  }
+  if (a.t == JV_LIST && b.t == JV_LIST && a.tuple == b.tuple) {
+    size_t n = a.u.l->n < b.u.l->n ? a.u.l->n : b.u.l->n;
+    for (size_t i = 0; i < n; i++) {
+      jr_step(r, 1);
+      if (!jv_eq(r, a.u.l->v[i], b.u.l->v[i])) return jv_cmp(r, a.u.l->v[i], b.u.l->v[i]);
+    }
+    return a.u.l->n < b.u.l->n ? -1 : a.u.l->n > b.u.l->n;
+  }
+  if (a.t == JV_UNDEF) jr_fail(r, TOK_ERENDER, "%s", a.u.s.p ? a.u.s.p : "undefined value");
+  if (b.t == JV_UNDEF) jr_fail(r, TOK_ERENDER, "%s", b.u.s.p ? b.u.s.p : "undefined value");
+  jr_fail(r, TOK_ERENDER, "comparison not supported between instances of '%s' and '%s'",
+          jv_type_name(a), jv_type_name(b));
+}
+
+/* Python's float repr: the shortest digits that read back, fixed notation when the
+ * decimal exponent is in -4..15, else d.ddde+XX. */
+void jv_float_repr(char *buf, size_t cap, double f)
+{
+  if (isnan(f)) {
+    snprintf(buf, cap, "nan");
+    return;
+  }
+  if (isinf(f)) {
+    snprintf(buf, cap, f < 0 ? "-inf" : "inf");
+    return;
+  }
+  char e[40];
+  int prec;
+  for (prec = 1; prec <= 17; prec++) {
+    snprintf(e, sizeof e, "%.*e", prec - 1, f);
+    if (strtod(e, NULL) == f) break;
+  }
+  /* e = [-]d[.ddd]e[+-]XX */
+  const char *p = e;
+  bool neg = *p == '-';
+  if (neg) p++;
+  char digits[24];
+  size_t nd = 0;
+  for (; *p && *p != 'e'; p++)
+    if (*p != '.') digits[nd++] = *p;
+  int exp = atoi(p + 1);
+  while (nd > 1 && digits[nd - 1] == '0') nd--;
+  char *o = buf;
+  size_t left = cap;
+#define PUT(c) do { if (left > 1) { *o++ = (c); left--; } } while (0)
+  if (neg) PUT('-');
+  if (exp >= -4 && exp < 16) {
+    if (exp < 0) {
+      PUT('0');
+      PUT('.');
+      for (int i = -1; i > exp; i--) PUT('0');
+      for (size_t i = 0; i < nd; i++) PUT(digits[i]);
+    } else {
+      for (int i = 0; i <= exp; i++) PUT((size_t)i < nd ? digits[i] : '0');
+      PUT('.');
+      if ((size_t)exp + 1 < nd)
+        for (size_t i = (size_t)exp + 1; i < nd; i++) PUT(digits[i]);
+      else
+        PUT('0');
+    }
+  } else {
+    PUT(digits[0]);
+    if (nd > 1) {
+      PUT('.');
+      for (size_t i = 1; i < nd; i++) PUT(digits[i]);
+    }
+    char ex[16];
+    snprintf(ex, sizeof ex, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    for (char *q = ex; *q; q++) PUT(*q);
+  }
+#undef PUT
+  *o = 0;
+}
+
+static void str_repr_out(jrender *r, tok_buf *b, const char *p, size_t n)
+{
+  bool has_sq = memchr(p, '\'', n) != NULL, has_dq = memchr(p, '"', n) != NULL;
+  char q = has_sq && !has_dq ? '"' : '\'';
+  jr_buf_put(r, b, &q, 1);
+  size_t run = 0;
+  for (size_t i = 0; i < n;) {
+    size_t at = i;
+    int32_t c = jv_next_cp(p, n, &i);
+    const char *esc = NULL;
+    char tmp[12];
+    if (c == q || c == '\\') {
+      tmp[0] = '\\';
+      tmp[1] = (char)c;
+      tmp[2] = 0;
+      esc = tmp;
+    } else if (c == '\n') esc = "\\n";
+    else if (c == '\r') esc = "\\r";
+    else if (c == '\t') esc = "\\t";
+    else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !py_printable(c))) {
+      if (c < 0x100) snprintf(tmp, sizeof tmp, "\\x%02x", (unsigned)c);
+      else if (c < 0x10000) snprintf(tmp, sizeof tmp, "\\u%04x", (unsigned)c);
+      else snprintf(tmp, sizeof tmp, "\\U%08x", (unsigned)c);
+      esc = tmp;
+    }
+    if (esc) {
+      jr_buf_put(r, b, p + at - run, run);
+      run = 0;
+      jr_buf_puts(r, b, esc);
+    } else {
+      run += i - at;
+    }
+  }
+  jr_buf_put(r, b, p + n - run, run);
+  jr_buf_put(r, b, &q, 1);
+}
+
+static void seq_out(jrender *r, tok_buf *b, jv v)
+{
+  if (v.t == JV_LIST) {
+    jr_buf_puts(r, b, v.tuple ? "(" : "[");
+    for (size_t i = 0; i < v.u.l->n; i++) {
+      if (i) jr_buf_puts(r, b, ", ");
+      jv_repr_out(r, b, v.u.l->v[i]);
+    }
+    if (v.tuple && v.u.l->n == 1) jr_buf_puts(r, b, ",");
+    jr_buf_puts(r, b, v.tuple ? ")" : "]");
+  } else {
+    jr_buf_puts(r, b, "{");
+    for (size_t i = 0; i < v.u.d->n; i++) {
+      if (i) jr_buf_puts(r, b, ", ");
+      jv_repr_out(r, b, v.u.d->k[i]);
+      jr_buf_puts(r, b, ": ");
+      jv_repr_out(r, b, v.u.d->v[i]);
+    }
+    jr_buf_puts(r, b, "}");
+  }
+}
+
+static void scalar_out(jrender *r, tok_buf *b, jv v)
+{
+  char tmp[64];
+  switch (v.t) {
+  case JV_UNDEF: return;
+  case JV_NONE: jr_buf_puts(r, b, "None"); return;
+  case JV_BOOL: jr_buf_puts(r, b, v.u.b ? "True" : "False"); return;
+  case JV_INT: snprintf(tmp, sizeof tmp, "%lld", (long long)v.u.i); break;
+  case JV_FLOAT: jv_float_repr(tmp, sizeof tmp, v.u.f); break;
+  case JV_NS: jr_buf_puts(r, b, "<Namespace>"); return;
+  case JV_LOOP: jr_buf_puts(r, b, "<LoopContext>"); return;
+  default: jr_buf_puts(r, b, "<function>"); return;
+  }
+  jr_buf_puts(r, b, tmp);
+}
+
+void jv_repr_out(jrender *r, tok_buf *b, jv v)
+{
+  jr_step(r, 1);
+  if (v.t == JV_STR) str_repr_out(r, b, v.u.s.p, v.u.s.n);
+  else if (v.t == JV_LIST || v.t == JV_DICT) seq_out(r, b, v);
+  else scalar_out(r, b, v);
+}
+
+void jv_str_out(jrender *r, tok_buf *b, jv v)
+{
+  if (v.t == JV_STR) jr_buf_put(r, b, v.u.s.p, v.u.s.n);
+  else if (v.t == JV_LIST || v.t == JV_DICT) seq_out(r, b, v);
+  else scalar_out(r, b, v);
+}
+
+jdivert *jr_divert_begin(jrender *r)
+{
+  jdivert *d = jr_alloc(r, sizeof *d);
+  memset(d, 0, sizeof *d);
+  d->buf.limit = r->out->limit;
+  d->saved = r->out;
+  d->next = r->diverts;
+  r->diverts = d;
+  r->out = &d->buf;
+  return d;
+}
+
+jv jr_divert_end(jrender *r, jdivert *d)
+{
+  r->out = d->saved;
+  r->diverts = d->next; /* diverts nest: d is the innermost */
+  jv s = jv_str_copy(r, d->buf.data ? d->buf.data : "", d->buf.len);
+  tok_buf_free(&d->buf);
+  return s;
+}
+
+void jr_divert_free_all(jrender *r)
+{
+  for (jdivert *d = r->diverts; d; d = d->next) tok_buf_free(&d->buf);
+  r->diverts = NULL;
+}
+
+jv jv_to_str(jrender *r, jv v)
+{
+  if (v.t == JV_STR) return v;
+  if (v.t == JV_UNDEF) return jv_str("", 0);
+  jdivert *d = jr_divert_begin(r);
+  jv_str_out(r, r->out, v);
+  return jr_divert_end(r, d);
+}
+
+/* ---- JSON out (json.dumps) -------------------------------------------------------- */
+static void json_str_out(jrender *r, tok_buf *b, const char *p, size_t n, bool ascii)
+{
+  jr_buf_puts(r, b, "\"");
+  size_t run = 0;
+  for (size_t i = 0; i < n;) {
+    size_t at = i;
+    unsigned char ch = (unsigned char)p[i];
+    char tmp[16];
+    const char *esc = NULL;
+    if (ch >= 0x80) {
+      int32_t c = jv_next_cp(p, n, &i);
+      if (ascii) {
+        if (c >= 0x10000) {
+          int32_t v = c - 0x10000;
+          snprintf(tmp, sizeof tmp, "\\u%04x\\u%04x", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF));
+        } else {
+          snprintf(tmp, sizeof tmp, "\\u%04x", (unsigned)c);
+        }
+        esc = tmp;
+      }
+    } else {
+      i++;
+      switch (ch) {
+      case '"': esc = "\\\""; break;
+      case '\\': esc = "\\\\"; break;
+      case '\n': esc = "\\n"; break;
+      case '\r': esc = "\\r"; break;
+      case '\t': esc = "\\t"; break;
+      case '\b': esc = "\\b"; break;
+      case '\f': esc = "\\f"; break;
+      default:
+        if (ch < 0x20) {
+          snprintf(tmp, sizeof tmp, "\\u%04x", ch);
+          esc = tmp;
+        }
+      }
+    }
+    if (esc) {
+      jr_buf_put(r, b, p + at - run, run);
+      run = 0;
+      jr_buf_puts(r, b, esc);
+    } else {
+      run += i - at;
+    }
+  }
+  jr_buf_put(r, b, p + n - run, run);
+  jr_buf_puts(r, b, "\"");
+}
+
+static void json_newline(jrender *r, tok_buf *b, const jjson_opts *o, size_t level)
+{
+  jr_buf_puts(r, b, "\n");
+  for (size_t i = 0; i < level; i++) jr_buf_put(r, b, o->indent, o->indent_len);
+}
+
+static void json_key_out(jrender *r, tok_buf *b, jv k, const jjson_opts *o)
+{
+  char tmp[64];
+  switch (k.t) {
+  case JV_STR: json_str_out(r, b, k.u.s.p, k.u.s.n, o->ensure_ascii); return;
+  case JV_NONE: jr_buf_puts(r, b, "\"null\""); return;
+  case JV_BOOL: jr_buf_puts(r, b, k.u.b ? "\"true\"" : "\"false\""); return;
+  case JV_INT: snprintf(tmp, sizeof tmp, "\"%lld\"", (long long)k.u.i); break;
+  case JV_FLOAT: tmp[0] = '"'; jv_float_repr(tmp + 1, sizeof tmp - 2, k.u.f); strcat(tmp, "\""); break;
+  default: jr_fail(r, TOK_ERENDER, "keys must be str, int, float, bool or None, not %s", jv_type_name(k));
+  }
+  jr_buf_puts(r, b, tmp);
+}
+
+void jv_json_out(jrender *r, tok_buf *b, jv v, const jjson_opts *o, size_t level)
+{
+  jr_step(r, 1);
+  if (level > 512) jr_fail(r, TOK_ERENDER, "tojson: value nested too deeply");
+  char tmp[64];
+  switch (v.t) {
+  case JV_NONE: jr_buf_puts(r, b, "null"); return;
+  case JV_BOOL: jr_buf_puts(r, b, v.u.b ? "true" : "false"); return;
+  case JV_INT: snprintf(tmp, sizeof tmp, "%lld", (long long)v.u.i); jr_buf_puts(r, b, tmp); return;
+  case JV_FLOAT:
+    if (isnan(v.u.f)) jr_buf_puts(r, b, "NaN");
+    else if (isinf(v.u.f)) jr_buf_puts(r, b, v.u.f < 0 ? "-Infinity" : "Infinity");
+    else {
+      jv_float_repr(tmp, sizeof tmp, v.u.f);
+      jr_buf_puts(r, b, tmp);
+    }
+    return;
+  case JV_STR: json_str_out(r, b, v.u.s.p, v.u.s.n, o->ensure_ascii); return;
+  case JV_LIST:
+    if (!v.u.l->n) {
+      jr_buf_puts(r, b, "[]");
+      return;
+    }
+    jr_buf_puts(r, b, "[");
+    for (size_t i = 0; i < v.u.l->n; i++) {
+      if (i) jr_buf_put(r, b, o->item_sep, o->item_sep_len);
+      if (o->indent) json_newline(r, b, o, level + 1);
+      jv_json_out(r, b, v.u.l->v[i], o, level + 1);
+    }
+    if (o->indent) json_newline(r, b, o, level);
+    jr_buf_puts(r, b, "]");
+    return;
+  case JV_DICT: {
+    const jdict *d = v.u.d;
+    if (!d->n) {
+      jr_buf_puts(r, b, "{}");
+      return;
+    }
+    size_t *order = jr_alloc(r, d->n * sizeof *order);
+    for (size_t i = 0; i < d->n; i++) order[i] = i;
+    if (o->sort_keys) { /* insertion sort: stable, keys are few; steps bound the rest */
+      for (size_t i = 1; i < d->n; i++) {
+        size_t x = order[i], j = i;
+        while (j > 0 && jv_cmp(r, d->k[order[j - 1]], d->k[x]) > 0) {
+          order[j] = order[j - 1];
+          j--;
+          jr_step(r, 1);
+        }
+        order[j] = x;
+      }
+    }
+    jr_buf_puts(r, b, "{");
+    for (size_t i = 0; i < d->n; i++) {
+      if (i) jr_buf_put(r, b, o->item_sep, o->item_sep_len);
+      if (o->indent) json_newline(r, b, o, level + 1);
+      json_key_out(r, b, d->k[order[i]], o);
+      jr_buf_put(r, b, o->key_sep, o->key_sep_len);
+      jv_json_out(r, b, d->v[order[i]], o, level + 1);
+    }
+    if (o->indent) json_newline(r, b, o, level);
+    jr_buf_puts(r, b, "}");
+    return;
+  }
+  default:
+    jr_fail(r, TOK_ERENDER, "Object of type %s is not JSON serializable", jv_type_name(v));
+  }
+}
+
+/* ---- JSON in ---------------------------------------------------------------------- */
+typedef struct jin {
+  jrender *r;
+  const char *s, *what;
+  size_t n, i;
+  unsigned depth;
+} jin;
+
+_Noreturn static void jin_fail(jin *j, const char *msg)
+{
+  jr_fail(j->r, TOK_EINVAL, "%s: invalid JSON at byte %zu: %s", j->what, j->i, msg);
+}
+
+static void jin_ws(jin *j)
+{
+  while (j->i < j->n && (j->s[j->i] == ' ' || j->s[j->i] == '\t' || j->s[j->i] == '\n' ||
+                         j->s[j->i] == '\r'))
+    j->i++;
+}
+
+static int jin_hex4(jin *j)
+{
+  if (j->n - j->i < 4) jin_fail(j, "truncated \\u escape");
+  int v = 0;
+  for (int k = 0; k < 4; k++) {
+    char c = j->s[j->i++];
+    v <<= 4;
+    if (c >= '0' && c <= '9') v |= c - '0';
+    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
+    else jin_fail(j, "bad \\u escape");
+  }
+  return v;
+}
+
+static jv jin_string(jin *j)
+{
+  j->i++; /* the quote */
+  size_t start = j->i;
+  bool plain = true;
+  while (j->i < j->n && j->s[j->i] != '"') {
+    unsigned char c = (unsigned char)j->s[j->i];
+    if (c < 0x20) jin_fail(j, "control character in string");
+    if (c == '\\') {
+      plain = false;
+      j->i++;
+    }
+    j->i++;
+  }
+  if (j->i >= j->n) jin_fail(j, "unterminated string");
+  size_t end = j->i++;
+  if (!tok_utf8_valid(j->s + start, end - start, NULL)) jin_fail(j, "string is not valid UTF-8");
+  if (plain) return jv_str(j->s + start, end - start);
+  char *o = jr_alloc(j->r, end - start + 1);
+  size_t n = 0;
+  for (size_t i = start; i < end;) {
+    if (j->s[i] != '\\') {
+      o[n++] = j->s[i++];
+      continue;
+    }
+    i++;
+    char e = j->s[i++];
+    switch (e) {
+    case '"': o[n++] = '"'; break;
+    case '\\': o[n++] = '\\'; break;
+    case '/': o[n++] = '/'; break;
+    case 'b': o[n++] = '\b'; break;
+    case 'f': o[n++] = '\f'; break;
+    case 'n': o[n++] = '\n'; break;
+    case 'r': o[n++] = '\r'; break;
+    case 't': o[n++] = '\t'; break;
+    case 'u': {
+      size_t save = j->i;
+      j->i = i;
+      int32_t c = jin_hex4(j);
+      if (c >= 0xD800 && c < 0xDC00 && j->i + 6 <= end && j->s[j->i] == '\\' &&
+          j->s[j->i + 1] == 'u') {
+        j->i += 2;
+        int lo = jin_hex4(j);
+        if (lo < 0xDC00 || lo > 0xDFFF) jin_fail(j, "unpaired surrogate");
+        c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
+      } else if (c >= 0xD800 && c <= 0xDFFF) {
+        jin_fail(j, "unpaired surrogate");
+      }
+      i = j->i;
+      j->i = save;
+      n += (size_t)utf8proc_encode_char(c, (utf8proc_uint8_t *)o + n);
+      break;
+    }
+    default: j->i = i - 1; jin_fail(j, "bad escape");
+    }
+  }
+  o[n] = 0;
+  return jv_str(o, n);
+}
+
+static jv jin_value(jin *j);
+
+static jv jin_number(jin *j)
+{
+  size_t start = j->i;
+  bool is_float = false;
+  if (j->s[j->i] == '-') j->i++;
+  if (j->i >= j->n || j->s[j->i] < '0' || j->s[j->i] > '9') jin_fail(j, "bad number");
+  if (j->s[j->i] == '0') j->i++;
+  else while (j->i < j->n && j->s[j->i] >= '0' && j->s[j->i] <= '9') j->i++;
+  if (j->i < j->n && j->s[j->i] == '.') {
+    is_float = true;
+    j->i++;
+    if (j->i >= j->n || j->s[j->i] < '0' || j->s[j->i] > '9') jin_fail(j, "bad number");
+    while (j->i < j->n && j->s[j->i] >= '0' && j->s[j->i] <= '9') j->i++;
+  }
+  if (j->i < j->n && (j->s[j->i] == 'e' || j->s[j->i] == 'E')) {
+    is_float = true;
+    j->i++;
+    if (j->i < j->n && (j->s[j->i] == '+' || j->s[j->i] == '-')) j->i++;
+    if (j->i >= j->n || j->s[j->i] < '0' || j->s[j->i] > '9') jin_fail(j, "bad number");
+    while (j->i < j->n && j->s[j->i] >= '0' && j->s[j->i] <= '9') j->i++;
+  }
+  char tmp[64];
+  size_t len = j->i - start;
+  if (len >= sizeof tmp) {
+    if (!is_float) jin_fail(j, "integer out of range (64-bit)");
+    char *big = jr_alloc(j->r, len + 1);
+    memcpy(big, j->s + start, len);
+    big[len] = 0;
+    return jv_float(strtod(big, NULL));
+  }
+  memcpy(tmp, j->s + start, len);
+  tmp[len] = 0;
+  if (is_float) return jv_float(strtod(tmp, NULL));
+  errno = 0;
+  long long v = strtoll(tmp, NULL, 10);
+  if (errno) jin_fail(j, "integer out of range (64-bit)");
+  return jv_int(v);
+}
+
+static bool jin_word(jin *j, const char *w)
+{
+  size_t n = strlen(w);
+  if (j->n - j->i >= n && memcmp(j->s + j->i, w, n) == 0) {
+    j->i += n;
+    return true;
+  }
+  return false;
+}
+
+static jv jin_value(jin *j)
+{
+  jr_step(j->r, 1);
+  jin_ws(j);
+  if (j->i >= j->n) jin_fail(j, "unexpected end");
+  char c = j->s[j->i];
+  if (c == '"') return jin_string(j);
+  if (c == '{' || c == '[') {
+    if (++j->depth > 256) jin_fail(j, "nested too deeply");
+    j->i++;
+    jin_ws(j);
+    jv out;
+    if (c == '[') {
+      size_t n = 0, cap = 8;
+      jv *items = jr_alloc(j->r, cap * sizeof(jv));
+      if (j->i < j->n && j->s[j->i] == ']') j->i++;
+      else
+        for (;;) {
+          jv x = jin_value(j);
+          if (n == cap) {
+            jv *g = jr_alloc(j->r, 2 * cap * sizeof(jv));
+            memcpy(g, items, n * sizeof(jv));
+            items = g;
+            cap *= 2;
+          }
+          items[n++] = x;
+          jin_ws(j);
+          if (j->i < j->n && j->s[j->i] == ',') { j->i++; continue; }
+          if (j->i < j->n && j->s[j->i] == ']') { j->i++; break; }
+          jin_fail(j, "expected ',' or ']'");
+        }
+      out = jv_list_new(j->r, 0);
+      out.u.l->n = n;
+      out.u.l->v = items;
+    } else {
+      jdict *d = jd_new(j->r, 8);
+      if (j->i < j->n && j->s[j->i] == '}') j->i++;
+      else
+        for (;;) {
+          jin_ws(j);
+          if (j->i >= j->n || j->s[j->i] != '"') jin_fail(j, "expected a string key");
+          jv k = jin_string(j);
+          jin_ws(j);
+          if (j->i >= j->n || j->s[j->i] != ':') jin_fail(j, "expected ':'");
+          j->i++;
+          jv v = jin_value(j);
+          /* duplicate keys: the last value wins (Python's json); the scan is bounded by steps */
+          const jv *old = jd_get_str(d, k.u.s.p, k.u.s.n);
+          jr_step(j->r, d->n / 16);
+          if (old) *(jv *)old = v;
+          else jd_set(j->r, d, k, v);
+          jin_ws(j);
+          if (j->i < j->n && j->s[j->i] == ',') { j->i++; continue; }
+          if (j->i < j->n && j->s[j->i] == '}') { j->i++; break; }
+          jin_fail(j, "expected ',' or '}'");
+        }
+      out = (jv){.t = JV_DICT, .u.d = d};
+    }
+    j->depth--;
+    return out;
+  }
+  if (jin_word(j, "true")) return jv_bool(true);
+  if (jin_word(j, "false")) return jv_bool(false);
+  if (jin_word(j, "null")) return jv_none();
+  if (c == '-' || (c >= '0' && c <= '9')) return jin_number(j);
+  jin_fail(j, "unexpected character");
+}
+
+jv jv_from_json(jrender *r, const char *s, size_t n, const char *what)
+{
+  jin j = {.r = r, .s = s, .n = n, .what = what};
+  jv v = jin_value(&j);
+  jin_ws(&j);
+  if (j.i != n) jin_fail(&j, "trailing characters");
+  return v;
+}
+
+/* ---- a request body's members ----------------------------------------------------- */
+static bool span_bool(jin *j, jv v, const char *name)
+{
+  if (v.t != JV_BOOL) {
+    jr_fail(j->r, TOK_EINVAL, "%s: expected true or false", name);
+  }
+  return v.u.b;
+}
+
+tok_err tok_chat_request_from_body(const char *body, size_t len, tok_chat_request *req,
+                                   bool *add_special_tokens, tok_error *err)
+{
+  tok_chat_limits lim = {.max_steps = 100000000};
+  jrender *r = calloc(1, sizeof *r);
+  if (!r) return TOK_ENOMEM;
+  r->arena.limit = len * 8 + (1u << 20);
+  r->err = err;
+  r->lim = &lim;
+  tok_buf dummy = {0};
+  r->out = &dummy;
+  volatile tok_err rc = TOK_OK;
+  if (setjmp(r->exit)) {
+    rc = err ? err->code : TOK_EINVAL;
+    goto done;
+  }
+  req->add_generation_prompt = true;
+  *add_special_tokens = false;
+  jin j = {.r = r, .s = body, .n = len, .what = "request body"};
+  jin_ws(&j);
+  if (j.i >= j.n || body[j.i] != '{') jr_fail(r, TOK_EINVAL, "request body: expected a JSON object");
+  j.i++;
+  jin_ws(&j);
+  if (j.i < j.n && body[j.i] == '}') j.i++;
+  else
+    for (;;) {
+      jin_ws(&j);
+      if (j.i >= j.n || body[j.i] != '"') jin_fail(&j, "expected a string key");
+      jv k = jin_string(&j);
+      jin_ws(&j);
+      if (j.i >= j.n || body[j.i] != ':') jin_fail(&j, "expected ':'");
+      j.i++;
+      jin_ws(&j);
+      size_t start = j.i;
+      jv v = jin_value(&j);
+      const char *at = body + start;
+      size_t n = j.i - start;
+#define KEY(lit) (k.u.s.n == sizeof(lit) - 1 && !memcmp(k.u.s.p, lit, sizeof(lit) - 1))
+      if (KEY("messages")) {
+        req->messages_json = at;
+        req->messages_len = n;
+      } else if (KEY("tools")) {
+        req->tools_json = v.t == JV_NONE ? NULL : at;
+        req->tools_len = n;
+      } else if (KEY("documents")) {
+        req->documents_json = v.t == JV_NONE ? NULL : at;
+        req->documents_len = n;
+      } else if (KEY("chat_template_kwargs")) {
+        req->kwargs_json = v.t == JV_NONE ? NULL : at;
+        req->kwargs_len = n;
+      } else if (KEY("add_generation_prompt")) {
+        req->add_generation_prompt = span_bool(&j, v, "add_generation_prompt");
+      } else if (KEY("continue_final_message")) {
+        req->continue_final_message = span_bool(&j, v, "continue_final_message");
+      } else if (KEY("add_special_tokens")) {
+        *add_special_tokens = span_bool(&j, v, "add_special_tokens");
+      }
+#undef KEY
+      jin_ws(&j);
+      if (j.i < j.n && body[j.i] == ',') { j.i++; continue; }
+      if (j.i < j.n && body[j.i] == '}') { j.i++; break; }
+      jin_fail(&j, "expected ',' or '}'");
+    }
+  jin_ws(&j);
+  if (j.i != j.n) jin_fail(&j, "trailing characters");
+  if (!req->messages_json) jr_fail(r, TOK_EINVAL, "messages: required");
+done:
+  ja_free(&r->arena);
+  free(r);
+  return rc;
+}
