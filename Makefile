@@ -42,14 +42,14 @@ CORE_SRC := $(addprefix src/core/,err.c buf.c utf8.c unicode.c unicode_data.c sc
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o
 COMMON_SRC := src/common/util.c
 SERVE_SRC := $(addprefix src/serve/,daemon.c config.c metrics.c json.c request.c routes.c handlers.c \
-	pool.c budget.c watchdog.c log.c probe.c)
+	pool.c budget.c watchdog.c log.c probe.c ui.c)
 TOKD_SRC := $(SERVE_SRC) $(COMMON_SRC) src/cli/main.c
-TOKD_OBJ := $(TOKD_SRC:src/%.c=$(BUILD)/%.o)
+TOKD_OBJ := $(TOKD_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/serve/ui_data.o
 TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: all run test fetch-models unit-test cli-test http-test chat-test bench-chat hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: all run test test-ui fetch-models unit-test cli-test http-test chat-test bench-chat hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd $(BUILD)/tokd-load
 
@@ -71,6 +71,10 @@ pkg_libs = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 $(BUILD)/%.o: src/%.c include/tok.h $(wildcard src/*/*.h) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/serve/ui_data.o: src/serve/ui_data.S $(wildcard src/ui/*) | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) -c -o $@ src/serve/ui_data.S
 
 $(BUILD)/embed_data.o: src/core/embed.S $(VOCAB) | $(DEPS_OK)
 	@mkdir -p $(@D)
@@ -120,6 +124,18 @@ soak: $(BUILD)/tokd $(BUILD)/tokd-load
 chat-test: $(BUILD)/tokd
 	/usr/bin/python3 tests/chat_test.py $(BUILD)/tokd
 
+# the token playground in a real browser (Debian chromium, npm puppeteer-core)
+PUPPETEER_VERSION ?= 24.10.0
+build/ui/node_modules/puppeteer-core/package.json:
+	@mkdir -p build/ui
+	cd build/ui && ( [ -f package.json ] || echo '{"private":true}' > package.json ) && \
+	  npm install --no-audit --no-fund --silent puppeteer-core@$(PUPPETEER_VERSION)
+
+test-ui: $(BUILD)/tokd
+	tools/deps.sh ui
+	$(MAKE) build/ui/node_modules/puppeteer-core/package.json
+	node tests/ui/ui_test.mjs $(BUILD)/tokd build/models build/ui/playground.png
+
 # chat template cost: tokd render (+ tokenize) vs Python jinja2 render (needs the models)
 bench-chat: $(BUILD)/tokd
 	@/usr/bin/python3 -c 'import jinja2' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-jinja2; }
@@ -158,7 +174,7 @@ fuzz-build: deps
 	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_encode tests/fuzz/fuzz_encode.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
 	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_request tests/fuzz/fuzz_request.c src/serve/request.c src/serve/routes.c src/common/util.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
 	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_chat tests/fuzz/fuzz_chat.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
-	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_http tests/fuzz/fuzz_http.c $(SERVE_SRC) $(COMMON_SRC) $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread -lm
+	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_http tests/fuzz/fuzz_http.c $(SERVE_SRC) $(COMMON_SRC) $(CORE_SRC) src/core/embed.S src/serve/ui_data.S $(pkg_libs) -lpthread -lm
 
 # each target runs FUZZ_SECONDS from the committed corpus, writing new inputs to
 # build-fuzz/new-TARGET; then the committed corpus is replaced by the minimized union

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian 12 packages tokd needs, or says which command would.
-# Usage: tools/deps.sh build|test|models|bench|bench-http|docker
+# Usage: tools/deps.sh build|test|models|ui|chat|bench|bench-http|docker
 # Called by the Makefile; quiet when everything is present.
 set -eu
 build="gcc make pkg-config libc6-dev libpcre2-dev libmicrohttpd-dev libcjson-dev libutf8proc-dev check"
@@ -10,14 +10,18 @@ bench_http="$bench python3-fastapi python3-uvicorn python3-regex python3-httptoo
   librust-hyper-dev librust-tokio-dev librust-fancy-regex-dev librust-serde-json-dev
   librust-rustc-hash-dev librust-base64-dev"
 docker="buildah debootstrap curl"
+ui="$test chromium"
+chat="$test python3-jinja2"
 case "${1:-build}" in
   build) want=$build ;;
   docker) want=$docker ;;
   test) want=$test ;;
   models) want=$test ;;
+  ui) want=$ui ;;
+  chat) want=$chat ;;
   bench) want=$bench ;;
   bench-http) want=$bench_http ;;
-  *) echo "usage: $0 build|test|models|bench|bench-http|docker" >&2; exit 2 ;;
+  *) echo "usage: $0 build|test|models|ui|chat|bench|bench-http|docker" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do
@@ -25,7 +29,7 @@ for p in $want; do
 done
 # tools that may come from outside Debian (nodesource, rustup): a command on PATH is enough
 tools=""
-case "$1" in models|bench) tools="node:nodejs npm:npm" ;; bench-http) tools="node:nodejs npm:npm cargo:cargo" ;; esac
+case "$1" in models|bench|ui) tools="node:nodejs npm:npm" ;; bench-http) tools="node:nodejs npm:npm cargo:cargo" ;; esac
 for t in $tools; do
   command -v "${t%%:*}" >/dev/null 2>&1 || missing="$missing ${t#*:}"
 done

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef enum { T_STR, T_UINT, T_SIZE, T_LOG, T_SOURCES } setting_type;
+typedef enum { T_STR, T_UINT, T_SIZE, T_LOG, T_SOURCES, T_ONOFF } setting_type;
 
 typedef struct setting {
   const char *flag;
@@ -67,14 +67,16 @@ static const setting SETTINGS[] = {
      "max_model_len reported by /tokenize (0 = unknown)"},
     {"log-level", "TOKD_LOG_LEVEL", T_LOG, OFF(log_level), 0, 0,
      "info (a JSON line per request), warn (4xx/5xx only), error (5xx), off"},
+    {"ui", "TOKD_UI", T_ONOFF, OFF(ui), 0, 0,
+     "on: the token playground page at / (and /ui); off: no HTML at all (sidecars)"},
 };
 #define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
 
 const char TOKD_SERVE_USAGE[] =
     "usage: tokd serve [OPTIONS]\n"
     "\n"
-    "Serves the HTTP API (POST /encode /count /decode /tokenize /detokenize, GET /encodings\n"
-    "/health /ready /metrics).\n"
+    "Serves the HTTP API (POST /encode /count /decode /tokenize /detokenize /chat_tokenize\n"
+    "/apply-template, GET /encodings /health /ready /metrics) and the token playground at /.\n"
     "Every option is also an environment variable; a flag beats a variable beats a default.\n"
     "The default is in [brackets] (- means none).\n"
     "\n";
@@ -99,6 +101,7 @@ static tokd_config defaults(void)
     .drain_delay_s = 5,
     .drain_timeout_s = 25,
     .log_level = LOG_INFO,
+    .ui = true,
   };
 }
 
@@ -115,6 +118,7 @@ static void print_usage(FILE *out)
     if (st->type == T_STR) snprintf(value, sizeof value, "%s", *(const char *const *)field ? *(const char *const *)field : "-");
     else if (st->type == T_SOURCES) snprintf(value, sizeof value, "-");
     else if (st->type == T_LOG) snprintf(value, sizeof value, "%s", LOG_NAMES[*(const tokd_log_level *)field]);
+    else if (st->type == T_ONOFF) snprintf(value, sizeof value, "%s", *(const bool *)field ? "on" : "off");
     else if (st->type == T_UINT) snprintf(value, sizeof value, "%u", *(const unsigned *)field);
     else snprintf(value, sizeof value, "%zu", *(const size_t *)field);
     fprintf(out, "  --%-18s %-22s [%s] %s\n", st->flag, st->env, value, st->help);
@@ -173,6 +177,16 @@ static int set_value(tokd_config *cfg, const setting *s, const char *value, cons
   }
   if (s->type == T_STR) {
     *(const char **)field = *value ? value : NULL;
+    return 0;
+  }
+  if (s->type == T_ONOFF) {
+    bool on = !strcmp(value, "on") || !strcmp(value, "true") || !strcmp(value, "1");
+    bool off = !strcmp(value, "off") || !strcmp(value, "false") || !strcmp(value, "0");
+    if (!on && !off) {
+      fprintf(stderr, "tokd: %s: expected on or off, got \"%.40s\"\n", source, value);
+      return 2;
+    }
+    *(bool *)field = on;
     return 0;
   }
   if (s->type == T_LOG) {

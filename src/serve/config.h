@@ -35,6 +35,7 @@ typedef struct tokd_config {
   unsigned drain_timeout_s;    /* SIGTERM: how long in-flight requests may take */
   unsigned max_model_len;      /* reported by /tokenize (vLLM's field) */
   tokd_log_level log_level;
+  bool ui;                     /* serve the token playground at / */
 } tokd_config;
 
 /* Parses argv (after the "serve" word) and the environment. Returns 0 on success, an exit

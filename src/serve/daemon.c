@@ -162,6 +162,12 @@ static enum MHD_Result queue_answer(req_ctx *ctx, const char *content_type)
   if (len <= WHOLE_ANSWER) tokd_watchdog_progress(ctx->wd, len);
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
   MHD_add_response_header(resp, "X-Request-Id", ctx->request_id);
+  MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+  if (tokd_is_ui(ctx->ep) && ctx->status == 200) {
+    MHD_add_response_header(resp, "Content-Security-Policy", TOKD_UI_CSP);
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+  }
   if (ctx->status == 405)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                             TOKD_ROUTES[ctx->ep].method == TOKD_POST ? "POST" : "GET, HEAD");
@@ -389,6 +395,7 @@ static enum MHD_Result begin(req_ctx *ctx, const char *url, const char *method, 
   MHD_get_connection_values(ctx->conn, MHD_HEADER_KIND, scan_header, &f);
   make_request_id(ctx, f.request_id);
   ctx->ep = tokd_route_find(url);
+  if (!S.cfg.ui && tokd_is_ui(ctx->ep)) ctx->ep = EP_OTHER; /* --ui off: not found */
   ctx->state = ST_BODY;
 
   /* (a Content-Length that is not a number never gets here: libmicrohttpd answers it
@@ -571,7 +578,7 @@ static enum MHD_Result complete(req_ctx *ctx)
     ctx->status = 200;
     ctx->answer = out.data ? out.data : strdup("");
     ctx->answer_len = out.len;
-    return queue_answer(ctx, ctx->ep == EP_METRICS ? "text/plain; version=0.0.4; charset=utf-8" : "application/json");
+    return queue_answer(ctx, tokd_content_type(ctx->ep));
   }
   if (ctx->overflow) {
     tokd_error_set(&e, 413, "body_too_large", NULL, "request body exceeds the limit of %zu bytes (--max-body-bytes)",

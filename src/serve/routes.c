@@ -37,7 +37,7 @@ const char *tokd_route_list(void)
     o += (size_t)snprintf(list + o, sizeof list - o, "%s%s ", m ? " or " : "", m ? "GET" : "POST");
     bool first = true;
     for (int i = 0; i < EP_OTHER; i++)
-      if ((int)TOKD_ROUTES[i].method == (m ? TOKD_GET : TOKD_POST)) {
+      if ((int)TOKD_ROUTES[i].method == (m ? TOKD_GET : TOKD_POST) && i != EP_UI_JS && i != EP_UI_CSS) {
         o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", first ? "" : ", ", TOKD_ROUTES[i].path);
         first = false;
       }

@@ -85,6 +85,9 @@ typedef enum { TOKD_GET, TOKD_POST } tokd_method;
   X(APPLY_TEMPLATE, "/apply-template", "/apply-template", NULL, TOKD_POST, tokd_handle_chat,    \
     FIELDS_CHAT_ONLY, true)                                                                   \
   X(ENCODINGS, "/encodings", "/encodings", NULL, TOKD_GET, tokd_handle_encodings, 0, false)     \
+  X(UI, "/", "/", "/ui", TOKD_GET, tokd_handle_ui, 0, false)                                    \
+  X(UI_JS, "/ui/app.js", "/ui/app.js", NULL, TOKD_GET, tokd_handle_ui_js, 0, false)             \
+  X(UI_CSS, "/ui/app.css", "/ui/app.css", NULL, TOKD_GET, tokd_handle_ui_css, 0, false)         \
   X(HEALTH, "/health", "/health", "/healthz", TOKD_GET, tokd_handle_health, 0, false)           \
   X(READY, "/ready", "/ready", "/readyz", TOKD_GET, tokd_handle_ready, 0, false)                \
   X(METRICS, "/metrics", "/metrics", NULL, TOKD_GET, tokd_handle_metrics, 0, false)

@@ -72,6 +72,12 @@ TOKD_ENDPOINTS(X)
 
 extern const tokd_handler TOKD_HANDLERS[EP__COUNT];
 
+/* ui.c: the Content-Type of an endpoint's answer; whether it is the playground's; the
+ * Content-Security-Policy the playground is sent with. */
+const char *tokd_content_type(tokd_endpoint ep);
+bool tokd_is_ui(tokd_endpoint ep);
+extern const char TOKD_UI_CSP[];
+
 /* Whether the server can take new work now: loaded, not draining, a free in-flight slot
  * and room in the memory budget (what /ready answers). */
 bool tokd_server_ready(const tokd_server *srv);
