@@ -199,23 +199,30 @@ static void lex_number(jparse *p, size_t *ip)
   size_t n = 0;
   bool is_float = false;
   int base = 10;
-  if (s[i] == '0' && i + 1 < p->len && strchr("xXoObB", s[i + 1]) && s[i + 1]) {
+  /* keeps a character of the literal; a literal too long to hold is refused, never cut */
+#define KEEP(c)                                                                               \
+  do {                                                                                        \
+    if (n >= sizeof buf - 1) jp_fail(p, start, TOK_ETEMPLATE, "number literal too long");    \
+    buf[n++] = (c);                                                                           \
+  } while (0)
+  if (s[i] == '0' && i + 1 < p->len && s[i + 1] && strchr("xXoObB", s[i + 1])) {
     base = s[i + 1] == 'x' || s[i + 1] == 'X' ? 16 : s[i + 1] == 'o' || s[i + 1] == 'O' ? 8 : 2;
     i += 2;
     while (i < p->len && (isxdigit((unsigned char)s[i]) || s[i] == '_')) {
-      if (s[i] != '_' && n < sizeof buf - 1) buf[n++] = s[i];
+      if (s[i] != '_') KEEP(s[i]);
       i++;
     }
   } else {
     while (i < p->len && (is_digit(s[i]) || s[i] == '_')) {
-      if (s[i] != '_' && n < sizeof buf - 1) buf[n++] = s[i];
+      if (s[i] != '_') KEEP(s[i]);
       i++;
     }
     if (i + 1 < p->len && s[i] == '.' && is_digit(s[i + 1])) {
       is_float = true;
-      buf[n++] = s[i++];
+      KEEP(s[i]);
+      i++;
       while (i < p->len && (is_digit(s[i]) || s[i] == '_')) {
-        if (s[i] != '_' && n < sizeof buf - 1) buf[n++] = s[i];
+        if (s[i] != '_') KEEP(s[i]);
         i++;
       }
     }
@@ -224,14 +231,15 @@ static void lex_number(jparse *p, size_t *ip)
       if (k < p->len && (s[k] == '+' || s[k] == '-')) k++;
       if (k < p->len && is_digit(s[k])) {
         is_float = true;
-        while (i < k && n < sizeof buf - 1) buf[n++] = s[i++];
+        while (i < k) KEEP(s[i++]);
         while (i < p->len && (is_digit(s[i]) || s[i] == '_')) {
-          if (s[i] != '_' && n < sizeof buf - 1) buf[n++] = s[i];
+          if (s[i] != '_') KEEP(s[i]);
           i++;
         }
       }
     }
   }
+#undef KEEP
   buf[n] = 0;
   jtok t = {.pos = (uint32_t)start};
   if (is_float) {
@@ -240,8 +248,9 @@ static void lex_number(jparse *p, size_t *ip)
   } else {
     t.kind = T_INT;
     errno = 0;
-    t.i = strtoll(buf, NULL, base);
-    if (errno || n == 0) jp_fail(p, start, TOK_ETEMPLATE, "integer literal out of range");
+    char *end;
+    t.i = strtoll(buf, &end, base);
+    if (errno || n == 0 || *end) jp_fail(p, start, TOK_ETEMPLATE, "integer literal out of range or malformed");
   }
   push_tok(p, t);
   *ip = i;
