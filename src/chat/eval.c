@@ -1506,6 +1506,7 @@ static jv binop(jrender *r, int op, jv a, jv b)
   if (op == OP_MUL && (a.t == JV_STR || a.t == JV_LIST) && (b.t == JV_INT || b.t == JV_BOOL)) {
     int64_t k = ival(b) < 0 ? 0 : ival(b);
     size_t unit = a.t == JV_STR ? a.u.s.n : a.u.l->n;
+    if (!unit || !k) return a.t == JV_STR ? jv_str("", 0) : jv_list_new(r, 0);
     if (unit && (uint64_t)k > (r->out->limit ? r->out->limit : (1u << 24)) / unit)
       jr_fail(r, TOK_ELIMIT, "repetition longer than the output limit");
     jr_step(r, (uint64_t)k * unit / 64);

@@ -167,15 +167,16 @@ static void lex_string(jparse *p, size_t *ip)
       }
     }
     if (hex) {
-      c = 0;
+      uint32_t u = 0;
       for (int d = 0; d < hex; d++, k++) {
         char h = k < end ? s[k] : 0;
         int v = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
               : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
         if (v < 0) jp_fail(p, k, TOK_ETEMPLATE, "truncated \\%c escape", e);
-        c = c * 16 + v;
+        u = u * 16 + (uint32_t)v; /* 8 digits fit in 32 bits */
       }
-      if (c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+      c = u > 0x10FFFF ? -1 : (int32_t)u;
+      if (c < 0 || (c >= 0xD800 && c <= 0xDFFF))
         jp_fail(p, k, TOK_ETEMPLATE, "escape names no Unicode scalar value");
     }
     n += (size_t)utf8proc_encode_char(c, (utf8proc_uint8_t *)o + n);
