@@ -28,7 +28,7 @@ enum {
   M_STARTSWITH, M_ENDSWITH, M_STRIP, M_LSTRIP, M_RSTRIP, M_SPLIT, M_RSPLIT, M_UPPER, M_LOWER,
   M_TITLE, M_CAPITALIZE, M_REPLACE, M_FIND, M_RFIND, M_COUNT, M_JOIN, M_SPLITLINES,
   M_ISDIGIT, M_ISALPHA, M_ISSPACE, M_ISALNUM, M_ISUPPER, M_ISLOWER, M_FORMAT,
-  M_ITEMS, M_KEYS, M_VALUES, M_GET,
+  M_ITEMS, M_KEYS, M_VALUES, M_GET, M_LCOUNT, M_LINDEX, M_LCOPY,
   M_UNSAFE, /* a method that mutates (append, update, pop, ...): the sandbox refuses it */
 };
 
@@ -46,9 +46,11 @@ static const struct { const char *name; int id; } DICT_METHODS[] = {
     {"pop", M_UNSAFE}, {"popitem", M_UNSAFE}, {"update", M_UNSAFE}, {"clear", M_UNSAFE},
     {"setdefault", M_UNSAFE}, {"copy", M_UNSAFE}, {"fromkeys", M_UNSAFE},
 };
-static const char *const LIST_METHODS[] = {"append", "extend", "insert", "pop", "remove",
-                                           "clear", "sort", "reverse", "index", "count",
-                                           "copy"};
+static const struct { const char *name; int id; } LIST_METHODS[] = {
+    {"count", M_LCOUNT}, {"index", M_LINDEX}, {"copy", M_LCOPY}, {"append", M_UNSAFE},
+    {"extend", M_UNSAFE}, {"insert", M_UNSAFE}, {"pop", M_UNSAFE}, {"remove", M_UNSAFE},
+    {"clear", M_UNSAFE}, {"sort", M_UNSAFE}, {"reverse", M_UNSAFE},
+};
 
 static jv eval(jrender *r, jframe *f, const jnode *n);
 static void exec(jrender *r, jframe *f, const jnode *n);
@@ -114,6 +116,7 @@ static jv func(jrender *r, int id, jv self)
   fn->id = id;
   fn->self = self;
   fn->macro = NULL;
+  fn->scope = NULL;
   return (jv){.t = JV_FUNC, .u.fn = fn};
 }
 
@@ -441,6 +444,7 @@ static const jlist *iterate(jrender *r, jv v)
 
 static int64_t length_of(jrender *r, jv v)
 {
+  if (v.t == JV_LIST && v.tuple == JV_GEN) FAIL("object of type 'generator' has no len()");
   switch (v.t) {
   case JV_UNDEF: return 0;
   case JV_STR: return (int64_t)jv_str_chars(v.u.s.p, v.u.s.n);
@@ -504,9 +508,11 @@ static jv getattr_v(jrender *r, jv obj, const char *name, size_t name_len)
         return func(r, STR_METHODS[i].id, obj);
     break;
   case JV_LIST:
+    if (obj.tuple == JV_GEN) break;
     for (size_t i = 0; i < sizeof LIST_METHODS / sizeof *LIST_METHODS; i++)
-      if (strlen(LIST_METHODS[i]) == name_len && !memcmp(LIST_METHODS[i], name, name_len))
-        return func(r, M_UNSAFE, obj);
+      if (strlen(LIST_METHODS[i].name) == name_len && !memcmp(LIST_METHODS[i].name, name, name_len) &&
+          (!obj.tuple || LIST_METHODS[i].id == M_LCOUNT || LIST_METHODS[i].id == M_LINDEX))
+        return func(r, LIST_METHODS[i].id, obj);
     break;
   default:
     break;
@@ -528,6 +534,7 @@ static jv getitem_v(jrender *r, jv obj, jv key)
   }
   case JV_LIST:
   case JV_STR:
+    if (obj.t == JV_LIST && obj.tuple == JV_GEN) break; /* not subscriptable: undefined */
     if (key.t == JV_INT || key.t == JV_BOOL) {
       int64_t i = key.t == JV_INT ? key.u.i : key.u.b;
       int64_t n = obj.t == JV_LIST ? (int64_t)obj.u.l->n : (int64_t)jv_str_chars(obj.u.s.p, obj.u.s.n);
@@ -550,26 +557,35 @@ static jv getitem_v(jrender *r, jv obj, jv key)
   return undef_fmt(r, "%s has no element of type %s", obj_repr(obj, tb, sizeof tb), jv_type_name(key));
 }
 
-static int64_t slice_bound(jrender *r, jv v, int64_t def)
+static bool slice_index(jv v)
 {
-  if (v.t == JV_NONE || v.t == JV_UNDEF) return def;
-  if (v.t == JV_INT) return v.u.i;
-  if (v.t == JV_BOOL) return v.u.b;
-  FAIL("slice indices must be integers or None");
+  return v.t == JV_NONE || v.t == JV_UNDEF || v.t == JV_INT || v.t == JV_BOOL;
 }
 
+static int64_t slice_bound(jv v, int64_t def)
+{
+  if (v.t == JV_INT) return v.u.i;
+  if (v.t == JV_BOOL) return v.u.b;
+  return def;
+}
+
+/* jinja2 compiles a slice to Python's own subscript: a type without one is a TypeError */
 static jv slice_v(jrender *r, jv obj, jv start_v, jv stop_v, jv step_v)
 {
   if (obj.t == JV_UNDEF) fail_undef(r, obj);
-  if (obj.t != JV_LIST && obj.t != JV_STR) FAIL("'%s' object is not subscriptable", jv_type_name(obj));
-  int64_t step = slice_bound(r, step_v, 1);
+  if (obj.t == JV_DICT) FAIL("unhashable type: 'slice'");
+  if ((obj.t != JV_LIST && obj.t != JV_STR) || (obj.t == JV_LIST && obj.tuple == JV_GEN))
+    FAIL("'%s' object is not subscriptable", jv_type_name(obj));
+  if (!slice_index(start_v) || !slice_index(stop_v) || !slice_index(step_v))
+    FAIL("slice indices must be integers or None or have an __index__ method");
+  int64_t step = slice_bound(step_v, 1);
   if (step == 0) FAIL("slice step cannot be zero");
   jv items = obj.t == JV_LIST ? obj : str_chars_list(r, obj);
   int64_t n = (int64_t)items.u.l->n;
   int64_t lo, hi;
   /* CPython's PySlice_AdjustIndices */
-  int64_t start = slice_bound(r, start_v, step < 0 ? n - 1 : 0);
-  int64_t stop = slice_bound(r, stop_v, step < 0 ? -n - 1 : n);
+  int64_t start = slice_bound(start_v, step < 0 ? n - 1 : 0);
+  int64_t stop = slice_bound(stop_v, step < 0 ? -n - 1 : n);
   if (start_v.t == JV_INT || start_v.t == JV_BOOL) {
     if (start < 0) start = start + n < 0 ? (step < 0 ? -1 : 0) : start + n;
     else if (start >= n) start = step < 0 ? n - 1 : n;
@@ -655,6 +671,7 @@ enum {
 };
 
 static bool run_test(jrender *r, int id, jv v, const args *a);
+static jv binop(jrender *r, int op, jv a, jv b);
 
 static bool contains(jrender *r, jv hay, jv needle)
 {
@@ -669,7 +686,10 @@ static bool contains(jrender *r, jv hay, jv needle)
       if (jv_eq(r, hay.u.l->v[i], needle)) return true;
     }
     return false;
-  case JV_DICT: return jd_get(r, hay.u.d, needle) != NULL;
+  case JV_DICT:
+    if ((needle.t == JV_LIST && needle.tuple != 1) || needle.t == JV_DICT || needle.t == JV_NS)
+      FAIL("unhashable type: '%s'", jv_type_name(needle));
+    return jd_get(r, hay.u.d, needle) != NULL;
   case JV_UNDEF: return false;
   default: FAIL("argument of type '%s' is not iterable", jv_type_name(hay));
   }
@@ -709,15 +729,13 @@ static bool run_test(jrender *r, int id, jv v, const args *a)
   case TS_string: return v.t == JV_STR;
   case TS_mapping: return v.t == JV_DICT;
   case TS_iterable: return v.t == JV_STR || v.t == JV_LIST || v.t == JV_DICT || v.t == JV_UNDEF;
-  case TS_sequence: return v.t == JV_STR || v.t == JV_LIST || v.t == JV_DICT || v.t == JV_UNDEF;
+  case TS_sequence:
+    return v.t == JV_STR || (v.t == JV_LIST && v.tuple != JV_GEN) || v.t == JV_DICT || v.t == JV_UNDEF;
   case TS_callable: return v.t == JV_FUNC || v.t == JV_UNDEF; /* jinja2's Undefined has __call__ */
-  case TS_odd: return int_arg(r, v, "odd") % 2 != 0;
-  case TS_even: return int_arg(r, v, "even") % 2 == 0;
-  case TS_divisibleby: {
-    int64_t d = int_arg(r, x, "divisibleby");
-    if (!d) FAIL("integer division or modulo by zero");
-    return int_arg(r, v, "divisibleby") % d == 0;
-  }
+  /* jinja2: value % 2 == 1, value % 2 == 0, value % num == 0, with Python's % */
+  case TS_odd: return jv_eq(r, binop(r, OP_MOD, v, jv_int(2)), jv_int(1));
+  case TS_even: return jv_eq(r, binop(r, OP_MOD, v, jv_int(2)), jv_int(0));
+  case TS_divisibleby: return jv_eq(r, binop(r, OP_MOD, v, x), jv_int(0));
   case TS_eq: case TS_equalto: return jv_eq(r, v, x);
   case TS_ne: return !jv_eq(r, v, x);
   case TS_lt: case TS_lessthan: return jv_cmp(r, v, x) < 0;
@@ -732,8 +750,8 @@ static bool run_test(jrender *r, int id, jv v, const args *a)
     if (v.t == JV_LIST) return v.u.l == x.u.l;
     if (v.t == JV_DICT || v.t == JV_NS) return v.u.d == x.u.d;
     return jv_eq(r, v, x) && v.t != JV_FLOAT && v.t != JV_STR ? (v.t == JV_INT && v.u.i >= -5 && v.u.i <= 256) : false;
-  case TS_lower: return all_case(v, false);
-  case TS_upper: return all_case(v, true);
+  case TS_lower: return all_case(jv_to_str(r, v), false); /* jinja2: str(value).islower() */
+  case TS_upper: return all_case(jv_to_str(r, v), true);
   case TS_escaped: return false;
   }
   return false;
@@ -790,6 +808,14 @@ static jv attr_path(jrender *r, jv v, jv attr)
 
 static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f);
 
+static int64_t ival(jv v);
+
+static jv as_gen(jv l)
+{
+  l.tuple = JV_GEN;
+  return l;
+}
+
 static jv select_like(jrender *r, jv v, const args *a, bool attr_mode, bool keep, jframe *f)
 {
   (void)f;
@@ -808,7 +834,7 @@ static jv select_like(jrender *r, jv v, const args *a, bool attr_mode, bool keep
     bool ok = has_test ? run_test(r, tid, probe, &targs) : jv_truthy(probe);
     if (ok == keep) vec_push(r, &out, x);
   }
-  return list_from(r, out.v, out.n);
+  return as_gen(list_from(r, out.v, out.n));
 }
 
 static jv to_list(jrender *r, jv v)
@@ -959,6 +985,8 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
 {
   switch (id) {
   case F_abs:
+    if (v.t == JV_BOOL) return jv_int(v.u.b);
+    if (v.t == JV_INT && v.u.i == INT64_MIN) FAIL("integer overflow");
     if (v.t == JV_INT) return jv_int(v.u.i < 0 ? -v.u.i : v.u.i);
     if (v.t == JV_FLOAT) return jv_float(fabs(v.u.f));
     FAIL("bad operand type for abs(): '%s'", jv_type_name(v));
@@ -975,11 +1003,13 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
     return l->n ? l->v[0] : jv_undef("No first item, sequence was empty.");
   }
   case F_last: {
+    if (v.t == JV_LIST && v.tuple == JV_GEN) FAIL("'generator' object is not reversible");
     if (v.t != JV_LIST && v.t != JV_STR) v = to_list(r, v);
     const jlist *l = iterate(r, v);
     return l->n ? l->v[l->n - 1] : jv_undef("No last item, sequence was empty.");
   }
   case F_float: {
+    if (v.t == JV_UNDEF) fail_undef(r, v); /* float(Undefined) raises in jinja2 */
     jv def = arg(a, 0, "default", jv_float(0));
     if (v.t == JV_FLOAT) return v;
     if (v.t == JV_INT) return jv_float((double)v.u.i);
@@ -998,6 +1028,7 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
     return def;
   }
   case F_int: {
+    if (v.t == JV_UNDEF) fail_undef(r, v);
     jv def = arg(a, 0, "default", jv_int(0));
     int64_t base = int_arg(r, arg(a, 1, "base", jv_int(10)), "int");
     if (v.t == JV_INT) return v;
@@ -1033,7 +1064,9 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
       memset(sp, ' ', (size_t)w);
       ind = jv_str(sp, (size_t)w);
     }
-    jv s = jv_to_str(r, v);
+    if (v.t == JV_UNDEF) fail_undef(r, v);
+    if (v.t != JV_STR) FAIL("indent: expected a string, got %s", jv_type_name(v)); /* jinja2 fails too */
+    jv s = v;
     jv nl = jv_str("\n", 1);
     jv lines = splitlines(r, str_cat(r, s, nl), false);
     jdivert *d = jr_divert_begin(r);
@@ -1059,7 +1092,7 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
     return first ? str_cat(r, ind, body) : body;
   }
   case F_items: {
-    if (v.t == JV_UNDEF) return jv_list_new(r, 0);
+    if (v.t == JV_UNDEF) return as_gen(jv_list_new(r, 0));
     if (v.t != JV_DICT) FAIL("items: expected a mapping, got %s", jv_type_name(v));
     jv out = jv_list_new(r, v.u.d->n);
     for (size_t i = 0; i < v.u.d->n; i++) {
@@ -1069,7 +1102,7 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
       pair.u.l->v[1] = v.u.d->v[i];
       out.u.l->v[i] = pair;
     }
-    return out;
+    return as_gen(out);
   }
   case F_join: {
     jv sep = arg(a, 0, "d", jv_str("", 0));
@@ -1097,7 +1130,7 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
         jv x = attr_path(r, l->v[i], attr);
         out.u.l->v[i] = x.t == JV_UNDEF && def.t != JV_UNDEF ? def : x;
       }
-      return out;
+      return as_gen(out);
     }
     if (!a->n_pos) FAIL("map: needs a filter name or attribute=");
     jv name = need_str(r, a->pos[0], "map");
@@ -1116,7 +1149,7 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
       jr_step(r, 1);
       out.u.l->v[i] = apply_filter(r, fid, l->v[i], &fa, f);
     }
-    return out;
+    return as_gen(out);
   }
   case F_max: case F_min: {
     const jlist *l = iterate(r, v);
@@ -1143,18 +1176,24 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
   }
   case F_reverse: {
     if (v.t == JV_STR) return slice_v(r, v, jv_none(), jv_none(), jv_int(-1));
+    bool reversible = v.t == JV_LIST && v.tuple != JV_GEN; /* reversed(): an iterator */
     jv l = to_list(r, v);
     for (size_t i = 0, j = l.u.l->n; i + 1 < j; i++, j--) {
       jv t = l.u.l->v[i];
       l.u.l->v[i] = l.u.l->v[j - 1];
       l.u.l->v[j - 1] = t;
     }
-    return l;
+    return reversible ? as_gen(l) : l; /* else list(value) reversed: a list */
   }
   case F_round: {
     int64_t prec = int_arg(r, arg(a, 0, "precision", jv_int(0)), "round");
     jv method = arg(a, 1, "method", jv_str("common", 6));
-    double x = v.t == JV_INT ? (double)v.u.i : v.t == JV_FLOAT ? v.u.f : (FAIL("round: not a number"), 0);
+    bool common = !(method.t == JV_STR && ((method.u.s.n == 4 && !memcmp(method.u.s.p, "ceil", 4)) ||
+                                           (method.u.s.n == 5 && !memcmp(method.u.s.p, "floor", 5))));
+    /* round(int, n >= 0) is the int itself in Python */
+    if (common && (v.t == JV_INT || v.t == JV_BOOL) && prec >= 0) return jv_int(ival(v));
+    if (v.t != JV_INT && v.t != JV_FLOAT && v.t != JV_BOOL) FAIL("type %s doesn't define __round__ method", jv_type_name(v));
+    double x = v.t == JV_FLOAT ? v.u.f : (double)ival(v);
     double m = pow(10, (double)prec);
     double y;
     if (method.t == JV_STR && method.u.s.n == 4 && !memcmp(method.u.s.p, "ceil", 4)) y = ceil(x * m) / m;
@@ -1204,7 +1243,7 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
       }
       if (!seen) vec_push(r, &out, l->v[i]);
     }
-    return list_from(r, out.v, out.n);
+    return as_gen(list_from(r, out.v, out.n));
   }
   case F_wordcount: {
     jv parts = do_split(r, jv_to_str(r, v), jv_none(), -1, false);
@@ -1217,6 +1256,7 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
     if (by.t == JV_STR && by.u.s.n == 5 && !memcmp(by.u.s.p, "value", 5)) by_value = true;
     args none = {0};
     jv items = apply_filter(r, F_items, v, &none, f);
+    items.tuple = 0; /* sorted(): a list */
     sort_items(r, items.u.l->v, items.u.l->n, jv_truthy(arg(a, 2, "reverse", jv_bool(false))),
                jv_truthy(arg(a, 0, "case_sensitive", jv_bool(false))), jv_none(), by_value);
     return items;
@@ -1233,11 +1273,11 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
 }
 
 /* ---- calls ------------------------------------------------------------------------ */
-static jv call_macro(jrender *r, const jnode *m, const args *a)
+static jv call_macro(jrender *r, const jnode *m, jframe *scope, const args *a)
 {
   if (++r->depth > r->lim->max_depth)
     jr_fail(r, TOK_ELIMIT, "chat template: macro calls nested deeper than the limit (%u)", r->lim->max_depth);
-  jframe *f = frame_new(r, r->globals);
+  jframe *f = frame_new(r, scope ? scope : r->globals);
   if (a->n_pos > m->n_items)
     FAIL("macro '%s' takes not more than %zu argument(s)", m->name, m->n_items);
   for (size_t i = 0; i < m->n_items; i++) {
@@ -1275,7 +1315,7 @@ static jv call(jrender *r, jv fn, const args *a)
   if (fn.t == JV_UNDEF) fail_undef(r, fn);
   if (fn.t != JV_FUNC) FAIL("'%s' object is not callable", jv_type_name(fn));
   const jfunc *fx = fn.u.fn;
-  if (fx->macro) return call_macro(r, fx->macro, a);
+  if (fx->macro) return call_macro(r, fx->macro, fx->scope, a);
   switch (fx->id) {
   case B_RANGE: {
     int64_t start = 0, stop, step = 1;
@@ -1416,7 +1456,9 @@ static jv call_method(jrender *r, int id, jv self, const args *a)
   case M_FORMAT: FAIL("str.format() is not supported by tokd's chat templates");
   case M_ITEMS: {
     args none_args = {0};
-    return apply_filter(r, F_items, self, &none_args, NULL);
+    jv items = apply_filter(r, F_items, self, &none_args, NULL);
+    items.tuple = 0; /* dict_items has a length */
+    return items;
   }
   case M_KEYS: return list_from(r, self.u.d->k, self.u.d->n);
   case M_VALUES: return list_from(r, self.u.d->v, self.u.d->n);
@@ -1424,6 +1466,20 @@ static jv call_method(jrender *r, int id, jv self, const args *a)
     const jv *v = jd_get(r, self.u.d, arg(a, 0, NULL, jv_undef("get needs a key")));
     return v ? *v : arg(a, 1, NULL, jv_none());
   }
+  case M_LCOUNT: case M_LINDEX: {
+    jv x = arg(a, 0, NULL, jv_undef("count/index needs an argument"));
+    int64_t c = 0;
+    for (size_t i = 0; i < self.u.l->n; i++) {
+      jr_step(r, 1);
+      if (jv_eq(r, self.u.l->v[i], x)) {
+        if (id == M_LINDEX) return jv_int((int64_t)i);
+        c++;
+      }
+    }
+    if (id == M_LINDEX) FAIL("list.index(x): x not in list");
+    return jv_int(c);
+  }
+  case M_LCOPY: return list_from(r, self.u.l->v, self.u.l->n);
   default:
     FAIL("access to a method that modifies a value is unsafe (immutable sandbox)");
   }
@@ -1503,10 +1559,15 @@ static jv binop(jrender *r, int op, jv a, jv b)
     jr_step(r, l.u.l->n / 16);
     return l;
   }
-  if (op == OP_MUL && (a.t == JV_STR || a.t == JV_LIST) && (b.t == JV_INT || b.t == JV_BOOL)) {
+  if (op == OP_MUL && (a.t == JV_STR || (a.t == JV_LIST && a.tuple != JV_GEN)) && (b.t == JV_INT || b.t == JV_BOOL)) {
     int64_t k = ival(b) < 0 ? 0 : ival(b);
     size_t unit = a.t == JV_STR ? a.u.s.n : a.u.l->n;
-    if (!unit || !k) return a.t == JV_STR ? jv_str("", 0) : jv_list_new(r, 0);
+    if (!unit || !k) {
+      if (a.t == JV_STR) return jv_str("", 0);
+      jv empty = jv_list_new(r, 0);
+      empty.tuple = a.tuple;
+      return empty;
+    }
     if (unit && (uint64_t)k > (r->out->limit ? r->out->limit : (1u << 24)) / unit)
       jr_fail(r, TOK_ELIMIT, "repetition longer than the output limit");
     jr_step(r, (uint64_t)k * unit / 64);
@@ -1517,10 +1578,11 @@ static jv binop(jrender *r, int op, jv a, jv b)
       return jv_str(s, unit * (size_t)k);
     }
     jv l = jv_list_new(r, unit * (size_t)k);
+    l.tuple = a.tuple;
     for (int64_t i = 0; i < k; i++) memcpy(l.u.l->v + (size_t)i * unit, a.u.l->v, unit * sizeof(jv));
     return l;
   }
-  if (op == OP_MUL && (b.t == JV_STR || b.t == JV_LIST) && (a.t == JV_INT || a.t == JV_BOOL))
+  if (op == OP_MUL && (b.t == JV_STR || (b.t == JV_LIST && b.tuple != JV_GEN)) && (a.t == JV_INT || a.t == JV_BOOL))
     return binop(r, op, b, a);
   if (op == OP_MOD && a.t == JV_STR) FAIL("printf-style string formatting ('%%') is not supported");
   if (op == OP_ADD && a.t == JV_STR)
@@ -1541,7 +1603,7 @@ static bool compare(jrender *r, int op, jv a, jv b)
   if (a.t == JV_UNDEF) fail_undef(r, a);
   if (b.t == JV_UNDEF) fail_undef(r, b);
   bool ok = (numeric(a) && numeric(b)) || (a.t == JV_STR && b.t == JV_STR) ||
-            (a.t == JV_LIST && b.t == JV_LIST && a.tuple == b.tuple);
+            (a.t == JV_LIST && b.t == JV_LIST && a.tuple == b.tuple && a.tuple != JV_GEN);
   if (!ok) {
     static const char *const syms[] = {"", "==", "!=", "<", "<=", ">", ">="};
     FAIL("'%s' not supported between instances of '%s' and '%s'", syms[op], jv_type_name(a), jv_type_name(b));
@@ -1735,6 +1797,7 @@ static void exec(jrender *r, jframe *f, const jnode *n)
     fn->id = -1;
     fn->self = jv_none();
     fn->macro = n;
+    fn->scope = f; /* jinja2's macros see the variables of the scope they are defined in */
     jr_set(r, f, n->name, (jv){.t = JV_FUNC, .u.fn = fn});
     return;
   }

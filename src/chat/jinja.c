@@ -176,6 +176,23 @@ static void lex_string(jparse *p, size_t *ip)
         u = u * 16 + (uint32_t)v; /* 8 digits fit in 32 bits */
       }
       c = u > 0x10FFFF ? -1 : (int32_t)u;
+      /* a \\uD83C\\uDF89 pair is the character it encodes (as JSON reads it); a lone half
+       * has no UTF-8 form */
+      if (c >= 0xD800 && c < 0xDC00 && k + 6 <= end && s[k] == '\\' && s[k + 1] == 'u') {
+        uint32_t lo = 0;
+        bool ok = true;
+        for (int d = 0; d < 4; d++) {
+          char h = s[k + 2 + d];
+          int v = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+          if (v < 0) ok = false;
+          lo = lo * 16 + (uint32_t)(v < 0 ? 0 : v);
+        }
+        if (ok && lo >= 0xDC00 && lo <= 0xDFFF) {
+          c = 0x10000 + ((c - 0xD800) << 10) + (int32_t)(lo - 0xDC00);
+          k += 6;
+        }
+      }
       if (c < 0 || (c >= 0xD800 && c <= 0xDFFF))
         jp_fail(p, k, TOK_ETEMPLATE, "escape names no Unicode scalar value");
     }

@@ -53,6 +53,11 @@ typedef enum {
   JV_FUNC,
 } jv_type;
 
+/* jinja2's map, select, reject, selectattr, rejectattr, unique, items and reverse give
+ * generators, not lists: always true, no len(), no subscripts, not printable (Python prints
+ * an address). tokd keeps their items and those rules; `| list` makes a list. */
+#define JV_GEN 2
+
 typedef struct jlist jlist;
 typedef struct jdict jdict;
 typedef struct jfunc jfunc;
@@ -60,7 +65,7 @@ typedef struct jloop jloop;
 
 typedef struct jv {
   uint8_t t;
-  uint8_t tuple; /* JV_LIST: a tuple (printed with parentheses) */
+  uint8_t tuple; /* JV_LIST: 1 a tuple (printed with parentheses), JV_GEN a generator */
   union {
     bool b;
     int64_t i;
@@ -96,6 +101,7 @@ typedef struct jfunc {
   int id;                      /* a builtin or method, or -1 for a macro */
   jv self;                     /* bound method: the object */
   const struct jnode *macro;   /* a macro's definition */
+  struct jframe *scope;        /* a macro: the scope it was defined in (a closure) */
 } jfunc;
 
 /* ---- template tree -------------------------------------------------------------- */

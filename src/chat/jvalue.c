@@ -242,7 +242,7 @@ bool jv_truthy(jv v)
   case JV_INT: return v.u.i != 0;
   case JV_FLOAT: return v.u.f != 0;
   case JV_STR: return v.u.s.n != 0;
-  case JV_LIST: return v.u.l->n != 0;
+  case JV_LIST: return v.tuple == JV_GEN || v.u.l->n != 0;
   case JV_DICT: return v.u.d->n != 0;
   default: return true;
   }
@@ -257,7 +257,7 @@ const char *jv_type_name(jv v)
   case JV_INT: return "int";
   case JV_FLOAT: return "float";
   case JV_STR: return "str";
-  case JV_LIST: return v.tuple ? "tuple" : "list";
+  case JV_LIST: return v.tuple == JV_GEN ? "generator" : v.tuple ? "tuple" : "list";
   case JV_DICT: return "dict";
   case JV_NS: return "Namespace";
   case JV_LOOP: return "LoopContext";
@@ -431,6 +431,9 @@ static void str_repr_out(jrender *r, tok_buf *b, const char *p, size_t n)
 
 static void seq_out(jrender *r, tok_buf *b, jv v)
 {
+  if (v.t == JV_LIST && v.tuple == JV_GEN)
+    jr_fail(r, TOK_ERENDER, "printing a generator (jinja2 prints its address, e.g. <generator "
+                            "object ...>); add | list");
   if (v.t == JV_LIST) {
     jr_buf_puts(r, b, v.tuple ? "(" : "[");
     for (size_t i = 0; i < v.u.l->n; i++) {
@@ -470,7 +473,8 @@ static void scalar_out(jrender *r, tok_buf *b, jv v)
 void jv_repr_out(jrender *r, tok_buf *b, jv v)
 {
   jr_step(r, 1);
-  if (v.t == JV_STR) str_repr_out(r, b, v.u.s.p, v.u.s.n);
+  if (v.t == JV_UNDEF) jr_buf_puts(r, b, "Undefined"); /* repr(jinja2.Undefined()) */
+  else if (v.t == JV_STR) str_repr_out(r, b, v.u.s.p, v.u.s.n);
   else if (v.t == JV_LIST || v.t == JV_DICT) seq_out(r, b, v);
   else scalar_out(r, b, v);
 }
@@ -607,6 +611,7 @@ void jv_json_out(jrender *r, tok_buf *b, jv v, const jjson_opts *o, size_t level
     return;
   case JV_STR: json_str_out(r, b, v.u.s.p, v.u.s.n, o->ensure_ascii); return;
   case JV_LIST:
+    if (v.tuple == JV_GEN) jr_fail(r, TOK_ERENDER, "Object of type generator is not JSON serializable");
     if (!v.u.l->n) {
       jr_buf_puts(r, b, "[]");
       return;
