@@ -32,8 +32,11 @@ START_TEST(test_random_keys)
   ck_assert_int_eq(tok__phash_build(&ph, keys, n), 0);
   uint8_t *hit = calloc(n, 1);
   for (uint32_t i = 0; i < n; i++) {
-    uint32_t v = tok__phash_get(&ph, keys[i].bytes, keys[i].len);
+    const tok__phash_slot *slot = tok__phash_get(&ph, keys[i].bytes, keys[i].len);
+    uint32_t v = (uint32_t)slot->value;
     ck_assert_uint_eq(v, keys[i].value);
+    /* the slot keeps the key's first bytes, which lookups compare instead of the key */
+    ck_assert_uint_eq(slot->head, tok__head8(keys[i].bytes, keys[i].len));
     ck_assert(!hit[v]); /* minimal and collision-free: each slot used once */
     hit[v] = 1;
   }
@@ -52,6 +55,21 @@ START_TEST(test_duplicates)
                             {(const uint8_t *)"ab", 2, 2}};
   tok__phash ph;
   ck_assert_int_eq(tok__phash_build(&ph, keys, 3), -2);
+}
+END_TEST
+
+/* Protects: tok__head8 packs 1..8+ bytes exactly, without reading past the key. */
+START_TEST(test_head8)
+{
+  const uint8_t s[] = "abcdefghij";
+  for (size_t len = 1; len <= 10; len++) {
+    uint64_t want = 0;
+    for (size_t k = 0; k < len && k < 8; k++) want |= (uint64_t)s[k] << (8 * k);
+    uint8_t *copy = malloc(len); /* exactly len bytes: ASan catches a read beyond */
+    memcpy(copy, s, len);
+    ck_assert_uint_eq(tok__head8(copy, len), want);
+    free(copy);
+  }
 }
 END_TEST
 
@@ -90,6 +108,7 @@ Suite *phash_suite(void)
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_random_keys);
   tcase_add_test(tc, test_duplicates);
+  tcase_add_test(tc, test_head8);
   tcase_add_test(tc, test_strangers);
   suite_add_tcase(s, tc);
   return s;

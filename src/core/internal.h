@@ -104,20 +104,19 @@ typedef struct tok__model {
 /* Looks up the id of bytes[0..len); TOK__NONE when it is not an encodable token. */
 static inline uint32_t tok__token_lookup(const tok__model *m, const uint8_t *bytes, size_t len)
 {
-  uint64_t entry = tok__phash_get(&m->index, bytes, len);
+  const tok__phash_slot *slot = tok__phash_get(&m->index, bytes, len);
+  if (!slot) return TOK__NONE;
+  uint64_t entry = slot->value;
   uint32_t id = (uint32_t)entry, off_len = (uint32_t)(entry >> 32);
-  if ((off_len & 255) != (len < 255 ? len : 255) || id >= m->id_end) return TOK__NONE;
+  /* len >= 1 always here. The slot holds the token's first 8 bytes: a token of up to 8
+   * bytes (most) is settled without reading its bytes, a longer one compares the rest. */
+  if ((off_len & 255) != (len < 255 ? len : 255) || id >= m->id_end ||
+      slot->head != tok__head8(bytes, len))
+    return TOK__NONE;
+  if (len <= 8) return id;
   if (len >= 255 && m->off[id + 1] - m->off[id] != len) return TOK__NONE;
   const uint8_t *token = m->bytes + (off_len >> 8);
-  /* len >= 1 always here. Short tokens (most) are compared in line: a call to memcmp
-   * costs more than the comparison. */
-  if (token[0] != bytes[0]) return TOK__NONE;
-  if (len <= 16) {
-    for (size_t i = 1; i < len; i++)
-      if (token[i] != bytes[i]) return TOK__NONE;
-    return id;
-  }
-  return memcmp(token, bytes, len) == 0 ? id : TOK__NONE;
+  return memcmp(token + 8, bytes + 8, len - 8) == 0 ? id : TOK__NONE;
 }
 
 /* Priority of merging the parts p[0..left) and p[left..len); TOK__NONE when they do not. */

@@ -23,7 +23,7 @@
 void tok__phash_free(tok__phash *ph)
 {
   free(ph->pilot);
-  free(ph->value);
+  free(ph->slot);
   free(ph->remap);
   memset(ph, 0, sizeof *ph);
 }
@@ -103,7 +103,7 @@ int tok__phash_build(tok__phash *ph, const tok__phash_key *keys, uint32_t n)
   t.m = n == 0 ? 0 : (uint32_t)(((uint64_t)n * 100 + LOAD_PERCENT - 1) / LOAD_PERCENT);
   t.n_buckets = n / KEYS_PER_BUCKET + 1;
   t.pilot = calloc(t.n_buckets, sizeof *t.pilot);
-  t.value = calloc(n + 1, sizeof *t.value);
+  t.slot = calloc(n + 1, sizeof *t.slot);
   t.remap = calloc(t.m - n + 1, sizeof *t.remap);
   b.hash = malloc((n + 1) * sizeof *b.hash);
   b.order = malloc((n + 1) * sizeof *b.order);
@@ -111,7 +111,7 @@ int tok__phash_build(tok__phash *ph, const tok__phash_key *keys, uint32_t n)
   b.by_size = malloc(t.n_buckets * sizeof *b.by_size);
   b.pos_of_key = malloc((n + 1) * sizeof *b.pos_of_key);
   b.taken = malloc(((t.m >> 6) + 1) * sizeof *b.taken);
-  if (!t.pilot || !t.value || !t.remap || !b.hash || !b.order || !b.bucket_start ||
+  if (!t.pilot || !t.slot || !t.remap || !b.hash || !b.order || !b.bucket_start ||
       !b.by_size || !b.pos_of_key || !b.taken)
     goto done;
   if (n == 0) {
@@ -166,7 +166,8 @@ int tok__phash_build(tok__phash *ph, const tok__phash_key *keys, uint32_t n)
     for (uint32_t i = 0; i < n; i++) {
       uint32_t pos = b.pos_of_key[i];
       if (pos >= n) pos = t.remap[pos - n];
-      t.value[pos] = keys[i].value;
+      t.slot[pos].value = keys[i].value;
+      t.slot[pos].head = keys[i].len ? tok__head8(keys[i].bytes, keys[i].len) : 0;
     }
     *ph = t;
     memset(&t, 0, sizeof t);

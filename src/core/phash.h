@@ -20,13 +20,20 @@
 #include <stdint.h>
 #include <string.h>
 
+/* A slot holds a key's value and its first 8 bytes (little-endian, zero-padded), so that
+ * a lookup of a short key reads one 16-byte slot and never the key's own bytes. */
+typedef struct tok__phash_slot {
+  uint64_t value;
+  uint64_t head;
+} tok__phash_slot;
+
 typedef struct tok__phash {
   uint64_t seed;
   uint32_t n;       /* keys == value slots */
   uint32_t m;       /* positions before remapping (>= n) */
   uint32_t n_buckets;
   uint16_t *pilot;  /* n_buckets */
-  uint64_t *value;  /* n */
+  tok__phash_slot *slot; /* n */
   uint32_t *remap;  /* m - n: position p >= n lives at remap[p - n] */
 } tok__phash;
 
@@ -103,15 +110,25 @@ static inline uint32_t tok__phash_bucket(const tok__phash *ph, uint64_t h)
   return (uint32_t)(((uint64_t)(uint32_t)h * ph->n_buckets) >> 32);
 }
 
-/* The stored value for bytes, or an arbitrary stored value when bytes is not a key.
- * Returns UINT64_MAX for an empty table. */
-static inline uint64_t tok__phash_get(const tok__phash *ph, const uint8_t *bytes, size_t len)
+/* The first min(len, 8) bytes of p as a little-endian number (zero above), read without
+ * touching p[len] or beyond: overlapping loads, as the hash does. len >= 1. */
+static inline uint64_t tok__head8(const uint8_t *p, size_t len)
 {
-  if (ph->n == 0) return UINT64_MAX;
+  if (len >= 8) return tok__load64(p);
+  if (len >= 4) return tok__load32(p) | tok__load32(p + len - 4) << (8 * (len - 4));
+  return (uint64_t)p[0] | (uint64_t)p[len >> 1] << (8 * (len >> 1)) | (uint64_t)p[len - 1] << (8 * (len - 1));
+}
+
+/* The slot bytes would be stored in, or an arbitrary slot when bytes is not a key; NULL
+ * for an empty table. */
+static inline const tok__phash_slot *tok__phash_get(const tok__phash *ph, const uint8_t *bytes,
+                                                    size_t len)
+{
+  if (ph->n == 0) return NULL;
   uint64_t h = tok__hash_bytes(bytes, len, ph->seed);
   uint32_t pos = tok__phash_position(ph, h, ph->pilot[tok__phash_bucket(ph, h)]);
   if (pos >= ph->n) pos = ph->remap[pos - ph->n];
-  return ph->value[pos];
+  return &ph->slot[pos];
 }
 
 #endif
