@@ -12,6 +12,7 @@ import os
 import random
 import subprocess
 import sys
+import signal
 import tempfile
 import warnings
 
@@ -148,11 +149,21 @@ with tempfile.TemporaryDirectory() as tmp:
     for case in range(CASES):
         src = template()
         body = conversation()
+        # Python's own work is unbounded (2 ** 12345678901 is a big int): give it 5 s
+        def timeout(*_):
+            raise TimeoutError("reference took over 5 s")
+        signal.signal(signal.SIGALRM, timeout)
+        signal.alarm(5)
         try:
             want = ref.render(env, src, body, {"bos_token": "<s>", "eos_token": "</s>"})
             perr = None
+        except TimeoutError:
+            stats["python_timeout"] = stats.get("python_timeout", 0) + 1
+            continue
         except Exception as e:  # noqa: BLE001
             want, perr = None, f"{type(e).__name__}: {e}"
+        finally:
+            signal.alarm(0)
         with open(tpath, "w", encoding="utf-8") as fh:
             fh.write(src)
         p = subprocess.run([TOKD, "chat", "--encoding", "cl100k_base", "--chat-template", tpath, "--render-only"],
