@@ -207,5 +207,5 @@ finally:
 if skipped and os.environ.get("TOKD_REQUIRE_MODELS") == "1":
     check(False, f"{skipped} model cases skipped but TOKD_REQUIRE_MODELS=1 (run make fetch-models)")
 
-print(f"chat: {passed} passed, {failed} failed, {skipped} skipped (models not fetched)")
+print(f"chat: {passed} passed, {failed} failed" + (f", {skipped} skipped (models not fetched)" if skipped else ""))
 sys.exit(1 if failed else 0)
