@@ -19,8 +19,6 @@
 
 #include "jinja_int.h"
 
-enum { OP_ADD = 1, OP_SUB, OP_MUL, OP_DIV, OP_FLOORDIV, OP_MOD, OP_POW };
-enum { CMP_EQ = 1, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_IN, CMP_NOTIN };
 
 /* the builtin functions and methods a JV_FUNC can stand for */
 enum {
@@ -647,14 +645,6 @@ static jv arg(const args *a, size_t i, const char *name, jv def)
   return def;
 }
 
-static bool has_arg(const args *a, size_t i, const char *name)
-{
-  if (i < 8 && i < a->n_pos) return true;
-  for (size_t k = 0; k < a->n_kw; k++)
-    if (name && strcmp(a->kw_names[k], name) == 0) return true;
-  return false;
-}
-
 static int64_t int_arg(jrender *r, jv v, const char *what)
 {
   if (v.t == JV_INT) return v.u.i;
@@ -663,12 +653,6 @@ static int64_t int_arg(jrender *r, jv v, const char *what)
 }
 
 /* ---- tests ------------------------------------------------------------------------ */
-enum {
-  TS_defined, TS_undefined, TS_none, TS_boolean, TS_false, TS_true, TS_integer, TS_float,
-  TS_number, TS_string, TS_mapping, TS_iterable, TS_sequence, TS_callable, TS_odd, TS_even,
-  TS_divisibleby, TS_eq, TS_equalto, TS_ne, TS_lt, TS_le, TS_gt, TS_ge, TS_in, TS_sameas,
-  TS_lower, TS_upper, TS_escaped, TS_greaterthan, TS_lessthan,
-};
 
 static bool run_test(jrender *r, int id, jv v, const args *a);
 static jv binop(jrender *r, int op, jv a, jv b);
@@ -758,33 +742,13 @@ static bool run_test(jrender *r, int id, jv v, const args *a)
 }
 
 /* ---- filters ---------------------------------------------------------------------- */
-enum {
-  F_abs, F_capitalize, F_count, F_d, F_default, F_first, F_float, F_indent, F_int, F_items,
-  F_join, F_last, F_length, F_list, F_lower, F_map, F_max, F_min, F_reject, F_rejectattr,
-  F_replace, F_reverse, F_round, F_safe, F_select, F_selectattr, F_string, F_sum, F_title,
-  F_tojson, F_trim, F_unique, F_upper, F_wordcount, F_dictsort, F_sort,
-};
 
 static int test_by_name(jrender *r, jv name)
 {
-  static const char *const names[] = {
-      "defined", "undefined", "none", "boolean", "false", "true", "integer", "float",
-      "number", "string", "mapping", "iterable", "sequence", "callable", "odd", "even",
-      "divisibleby", "eq", "equalto", "ne", "lt", "le", "gt", "ge", "in", "sameas", "lower",
-      "upper", "escaped", "greaterthan", "lessthan"};
-  static const char *const ops[][2] = {{"==", "eq"}, {"!=", "ne"}, {"<", "lt"}, {"<=", "le"},
-                                       {">", "gt"}, {">=", "ge"}};
   name = need_str(r, name, "select");
-  const char *s = name.u.s.p;
-  size_t n = name.u.s.n;
-  for (size_t k = 0; k < 6; k++)
-    if (strlen(ops[k][0]) == n && !memcmp(ops[k][0], s, n)) {
-      s = ops[k][1];
-      n = strlen(s);
-    }
-  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-    if (strlen(names[i]) == n && !memcmp(names[i], s, n)) return (int)i;
-  FAIL("no test named '%.*s'", (int)(n > 60 ? 60 : n), s);
+  int id = tok__jinja_test_id(name.u.s.p, name.u.s.n);
+  if (id < 0) FAIL("no test named '%.*s'", (int)(name.u.s.n > 60 ? 60 : name.u.s.n), name.u.s.p);
+  return id;
 }
 
 /* attribute path "a.b" or index, as jinja2's make_attrgetter */
@@ -890,12 +854,8 @@ static jv json_filter(jrender *r, jv v, const args *a)
   jv indent = arg(a, 1, "indent", jv_none());
   jv seps = arg(a, 2, "separators", jv_none());
   jv sk = arg(a, 3, "sort_keys", jv_bool(false));
-  /* transformers' tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False);
-   * jinja2 calls filters with the value first, so a positional indent is the first arg */
-  if (a->n_pos >= 1 && !has_arg(a, 99, "ensure_ascii")) {
-    /* tojson(4) means indent=4 in jinja2's own filter, and transformers keeps that order? no:
-     * transformers' signature puts ensure_ascii first, so tojson(4) is ensure_ascii=4. */
-  }
+  /* transformers' tojson(x, ensure_ascii=False, indent=None, separators=None,
+   * sort_keys=False): a positional argument is ensure_ascii, not jinja2's indent */
   o.ensure_ascii = jv_truthy(ea);
   o.sort_keys = jv_truthy(sk);
   char spaces[64];
@@ -1134,14 +1094,7 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
     }
     if (!a->n_pos) FAIL("map: needs a filter name or attribute=");
     jv name = need_str(r, a->pos[0], "map");
-    static const char *const names[] = {
-        "abs", "capitalize", "count", "d", "default", "first", "float", "indent", "int",
-        "items", "join", "last", "length", "list", "lower", "map", "max", "min", "reject",
-        "rejectattr", "replace", "reverse", "round", "safe", "select", "selectattr", "string",
-        "sum", "title", "tojson", "trim", "unique", "upper", "wordcount", "dictsort", "sort"};
-    int fid = -1;
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-      if (strlen(names[i]) == name.u.s.n && !memcmp(names[i], name.u.s.p, name.u.s.n)) fid = (int)i;
+    int fid = tok__jinja_filter_id(name.u.s.p, name.u.s.n);
     if (fid < 0) FAIL("map: no filter named '%.*s'", (int)(name.u.s.n > 60 ? 60 : name.u.s.n), name.u.s.p);
     args fa = {0};
     for (size_t i = 1; i < a->n_pos; i++) fa.pos[fa.n_pos++] = a->pos[i];
@@ -1728,7 +1681,6 @@ static void bind_targets(jrender *r, jframe *f, const jnode *n, jv v)
 static void exec_for(jrender *r, jframe *f, const jnode *n)
 {
   jv seq = eval(r, f, n->a);
-  if (seq.t == JV_UNDEF && 0) fail_undef(r, seq);
   const jlist *items = iterate(r, seq);
   if (n->d) { /* the loop filter runs before loop.* is computed */
     jvec kept = {0};

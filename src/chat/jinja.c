@@ -441,41 +441,14 @@ static void lex(jparse *p)
 /* ======================================================================================
  * Parser
  * ==================================================================================== */
-enum { OP_ADD = 1, OP_SUB, OP_MUL, OP_DIV, OP_FLOORDIV, OP_MOD, OP_POW };
-enum { CMP_EQ = 1, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_IN, CMP_NOTIN };
-
-/* filters and tests, resolved at parse time */
-#define FILTERS(X)                                                                          \
-  X(abs) X(capitalize) X(count) X(d) X(default) X(first) X(float) X(indent) X(int)         \
-  X(items) X(join) X(last) X(length) X(list) X(lower) X(map) X(max) X(min) X(reject)        \
-  X(rejectattr) X(replace) X(reverse) X(round) X(safe) X(select) X(selectattr) X(string)    \
-  X(sum) X(title) X(tojson) X(trim) X(unique) X(upper) X(wordcount) X(dictsort) X(sort)
-#define TESTS(X)                                                                            \
-  X(defined) X(undefined) X(none) X(boolean) X(false) X(true) X(integer) X(float)          \
-  X(number) X(string) X(mapping) X(iterable) X(sequence) X(callable) X(odd) X(even)        \
-  X(divisibleby) X(eq) X(equalto) X(ne) X(lt) X(le) X(gt) X(ge) X(in) X(sameas) X(lower)    \
-  X(upper) X(escaped) X(greaterthan) X(lessthan)
-
-enum {
-#define X(n) F_##n,
-  FILTERS(X)
-#undef X
-  F__COUNT
-};
-enum {
-#define X(n) TS_##n,
-  TESTS(X)
-#undef X
-  TS__COUNT
-};
-static const char *const FILTER_NAMES[] = {
+const char *const TOK__JINJA_FILTERS[F__COUNT] = {
 #define X(n) #n,
-    FILTERS(X)
+    JINJA_FILTERS(X)
 #undef X
 };
-static const char *const TEST_NAMES[] = {
+const char *const TOK__JINJA_TESTS[TS__COUNT] = {
 #define X(n) #n,
-    TESTS(X)
+    JINJA_TESTS(X)
 #undef X
 };
 
@@ -484,6 +457,21 @@ static int lookup_name(const char *const *names, size_t count, const char *s, si
   for (size_t i = 0; i < count; i++)
     if (strlen(names[i]) == n && memcmp(names[i], s, n) == 0) return (int)i;
   return -1;
+}
+
+int tok__jinja_filter_id(const char *s, size_t n)
+{
+  return lookup_name(TOK__JINJA_FILTERS, F__COUNT, s, n);
+}
+
+int tok__jinja_test_id(const char *s, size_t n)
+{
+  /* select("==", y) names a test by its operator (jinja2's aliases) */
+  static const char *const ops[][2] = {{"==", "eq"}, {"!=", "ne"}, {"<", "lt"},
+                                       {"<=", "le"}, {">", "gt"},  {">=", "ge"}};
+  for (size_t k = 0; k < sizeof ops / sizeof *ops; k++)
+    if (strlen(ops[k][0]) == n && !memcmp(ops[k][0], s, n)) return tok__jinja_test_id(ops[k][1], 2);
+  return lookup_name(TOK__JINJA_TESTS, TS__COUNT, s, n);
 }
 
 static jtok *cur(jparse *p) { return &p->toks[p->at]; }
@@ -771,7 +759,7 @@ static jnode *parse_filter_expr(jparse *p, jnode *n)
     if (skip_op(p, "|")) {
       jtok *t = cur(p);
       const char *name = expect_name(p);
-      int id = lookup_name(FILTER_NAMES, F__COUNT, name, strlen(name));
+      int id = tok__jinja_filter_id(name, strlen(name));
       if (id < 0) jp_fail(p, t->pos, TOK_ETEMPLATE, "filter '%s' is not supported", name);
       jnode *f = mk(p, N_FILTER, pos);
       f->a = n;
@@ -784,21 +772,8 @@ static jnode *parse_filter_expr(jparse *p, jnode *n)
       jnode *t = mk(p, N_TEST, pos);
       t->op = skip_name(p, "not");
       jtok *nt = cur(p);
-      const char *name;
-      if (nt->kind == T_NAME) name = expect_name(p);
-      else if (tok_is(nt, T_OP, "==") || tok_is(nt, T_OP, "!=") || tok_is(nt, T_OP, "<") ||
-               tok_is(nt, T_OP, "<=") || tok_is(nt, T_OP, ">") || tok_is(nt, T_OP, ">=")) {
-        static const char *const map[][2] = {{"==", "eq"}, {"!=", "ne"}, {"<", "lt"},
-                                             {"<=", "le"}, {">", "gt"}, {">=", "ge"}};
-        name = "eq";
-        for (size_t k = 0; k < 6; k++)
-          if (tok_is(nt, T_OP, map[k][0])) name = map[k][1];
-        p->at++;
-      } else {
-        char b[64];
-        jp_fail(p, nt->pos, TOK_ETEMPLATE, "expected a test name, got %s", tok_desc(nt, b, sizeof b));
-      }
-      int id = lookup_name(TEST_NAMES, TS__COUNT, name, strlen(name));
+      const char *name = expect_name(p); /* jinja2: a name, never an operator */
+      int id = tok__jinja_test_id(name, strlen(name));
       if (id < 0) jp_fail(p, nt->pos, TOK_ETEMPLATE, "test '%s' is not supported", name);
       t->a = n;
       t->name = name;
@@ -946,31 +921,22 @@ static jnode *parse_not(jparse *p)
   return parse_compare(p);
 }
 
-static jnode *parse_and(jparse *p)
+/* operand (word operand)*, left-associative: `and` over `not`, `or` over `and` */
+static jnode *parse_logic(jparse *p, const char *word, jnode_kind kind, jnode *(*operand)(jparse *))
 {
-  jnode *n = parse_not(p);
-  while (at_name(p, "and")) {
+  jnode *n = operand(p);
+  while (at_name(p, word)) {
     uint32_t pos = next(p)->pos;
-    jnode *a = mk(p, N_AND, pos);
+    jnode *a = mk(p, kind, pos);
     a->a = n;
-    a->b = parse_not(p);
+    a->b = operand(p);
     n = a;
   }
   return n;
 }
 
-static jnode *parse_or(jparse *p)
-{
-  jnode *n = parse_and(p);
-  while (at_name(p, "or")) {
-    uint32_t pos = next(p)->pos;
-    jnode *a = mk(p, N_OR, pos);
-    a->a = n;
-    a->b = parse_and(p);
-    n = a;
-  }
-  return n;
-}
+static jnode *parse_and(jparse *p) { return parse_logic(p, "and", N_AND, parse_not); }
+static jnode *parse_or(jparse *p) { return parse_logic(p, "or", N_OR, parse_and); }
 
 static jnode *parse_expr(jparse *p, bool with_cond)
 {

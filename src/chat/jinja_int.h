@@ -104,6 +104,39 @@ typedef struct jfunc {
   struct jframe *scope;        /* a macro: the scope it was defined in (a closure) */
 } jfunc;
 
+/* ---- operators, filters and tests (the parser resolves them, the evaluator runs them) */
+enum { OP_ADD = 1, OP_SUB, OP_MUL, OP_DIV, OP_FLOORDIV, OP_MOD, OP_POW };
+enum { CMP_EQ = 1, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_IN, CMP_NOTIN };
+
+#define JINJA_FILTERS(X)                                                                    \
+  X(abs) X(capitalize) X(count) X(d) X(default) X(first) X(float) X(indent) X(int)         \
+  X(items) X(join) X(last) X(length) X(list) X(lower) X(map) X(max) X(min) X(reject)        \
+  X(rejectattr) X(replace) X(reverse) X(round) X(safe) X(select) X(selectattr) X(string)    \
+  X(sum) X(title) X(tojson) X(trim) X(unique) X(upper) X(wordcount) X(dictsort) X(sort)
+#define JINJA_TESTS(X)                                                                      \
+  X(defined) X(undefined) X(none) X(boolean) X(false) X(true) X(integer) X(float)          \
+  X(number) X(string) X(mapping) X(iterable) X(sequence) X(callable) X(odd) X(even)        \
+  X(divisibleby) X(eq) X(equalto) X(ne) X(lt) X(le) X(gt) X(ge) X(in) X(sameas) X(lower)    \
+  X(upper) X(escaped) X(greaterthan) X(lessthan)
+
+enum {
+#define X(n) F_##n,
+  JINJA_FILTERS(X)
+#undef X
+  F__COUNT
+};
+enum {
+#define X(n) TS_##n,
+  JINJA_TESTS(X)
+#undef X
+  TS__COUNT
+};
+
+/* The id of a filter or test by name (a test also by the operator select() may name it by:
+ * "==", "<", ...), or -1. */
+int tok__jinja_filter_id(const char *s, size_t n);
+int tok__jinja_test_id(const char *s, size_t n);
+
 /* ---- template tree -------------------------------------------------------------- */
 typedef enum {
   /* expressions */

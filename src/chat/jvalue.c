@@ -164,13 +164,9 @@ const jv *jd_get_str(const jdict *d, const char *k, size_t n)
   return NULL;
 }
 
-void jd_set(jrender *r, jdict *d, jv k, jv v)
+/* Appends a key known to be new. */
+static void jd_push(jrender *r, jdict *d, jv k, jv v)
 {
-  for (size_t i = 0; i < d->n; i++)
-    if (jv_eq(r, d->k[i], k)) { /* Python keeps the first position, the last value */
-      d->v[i] = v;
-      return;
-    }
   if (d->n == d->cap) {
     size_t cap = d->cap ? d->cap * 2 : 8;
     jv *nk = jr_alloc(r, cap * sizeof(jv)), *nv = jr_alloc(r, cap * sizeof(jv));
@@ -184,6 +180,16 @@ void jd_set(jrender *r, jdict *d, jv k, jv v)
   }
   d->k[d->n] = k;
   d->v[d->n++] = v;
+}
+
+void jd_set(jrender *r, jdict *d, jv k, jv v)
+{
+  for (size_t i = 0; i < d->n; i++)
+    if (jv_eq(r, d->k[i], k)) { /* Python keeps the first position, the last value */
+      d->v[i] = v;
+      return;
+    }
+  jd_push(r, d, k, v);
 }
 
 /* ---- Unicode helpers -------------------------------------------------------------- */
@@ -858,7 +864,7 @@ static jv jin_value(jin *j)
           const jv *old = jd_get_str(d, k.u.s.p, k.u.s.n);
           jr_step(j->r, d->n / 16);
           if (old) *(jv *)old = v;
-          else jd_set(j->r, d, k, v);
+          else jd_push(j->r, d, k, v);
           jin_ws(j);
           if (j->i < j->n && j->s[j->i] == ',') { j->i++; continue; }
           if (j->i < j->n && j->s[j->i] == '}') { j->i++; break; }

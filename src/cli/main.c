@@ -265,6 +265,19 @@ static int encode_opts(const cli_opts *o, const tok_encoding *enc, tok_special_s
   return 0;
 }
 
+/* Prints ids separated by spaces and one newline, formatted in buf. */
+static int print_ids(const uint32_t *ids, size_t n, tok_buf *buf)
+{
+  if (tok_buf_reserve(buf, n * 11 + 1) != TOK_OK) return die(1, "out of memory");
+  for (size_t i = 0; i < n; i++) {
+    if (i) buf->data[buf->len++] = ' ';
+    buf->len += tokd_format_u32(buf->data + buf->len, ids[i]);
+  }
+  buf->data[buf->len++] = '\n';
+  fwrite(buf->data, 1, buf->len, stdout);
+  return 0;
+}
+
 static int cmd_encode_or_count(const cli_opts *o, bool count_only)
 {
   loaded l = {0};
@@ -284,15 +297,8 @@ static int cmd_encode_or_count(const cli_opts *o, bool count_only)
       rc = die(status_of(e), "%s", err.detail);
     } else if (count_only) {
       printf("%zu\n", n);
-    } else if (tok_buf_reserve(&out, res.len * 11 + 1) != TOK_OK) {
-      rc = die(1, "out of memory");
     } else {
-      for (size_t i = 0; i < res.len; i++) {
-        if (i) out.data[out.len++] = ' ';
-        out.len += tokd_format_u32(out.data + out.len, res.ids[i]);
-      }
-      out.data[out.len++] = '\n';
-      fwrite(out.data, 1, out.len, stdout);
+      rc = print_ids(res.ids, res.len, &out);
     }
   }
   tok_buf_free(&text);
@@ -474,16 +480,8 @@ static int cmd_chat(const cli_opts *o)
     tok_encode_result res;
     if (tok_encode(l.enc, l.scratch, text.data ? text.data : "", text.len, &opts, &res, &err) != TOK_OK)
       rc = die(status_of(err.code), "%s", err.detail);
-    else if (tok_buf_reserve(&out, res.len * 11 + 1) != TOK_OK)
-      rc = die(1, "out of memory");
-    else {
-      for (size_t i = 0; i < res.len; i++) {
-        if (i) out.data[out.len++] = ' ';
-        out.len += tokd_format_u32(out.data + out.len, res.ids[i]);
-      }
-      out.data[out.len++] = '\n';
-      fwrite(out.data, 1, out.len, stdout);
-    }
+    else
+      rc = print_ids(res.ids, res.len, &out);
   }
   tok_chat_template_free(tmpl);
   tok_buf_free(&body);
