@@ -277,7 +277,30 @@ typedef struct tok_encode_opts {
   size_t stop_after;
   /* Also produce each token's [start, end) byte range in text. */
   bool want_offsets;
+  /* Encode a long text in parts on several threads (see tok_split); NULL: one thread. */
+  const struct tok_split *split;
 } tok_encode_opts;
+
+/* One long text on several threads: when the encoding allows it (tok_encoding_splits) and
+ * the text has at least 2 * min_part bytes, it is cut into up to n_helpers + 1 parts of
+ * about equal size, only at a space between two letters (never inside a CJK run or a run
+ * of one character), where every stage of such an encoding provably starts afresh; the
+ * first part is encoded by the calling thread, each other part by a thread started for it
+ * with a scratch of its own, and the ids are joined in order. The result, offsets and
+ * errors are those of one thread (a part that fails is redone in order by the caller).
+ * Not used with stop_after. Memory: the helpers' ids are copied into the caller's scratch,
+ * so ids take up to twice their usual size while they are joined. */
+typedef struct tok_split {
+  tok_scratch *const *helpers; /* n_helpers scratches, one per helper thread */
+  unsigned n_helpers;
+  size_t min_part;             /* the least bytes of a part; 0: TOK_SPLIT_MIN_PART */
+} tok_split;
+#define TOK_SPLIT_MIN_PART ((size_t)256 << 10)
+
+/* Whether tok_split applies to this encoding: byte-level BPE, a pre-tokenizer of the
+ * scanned pattern families, no normalizer but Unicode forms (cl100k_base, o200k_base,
+ * r50k/p50k, Llama 3, Qwen, DeepSeek-V3, GPT-OSS; not SentencePiece models; encoding.c). */
+bool tok_encoding_splits(const tok_encoding *enc);
 
 typedef struct tok_encode_result {
   const uint32_t *ids;     /* points into the scratch */

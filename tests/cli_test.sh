@@ -38,6 +38,16 @@ check "gpt2 alias" sh -c "printf 'hello world' | '$tokd' encode -e gpt2 | grep -
 check "--model" sh -c "printf 'hello world' | '$tokd' encode --model gpt-4o | grep -qx '24912 2375'"
 check "empty input" sh -c "printf '' | '$tokd' encode | grep -qx ''"
 
+# --threads: a long text on several threads gives the one-thread ids and count
+i=0; while [ $i -lt 40 ]; do cat "$data"/corpus/prose_*.txt "$data"/corpus/code_*.txt; i=$((i + 1)); done > "$tmp/long.txt" # 690 KB: 2 parts
+for enc in cl100k_base o200k_base r50k_base; do
+  "$tokd" encode -e $enc --threads 1 < "$tmp/long.txt" > "$tmp/one"
+  "$tokd" encode -e $enc --threads 5 < "$tmp/long.txt" > "$tmp/five"
+  check "--threads 5 $enc equals one thread" cmp -s "$tmp/one" "$tmp/five"
+  n=$("$tokd" count -e $enc --threads 3 < "$tmp/long.txt")
+  check "count --threads 3 $enc" [ "$n" -eq "$(wc -w < "$tmp/one")" ]
+done
+
 # errors: exit status 2 and a message that says what is wrong
 expect_fail() { # expect_fail STATUS PATTERN DESCRIPTION COMMAND...
   st=$1 pat=$2 desc=$3; shift 3
@@ -49,6 +59,8 @@ expect_fail() { # expect_fail STATUS PATTERN DESCRIPTION COMMAND...
 printf 'ok \377 more' > "$tmp/bad.txt"
 expect_fail 2 "byte offset 3" "invalid UTF-8" sh -c "'$tokd' encode < '$tmp/bad.txt'"
 expect_fail 2 "byte offset 3" "invalid UTF-8 count" sh -c "'$tokd' count < '$tmp/bad.txt'"
+expect_fail 2 "--threads must be 1 to" "--threads 0" sh -c "printf x | '$tokd' encode --threads 0"
+expect_fail 2 "--threads must be 1 to" "--threads x" sh -c "printf x | '$tokd' encode --threads 2x"
 check "--lossy" sh -c "'$tokd' encode --lossy < '$tmp/bad.txt' | '$tokd' decode | grep -q 'ok � more'"
 expect_fail 2 "unknown encoding \"nope\"" "unknown encoding" sh -c "echo hi | '$tokd' encode -e nope"
 expect_fail 2 "100256" "unused id" sh -c "echo '15339 100256' | '$tokd' decode"

@@ -388,6 +388,49 @@ def test_concurrency(s):
     check("concurrent clients equal the CLI", not errors, errors[:3])
 
 
+def test_split(s):
+    """A long text is encoded in parts on helper threads (--split-threads 4): the answers
+    (ids, offsets, counts) equal the one-thread CLI's, alone and four at a time, and the
+    metrics say helpers were lent."""
+    text = b""
+    while len(text) < 1_400_000:
+        text += corpus("prose_multi.txt") + corpus("code_py.txt") + corpus("prose_en.txt")
+    text = text.decode()
+    want = {}
+    for enc in ["cl100k_base", "o200k_base"]:
+        out = subprocess.run([TOKD, "encode", "--encoding", enc, "--threads", "1"], input=text.encode(),
+                             capture_output=True, check=True).stdout
+        want[enc] = [int(x) for x in out.split()]
+    plain = {"Content-Type": "text/plain"}
+    st, body, _ = s.json("POST", "/encode?encoding=o200k_base&offsets=true", text, plain)
+    check("split encode equals one thread", st == 200 and body["tokens"] == want["o200k_base"], st)
+    if st == 200:
+        offs = body["offsets"]
+        raw = text.encode()
+        check("split offsets cover the text in order",
+              len(offs) == len(body["tokens"]) and offs[0][0] == 0 and offs[-1][1] == len(raw)
+              and all(offs[i][1] == offs[i + 1][0] for i in range(len(offs) - 1)))
+    errors = []
+
+    def worker(k):
+        enc = ["cl100k_base", "o200k_base"][k % 2]
+        path = "/encode" if k < 2 else "/count"
+        st, body, _ = s.json("POST", f"{path}?encoding={enc}", text, plain)
+        if st != 200 or (body.get("tokens") != want[enc] if k < 2 else body.get("count") != len(want[enc])):
+            errors.append((k, st))
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    check("concurrent split requests equal one thread", not errors, errors)
+    st, hdrs, raw = s.request("GET", "/metrics")
+    m = re.search(rb"^tokd_split_texts_total (\d+)$", raw, re.M)
+    h = re.search(rb"^tokd_split_helper_threads_total (\d+)$", raw, re.M)
+    check("metrics count split texts", m and h and int(m.group(1)) >= 1 and int(h.group(1)) >= int(m.group(1)),
+          (m and m.group(0), h and h.group(0)))
+
+
 def test_metrics_and_logs(s):
     st, hdrs, raw = s.request("GET", "/metrics")
     text = raw.decode()
@@ -599,12 +642,12 @@ def test_open_models():
 
 
 def main():
-    s = Server("--max-body-bytes", "2097152", "--max-batch", "8", "--timeout", "2",
+    s = Server("--max-body-bytes", "2097152", "--max-batch", "8", "--timeout", "2", "--split-threads", "4",
                env={"TOKD_THREADS": "4"})
     try:
         for test in [test_basics, test_golden_over_http, test_encode_options, test_count,
                      test_decode, test_vllm, test_errors, test_slow_client, test_concurrency,
-                     test_metrics_and_logs, test_health_probe, test_load_kit]:
+                     test_split, test_metrics_and_logs, test_health_probe, test_load_kit]:
             try:
                 test(s)
             except Exception as e:  # a crash of one test is a failure, not the end

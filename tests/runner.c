@@ -170,6 +170,7 @@ int main(void)
   srunner_add_suite(sr, normalize_suite());
   srunner_add_suite(sr, scan_suite());
   srunner_add_suite(sr, sweep_suite());
+  srunner_add_suite(sr, split_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);

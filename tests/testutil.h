@@ -46,5 +46,6 @@ Suite *hf_suite(void);
 Suite *normalize_suite(void);
 Suite *scan_suite(void);
 Suite *sweep_suite(void);
+Suite *split_suite(void);
 
 #endif

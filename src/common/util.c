@@ -15,6 +15,12 @@ double tokd_now(void)
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+unsigned tokd_cpu_count(void)
+{
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > TOKD_MAX_THREADS ? TOKD_MAX_THREADS : (unsigned)n;
+}
+
 tok_err tokd_read_stream(FILE *f, tok_buf *out)
 {
   for (;;) {

@@ -1,6 +1,6 @@
 /*
  * util.h — small helpers the service and the command line share, written once: the
- * clock, reading a stream, decimal ids, resident memory, token ids written as text, and
+ * clock, the CPU count, reading a stream, decimal ids, resident memory, token ids written as text, and
  * which tokenizer a model name means.
  */
 #ifndef TOKD_UTIL_H
@@ -15,6 +15,10 @@
 
 /* Monotonic seconds. */
 double tokd_now(void);
+
+/* The CPUs online (at least 1, at most TOKD_MAX_THREADS). */
+#define TOKD_MAX_THREADS 64
+unsigned tokd_cpu_count(void);
 
 /* Appends all of f to out (out->limit bounds it: TOK_ELIMIT); TOK_EIO on a read error. */
 tok_err tokd_read_stream(FILE *f, tok_buf *out);

@@ -10,6 +10,7 @@
  * post-processor's ids go around the result. Ids go into the scratch's output array,
  * which grows to the longest result seen and is reused.
  */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -309,6 +310,138 @@ static tok_err check_disallowed(const tok_encoding *enc, const tok_special_set *
   return TOK_OK;
 }
 
+/* text[from..to): added tokens matched as written, and the segments between them. */
+static tok_err encode_range(encode_state *st, const uint8_t *text, size_t from, size_t to)
+{
+  const tok_encoding *enc = st->enc;
+  tok_err rc;
+  size_t pos = from;
+  while (!st->stopped) {
+    size_t a = to, b = to;
+    long k = enc->raw_tokens.n_nodes > 1
+                 ? tok__added_next(&enc->raw_tokens, enc->added, st->allowed, text, to, pos, pos, &a, &b)
+                 : -1;
+    if (k < 0) a = b = to;
+    if (a > pos && (rc = encode_segment(st, text, pos, a)) != TOK_OK) return rc;
+    if (k < 0 || st->stopped) break;
+    if ((rc = push_id(st, enc->added[k].id, (uint32_t)a, (uint32_t)b)) != TOK_OK) return rc;
+    pos = b;
+  }
+  return TOK_OK;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * One text on several threads (tok_split)
+ */
+/* A letter outside the CJK blocks (where DeepSeek-V3's CJK step never matches) that the
+ * encoding's normalization forms leave as it is. */
+static bool split_letter(const tok_encoding *enc, const uint8_t *t, size_t len, size_t i)
+{
+  uint32_t c = tok__utf8_next(t, len, &i);
+  unsigned k = tok__uc_class(c);
+  if (!(k == TOK__UC_LU || k == TOK__UC_LL || k == TOK__UC_LMO) || c >= 0x2E80) return false;
+  for (size_t s = 0; s < enc->normalizer.n_steps; s++)
+    if (!tok__nf_stable(c, enc->normalizer.steps[s].kind)) return false;
+  return true;
+}
+
+/* The first position in [from, to) where a part may start: a space with a letter before
+ * and after it (see encoding.c, split_safe), or `to` when there is none. */
+size_t tok__split_point(const tok_encoding *enc, const uint8_t *t, size_t len, size_t from, size_t to)
+{
+  if (from < 1) from = 1;
+  for (size_t q = from; q < to && q + 1 < len; q++) {
+    const uint8_t *sp = memchr(t + q, ' ', to - q);
+    if (!sp) break;
+    q = (size_t)(sp - t);
+    if (q == 0 || q + 1 >= len || q >= to) continue;
+    size_t before = q - 1;
+    while (before > 0 && (t[before] & 0xC0) == 0x80) before--;
+    if (split_letter(enc, t, len, before) && split_letter(enc, t, len, q + 1)) return q;
+  }
+  return to;
+}
+
+#define TOK_SPLIT_MAX_PARTS 64
+
+typedef struct part_job {
+  encode_state st;
+  tok_encode_opts opts;
+  const uint8_t *text;
+  size_t from, to;
+  tok_err rc;
+  pthread_t thread;
+  bool started;
+} part_job;
+
+static void *part_main(void *arg)
+{
+  part_job *j = arg;
+  j->rc = encode_range(&j->st, j->text, j->from, j->to);
+  return NULL;
+}
+
+/* Cuts text into parts (at most n_helpers + 1), encodes part 0 here and the others on
+ * threads, and appends their ids. Any failure beyond part 0 is redone in order from the
+ * end of part 0, which gives exactly the one-thread error (or result, when a thread could
+ * not be started). */
+static tok_err encode_parallel(encode_state *st, const uint8_t *text, size_t len)
+{
+  const tok_split *sp = st->opts->split;
+  size_t min_part = sp->min_part ? sp->min_part : TOK_SPLIT_MIN_PART;
+  size_t n = len / min_part;
+  if (n > (size_t)sp->n_helpers + 1) n = (size_t)sp->n_helpers + 1;
+  if (n < 2) return encode_range(st, text, 0, len);
+  size_t cut[TOK_SPLIT_MAX_PARTS + 1], parts = 0;
+  if (n > TOK_SPLIT_MAX_PARTS) n = TOK_SPLIT_MAX_PARTS;
+  cut[0] = 0;
+  for (size_t i = 1; i < n; i++) {
+    size_t q = tok__split_point(st->enc, text, len, i * (len / n), len - min_part / 2);
+    if (q >= len - min_part / 2 || q - cut[parts] < min_part / 2) continue;
+    cut[++parts] = q;
+  }
+  cut[++parts] = len;
+  if (parts < 2) return encode_range(st, text, 0, len);
+
+  part_job jobs[TOK_SPLIT_MAX_PARTS];
+  tok_error errs[TOK_SPLIT_MAX_PARTS];
+  for (size_t i = 1; i < parts; i++) {
+    part_job *j = &jobs[i];
+    *j = (part_job){.opts = *st->opts, .text = text, .from = cut[i], .to = cut[i + 1]};
+    j->opts.split = NULL;
+    j->st = (encode_state){.enc = st->enc, .s = sp->helpers[i - 1], .opts = &j->opts,
+                           .allowed = st->allowed, .keep = st->keep, .err = &errs[i]};
+    j->started = pthread_create(&j->thread, NULL, part_main, j) == 0;
+  }
+  tok_err rc = encode_range(st, text, 0, cut[1]);
+  size_t len0 = st->len, total0 = st->total;
+  bool redo = false;
+  for (size_t i = 1; i < parts; i++) {
+    part_job *j = &jobs[i];
+    if (j->started) pthread_join(j->thread, NULL);
+    if (rc != TOK_OK || redo) continue;
+    if (!j->started || j->rc != TOK_OK) {
+      redo = true;
+      continue;
+    }
+    if (st->keep) {
+      bool offs = st->opts->want_offsets;
+      if ((rc = ids_reserve(st->s, st->len, j->st.len, offs, st->err)) != TOK_OK) continue;
+      memcpy(st->s->ids + st->len, j->st.s->ids, j->st.len * sizeof *st->s->ids);
+      if (offs) memcpy(st->s->offsets + 2 * st->len, j->st.s->offsets, 2 * j->st.len * sizeof *st->s->offsets);
+      st->len += j->st.len;
+    }
+    st->total += j->st.total;
+    size_t max = st->s->limits.max_tokens_out;
+    if (max && st->total > max) redo = true;
+  }
+  if (rc != TOK_OK || !redo) return rc;
+  /* back to the end of part 0, then on in order */
+  st->len = len0;
+  st->total = total0;
+  return encode_range(st, text, cut[1], len);
+}
+
 static tok_err encode_impl(encode_state *st, const char *text_in, size_t text_len)
 {
   static const tok_encode_opts defaults = {0};
@@ -340,18 +473,10 @@ static tok_err encode_impl(encode_state *st, const char *text_in, size_t text_le
     for (size_t k = 0; k < enc->n_post_prefix && !st->stopped; k++)
       if ((rc = push_id(st, enc->post_prefix[k], 0, 0)) != TOK_OK) return rc;
 
-  size_t pos = 0;
-  while (!st->stopped) {
-    size_t a = text_len, b = text_len;
-    long k = enc->raw_tokens.n_nodes > 1
-                 ? tok__added_next(&enc->raw_tokens, enc->added, allowed, text, text_len, pos, pos, &a, &b)
-                 : -1;
-    if (k < 0) a = b = text_len;
-    if (a > pos && (rc = encode_segment(st, text, pos, a)) != TOK_OK) return rc;
-    if (k < 0 || st->stopped) break;
-    if ((rc = push_id(st, enc->added[k].id, (uint32_t)a, (uint32_t)b)) != TOK_OK) return rc;
-    pos = b;
-  }
+  rc = opts->split && opts->split->n_helpers && enc->splits && !opts->stop_after
+           ? encode_parallel(st, text, text_len)
+           : encode_range(st, text, 0, text_len);
+  if (rc != TOK_OK) return rc;
 
   if (opts->add_special_tokens)
     for (size_t k = 0; k < enc->n_post_suffix && !st->stopped; k++)
@@ -372,6 +497,8 @@ tok_err tok_encode(const tok_encoding *enc, tok_scratch *scratch, const char *te
                              st.stopped};
   return TOK_OK;
 }
+
+bool tok_encoding_splits(const tok_encoding *enc) { return enc->splits; }
 
 tok_err tok_count(const tok_encoding *enc, tok_scratch *scratch, const char *text,
                   size_t text_len, const tok_encode_opts *opts, size_t *count, bool *stopped,

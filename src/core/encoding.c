@@ -187,6 +187,42 @@ const tok__added *tok__added_of(const tok_encoding *enc, uint32_t id)
   return &enc->added[enc->added_sorted[2 * lo + 1]];
 }
 
+/* May a long text be encoded in parts cut at tok__split_point (encode.c), with the same
+ * result? True when every stage provably starts afresh at a space between two letters:
+ * no normalizer but Unicode normalization forms (the cut's letters are ones no form
+ * changes or composes with what precedes them, tok__nf_stable, and a space is such a
+ * character too, so the parts normalize to the cuts of the whole); a byte-level model that merges within pieces; every pre-tokenizer step a
+ * pattern with a hand-written scanner (those patterns end a letter run at a space and
+ * start the next piece at that space, and DeepSeek's digit and CJK steps leave such a
+ * space inside a gap), applied as Isolated splits or tiktoken's matches, or GPT-2's
+ * ByteLevel (whose prefix space is never added to a piece that starts with one); and no
+ * added token that could cover the cut (one containing a space) or that looks at its
+ * neighbours (lstrip, rstrip, single_word). */
+static bool split_safe(const tok_encoding *enc)
+{
+  if (!enc->model->byte_level || enc->model->split_words || enc->pre.n_steps == 0) return false;
+  for (size_t i = 0; i < enc->normalizer.n_steps; i++) {
+    tok__norm_kind k = enc->normalizer.steps[i].kind;
+    if (k != TOK__NORM_NFC && k != TOK__NORM_NFKC && k != TOK__NORM_NFD && k != TOK__NORM_NFKD)
+      return false;
+  }
+  for (size_t i = 0; i < enc->pre.n_steps; i++) {
+    const tok__pre_step *st = &enc->pre.steps[i];
+    bool ok = st->kind == TOK__PRE_TIKTOKEN ? st->scan != TOK__SCAN_NONE
+              : st->kind == TOK__PRE_SPLIT
+                  ? st->scan != TOK__SCAN_NONE && !st->invert && st->behavior == TOK__SPLIT_ISOLATED
+              : st->kind == TOK__PRE_BYTELEVEL ? !st->re || st->scan == TOK__SCAN_GPT2
+                                               : false;
+    if (!ok) return false;
+  }
+  for (size_t i = 0; i < enc->n_added; i++) {
+    const tok__added *a = &enc->added[i];
+    if (a->lstrip || a->rstrip || a->single_word || memchr(a->content, ' ', a->content_len))
+      return false;
+  }
+  return true;
+}
+
 tok_err tok__encoding_finish(tok_encoding *enc, tok_error *err)
 {
   const tok__model *m = enc->model;
@@ -214,6 +250,7 @@ tok_err tok__encoding_finish(tok_encoding *enc, tok_error *err)
   for (size_t i = 0; i < enc->pre.n_steps; i++)
     if (enc->pre.steps[i].kind == TOK__PRE_METASPACE && enc->pre.steps[i].prepend == TOK__PREPEND_FIRST)
       enc->needs_align = true;
+  enc->splits = split_safe(enc);
   enc->decoder.bytes_only =
       m->byte_level && (tiktoken || (enc->decoder.n_steps == 1 &&
                                      enc->decoder.steps[0].kind == TOK__DEC_BYTELEVEL));

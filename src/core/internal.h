@@ -324,6 +324,7 @@ struct tok_encoding {
   tok__decoder decoder;
   bool default_all_special;  /* NULL allowed set means all specials (Hugging Face) */
   bool needs_align;          /* a stage looks at original positions (Metaspace "first") */
+  bool splits;               /* a long text may be cut at tok__split_point (encode.c) */
   uint64_t *added_bits;      /* a bit per id below id_end_all: the id is an added token */
   uint32_t *added_sorted;    /* n_added pairs (id, index into added), sorted by id */
   uint32_t id_end_all;       /* highest id of model and added tokens + 1 */
@@ -413,6 +414,11 @@ tok_err tok__bpe_encode_piece_scan(const tok__model *m, tok_scratch *s, const ui
                                    size_t piece_len, uint32_t *ids, size_t *n_out);
 tok_err tok__bpe_encode_piece_heap(const tok__model *m, tok_scratch *s, const uint8_t *piece,
                                    size_t piece_len, uint32_t *ids, size_t *n_out);
+
+/* encode.c: the first position in [from, to) of t[0..len) where tok_split may start a part
+ * (a space between two letters), or `to`. */
+size_t tok__split_point(const tok_encoding *enc, const uint8_t *t, size_t len, size_t from,
+                        size_t to);
 
 /* normalize.c: normalizes in[0..len) into out (with alignment when align_in is not NULL or
  * want_align: out->align gives each output byte's original range). */

@@ -30,6 +30,8 @@ static const setting SETTINGS[] = {
     {"host", "TOKD_HOST", T_STR, OFF(host), 0, 0, "address to listen on"},
     {"port", "TOKD_PORT", T_UINT, OFF(port), 0, 65535, "TCP port; 0 = any free port"},
     {"threads", "TOKD_THREADS", T_UINT, OFF(threads), 1, 1024, "worker threads (default: the number of CPU cores)"},
+    {"split-threads", "TOKD_SPLIT_THREADS", T_UINT, OFF(split_threads), 1, 64,
+     "threads a text of 512 KiB or more is encoded on, cut between words (same result); at most this many - 1 helpers in all; 1 = off"},
     {"tokenizer", "TOKD_TOKENIZERS", T_SOURCES, OFF(tokenizers), 0, 0,
      "NAME=PATH: a Hugging Face tokenizer.json or model directory (repeat the flag; the "
      "variable takes a comma list)"},
@@ -89,6 +91,7 @@ static tokd_config defaults(void)
     .host = "0.0.0.0",
     .port = 8080,
     .threads = cores > 0 ? (unsigned)cores : 1,
+    .split_threads = cores > 1 ? (cores < 64 ? (unsigned)cores : 64) : 1,
     .max_body_bytes = 4u << 20,
     .max_memory = (size_t)192 << 20,
     .max_tokens = 4u << 20,

@@ -16,6 +16,7 @@ typedef struct tokd_config {
   const char *host;
   unsigned port;
   unsigned threads;
+  unsigned split_threads;       /* threads one long text may be encoded on (tok_split) */
   tok_tokenizer_source *tokenizers; /* --tokenizer NAME=PATH, owned */
   size_t n_tokenizers;
   bool tokenizers_from_flags;

@@ -36,6 +36,7 @@ void tokd_worker_free(tokd_worker *w)
 {
   if (!w) return;
   tok_scratch_free(w->scratch);
+  for (unsigned i = 0; i < w->n_helpers; i++) tok_scratch_free(w->helpers[i]);
   tok_buf_free(&w->bytes);
   tok_buf_free(&w->text);
   tok_buf_free(&w->chat);
@@ -48,6 +49,67 @@ void tokd_worker_trim(tokd_worker *w, size_t keep_bytes)
   if (w->text.cap > keep_bytes) tok_buf_free(&w->text);
   if (w->chat.cap > keep_bytes) tok_buf_free(&w->chat);
   tok_scratch_trim(w->scratch, keep_bytes);
+  for (unsigned i = 0; i < w->n_helpers; i++) tok_scratch_trim(w->helpers[i], keep_bytes);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * One long text on several threads (tok_split). The whole server lends at most
+ * --split-threads - 1 helper threads at a time (SPLIT_BUSY), so that big requests cannot
+ * multiply the threads; a request that finds none spare, or whose helpers' copy of the ids
+ * does not fit in the memory budget, encodes on its worker alone, with the same result.
+ */
+static atomic_uint SPLIT_BUSY;
+static atomic_ullong SPLIT_TEXTS, SPLIT_HELPERS; /* for /metrics */
+
+typedef struct split_lease {
+  tok_split split;
+  size_t memory; /* taken from the budget */
+} split_lease;
+
+/* Bytes the helpers may hold beyond what the request reserved: their ids (and offsets)
+ * before they are copied, at most one token per byte of their parts. */
+#define SPLIT_BYTES_PER_BYTE(offsets) ((offsets) ? 12u : 4u)
+
+static void split_begin(const tokd_server *srv, tokd_worker *w, const tok_encoding *enc,
+                        size_t longest, bool offsets, split_lease *lease)
+{
+  *lease = (split_lease){0};
+  unsigned cap = srv->cfg.split_threads;
+  if (cap < 2 || longest < 2 * TOK_SPLIT_MIN_PART || !tok_encoding_splits(enc)) return;
+  unsigned want = (unsigned)(longest / TOK_SPLIT_MIN_PART) - 1, busy = atomic_load(&SPLIT_BUSY);
+  if (want > cap - 1) want = cap - 1;
+  if (want > 64) want = 64;
+  do {
+    if (busy >= cap - 1) return;
+    if (want > cap - 1 - busy) want = cap - 1 - busy;
+  } while (!atomic_compare_exchange_weak(&SPLIT_BUSY, &busy, busy + want));
+  size_t memory = longest * SPLIT_BYTES_PER_BYTE(offsets);
+
+  /* the budget is the server's one mutable counter; handlers see the server as const */
+  tokd_budget *budget = (tokd_budget *)&srv->budget;
+  if (!tokd_budget_take(budget, memory)) {
+    atomic_fetch_sub(&SPLIT_BUSY, want);
+    return;
+  }
+  while (w->n_helpers < want && (w->helpers[w->n_helpers] = tok_scratch_new(&srv->limits)))
+    w->n_helpers++;
+  lease->split = (tok_split){.helpers = w->helpers, .n_helpers = want < w->n_helpers ? want : w->n_helpers};
+  lease->memory = memory;
+  atomic_fetch_sub(&SPLIT_BUSY, want - lease->split.n_helpers);
+  if (lease->split.n_helpers) {
+    atomic_fetch_add_explicit(&SPLIT_TEXTS, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&SPLIT_HELPERS, lease->split.n_helpers, memory_order_relaxed);
+  }
+}
+
+static void split_end(const tokd_server *srv, split_lease *lease)
+{
+  /* the helpers' copies are spent: their memory goes back with the lease */
+  for (unsigned i = 0; i < lease->split.n_helpers; i++)
+    tok_scratch_trim(lease->split.helpers[i], (size_t)64 << 10);
+  if (lease->memory) tokd_budget_give((tokd_budget *)&srv->budget, lease->memory);
+  atomic_fetch_sub(&SPLIT_BUSY, lease->split.n_helpers);
+  *lease = (split_lease){0};
 }
 
 /* HTTP status of each core error, from the table in tok.h */
@@ -282,7 +344,13 @@ bool tokd_handle_encode(const tokd_server *srv, tokd_worker *w, const tokd_reque
     if (ep == EP_COUNT) {
       size_t n;
       bool stopped = false;
-      if (tok_count(enc, w->scratch, req->texts[i].s, req->texts[i].len, &opts, &n, &stopped, &te) != TOK_OK) {
+      split_lease lease;
+      split_begin(srv, w, enc, req->texts[i].len, false, &lease);
+      opts.split = &lease.split;
+      tok_err rc = tok_count(enc, w->scratch, req->texts[i].s, req->texts[i].len, &opts, &n, &stopped, &te);
+      split_end(srv, &lease);
+      opts.split = NULL;
+      if (rc != TOK_OK) {
         core_error(e, &te, what);
         return false;
       }
@@ -298,7 +366,13 @@ bool tokd_handle_encode(const tokd_server *srv, tokd_worker *w, const tokd_reque
       }
     } else {
       tok_encode_result r;
-      if (tok_encode(enc, w->scratch, req->texts[i].s, req->texts[i].len, &opts, &r, &te) != TOK_OK) {
+      split_lease lease;
+      split_begin(srv, w, enc, req->texts[i].len, req->offsets, &lease);
+      opts.split = &lease.split;
+      tok_err rc = tok_encode(enc, w->scratch, req->texts[i].s, req->texts[i].len, &opts, &r, &te);
+      split_end(srv, &lease);
+      opts.split = NULL;
+      if (rc != TOK_OK) {
         core_error(e, &te, what);
         return false;
       }
@@ -500,6 +574,8 @@ bool tokd_handle_metrics(const tokd_server *srv, tokd_worker *w, const tokd_requ
       .budget_used = atomic_load(&srv->budget.used),
       .budget_peak = atomic_load(&srv->budget.peak),
       .budget_rejected = atomic_load(&srv->budget.rejected),
+      .split_texts = atomic_load(&SPLIT_TEXTS),
+      .split_helpers = atomic_load(&SPLIT_HELPERS),
   };
   if (tokd_metrics_render(srv->metrics, out, &g) != TOK_OK) return too_large(e);
   return true;

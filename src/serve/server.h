@@ -48,6 +48,8 @@ void tokd_chat_free(tokd_server *srv);
 /* One worker thread's memory, reused request after request. */
 typedef struct tokd_worker {
   tok_scratch *scratch;
+  tok_scratch *helpers[64]; /* scratches of the threads that encode parts of a long text */
+  unsigned n_helpers;       /* created so far (on first use) */
   tok_buf bytes; /* decode: exact bytes */
   tok_buf text;  /* decode: text; encode: token strings */
   tok_buf chat;  /* a rendered chat conversation */
