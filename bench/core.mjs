@@ -144,3 +144,46 @@ if (qtBench && existsSync(qtBench)) {
   }
 }
 
+
+// One long text on several cores (`tokd bench --threads N`, the same cut-and-join the
+// server's --split-threads and the CLI's --threads use): a ~4 MB text made of the text
+// files above (not the runs of one character), MB/s on 1, 2 and all cores.
+{
+  const { writeFileSync, mkdtempSync } = await import("node:fs");
+  const { tmpdir, availableParallelism } = await import("node:os");
+  const dir = mkdtempSync(join(tmpdir(), "tokd-bench-"));
+  const parts = files.filter((f) => !basename(f).startsWith("run_")).map((f) => readFileSync(f));
+  let big = [], size = 0;
+  while (size < 4e6 && parts.length) for (const p of parts) big.push(p), size += p.length;
+  const longFile = join(dir, "long.txt");
+  writeFileSync(longFile, Buffer.concat(big));
+  const cores = availableParallelism();
+  const counts = [...new Set([1, 2, cores])].filter((n) => n <= Math.max(cores, 2));
+  const encs = [["cl100k_base", ["--encoding", "cl100k_base"]], ["o200k_base", ["--encoding", "o200k_base"]]];
+  if (modelsDir) {
+    const m = join(modelsDir, "node_modules", "@lenml", "tokenizer-llama3_1", "models", "tokenizer.json");
+    if (existsSync(m)) encs.push(["llama3_1", ["--tokenizer", `llama3_1=${m}`, "--encoding", "llama3_1"]]);
+  }
+  console.log(`\nmulti-core: one text of ${(size / 1e6).toFixed(1)} MB (MB/s; speed-up over 1 thread; ${cores} cores here):`);
+  for (const [enc, args] of encs) {
+    const cells = [];
+    let one = 0;
+    for (const n of counts) {
+      const out = execFileSync(tokd, ["bench", ...args, "--threads", String(n), "--seconds", String(seconds), longFile], { encoding: "utf8" });
+      const mbs = Number(out.split("\n")[1].trim().split(/\s+/)[3]);
+      if (n === 1) one = mbs;
+      rows.push({ encoding: enc, file: "long.txt", threads: n, tokd: mbs });
+      cells.push(`${n} thread${n > 1 ? "s" : ""} ${mbs.toFixed(2).padStart(7)} (${(mbs / one).toFixed(2)}x)`);
+    }
+    console.log(`${enc.padEnd(12)} ${cells.join("  ")}`);
+  }
+
+  // Linear time on runs of one character: 1 MB and 4 MB of "a" (cl100k_base).
+  const run1 = join(dir, "a_1m.txt"), run4 = join(dir, "a_4m.txt");
+  writeFileSync(run1, "a".repeat(1 << 20));
+  writeFileSync(run4, "a".repeat(4 << 20));
+  const out = execFileSync(tokd, ["bench", "--encoding", "cl100k_base", "--seconds", String(seconds), run1, run4], { encoding: "utf8" });
+  const [m1, m4] = out.split("\n").slice(1, 3).map((l) => Number(l.trim().split(/\s+/)[3]));
+  console.log(`\nruns of one character (cl100k_base): 1 MiB ${m1.toFixed(2)} MB/s, 4 MiB ${m4.toFixed(2)} MB/s; ` +
+    `time(4 MiB) / time(1 MiB) = ${((4 / m4) / (1 / m1)).toFixed(2)} (linear: 4)`);
+}

@@ -55,6 +55,16 @@ class Server:
         if not self.port:
             raise RuntimeError("tokd did not start: " + self.proc.stderr.read().decode())
         threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        # resident memory is measured from after the backtracking tables are built
+        wait_for(lambda: b"\ntokd_encoder_warm 1\n" in self.get("/metrics"), 30)
+
+    def get(self, path):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as c:
+            c.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            out = b""
+            while chunk := c.recv(65536):
+                out += chunk
+            return out
 
     def status(self, key):
         with open(f"/proc/{self.proc.pid}/status") as f:

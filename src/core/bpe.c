@@ -7,10 +7,11 @@
  * <0xNN> byte fallback and unknown-token handling) — and adjacent parts are merged by
  * priority, lowest first, leftmost among equals, until no pair merges. Both tiktoken and
  * Hugging Face define it so; they differ only in what a pair's priority is
- * (tok__merge_prio). Two implementations give the same result:
+ * (tok__merge_prio). Three implementations give the same result:
  *
  *   - scan: arrays on the stack, a linear scan for the minimum after every merge. O(n^2)
- *     but tiny constants; used for pieces of up to TOK__LONG_PIECE parts, i.e. nearly all.
+ *     but tiny constants; used for pieces of up to TOK__LONG_PIECE parts (TOK__BT_PIECE
+ *     bytes where the backtracker below runs), i.e. nearly all.
  *   - heap: a doubly linked list of parts plus an indexed binary min-heap of the
  *     positions that start a pair that merges, ordered by (priority, position); O(n log n).
  *     Used for long pieces (runs of one character, base64, whitespace; whole texts for
@@ -18,7 +19,14 @@
  *     (priority, position) reproduces "lowest first, leftmost among equals". 25 bytes of
  *     scratch per byte of the piece.
  *
- * Neither allocates: the heap variant uses arrays the caller sized in the scratch.
+ *   - backtracking (backtrack.c): for byte-level models whose merges allow it (checked
+ *     when its tables are built), pieces longer than TOK__BT_PIECE bytes are walked once,
+ *     longest token first, with a check that each token may follow the one before and
+ *     backtracking where none may: linear in the piece, and faster than both above on
+ *     CJK and Cyrillic words and runs of one character. The heap merger remains for the
+ *     models without it (Llama 3's merge list, SentencePiece-style models).
+ *
+ * None allocates: they use arrays the caller sized in the scratch.
  */
 #include <stdlib.h>
 
@@ -308,8 +316,10 @@ static void merge_heap(const tok__model *m, tok_scratch *s, const uint8_t *p, si
 
 /* Writes the parts of p after merging: ids, and [start, end) pairs relative to p when
  * offsets is not NULL. Parts without a token (uncovered characters) are left out. */
+typedef enum { MERGE_AUTO, MERGE_SCAN, MERGE_HEAP } merge_mode;
+
 static tok_err merge_piece(const tok__model *m, tok_scratch *s, const uint8_t *p, size_t n,
-                           bool force_heap, uint32_t *ids, uint32_t *offsets, size_t *n_out,
+                           merge_mode mode, uint32_t *ids, uint32_t *offsets, size_t *n_out,
                            tok_error *err)
 {
   bool missing;
@@ -323,7 +333,12 @@ static tok_err merge_piece(const tok__model *m, tok_scratch *s, const uint8_t *p
                      "byte 0x%02x has no token in this vocabulary", p[i]);
   }
   size_t k = 0;
-  if (n_parts <= TOK__LONG_PIECE && !force_heap) {
+  const tok__bt *bt = NULL;
+  /* the scan for short pieces; above TOK__BT_PIECE bytes the backtracker is faster */
+  bool scan = mode == MERGE_SCAN ||
+              (mode == MERGE_AUTO && n_parts <= TOK__LONG_PIECE &&
+               (n_parts <= TOK__BT_PIECE || !m->byte_level || !(bt = tok__bt_get(m, false))));
+  if (scan) {
     uint32_t part_ids[TOK__LONG_PIECE], starts[TOK__LONG_PIECE + 1];
     size_t parts = merge_scan(m, s, p, n_parts, part_ids, starts);
     for (size_t i = 0; i < parts; i++) {
@@ -332,7 +347,11 @@ static tok_err merge_piece(const tok__model *m, tok_scratch *s, const uint8_t *p
       if (offsets) offsets[2 * k] = starts[i], offsets[2 * k + 1] = starts[i + 1];
       k++;
     }
+  } else if (mode == MERGE_AUTO && m->byte_level && (bt || (bt = tok__bt_get(m, n >= TOK__BT_BUILD_PIECE))) &&
+             (k = tok__bt_encode(m, bt, s, p, n, ids, offsets)) != SIZE_MAX) {
+    s->stats.backtracked++;
   } else {
+    k = 0;
     merge_heap(m, s, p, n);
     for (uint32_t i = 0; i < n; i = s->part_next[i]) {
       if (s->part_id[i] == TOK__NONE) continue;
@@ -360,7 +379,7 @@ static tok_err encode_word(const tok__model *m, tok_scratch *s, const uint8_t *p
       return TOK_OK;
     }
   }
-  return merge_piece(m, s, piece, piece_len, false, ids, offsets, n_out, err);
+  return merge_piece(m, s, piece, piece_len, MERGE_AUTO, ids, offsets, n_out, err);
 }
 
 /* Is p[i] the start of a word mark that no token joins to the character before it? */
@@ -406,18 +425,30 @@ tok_err tok__bpe_encode_piece(const tok__model *m, tok_scratch *s, const uint8_t
 tok_err tok__bpe_merge_only(const tok__model *m, tok_scratch *s, const uint8_t *piece,
                             size_t piece_len, uint32_t *ids, size_t *n_out)
 {
-  return merge_piece(m, s, piece, piece_len, false, ids, NULL, n_out, NULL);
+  return merge_piece(m, s, piece, piece_len, MERGE_AUTO, ids, NULL, n_out, NULL);
 }
 
 tok_err tok__bpe_encode_piece_scan(const tok__model *m, tok_scratch *s, const uint8_t *piece,
                                    size_t piece_len, uint32_t *ids, size_t *n_out)
 {
   if (piece_len > TOK__LONG_PIECE) return TOK_EINVAL;
-  return merge_piece(m, s, piece, piece_len, false, ids, NULL, n_out, NULL);
+  return merge_piece(m, s, piece, piece_len, MERGE_SCAN, ids, NULL, n_out, NULL);
+}
+
+tok_err tok__bpe_encode_piece_bt(const tok__model *m, tok_scratch *s, const uint8_t *piece,
+                                 size_t piece_len, uint32_t *ids, size_t *n_out)
+{
+  const tok__bt *bt = tok__bt_get(m, true);
+  if (!bt || piece_len == 0) return TOK_EINVAL;
+  if (tok__scratch_fit(s, piece_len) != TOK_OK) return TOK_ENOMEM;
+  size_t k = tok__bt_encode(m, bt, s, piece, piece_len, ids, NULL);
+  if (k == SIZE_MAX) return TOK_EINVAL;
+  *n_out = k;
+  return TOK_OK;
 }
 
 tok_err tok__bpe_encode_piece_heap(const tok__model *m, tok_scratch *s, const uint8_t *piece,
                                    size_t piece_len, uint32_t *ids, size_t *n_out)
 {
-  return merge_piece(m, s, piece, piece_len, true, ids, NULL, n_out, NULL);
+  return merge_piece(m, s, piece, piece_len, MERGE_HEAP, ids, NULL, n_out, NULL);
 }

@@ -19,6 +19,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -56,6 +58,8 @@ static inline void tok__bit_set(uint64_t *bits, uint32_t i) { bits[i >> 6] |= 1u
  *     each entry giving the left part's length, so a pair is checked by looking its joined
  *     bytes up in the same hash as a tiktoken pair, then its split point.
  */
+typedef struct tok__bt tok__bt; /* backtrack.c */
+
 typedef struct tok__model {
   uint32_t id_end;     /* highest id + 1 (ids may have gaps) */
   uint32_t n_tokens;   /* ids present */
@@ -93,6 +97,11 @@ typedef struct tok__model {
   bool split_words;
   uint8_t n_sticky;
   uint32_t sticky[8];
+  /* The backtracking encoder's tables (backtrack.c), built on first use under bt_lock;
+   * bt_state: 0 not yet, 1 built, 2 not applicable. */
+  tok__bt *bt;
+  atomic_int bt_state;
+  pthread_mutex_t bt_lock;
 } tok__model;
 
 /* The index stores, per token, its id (low 32 bits) and where its bytes are (high 32
@@ -404,14 +413,29 @@ tok_err tok__text_reserve(tok__text_buf *t, size_t len, bool align);
 tok_err tok__bpe_encode_piece(const tok__model *m, tok_scratch *s, const uint8_t *piece,
                               size_t piece_len, uint32_t *ids, uint32_t *offsets,
                               size_t *n_out, tok_error *err);
+/* backtrack.c: the backtracking encoder for long pieces of byte-level models. tok__bt_get
+ * gives its tables when they are built, building them first when `build` is set (NULL: not
+ * built, or the model does not allow it; use the scan or heap merger);
+ * tok__bt_encode writes a piece's ids (and offsets relative to it) and returns how many,
+ * or SIZE_MAX if it could not (then the heap merger must run). The scratch must fit n. */
+const tok__bt *tok__bt_get(const tok__model *m, bool build);
+#define TOK__BT_BUILD_PIECE 4096
+size_t tok__bt_encode(const tok__model *m, const tok__bt *bt, tok_scratch *s, const uint8_t *p,
+                      size_t n, uint32_t *ids, uint32_t *offsets);
+void tok__bt_free(tok__bt *bt);
 /* The length above which byte-level pieces use the heap merger instead of the scan. */
 #define TOK__LONG_PIECE 24
+/* The length above which byte-level pieces use the backtracking encoder, when the model
+ * allows it (measured: 9-12 equally fast on prose, code, CJK and Russian). */
+#define TOK__BT_PIECE 10
 /* Merges a piece without first trying it as a whole token. */
 tok_err tok__bpe_merge_only(const tok__model *m, tok_scratch *s, const uint8_t *piece,
                             size_t piece_len, uint32_t *ids, size_t *n_out);
 /* For tests: force one merger. */
 tok_err tok__bpe_encode_piece_scan(const tok__model *m, tok_scratch *s, const uint8_t *piece,
                                    size_t piece_len, uint32_t *ids, size_t *n_out);
+tok_err tok__bpe_encode_piece_bt(const tok__model *m, tok_scratch *s, const uint8_t *piece,
+                                 size_t piece_len, uint32_t *ids, size_t *n_out);
 tok_err tok__bpe_encode_piece_heap(const tok__model *m, tok_scratch *s, const uint8_t *piece,
                                    size_t piece_len, uint32_t *ids, size_t *n_out);
 

@@ -104,6 +104,8 @@ void tok__model_free(tok__model *m)
   free(m->merge_prio);
   free(m->whole_ok);
   free(m->literal);
+  tok__bt_free(m->bt);
+  pthread_mutex_destroy(&m->bt_lock);
   tok__phash_free(&m->index);
   free(m);
 }
@@ -354,6 +356,7 @@ tok_err tok__model_finish(tok__model_builder *b, const tok__model_opts *opts, to
   tok__phash_key *keys = NULL;
   tok_err rc = TOK_ENOMEM;
   if (!m) return tok__nomem(err);
+  pthread_mutex_init(&m->bt_lock, NULL);
   if (b->n_toks == 0) {
     rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, TOK_NO_POS, "%s: no tokens", what);
     goto fail;

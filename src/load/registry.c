@@ -111,6 +111,12 @@ void tok_registry_free(tok_registry *reg)
   free(reg);
 }
 
+void tok_registry_warm(const tok_registry *reg)
+{
+  for (size_t i = 0; i < reg->n_models; i++)
+    if (reg->models[i]->byte_level) tok__bt_get(reg->models[i], true);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
   return strcmp(*(char *const *)a, *(char *const *)b);

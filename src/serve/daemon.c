@@ -76,6 +76,16 @@ static atomic_ullong REQUEST_SEQ;
 static unsigned long long ID_PREFIX;
 static double LOAD_MS;
 static unsigned IO_THREADS;
+static pthread_t WARM_THREAD; /* builds the backtracking tables after start-up */
+static bool WARMING;
+
+static void *warm_main(void *srv)
+{
+  tokd_server *s = srv;
+  tok_registry_warm(s->reg);
+  atomic_store(&s->warm, 1);
+  return NULL;
+}
 
 typedef enum { BODY_JSON, BODY_TEXT, BODY_SNIFF } body_kind;
 typedef enum { ST_NEW, ST_BODY, ST_QUEUED, ST_DONE, ST_ANSWERED } req_state;
@@ -781,6 +791,9 @@ int tokd_daemon_start(const tokd_config *cfg)
   IO_THREADS = S.cfg.threads > 1 ? (S.cfg.threads < 4 ? S.cfg.threads : 4) : 1;
   if ((rc = start_daemon(IO_THREADS)) != 0) return rc;
   atomic_store(&S.ready, 1);
+  /* the backtracking encoder's tables (40-90 ms per large vocabulary) are built while the
+   * server already answers; until then long pieces take the heap merger, same result */
+  WARMING = pthread_create(&WARM_THREAD, NULL, warm_main, &S) == 0;
   return 0;
 }
 
@@ -824,6 +837,8 @@ unsigned tokd_daemon_stop(void)
   tokd_metrics_free(S.metrics);
   tok_buf_free(&S.encodings_json);
   tokd_chat_free(&S);
+  if (WARMING) pthread_join(WARM_THREAD, NULL);
+  WARMING = false;
   tok_registry_free(S.reg);
   tokd_sources_free(S.cfg.tokenizers, S.cfg.n_tokenizers);
   S = (tokd_server){0};

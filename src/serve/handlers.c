@@ -574,6 +574,7 @@ bool tokd_handle_metrics(const tokd_server *srv, tokd_worker *w, const tokd_requ
       .budget_used = atomic_load(&srv->budget.used),
       .budget_peak = atomic_load(&srv->budget.peak),
       .budget_rejected = atomic_load(&srv->budget.rejected),
+      .warm = atomic_load(&srv->warm),
       .split_texts = atomic_load(&SPLIT_TEXTS),
       .split_helpers = atomic_load(&SPLIT_HELPERS),
   };

@@ -38,6 +38,7 @@ typedef struct tokd_metrics_gauges {
   unsigned queued;         /* waiting for a worker */
   unsigned connections;    /* open */
   unsigned long long budget_bytes, budget_used, budget_peak, budget_rejected;
+  int warm;                /* the backtracking tables are built */
   unsigned long long split_texts, split_helpers; /* texts given helper threads; threads lent */
 } tokd_metrics_gauges;
 

@@ -1,0 +1,319 @@
+/*
+ * backtrack.c — the backtracking encoder for long pieces of byte-level models: the idea of
+ * github/rust-gems `bpe` (encode_via_backtracking), written for tokd's tables.
+ *
+ * The heap merger (bpe.c) costs O(n log n) with a cache miss per heap level; on a piece of
+ * megabytes (a run of one character, base64, a text without pre-tokenizer) it slows down as
+ * the piece grows. The backtracker instead walks the piece once: at each position it takes
+ * the longest token that starts there and checks that the token may follow the previous
+ * one — that byte-pair encoding, run on the two tokens' bytes alone, would not merge across
+ * their boundary differently. If no prefix of the candidate may follow, the previous token
+ * is taken back and that end position is marked as a dead end. Each position is marked at
+ * most once, so the walk is linear in the piece times the token length.
+ *
+ * Why it is exact: inside a piece, two adjacent parts that exactly cover a token T's bytes
+ * can only be the two parts the merge loop leaves when it runs on T's bytes alone (the
+ * merges inside T's span happen in the same order as in isolation until one crosses its
+ * edge), so a token's "split" is the last merge of encoding its own bytes, and a token that
+ * encoding its bytes does not produce ("unreachable") never comes out of a merge. With
+ * every token ranked by the priority of its split (tiktoken: its rank; Hugging Face: the
+ * merge's index, after the single bytes), a sequence of tokens is the merge loop's result
+ * iff each adjacent pair is valid (rust-gems' is_valid_token_pair, which unwinds the two
+ * tokens' splits and asks whether a merge across the boundary would have come first).
+ * That argument needs every split to join tokens of lower rank and every single byte to be
+ * a token; tok__bt_build checks both and leaves the model on the heap merger otherwise.
+ * tests/check_bpe.c compares the two mergers on long pieces of every vocabulary.
+ *
+ * The tables take 40-90 ms to build for 100-200k tokens and 5-11 MB, so start-up does not
+ * build them: tok_registry_warm does (the server calls it on a thread once it listens),
+ * and so does the first piece of TOK__BT_BUILD_PIECE bytes or more (where the heap merger
+ * would cost more than building). Until then pieces take the scan or the heap merger,
+ * with the same result.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+struct tok__bt {
+  uint32_t n_ranks;
+  uint32_t *id_of;      /* rank -> token id */
+  uint32_t *rank_of;    /* token id -> rank, TOK__NONE when never produced by a merge */
+  uint16_t *len;        /* rank -> bytes */
+  uint32_t *left, *right; /* rank -> ranks of its split (itself for single bytes) */
+  uint32_t *prefix;     /* rank -> longest reachable proper prefix's rank, or TOK__NONE */
+  uint16_t *max2;       /* 65,536: longest reachable token starting with these two bytes */
+  uint32_t byte_rank[256];
+  /* the splits by their parts, open addressing, one word a slot: (left + 1) << 42 |
+   * right << 21 | joined (ranks below 2^21), 0 = empty */
+  uint64_t *pairs;
+  uint32_t pair_mask;
+};
+
+#define RANK_BITS 21
+#define RANK_MASK ((1u << RANK_BITS) - 1)
+
+static inline uint32_t pair_slot(uint64_t key, uint32_t mask)
+{
+  return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 40) & mask;
+}
+
+static uint32_t pair_get(const tok__bt *bt, uint32_t l, uint32_t r)
+{
+  uint64_t key = ((uint64_t)l + 1) << RANK_BITS | r;
+  for (uint32_t i = pair_slot(key, bt->pair_mask);; i = (i + 1) & bt->pair_mask) {
+    uint64_t e = bt->pairs[i];
+    if (e >> RANK_BITS == key) return (uint32_t)e & RANK_MASK;
+    if (e == 0) return TOK__NONE;
+  }
+}
+
+static void pair_put(tok__bt *bt, uint32_t l, uint32_t r, uint32_t v)
+{
+  uint64_t key = ((uint64_t)l + 1) << RANK_BITS | r;
+  uint32_t i = pair_slot(key, bt->pair_mask);
+  while (bt->pairs[i]) i = (i + 1) & bt->pair_mask;
+  bt->pairs[i] = key << RANK_BITS | v;
+}
+
+void tok__bt_free(tok__bt *bt)
+{
+  if (!bt) return;
+  free(bt->id_of), free(bt->rank_of), free(bt->len), free(bt->left), free(bt->right);
+  free(bt->prefix), free(bt->max2), free(bt->pairs);
+  free(bt);
+}
+
+/* The merge loop on a token's own bytes (at most 65,535), keeping the last merge: sets
+ * *split to the left part's length and returns the id it ends with when that is one part,
+ * else TOK__NONE. Quadratic, but tokens are short. */
+static uint32_t own_split(const tok__model *m, const uint8_t *p, uint32_t n, uint32_t *starts,
+                          uint32_t *ids, uint32_t *split)
+{
+  uint32_t k = n;
+  for (uint32_t i = 0; i < n; i++) starts[i] = i, ids[i] = m->byte_id[p[i]];
+  starts[n] = n;
+  *split = 0;
+  while (k > 1) {
+    uint32_t best = TOK__NONE, at = 0;
+    for (uint32_t i = 0; i + 1 < k; i++) {
+      uint32_t pr = tok__merge_prio(m, p + starts[i], starts[i + 1] - starts[i], starts[i + 2] - starts[i]);
+      if (pr < best) best = pr, at = i;
+    }
+    if (best == TOK__NONE) return TOK__NONE;
+    if (k == 2) *split = starts[1];
+    ids[at] = tok__merge_result(m, best);
+    for (uint32_t i = at + 1; i < k; i++) starts[i] = starts[i + 1], ids[i] = ids[i + 1];
+    k--;
+  }
+  return ids[0];
+}
+
+/* Builds the tables, or returns NULL when the model does not allow the backtracker (or
+ * memory ran out: the heap merger is always there). */
+static tok__bt *bt_build(const tok__model *m)
+{
+  if (!m->byte_level || m->id_end == 0) return NULL;
+  for (int c = 0; c < 256; c++)
+    if (m->byte_id[c] == TOK__NONE) return NULL;
+  tok__bt *bt = calloc(1, sizeof *bt);
+  uint32_t n_ids = m->id_end;
+  /* ranks: single bytes first (0..255), then merged tokens by the priority of their split */
+  uint32_t n_ranks = m->by_list ? 256 + m->n_merges : n_ids;
+  if (n_ranks >= RANK_MASK) return NULL;
+  uint32_t *starts = malloc(((size_t)m->max_len + 1) * sizeof *starts);
+  uint32_t *ids = malloc(((size_t)m->max_len + 1) * sizeof *ids);
+  uint32_t *split_at = malloc((size_t)n_ids * sizeof *split_at);
+  if (!bt || !starts || !ids || !split_at || !(bt->id_of = malloc((size_t)n_ranks * sizeof *bt->id_of)) ||
+      !(bt->rank_of = malloc((size_t)n_ids * sizeof *bt->rank_of)) ||
+      !(bt->len = calloc(n_ranks, sizeof *bt->len)) || !(bt->left = malloc((size_t)n_ranks * sizeof *bt->left)) ||
+      !(bt->right = malloc((size_t)n_ranks * sizeof *bt->right)) ||
+      !(bt->prefix = malloc((size_t)n_ranks * sizeof *bt->prefix)) ||
+      !(bt->max2 = calloc(65536, sizeof *bt->max2)))
+    goto fail;
+  bt->n_ranks = n_ranks;
+  for (uint32_t r = 0; r < n_ranks; r++) bt->id_of[r] = TOK__NONE, bt->prefix[r] = TOK__NONE;
+  bool ok = m->max_len < 65536;
+  size_t n_pairs = 0;
+  /* every token's own encoding: reachable tokens get a rank and a split */
+  for (uint32_t id = 0; id < n_ids && ok; id++) {
+    bt->rank_of[id] = TOK__NONE;
+    uint32_t len = m->off[id + 1] - m->off[id];
+    const uint8_t *p = m->bytes + m->off[id];
+    if (len == 0 || (m->literal && tok__bit(m->literal, id)) || tok__token_lookup(m, p, len) != id) continue;
+    uint32_t rank;
+    if (len == 1) {
+      if (m->by_list) rank = p[0];
+      else rank = id;
+      split_at[id] = 0;
+    } else {
+      uint32_t split;
+      if (own_split(m, p, len, starts, ids, &split) != id) continue; /* unreachable */
+      split_at[id] = split;
+      rank = m->by_list ? 256 + tok__merge_prio(m, p, split, len) : id;
+      n_pairs++;
+    }
+    if (rank >= n_ranks || bt->id_of[rank] != TOK__NONE) {
+      ok = false;
+      break;
+    }
+    bt->rank_of[id] = rank;
+    bt->id_of[rank] = id;
+    bt->len[rank] = (uint16_t)len;
+  }
+  for (int c = 0; c < 256 && ok; c++) {
+    bt->byte_rank[c] = bt->rank_of[m->byte_id[c]];
+    if (bt->byte_rank[c] == TOK__NONE) ok = false;
+  }
+  if (!ok) goto fail;
+  uint32_t cap = 1024; /* at most 2/3 full */
+  while (cap < n_pairs + n_pairs / 2 + 2) cap *= 2;
+  bt->pair_mask = cap - 1;
+  if (!(bt->pairs = calloc(cap, sizeof *bt->pairs))) goto fail;
+  for (uint32_t r = 0; r < n_ranks && ok; r++) {
+    uint32_t id = bt->id_of[r];
+    if (id == TOK__NONE) continue;
+    uint32_t len = bt->len[r];
+    const uint8_t *p = m->bytes + m->off[id];
+    if (len >= 2) {
+      uint16_t *mx = &bt->max2[(uint32_t)p[0] << 8 | p[1]];
+      if (len > *mx) *mx = (uint16_t)len;
+    }
+    if (len == 1) {
+      bt->left[r] = bt->right[r] = r;
+      /* single bytes rank below every merged token */
+      if (r >= 256 && m->by_list) ok = false;
+      continue;
+    }
+    uint32_t l = tok__token_lookup(m, p, split_at[id]), rr = tok__token_lookup(m, p + split_at[id], len - split_at[id]);
+    uint32_t lr = l == TOK__NONE ? TOK__NONE : bt->rank_of[l], rrr = rr == TOK__NONE ? TOK__NONE : bt->rank_of[rr];
+    /* a split's parts are themselves reachable and of lower rank */
+    if (lr == TOK__NONE || rrr == TOK__NONE || lr >= r || rrr >= r) {
+      ok = false;
+      break;
+    }
+    bt->left[r] = lr;
+    bt->right[r] = rrr;
+    pair_put(bt, lr, rrr, r);
+    /* the longest reachable proper prefix */
+    for (uint32_t k = len - 1; k >= 1; k--) {
+      uint32_t t = k == 1 ? m->byte_id[p[0]] : tok__token_lookup(m, p, k);
+      if (t != TOK__NONE && bt->rank_of[t] != TOK__NONE) {
+        bt->prefix[r] = bt->rank_of[t];
+        break;
+      }
+    }
+  }
+  /* tiktoken: single bytes must rank below every merged token too */
+  for (uint32_t r = 0; r < n_ranks && ok; r++)
+    if (bt->id_of[r] != TOK__NONE && bt->len[r] == 1 && r >= 256) ok = false;
+  if (!ok) goto fail;
+  free(starts), free(ids), free(split_at);
+  return bt;
+fail:
+  free(starts), free(ids), free(split_at);
+  tok__bt_free(bt);
+  return NULL;
+}
+
+const tok__bt *tok__bt_get(const tok__model *m_const, bool build)
+{
+  tok__model *m = (tok__model *)m_const; /* the tables are built once, then read-only */
+  int state = atomic_load_explicit(&m->bt_state, memory_order_acquire);
+  if (state != 0 || !build) return state == 1 ? m->bt : NULL;
+  pthread_mutex_lock(&m->bt_lock);
+  if (atomic_load_explicit(&m->bt_state, memory_order_relaxed) == 0) {
+    m->bt = bt_build(m);
+    atomic_store_explicit(&m->bt_state, m->bt ? 1 : 2, memory_order_release);
+  }
+  pthread_mutex_unlock(&m->bt_lock);
+  return m->bt;
+}
+
+/* May token r2 follow token r1? False when encoding their bytes together would merge
+ * across the boundary before one of them is complete (rust-gems' is_valid_token_pair). */
+static bool valid_pair(const tok__bt *bt, uint32_t r1, uint32_t r2)
+{
+  uint32_t limit = UINT32_MAX;
+  for (;;) {
+    uint32_t joined = pair_get(bt, r1, r2);
+    if (joined != TOK__NONE && joined < limit) return false;
+    if (r1 > r2) {
+      limit = r1;
+      r1 = bt->right[r1];
+      if (r1 == limit) {
+        limit = r2 + 1;
+        r2 = bt->left[r2];
+        if (r2 + 1 == limit) return true;
+      }
+    } else {
+      limit = r2 + 1;
+      r2 = bt->left[r2];
+      if (r2 + 1 == limit) {
+        limit = r1;
+        r1 = bt->right[r1];
+        if (r1 == limit) return true;
+      }
+    }
+  }
+}
+
+/* The longest reachable token at p[0..n), n >= 1, as a rank. */
+static uint32_t longest_match(const tok__model *m, const tok__bt *bt, tok_scratch *s, const uint8_t *p,
+                              size_t n)
+{
+  if (n >= 2) {
+    size_t k = bt->max2[(uint32_t)p[0] << 8 | p[1]];
+    if (k > n) k = n;
+    for (; k >= 2; k--) {
+      s->stats.rank_lookups++;
+      uint32_t id = tok__token_lookup(m, p, k);
+      if (id != TOK__NONE && bt->rank_of[id] != TOK__NONE) return bt->rank_of[id];
+    }
+  }
+  return bt->byte_rank[p[0]];
+}
+
+size_t tok__bt_encode(const tok__model *m, const tok__bt *bt, tok_scratch *s, const uint8_t *p,
+                      size_t n, uint32_t *ids, uint32_t *offsets)
+{
+  /* stack of ranks in part_id; dead[i]: no valid encoding of p[0..i) ends at i */
+  uint32_t *stack = s->part_id;
+  uint8_t *dead = s->part_fixed;
+  memset(dead, 0, n + 1);
+  size_t k = 0, pos = 0;
+  uint32_t next = longest_match(m, bt, s, p, n);
+  while (next != TOK__NONE) {
+    uint32_t token = next, last = k ? stack[k - 1] : TOK__NONE;
+    for (;;) {
+      size_t end = pos + bt->len[token];
+      if (!dead[end] && (last == TOK__NONE || valid_pair(bt, last, token))) {
+        stack[k++] = token;
+        pos = end;
+        next = pos < n ? longest_match(m, bt, s, p + pos, n - pos) : TOK__NONE;
+        break;
+      }
+      if (bt->prefix[token] != TOK__NONE) {
+        token = bt->prefix[token];
+        continue;
+      }
+      /* nothing fits here: take the previous token back (at the start, a single byte always
+       * fits; reaching here would mean the tables are wrong: the caller falls back) */
+      if (k == 0) return SIZE_MAX;
+      dead[pos] = 1;
+      k--;
+      pos -= bt->len[last];
+      next = last;
+      break;
+    }
+    s->stats.merge_steps++;
+  }
+  size_t at = 0;
+  for (size_t i = 0; i < k; i++) {
+    ids[i] = bt->id_of[stack[i]];
+    if (offsets) offsets[2 * i] = (uint32_t)at, offsets[2 * i + 1] = (uint32_t)(at + bt->len[stack[i]]);
+    at += bt->len[stack[i]];
+  }
+  return k;
+}
