@@ -1,6 +1,8 @@
 /*
  * fuzz_encode.c — fuzz target for the core: whatever the bytes, encode and decode return
- * an answer or an error, never crash, and valid text always round-trips.
+ * an answer or an error, never crash, and valid text always round-trips; the backtracking
+ * encoder and the heap merger agree on the bytes as one piece; and encoding on helper
+ * threads (tok_split, cut every few bytes) gives the one-thread ids and offsets.
  *
  * Input: byte 0 picks the tokenizer and options, the rest is the text (and, read as
  * little-endian 32-bit numbers, a list of ids to decode). The tokenizers are the five
@@ -15,7 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "tok.h"
+#include "internal.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
@@ -118,6 +120,36 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     tok_buf_free(&out);
   } else if (valid && rc != TOK_OK && rc != TOK_EDISALLOWED_SPECIAL && rc != TOK_ELIMIT) {
     abort();
+  }
+  /* the mergers agree on the bytes as one piece */
+  const tok__model *m = enc->model;
+  if (m->byte_level && len >= 2 && len <= 8192 && tok__bt_get(m, true)) {
+    uint32_t *a = malloc(len * sizeof *a), *b = malloc(len * sizeof *b);
+    size_t na, nb;
+    if (tok__bpe_encode_piece_heap(m, scratch, (const uint8_t *)text, len, a, &na) != TOK_OK ||
+        tok__bpe_encode_piece_bt(m, scratch, (const uint8_t *)text, len, b, &nb) != TOK_OK || na != nb ||
+        memcmp(a, b, na * sizeof *a) != 0)
+      abort();
+    free(a), free(b);
+  }
+  /* helper threads give the one-thread result */
+  if (valid && tok_encoding_splits(enc) && len >= 32) {
+    static tok_scratch *helpers[3];
+    if (!helpers[0])
+      for (int i = 0; i < 3; i++) helpers[i] = tok_scratch_new(NULL);
+    tok_split split = {.helpers = helpers, .n_helpers = 3, .min_part = 8};
+    tok_encode_opts one = opts, many = opts;
+    many.split = &split;
+    tok_err r1 = tok_encode(enc, scratch, text, len, &one, &r, &err);
+    size_t n1 = r1 == TOK_OK ? r.len : 0;
+    uint32_t *ids1 = malloc(n1 * sizeof *ids1 + 1), *offs1 = malloc(2 * n1 * sizeof *offs1 + 1);
+    if (n1) memcpy(ids1, r.ids, n1 * sizeof *ids1);
+    if (n1 && r.offsets) memcpy(offs1, r.offsets, 2 * n1 * sizeof *offs1);
+    tok_err r2 = tok_encode(enc, scratch, text, len, &many, &r, &err);
+    if (r1 != r2 || (r1 == TOK_OK && (r.len != n1 || (n1 && memcmp(r.ids, ids1, n1 * sizeof *ids1) != 0) ||
+                                      (r.offsets && n1 && memcmp(r.offsets, offs1, 2 * n1 * sizeof *offs1) != 0))))
+      abort();
+    free(ids1), free(offs1);
   }
   /* the same bytes as ids: decoded or refused with the index of the first unknown id */
   size_t n_ids = len / 4;
