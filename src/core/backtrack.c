@@ -37,13 +37,16 @@
 #include "internal.h"
 
 struct tok__bt {
+  uint32_t tag;         /* tells this model's entries in a scratch's memo from others' */
   uint32_t n_ranks;
   uint32_t *id_of;      /* rank -> token id */
   uint32_t *rank_of;    /* token id -> rank, TOK__NONE when never produced by a merge */
   uint16_t *len;        /* rank -> bytes */
   uint32_t *left, *right; /* rank -> ranks of its split (itself for single bytes) */
   uint32_t *prefix;     /* rank -> longest reachable proper prefix's rank, or TOK__NONE */
-  uint16_t *max2;       /* 65,536: longest reachable token starting with these two bytes */
+  /* 65,536, by a token's first two bytes: bit k - 1 set when a reachable token of k bytes
+   * (2 <= k <= 63) starts with them, bit 63 when one of 64 bytes or more does */
+  uint64_t *lens;
   uint32_t byte_rank[256];
   /* the splits by their parts, open addressing, one word a slot: (left + 1) << 42 |
    * right << 21 | joined (ranks below 2^21), 0 = empty */
@@ -53,6 +56,8 @@ struct tok__bt {
 
 #define RANK_BITS 21
 #define RANK_MASK ((1u << RANK_BITS) - 1)
+#define TAG_BITS (64 - 2 * RANK_BITS - 1)
+static atomic_uint NEXT_TAG;
 
 static inline uint32_t pair_slot(uint64_t key, uint32_t mask)
 {
@@ -81,7 +86,7 @@ void tok__bt_free(tok__bt *bt)
 {
   if (!bt) return;
   free(bt->id_of), free(bt->rank_of), free(bt->len), free(bt->left), free(bt->right);
-  free(bt->prefix), free(bt->max2), free(bt->pairs);
+  free(bt->prefix), free(bt->lens), free(bt->pairs);
   free(bt);
 }
 
@@ -130,9 +135,10 @@ static tok__bt *bt_build(const tok__model *m)
       !(bt->len = calloc(n_ranks, sizeof *bt->len)) || !(bt->left = malloc((size_t)n_ranks * sizeof *bt->left)) ||
       !(bt->right = malloc((size_t)n_ranks * sizeof *bt->right)) ||
       !(bt->prefix = malloc((size_t)n_ranks * sizeof *bt->prefix)) ||
-      !(bt->max2 = calloc(65536, sizeof *bt->max2)))
+      !(bt->lens = calloc(65536, sizeof *bt->lens)))
     goto fail;
   bt->n_ranks = n_ranks;
+  bt->tag = 1 + atomic_fetch_add(&NEXT_TAG, 1) % ((1u << TAG_BITS) - 1);
   for (uint32_t r = 0; r < n_ranks; r++) bt->id_of[r] = TOK__NONE, bt->prefix[r] = TOK__NONE;
   bool ok = m->max_len < 65536;
   size_t n_pairs = 0;
@@ -176,10 +182,7 @@ static tok__bt *bt_build(const tok__model *m)
     if (id == TOK__NONE) continue;
     uint32_t len = bt->len[r];
     const uint8_t *p = m->bytes + m->off[id];
-    if (len >= 2) {
-      uint16_t *mx = &bt->max2[(uint32_t)p[0] << 8 | p[1]];
-      if (len > *mx) *mx = (uint16_t)len;
-    }
+    if (len >= 2) bt->lens[(uint32_t)p[0] << 8 | p[1]] |= 1ull << (len < 64 ? len - 1 : 63);
     if (len == 1) {
       bt->left[r] = bt->right[r] = r;
       /* single bytes rank below every merged token */
@@ -263,21 +266,47 @@ static bool valid_pair(const tok__bt *bt, uint32_t r1, uint32_t r2)
 static uint32_t longest_match(const tok__model *m, const tok__bt *bt, tok_scratch *s, const uint8_t *p,
                               size_t n)
 {
-  if (n >= 2) {
-    size_t k = bt->max2[(uint32_t)p[0] << 8 | p[1]];
-    if (k > n) k = n;
-    for (; k >= 2; k--) {
+  if (n < 2) return bt->byte_rank[p[0]];
+  uint64_t mask = bt->lens[(uint32_t)p[0] << 8 | p[1]];
+  if (mask >> 63)
+    for (size_t k = n < m->max_len ? n : m->max_len; k >= 64; k--) {
       s->stats.rank_lookups++;
       uint32_t id = tok__token_lookup(m, p, k);
       if (id != TOK__NONE && bt->rank_of[id] != TOK__NONE) return bt->rank_of[id];
     }
+  mask &= ~(1ull << 63);
+  if (n < 63) mask &= (1ull << n) - 1;
+  /* only the lengths some token starting with these two bytes has, longest first */
+  while (mask) {
+    unsigned k = 64 - (unsigned)__builtin_clzll(mask);
+    mask &= ~(1ull << (k - 1));
+    s->stats.rank_lookups++;
+    uint32_t id = tok__token_lookup(m, p, k);
+    if (id != TOK__NONE && bt->rank_of[id] != TOK__NONE) return bt->rank_of[id];
   }
   return bt->byte_rank[p[0]];
+}
+
+/* valid_pair through the scratch's memo (32,768 entries, 256 KiB): adjacent pairs recur
+ * (a CJK text has a few thousand characters). An entry is tag << 43 | (a << 21 | b) << 1 |
+ * answer; the tag (never 0) names the tables, so 0 is empty and models never mix. */
+#define MEMO_BITS 15
+
+static inline bool valid_pair_memo(const tok__bt *bt, uint64_t *memo, uint32_t r1, uint32_t r2)
+{
+  uint64_t key = (uint64_t)r1 << RANK_BITS | r2, want = (uint64_t)bt->tag << (2 * RANK_BITS + 1) | key << 1;
+  uint64_t *e = &memo[(uint32_t)((key * 0x9E3779B97F4A7C15ull) >> (64 - MEMO_BITS))];
+  if ((*e & ~1ull) == want) return *e & 1;
+  bool v = valid_pair(bt, r1, r2);
+  *e = want | v;
+  return v;
 }
 
 size_t tok__bt_encode(const tok__model *m, const tok__bt *bt, tok_scratch *s, const uint8_t *p,
                       size_t n, uint32_t *ids, uint32_t *offsets)
 {
+  if (!s->valid_memo && !(s->valid_memo = calloc((size_t)1 << MEMO_BITS, sizeof *s->valid_memo)))
+    return SIZE_MAX;
   /* stack of ranks in part_id; dead[i]: no valid encoding of p[0..i) ends at i */
   uint32_t *stack = s->part_id;
   uint8_t *dead = s->part_fixed;
@@ -288,7 +317,7 @@ size_t tok__bt_encode(const tok__model *m, const tok__bt *bt, tok_scratch *s, co
     uint32_t token = next, last = k ? stack[k - 1] : TOK__NONE;
     for (;;) {
       size_t end = pos + bt->len[token];
-      if (!dead[end] && (last == TOK__NONE || valid_pair(bt, last, token))) {
+      if (!dead[end] && (last == TOK__NONE || valid_pair_memo(bt, s->valid_memo, last, token))) {
         stack[k++] = token;
         pos = end;
         next = pos < n ? longest_match(m, bt, s, p + pos, n - pos) : TOK__NONE;

@@ -67,6 +67,7 @@ void tok_scratch_free(tok_scratch *s)
   free(s->dec_tok);
   free(s->dec_tok2);
   free(s->u32);
+  free(s->valid_memo);
   free(s);
 }
 

@@ -395,6 +395,9 @@ struct tok_scratch {
   uint32_t *dec_tok2;
   uint32_t *u32;                           /* code points for Unicode normalization */
   size_t u32_cap;
+  /* the backtracking encoder's answers to "may token b follow token a" (backtrack.c),
+   * direct-mapped by the pair and tagged with the tables they belong to */
+  uint64_t *valid_memo;
 
   tok_work_stats stats;
   bool regex_only;     /* tests: run the patterns on PCRE2 even where a scanner exists */
