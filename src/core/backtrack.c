@@ -20,9 +20,13 @@
  * merge's index, after the single bytes), a sequence of tokens is the merge loop's result
  * iff each adjacent pair is valid (rust-gems' is_valid_token_pair, which unwinds the two
  * tokens' splits and asks whether a merge across the boundary would have come first).
- * That argument needs every split to join tokens of lower rank and every single byte to be
- * a token; tok__bt_build checks both and leaves the model on the heap merger otherwise.
- * tests/check_bpe.c compares the two mergers on long pieces of every vocabulary.
+ * That argument needs every single byte to be a token (checked; else the model keeps the
+ * heap merger) and every split to join tokens of lower rank. A merge list may break the
+ * second for a few tokens ("outliers": Llama 3 has 82, merges listed before the merge that
+ * makes one of their parts); they and the tokens built on them are left out of the tables,
+ * and a piece that contains an outlier's bytes — the only pieces they can come out of — is
+ * declined and goes to the heap merger. tests/check_bpe.c compares the two mergers on long
+ * pieces and on every token in context, for every byte-level vocabulary.
  *
  * The tables take 40-90 ms to build for 100-200k tokens and 5-11 MB, so start-up does not
  * build them: tok_registry_warm does (the server calls it on a thread once it listens),
@@ -36,7 +40,12 @@
 
 #include "internal.h"
 
+#define BT_MAX_OUTLIERS 256
+
 struct tok__bt {
+  uint32_t outlier[BT_MAX_OUTLIERS]; /* ids of tokens left out (see bt_build) */
+  uint32_t n_outliers;
+  uint64_t outlier_start[1024];      /* bit per two bytes an outlier starts with */
   uint32_t tag;         /* tells this model's entries in a scratch's memo from others' */
   uint32_t n_ranks;
   uint32_t *id_of;      /* rank -> token id */
@@ -177,28 +186,46 @@ static tok__bt *bt_build(const tok__model *m)
   while (cap < n_pairs + n_pairs / 2 + 2) cap *= 2;
   bt->pair_mask = cap - 1;
   if (!(bt->pairs = calloc(cap, sizeof *bt->pairs))) goto fail;
+  /* A split must join tokens of lower rank. A token whose split does not (an "outlier":
+   * its merge is listed before the merge that makes one of its parts) is left out, with
+   * every token built on it; those all contain the outlier's bytes, so a piece that does
+   * not contain them encodes as if they did not exist, and a piece that does is left to
+   * the heap merger (tok__bt_encode's caller checks). In rank order, parts first. */
+  for (uint32_t r = 0; r < n_ranks && ok; r++) {
+    uint32_t id = bt->id_of[r];
+    if (id == TOK__NONE) continue;
+    uint32_t len = bt->len[r];
+    const uint8_t *p = m->bytes + m->off[id];
+    if (len == 1) {
+      bt->left[r] = bt->right[r] = r;
+      if (r >= 256) ok = false; /* single bytes rank below every merged token */
+      continue;
+    }
+    uint32_t l = tok__token_lookup(m, p, split_at[id]), rr = tok__token_lookup(m, p + split_at[id], len - split_at[id]);
+    uint32_t lr = l == TOK__NONE ? TOK__NONE : bt->rank_of[l], rrr = rr == TOK__NONE ? TOK__NONE : bt->rank_of[rr];
+    if (lr != TOK__NONE && rrr != TOK__NONE && lr < r && rrr < r) {
+      bt->left[r] = lr;
+      bt->right[r] = rrr;
+      continue;
+    }
+    if (lr != TOK__NONE && rrr != TOK__NONE) { /* an outlier, not one built on one */
+      if (bt->n_outliers == BT_MAX_OUTLIERS) {
+        ok = false;
+        break;
+      }
+      bt->outlier[bt->n_outliers++] = id;
+      tok__bit_set(bt->outlier_start, (uint32_t)p[0] << 8 | p[1]);
+    }
+    bt->rank_of[id] = bt->id_of[r] = TOK__NONE;
+  }
   for (uint32_t r = 0; r < n_ranks && ok; r++) {
     uint32_t id = bt->id_of[r];
     if (id == TOK__NONE) continue;
     uint32_t len = bt->len[r];
     const uint8_t *p = m->bytes + m->off[id];
     if (len >= 2) bt->lens[(uint32_t)p[0] << 8 | p[1]] |= 1ull << (len < 64 ? len - 1 : 63);
-    if (len == 1) {
-      bt->left[r] = bt->right[r] = r;
-      /* single bytes rank below every merged token */
-      if (r >= 256 && m->by_list) ok = false;
-      continue;
-    }
-    uint32_t l = tok__token_lookup(m, p, split_at[id]), rr = tok__token_lookup(m, p + split_at[id], len - split_at[id]);
-    uint32_t lr = l == TOK__NONE ? TOK__NONE : bt->rank_of[l], rrr = rr == TOK__NONE ? TOK__NONE : bt->rank_of[rr];
-    /* a split's parts are themselves reachable and of lower rank */
-    if (lr == TOK__NONE || rrr == TOK__NONE || lr >= r || rrr >= r) {
-      ok = false;
-      break;
-    }
-    bt->left[r] = lr;
-    bt->right[r] = rrr;
-    pair_put(bt, lr, rrr, r);
+    if (len == 1) continue;
+    pair_put(bt, bt->left[r], bt->right[r], r);
     /* the longest reachable proper prefix */
     for (uint32_t k = len - 1; k >= 1; k--) {
       uint32_t t = k == 1 ? m->byte_id[p[0]] : tok__token_lookup(m, p, k);
@@ -208,9 +235,6 @@ static tok__bt *bt_build(const tok__model *m)
       }
     }
   }
-  /* tiktoken: single bytes must rank below every merged token too */
-  for (uint32_t r = 0; r < n_ranks && ok; r++)
-    if (bt->id_of[r] != TOK__NONE && bt->len[r] == 1 && r >= 256) ok = false;
   if (!ok) goto fail;
   free(starts), free(ids), free(split_at);
   return bt;
@@ -305,6 +329,14 @@ static inline bool valid_pair_memo(const tok__bt *bt, uint64_t *memo, uint32_t r
 size_t tok__bt_encode(const tok__model *m, const tok__bt *bt, tok_scratch *s, const uint8_t *p,
                       size_t n, uint32_t *ids, uint32_t *offsets)
 {
+  if (bt->n_outliers)
+    for (size_t i = 0; i + 1 < n; i++) {
+      if (!tok__bit(bt->outlier_start, (uint32_t)p[i] << 8 | p[i + 1])) continue;
+      for (uint32_t k = 0; k < bt->n_outliers; k++) {
+        uint32_t id = bt->outlier[k], len = m->off[id + 1] - m->off[id];
+        if (len <= n - i && memcmp(p + i, m->bytes + m->off[id], len) == 0) return SIZE_MAX;
+      }
+    }
   if (!s->valid_memo && !(s->valid_memo = calloc((size_t)1 << MEMO_BITS, sizeof *s->valid_memo)))
     return SIZE_MAX;
   /* stack of ranks in part_id; dead[i]: no valid encoding of p[0..i) ends at i */
