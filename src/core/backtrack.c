@@ -40,12 +40,14 @@
 
 #include "internal.h"
 
-#define BT_MAX_OUTLIERS 256
+#define BT_MAX_OUTLIERS 255
 
 struct tok__bt {
-  uint32_t outlier[BT_MAX_OUTLIERS]; /* ids of tokens left out (see bt_build) */
+  uint32_t outlier[BT_MAX_OUTLIERS]; /* ids of tokens left out (see bt_build), sorted by
+                                        their first two bytes */
   uint32_t n_outliers;
-  uint64_t outlier_start[1024];      /* bit per two bytes an outlier starts with */
+  uint8_t *outlier_at;               /* 65,536 (when there are outliers): by two bytes, the
+                                        index + 1 of the first outlier starting with them */
   uint32_t tag;         /* tells this model's entries in a scratch's memo from others' */
   uint32_t n_ranks;
   uint32_t *id_of;      /* rank -> token id */
@@ -95,8 +97,15 @@ void tok__bt_free(tok__bt *bt)
 {
   if (!bt) return;
   free(bt->id_of), free(bt->rank_of), free(bt->len), free(bt->left), free(bt->right);
-  free(bt->prefix), free(bt->lens), free(bt->pairs);
+  free(bt->prefix), free(bt->lens), free(bt->pairs), free(bt->outlier_at);
   free(bt);
+}
+
+/* An outlier's first two bytes (outliers are merged tokens: two bytes at least). */
+static uint32_t outlier_key(const tok__model *m, uint32_t id)
+{
+  const uint8_t *p = m->bytes + m->off[id];
+  return (uint32_t)p[0] << 8 | p[1];
 }
 
 /* The merge loop on a token's own bytes (at most 65,535), keeping the last merge: sets
@@ -214,7 +223,6 @@ static tok__bt *bt_build(const tok__model *m)
         break;
       }
       bt->outlier[bt->n_outliers++] = id;
-      tok__bit_set(bt->outlier_start, (uint32_t)p[0] << 8 | p[1]);
     }
     bt->rank_of[id] = bt->id_of[r] = TOK__NONE;
   }
@@ -236,6 +244,17 @@ static tok__bt *bt_build(const tok__model *m)
     }
   }
   if (!ok) goto fail;
+  if (bt->n_outliers) {
+    /* sorted by first two bytes (insertion sort: a few hundred at most), then indexed */
+    for (uint32_t i = 1; i < bt->n_outliers; i++)
+      for (uint32_t j = i; j > 0 && outlier_key(m, bt->outlier[j]) < outlier_key(m, bt->outlier[j - 1]); j--) {
+        uint32_t t = bt->outlier[j];
+        bt->outlier[j] = bt->outlier[j - 1];
+        bt->outlier[j - 1] = t;
+      }
+    if (!(bt->outlier_at = calloc(65536, 1))) goto fail;
+    for (uint32_t i = bt->n_outliers; i-- > 0;) bt->outlier_at[outlier_key(m, bt->outlier[i])] = (uint8_t)(i + 1);
+  }
   free(starts), free(ids), free(split_at);
   return bt;
 fail:
@@ -331,9 +350,9 @@ size_t tok__bt_encode(const tok__model *m, const tok__bt *bt, tok_scratch *s, co
 {
   if (bt->n_outliers)
     for (size_t i = 0; i + 1 < n; i++) {
-      if (!tok__bit(bt->outlier_start, (uint32_t)p[i] << 8 | p[i + 1])) continue;
-      for (uint32_t k = 0; k < bt->n_outliers; k++) {
-        uint32_t id = bt->outlier[k], len = m->off[id + 1] - m->off[id];
+      uint32_t key = (uint32_t)p[i] << 8 | p[i + 1];
+      for (uint32_t k = bt->outlier_at[key]; k && k <= bt->n_outliers && outlier_key(m, bt->outlier[k - 1]) == key; k++) {
+        uint32_t id = bt->outlier[k - 1], len = m->off[id + 1] - m->off[id];
         if (len <= n - i && memcmp(p + i, m->bytes + m->off[id], len) == 0) return SIZE_MAX;
       }
     }
