@@ -325,6 +325,19 @@ static tok_err merge_piece(const tok__model *m, tok_scratch *s, const uint8_t *p
   bool missing;
   if (n > s->piece_cap && tok__scratch_fit(s, n) != TOK_OK)
     return tok__fail(err, TOK_ENOMEM, TOK_NO_POS, TOK_NO_POS, "out of memory for a piece of %zu bytes", n);
+  size_t k = 0;
+  /* byte-level pieces above TOK__BT_PIECE bytes: the backtracker, when the model has it
+   * (its tables built) and it takes the piece; it uses its own arrays, so the parts below
+   * are set up only for the scan and the heap merger */
+  if (mode == MERGE_AUTO && m->byte_level && n > TOK__BT_PIECE) {
+    const tok__bt *bt = tok__bt_get(m, n >= TOK__BT_BUILD_PIECE);
+    if (bt && (k = tok__bt_encode(m, bt, s, p, n, ids, offsets)) != SIZE_MAX) {
+      s->stats.backtracked++;
+      *n_out = k;
+      return TOK_OK;
+    }
+    k = 0;
+  }
   size_t n_parts = init_parts(m, s, p, n, &missing);
   if (missing && m->missing_is_error) {
     size_t i = 0;
@@ -332,13 +345,7 @@ static tok_err merge_piece(const tok__model *m, tok_scratch *s, const uint8_t *p
     return tok__fail(err, TOK_EBYTE_MISSING, i, TOK_NO_POS,
                      "byte 0x%02x has no token in this vocabulary", p[i]);
   }
-  size_t k = 0;
-  const tok__bt *bt = NULL;
-  /* the scan for short pieces; above TOK__BT_PIECE bytes the backtracker is faster */
-  bool scan = mode == MERGE_SCAN ||
-              (mode == MERGE_AUTO && n_parts <= TOK__LONG_PIECE &&
-               (n_parts <= TOK__BT_PIECE || !m->byte_level || !(bt = tok__bt_get(m, false))));
-  if (scan) {
+  if (mode == MERGE_SCAN || (mode == MERGE_AUTO && n_parts <= TOK__LONG_PIECE)) {
     uint32_t part_ids[TOK__LONG_PIECE], starts[TOK__LONG_PIECE + 1];
     size_t parts = merge_scan(m, s, p, n_parts, part_ids, starts);
     for (size_t i = 0; i < parts; i++) {
@@ -347,11 +354,7 @@ static tok_err merge_piece(const tok__model *m, tok_scratch *s, const uint8_t *p
       if (offsets) offsets[2 * k] = starts[i], offsets[2 * k + 1] = starts[i + 1];
       k++;
     }
-  } else if (mode == MERGE_AUTO && m->byte_level && (bt || (bt = tok__bt_get(m, n >= TOK__BT_BUILD_PIECE))) &&
-             (k = tok__bt_encode(m, bt, s, p, n, ids, offsets)) != SIZE_MAX) {
-    s->stats.backtracked++;
   } else {
-    k = 0;
     merge_heap(m, s, p, n);
     for (uint32_t i = 0; i < n; i = s->part_next[i]) {
       if (s->part_id[i] == TOK__NONE) continue;
