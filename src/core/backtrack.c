@@ -28,11 +28,17 @@
  * declined and goes to the heap merger. tests/check_bpe.c compares the two mergers on long
  * pieces and on every token in context, for every byte-level vocabulary.
  *
- * The tables take 40-90 ms to build for 100-200k tokens and 5-11 MB, so start-up does not
- * build them: tok_registry_warm does (the server calls it on a thread once it listens),
- * and so does the first piece of TOK__BT_BUILD_PIECE bytes or more (where the heap merger
- * would cost more than building). Until then pieces take the scan or the heap merger,
- * with the same result.
+ * Finding the longest token at a position is a walk down a trie of the reachable tokens,
+ * two bytes per step, one word per step in an open-addressing table (trie_build), and
+ * the pair check goes through a memo shared by all threads (valid_pair_memo): those two
+ * were 45% and 20% of the time on CJK and Cyrillic text with hash probes per candidate
+ * length and a small per-thread memo.
+ *
+ * The tables take 50-150 ms to build for 100-200k tokens and 6-15 MB, so start-up does
+ * not build them: tok_registry_warm does (the server calls it on a thread once it
+ * listens), and so does the first piece of TOK__BT_BUILD_PIECE bytes or more (where the
+ * heap merger would cost more than building). Until then pieces take the scan or the
+ * heap merger, with the same result.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -48,16 +54,21 @@ struct tok__bt {
   uint32_t n_outliers;
   uint8_t *outlier_at;               /* 65,536 (when there are outliers): by two bytes, the
                                         index + 1 of the first outlier starting with them */
-  uint32_t tag;         /* tells this model's entries in a scratch's memo from others' */
+  /* valid_pair's memo, shared by the threads (see valid_pair_memo) */
+  _Atomic uint32_t *memo;
   uint32_t n_ranks;
   uint32_t *id_of;      /* rank -> token id */
   uint32_t *rank_of;    /* token id -> rank, TOK__NONE when never produced by a merge */
   uint16_t *len;        /* rank -> bytes */
   uint32_t *left, *right; /* rank -> ranks of its split (itself for single bytes) */
   uint32_t *prefix;     /* rank -> longest reachable proper prefix's rank, or TOK__NONE */
-  /* 65,536, by a token's first two bytes: bit k - 1 set when a reachable token of k bytes
-   * (2 <= k <= 63) starts with them, bit 63 when one of 64 bytes or more does */
-  uint64_t *lens;
+  /* The reachable tokens as a trie walked two bytes per step (see longest_match):
+   * root[b0 << 8 | b1] is the rank of the longest token among b0 and b0 b1, with
+   * TRIE_DEEPER set when a longer token starts with b0 b1; the steps are in one open-
+   * addressing table, a word a slot (trie_slot). */
+  uint32_t *root;
+  uint64_t *trie;
+  uint32_t trie_mask;
   uint32_t byte_rank[256];
   /* the splits by their parts, open addressing, one word a slot: (left + 1) << 42 |
    * right << 21 | joined (ranks below 2^21), 0 = empty */
@@ -67,8 +78,7 @@ struct tok__bt {
 
 #define RANK_BITS 21
 #define RANK_MASK ((1u << RANK_BITS) - 1)
-#define TAG_BITS (64 - 2 * RANK_BITS - 1)
-static atomic_uint NEXT_TAG;
+#define MEMO_BITS 18 /* valid_pair_memo */
 
 static inline uint32_t pair_slot(uint64_t key, uint32_t mask)
 {
@@ -97,7 +107,8 @@ void tok__bt_free(tok__bt *bt)
 {
   if (!bt) return;
   free(bt->id_of), free(bt->rank_of), free(bt->len), free(bt->left), free(bt->right);
-  free(bt->prefix), free(bt->lens), free(bt->pairs), free(bt->outlier_at);
+  free(bt->prefix), free(bt->root), free(bt->trie), free(bt->pairs), free(bt->outlier_at);
+  free((void *)bt->memo);
   free(bt);
 }
 
@@ -133,6 +144,119 @@ static uint32_t own_split(const tok__model *m, const uint8_t *p, uint32_t n, uin
   return ids[0];
 }
 
+/* ---------------------------------------------------------------------------------------
+ * The trie. A node is a prefix of an even number of bytes of some reachable token: the
+ * prefixes of two bytes are nodes 0..65535 (b0 << 8 | b1), a longer one is 65536 + the
+ * index of the slot of the step that leads to it (slots never move once built). A step
+ * from node N over bytes b1 b2 has the key N << 16 | b1 << 8 | b2; a token of odd length
+ * that ends one byte past N has the key TRIE_ODD | N << 16 | b1 << 8. A slot holds
+ *   bit 63: used | key << 22 | bit 21: the node it leads to has steps or odd ends |
+ *   the rank of the longest token the step ends (at two bytes, else at one), or RANK_MASK
+ * so a walk reads one word per two bytes of the match, and hash(key) is one multiply.
+ */
+#define TRIE_USED (1ull << 63)
+#define TRIE_ODD (1ull << 39)
+#define TRIE_KIDS (1ull << 21)
+#define TRIE_DEEPER (1u << 31)
+#define TRIE_MAX_SLOTS (1u << 22) /* node ids below 2^23: keys fit 40 bits */
+
+static inline uint32_t trie_home(uint64_t key, uint32_t mask)
+{
+  return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 40) & mask;
+}
+
+/* The slot of key, or UINT32_MAX. */
+static inline uint32_t trie_find(const tok__bt *bt, uint64_t key)
+{
+  uint64_t want = TRIE_USED | key << 22;
+  for (uint32_t i = trie_home(key, bt->trie_mask);; i = (i + 1) & bt->trie_mask) {
+    uint64_t e = bt->trie[i];
+    if ((e & ~((1ull << 22) - 1)) == want) return i;
+    if (e == 0) return UINT32_MAX;
+  }
+}
+
+/* The slot of key, added (with no rank; counted in *used) when absent. */
+static uint32_t trie_add(tok__bt *bt, uint64_t key, size_t *used)
+{
+  uint32_t i = trie_home(key, bt->trie_mask);
+  uint64_t want = TRIE_USED | key << 22;
+  for (; bt->trie[i]; i = (i + 1) & bt->trie_mask)
+    if ((bt->trie[i] & ~((1ull << 22) - 1)) == want) return i;
+  bt->trie[i] = want | RANK_MASK;
+  ++*used;
+  return i;
+}
+
+/* Fills the trie (empty, trie_mask set) with the ranks that have a token (id_of); node[r]
+ * walks down each token, two bytes per round. Returns the number of slots used. */
+static size_t trie_fill(const tok__model *m, tok__bt *bt, uint32_t *node)
+{
+  size_t used = 0;
+  for (uint32_t i = 0; i < 65536; i++) bt->root[i] = bt->byte_rank[i >> 8];
+  for (uint32_t r = 0; r < bt->n_ranks; r++) {
+    uint32_t id = bt->id_of[r];
+    if (id == TOK__NONE || bt->len[r] < 2) continue;
+    const uint8_t *t = m->bytes + m->off[id];
+    node[r] = (uint32_t)t[0] << 8 | t[1];
+    if (bt->len[r] == 2) bt->root[node[r]] = (bt->root[node[r]] & TRIE_DEEPER) | r;
+    else bt->root[node[r]] |= TRIE_DEEPER;
+  }
+  /* depth by depth, so that a node's slot exists before its steps are keyed on it */
+  for (uint32_t d = 2; d < m->max_len; d += 2)
+    for (uint32_t r = 0; r < bt->n_ranks; r++) {
+      uint32_t id = bt->id_of[r], len = bt->len[r];
+      if (id == TOK__NONE || len <= d) continue;
+      const uint8_t *t = m->bytes + m->off[id];
+      uint64_t at = (uint64_t)node[r] << 16 | (uint32_t)t[d] << 8;
+      uint32_t i;
+      if (len == d + 1) { /* ends one byte past the node */
+        i = trie_add(bt, TRIE_ODD | at, &used);
+        bt->trie[i] = (bt->trie[i] & ~(uint64_t)RANK_MASK) | r;
+      } else {
+        i = trie_add(bt, at | t[d + 1], &used);
+        if (len == d + 2) bt->trie[i] = (bt->trie[i] & ~(uint64_t)RANK_MASK) | r;
+        else if ((bt->trie[i] & RANK_MASK) == RANK_MASK) {
+          /* the step's rank: the token of d + 2 bytes if any (set by its own round), else
+           * of d + 1 */
+          uint32_t t1 = tok__token_lookup(m, t, d + 1);
+          if (t1 != TOK__NONE && bt->rank_of[t1] != TOK__NONE)
+            bt->trie[i] = (bt->trie[i] & ~(uint64_t)RANK_MASK) | bt->rank_of[t1];
+        }
+      }
+      if (d > 2) bt->trie[node[r] - 65536] |= TRIE_KIDS;
+      node[r] = 65536 + i;
+    }
+  return used;
+}
+
+/* Builds the trie at most half full: filled once in a table sized for every prefix of
+ * every token, then again in one sized for the distinct ones (half of that, or less: the
+ * node ids are slot numbers, so the table cannot be shrunk in place). False when out of
+ * memory or too large. */
+static bool trie_build(const tok__model *m, tok__bt *bt)
+{
+  size_t n_keys = 0;
+  for (uint32_t r = 0; r < bt->n_ranks; r++)
+    if (bt->id_of[r] != TOK__NONE && bt->len[r] >= 3) n_keys += (bt->len[r] - 1) / 2;
+  uint32_t *node = malloc((size_t)bt->n_ranks * sizeof *node);
+  if (!node) return false;
+  for (int pass = 0; pass < 2; pass++) {
+    uint32_t cap = 1024;
+    while (cap < 2 * n_keys) cap *= 2; /* at most half full (measured: 58% full is 5-7% slower) */
+    if (pass == 1 && cap == bt->trie_mask + 1) break; /* already the right size */
+    free(bt->trie);
+    if (cap > TRIE_MAX_SLOTS || !(bt->trie = calloc(cap, sizeof *bt->trie))) {
+      free(node);
+      return false;
+    }
+    bt->trie_mask = cap - 1;
+    n_keys = trie_fill(m, bt, node);
+  }
+  free(node);
+  return true;
+}
+
 /* Builds the tables, or returns NULL when the model does not allow the backtracker (or
  * memory ran out: the heap merger is always there). */
 static tok__bt *bt_build(const tok__model *m)
@@ -153,10 +277,10 @@ static tok__bt *bt_build(const tok__model *m)
       !(bt->len = calloc(n_ranks, sizeof *bt->len)) || !(bt->left = malloc((size_t)n_ranks * sizeof *bt->left)) ||
       !(bt->right = malloc((size_t)n_ranks * sizeof *bt->right)) ||
       !(bt->prefix = malloc((size_t)n_ranks * sizeof *bt->prefix)) ||
-      !(bt->lens = calloc(65536, sizeof *bt->lens)))
+      !(bt->root = malloc(65536 * sizeof *bt->root)) ||
+      !(bt->memo = calloc((size_t)1 << MEMO_BITS, sizeof *bt->memo)))
     goto fail;
   bt->n_ranks = n_ranks;
-  bt->tag = 1 + atomic_fetch_add(&NEXT_TAG, 1) % ((1u << TAG_BITS) - 1);
   for (uint32_t r = 0; r < n_ranks; r++) bt->id_of[r] = TOK__NONE, bt->prefix[r] = TOK__NONE;
   bool ok = m->max_len < 65536;
   size_t n_pairs = 0;
@@ -231,7 +355,6 @@ static tok__bt *bt_build(const tok__model *m)
     if (id == TOK__NONE) continue;
     uint32_t len = bt->len[r];
     const uint8_t *p = m->bytes + m->off[id];
-    if (len >= 2) bt->lens[(uint32_t)p[0] << 8 | p[1]] |= 1ull << (len < 64 ? len - 1 : 63);
     if (len == 1) continue;
     pair_put(bt, bt->left[r], bt->right[r], r);
     /* the longest reachable proper prefix */
@@ -243,7 +366,7 @@ static tok__bt *bt_build(const tok__model *m)
       }
     }
   }
-  if (!ok) goto fail;
+  if (!ok || !trie_build(m, bt)) goto fail;
   if (bt->n_outliers) {
     /* sorted by first two bytes (insertion sort: a few hundred at most), then indexed */
     for (uint32_t i = 1; i < bt->n_outliers; i++)
@@ -305,43 +428,58 @@ static bool valid_pair(const tok__bt *bt, uint32_t r1, uint32_t r2)
   }
 }
 
-/* The longest reachable token at p[0..n), n >= 1, as a rank. */
-static uint32_t longest_match(const tok__model *m, const tok__bt *bt, tok_scratch *s, const uint8_t *p,
-                              size_t n)
+/* The longest reachable token at p[0..n), n >= 1, as a rank: down the trie two bytes a
+ * step until a step is missing, then one more byte for a token of odd length. */
+static uint32_t longest_match(const tok__bt *bt, tok_scratch *s, const uint8_t *p, size_t n)
 {
   if (n < 2) return bt->byte_rank[p[0]];
-  uint64_t mask = bt->lens[(uint32_t)p[0] << 8 | p[1]];
-  if (mask >> 63)
-    for (size_t k = n < m->max_len ? n : m->max_len; k >= 64; k--) {
-      s->stats.rank_lookups++;
-      uint32_t id = tok__token_lookup(m, p, k);
-      if (id != TOK__NONE && bt->rank_of[id] != TOK__NONE) return bt->rank_of[id];
-    }
-  mask &= ~(1ull << 63);
-  if (n < 63) mask &= (1ull << n) - 1;
-  /* only the lengths some token starting with these two bytes has, longest first */
-  while (mask) {
-    unsigned k = 64 - (unsigned)__builtin_clzll(mask);
-    mask &= ~(1ull << (k - 1));
+  uint32_t node = (uint32_t)p[0] << 8 | p[1], root = bt->root[node], best = root & RANK_MASK;
+  if (!(root & TRIE_DEEPER)) return best;
+  size_t i = 2;
+  for (; i + 1 < n; i += 2) {
     s->stats.rank_lookups++;
-    uint32_t id = tok__token_lookup(m, p, k);
-    if (id != TOK__NONE && bt->rank_of[id] != TOK__NONE) return bt->rank_of[id];
+    uint32_t at = trie_find(bt, (uint64_t)node << 16 | (uint32_t)p[i] << 8 | p[i + 1]);
+    if (at == UINT32_MAX) break;
+    uint64_t e = bt->trie[at];
+    if ((e & RANK_MASK) != RANK_MASK) best = (uint32_t)e & RANK_MASK;
+    if (!(e & TRIE_KIDS)) return best;
+    node = 65536 + at;
   }
-  return bt->byte_rank[p[0]];
+  if (i < n) {
+    s->stats.rank_lookups++;
+    uint32_t at = trie_find(bt, TRIE_ODD | (uint64_t)node << 16 | (uint32_t)p[i] << 8);
+    if (at != UINT32_MAX) best = (uint32_t)bt->trie[at] & RANK_MASK;
+  }
+  return best;
 }
 
-/* valid_pair through the scratch's memo (32,768 entries, 256 KiB): adjacent pairs recur
- * (a CJK text has a few thousand characters). An entry is tag << 43 | (a << 21 | b) << 1 |
- * answer; the tag (never 0) names the tables, so 0 is empty and models never mix. */
-#define MEMO_BITS 15
+/* valid_pair through a memo: adjacent pairs recur (a CJK text has a few thousand
+ * characters, and a language's common pairs come back in every text). The memo belongs
+ * to the model and is shared by all threads: 2^MEMO_BITS entries of 4 bytes (2 MiB),
+ * direct-mapped. The pair's 42-bit key goes through a bijective mixer; the entry's index
+ * is the mixed key's high MEMO_BITS bits and the entry stores the other 42 - MEMO_BITS
+ * bits as a tag, so index and tag name exactly one pair and a hit is never another
+ * pair's answer. An entry is 1 << 31 | tag << 1 | answer (0: empty), read and written
+ * whole with relaxed atomics: a thread sees an old or a new entry, each right. */
+#define KEY_BITS (2 * RANK_BITS)
+#define KEY_MASK ((1ull << KEY_BITS) - 1)
 
-static inline bool valid_pair_memo(const tok__bt *bt, uint64_t *memo, uint32_t r1, uint32_t r2)
+static inline uint64_t mix42(uint64_t k)
 {
-  uint64_t key = (uint64_t)r1 << RANK_BITS | r2, want = (uint64_t)bt->tag << (2 * RANK_BITS + 1) | key << 1;
-  uint64_t *e = &memo[(uint32_t)((key * 0x9E3779B97F4A7C15ull) >> (64 - MEMO_BITS))];
-  if ((*e & ~1ull) == want) return *e & 1;
+  k ^= k >> 21;
+  k = (k * 0x9E3779B97F4A7C15ull) & KEY_MASK; /* odd multiplier: a bijection mod 2^42 */
+  return k ^ (k >> 21);
+}
+
+static inline bool valid_pair_memo(const tok__bt *bt, uint32_t r1, uint32_t r2)
+{
+  uint64_t x = mix42((uint64_t)r1 << RANK_BITS | r2);
+  _Atomic uint32_t *e = &bt->memo[x >> (KEY_BITS - MEMO_BITS)];
+  uint32_t want = 1u << 31 | (uint32_t)(x & ((1ull << (KEY_BITS - MEMO_BITS)) - 1)) << 1;
+  uint32_t got = atomic_load_explicit(e, memory_order_relaxed);
+  if ((got & ~1u) == want) return got & 1;
   bool v = valid_pair(bt, r1, r2);
-  *e = want | v;
+  atomic_store_explicit(e, want | v, memory_order_relaxed);
   return v;
 }
 
@@ -356,22 +494,20 @@ size_t tok__bt_encode(const tok__model *m, const tok__bt *bt, tok_scratch *s, co
         if (len <= n - i && memcmp(p + i, m->bytes + m->off[id], len) == 0) return SIZE_MAX;
       }
     }
-  if (!s->valid_memo && !(s->valid_memo = calloc((size_t)1 << MEMO_BITS, sizeof *s->valid_memo)))
-    return SIZE_MAX;
   /* stack of ranks in part_id; dead[i]: no valid encoding of p[0..i) ends at i */
   uint32_t *stack = s->part_id;
   uint8_t *dead = s->part_fixed;
   memset(dead, 0, n + 1);
   size_t k = 0, pos = 0;
-  uint32_t next = longest_match(m, bt, s, p, n);
+  uint32_t next = longest_match(bt, s, p, n);
   while (next != TOK__NONE) {
     uint32_t token = next, last = k ? stack[k - 1] : TOK__NONE;
     for (;;) {
       size_t end = pos + bt->len[token];
-      if (!dead[end] && (last == TOK__NONE || valid_pair_memo(bt, s->valid_memo, last, token))) {
+      if (!dead[end] && (last == TOK__NONE || valid_pair_memo(bt, last, token))) {
         stack[k++] = token;
         pos = end;
-        next = pos < n ? longest_match(m, bt, s, p + pos, n - pos) : TOK__NONE;
+        next = pos < n ? longest_match(bt, s, p + pos, n - pos) : TOK__NONE;
         break;
       }
       if (bt->prefix[token] != TOK__NONE) {

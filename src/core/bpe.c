@@ -11,7 +11,7 @@
  *
  *   - scan: arrays on the stack, a linear scan for the minimum after every merge. O(n^2)
  *     but tiny constants; used for pieces of up to TOK__LONG_PIECE parts (TOK__BT_PIECE
- *     bytes where the backtracker below runs), i.e. nearly all.
+ *     bytes where the backtracker below runs: the short pieces that are not a token).
  *   - heap: a doubly linked list of parts plus an indexed binary min-heap of the
  *     positions that start a pair that merges, ordered by (priority, position); O(n log n).
  *     Used for long pieces (runs of one character, base64, whitespace; whole texts for
@@ -23,8 +23,8 @@
  *     when its tables are built), pieces longer than TOK__BT_PIECE bytes are walked once,
  *     longest token first, with a check that each token may follow the one before and
  *     backtracking where none may: linear in the piece, and faster than both above on
- *     CJK and Cyrillic words and runs of one character. The heap merger remains for the
- *     models without it (Llama 3's merge list, SentencePiece-style models).
+ *     anything longer than a few bytes. The heap merger remains for the models without
+ *     it (SentencePiece-style models) and the pieces it declines (Llama 3's outliers).
  *
  * None allocates: they use arrays the caller sized in the scratch.
  */

@@ -67,7 +67,6 @@ void tok_scratch_free(tok_scratch *s)
   free(s->dec_tok);
   free(s->dec_tok2);
   free(s->u32);
-  free(s->valid_memo);
   free(s);
 }
 

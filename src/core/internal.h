@@ -395,9 +395,6 @@ struct tok_scratch {
   uint32_t *dec_tok2;
   uint32_t *u32;                           /* code points for Unicode normalization */
   size_t u32_cap;
-  /* the backtracking encoder's answers to "may token b follow token a" (backtrack.c),
-   * direct-mapped by the pair and tagged with the tables they belong to */
-  uint64_t *valid_memo;
 
   tok_work_stats stats;
   bool regex_only;     /* tests: run the patterns on PCRE2 even where a scanner exists */
@@ -429,8 +426,8 @@ void tok__bt_free(tok__bt *bt);
 /* The length above which byte-level pieces use the heap merger instead of the scan. */
 #define TOK__LONG_PIECE 24
 /* The length above which byte-level pieces use the backtracking encoder, when the model
- * allows it (measured: 9-12 equally fast on prose, code, CJK and Russian). */
-#define TOK__BT_PIECE 10
+ * allows it (measured with its trie: 2-4 equally fast, 10 slower on every file). */
+#define TOK__BT_PIECE 4
 /* Merges a piece without first trying it as a whole token. */
 tok_err tok__bpe_merge_only(const tok__model *m, tok_scratch *s, const uint8_t *piece,
                             size_t piece_len, uint32_t *ids, size_t *n_out);
