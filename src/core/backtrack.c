@@ -150,14 +150,17 @@ static uint32_t own_split(const tok__model *m, const uint8_t *p, uint32_t n, uin
  * index of the slot of the step that leads to it (slots never move once built). A step
  * from node N over bytes b1 b2 has the key N << 16 | b1 << 8 | b2; a token of odd length
  * that ends one byte past N has the key TRIE_ODD | N << 16 | b1 << 8. A slot holds
- *   bit 63: used | key << 22 | bit 21: the node it leads to has steps or odd ends |
+ *   bit 63: used | bit 62: the rank ends at the step's first byte | key << 22 |
+ *   bit 21: the node it leads to has steps or odd ends |
  *   the rank of the longest token the step ends (at two bytes, else at one), or RANK_MASK
  * so a walk reads one word per two bytes of the match, and hash(key) is one multiply.
  */
 #define TRIE_USED (1ull << 63)
 #define TRIE_ODD (1ull << 39)
 #define TRIE_KIDS (1ull << 21)
+#define TRIE_AT1 (1ull << 62) /* the slot's rank ends one byte into the step */
 #define TRIE_DEEPER (1u << 31)
+#define TRIE_TWO (1u << 30)     /* root: the rank is of the two bytes, not the first */
 #define TRIE_MAX_SLOTS (1u << 22) /* node ids below 2^23: keys fit 40 bits */
 
 static inline uint32_t trie_home(uint64_t key, uint32_t mask)
@@ -171,7 +174,7 @@ static inline uint32_t trie_find(const tok__bt *bt, uint64_t key)
   uint64_t want = TRIE_USED | key << 22;
   for (uint32_t i = trie_home(key, bt->trie_mask);; i = (i + 1) & bt->trie_mask) {
     uint64_t e = bt->trie[i];
-    if ((e & ~((1ull << 22) - 1)) == want) return i;
+    if ((e & ~(TRIE_AT1 | ((1ull << 22) - 1))) == want) return i;
     if (e == 0) return UINT32_MAX;
   }
 }
@@ -182,7 +185,7 @@ static uint32_t trie_add(tok__bt *bt, uint64_t key, size_t *used)
   uint32_t i = trie_home(key, bt->trie_mask);
   uint64_t want = TRIE_USED | key << 22;
   for (; bt->trie[i]; i = (i + 1) & bt->trie_mask)
-    if ((bt->trie[i] & ~((1ull << 22) - 1)) == want) return i;
+    if ((bt->trie[i] & ~(TRIE_AT1 | ((1ull << 22) - 1))) == want) return i;
   bt->trie[i] = want | RANK_MASK;
   ++*used;
   return i;
@@ -199,7 +202,7 @@ static size_t trie_fill(const tok__model *m, tok__bt *bt, uint32_t *node)
     if (id == TOK__NONE || bt->len[r] < 2) continue;
     const uint8_t *t = m->bytes + m->off[id];
     node[r] = (uint32_t)t[0] << 8 | t[1];
-    if (bt->len[r] == 2) bt->root[node[r]] = (bt->root[node[r]] & TRIE_DEEPER) | r;
+    if (bt->len[r] == 2) bt->root[node[r]] = (bt->root[node[r]] & TRIE_DEEPER) | TRIE_TWO | r;
     else bt->root[node[r]] |= TRIE_DEEPER;
   }
   /* depth by depth, so that a node's slot exists before its steps are keyed on it */
@@ -215,13 +218,13 @@ static size_t trie_fill(const tok__model *m, tok__bt *bt, uint32_t *node)
         bt->trie[i] = (bt->trie[i] & ~(uint64_t)RANK_MASK) | r;
       } else {
         i = trie_add(bt, at | t[d + 1], &used);
-        if (len == d + 2) bt->trie[i] = (bt->trie[i] & ~(uint64_t)RANK_MASK) | r;
+        if (len == d + 2) bt->trie[i] = (bt->trie[i] & ~(TRIE_AT1 | RANK_MASK)) | r;
         else if ((bt->trie[i] & RANK_MASK) == RANK_MASK) {
           /* the step's rank: the token of d + 2 bytes if any (set by its own round), else
            * of d + 1 */
           uint32_t t1 = tok__token_lookup(m, t, d + 1);
           if (t1 != TOK__NONE && bt->rank_of[t1] != TOK__NONE)
-            bt->trie[i] = (bt->trie[i] & ~(uint64_t)RANK_MASK) | bt->rank_of[t1];
+            bt->trie[i] = (bt->trie[i] & ~(uint64_t)RANK_MASK) | TRIE_AT1 | bt->rank_of[t1];
         }
       }
       if (d > 2) bt->trie[node[r] - 65536] |= TRIE_KIDS;
@@ -428,12 +431,16 @@ static bool valid_pair(const tok__bt *bt, uint32_t r1, uint32_t r2)
   }
 }
 
-/* The longest reachable token at p[0..n), n >= 1, as a rank: down the trie two bytes a
- * step until a step is missing, then one more byte for a token of odd length. */
-static uint32_t longest_match(const tok__bt *bt, tok_scratch *s, const uint8_t *p, size_t n)
+/* The longest reachable token at p[0..n), n >= 1, as a rank, and its length in *len:
+ * down the trie two bytes a step until a step is missing, then one more byte for a token
+ * of odd length. */
+static uint32_t longest_match(const tok__bt *bt, tok_scratch *s, const uint8_t *p, size_t n,
+                              uint32_t *len)
 {
+  *len = 1;
   if (n < 2) return bt->byte_rank[p[0]];
   uint32_t node = (uint32_t)p[0] << 8 | p[1], root = bt->root[node], best = root & RANK_MASK;
+  if (root & TRIE_TWO) *len = 2;
   if (!(root & TRIE_DEEPER)) return best;
   size_t i = 2;
   for (; i + 1 < n; i += 2) {
@@ -441,14 +448,14 @@ static uint32_t longest_match(const tok__bt *bt, tok_scratch *s, const uint8_t *
     uint32_t at = trie_find(bt, (uint64_t)node << 16 | (uint32_t)p[i] << 8 | p[i + 1]);
     if (at == UINT32_MAX) break;
     uint64_t e = bt->trie[at];
-    if ((e & RANK_MASK) != RANK_MASK) best = (uint32_t)e & RANK_MASK;
+    if ((e & RANK_MASK) != RANK_MASK) best = (uint32_t)e & RANK_MASK, *len = (uint32_t)i + (e & TRIE_AT1 ? 1 : 2);
     if (!(e & TRIE_KIDS)) return best;
     node = 65536 + at;
   }
   if (i < n) {
     s->stats.rank_lookups++;
     uint32_t at = trie_find(bt, TRIE_ODD | (uint64_t)node << 16 | (uint32_t)p[i] << 8);
-    if (at != UINT32_MAX) best = (uint32_t)bt->trie[at] & RANK_MASK;
+    if (at != UINT32_MAX) best = (uint32_t)bt->trie[at] & RANK_MASK, *len = (uint32_t)i + 1;
   }
   return best;
 }
@@ -494,24 +501,27 @@ size_t tok__bt_encode(const tok__model *m, const tok__bt *bt, tok_scratch *s, co
         if (len <= n - i && memcmp(p + i, m->bytes + m->off[id], len) == 0) return SIZE_MAX;
       }
     }
-  /* stack of ranks in part_id; dead[i]: no valid encoding of p[0..i) ends at i */
-  uint32_t *stack = s->part_id;
+  /* stack of ranks in part_id and their ends in part_next; dead[i]: no valid encoding of
+   * p[0..i) ends at i */
+  uint32_t *stack = s->part_id, *ends = s->part_next;
   uint8_t *dead = s->part_fixed;
   memset(dead, 0, n + 1);
   size_t k = 0, pos = 0;
-  uint32_t next = longest_match(bt, s, p, n);
+  uint32_t next_len, next = longest_match(bt, s, p, n, &next_len);
   while (next != TOK__NONE) {
-    uint32_t token = next, last = k ? stack[k - 1] : TOK__NONE;
+    uint32_t token = next, len = next_len, last = k ? stack[k - 1] : TOK__NONE;
     for (;;) {
-      size_t end = pos + bt->len[token];
+      size_t end = pos + len;
       if (!dead[end] && (last == TOK__NONE || valid_pair_memo(bt, last, token))) {
-        stack[k++] = token;
+        stack[k] = token;
+        ends[k++] = (uint32_t)end;
         pos = end;
-        next = pos < n ? longest_match(bt, s, p + pos, n - pos) : TOK__NONE;
+        next = pos < n ? longest_match(bt, s, p + pos, n - pos, &next_len) : TOK__NONE;
         break;
       }
       if (bt->prefix[token] != TOK__NONE) {
         token = bt->prefix[token];
+        len = bt->len[token];
         continue;
       }
       /* nothing fits here: take the previous token back (at the start, a single byte always
@@ -519,17 +529,16 @@ size_t tok__bt_encode(const tok__model *m, const tok__bt *bt, tok_scratch *s, co
       if (k == 0) return SIZE_MAX;
       dead[pos] = 1;
       k--;
-      pos -= bt->len[last];
+      pos = k ? ends[k - 1] : 0;
       next = last;
+      next_len = bt->len[last];
       break;
     }
     s->stats.merge_steps++;
   }
-  size_t at = 0;
   for (size_t i = 0; i < k; i++) {
     ids[i] = bt->id_of[stack[i]];
-    if (offsets) offsets[2 * i] = (uint32_t)at, offsets[2 * i + 1] = (uint32_t)(at + bt->len[stack[i]]);
-    at += bt->len[stack[i]];
+    if (offsets) offsets[2 * i] = i ? ends[i - 1] : 0, offsets[2 * i + 1] = ends[i];
   }
   return k;
 }

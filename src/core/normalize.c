@@ -12,6 +12,7 @@
  * ASCII text is left alone by every normalization form, so that common case costs one
  * scan. Nothing here allocates outside the scratch.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <utf8proc.h>
 
@@ -145,7 +146,7 @@ static const uint32_t COMPOSING_STARTERS[] = {
     0x11127, 0x1133e, 0x11357, 0x114b0, 0x114ba, 0x114bd, 0x115af, 0x11930,
 };
 
-bool tok__nf_stable(uint32_t c, tok__norm_kind kind)
+static bool nf_stable_slow(uint32_t c, tok__norm_kind kind)
 {
   if (c < 0x80) return true;
   bool compose = kind == TOK__NORM_NFC || kind == TOK__NORM_NFKC;
@@ -158,6 +159,34 @@ bool tok__nf_stable(uint32_t c, tok__norm_kind kind)
   for (size_t i = 0; i < sizeof COMPOSING_STARTERS / sizeof COMPOSING_STARTERS[0]; i++)
     if (c == COMPOSING_STARTERS[i]) return false;
   return true;
+}
+
+/* nf_stable_slow for the Basic Multilingual Plane, a bit per code point and form (8 KiB
+ * each), filled on first use of the form: the check runs once per character of every
+ * text of a model with a normalizer. */
+static uint64_t STABLE_BMP[4][65536 / 64];
+static pthread_once_t STABLE_ONCE[4] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT,
+                                        PTHREAD_ONCE_INIT};
+#define STABLE_FILL(k, kind)                                                                 \
+  static void stable_fill_##k(void)                                                          \
+  {                                                                                          \
+    for (uint32_t c = 0; c < 65536; c++)                                                     \
+      if (nf_stable_slow(c, kind)) STABLE_BMP[k][c >> 6] |= 1ull << (c & 63);                \
+  }
+STABLE_FILL(0, TOK__NORM_NFC)
+STABLE_FILL(1, TOK__NORM_NFD)
+STABLE_FILL(2, TOK__NORM_NFKC)
+STABLE_FILL(3, TOK__NORM_NFKD)
+
+bool tok__nf_stable(uint32_t c, tok__norm_kind kind)
+{
+  if (c < 0x80) return true;
+  int k = kind == TOK__NORM_NFC ? 0 : kind == TOK__NORM_NFD ? 1 : kind == TOK__NORM_NFKC ? 2
+        : kind == TOK__NORM_NFKD ? 3 : -1;
+  if (k < 0 || c >= 65536) return nf_stable_slow(c, kind);
+  static void (*const fill[4])(void) = {stable_fill_0, stable_fill_1, stable_fill_2, stable_fill_3};
+  pthread_once(&STABLE_ONCE[k], fill[k]);
+  return (STABLE_BMP[k][c >> 6] >> (c & 63)) & 1;
 }
 
 /* Normalizes without alignment: a stable character (tok__nf_stable) is a starter no
