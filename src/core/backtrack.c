@@ -161,6 +161,7 @@ static uint32_t own_split(const tok__model *m, const uint8_t *p, uint32_t n, uin
 #define TRIE_AT1 (1ull << 62) /* the slot's rank ends one byte into the step */
 #define TRIE_DEEPER (1u << 31)
 #define TRIE_TWO (1u << 30)     /* root: the rank is of the two bytes, not the first */
+
 #define TRIE_MAX_SLOTS (1u << 22) /* node ids below 2^23: keys fit 40 bits */
 
 static inline uint32_t trie_home(uint64_t key, uint32_t mask)
@@ -249,7 +250,7 @@ static bool trie_build(const tok__model *m, tok__bt *bt)
     while (cap < 2 * n_keys) cap *= 2; /* at most half full (measured: 58% full is 5-7% slower) */
     if (pass == 1 && cap == bt->trie_mask + 1) break; /* already the right size */
     free(bt->trie);
-    if (cap > TRIE_MAX_SLOTS || !(bt->trie = calloc(cap, sizeof *bt->trie))) {
+    if (cap > TRIE_MAX_SLOTS || !(bt->trie = tok__table_calloc(cap, sizeof *bt->trie))) {
       free(node);
       return false;
     }
@@ -281,7 +282,7 @@ static tok__bt *bt_build(const tok__model *m)
       !(bt->right = malloc((size_t)n_ranks * sizeof *bt->right)) ||
       !(bt->prefix = malloc((size_t)n_ranks * sizeof *bt->prefix)) ||
       !(bt->root = malloc(65536 * sizeof *bt->root)) ||
-      !(bt->memo = calloc((size_t)1 << MEMO_BITS, sizeof *bt->memo)))
+      !(bt->memo = tok__table_calloc((size_t)1 << MEMO_BITS, sizeof *bt->memo)))
     goto fail;
   bt->n_ranks = n_ranks;
   for (uint32_t r = 0; r < n_ranks; r++) bt->id_of[r] = TOK__NONE, bt->prefix[r] = TOK__NONE;
@@ -321,7 +322,7 @@ static tok__bt *bt_build(const tok__model *m)
   uint32_t cap = 1024; /* at most 2/3 full */
   while (cap < n_pairs + n_pairs / 2 + 2) cap *= 2;
   bt->pair_mask = cap - 1;
-  if (!(bt->pairs = calloc(cap, sizeof *bt->pairs))) goto fail;
+  if (!(bt->pairs = tok__table_calloc(cap, sizeof *bt->pairs))) goto fail;
   /* A split must join tokens of lower rank. A token whose split does not (an "outlier":
    * its merge is listed before the merge that makes one of its parts) is left out, with
    * every token built on it; those all contain the outlier's bytes, so a piece that does

@@ -371,16 +371,13 @@ static tok_err encode_word(const tok__model *m, tok_scratch *s, const uint8_t *p
                            size_t piece_len, uint32_t *ids, uint32_t *offsets, size_t *n_out,
                            tok_error *err)
 {
-  if (piece_len <= m->max_len) {
-    uint32_t id = piece_len == 1 && m->byte_level ? m->byte_id[piece[0]]
-                                                  : tok__token_lookup(m, piece, piece_len);
-    if (id != TOK__NONE && (!m->whole_ok || tok__bit(m->whole_ok, id))) {
-      s->stats.direct_hits++;
-      ids[0] = id;
-      if (offsets) offsets[0] = 0, offsets[1] = (uint32_t)piece_len;
-      *n_out = 1;
-      return TOK_OK;
-    }
+  uint32_t id = tok__bpe_whole(m, piece, piece_len);
+  if (id != TOK__NONE) {
+    s->stats.direct_hits++;
+    ids[0] = id;
+    if (offsets) offsets[0] = 0, offsets[1] = (uint32_t)piece_len;
+    *n_out = 1;
+    return TOK_OK;
   }
   return merge_piece(m, s, piece, piece_len, MERGE_AUTO, ids, offsets, n_out, err);
 }
@@ -423,6 +420,15 @@ tok_err tok__bpe_encode_piece(const tok__model *m, tok_scratch *s, const uint8_t
   }
   *n_out = total;
   return TOK_OK;
+}
+
+tok_err tok__bpe_encode_rest(const tok__model *m, tok_scratch *s, const uint8_t *piece,
+                             size_t piece_len, uint32_t *ids, uint32_t *offsets, size_t *n_out,
+                             tok_error *err)
+{
+  if (m->split_words && piece_len > 32)
+    return tok__bpe_encode_piece(m, s, piece, piece_len, ids, offsets, n_out, err);
+  return merge_piece(m, s, piece, piece_len, MERGE_AUTO, ids, offsets, n_out, err);
 }
 
 tok_err tok__bpe_merge_only(const tok__model *m, tok_scratch *s, const uint8_t *piece,

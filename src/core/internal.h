@@ -413,6 +413,18 @@ tok_err tok__text_reserve(tok__text_buf *t, size_t len, bool align);
 tok_err tok__bpe_encode_piece(const tok__model *m, tok_scratch *s, const uint8_t *piece,
                               size_t piece_len, uint32_t *ids, uint32_t *offsets,
                               size_t *n_out, tok_error *err);
+/* The id of a piece that is one token and encodes to it (most pieces), else TOK__NONE. */
+static inline uint32_t tok__bpe_whole(const tok__model *m, const uint8_t *piece, size_t piece_len)
+{
+  if (piece_len > m->max_len) return TOK__NONE;
+  uint32_t id = piece_len == 1 && m->byte_level ? m->byte_id[piece[0]]
+                                                : tok__token_lookup(m, piece, piece_len);
+  return id != TOK__NONE && (!m->whole_ok || tok__bit(m->whole_ok, id)) ? id : TOK__NONE;
+}
+/* tok__bpe_encode_piece for a piece that tok__bpe_whole has already turned down. */
+tok_err tok__bpe_encode_rest(const tok__model *m, tok_scratch *s, const uint8_t *piece,
+                             size_t piece_len, uint32_t *ids, uint32_t *offsets, size_t *n_out,
+                             tok_error *err);
 /* backtrack.c: the backtracking encoder for long pieces of byte-level models. tok__bt_get
  * gives its tables when they are built, building them first when `build` is set (NULL: not
  * built, or the model does not allow it; use the scan or heap merger);
@@ -464,6 +476,9 @@ typedef tok_err (*tok__piece_fn)(void *ctx, const uint8_t *piece, size_t len,
 tok_err tok__pretokenize(const tok__pretokenizer *p, tok_scratch *s, const uint8_t *text,
                          size_t len, const uint32_t *align, uint32_t base, bool want_align,
                          tok__piece_fn emit, void *ctx, tok_error *err);
+/* The scanner kind whose pieces (tok__scan_batch) are exactly this pre-tokenizer's, or
+ * TOK__SCAN_NONE: then tok__pretokenize. */
+tok__scan_kind tok__pretok_direct(const tok__pretokenizer *p, const tok_scratch *s);
 
 /* decode.c */
 tok_err tok__decode(const tok_encoding *enc, tok_scratch *s, const uint32_t *ids, size_t n,

@@ -13,12 +13,30 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 /* Average keys per bucket. Larger means fewer pilots (less memory) but longer searches. */
 #define KEYS_PER_BUCKET 2
 /* Load factor before minimalization, in percent. */
 #define LOAD_PERCENT 99
 #define MAX_SEEDS 16
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+void *tok__table_calloc(size_t count, size_t size)
+{
+  if (count && size > SIZE_MAX / count) return NULL;
+  size_t bytes = count * size;
+  if (bytes < HUGE_PAGE / 2) return calloc(count, size);
+  size_t rounded = (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+  void *p = aligned_alloc(HUGE_PAGE, rounded);
+  if (!p) return NULL;
+#ifdef MADV_HUGEPAGE
+  (void)madvise(p, rounded, MADV_HUGEPAGE); /* advice: without it, ordinary pages */
+#endif
+  memset(p, 0, rounded);
+  return p;
+}
 
 void tok__phash_free(tok__phash *ph)
 {
@@ -103,7 +121,7 @@ int tok__phash_build(tok__phash *ph, const tok__phash_key *keys, uint32_t n)
   t.m = n == 0 ? 0 : (uint32_t)(((uint64_t)n * 100 + LOAD_PERCENT - 1) / LOAD_PERCENT);
   t.n_buckets = n / KEYS_PER_BUCKET + 1;
   t.pilot = calloc(t.n_buckets, sizeof *t.pilot);
-  t.slot = calloc(n + 1, sizeof *t.slot);
+  t.slot = tok__table_calloc(n + 1, sizeof *t.slot);
   t.remap = calloc(t.m - n + 1, sizeof *t.remap);
   b.hash = malloc((n + 1) * sizeof *b.hash);
   b.order = malloc((n + 1) * sizeof *b.order);

@@ -353,10 +353,11 @@ static tok_err run_level(pre_run *r, size_t level, const piece *in)
 
 /* The scanner when the whole pre-tokenizer is one gapless scanned pattern whose matches
  * are the pieces (tiktoken's, or a Split that isolates them), followed at most by
- * ByteLevel steps that change nothing (no regex, no prefix space): the common case, run
- * without the per-piece levels and grouping. */
-static tok__scan_kind direct_scan(const tok__pretokenizer *p)
+ * ByteLevel steps that change nothing (no regex, no prefix space): the common case, which
+ * the encoder runs as tok__scan_batch, without the per-piece levels and grouping. */
+tok__scan_kind tok__pretok_direct(const tok__pretokenizer *p, const tok_scratch *s)
 {
+  if (!p->n_steps || s->regex_only) return TOK__SCAN_NONE;
   const tok__pre_step *st = &p->steps[0];
   if (!TOK__SCAN_GAPLESS(st->scan) ||
       !(st->kind == TOK__PRE_TIKTOKEN ||
@@ -373,16 +374,6 @@ tok_err tok__pretokenize(const tok__pretokenizer *p, tok_scratch *s, const uint8
                          tok__piece_fn emit, void *ctx, tok_error *err)
 {
   if (len == 0) return TOK_OK;
-  tok__scan_kind kind = p->n_steps && !s->regex_only ? direct_scan(p) : TOK__SCAN_NONE;
-  if (kind != TOK__SCAN_NONE) {
-    tok_err rc;
-    for (size_t a = 0, b; a < len; a = b) {
-      b = tok__scan_next(kind, text, len, a);
-      s->stats.pieces++;
-      if ((rc = emit(ctx, text + a, b - a, align ? align + 2 * a : NULL, base + (uint32_t)a)) != TOK_OK) return rc;
-    }
-    return TOK_OK;
-  }
   pre_run r = {p, s, emit, ctx, err, want_align};
   piece in = {text, len, align, base};
   return run_level(&r, 0, &in);

@@ -285,6 +285,25 @@ size_t tok__scan_next(tok__scan_kind kind, const uint8_t *s, size_t len, size_t 
   }
 }
 
+size_t tok__scan_batch(tok__scan_kind kind, const uint8_t *s, size_t len, size_t pos, size_t *ends,
+                       size_t max)
+{
+  size_t k = 0;
+  /* the switch outside the loop, so each scanner is inlined in its own loop */
+#define BATCH(call)                                                                            \
+  for (; k < max && pos < len; k++) ends[k] = pos = (call);                                    \
+  break
+  switch (kind) {
+  case TOK__SCAN_GPT2: BATCH(scan_gpt2(s, len, pos));
+  case TOK__SCAN_CL100K: BATCH(scan_cl100k(s, len, pos, 3));
+  case TOK__SCAN_QWEN: BATCH(scan_cl100k(s, len, pos, 1));
+  case TOK__SCAN_O200K: BATCH(scan_o200k(s, len, pos));
+  default: break;
+  }
+#undef BATCH
+  return k;
+}
+
 static const struct {
   tok__scan_kind kind;
   const char *pattern;

@@ -75,6 +75,10 @@ const char *tok__scan_pattern(tok__scan_kind kind);
 /* A gapless kind: where the match that starts at pos (< len) ends, in the valid UTF-8
  * s[0..len). */
 size_t tok__scan_next(tok__scan_kind kind, const uint8_t *s, size_t len, size_t pos);
+/* Up to max pieces of a gapless kind from pos, as their ends in ends[]; returns how many
+ * (0 at the end of the text). */
+size_t tok__scan_batch(tok__scan_kind kind, const uint8_t *s, size_t len, size_t pos, size_t *ends,
+                       size_t max);
 
 /* Any kind: the first match at or after pos, [*a, *b); false when there is none. */
 bool tok__scan_find(tok__scan_kind kind, const uint8_t *s, size_t len, size_t pos, size_t *a, size_t *b);
