@@ -49,12 +49,62 @@ START_TEST(test_stable_characters)
 }
 END_TEST
 
+/* Protects: the normalizer's shortcuts (ASCII skipped eight bytes at a time, stable runs
+ * copied, only the stretches around other characters given to utf8proc, unchanged text
+ * handed back as it is) give what utf8proc gives for the whole text, in all four forms,
+ * on text that mixes long ASCII runs with characters that compose with what precedes
+ * them at every offset. */
+START_TEST(test_forms_match_utf8proc)
+{
+  static const tok__norm_kind kinds[] = {TOK__NORM_NFC, TOK__NORM_NFD, TOK__NORM_NFKC, TOK__NORM_NFKD};
+  static const utf8proc_option_t opts[] = {
+      UTF8PROC_STABLE | UTF8PROC_COMPOSE, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE,
+      UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT,
+      UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT};
+  /* ASCII, combining marks, precomposed letters, a composing starter (U+0BBE after
+   * U+0BC6), Hangul jamo and syllables, a compatibility character, Cyrillic, CJK */
+  static const char *const units[] = {"a", "e", " ", "\n", "x", "\xcc\x81", "\xcc\xa3", "\xc3\xa9",
+                                      "\xe0\xaf\x86", "\xe0\xae\xbe", "\xe1\x84\x80", "\xe1\x85\xa1",
+                                      "\xea\xb0\x80", "\xef\xac\x81", "\xd0\xb9", "\xe4\xb8\xad"};
+  uint64_t seed = 0x9E3779B97F4A7C15ull;
+  char text[512];
+  for (int round = 0; round < 4000; round++) {
+    size_t len = 0;
+    while (len < 300) {
+      seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+      unsigned r = (unsigned)(seed >> 33);
+      /* mostly ASCII runs of 0-40 bytes, then one other unit */
+      for (unsigned k = r % 41; k > 0 && len < 300; k--) text[len++] = (char)('a' + (r >> 8) % 26);
+      const char *u = units[(r >> 16) % (sizeof units / sizeof units[0])];
+      memcpy(text + len, u, strlen(u));
+      len += strlen(u);
+    }
+    text[len] = '\0';
+    int k = round % 4;
+    tok__norm_step step = {.kind = kinds[k]};
+    tok__normalizer n = {&step, 1};
+    char *got;
+    size_t got_len;
+    tok_error err;
+    ck_assert_int_eq(tok__normalize_alloc(&n, text, len, &got, &got_len, &err), TOK_OK);
+    uint8_t *want;
+    utf8proc_ssize_t want_len = utf8proc_map((const uint8_t *)text, (utf8proc_ssize_t)len, &want, opts[k]);
+    ck_assert_int_ge(want_len, 0);
+    ck_assert_msg((size_t)want_len == got_len && memcmp(want, got, got_len) == 0,
+                  "form %d differs from utf8proc on round %d", k, round);
+    free(want);
+    free(got);
+  }
+}
+END_TEST
+
 Suite *normalize_suite(void)
 {
   Suite *s = suite_create("normalize");
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_stable_characters);
+  tcase_add_test(tc, test_forms_match_utf8proc);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -355,6 +355,7 @@ static tok_err encode_segment(encode_state *st, const uint8_t *text, size_t from
   tok_err rc = tok__normalize(&enc->normalizer, st->s, text + from, to - from, (uint32_t)from,
                               align, &norm, st->err);
   if (rc != TOK_OK) return rc;
+  if (!norm) return encode_stretch(st, text + from, to - from, NULL, (uint32_t)from); /* unchanged */
   /* the pre-tokenizer's rewriting steps use other buffers, so norm stays valid */
   return encode_stretch(st, norm->s, norm->len, align ? norm->align : NULL, (uint32_t)from);
 }

@@ -456,8 +456,9 @@ tok_err tok__bpe_encode_piece_heap(const tok__model *m, tok_scratch *s, const ui
 size_t tok__split_point(const tok_encoding *enc, const uint8_t *t, size_t len, size_t from,
                         size_t to);
 
-/* normalize.c: normalizes in[0..len) into out (with alignment when align_in is not NULL or
- * want_align: out->align gives each output byte's original range). */
+/* normalize.c: normalizes in[0..len) into *out (with alignment when want_align: align gives
+ * each output byte's original range); *out NULL when no step changed anything (ASCII text
+ * and NFC, for one): the input is its own normalized form. */
 tok_err tok__normalize(const tok__normalizer *n, tok_scratch *s, const uint8_t *in, size_t len,
                        uint32_t base, bool want_align, tok__text_buf **out, tok_error *err);
 /* True when no normalization of that kind changes c and nothing before c composes with

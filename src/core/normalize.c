@@ -200,6 +200,13 @@ static tok_err form_fast(tok_scratch *s, tok__norm_kind kind, const span *in, to
   size_t copied = 0, seg = 0;
   bool dirty = false;
   for (size_t i = 0; i <= in->len;) {
+    if (!dirty && i + 8 < in->len && (tok__load64(in->s + i) & 0x8080808080808080ull) == 0) {
+      /* ASCII is stable: skip it eight bytes at a time; the last byte skipped is where a
+       * segment would start */
+      do i += 8;
+      while (i + 8 < in->len && (tok__load64(in->s + i) & 0x8080808080808080ull) == 0);
+      seg = i - 1;
+    }
     size_t next = i;
     bool stable = i == in->len || in->s[i] < 0x80 ||
                   tok__nf_stable(tok__utf8_next(in->s, in->len, &next), kind);
@@ -382,15 +389,6 @@ tok_err tok__normalize(const tok__normalizer *n, tok_scratch *s, const uint8_t *
     result = o_buf;
     which ^= 1;
   }
-  if (!result) {
-    /* nothing changed: hand back a copy of the input (the caller works on one kind) */
-    tok__text_buf *o_buf = &s->norm[which];
-    if (tok__text_reserve(o_buf, len + 1, want_align) != TOK_OK) return tok__nomem(err);
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) put(o_buf, &o, in + i, 1, want_align, base + (uint32_t)i, base + (uint32_t)i + 1);
-    o_buf->len = o;
-    result = o_buf;
-  }
   *out = result;
   return TOK_OK;
 }
@@ -403,14 +401,16 @@ tok_err tok__normalize_alloc(const tok__normalizer *n, const char *in, size_t le
   tok__text_buf *r;
   tok_err rc = tok__normalize(n, s, (const uint8_t *)in, len, 0, false, &r, err);
   if (rc == TOK_OK) {
-    char *copy = malloc(r->len + 1);
+    const uint8_t *text = r ? r->s : (const uint8_t *)in;
+    size_t text_len = r ? r->len : len;
+    char *copy = malloc(text_len + 1);
     if (!copy) {
       rc = tok__nomem(err);
     } else {
-      memcpy(copy, r->s, r->len);
-      copy[r->len] = '\0';
+      memcpy(copy, text, text_len);
+      copy[text_len] = '\0';
       *out = copy;
-      *out_len = r->len;
+      *out_len = text_len;
     }
   }
   tok_scratch_free(s);
