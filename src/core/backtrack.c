@@ -54,6 +54,10 @@ struct tok__bt {
   uint32_t n_outliers;
   uint8_t *outlier_at;               /* 65,536 (when there are outliers): by two bytes, the
                                         index + 1 of the first outlier starting with them */
+  /* filters in front of it, 65,536 bits each, so that a position of a piece costs a bit
+   * test or two: by a hash of the first four bytes of the outliers of four bytes or more,
+   * by the first two of the shorter ones (NULL when there are none) */
+  uint64_t *outlier_bits4, *outlier_bits2;
   /* valid_pair's memo, shared by the threads (see valid_pair_memo) */
   _Atomic uint32_t *memo;
   uint32_t n_ranks;
@@ -108,8 +112,14 @@ void tok__bt_free(tok__bt *bt)
   if (!bt) return;
   free(bt->id_of), free(bt->rank_of), free(bt->len), free(bt->left), free(bt->right);
   free(bt->prefix), free(bt->root), free(bt->trie), free(bt->pairs), free(bt->outlier_at);
+  free(bt->outlier_bits4), free(bt->outlier_bits2);
   free((void *)bt->memo);
   free(bt);
+}
+
+static inline uint32_t outlier_hash4(const uint8_t *p)
+{
+  return ((uint32_t)tok__load32(p) * 0x9E3779B1u) >> 16;
 }
 
 /* An outlier's first two bytes (outliers are merged tokens: two bytes at least). */
@@ -379,7 +389,18 @@ static tok__bt *bt_build(const tok__model *m)
         bt->outlier[j] = bt->outlier[j - 1];
         bt->outlier[j - 1] = t;
       }
-    if (!(bt->outlier_at = calloc(65536, 1))) goto fail;
+    if (!(bt->outlier_at = calloc(65536, 1)) || !(bt->outlier_bits4 = calloc(65536 / 64, sizeof(uint64_t))))
+      goto fail;
+    for (uint32_t i = 0; i < bt->n_outliers; i++) {
+      uint32_t id = bt->outlier[i], len = m->off[id + 1] - m->off[id];
+      const uint8_t *t = m->bytes + m->off[id];
+      if (len >= 4) {
+        tok__bit_set(bt->outlier_bits4, outlier_hash4(t));
+        continue;
+      }
+      if (!bt->outlier_bits2 && !(bt->outlier_bits2 = calloc(65536 / 64, sizeof(uint64_t)))) goto fail;
+      tok__bit_set(bt->outlier_bits2, outlier_key(m, id));
+    }
     for (uint32_t i = bt->n_outliers; i-- > 0;) bt->outlier_at[outlier_key(m, bt->outlier[i])] = (uint8_t)(i + 1);
   }
   free(starts), free(ids), free(split_at);
@@ -497,6 +518,9 @@ size_t tok__bt_encode(const tok__model *m, const tok__bt *bt, tok_scratch *s, co
   if (bt->n_outliers)
     for (size_t i = 0; i + 1 < n; i++) {
       uint32_t key = (uint32_t)p[i] << 8 | p[i + 1];
+      if (!(i + 4 <= n && tok__bit(bt->outlier_bits4, outlier_hash4(p + i))) &&
+          !(bt->outlier_bits2 && tok__bit(bt->outlier_bits2, key)))
+        continue;
       for (uint32_t k = bt->outlier_at[key]; k && k <= bt->n_outliers && outlier_key(m, bt->outlier[k - 1]) == key; k++) {
         uint32_t id = bt->outlier[k - 1], len = m->off[id + 1] - m->off[id];
         if (len <= n - i && memcmp(p + i, m->bytes + m->off[id], len) == 0) return SIZE_MAX;
