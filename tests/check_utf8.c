@@ -35,6 +35,59 @@ START_TEST(test_validate)
 }
 END_TEST
 
+/* Where the first ill-formed sequence starts (len: none), straight from Unicode's Table
+ * 3-7: an oracle written apart from the validator. */
+static size_t table37_bad(const uint8_t *s, size_t len)
+{
+  for (size_t i = 0; i < len;) {
+    uint8_t c = s[i], lo = 0x80, hi = 0xBF;
+    size_t n;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) n = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4) n = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else return i;
+    if (i + n > len || s[i + 1] < lo || s[i + 1] > hi) return i;
+    for (size_t k = 2; k < n; k++)
+      if ((s[i + k] & 0xC0) != 0x80) return i;
+    i += n;
+  }
+  return len;
+}
+
+/* Protects: the validator's inline paths for common lead bytes agree with Table 3-7 on
+ * random strings made of every kind of lead, continuation and boundary byte (validity and
+ * the offset), and a string is valid exactly when the lossy repair leaves it unchanged. */
+START_TEST(test_validate_random)
+{
+  static const uint8_t bytes[] = {'a',  ' ',  0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0,
+                                  0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0,
+                                  0xF1, 0xF3, 0xF4, 0xF5, 0xFF, 0xD0, 0xE4, 0xB8};
+  uint64_t seed = 12345;
+  char text[48];
+  for (int round = 0; round < 200000; round++) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    size_t len = (size_t)(seed >> 59) + (seed >> 58 & 1) * 16; /* 0-47 */
+    for (size_t i = 0; i < len; i++) {
+      seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+      text[i] = (char)bytes[(seed >> 33) % sizeof bytes];
+    }
+    tok_buf out = {0};
+    ck_assert_int_eq(tok_utf8_append_lossy(&out, text, len), TOK_OK);
+    bool same = out.len == len && (len == 0 || memcmp(out.data, text, len) == 0);
+    size_t want = table37_bad((const uint8_t *)text, len), bad = 999;
+    bool ok = tok_utf8_valid(text, len, &bad);
+    ck_assert_msg(ok == (want == len), "round %d: valid %d, Table 3-7 %d", round, ok, want == len);
+    ck_assert_msg(ok == same, "round %d: valid %d, repair unchanged %d", round, ok, same);
+    if (!ok) ck_assert_msg(bad == want, "round %d: bad at %zu, Table 3-7 at %zu", round, bad, want);
+    tok_buf_free(&out);
+  }
+}
+END_TEST
+
 static char *lossy(const char *s, size_t len)
 {
   tok_buf out = {0};
@@ -101,6 +154,7 @@ Suite *utf8_suite(void)
   Suite *s = suite_create("utf8");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, test_validate);
+  tcase_add_test(tc, test_validate_random);
   tcase_add_test(tc, test_lossy);
   tcase_add_test(tc, test_complete_len);
   tcase_add_test(tc, test_buf_limit);

@@ -61,8 +61,21 @@ bool tok_utf8_valid(const char *text, size_t len, size_t *bad_pos)
       i += 8;
     }
     if (i >= len) break;
-    if (s[i] < 0x80) {
+    uint8_t c = s[i];
+    if (c < 0x80) {
       i++;
+      continue;
+    }
+    /* the common two- and three-byte forms (Cyrillic, Greek, ...; CJK, ...) inline: any
+     * lead C2-DF with a continuation byte; E1-EC or EE-EF with two (E0, ED need range
+     * checks on the second byte: seq_len) */
+    if (c >= 0xC2 && c <= 0xDF && i + 1 < len && (s[i + 1] & 0xC0) == 0x80) {
+      i += 2;
+      continue;
+    }
+    if (c >= 0xE1 && c <= 0xEF && c != 0xED && i + 2 < len && (s[i + 1] & 0xC0) == 0x80 &&
+        (s[i + 2] & 0xC0) == 0x80) {
+      i += 3;
       continue;
     }
     size_t bad;
