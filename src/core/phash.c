@@ -22,26 +22,43 @@
 #define MAX_SEEDS 16
 
 #define HUGE_PAGE ((size_t)2 << 20)
+#define TABLE_HEAD 64 /* room for the mapping's start and length before the table */
 
 void *tok__table_calloc(size_t count, size_t size)
 {
   if (count && size > SIZE_MAX / count) return NULL;
   size_t bytes = count * size;
-  if (bytes < HUGE_PAGE / 2) return calloc(count, size);
-  size_t rounded = (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-  void *p = aligned_alloc(HUGE_PAGE, rounded);
-  if (!p) return NULL;
+  bool huge = bytes >= HUGE_PAGE / 2;
+  if (bytes > SIZE_MAX - 2 * HUGE_PAGE) return NULL;
+  /* fresh anonymous memory: zero, and resident only where written (a memo fills slowly) */
+  size_t len = bytes + TABLE_HEAD + (huge ? HUGE_PAGE : 0);
+  uint8_t *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) return NULL;
+  uint8_t *p = base + TABLE_HEAD;
+  if (huge) {
+    p = (uint8_t *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
 #ifdef MADV_HUGEPAGE
-  (void)madvise(p, rounded, MADV_HUGEPAGE); /* advice: without it, ordinary pages */
+    (void)madvise(p, (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1), MADV_HUGEPAGE); /* advice only */
 #endif
-  memset(p, 0, rounded);
+  }
+  size_t head[2] = {(size_t)(p - base), len};
+  memcpy(p - sizeof head, head, sizeof head);
   return p;
+}
+
+void tok__table_free(void *table)
+{
+  if (!table) return;
+  uint8_t *p = table;
+  size_t head[2];
+  memcpy(head, p - sizeof head, sizeof head);
+  munmap(p - head[0], head[1]);
 }
 
 void tok__phash_free(tok__phash *ph)
 {
   free(ph->pilot);
-  free(ph->slot);
+  tok__table_free(ph->slot);
   free(ph->remap);
   memset(ph, 0, sizeof *ph);
 }

@@ -49,11 +49,12 @@ typedef struct tok__phash_key {
 int tok__phash_build(tok__phash *ph, const tok__phash_key *keys, uint32_t n);
 void tok__phash_free(tok__phash *ph);
 
-/* calloc for the large read-mostly tables of the encoder: from 1 MiB up, aligned to 2 MiB
- * and advised to the kernel as huge pages (MADV_HUGEPAGE: transparent huge pages in
- * "madvise" mode, as Debian ships), so that random lookups in them do not also miss the
- * TLB. Freed with free(). */
+/* Zeroed memory for the large tables of the encoder, mapped apart (resident only where
+ * written) and, from 1 MiB up, aligned to 2 MiB and advised to the kernel as huge pages
+ * (MADV_HUGEPAGE: transparent huge pages in "madvise" mode, as Debian ships), so that
+ * random lookups in them do not also miss the TLB. Freed with tok__table_free. */
 void *tok__table_calloc(size_t count, size_t size);
+void tok__table_free(void *table);
 
 static inline uint64_t tok__load64(const uint8_t *p)
 {
