@@ -58,6 +58,8 @@ struct tok__bt {
    * test or two: by a hash of the first four bytes of the outliers of four bytes or more,
    * by the first two of the shorter ones (NULL when there are none) */
   uint64_t *outlier_bits4, *outlier_bits2;
+  uint64_t outlier_first[4]; /* the bytes outliers start with (none starts with most bytes, a
+                                continuation byte, for one): one test skips a position */
   /* valid_pair's memo, shared by the threads (see valid_pair_memo) */
   _Atomic uint32_t *memo;
   uint32_t n_ranks;
@@ -396,6 +398,7 @@ static tok__bt *bt_build(const tok__model *m)
     for (uint32_t i = 0; i < bt->n_outliers; i++) {
       uint32_t id = bt->outlier[i], len = m->off[id + 1] - m->off[id];
       const uint8_t *t = m->bytes + m->off[id];
+      tok__bit_set(bt->outlier_first, t[0]);
       if (len >= 4) {
         tok__bit_set(bt->outlier_bits4, outlier_hash4(t));
         continue;
@@ -519,6 +522,7 @@ size_t tok__bt_encode(const tok__model *m, const tok__bt *bt, tok_scratch *s, co
 {
   if (bt->n_outliers)
     for (size_t i = 0; i + 1 < n; i++) {
+      if (!tok__bit(bt->outlier_first, p[i])) continue;
       uint32_t key = (uint32_t)p[i] << 8 | p[i + 1];
       if (!(i + 4 <= n && tok__bit(bt->outlier_bits4, outlier_hash4(p + i))) &&
           !(bt->outlier_bits2 && tok__bit(bt->outlier_bits2, key)))

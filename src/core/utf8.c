@@ -60,32 +60,34 @@ bool tok_utf8_valid(const char *text, size_t len, size_t *bad_pos)
       if (w & 0x8080808080808080ull) break;
       i += 8;
     }
-    if (i >= len) break;
-    uint8_t c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
+    /* then a character at a time, until an ASCII byte sends it back to the runs */
+    while (i < len) {
+      uint8_t c = s[i];
+      if (c < 0x80) {
+        i++;
+        break;
+      }
+      /* the common two- and three-byte forms (Cyrillic, Greek, ...; CJK, ...) inline: any
+       * lead C2-DF with a continuation byte; E1-EC or EE-EF with two (E0, ED need range
+       * checks on the second byte: seq_len) */
+      if (c >= 0xC2 && c <= 0xDF && i + 1 < len && (s[i + 1] & 0xC0) == 0x80) {
+        i += 2;
+        continue;
+      }
+      if (c >= 0xE1 && c <= 0xEF && c != 0xED && i + 2 < len && (s[i + 1] & 0xC0) == 0x80 &&
+          (s[i + 2] & 0xC0) == 0x80) {
+        i += 3;
+        continue;
+      }
+      size_t bad;
+      int truncated;
+      size_t n = seq_len(s + i, len - i, &bad, &truncated);
+      if (n == 0) {
+        if (bad_pos) *bad_pos = i;
+        return false;
+      }
+      i += n;
     }
-    /* the common two- and three-byte forms (Cyrillic, Greek, ...; CJK, ...) inline: any
-     * lead C2-DF with a continuation byte; E1-EC or EE-EF with two (E0, ED need range
-     * checks on the second byte: seq_len) */
-    if (c >= 0xC2 && c <= 0xDF && i + 1 < len && (s[i + 1] & 0xC0) == 0x80) {
-      i += 2;
-      continue;
-    }
-    if (c >= 0xE1 && c <= 0xEF && c != 0xED && i + 2 < len && (s[i + 1] & 0xC0) == 0x80 &&
-        (s[i + 2] & 0xC0) == 0x80) {
-      i += 3;
-      continue;
-    }
-    size_t bad;
-    int truncated;
-    size_t n = seq_len(s + i, len - i, &bad, &truncated);
-    if (n == 0) {
-      if (bad_pos) *bad_pos = i;
-      return false;
-    }
-    i += n;
   }
   return true;
 }
