@@ -282,11 +282,11 @@ static tok__bt *bt_build(const tok__model *m)
   if (!m->byte_level || m->id_end == 0) return NULL;
   for (int c = 0; c < 256; c++)
     if (m->byte_id[c] == TOK__NONE) return NULL;
-  tok__bt *bt = calloc(1, sizeof *bt);
   uint32_t n_ids = m->id_end;
   /* ranks: single bytes first (0..255), then merged tokens by the priority of their split */
   uint32_t n_ranks = m->by_list ? 256 + m->n_merges : n_ids;
   if (n_ranks >= RANK_MASK) return NULL;
+  tok__bt *bt = calloc(1, sizeof *bt);
   uint32_t *starts = malloc(((size_t)m->max_len + 1) * sizeof *starts);
   uint32_t *ids = malloc(((size_t)m->max_len + 1) * sizeof *ids);
   uint32_t *split_at = malloc((size_t)n_ids * sizeof *split_at);
