@@ -34,7 +34,7 @@
  * were 45% and 20% of the time on CJK and Cyrillic text with hash probes per candidate
  * length and a small per-thread memo.
  *
- * The tables take 50-150 ms to build for 100-200k tokens and 6-15 MB, so start-up does
+ * The tables take 50-200 ms to build for 100-200k tokens and 8-21 MB, so start-up does
  * not build them: tok_registry_warm does (the server calls it on a thread once it
  * listens), and so does the first piece of TOK__BT_BUILD_PIECE bytes or more (where the
  * heap merger would cost more than building). Until then pieces take the scan or the
