@@ -4,6 +4,13 @@
 #include "internal.h"
 #include "testutil.h"
 
+/* The four forms, and the utf8proc options that compute each on a whole text. */
+static const tok__norm_kind kinds[] = {TOK__NORM_NFC, TOK__NORM_NFD, TOK__NORM_NFKC, TOK__NORM_NFKD};
+static const utf8proc_option_t opts[] = {
+    UTF8PROC_STABLE | UTF8PROC_COMPOSE, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE,
+    UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT,
+    UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT};
+
 static size_t put(uint32_t c, uint8_t *out) { return (size_t)utf8proc_encode_char((utf8proc_int32_t)c, out); }
 
 /* Protects: the characters the fast path copies instead of normalizing are exactly safe:
@@ -11,11 +18,6 @@ static size_t put(uint32_t c, uint8_t *out) { return (size_t)utf8proc_encode_cha
  * utf8proc's data (which is what makes cutting the text before them exact). */
 START_TEST(test_stable_characters)
 {
-  static const tok__norm_kind kinds[] = {TOK__NORM_NFC, TOK__NORM_NFD, TOK__NORM_NFKC, TOK__NORM_NFKD};
-  static const utf8proc_option_t opts[] = {
-      UTF8PROC_STABLE | UTF8PROC_COMPOSE, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE,
-      UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT,
-      UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT};
   /* every second character of a canonical composition that NFC performs */
   static uint8_t is_second[0x110000 / 8];
   for (uint32_t p = 0; p < 0x110000; p++) {
@@ -56,11 +58,6 @@ END_TEST
  * them at every offset. */
 START_TEST(test_forms_match_utf8proc)
 {
-  static const tok__norm_kind kinds[] = {TOK__NORM_NFC, TOK__NORM_NFD, TOK__NORM_NFKC, TOK__NORM_NFKD};
-  static const utf8proc_option_t opts[] = {
-      UTF8PROC_STABLE | UTF8PROC_COMPOSE, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE,
-      UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT,
-      UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT};
   /* ASCII, combining marks, precomposed letters, a composing starter (U+0BBE after
    * U+0BC6), Hangul jamo and syllables, a compatibility character, Cyrillic, CJK */
   static const char *const units[] = {"a", "e", " ", "\n", "x", "\xcc\x81", "\xcc\xa3", "\xc3\xa9",

@@ -71,7 +71,7 @@ struct tok__bt {
   /* The reachable tokens as a trie walked two bytes per step (see longest_match):
    * root[b0 << 8 | b1] is the rank of the longest token among b0 and b0 b1, with
    * TRIE_DEEPER set when a longer token starts with b0 b1; the steps are in one open-
-   * addressing table, a word a slot (trie_slot). */
+   * addressing table, a word a slot (see "The trie" below). */
   uint32_t *root;
   uint64_t *trie;
   uint32_t trie_mask;
@@ -176,6 +176,7 @@ static uint32_t own_split(const tok__model *m, const uint8_t *p, uint32_t n, uin
 #define TRIE_TWO (1u << 30)     /* root: the rank is of the two bytes, not the first */
 
 #define TRIE_MAX_SLOTS (1u << 22) /* node ids below 2^23: keys fit 40 bits */
+#define TRIE_KEY(e) ((e) & ~(TRIE_AT1 | ((1ull << 22) - 1))) /* used bit and key of a slot */
 
 static inline uint32_t trie_home(uint64_t key, uint32_t mask)
 {
@@ -188,7 +189,7 @@ static inline uint32_t trie_find(const tok__bt *bt, uint64_t key)
   uint64_t want = TRIE_USED | key << 22;
   for (uint32_t i = trie_home(key, bt->trie_mask);; i = (i + 1) & bt->trie_mask) {
     uint64_t e = bt->trie[i];
-    if ((e & ~(TRIE_AT1 | ((1ull << 22) - 1))) == want) return i;
+    if (TRIE_KEY(e) == want) return i;
     if (e == 0) return UINT32_MAX;
   }
 }
@@ -199,7 +200,7 @@ static uint32_t trie_add(tok__bt *bt, uint64_t key, size_t *used)
   uint32_t i = trie_home(key, bt->trie_mask);
   uint64_t want = TRIE_USED | key << 22;
   for (; bt->trie[i]; i = (i + 1) & bt->trie_mask)
-    if ((bt->trie[i] & ~(TRIE_AT1 | ((1ull << 22) - 1))) == want) return i;
+    if (TRIE_KEY(bt->trie[i]) == want) return i;
   bt->trie[i] = want | RANK_MASK;
   ++*used;
   return i;
@@ -489,7 +490,7 @@ static uint32_t longest_match(const tok__bt *bt, tok_scratch *s, const uint8_t *
 
 /* valid_pair through a memo: adjacent pairs recur (a CJK text has a few thousand
  * characters, and a language's common pairs come back in every text). The memo belongs
- * to the model and is shared by all threads: 2^MEMO_BITS entries of 4 bytes (2 MiB),
+ * to the model and is shared by all threads: 2^MEMO_BITS entries of 4 bytes (1 MiB),
  * direct-mapped. The pair's 42-bit key goes through a bijective mixer; the entry's index
  * is the mixed key's high MEMO_BITS bits and the entry stores the other 42 - MEMO_BITS
  * bits as a tag, so index and tag name exactly one pair and a hit is never another

@@ -382,6 +382,9 @@ static tok_err encode_word(const tok__model *m, tok_scratch *s, const uint8_t *p
   return merge_piece(m, s, piece, piece_len, MERGE_AUTO, ids, offsets, n_out, err);
 }
 
+/* Is a piece encoded word by word (tok__model.split_words; short pieces are not worth it)? */
+static bool by_words(const tok__model *m, size_t piece_len) { return m->split_words && piece_len > 32; }
+
 /* Is p[i] the start of a word mark that no token joins to the character before it? */
 static bool word_start(const tok__model *m, const uint8_t *p, size_t i, size_t n)
 {
@@ -400,7 +403,7 @@ tok_err tok__bpe_encode_piece(const tok__model *m, tok_scratch *s, const uint8_t
                               size_t piece_len, uint32_t *ids, uint32_t *offsets,
                               size_t *n_out, tok_error *err)
 {
-  if (!m->split_words || piece_len <= 32)
+  if (!by_words(m, piece_len))
     return encode_word(m, s, piece, piece_len, ids, offsets, n_out, err);
   size_t total = 0, start = 0;
   for (size_t i = 1; i <= piece_len; i++) {
@@ -426,8 +429,7 @@ tok_err tok__bpe_encode_rest(const tok__model *m, tok_scratch *s, const uint8_t 
                              size_t piece_len, uint32_t *ids, uint32_t *offsets, size_t *n_out,
                              tok_error *err)
 {
-  if (m->split_words && piece_len > 32)
-    return tok__bpe_encode_piece(m, s, piece, piece_len, ids, offsets, n_out, err);
+  if (by_words(m, piece_len)) return tok__bpe_encode_piece(m, s, piece, piece_len, ids, offsets, n_out, err);
   return merge_piece(m, s, piece, piece_len, MERGE_AUTO, ids, offsets, n_out, err);
 }
 

@@ -162,30 +162,26 @@ static bool nf_stable_slow(uint32_t c, tok__norm_kind kind)
 }
 
 /* nf_stable_slow for the Basic Multilingual Plane, a bit per code point and form (8 KiB
- * each), filled on first use of the form: the check runs once per character of every
- * text of a model with a normalizer. */
+ * each), filled once on first use: the check runs once per character of every text of a
+ * model with a normalizer. */
+static const tok__norm_kind FORMS[4] = {TOK__NORM_NFC, TOK__NORM_NFD, TOK__NORM_NFKC, TOK__NORM_NFKD};
 static uint64_t STABLE_BMP[4][65536 / 64];
-static pthread_once_t STABLE_ONCE[4] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT,
-                                        PTHREAD_ONCE_INIT};
-#define STABLE_FILL(k, kind)                                                                 \
-  static void stable_fill_##k(void)                                                          \
-  {                                                                                          \
-    for (uint32_t c = 0; c < 65536; c++)                                                     \
-      if (nf_stable_slow(c, kind)) STABLE_BMP[k][c >> 6] |= 1ull << (c & 63);                \
-  }
-STABLE_FILL(0, TOK__NORM_NFC)
-STABLE_FILL(1, TOK__NORM_NFD)
-STABLE_FILL(2, TOK__NORM_NFKC)
-STABLE_FILL(3, TOK__NORM_NFKD)
+static pthread_once_t STABLE_ONCE = PTHREAD_ONCE_INIT;
+
+static void stable_fill(void)
+{
+  for (int k = 0; k < 4; k++)
+    for (uint32_t c = 0; c < 65536; c++)
+      if (nf_stable_slow(c, FORMS[k])) STABLE_BMP[k][c >> 6] |= 1ull << (c & 63);
+}
 
 bool tok__nf_stable(uint32_t c, tok__norm_kind kind)
 {
   if (c < 0x80) return true;
-  int k = kind == TOK__NORM_NFC ? 0 : kind == TOK__NORM_NFD ? 1 : kind == TOK__NORM_NFKC ? 2
-        : kind == TOK__NORM_NFKD ? 3 : -1;
-  if (k < 0 || c >= 65536) return nf_stable_slow(c, kind);
-  static void (*const fill[4])(void) = {stable_fill_0, stable_fill_1, stable_fill_2, stable_fill_3};
-  pthread_once(&STABLE_ONCE[k], fill[k]);
+  int k = 0;
+  while (k < 4 && FORMS[k] != kind) k++;
+  if (k == 4 || c >= 65536) return nf_stable_slow(c, kind);
+  pthread_once(&STABLE_ONCE, stable_fill);
   return (STABLE_BMP[k][c >> 6] >> (c & 63)) & 1;
 }
 
