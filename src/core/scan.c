@@ -23,13 +23,14 @@ static inline unsigned class_at(const uint8_t *s, size_t i, size_t *n)
   uint32_t b = s[i];
   if (b < 0x80) {
     *n = 1;
-    return tok__uc_ascii[b];
+    return tok__uc_low[b];
+  }
+  if (b < 0xE0) {
+    *n = 2;
+    return tok__uc_low[(b & 0x1F) << 6 | (s[i + 1] & 0x3F)];
   }
   uint32_t c;
-  if (b < 0xE0) {
-    c = (b & 0x1F) << 6 | (s[i + 1] & 0x3F);
-    *n = 2;
-  } else if (b < 0xF0) {
+  if (b < 0xF0) {
     c = (b & 0x0F) << 12 | (uint32_t)(s[i + 1] & 0x3F) << 6 | (s[i + 2] & 0x3F);
     *n = 3;
   } else {

@@ -47,7 +47,7 @@ enum {
   TOK__UC_S,     /* S* */
 };
 
-extern const uint8_t tok__uc_ascii[128];
+extern const uint8_t tok__uc_low[0x800];
 extern const uint16_t tok__uc_stage1[0x1100];
 extern const uint8_t tok__uc_stage2[];
 
