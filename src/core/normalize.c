@@ -175,14 +175,21 @@ static void stable_fill(void)
       if (nf_stable_slow(c, FORMS[k])) STABLE_BMP[k][c >> 6] |= 1ull << (c & 63);
 }
 
+/* The form's bitmap, filled; NULL for a kind that is not a form. */
+static const uint64_t *stable_bitmap(tok__norm_kind kind)
+{
+  int k = 0;
+  while (k < 4 && FORMS[k] != kind) k++;
+  if (k == 4) return NULL;
+  pthread_once(&STABLE_ONCE, stable_fill);
+  return STABLE_BMP[k];
+}
+
 bool tok__nf_stable(uint32_t c, tok__norm_kind kind)
 {
   if (c < 0x80) return true;
-  int k = 0;
-  while (k < 4 && FORMS[k] != kind) k++;
-  if (k == 4 || c >= 65536) return nf_stable_slow(c, kind);
-  pthread_once(&STABLE_ONCE, stable_fill);
-  return (STABLE_BMP[k][c >> 6] >> (c & 63)) & 1;
+  const uint64_t *bmp = c < 65536 ? stable_bitmap(kind) : NULL;
+  return bmp ? tok__bit(bmp, c) : nf_stable_slow(c, kind);
 }
 
 /* Normalizes without alignment: a stable character (tok__nf_stable) is a starter no
@@ -193,6 +200,7 @@ static tok_err form_fast(tok_scratch *s, tok__norm_kind kind, const span *in, to
                          size_t *o)
 {
   utf8proc_option_t opts = form_options(kind);
+  const uint64_t *bmp = stable_bitmap(kind);
   size_t copied = 0, seg = 0;
   bool dirty = false;
   for (size_t i = 0; i <= in->len;) {
@@ -203,10 +211,19 @@ static tok_err form_fast(tok_scratch *s, tok__norm_kind kind, const span *in, to
       while (i + 8 < in->len && (tok__load64(in->s + i) & 0x8080808080808080ull) == 0);
       seg = i - 1;
     }
-    size_t next = i;
-    bool stable = i == in->len || in->s[i] < 0x80 ||
-                  tok__nf_stable(tok__utf8_next(in->s, in->len, &next), kind);
-    if (i < in->len && in->s[i] < 0x80) next = i + 1;
+    size_t next = i + 1;
+    bool stable = true;
+    if (i < in->len && in->s[i] >= 0x80) {
+      const uint8_t *c = in->s + i;
+      /* two- and three-byte characters (the BMP) from the bitmap, decoded here */
+      if (bmp && c[0] < 0xE0)
+        stable = tok__bit(bmp, (uint32_t)(c[0] & 0x1F) << 6 | (c[1] & 0x3F)), next = i + 2;
+      else if (bmp && c[0] < 0xF0)
+        stable = tok__bit(bmp, (uint32_t)(c[0] & 0x0F) << 12 | (uint32_t)(c[1] & 0x3F) << 6 | (c[2] & 0x3F)),
+        next = i + 3;
+      else
+        next = i, stable = tok__nf_stable(tok__utf8_next(in->s, in->len, &next), kind);
+    }
     if (stable) {
       if (dirty) {
         /* copy the clean stretch before the segment, normalize the segment */
