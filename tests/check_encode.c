@@ -175,6 +175,39 @@ START_TEST(test_scratch_trim)
 }
 END_TEST
 
+/* Protects: one scratch encoding with several vocabularies in turn gives each the ids a
+ * fresh scratch gives: the piece cache's entries are the model's, never another's (the
+ * texts' short pieces are tokens of every vocabulary, with different ids). */
+START_TEST(test_piece_cache_models)
+{
+  static const char *const names[] = {"cl100k_base", "o200k_base", "r50k_base", "cl100k_base", "p50k_base"};
+  enum { N = sizeof names / sizeof names[0] };
+  const char *text = "The cat sat on the mat, and the dog ran off. Then it rained: 1, 22, 333! "
+                     "The cat sat on the mat, and the dog ran off.\n";
+  size_t len = strlen(text);
+  uint32_t *want[N];
+  size_t want_len[N];
+  for (size_t i = 0; i < N; i++) {
+    tok_scratch *fresh = tok_scratch_new(NULL);
+    tok_encode_result r;
+    ck_assert_int_eq(tok_encode(tu_encoding(names[i]), fresh, text, len, NULL, &r, NULL), TOK_OK);
+    want[i] = malloc(r.len * sizeof *want[i]);
+    memcpy(want[i], r.ids, r.len * sizeof *want[i]);
+    want_len[i] = r.len;
+    tok_scratch_free(fresh);
+  }
+  ck_assert(want_len[0] != want_len[1] || memcmp(want[0], want[1], want_len[0] * sizeof *want[0]) != 0);
+  for (int round = 0; round < 3; round++)
+    for (size_t i = 0; i < N; i++) {
+      tok_encode_result r;
+      ck_assert_int_eq(tok_encode(tu_encoding(names[i]), scratch, text, len, NULL, &r, NULL), TOK_OK);
+      ck_assert_msg(r.len == want_len[i] && memcmp(r.ids, want[i], r.len * sizeof *r.ids) == 0, "%s, round %d",
+                    names[i], round);
+    }
+  for (size_t i = 0; i < N; i++) free(want[i]);
+}
+END_TEST
+
 /* Protects: a regex resource limit becomes an error return (a 422 in the server), never a
  * crash or a silently shortened result. (cl100k's pattern has a scanner; the test makes it
  * run on PCRE2, as a pattern without one would.) */
@@ -263,6 +296,7 @@ Suite *encode_suite(void)
   tcase_add_test(tc, test_token_limit);
   tcase_add_test(tc, test_regex_limit);
   tcase_add_test(tc, test_scratch_trim);
+  tcase_add_test(tc, test_piece_cache_models);
   tcase_add_test(tc, test_threads);
   suite_add_tcase(s, tc);
   return s;

@@ -67,6 +67,7 @@ void tok_scratch_free(tok_scratch *s)
   free(s->dec_tok);
   free(s->dec_tok2);
   free(s->u32);
+  free(s->piece_cache);
   free(s);
 }
 
@@ -280,6 +281,21 @@ static tok_err on_piece(void *ctx, const uint8_t *piece, size_t n, const uint32_
  * pieces) inline. (Looking a batch's pieces up in passes — hash and prefetch the pilots,
  * then the slots, then compare — was measured 15% slower on English: the processor already
  * overlaps the lookups of consecutive pieces.) */
+/* tok__bpe_whole through the scratch's piece cache: a text's short pieces recur (" the",
+ * ",", " of"), and an entry in 128 KiB answers before the index's pilot and slot loads and
+ * three multiplies (English prose 1.11x, code 1.05x; on 8 MB of held-out Markdown 1.08x).
+ * Exact: an entry holds the whole piece and the model's serial. */
+static inline uint32_t piece_whole(tok_scratch *s, const tok__model *m, const uint8_t *piece, size_t len)
+{
+  if (len > 8 || !s->piece_cache) return tok__bpe_whole(m, piece, len);
+  uint64_t head = tok__head8(piece, len);
+  uint32_t tag = m->serial << 4 | (uint32_t)len;
+  struct tok__piece_entry *e =
+      &s->piece_cache[((head ^ tag) * 0x9E3779B97F4A7C15ull) >> (64 - TOK__PIECE_CACHE_BITS)];
+  if (e->head != head || e->tag != tag) e->head = head, e->tag = tag, e->id = tok__bpe_whole(m, piece, len);
+  return e->id;
+}
+
 static tok_err encode_direct(encode_state *st, tok__scan_kind kind, const uint8_t *t, size_t n,
                              const uint32_t *align, uint32_t base)
 {
@@ -287,6 +303,8 @@ static tok_err encode_direct(encode_state *st, tok__scan_kind kind, const uint8_
   const tok__model *m = st->enc->model;
   bool offsets = st->opts->want_offsets;
   size_t ends[PIECE_BATCH], a = 0, k;
+  /* zeroed: tag 0 is no model's */
+  if (!s->piece_cache) s->piece_cache = calloc((size_t)1 << TOK__PIECE_CACHE_BITS, sizeof *s->piece_cache);
   while (!st->stopped && (k = tok__scan_batch(kind, t, n, a, ends, PIECE_BATCH)) > 0) {
     s->stats.pieces += k;
     if (!st->keep) st->len = 0;
@@ -298,7 +316,7 @@ static tok_err encode_direct(encode_state *st, tok__scan_kind kind, const uint8_
       size_t len = ends[i] - a, produced = 1;
       uint32_t *ids = s->ids + st->len, *offs = offsets ? s->offsets + 2 * st->len : NULL;
       const uint32_t *piece_align = align ? align + 2 * a : NULL;
-      uint32_t id = tok__bpe_whole(m, piece, len);
+      uint32_t id = piece_whole(s, m, piece, len);
       if (id != TOK__NONE) {
         s->stats.direct_hits++;
         ids[0] = id;

@@ -102,6 +102,9 @@ typedef struct tok__model {
   tok__bt *bt;
   atomic_int bt_state;
   pthread_mutex_t bt_lock;
+  /* this model's number in the process (from 1), which tags its entries in the scratches'
+   * piece caches */
+  uint32_t serial;
 } tok__model;
 
 /* The index stores, per token, its id (low 32 bits) and where its bytes are (high 32
@@ -397,9 +400,18 @@ struct tok_scratch {
   size_t u32_cap;
 
   tok_work_stats stats;
+  /* The piece cache (encode.c, encode_direct): the last answers of tok__bpe_whole for
+   * pieces of up to 8 bytes, direct-mapped, TOK__PIECE_CACHE entries, allocated on first
+   * use (NULL: none). An entry is the piece's bytes as tok__head8 gives them, its id (or
+   * TOK__NONE) and serial << 4 | length. */
+  struct tok__piece_entry {
+    uint64_t head;
+    uint32_t id, tag;
+  } *piece_cache;
   bool regex_only;     /* tests: run the patterns on PCRE2 even where a scanner exists */
 };
 
+#define TOK__PIECE_CACHE_BITS 13 /* 8,192 entries of 16 bytes: 128 KiB a scratch */
 tok_err tok__scratch_fit(tok_scratch *s, size_t piece_len);
 tok_err tok__text_reserve(tok__text_buf *t, size_t len, bool align);
 
