@@ -175,36 +175,80 @@ START_TEST(test_scratch_trim)
 }
 END_TEST
 
-/* Protects: one scratch encoding with several vocabularies in turn gives each the ids a
- * fresh scratch gives: the piece cache's entries are the model's, never another's (the
- * texts' short pieces are tokens of every vocabulary, with different ids). */
+/* Protects: one scratch encoding with several vocabularies in turn gives each the ids and
+ * offsets a fresh scratch gives: the piece cache's entries are the model's, never another's
+ * (the text's short pieces are tokens of every vocabulary, with different ids, and its rare
+ * words split into two to four tokens, some longer than 8 bytes), and a cached encoding of
+ * several ids is not used where offsets are asked for. */
 START_TEST(test_piece_cache_models)
 {
   static const char *const names[] = {"cl100k_base", "o200k_base", "r50k_base", "cl100k_base", "p50k_base"};
   enum { N = sizeof names / sizeof names[0] };
   const char *text = "The cat sat on the mat, and the dog ran off. Then it rained: 1, 22, 333! "
-                     "The cat sat on the mat, and the dog ran off.\n";
+                     "Zyxwvq qwertyuiopz xylophonists' zqxjkv tokenizerish blorptastic >>=--- "
+                     "The cat sat on the mat, and the dog ran off. Zyxwvq qwertyuiopz xylophonists'\n";
   size_t len = strlen(text);
-  uint32_t *want[N];
-  size_t want_len[N];
+  tok_encode_opts with_offsets = {.want_offsets = true};
+  uint32_t *want[N], *want_offs[N];
+  size_t want_len[N], multi = 0;
   for (size_t i = 0; i < N; i++) {
     tok_scratch *fresh = tok_scratch_new(NULL);
     tok_encode_result r;
-    ck_assert_int_eq(tok_encode(tu_encoding(names[i]), fresh, text, len, NULL, &r, NULL), TOK_OK);
+    ck_assert_int_eq(tok_encode(tu_encoding(names[i]), fresh, text, len, &with_offsets, &r, NULL), TOK_OK);
     want[i] = malloc(r.len * sizeof *want[i]);
+    want_offs[i] = malloc(2 * r.len * sizeof *want_offs[i]);
     memcpy(want[i], r.ids, r.len * sizeof *want[i]);
+    memcpy(want_offs[i], r.offsets, 2 * r.len * sizeof *want_offs[i]);
     want_len[i] = r.len;
+    for (size_t j = 1; j < r.len; j++) multi += r.offsets[2 * j] == r.offsets[2 * j - 1] && text[r.offsets[2 * j]] != ' ';
     tok_scratch_free(fresh);
   }
   ck_assert(want_len[0] != want_len[1] || memcmp(want[0], want[1], want_len[0] * sizeof *want[0]) != 0);
+  ck_assert_uint_gt(multi, 10); /* words of several tokens */
   for (int round = 0; round < 3; round++)
     for (size_t i = 0; i < N; i++) {
       tok_encode_result r;
       ck_assert_int_eq(tok_encode(tu_encoding(names[i]), scratch, text, len, NULL, &r, NULL), TOK_OK);
       ck_assert_msg(r.len == want_len[i] && memcmp(r.ids, want[i], r.len * sizeof *r.ids) == 0, "%s, round %d",
                     names[i], round);
+      ck_assert_int_eq(tok_encode(tu_encoding(names[i]), scratch, text, len, &with_offsets, &r, NULL), TOK_OK);
+      ck_assert_msg(r.len == want_len[i] && memcmp(r.ids, want[i], r.len * sizeof *r.ids) == 0 &&
+                        memcmp(r.offsets, want_offs[i], 2 * r.len * sizeof *r.offsets) == 0,
+                    "%s with offsets, round %d", names[i], round);
     }
-  for (size_t i = 0; i < N; i++) free(want[i]);
+  for (size_t i = 0; i < N; i++) free(want[i]), free(want_offs[i]);
+}
+END_TEST
+
+/* Protects: pieces that differ only after their eighth byte, 17,576 of them in a cache of
+ * 8,192 entries (so they share entries), encode as on the path without the cache (PCRE2's
+ * pieces, one call per piece), with and without offsets. */
+START_TEST(test_piece_cache_long_pieces)
+{
+  size_t n = 26 * 26 * 26, len = 0;
+  char *text = malloc(n * 11 + 1);
+  for (size_t i = 0; i < n; i++) {
+    memcpy(text + len, " abcdefg", 8);
+    text[len + 8] = (char)('a' + i / 676), text[len + 9] = (char)('a' + i / 26 % 26), text[len + 10] = (char)('a' + i % 26);
+    len += 11;
+  }
+  tok_scratch *plain = tok_scratch_new(NULL);
+  plain->regex_only = true;
+  static const char *const names[] = {"cl100k_base", "o200k_base"};
+  for (size_t k = 0; k < 2; k++)
+    for (int with = 0; with < 2; with++) {
+      tok_encode_opts opts = {.want_offsets = with};
+      tok_encode_result r, want;
+      ck_assert_int_eq(tok_encode(tu_encoding(names[k]), plain, text, len, &opts, &want, NULL), TOK_OK);
+      for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(tok_encode(tu_encoding(names[k]), scratch, text, len, &opts, &r, NULL), TOK_OK);
+        ck_assert_uint_eq(r.len, want.len);
+        ck_assert(memcmp(r.ids, want.ids, r.len * sizeof *r.ids) == 0);
+        if (with) ck_assert(memcmp(r.offsets, want.offsets, 2 * r.len * sizeof *r.offsets) == 0);
+      }
+    }
+  tok_scratch_free(plain);
+  free(text);
 }
 END_TEST
 
@@ -297,6 +341,7 @@ Suite *encode_suite(void)
   tcase_add_test(tc, test_regex_limit);
   tcase_add_test(tc, test_scratch_trim);
   tcase_add_test(tc, test_piece_cache_models);
+  tcase_add_test(tc, test_piece_cache_long_pieces);
   tcase_add_test(tc, test_threads);
   suite_add_tcase(s, tc);
   return s;

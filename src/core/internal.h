@@ -400,18 +400,19 @@ struct tok_scratch {
   size_t u32_cap;
 
   tok_work_stats stats;
-  /* The piece cache (encode.c, encode_direct): the last answers of tok__bpe_whole for
-   * pieces of up to 8 bytes, direct-mapped, TOK__PIECE_CACHE entries, allocated on first
-   * use (NULL: none). An entry is the piece's bytes as tok__head8 gives them, its id (or
-   * TOK__NONE) and serial << 4 | length. */
+  /* The piece cache (encode.c, encode_direct): the last encodings of pieces of up to 16
+   * bytes, direct-mapped, 2^TOK__PIECE_CACHE_BITS entries, allocated on first use (NULL:
+   * none). An entry is the piece's bytes (tok__head8 of its first and second eight, zero
+   * when absent), serial << 5 | length, and its ids, TOK__NONE after the last (ids[0]
+   * TOK__NONE: more than three). */
   struct tok__piece_entry {
-    uint64_t head;
-    uint32_t id, tag;
+    uint64_t head[2];
+    uint32_t key, ids[3];
   } *piece_cache;
   bool regex_only;     /* tests: run the patterns on PCRE2 even where a scanner exists */
 };
 
-#define TOK__PIECE_CACHE_BITS 13 /* 8,192 entries of 16 bytes: 128 KiB a scratch */
+#define TOK__PIECE_CACHE_BITS 13 /* 8,192 entries of 32 bytes: 256 KiB a scratch */
 tok_err tok__scratch_fit(tok_scratch *s, size_t piece_len);
 tok_err tok__text_reserve(tok__text_buf *t, size_t len, bool align);
 

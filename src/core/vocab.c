@@ -357,9 +357,9 @@ tok_err tok__model_finish(tok__model_builder *b, const tok__model_opts *opts, to
   tok_err rc = TOK_ENOMEM;
   if (!m) return tok__nomem(err);
   pthread_mutex_init(&m->bt_lock, NULL);
-  /* 2^28 models a process before a serial comes back (tok_scratch's piece cache) */
+  /* 2^27 models a process before a serial comes back (tok_scratch's piece cache) */
   static atomic_uint serials;
-  m->serial = (atomic_fetch_add(&serials, 1) % ((1u << 28) - 1)) + 1;
+  m->serial = (atomic_fetch_add(&serials, 1) % ((1u << 27) - 1)) + 1;
   if (b->n_toks == 0) {
     rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, TOK_NO_POS, "%s: no tokens", what);
     goto fail;
