@@ -154,6 +154,25 @@ START_TEST(test_models)
 }
 END_TEST
 
+/* Protects: every token is found whole by its own bytes, the long ones (which meet the
+ * first-two-bytes length filter, and tokens of 255 bytes or more) included. */
+START_TEST(test_every_token_whole)
+{
+  static const char *const names[] = {"r50k_base", "cl100k_base", "o200k_base"};
+  for (size_t k = 0; k < 3; k++) {
+    const tok__model *m = tu_encoding(names[k])->model;
+    size_t longer = 0;
+    for (uint32_t id = 0; id < m->id_end; id++) {
+      uint32_t len = m->off[id + 1] - m->off[id];
+      if (len == 0 || (m->literal && tok__bit(m->literal, id))) continue;
+      longer += len > 16;
+      ck_assert_msg(tok__bpe_whole(m, m->bytes + m->off[id], len) == id, "%s: token %u", names[k], id);
+    }
+    ck_assert_uint_gt(longer, 50);
+  }
+}
+END_TEST
+
 Suite *vocab_suite(void)
 {
   Suite *s = suite_create("vocab");
@@ -165,6 +184,7 @@ Suite *vocab_suite(void)
   tcase_add_test(tc, test_unknown_encoding);
   tcase_add_test(tc, test_embedded_checksums);
   tcase_add_test(tc, test_models);
+  tcase_add_test(tc, test_every_token_whole);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -67,6 +67,9 @@ typedef struct tok__model {
   uint8_t *bytes;
   tok__phash index;    /* bytes of every encodable token -> TOK__ENTRY(id, offset, length) */
   uint32_t max_len;    /* longest encodable token, in bytes */
+  /* by a token's first two bytes, the length of the longest token that starts with them
+   * (255: 255 or more); NULL when out of memory */
+  uint8_t *max_len2;
   uint32_t byte_id[256]; /* byte-level: id of each one-byte token, TOK__NONE if none */
   uint32_t *pair_prio; /* byte-level: 65,536 entries, the priority of merging bytes a, b
                           (first byte high), TOK__NONE if they do not merge */
@@ -430,6 +433,9 @@ tok_err tok__bpe_encode_piece(const tok__model *m, tok_scratch *s, const uint8_t
 static inline uint32_t tok__bpe_whole(const tok__model *m, const uint8_t *piece, size_t piece_len)
 {
   if (piece_len > m->max_len) return TOK__NONE;
+  /* a long piece (Chinese or Japanese text between punctuation, most often) is rarely a
+   * token: a table that says so saves the index's cache misses */
+  if (piece_len > 16 && m->max_len2 && piece_len > m->max_len2[(uint32_t)piece[0] << 8 | piece[1]]) return TOK__NONE;
   uint32_t id = piece_len == 1 && m->byte_level ? m->byte_id[piece[0]]
                                                 : tok__token_lookup(m, piece, piece_len);
   return id != TOK__NONE && (!m->whole_ok || tok__bit(m->whole_ok, id)) ? id : TOK__NONE;

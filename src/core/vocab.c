@@ -103,6 +103,7 @@ void tok__model_free(tok__model *m)
   free(m->merge_left);
   free(m->merge_prio);
   free(m->whole_ok);
+  free(m->max_len2);
   free(m->literal);
   tok__bt_free(m->bt);
   pthread_mutex_destroy(&m->bt_lock);
@@ -409,6 +410,12 @@ tok_err tok__model_finish(tok__model_builder *b, const tok__model_opts *opts, to
       if (b->toks[i].literal) tok__bit_set(m->literal, b->toks[i].id);
   }
 
+  if ((m->max_len2 = calloc(65536, 1)))
+    for (size_t k = 0; k < n_keys; k++)
+      if (keys[k].len >= 2) {
+        uint8_t *at = &m->max_len2[(uint32_t)keys[k].bytes[0] << 8 | keys[k].bytes[1]];
+        if (keys[k].len > *at) *at = keys[k].len < 255 ? (uint8_t)keys[k].len : 255;
+      }
   for (int c = 0; c < 256; c++) m->byte_id[c] = m->fallback_id[c] = TOK__NONE;
   if (m->byte_level && !(m->pair_prio = malloc(65536 * sizeof *m->pair_prio))) goto fail;
   if (m->pair_prio)
