@@ -141,11 +141,24 @@ def main():
             check(f"{where}: grace period covers preStop + drain delay + drain timeout", grace > pre + delay + drain,
                   (grace, pre, delay, drain))
             check(f"{where}: memory request", "memory" in c.get("resources", {}).get("requests", {}))
-            # the memory model: resident <= tokenizers + worker buffers + --max-memory
+            # the memory model: resident <= tokenizers + scratches x buffers + --max-memory, with
+            # the tokenizers' resident memory once warm (README "Memory model": cl100k_base
+            # alone 19 MB, with o200k_base 42 MB, all five 55 MB) and ~5 MiB a scratch (a worker's,
+            # and one per split helper of each worker)
+            warm = {"cl100k_base": 20, "o200k_base": 24, "r50k_base": 5, "p50k_base": 5, "p50k_edit": 1}
+            encodings = (args[args.index("--encodings") + 1] if "--encodings" in args
+                         else env.get("TOKD_ENCODINGS", "all"))
+            names = list(warm) if encodings == "all" else [e for e in encodings.split(",") if e in warm]
+            # workers and split helpers default to the node's cores: a manifest must bound them
+            check(f"{where}: --threads and --split-threads set (they default to the node's cores)",
+                  "--threads" in args and "--split-threads" in args, args)
+            threads = max(2, int(args[args.index("--threads") + 1]) if "--threads" in args else 2)
+            split = int(args[args.index("--split-threads") + 1]) if "--split-threads" in args else 1
+            need = sum(warm[e] for e in names) + 5 * threads * split
             budget = setting("max-memory", "TOKD_MAX_MEMORY", defaults["max-memory"])
             limit = quantity(c.get("resources", {}).get("limits", {}).get("memory", "0"))
-            check(f"{where}: memory limit above the budget + 48 MiB for tokenizers and worker buffers",
-                  limit >= budget + (48 << 20), (limit, budget))
+            check(f"{where}: memory limit above the budget + {need} MiB for tokenizers and worker buffers",
+                  limit >= budget + (need << 20), (limit, budget, need))
     for name, doc in docs:
         if doc["kind"] == "Service":
             dep = deployments.get(doc["metadata"]["name"])
