@@ -252,6 +252,37 @@ START_TEST(test_hf_tiny)
 }
 END_TEST
 
+/* Protects: a piece with a character the vocabulary lacks (no unknown token, no byte
+ * fallback) comes out as one id over part of it; the piece cache, filled without offsets,
+ * never gives that id the whole piece's offsets. */
+START_TEST(test_hf_piece_cache_partial)
+{
+  tok_registry *reg;
+  tok_error err;
+  ck_assert_msg(load_tiny("\"pre_tokenizer\":{\"type\":\"WhitespaceSplit\"},\"decoder\":{\"type\":\"Fuse\"}",
+                          &reg, &err) == TOK_OK,
+                "%s", err.detail);
+  const tok_encoding *enc = tok_registry_find(reg, "tiny", 4);
+  tok_scratch *s = tok_scratch_new(NULL);
+  tok_encode_opts with_offsets = {.want_offsets = true};
+  tok_encode_result r;
+  const char *text = "abx abx abc abx";
+  for (int round = 0; round < 3; round++) {
+    ck_assert_int_eq(tok_encode(enc, s, text, strlen(text), round == 1 ? &with_offsets : NULL, &r, &err), TOK_OK);
+    uint32_t want[] = {3, 3, 4, 3};
+    compare_ids("tiny", r.ids, r.len, want, 4);
+    if (round == 1) {
+      uint32_t offs[] = {0, 2, 4, 6, 8, 11, 12, 14};
+      ck_assert(memcmp(r.offsets, offs, sizeof offs) == 0);
+    }
+  }
+  ck_assert_int_eq(tok_encode(enc, s, text, strlen(text), &with_offsets, &r, &err), TOK_OK);
+  ck_assert(r.len == 4 && r.offsets[1] == 2 && r.offsets[7] == 14);
+  tok_scratch_free(s);
+  tok_registry_free(reg);
+}
+END_TEST
+
 static void expect_refused(const char *sections, tok_err code, const char *needle)
 {
   tok_registry *reg = NULL;
@@ -447,6 +478,7 @@ Suite *hf_suite(void)
   suite_add_tcase(s, tc);
   TCase *files = tcase_create("files");
   tcase_add_test(files, test_hf_tiny);
+  tcase_add_test(files, test_hf_piece_cache_partial);
   tcase_add_test(files, test_hf_unsupported);
   tcase_add_test(files, test_hf_malformed);
   tcase_add_test(files, test_hf_offsets_same_ids);

@@ -408,12 +408,16 @@ tok_err tok__bpe_encode_piece(const tok__model *m, tok_scratch *s, const uint8_t
   size_t total = 0, start = 0;
   for (size_t i = 1; i <= piece_len; i++) {
     if (i < piece_len && !word_start(m, piece, i, piece_len)) continue;
-    size_t k;
-    tok_err rc = encode_word(m, s, piece + start, i - start, ids + total,
-                             offsets ? offsets + 2 * total : NULL, &k, err);
-    if (rc != TOK_OK) {
-      if (err && err->pos != TOK_NO_POS) err->pos += start;
-      return rc;
+    uint32_t *offs = offsets ? offsets + 2 * total : NULL;
+    struct tok__piece_entry want, *e = tok__piece_find(s, m, piece + start, i - start, &want);
+    size_t k = tok__piece_cached(s, e, &want, i - start, ids + total, offs);
+    if (!k) {
+      tok_err rc = encode_word(m, s, piece + start, i - start, ids + total, offs, &k, err);
+      if (rc != TOK_OK) {
+        if (err && err->pos != TOK_NO_POS) err->pos += start;
+        return rc;
+      }
+      tok__piece_remember(e, &want, ids + total, k, offs && offs[0] == 0 && offs[1] == i - start);
     }
     if (offsets)
       for (size_t j = 0; j < k; j++) offsets[2 * (total + j)] += (uint32_t)start,

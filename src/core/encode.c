@@ -266,31 +266,20 @@ static tok_err on_piece(void *ctx, const uint8_t *piece, size_t n, const uint32_
   if (!st->keep) st->len = 0;
   tok_err rc = ids_reserve(s, st->len, n, offsets, st->err);
   if (rc != TOK_OK) return rc;
-  size_t produced;
-  uint32_t *offs = offsets ? s->offsets + 2 * st->len : NULL;
-  rc = tok__bpe_encode_piece(st->enc->model, s, piece, n, s->ids + st->len, offs, &produced, st->err);
-  if (rc != TOK_OK) return piece_error(st, rc, align, base);
+  uint32_t *ids = s->ids + st->len, *offs = offsets ? s->offsets + 2 * st->len : NULL;
+  const tok__model *m = st->enc->model;
+  struct tok__piece_entry want, *e = tok__piece_find(s, m, piece, n, &want);
+  size_t produced = tok__piece_cached(s, e, &want, n, ids, offs);
+  if (!produced) {
+    rc = tok__bpe_encode_piece(m, s, piece, n, ids, offs, &produced, st->err);
+    if (rc != TOK_OK) return piece_error(st, rc, align, base);
+    tok__piece_remember(e, &want, ids, produced, offs && offs[0] == 0 && offs[1] == n);
+  }
   return piece_done(st, produced, n, align, base);
 }
 
 /* Pieces per scanner call on the direct path. */
 #define PIECE_BATCH 64
-
-/* The piece cache's entry for a piece of up to 16 bytes, its key in *k (NULL: longer, or
- * no cache). A text's pieces recur (" the", ",", "    return"): an entry in 256 KiB
- * answers before the index's pilot and slot loads and its multiplies, and a piece that is
- * not a token without the backtracker. Exact: the key is the whole piece and the model's
- * serial. */
-static inline struct tok__piece_entry *piece_entry(tok_scratch *s, const tok__model *m, const uint8_t *p,
-                                                   size_t len, struct tok__piece_entry *k)
-{
-  if (len > 16 || !s->piece_cache) return NULL;
-  k->head[0] = tok__head8(p, len < 8 ? len : 8);
-  k->head[1] = len > 8 ? tok__head8(p + 8, len - 8) : 0;
-  k->key = m->serial << 5 | (uint32_t)len;
-  uint64_t x = (k->head[0] ^ k->key ^ k->head[1] * 0xBF58476D1CE4E5B9ull) * 0x9E3779B97F4A7C15ull;
-  return &s->piece_cache[x >> (64 - TOK__PIECE_CACHE_BITS)];
-}
 
 /* The pre-tokenizer's pieces when one scanner gives them (tok__pretok_direct): the same
  * model stage as on_piece, without a call per piece, with the piece cache in front and the
@@ -304,8 +293,6 @@ static tok_err encode_direct(encode_state *st, tok__scan_kind kind, const uint8_
   const tok__model *m = st->enc->model;
   bool offsets = st->opts->want_offsets;
   size_t ends[PIECE_BATCH], a = 0, k;
-  /* zeroed: key 0 is no model's */
-  if (!s->piece_cache) s->piece_cache = calloc((size_t)1 << TOK__PIECE_CACHE_BITS, sizeof *s->piece_cache);
   while (!st->stopped && (k = tok__scan_batch(kind, t, n, a, ends, PIECE_BATCH)) > 0) {
     s->stats.pieces += k;
     if (!st->keep) st->len = 0;
@@ -314,23 +301,14 @@ static tok_err encode_direct(encode_state *st, tok__scan_kind kind, const uint8_
     if (rc != TOK_OK) return rc;
     for (size_t i = 0; i < k && !st->stopped; a = ends[i++]) {
       const uint8_t *piece = t + a;
-      size_t len = ends[i] - a, produced = 1;
+      size_t len = ends[i] - a;
       uint32_t *ids = s->ids + st->len, *offs = offsets ? s->offsets + 2 * st->len : NULL;
       const uint32_t *piece_align = align ? align + 2 * a : NULL;
-      struct tok__piece_entry want, *e = piece_entry(s, m, piece, len, &want);
-      bool hit = e && e->head[0] == want.head[0] && e->key == want.key && e->head[1] == want.head[1];
-      /* a cached encoding of several ids has no offsets: those pieces are encoded again */
-      if (hit && e->ids[0] != TOK__NONE && (e->ids[1] == TOK__NONE || !offs)) {
-        ids[0] = e->ids[0];
-        if (e->ids[1] == TOK__NONE) {
-          s->stats.direct_hits++;
-          if (offs) offs[0] = 0, offs[1] = (uint32_t)len;
-        } else {
-          ids[1] = e->ids[1], produced = 2;
-          if (e->ids[2] != TOK__NONE) ids[2] = e->ids[2], produced = 3;
-        }
-      } else {
-        uint32_t id = hit ? TOK__NONE : tok__bpe_whole(m, piece, len);
+      struct tok__piece_entry want, *e = tok__piece_find(s, m, piece, len, &want);
+      size_t produced = tok__piece_cached(s, e, &want, len, ids, offs);
+      if (!produced) {
+        uint32_t id = tok__bpe_whole(m, piece, len);
+        produced = 1;
         if (id != TOK__NONE) {
           s->stats.direct_hits++;
           ids[0] = id;
@@ -338,10 +316,7 @@ static tok_err encode_direct(encode_state *st, tok__scan_kind kind, const uint8_
         } else if ((rc = tok__bpe_encode_rest(m, s, piece, len, ids, offs, &produced, st->err)) != TOK_OK) {
           return piece_error(st, rc, piece_align, base + (uint32_t)a);
         }
-        if (e && !hit) {
-          *e = want;
-          for (size_t j = 0; j < 3; j++) e->ids[j] = produced <= 3 && j < produced ? ids[j] : TOK__NONE;
-        }
+        tok__piece_remember(e, &want, ids, produced, id != TOK__NONE || (offs && offs[0] == 0 && offs[1] == len));
       }
       if ((rc = piece_done(st, produced, len, piece_align, base + (uint32_t)a)) != TOK_OK) return rc;
     }

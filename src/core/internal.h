@@ -403,11 +403,11 @@ struct tok_scratch {
   size_t u32_cap;
 
   tok_work_stats stats;
-  /* The piece cache (encode.c, encode_direct): the last encodings of pieces of up to 16
+  /* The piece cache (tok__piece_find below): the last encodings of pieces of up to 16
    * bytes, direct-mapped, 2^TOK__PIECE_CACHE_BITS entries, allocated on first use (NULL:
    * none). An entry is the piece's bytes (tok__head8 of its first and second eight, zero
    * when absent), serial << 5 | length, and its ids, TOK__NONE after the last (ids[0]
-   * TOK__NONE: more than three). */
+   * TOK__NONE: more than three; one id: ids[2] says whether it spans the piece). */
   struct tok__piece_entry {
     uint64_t head[2];
     uint32_t key, ids[3];
@@ -416,6 +416,67 @@ struct tok_scratch {
 };
 
 #define TOK__PIECE_CACHE_BITS 13 /* 8,192 entries of 32 bytes: 256 KiB a scratch */
+
+/* The piece cache (tok_scratch), used by encode.c for pieces and by bpe.c for the words of
+ * long pieces: the entry for a piece of up to 16 bytes, its key in *k (NULL: longer, or
+ * no cache). A text's pieces recur (" the", ",", "    return"): an entry in 256 KiB
+ * answers before the index's pilot and slot loads and its multiplies, and a piece that is
+ * not a token without the backtracker or the merge loop. Exact: the key is the whole piece
+ * and the model's serial. */
+static inline struct tok__piece_entry *tok__piece_find(tok_scratch *s, const tok__model *m, const uint8_t *p,
+                                                       size_t len, struct tok__piece_entry *k)
+{
+  if (len > 16) return NULL;
+  /* zeroed: key 0 is no model's */
+  if (!s->piece_cache && !(s->piece_cache = calloc((size_t)1 << TOK__PIECE_CACHE_BITS, sizeof *s->piece_cache)))
+    return NULL;
+  k->head[0] = tok__head8(p, len < 8 ? len : 8);
+  k->head[1] = len > 8 ? tok__head8(p + 8, len - 8) : 0;
+  k->key = m->serial << 5 | (uint32_t)len;
+  uint64_t x = (k->head[0] ^ k->key ^ k->head[1] * 0xBF58476D1CE4E5B9ull) * 0x9E3779B97F4A7C15ull;
+  return &s->piece_cache[x >> (64 - TOK__PIECE_CACHE_BITS)];
+}
+
+/* The ids (and offsets) of the piece keyed by want from its entry e, and how many; 0 when
+ * e holds another piece, or more than three ids, or where offsets are asked for, several
+ * ids or one not known to span the piece (an entry has no offsets). */
+static inline size_t tok__piece_cached(tok_scratch *s, const struct tok__piece_entry *e,
+                                       const struct tok__piece_entry *want, size_t len, uint32_t *ids,
+                                       uint32_t *offs)
+{
+  if (!e || e->head[0] != want->head[0] || e->key != want->key || e->head[1] != want->head[1] ||
+      e->ids[0] == TOK__NONE)
+    return 0;
+  if (e->ids[1] == TOK__NONE) {
+    if (offs) {
+      if (e->ids[2] != 1) return 0;
+      offs[0] = 0, offs[1] = (uint32_t)len;
+    }
+    s->stats.direct_hits++;
+    ids[0] = e->ids[0];
+    return 1;
+  }
+  if (offs) return 0;
+  ids[0] = e->ids[0];
+  ids[1] = e->ids[1];
+  if (e->ids[2] == TOK__NONE) return 2;
+  ids[2] = e->ids[2];
+  return 3;
+}
+
+/* Keeps a piece's encoding in its entry (e NULL: none). One id that spans the piece
+ * (`spans`: the piece is that token, or its offsets say so) is marked so (ids[2] = 1):
+ * only such an entry answers where offsets are asked for, since a piece with bytes the
+ * vocabulary lacks can come out as one id over part of it. */
+static inline void tok__piece_remember(struct tok__piece_entry *e, const struct tok__piece_entry *want,
+                                       const uint32_t *ids, size_t produced, bool spans)
+{
+  if (!e) return;
+  *e = *want;
+  for (size_t j = 0; j < 3; j++) e->ids[j] = produced <= 3 && j < produced ? ids[j] : TOK__NONE;
+  if (produced == 1 && spans) e->ids[2] = 1;
+}
+
 tok_err tok__scratch_fit(tok_scratch *s, size_t piece_len);
 tok_err tok__text_reserve(tok__text_buf *t, size_t len, bool align);
 
