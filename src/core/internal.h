@@ -416,6 +416,7 @@ struct tok_scratch {
 };
 
 #define TOK__PIECE_CACHE_BITS 13 /* 8,192 entries of 32 bytes: 256 KiB a scratch */
+#define TOK__PIECE_CACHE_LEN 16  /* the longest piece it keeps (the key holds the length in 5 bits) */
 
 /* The piece cache (tok_scratch), used by encode.c for pieces and by bpe.c for the words of
  * long pieces: the entry for a piece of up to 16 bytes, its key in *k (NULL: longer, or
@@ -426,7 +427,7 @@ struct tok_scratch {
 static inline struct tok__piece_entry *tok__piece_find(tok_scratch *s, const tok__model *m, const uint8_t *p,
                                                        size_t len, struct tok__piece_entry *k)
 {
-  if (len > 16) return NULL;
+  if (len > TOK__PIECE_CACHE_LEN) return NULL;
   /* zeroed: key 0 is no model's */
   if (!s->piece_cache && !(s->piece_cache = calloc((size_t)1 << TOK__PIECE_CACHE_BITS, sizeof *s->piece_cache)))
     return NULL;
@@ -495,8 +496,11 @@ static inline uint32_t tok__bpe_whole(const tok__model *m, const uint8_t *piece,
 {
   if (piece_len > m->max_len) return TOK__NONE;
   /* a long piece (Chinese or Japanese text between punctuation, most often) is rarely a
-   * token: a table that says so saves the index's cache misses */
-  if (piece_len > 16 && m->max_len2 && piece_len > m->max_len2[(uint32_t)piece[0] << 8 | piece[1]]) return TOK__NONE;
+   * token: a table that says so saves the index's cache misses (above the pieces the
+   * piece cache keeps, below which the test costs more than it saves) */
+  if (piece_len > TOK__PIECE_CACHE_LEN && m->max_len2 &&
+      piece_len > m->max_len2[(uint32_t)piece[0] << 8 | piece[1]])
+    return TOK__NONE;
   uint32_t id = piece_len == 1 && m->byte_level ? m->byte_id[piece[0]]
                                                 : tok__token_lookup(m, piece, piece_len);
   return id != TOK__NONE && (!m->whole_ok || tok__bit(m->whole_ok, id)) ? id : TOK__NONE;
