@@ -173,6 +173,44 @@ START_TEST(test_every_token_whole)
 }
 END_TEST
 
+/* Protects: the backtracker's outlier scan, which strides over runs of one byte, still
+ * finds an outlier inside or right after a run: "aaab" (merged before its part "aa") after
+ * "c" and a run of a, and "xxxxy" (before "xx" and "xxxx"), whose first four bytes are a
+ * run themselves. Every such piece encodes as the heap merger does, and the outliers are
+ * in the results. */
+START_TEST(test_outlier_after_run)
+{
+  const char *dir = tiny_dir("", "Y2E= 258\nYWFhYg== 259\nYWE= 260\neHh4eHk= 261\neHg= 262\neHh4eA== 263\n");
+  tok_registry *reg;
+  tok_error err;
+  ck_assert_msg(tok_registry_load(&(tok_load_opts){.vocab_dir = dir}, &reg, &err) == TOK_OK, "%s", err.detail);
+  const tok__model *m = tok_registry_find(reg, "tiny", 4)->model;
+  ck_assert(tok__bt_get(m, true) != NULL);
+  tok_scratch *s = tok_scratch_new(NULL);
+  static const char *const forms[][3] = {{"c", "a", "b"}, {"", "a", "b"}, {"", "x", "y"}, {"c", "x", "y"}};
+  uint8_t piece[128];
+  uint32_t a[128], b[128];
+  size_t outliers[2] = {0, 0};
+  for (size_t f = 0; f < 4; f++)
+    for (size_t run = 1; run < 48; run++)
+      for (size_t after = 0; after < 10; after++) {
+        size_t n = strlen(forms[f][0]), na, nb;
+        memcpy(piece, forms[f][0], n);
+        memset(piece + n, forms[f][1][0], run), n += run;
+        piece[n++] = (uint8_t)forms[f][2][0];
+        memset(piece + n, forms[f][1][0], after), n += after;
+        ck_assert_int_eq(tok__bpe_encode_piece_heap(m, s, piece, n, a, &na), TOK_OK);
+        ck_assert_int_eq(tok__bpe_merge_only(m, s, piece, n, b, &nb), TOK_OK);
+        ck_assert_msg(na == nb && !memcmp(a, b, na * sizeof *a), "form %zu, run %zu, %zu after: differs", f, run, after);
+        for (size_t i = 0; i < na; i++) outliers[0] += a[i] == 259, outliers[1] += a[i] == 261;
+      }
+  ck_assert_uint_gt(outliers[0], 100);
+  ck_assert_uint_gt(outliers[1], 100);
+  tok_scratch_free(s);
+  tok_registry_free(reg);
+}
+END_TEST
+
 Suite *vocab_suite(void)
 {
   Suite *s = suite_create("vocab");
@@ -185,6 +223,7 @@ Suite *vocab_suite(void)
   tcase_add_test(tc, test_embedded_checksums);
   tcase_add_test(tc, test_models);
   tcase_add_test(tc, test_every_token_whole);
+  tcase_add_test(tc, test_outlier_after_run);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -60,6 +60,8 @@ struct tok__bt {
   uint64_t *outlier_bits4, *outlier_bits2;
   uint64_t outlier_first[4]; /* the bytes outliers start with (none starts with most bytes, a
                                 continuation byte, for one): one test skips a position */
+  uint64_t outlier_run[4];   /* the bytes c whose run c c c c neither filter flags: inside a
+                                run of c, five positions cost one 8-byte compare */
   /* valid_pair's memo, shared by the threads (see valid_pair_memo) */
   _Atomic uint64_t *memo;
   uint32_t n_ranks;
@@ -407,6 +409,11 @@ static tok__bt *bt_build(const tok__model *m)
       if (!bt->outlier_bits2 && !(bt->outlier_bits2 = calloc(65536 / 64, sizeof(uint64_t)))) goto fail;
       tok__bit_set(bt->outlier_bits2, outlier_key(m, id));
     }
+    for (uint32_t c = 0; c < 256; c++) {
+      uint8_t run[4] = {(uint8_t)c, (uint8_t)c, (uint8_t)c, (uint8_t)c};
+      if (!tok__bit(bt->outlier_bits4, outlier_hash4(run)) && !(bt->outlier_bits2 && tok__bit(bt->outlier_bits2, c << 8 | c)))
+        tok__bit_set(bt->outlier_run, c);
+    }
     for (uint32_t i = bt->n_outliers; i-- > 0;) bt->outlier_at[outlier_key(m, bt->outlier[i])] = (uint8_t)(i + 1);
   }
   free(starts), free(ids), free(split_at);
@@ -529,6 +536,16 @@ size_t tok__bt_encode(const tok__model *m, const tok__bt *bt, tok_scratch *s, co
   if (bt->n_outliers)
     for (size_t i = 0; i + 1 < n; i++) {
       if (!tok__bit(bt->outlier_first, p[i])) continue;
+      if (p[i] == p[i + 1] && tok__bit(bt->outlier_run, p[i])) {
+        /* positions i..i+4 of a run of eight bytes c see only c c c c */
+        uint64_t run = p[i] * 0x0101010101010101ull;
+        size_t from = i;
+        while (i + 8 <= n && tok__load64(p + i) == run) i += 5;
+        if (i != from) {
+          i--;
+          continue;
+        }
+      }
       uint32_t key = (uint32_t)p[i] << 8 | p[i + 1];
       if (!(i + 4 <= n && tok__bit(bt->outlier_bits4, outlier_hash4(p + i))) &&
           !(bt->outlier_bits2 && tok__bit(bt->outlier_bits2, key)))

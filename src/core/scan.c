@@ -128,6 +128,12 @@ static size_t spaces(const uint8_t *s, size_t len, size_t p, bool crlf)
   size_t i = p, last_start = p, last_crlf = SIZE_MAX;
   while (i < len) {
     size_t n;
+    uint64_t w;
+    if (i + 8 <= len && (memcpy(&w, s + i, 8), w == ' ' * ONES)) { /* indentation, padding */
+      last_start = i + 7;
+      i += 8;
+      continue;
+    }
     if (class_at(s, i, &n) != TOK__UC_WS) break;
     if (s[i] == '\r' || s[i] == '\n') last_crlf = i;
     last_start = i;
