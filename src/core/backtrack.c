@@ -32,7 +32,11 @@
  * two bytes per step, one word per step in an open-addressing table (trie_build), and
  * the pair check goes through a memo shared by all threads (valid_pair_memo): those two
  * were 45% and 20% of the time on CJK and Cyrillic text with hash probes per candidate
- * length and a small per-thread memo.
+ * length and a small per-thread memo. A walk that looked at eight bytes or more is
+ * remembered (match_at): in repeated text (a run of dashes, spaces or one letter) the
+ * next position starts with the same bytes, and a comparison replaces the walk — on a
+ * run of 64-byte tokens a position can be walked from again and again as the encoder
+ * backs up, which made 100 KB of '-' cost 25 probes a byte.
  *
  * The tables take 50-200 ms to build for 100-200k tokens and 8-21 MB, so start-up does
  * not build them: tok_registry_warm does (the server calls it on a thread once it
@@ -468,7 +472,17 @@ static bool valid_pair(const tok__bt *bt, uint32_t r1, uint32_t r2)
 
 /* The longest reachable token at p[0..n), n >= 1, as a rank, and its length in *len:
  * down the trie two bytes a step until a step is missing, then one more byte for a token
- * of odd length. */
+ * of odd length. Above the rank's bits, the number of bytes the answer depends on (any
+ * text that starts with them has the same longest token; WALK_SEEN_MAX at most): 0 when
+ * the walk stopped at the end of p, or looked at one or two bytes. */
+#define WALK_SEEN(r) ((r) >> RANK_BITS)
+#define WALK_SEEN_MAX ((1u << (32 - RANK_BITS)) - 1)
+
+static inline uint32_t walk_result(uint32_t rank, size_t seen)
+{
+  return rank | (uint32_t)(seen <= WALK_SEEN_MAX ? seen : 0) << RANK_BITS;
+}
+
 static uint32_t longest_match(const tok__bt *bt, tok_scratch *s, const uint8_t *p, size_t n,
                               uint32_t *len)
 {
@@ -484,15 +498,40 @@ static uint32_t longest_match(const tok__bt *bt, tok_scratch *s, const uint8_t *
     if (at == UINT32_MAX) break;
     uint64_t e = bt->trie[at];
     if ((e & RANK_MASK) != RANK_MASK) best = (uint32_t)e & RANK_MASK, *len = (uint32_t)i + (e & TRIE_AT1 ? 1 : 2);
-    if (!(e & TRIE_KIDS)) return best;
+    if (!(e & TRIE_KIDS)) return walk_result(best, i + 2);
     node = 65536 + at;
   }
   if (i < n) {
     s->stats.rank_lookups++;
     uint32_t at = trie_find(bt, TRIE_ODD | (uint64_t)node << 16 | (uint32_t)p[i] << 8);
     if (at != UINT32_MAX) best = (uint32_t)bt->trie[at] & RANK_MASK, *len = (uint32_t)i + 1;
+    if (i + 1 < n) return walk_result(best, i + 2);
   }
   return best;
+}
+
+/* The last long walk: where the text repeats (a run of one character, or of a few), the
+ * next position usually starts with the same bytes, and one comparison replaces a walk of
+ * up to max_len / 2 probes. */
+typedef struct {
+  const uint8_t *at;
+  uint32_t seen, rank, len;
+} last_walk;
+
+#define WALK_REMEMBER 8 /* walks that depend on fewer bytes are not remembered */
+
+/* longest_match, or the remembered walk when p starts with its bytes. */
+static inline uint32_t match_at(const tok__bt *bt, tok_scratch *s, last_walk *w, const uint8_t *p,
+                                size_t n, uint32_t *len)
+{
+  if (w->seen && n >= w->seen && tok__load64(p) == tok__load64(w->at) &&
+      memcmp(p + 8, w->at + 8, w->seen - 8) == 0) {
+    *len = w->len;
+    return w->rank;
+  }
+  uint32_t r = longest_match(bt, s, p, n, len);
+  if (WALK_SEEN(r) >= WALK_REMEMBER) w->at = p, w->seen = WALK_SEEN(r), w->rank = r & RANK_MASK, w->len = *len;
+  return r & RANK_MASK;
 }
 
 /* valid_pair through a memo: adjacent pairs recur (a CJK text has a few thousand
@@ -561,7 +600,8 @@ size_t tok__bt_encode(const tok__model *m, const tok__bt *bt, tok_scratch *s, co
   uint8_t *dead = s->part_fixed;
   memset(dead, 0, n + 1);
   size_t k = 0, pos = 0;
-  uint32_t next_len, next = longest_match(bt, s, p, n, &next_len);
+  last_walk walk = {0};
+  uint32_t next_len, next = match_at(bt, s, &walk, p, n, &next_len);
   while (next != TOK__NONE) {
     uint32_t token = next, len = next_len, last = k ? stack[k - 1] : TOK__NONE;
     for (;;) {
@@ -570,7 +610,7 @@ size_t tok__bt_encode(const tok__model *m, const tok__bt *bt, tok_scratch *s, co
         stack[k] = token;
         ends[k++] = (uint32_t)end;
         pos = end;
-        next = pos < n ? longest_match(bt, s, p + pos, n - pos, &next_len) : TOK__NONE;
+        next = pos < n ? match_at(bt, s, &walk, p + pos, n - pos, &next_len) : TOK__NONE;
         break;
       }
       if (bt->prefix[token] != TOK__NONE) {
