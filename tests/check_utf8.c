@@ -1,4 +1,5 @@
 /* check_utf8.c — UTF-8 validation, lossy repair and the streaming "complete prefix". */
+#include "internal.h"
 #include "testutil.h"
 
 /* Protects: every class of ill-formed UTF-8 is refused, at the right offset. */
@@ -88,6 +89,67 @@ START_TEST(test_validate_random)
 }
 END_TEST
 
+/* Checks both validators (the vector path where the machine has it, and the portable
+ * loop) against Table 3-7 on text[0..len). */
+static void check_both(const uint8_t *text, size_t len, const char *what, size_t a, size_t b)
+{
+  size_t want = table37_bad(text, len), bad = 999, bad2 = 999;
+  bool ok = tok_utf8_valid((const char *)text, len, &bad);
+  bool ok2 = tok__utf8_valid_portable((const char *)text, len, &bad2);
+  /* (tested before asserting: each ck_assert is a message to the runner) */
+  if (ok != (want == len) || ok2 != ok)
+    ck_abort_msg("%s %zu/%zu: valid %d (portable %d), Table 3-7 %d", what, a, b, ok, ok2, want == len);
+  if (!ok && (bad != want || bad2 != want))
+    ck_abort_msg("%s %zu/%zu: bad at %zu / %zu, Table 3-7 at %zu", what, a, b, bad, bad2, want);
+}
+
+/* Protects: the 32-byte vector validator agrees with Table 3-7 (and the portable loop) on
+ * every lead byte followed by every second byte and the third and fourth bytes at the
+ * edges of their ranges, placed on each side of a 32-byte block boundary and at the end
+ * of the text (cut short or not); and on long texts of valid characters of every length
+ * with a stray byte here and there, so that errors sit deep in the text. */
+START_TEST(test_validate_vector)
+{
+  static const uint8_t edges[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF,
+                                  0xC0, 0xC2, 0xDF, 0xE0, 0xED, 0xF0, 0xF4, 0xF5, 0xFF};
+  static const size_t at[] = {0, 29, 30, 31, 32, 62};
+  uint8_t text[160];
+  for (size_t o = 0; o < sizeof at / sizeof at[0]; o++)
+    for (unsigned b0 = 0x80; b0 < 0x100; b0++)
+      for (unsigned k1 = 0; k1 < (b0 >= 0xF0 ? sizeof edges : 256); k1++) /* every second byte but after F0.. */
+        for (size_t k2 = 0; k2 < (b0 >= 0xE0 ? sizeof edges : 1); k2++)
+          for (size_t k3 = 0; k3 < (b0 >= 0xF0 ? sizeof edges : 1); k3++) {
+            memset(text, 'x', sizeof text);
+            uint8_t seq[4] = {(uint8_t)b0, b0 >= 0xF0 ? edges[k1] : (uint8_t)k1, b0 >= 0xE0 ? edges[k2] : 'x',
+                              b0 >= 0xF0 ? edges[k3] : 'x'};
+            memcpy(text + at[o], seq, 4);
+            size_t bytes = (size_t)seq[0] << 24 | (size_t)seq[1] << 16 | (size_t)seq[2] << 8 | seq[3];
+            check_both(text, 96, "sequence at", at[o], bytes);
+            for (size_t cut = 1; cut <= 4; cut++) check_both(text, at[o] + cut, "cut at", at[o], cut);
+          }
+  static const char *const chars[] = {"a", " ", "\n", "\xc3\xa9", "\xd0\xbf", "\xdf\xbf", "\xe4\xb8\xad",
+                                      "\xe0\xa0\x80", "\xed\x9f\xbf", "\xef\xbf\xbd", "\xf0\x9f\x8e\x89",
+                                      "\xf4\x8f\xbf\xbf", "\xf0\x90\x80\x80"};
+  uint64_t seed = 777;
+  for (int round = 0; round < 100000; round++) {
+    size_t len = 0;
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    size_t want_len = 64 + (seed >> 33) % 90;
+    while (len < want_len) {
+      seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+      if ((seed >> 40) % 60 == 0) { /* a stray byte: often a continuation, a lead, or 0xFF */
+        text[len++] = (uint8_t)(0x80 + (seed >> 20) % 0x80);
+        continue;
+      }
+      const char *c = chars[(seed >> 33) % (sizeof chars / sizeof chars[0])];
+      size_t n = strlen(c);
+      memcpy(text + len, c, n), len += n;
+    }
+    check_both(text, len, "round", (size_t)round, len);
+  }
+}
+END_TEST
+
 static char *lossy(const char *s, size_t len)
 {
   tok_buf out = {0};
@@ -153,8 +215,10 @@ Suite *utf8_suite(void)
 {
   Suite *s = suite_create("utf8");
   TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 120); /* the vector test's million texts, under the sanitizers */
   tcase_add_test(tc, test_validate);
   tcase_add_test(tc, test_validate_random);
+  tcase_add_test(tc, test_validate_vector);
   tcase_add_test(tc, test_lossy);
   tcase_add_test(tc, test_complete_len);
   tcase_add_test(tc, test_buf_limit);

@@ -201,7 +201,8 @@ START_TEST(test_outlier_after_run)
         memset(piece + n, forms[f][1][0], after), n += after;
         ck_assert_int_eq(tok__bpe_encode_piece_heap(m, s, piece, n, a, &na), TOK_OK);
         ck_assert_int_eq(tok__bpe_merge_only(m, s, piece, n, b, &nb), TOK_OK);
-        ck_assert_msg(na == nb && !memcmp(a, b, na * sizeof *a), "form %zu, run %zu, %zu after: differs", f, run, after);
+        ck_assert_msg(na == nb && !memcmp(a, b, na * sizeof *a), "form %zu, run %zu, %zu after: differs", f, run,
+                      after);
         for (size_t i = 0; i < na; i++) outliers[0] += a[i] == 259, outliers[1] += a[i] == 261;
       }
   ck_assert_uint_gt(outliers[0], 100);

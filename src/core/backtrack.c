@@ -415,7 +415,8 @@ static tok__bt *bt_build(const tok__model *m)
     }
     for (uint32_t c = 0; c < 256; c++) {
       uint8_t run[4] = {(uint8_t)c, (uint8_t)c, (uint8_t)c, (uint8_t)c};
-      if (!tok__bit(bt->outlier_bits4, outlier_hash4(run)) && !(bt->outlier_bits2 && tok__bit(bt->outlier_bits2, c << 8 | c)))
+      if (!tok__bit(bt->outlier_bits4, outlier_hash4(run)) &&
+          !(bt->outlier_bits2 && tok__bit(bt->outlier_bits2, c << 8 | c)))
         tok__bit_set(bt->outlier_run, c);
     }
     for (uint32_t i = bt->n_outliers; i-- > 0;) bt->outlier_at[outlier_key(m, bt->outlier[i])] = (uint8_t)(i + 1);

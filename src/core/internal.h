@@ -569,6 +569,9 @@ tok__scan_kind tok__pretok_direct(const tok__pretokenizer *p, const tok_scratch 
 tok_err tok__decode(const tok_encoding *enc, tok_scratch *s, const uint32_t *ids, size_t n,
                     const tok_decode_opts *opts, bool raw, tok_buf *out, tok_error *err);
 
+/* utf8.c: tok_utf8_valid without its vector path (the tests compare the two). */
+bool tok__utf8_valid_portable(const char *text, size_t len, size_t *bad_pos);
+
 /* unicode.c: character classes the stages need, by Unicode general category (utf8proc). */
 uint32_t tok__utf8_next(const uint8_t *s, size_t len, size_t *i); /* valid UTF-8 only */
 bool tok__is_whitespace(uint32_t c);  /* Rust char::is_whitespace (White_Space) */
