@@ -146,6 +146,19 @@ static const uint32_t COMPOSING_STARTERS[] = {
     0x11127, 0x1133e, 0x11357, 0x114b0, 0x114ba, 0x114bd, 0x115af, 0x11930,
 };
 
+/* Whether the composing form leaves c as it is: a character with a decomposition that is
+ * its own composition (é, が, ...; Unicode's NFC_QC or NFKC_QC Yes), not a composition
+ * exclusion, a singleton or, for NFKC, a compatibility character. */
+static bool composes_back(uint32_t c, tok__norm_kind kind)
+{
+  uint8_t buf[4], *out = NULL;
+  utf8proc_ssize_t n = utf8proc_encode_char((utf8proc_int32_t)c, buf);
+  utf8proc_ssize_t m = utf8proc_map(buf, n, &out, form_options(kind));
+  bool same = m == n && memcmp(out, buf, (size_t)n) == 0;
+  free(out);
+  return same;
+}
+
 static bool nf_stable_slow(uint32_t c, tok__norm_kind kind)
 {
   if (c < 0x80) return true;
@@ -155,7 +168,9 @@ static bool nf_stable_slow(uint32_t c, tok__norm_kind kind)
   if (c >= 0x1100 && c <= 0x11FF) return false;   /* jamo compose with each other */
   const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)c);
   if (p->combining_class != 0) return false;
-  if (p->decomp_seqindex != UINT16_MAX && (compat || p->decomp_type == 0)) return false;
+  if (p->decomp_seqindex != UINT16_MAX && (compat || p->decomp_type == 0) &&
+      (!compose || !composes_back(c, kind)))
+    return false;
   for (size_t i = 0; i < sizeof COMPOSING_STARTERS / sizeof COMPOSING_STARTERS[0]; i++)
     if (c == COMPOSING_STARTERS[i]) return false;
   return true;
