@@ -3,7 +3,9 @@
 
   prose_en.txt   English prose: the licence texts in /usr/share/common-licenses
   code.txt       source code: modules of Python's standard library (/usr/lib/python3.11)
-  cjk.txt        Chinese and Japanese: translated messages in /usr/share/locale/{zh_CN,ja}
+  cjk.txt        Chinese: translated messages in /usr/share/locale/{zh_CN,ja,zh_TW} (the zh_CN
+                 ones fill its 256 KB before the others come)
+  ja.txt         Japanese: translated messages in /usr/share/locale/ja
   russian.txt    Russian: translated messages in /usr/share/locale/ru
   run_*.txt      long runs without a break (the superlinear case), two sizes each
 
@@ -56,6 +58,11 @@ for lang in ["zh_CN", "ja", "zh_TW"]:
     for mo in sorted(glob.glob(f"/usr/share/locale/{lang}/LC_MESSAGES/*.mo")):
         cjk.extend(mo_strings(mo))
 write("cjk.txt", "\n".join(cjk))
+
+ja = []
+for mo in sorted(glob.glob("/usr/share/locale/ja/LC_MESSAGES/*.mo")):
+    ja.extend(mo_strings(mo))
+write("ja.txt", "\n".join(ja))
 
 ru = []
 for mo in sorted(glob.glob("/usr/share/locale/ru/LC_MESSAGES/*.mo")):
