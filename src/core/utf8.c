@@ -97,13 +97,13 @@ bool tok__utf8_valid_portable(const char *text, size_t len, size_t *bad_pos)
 #define HAVE_AVX2_PATH 1
 
 /* Thirty-two bytes a step with AVX2: the method of Keiser and Lemire ("Validating UTF-8
- * in less than one instruction per byte", 2021). Each byte is checked against the one or
- * three before it through three 16-entry tables — by the high and the low nibble of the
- * byte before, by the high nibble of the byte itself —, each entry the set of errors that
- * nibble allows; the AND of the three is the set of errors the pair commits. Two
- * continuation bytes in a row are an error (TWO_CONTS) except where the byte two or three
- * back is a lead of three or four bytes, which the XOR undoes. Only says whether the whole
- * text is valid: the portable loop finds the position when it is not. */
+ * in less than one instruction per byte", 2021). Each byte and the one before it are
+ * looked up in three 16-entry tables — by the high and the low nibble of the byte before,
+ * by the high nibble of the byte itself —, each entry the set of errors that nibble
+ * allows; the AND of the three is the set of errors the pair commits. Two continuation
+ * bytes in a row are an error (TWO_CONTS) except where the byte two or three back is a
+ * lead of three or four bytes, which the XOR undoes. Only says whether the whole text is
+ * valid: the portable loop finds the position when it is not. */
 #define TOO_SHORT (1 << 0)      /* a lead, then no continuation */
 #define TOO_LONG (1 << 1)       /* ASCII, then a continuation */
 #define OVERLONG_3 (1 << 2)     /* E0 80..9F */
