@@ -516,7 +516,7 @@ static uint32_t longest_match(const tok__bt *bt, tok_scratch *s, const uint8_t *
  * up to max_len / 2 probes. */
 typedef struct {
   const uint8_t *at;
-  uint32_t seen, rank, len;
+  uint32_t seen, rank; /* the match's length is bt->len[rank] */
 } last_walk;
 
 #define WALK_REMEMBER 8 /* walks that depend on fewer bytes are not remembered */
@@ -527,11 +527,11 @@ static inline uint32_t match_at(const tok__bt *bt, tok_scratch *s, last_walk *w,
 {
   if (w->seen && n >= w->seen && tok__load64(p) == tok__load64(w->at) &&
       memcmp(p + 8, w->at + 8, w->seen - 8) == 0) {
-    *len = w->len;
+    *len = bt->len[w->rank];
     return w->rank;
   }
   uint32_t r = longest_match(bt, s, p, n, len);
-  if (WALK_SEEN(r) >= WALK_REMEMBER) w->at = p, w->seen = WALK_SEEN(r), w->rank = r & RANK_MASK, w->len = *len;
+  if (WALK_SEEN(r) >= WALK_REMEMBER) w->at = p, w->seen = WALK_SEEN(r), w->rank = r & RANK_MASK;
   return r & RANK_MASK;
 }
 
