@@ -42,7 +42,7 @@ CORE_SRC := $(addprefix src/core/,err.c buf.c utf8.c unicode.c unicode_data.c sc
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o
 COMMON_SRC := src/common/util.c
 SERVE_SRC := $(addprefix src/serve/,daemon.c config.c metrics.c json.c request.c routes.c handlers.c \
-	pool.c budget.c watchdog.c log.c probe.c ui.c)
+	pool.c budget.c watchdog.c linger.c log.c probe.c ui.c)
 TOKD_SRC := $(SERVE_SRC) $(COMMON_SRC) src/cli/main.c
 TOKD_OBJ := $(TOKD_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/serve/ui_data.o
 TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c

@@ -193,10 +193,11 @@ def test_budget_bounds_concurrent_uploads():
             except socket.timeout:
                 held.append(c)  # admitted: waiting for the rest of its body
             except OSError:
-                refused += 1  # refused, and the reset overtook the 503 (unread body)
-                c.close()
+                c.close()  # a reset: the answer lost (what lingering close prevents)
         print(f"hardening: 40 concurrent 1 MiB uploads, budget 96 MiB: {len(held)} admitted, {refused} refused 503")
         check("uploads beyond the budget refused before their body", len(held) == 3 and refused == 37, (len(held), refused))
+        # the refused ones linger until their client's close reaches them (linger.h)
+        wait_for(lambda: s.metric("tokd_lingering_connections") == 0, 10)
         m = s.metrics()  # one scrape: its own connection is open too
         check("reservations counted: three uploads and the open connections",
               m["tokd_memory_reserved_bytes"] == 3 * ((64 << 10) + 28 * len(body)) + m["tokd_open_connections"] * CONN_RESERVE,
@@ -424,6 +425,149 @@ def test_backlog_answered():
         s.stop()
 
 
+def http_client_post(port, path, body, ctype="text/plain", timeout=60):
+    """POSTs as Python's http.client does (the whole body, then the answer; no
+    Expect: 100-continue). Returns (status, headers, body) or ("error", repr) when the
+    connection failed (a reset, a broken pipe)."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("POST", path, body=body, headers={"Content-Type": ctype})
+        r = c.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    except OSError as e:
+        return "error", repr(e), b""
+    finally:
+        c.close()
+
+
+def test_early_answers_reach_the_client():
+    """A 413 or 503 sent before the body is read reaches clients that send their whole body
+    before reading (http.client, urllib, a raw socket): the server lingers, reading and
+    dropping the body, instead of resetting the connection (RFC 9112 9.6)."""
+    import urllib.error
+    import urllib.request
+    s = Server()  # the defaults: --max-body-bytes 4 MiB
+    try:
+        for size in (8 << 20, 64 << 20):
+            req = urllib.request.Request(f"http://127.0.0.1:{s.port}/count", data=b"a" * size,
+                                         headers={"Content-Type": "text/plain"})
+            try:
+                urllib.request.urlopen(req, timeout=60)
+                got = "200"
+            except urllib.error.HTTPError as e:
+                got = (e.code, e.headers.get("Connection"), json.loads(e.read())["error"]["code"])
+            except OSError as e:
+                got = repr(e)
+            check(f"urllib, {size >> 20} MiB body over the limit: 413 with the envelope, Connection: close",
+                  got == (413, "close", "body_too_large"), got)
+        ids = json.dumps({"tokens": [100000] * 1200000}).encode()  # 8.4 MB of ids
+        st, headers, body = http_client_post(s.port, "/decode", ids, "application/json")
+        check("http.client, 8 MB id array to /decode: 413", st == 413 and b"body_too_large" in body, (st, body[:100]))
+        # a raw socket that sends the head and the whole body, then reads
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+        try:
+            c.sendall(b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                      b"Content-Length: %d\r\n\r\n" % (8 << 20) + b"b" * (8 << 20))
+            out = b""
+            while chunk := c.recv(65536):
+                out += chunk
+            got = out[:12]
+        except OSError as e:
+            got = repr(e)
+        finally:
+            c.close()
+        check("raw socket: whole body sent, then the 413 read to a clean end", got == b"HTTP/1.1 413", got)
+        check("lingering connections close when their client is done",
+              wait_for(lambda: s.metric("tokd_lingering_connections") == 0, 10))
+        m = s.metrics()
+        check("lingering counted", m['tokd_lingering_closes_total{reason="client_done"}'] >= 4 and
+              m["tokd_lingering_dropped_bytes_total"] >= (64 << 20), m.get("tokd_lingering_dropped_bytes_total"))
+        check("the budget comes back after lingering", wait_for(lambda: s.metric("tokd_memory_reserved_bytes") == CONN_RESERVE, 10),
+              s.metric("tokd_memory_reserved_bytes"))
+    finally:
+        s.stop()
+
+    # a 503 from the memory budget, before the body: one admitted upload holds most of it
+    s = Server("--max-body-bytes", str(64 << 20), "--max-memory", str(1900 << 20))
+    try:
+        held = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+        held.sendall(b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                     b"Content-Length: %d\r\n\r\nabc" % (64 << 20))
+        check("an admitted upload holds the budget", wait_for(lambda: s.metric("tokd_memory_reserved_bytes") > (1 << 30), 10))
+        for size in (8 << 20, 64 << 20):
+            st, headers, body = http_client_post(s.port, "/count", b"a" * size)
+            check(f"http.client, {size >> 20} MiB body, budget spent: 503 with Retry-After",
+                  st == 503 and headers.get("Retry-After") == "1" and b'"overloaded"' in body, (st, body[:100]))
+        held.close()
+    finally:
+        s.stop()
+
+    # 200 uploads of 8 MiB at once, none of them reading before it has sent: each reads
+    # an answer (200 when admitted, else 503), and resident memory stays within the budget
+    budget = 512 << 20
+    s = Server("--max-body-bytes", str(8 << 20), "--max-memory", str(budget), "--linger-seconds", "30")
+    try:
+        idle = s.status("VmRSS")
+        s.reset_peak()
+        body = b"c" * (8 << 20)
+        results = []
+        def upload():
+            results.append(http_client_post(s.port, "/count", body, timeout=120)[0])
+        threads = [threading.Thread(target=upload) for _ in range(200)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(180)
+        counts = {k: results.count(k) for k in set(results)}
+        print(f"hardening: 200 concurrent 8 MiB uploads (http.client), budget 512 MiB: {counts}")
+        check("200 concurrent uploads: every client reads 200 or 503, none a reset",
+              len(results) == 200 and set(results) <= {200, 503} and 200 in results, counts)
+        peak = s.status("VmHWM") - idle
+        print(f"hardening: resident above idle at the peak: {peak / 1e6:.1f} MB (budget {budget / 1e6:.0f} MB)")
+        if not SANITIZED:
+            check("200 concurrent uploads: resident memory within the budget", peak <= budget, peak)
+    finally:
+        s.stop()
+
+    # the bounds: a client that stops sending halfway is closed at the linger deadline; one
+    # that sends more than --linger-bytes is cut there
+    s = Server("--linger-seconds", "2", "--linger-bytes", str(1 << 20))
+    try:
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+        c.sendall(b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                  b"Content-Length: %d\r\n\r\n" % (8 << 20) + b"d" * (512 << 10))
+        t = time.time()
+        out = b""
+        try:
+            while chunk := c.recv(65536):
+                out += chunk
+        except OSError:
+            pass
+        check("a client that stops halfway reads its 413 (and the end of the answer)",
+              out.startswith(b"HTTP/1.1 413"), out[:40])
+        check("it lingers while the client is silent", s.metric("tokd_lingering_connections") == 1)
+        wait_for(lambda: s.metric("tokd_lingering_connections") == 0, 10)
+        waited = time.time() - t
+        c.close()
+        check("and is closed at the linger deadline", 1.5 <= waited <= 6, waited)
+        check("counted as a timeout", s.metric('tokd_lingering_closes_total{reason="timeout"}') == 1)
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+        try:
+            c.sendall(b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                      b"Content-Length: %d\r\n\r\n" % (8 << 20) + b"e" * (8 << 20))
+        except OSError:
+            pass  # cut at --linger-bytes: the reset may reach the sender
+        c.close()
+        check("a client sending past --linger-bytes is cut",
+              wait_for(lambda: s.metric('tokd_lingering_closes_total{reason="bytes"}') == 1, 10))
+        check("no lingering left, the budget back",
+              wait_for(lambda: s.metric("tokd_lingering_connections") == 0 and
+                       s.metric("tokd_memory_reserved_bytes") == CONN_RESERVE, 10))
+    finally:
+        s.stop()
+
+
 def test_framing():
     """Strict HTTP/1.1 framing: ambiguous messages are refused and the connection closed,
     so a smuggled second request is never answered."""
@@ -498,7 +642,7 @@ def main():
     tests = [test_memory_per_request, test_budget_bounds_concurrent_uploads, test_connections_in_the_budget,
              test_slow_header_clients, test_clients_that_leave,
              test_slow_bodies_and_readers, test_no_head_of_line_blocking, test_backlog_answered,
-             test_framing, test_numbers_and_sniffing]
+             test_early_answers_reach_the_client, test_framing, test_numbers_and_sniffing]
     only = sys.argv[2:]
     for test in tests:
         if only and test.__name__ not in only:

@@ -32,6 +32,8 @@ typedef struct tokd_config {
   unsigned conn_timeout_s;     /* a kept-alive connection may idle this long */
   unsigned header_timeout_s;   /* the request head must be in within this */
   size_t min_rate;             /* bodies sent and answers read at least this fast (bytes/s) */
+  unsigned linger_s;           /* lingering close (linger.h): longest linger, 0 = off */
+  size_t linger_bytes;         /* most body bytes read and dropped after an early answer */
   unsigned drain_delay_s;      /* SIGTERM: keep listening (and /ready 503) this long */
   unsigned drain_timeout_s;    /* SIGTERM: how long in-flight requests may take */
   unsigned max_model_len;      /* reported by /tokenize (vLLM's field) */

@@ -41,6 +41,7 @@
 #include "cli.h"
 #include "daemon.h"
 #include "json.h"
+#include "linger.h"
 #include "log.h"
 #include "pool.h"
 #include "server.h"
@@ -291,9 +292,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     }
     shutdown(ci->connect_fd, SHUT_RDWR);
   } else if (*socket_context) {
-    tokd_budget_give(&S.budget, CONN_RESERVE);
-    tokd_watchdog_remove(*socket_context);
+    /* libmicrohttpd closes the socket right after this: one answered before its body was
+     * read lingers instead (linger.h), holding its reservation until it closes there */
+    uint64_t linger = tokd_watchdog_remove(*socket_context);
     *socket_context = NULL;
+    if (!(linger && ci && tokd_linger_add(ci->connect_fd, linger))) tokd_budget_give(&S.budget, CONN_RESERVE);
   }
 }
 
@@ -393,6 +396,21 @@ static bool content_type_kind(struct MHD_Connection *c, body_kind *kind, tokd_ht
   return false;
 }
 
+/* Answers e in the first call, before any of the body is read. If a body follows, the
+ * connection closes after the answer and lingers (linger.h): up to the body's length (at
+ * most --linger-bytes) is read and dropped, so a client that sends its whole body before
+ * it reads gets the answer instead of a reset. */
+static enum MHD_Result refuse_early(req_ctx *ctx, const tokd_http_error *e, const framing *f, bool close)
+{
+  bool body = f->transfer_encodings || (f->content_lengths && (f->length_bad || f->length > 0));
+  if (body) {
+    uint64_t cap = S.cfg.linger_bytes;
+    if (!f->transfer_encodings && !f->length_bad && f->length < cap) cap = f->length;
+    tokd_watchdog_linger(ctx->wd, cap);
+  }
+  return answer_error(ctx, e, close || body);
+}
+
 /* The headers are in: route, framing, admission. */
 static enum MHD_Result begin(req_ctx *ctx, const char *url, const char *method, const char *version)
 {
@@ -419,37 +437,37 @@ static enum MHD_Result begin(req_ctx *ctx, const char *url, const char *method, 
   if (framing_error) {
     tokd_metrics_framing(S.metrics);
     tokd_error_set(&e, 400, "bad_request", NULL, "refused: %s", framing_error);
-    return answer_error(ctx, &e, true);
+    return refuse_early(ctx, &e, &f, true);
   }
   if (f.transfer_encodings && strcasecmp(f.te, "chunked") != 0) {
     tokd_metrics_framing(S.metrics);
     tokd_error_set(&e, 501, "unsupported_transfer_encoding", NULL,
                    "Transfer-Encoding \"%.40s\" is not supported; send Content-Length or chunked", f.te);
-    return answer_error(ctx, &e, true);
+    return refuse_early(ctx, &e, &f, true);
   }
   if (ctx->ep == EP_OTHER) {
     tokd_error_set(&e, 404, "unknown_route", NULL, "no such endpoint: %.100s (try %s)", url, tokd_route_list());
-    return answer_error(ctx, &e, f.content_lengths || f.transfer_encodings);
+    return refuse_early(ctx, &e, &f, false);
   }
   const tokd_route *route = &TOKD_ROUTES[ctx->ep];
   bool is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
   if (route->method == TOKD_POST ? strcmp(method, "POST") != 0 : !is_get) {
     tokd_error_set(&e, 405, "method_not_allowed", NULL, "%s takes %s, not %.16s", route->path,
                    route->method == TOKD_POST ? "POST" : "GET", method);
-    return answer_error(ctx, &e, f.content_lengths || f.transfer_encodings);
+    return refuse_early(ctx, &e, &f, false);
   }
   if (route->method == TOKD_GET) {
     /* Answering in this first call would make libmicrohttpd close the connection (it
      * cannot know yet that no body follows), so GETs are answered in the next call. */
     return MHD_YES;
   }
-  if (!content_type_kind(ctx->conn, &ctx->kind, &e)) return answer_error(ctx, &e, true);
+  if (!content_type_kind(ctx->conn, &ctx->kind, &e)) return refuse_early(ctx, &e, &f, true);
   ctx->chunked = f.transfer_encodings > 0;
   if (!ctx->chunked && (f.length_bad || f.length > S.cfg.max_body_bytes)) {
     tokd_error_set(&e, 413, "body_too_large", NULL,
                    "request body of %.20s bytes exceeds the limit of %zu bytes (--max-body-bytes)",
                    f.first_length, S.cfg.max_body_bytes);
-    return answer_error(ctx, &e, true);
+    return refuse_early(ctx, &e, &f, true);
   }
   /* the memory this request may use, reserved before its body is read; a chunked body
    * reserves as it grows */
@@ -457,12 +475,12 @@ static enum MHD_Result begin(req_ctx *ctx, const char *url, const char *method, 
   if (want > S.budget.limit) {
     tokd_error_set(&e, 413, "body_too_large", NULL,
                    "a body of %llu bytes needs more memory than --max-memory allows one request", f.length);
-    return answer_error(ctx, &e, true);
+    return refuse_early(ctx, &e, &f, true);
   }
   if (!tokd_budget_take(&S.budget, want)) {
     tokd_error_set(&e, 503, "overloaded", NULL,
                    "the server's memory budget is spent by requests in progress; retry after a moment");
-    return answer_error(ctx, &e, true);
+    return refuse_early(ctx, &e, &f, true);
   }
   ctx->reserved = want;
   MHD_get_connection_values(ctx->conn, MHD_GET_ARGUMENT_KIND, copy_query, ctx);
@@ -479,11 +497,12 @@ static enum MHD_Result body_data(req_ctx *ctx, const char *data, size_t n)
   tokd_watchdog_progress(ctx->wd, n);
   if (ctx->state != ST_BODY) return MHD_YES; /* answered already: drop the rest */
   if (ctx->overflow || ctx->no_memory) {
-    /* libmicrohttpd cannot answer before the body is complete, so the excess of a chunked
-     * body is read and dropped, up to another --max-body-bytes; past that the connection
-     * is cut, so a client cannot stream forever */
+    /* libmicrohttpd cannot answer in the middle of a body, so the excess of a chunked
+     * body is read and dropped (as a lingering close would), up to --linger-bytes, and
+     * answered at its end; past that the connection is cut, so a client cannot stream
+     * forever (and the watchdog's --min-rate holds meanwhile) */
     ctx->dropped += n;
-    return ctx->dropped > S.cfg.max_body_bytes ? MHD_NO : MHD_YES;
+    return ctx->dropped > S.cfg.linger_bytes ? MHD_NO : MHD_YES;
   }
   if (ctx->chunked && reserve_for(ctx->ep, ctx->body.len + n, false) > ctx->reserved) {
     /* grow the reservation in steps of 64 KiB of body */
@@ -707,9 +726,19 @@ static int start_daemon(unsigned io_threads)
     fprintf(stderr, "tokd: --host %s is not an IPv4 or IPv6 address\n", S.cfg.host);
     return 2;
   }
-  unsigned max_conn = raise_fd_limit(S.cfg.max_connections);
-  if (max_conn < S.cfg.max_connections)
-    tokd_log(LOG_WARN, LOG_WARN, "\"msg\":\"file descriptor limit\",\"max_connections\":%u", max_conn);
+  /* descriptors for the connections first, then as many again for lingering sockets
+   * (linger.h), which are no longer libmicrohttpd's and so not in its limit */
+  unsigned fds = raise_fd_limit(2 * S.cfg.max_connections);
+  unsigned max_conn = fds < S.cfg.max_connections ? fds : S.cfg.max_connections;
+  if (max_conn < S.cfg.max_connections || fds - max_conn < S.cfg.max_connections)
+    tokd_log(LOG_WARN, LOG_WARN, "\"msg\":\"file descriptor limit\",\"max_connections\":%u,\"max_lingering\":%u",
+             max_conn, fds - max_conn);
+  tokd_linger_cfg lc = {.max = fds - max_conn, .seconds = S.cfg.linger_s, .budget = &S.budget,
+                        .reserve = CONN_RESERVE};
+  if (S.cfg.linger_s && lc.max && !tokd_linger_start(&lc)) {
+    fprintf(stderr, "tokd: cannot start the lingering-close thread\n");
+    return 1;
+  }
   DAEMON = MHD_start_daemon(
       flags, (uint16_t)S.cfg.port, NULL, NULL, on_access, NULL,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
@@ -725,7 +754,9 @@ static int start_daemon(unsigned io_threads)
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
       MHD_OPTION_END);
   if (!DAEMON) {
-    fprintf(stderr, "tokd: cannot listen on %s:%u: %s\n", S.cfg.host, S.cfg.port, strerror(errno));
+    int why = errno;
+    tokd_linger_stop();
+    fprintf(stderr, "tokd: cannot listen on %s:%u: %s\n", S.cfg.host, S.cfg.port, strerror(why));
     return 1;
   }
   return 0;
@@ -831,6 +862,7 @@ unsigned tokd_daemon_stop(void)
   while (atomic_load(&S.inflight) > 0) sleep_seconds(0.005);
   MHD_stop_daemon(DAEMON);
   DAEMON = NULL;
+  tokd_linger_stop();
   tokd_pool_stop(POOL);
   S.pool = POOL = NULL;
   tokd_watchdog_stop();

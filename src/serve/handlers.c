@@ -578,6 +578,7 @@ bool tokd_handle_metrics(const tokd_server *srv, tokd_worker *w, const tokd_requ
       .split_texts = atomic_load(&SPLIT_TEXTS),
       .split_helpers = atomic_load(&SPLIT_HELPERS),
   };
+  tokd_linger_get_stats(&g.linger);
   if (tokd_metrics_render(srv->metrics, out, &g) != TOK_OK) return too_large(e);
   return true;
 }

@@ -199,6 +199,19 @@ tok_err tokd_metrics_render(tokd_metrics *m, tok_buf *out, const tokd_metrics_ga
   for (int d = 0; d < DROP__COUNT; d++)
     APPEND("tokd_connections_dropped_total{phase=\"%s\"} %llu\n", DROP_NAMES[d],
            atomic_load_explicit(&m->dropped[d], memory_order_relaxed));
+  APPEND("# HELP tokd_lingering_connections Connections answered before their body was read, still reading and "
+         "dropping it so the client can read the answer.\n"
+         "# TYPE tokd_lingering_connections gauge\ntokd_lingering_connections %u\n", g->linger.lingering);
+  static const char *const LINGER_NAMES[LINGER__COUNT] = {"client_done", "bytes", "timeout"};
+  APPEND("# HELP tokd_lingering_closes_total Lingering connections closed: the client finished sending "
+         "(client_done), sent --linger-bytes, or took --linger-seconds; refused: closed at once, all slots taken.\n"
+         "# TYPE tokd_lingering_closes_total counter\n");
+  for (int r = 0; r < LINGER__COUNT; r++)
+    APPEND("tokd_lingering_closes_total{reason=\"%s\"} %llu\n", LINGER_NAMES[r], g->linger.ended[r]);
+  APPEND("tokd_lingering_closes_total{reason=\"refused\"} %llu\n", g->linger.refused);
+  APPEND("# HELP tokd_lingering_dropped_bytes_total Body bytes read and dropped by lingering connections.\n"
+         "# TYPE tokd_lingering_dropped_bytes_total counter\ntokd_lingering_dropped_bytes_total %llu\n",
+         g->linger.dropped_bytes);
   APPEND("# HELP tokd_framing_rejections_total Requests refused for their HTTP framing.\n"
          "# TYPE tokd_framing_rejections_total counter\ntokd_framing_rejections_total %llu\n",
          atomic_load_explicit(&m->framing, memory_order_relaxed));

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "linger.h"
 #include "routes.h"
 #include "tok.h"
 
@@ -40,6 +41,7 @@ typedef struct tokd_metrics_gauges {
   unsigned long long budget_bytes, budget_used, budget_peak, budget_rejected;
   int warm;                /* the backtracking tables are built */
   unsigned long long split_texts, split_helpers; /* texts given helper threads; threads lent */
+  tokd_linger_stats linger; /* lingering closes (linger.h) */
 } tokd_metrics_gauges;
 
 /* Appends the exposition text. */

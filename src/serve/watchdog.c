@@ -27,6 +27,7 @@ struct tokd_wd_conn {
   double since;   /* when the phase began */
   uint64_t bytes; /* moved in this phase */
   double peeked;  /* when it was last checked for a client that has gone */
+  uint64_t linger; /* bytes to read and drop after it closes (tokd_watchdog_linger) */
   bool dropped;
 };
 
@@ -56,10 +57,12 @@ tokd_wd_conn *tokd_watchdog_add(int fd)
   return c;
 }
 
-void tokd_watchdog_remove(tokd_wd_conn *c)
+uint64_t tokd_watchdog_remove(tokd_wd_conn *c)
 {
-  if (!c) return;
+  if (!c) return 0;
   pthread_mutex_lock(&W.lock);
+  /* a connection shut for a slow or vanished client gets no lingering */
+  uint64_t linger = c->dropped ? 0 : c->linger;
   if (c->prev) c->prev->next = c->next;
   else W.head = c->next;
   if (c->next) c->next->prev = c->prev;
@@ -67,6 +70,15 @@ void tokd_watchdog_remove(tokd_wd_conn *c)
   W.closed++;
   pthread_mutex_unlock(&W.lock);
   free(c);
+  return linger;
+}
+
+void tokd_watchdog_linger(tokd_wd_conn *c, uint64_t bytes)
+{
+  if (!c) return;
+  pthread_mutex_lock(&W.lock);
+  c->linger = bytes;
+  pthread_mutex_unlock(&W.lock);
 }
 
 void tokd_watchdog_phase(tokd_wd_conn *c, tokd_wd_phase phase)

@@ -45,8 +45,12 @@ void tokd_watchdog_stop(void);
 
 /* A connection opened on socket fd; NULL when out of memory (it is then not watched). */
 tokd_wd_conn *tokd_watchdog_add(int fd);
-/* It closed. */
-void tokd_watchdog_remove(tokd_wd_conn *c);
+/* It closed. Returns the bytes it should linger for (tokd_watchdog_linger; linger.h), 0
+ * for none or when the watchdog shut it. */
+uint64_t tokd_watchdog_remove(tokd_wd_conn *c);
+/* Its request was answered before the body was read: when it closes, up to bytes more of
+ * the body should be read and dropped so that the client can read the answer. */
+void tokd_watchdog_linger(tokd_wd_conn *c, uint64_t bytes);
 /* It entered a phase (its clock and byte count restart). */
 void tokd_watchdog_phase(tokd_wd_conn *c, tokd_wd_phase phase);
 /* bytes more of the body arrived, or of the response were taken. */
