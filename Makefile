@@ -39,7 +39,9 @@ CORE_SRC := $(addprefix src/core/,err.c buf.c utf8.c unicode.c unicode_data.c sc
 	added.c normalize.c pretok.c bpe.c backtrack.c decode.c encoding.c encode.c models.c embed.c) \
 	$(addprefix src/load/,registry.c tiktoken.c hf.c jscan.c) \
 	$(addprefix src/chat/,jvalue.c jinja.c eval.c chat.c)
-CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o
+CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o $(BUILD)/bt_image.o
+# the generator of the built-in backtracking tables links the core with an empty image
+GEN_OBJ := $(filter-out $(BUILD)/bt_image.o,$(CORE_OBJ)) $(BUILD)/bt_image_none.o
 COMMON_SRC := src/common/util.c
 SERVE_SRC := $(addprefix src/serve/,daemon.c config.c metrics.c json.c request.c routes.c handlers.c \
 	pool.c budget.c watchdog.c linger.c log.c probe.c ui.c)
@@ -79,6 +81,21 @@ $(BUILD)/serve/ui_data.o: src/serve/ui_data.S $(wildcard src/ui/*) | $(DEPS_OK)
 $(BUILD)/embed_data.o: src/core/embed.S $(VOCAB) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) -c -o $@ src/core/embed.S
+
+$(BUILD)/bt_image_none.o: src/core/bt_image.S | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) -c -o $@ src/core/bt_image.S
+
+$(BUILD)/gen_bt_image: tools/gen_bt_image.c $(GEN_OBJ)
+	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread -lm
+
+# the backtracking encoder's tables of the built-in vocabularies, built once here and
+# embedded (backtrack.c, "Images"): the fast encoder is ready at the first byte
+$(BUILD)/bt_image.bin: $(BUILD)/gen_bt_image
+	$(BUILD)/gen_bt_image $@
+
+$(BUILD)/bt_image.o: src/core/bt_image.S $(BUILD)/bt_image.bin
+	$(CC) -DTOKD_BT_IMAGE='"$(BUILD)/bt_image.bin"' -c -o $@ src/core/bt_image.S
 
 $(BUILD)/libtok.a: $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -171,10 +188,10 @@ FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"fuzz"' -Iinclude -Isrc/cor
 FUZZ_TARGETS := encode request http chat
 fuzz-build: deps
 	mkdir -p build-fuzz
-	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_encode tests/fuzz/fuzz_encode.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
-	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_request tests/fuzz/fuzz_request.c src/serve/request.c src/serve/routes.c src/common/util.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
-	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_chat tests/fuzz/fuzz_chat.c $(CORE_SRC) src/core/embed.S $(pkg_libs) -lpthread
-	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_http tests/fuzz/fuzz_http.c $(SERVE_SRC) $(COMMON_SRC) $(CORE_SRC) src/core/embed.S src/serve/ui_data.S $(pkg_libs) -lpthread -lm
+	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_encode tests/fuzz/fuzz_encode.c $(CORE_SRC) src/core/embed.S src/core/bt_image.S $(pkg_libs) -lpthread
+	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_request tests/fuzz/fuzz_request.c src/serve/request.c src/serve/routes.c src/common/util.c $(CORE_SRC) src/core/embed.S src/core/bt_image.S $(pkg_libs) -lpthread
+	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_chat tests/fuzz/fuzz_chat.c $(CORE_SRC) src/core/embed.S src/core/bt_image.S $(pkg_libs) -lpthread
+	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_http tests/fuzz/fuzz_http.c $(SERVE_SRC) $(COMMON_SRC) $(CORE_SRC) src/core/embed.S src/core/bt_image.S src/serve/ui_data.S $(pkg_libs) -lpthread -lm
 
 # each target runs FUZZ_SECONDS from the committed corpus, writing new inputs to
 # build-fuzz/new-TARGET; then the committed corpus is replaced by the minimized union

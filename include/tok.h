@@ -199,10 +199,12 @@ typedef struct tok_load_opts {
 tok_err tok_registry_load(const tok_load_opts *opts, tok_registry **out, tok_error *err);
 void tok_registry_free(tok_registry *reg);
 /* Builds the tables of the backtracking encoder of every byte-level model that allows it
- * (40-90 ms and 5-11 MB for a 100-200k vocabulary). Until then, and for models that do not
- * allow it, long pieces take the heap merger (slower on pieces of many bytes, same result),
- * and a piece of 4 KiB or more builds its model's tables first. Thread-safe; may run on a
- * thread of its own while others encode. */
+ * and does not have them yet, on up to as many threads as there are cores. The built-in
+ * vocabularies have them from the start (built with libtok and embedded); a Hugging Face
+ * model needs this (25-175 ms and 4-17 MB for a 50-200k vocabulary). Until then, and for
+ * models that do not allow it, long pieces take the heap merger (slower on pieces of many
+ * bytes, same result), and a piece of 4 KiB or more builds its model's tables first.
+ * Thread-safe; may run on a thread of its own while others encode. */
 void tok_registry_warm(const tok_registry *reg);
 
 size_t tok_registry_count(const tok_registry *reg);

@@ -290,6 +290,33 @@ START_TEST(test_million_a)
 }
 END_TEST
 
+/* Protects: the backtracking tables embedded for the built-in vocabularies (bt_image.S)
+ * are in use from the load on, with nothing to build, and are exactly what building them
+ * now gives — a stale image (tables of an older build, or of another vocabulary) fails —
+ * while a vocabulary that is not built in never takes a blob. */
+START_TEST(test_bt_image_current)
+{
+  for (size_t e = 0; e < 5; e++) {
+    const tok__model *v = tu_encoding(TU_ENCODINGS[e])->model;
+    ck_assert_msg(tok__bt_from_image(v), "%s: its tables do not come from the image", TU_ENCODINGS[e]);
+    tok__bt *fresh = tok__bt_build(v);
+    ck_assert_ptr_nonnull(fresh);
+    ck_assert_msg(tok__bt_same(v, fresh, tok__bt_get(v, false)), "%s: the image's tables differ from a fresh build",
+                  TU_ENCODINGS[e]);
+    tok__bt_free(fresh);
+  }
+  /* a vocabulary of its own (tiny, byte-level) builds its tables at run time */
+  const char *name;
+  for (int i = 0; i < 10; i++) {
+    const tok__model *v = byte_level_model(i, &name);
+    if (!v) continue;
+    bool builtin = false;
+    for (size_t e = 0; e < 5; e++) builtin |= v == tu_encoding(TU_ENCODINGS[e])->model;
+    if (!builtin) ck_assert_msg(!tok__bt_from_image(v), "%s took a blob of the image", name);
+  }
+}
+END_TEST
+
 Suite *bpe_suite(void)
 {
   Suite *s = suite_create("bpe");
@@ -300,6 +327,7 @@ Suite *bpe_suite(void)
   tcase_add_test(tc, test_long_runs_bounded);
   tcase_add_test(tc, test_heap_runs_bounded);
   tcase_add_test(tc, test_million_a);
+  tcase_add_test(tc, test_bt_image_current);
   tcase_add_loop_test(tc, test_backtrack_matches_heap, 0, 10);
   tcase_add_loop_test(tc, test_backtrack_every_token, 0, 10);
   suite_add_tcase(s, tc);

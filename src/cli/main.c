@@ -306,6 +306,8 @@ static int print_ids(const uint32_t *ids, size_t n, tok_buf *buf)
   return 0;
 }
 
+#define CLI_WARM_BYTES ((size_t)1 << 20)
+
 static int cmd_encode_or_count(const cli_opts *o, bool count_only)
 {
   loaded l = {0};
@@ -317,6 +319,10 @@ static int cmd_encode_or_count(const cli_opts *o, bool count_only)
   if (!rc) rc = encode_opts(o, l.enc, &set, &opts);
   opts.split = &l.split;
   if (!rc) rc = read_text(o, &text);
+  /* A Hugging Face model's backtracking tables (the built-in vocabularies bring theirs)
+   * cost 25-175 ms to build: worth it from about a megabyte, where the heap merger would
+   * take longer on text with long pieces (CJK, Cyrillic) than building does. */
+  if (!rc && text.len >= CLI_WARM_BYTES) tok_registry_warm(l.reg);
   if (!rc) {
     tok_error err;
     tok_encode_result res;

@@ -86,6 +86,7 @@ struct tok__bt {
    * right << 21 | joined (ranks below 2^21), 0 = empty */
   uint64_t *pairs;
   uint32_t pair_mask;
+  bool in_image; /* the arrays point into an image (see "Images" below): not freed */
 };
 
 #define RANK_BITS 21
@@ -118,6 +119,11 @@ static void pair_put(tok__bt *bt, uint32_t l, uint32_t r, uint32_t v)
 void tok__bt_free(tok__bt *bt)
 {
   if (!bt) return;
+  if (bt->in_image) {
+    tok__table_free((void *)bt->memo);
+    free(bt);
+    return;
+  }
   free(bt->id_of), free(bt->rank_of), free(bt->len), free(bt->left), free(bt->right);
   free(bt->prefix), free(bt->root), free(bt->outlier_at);
   tok__table_free(bt->trie), tok__table_free(bt->pairs);
@@ -306,7 +312,10 @@ static tok__bt *bt_build(const tok__model *m)
       !(bt->memo = tok__table_calloc((size_t)1 << MEMO_BITS, sizeof *bt->memo)))
     goto fail;
   bt->n_ranks = n_ranks;
-  for (uint32_t r = 0; r < n_ranks; r++) bt->id_of[r] = TOK__NONE, bt->prefix[r] = TOK__NONE;
+  /* every entry is set, even of ranks no token has, so that an image is the same bytes
+   * from build to build */
+  for (uint32_t r = 0; r < n_ranks; r++)
+    bt->id_of[r] = bt->prefix[r] = TOK__NONE, bt->left[r] = bt->right[r] = r;
   bool ok = m->max_len < 65536;
   size_t n_pairs = 0;
   /* every token's own encoding: reachable tokens get a rank and a split */
@@ -441,6 +450,225 @@ const tok__bt *tok__bt_get(const tok__model *m_const, bool build)
   }
   pthread_mutex_unlock(&m->bt_lock);
   return m->bt;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Images. Building the tables costs 25-175 ms a vocabulary (the merge loop on every
+ * token's own bytes), and until they exist long pieces take the heap merger, three times
+ * slower on CJK text: so for the built-in vocabularies they are built once, at build time
+ * (tools/gen_bt_image.c writes one blob per model; bt_image.S embeds them), and a model
+ * whose fingerprint matches a blob uses the blob's arrays in place when it is loaded — no
+ * work, and read-only pages of the executable that replicas on a node share through the
+ * page cache (resident only where touched). Only the memo is the process's own.
+ *
+ * A blob: the head below, then each array at a 64-byte boundary (offsets from the blob's
+ * start), the whole padded to 4096 bytes. The fingerprint hashes everything the tables
+ * are derived from (tokens, ids, merges), so a blob never serves another vocabulary; the
+ * version changes with the tables' meaning.
+ */
+#define BT_IMAGE_VERSION 1
+#define BT_ARRAYS(X) \
+  X(id_of) X(rank_of) X(len) X(left) X(right) X(prefix) X(root) X(trie) X(pairs) \
+  X(outlier_at) X(outlier_bits4) X(outlier_bits2)
+enum {
+#define X(f) BTA_##f,
+  BT_ARRAYS(X)
+#undef X
+  BTA__COUNT
+};
+
+typedef struct bt_image_head {
+  char magic[8];
+  uint32_t version, head_len;
+  uint64_t fingerprint;
+  uint64_t blob_len; /* including the padding */
+  uint32_t n_ranks, n_ids, trie_mask, pair_mask, n_outliers, pad;
+  uint32_t outlier[BT_MAX_OUTLIERS + 1];
+  uint64_t outlier_first[4], outlier_run[4];
+  uint32_t byte_rank[256];
+  uint64_t at[BTA__COUNT], bytes[BTA__COUNT]; /* where each array is, and its size (0: NULL) */
+} bt_image_head;
+
+static const char BT_MAGIC[8] = {'t', 'o', 'k', 'd', 'b', 't', 'i', 'm'};
+
+/* bt_image.S: the blobs of the built-in vocabularies (empty in the generator itself). */
+extern const uint8_t tok__bt_image_start[], tok__bt_image_end[];
+
+static uint64_t fp_mix(uint64_t h, uint64_t v)
+{
+  h ^= v * 0x9E3779B97F4A7C15ull;
+  h = (h << 29 | h >> 35) * 0xBF58476D1CE4E5B9ull;
+  return h ^ h >> 31;
+}
+
+static uint64_t fp_bytes(uint64_t h, const void *data, size_t n)
+{
+  const uint8_t *p = data;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) h = fp_mix(h, tok__load64(p + i));
+  uint64_t tail = 0;
+  memcpy(&tail, p + i, n - i);
+  return fp_mix(fp_mix(h, tail), n);
+}
+
+/* What a model's tables are derived from, hashed (about 1 ms for 200,000 tokens). */
+static uint64_t model_fingerprint(const tok__model *m)
+{
+  uint64_t h = fp_mix(BT_IMAGE_VERSION, (uint64_t)m->id_end << 32 | m->n_tokens);
+  h = fp_mix(h, (uint64_t)m->by_list << 2 | (uint64_t)m->byte_level << 1 | (m->literal != NULL));
+  h = fp_mix(h, (uint64_t)m->n_merges << 32 | m->max_len);
+  h = fp_bytes(h, m->off, ((size_t)m->id_end + 1) * sizeof *m->off);
+  h = fp_bytes(h, m->bytes, m->off[m->id_end]);
+  h = fp_bytes(h, m->byte_id, sizeof m->byte_id);
+  if (m->literal) h = fp_bytes(h, m->literal, ((size_t)m->id_end + 63) / 64 * sizeof *m->literal);
+  if (m->by_list) {
+    size_t n_entries = m->merge_start[m->id_end];
+    h = fp_bytes(h, m->merge_id, (size_t)m->n_merges * sizeof *m->merge_id);
+    h = fp_bytes(h, m->merge_start, ((size_t)m->id_end + 1) * sizeof *m->merge_start);
+    h = fp_bytes(h, m->merge_left, n_entries * sizeof *m->merge_left);
+    h = fp_bytes(h, m->merge_prio, n_entries * sizeof *m->merge_prio);
+  }
+  return h;
+}
+
+/* The size each array must have, from the head's numbers (the three outlier arrays may
+ * also be absent). */
+static uint64_t array_bytes(const bt_image_head *h, int which)
+{
+  switch (which) {
+  case BTA_rank_of: return (uint64_t)h->n_ids * 4;
+  case BTA_len: return (uint64_t)h->n_ranks * 2;
+  case BTA_id_of: case BTA_left: case BTA_right: case BTA_prefix: return (uint64_t)h->n_ranks * 4;
+  case BTA_root: return 65536 * 4;
+  case BTA_trie: return ((uint64_t)h->trie_mask + 1) * 8;
+  case BTA_pairs: return ((uint64_t)h->pair_mask + 1) * 8;
+  case BTA_outlier_at: return 65536;
+  default: return 65536 / 8; /* the bit filters */
+  }
+}
+
+tok_err tok__bt_image_write(const tok__model *m, FILE *out)
+{
+  const tok__bt *bt = tok__bt_get(m, true);
+  if (!bt) return TOK_OK; /* nothing to write: the model does not allow the backtracker */
+  bt_image_head h = {.version = BT_IMAGE_VERSION, .head_len = sizeof h, .fingerprint = model_fingerprint(m),
+                     .n_ranks = bt->n_ranks, .n_ids = m->id_end, .trie_mask = bt->trie_mask,
+                     .pair_mask = bt->pair_mask, .n_outliers = bt->n_outliers};
+  memcpy(h.magic, BT_MAGIC, sizeof h.magic);
+  memcpy(h.outlier, bt->outlier, sizeof bt->outlier);
+  memcpy(h.outlier_first, bt->outlier_first, sizeof h.outlier_first);
+  memcpy(h.outlier_run, bt->outlier_run, sizeof h.outlier_run);
+  memcpy(h.byte_rank, bt->byte_rank, sizeof h.byte_rank);
+  const void *data[BTA__COUNT];
+  uint64_t at = (sizeof h + 63) & ~(uint64_t)63;
+#define X(f)                                                                   \
+  data[BTA_##f] = bt->f;                                                       \
+  h.bytes[BTA_##f] = bt->f ? array_bytes(&h, BTA_##f) : 0;                     \
+  h.at[BTA_##f] = at;                                                          \
+  at = (at + h.bytes[BTA_##f] + 63) & ~(uint64_t)63;
+  BT_ARRAYS(X)
+#undef X
+  h.blob_len = (at + 4095) & ~(uint64_t)4095;
+  static const uint8_t zeros[4096];
+  uint64_t pos = 0;
+  bool ok = fwrite(&h, sizeof h, 1, out) == 1;
+  pos += sizeof h;
+  for (int i = 0; i < BTA__COUNT && ok; i++) {
+    ok = fwrite(zeros, 1, h.at[i] - pos, out) == h.at[i] - pos;
+    if (ok && h.bytes[i]) ok = fwrite(data[i], 1, h.bytes[i], out) == h.bytes[i];
+    pos = h.at[i] + h.bytes[i];
+  }
+  if (ok) ok = fwrite(zeros, 1, h.blob_len - pos, out) == h.blob_len - pos;
+  return ok ? TOK_OK : TOK_EIO;
+}
+
+/* The tables of blob (whose head fits in len bytes and is aligned) for model m, or NULL
+ * when the blob is not of m or not whole. */
+static tok__bt *bt_from_blob(const tok__model *m, const uint8_t *blob, size_t len, uint64_t fingerprint)
+{
+  const bt_image_head *h = (const bt_image_head *)blob;
+  if (memcmp(h->magic, BT_MAGIC, sizeof h->magic) || h->version != BT_IMAGE_VERSION ||
+      h->head_len != sizeof *h || h->fingerprint != fingerprint || h->n_ids != m->id_end ||
+      h->blob_len > len || h->n_outliers > BT_MAX_OUTLIERS || h->n_ranks >= RANK_MASK)
+    return NULL;
+  for (int i = 0; i < BTA__COUNT; i++) {
+    bool optional = i >= BTA_outlier_at;
+    if (h->bytes[i] != array_bytes(h, i) && !(optional && h->bytes[i] == 0)) return NULL;
+    if (h->at[i] % 64 || h->at[i] > h->blob_len || h->bytes[i] > h->blob_len - h->at[i]) return NULL;
+  }
+  tok__bt *bt = calloc(1, sizeof *bt);
+  if (!bt || !(bt->memo = tok__table_calloc((size_t)1 << MEMO_BITS, sizeof *bt->memo))) {
+    free(bt);
+    return NULL;
+  }
+  bt->in_image = true;
+  bt->n_ranks = h->n_ranks;
+  bt->n_outliers = h->n_outliers;
+  bt->trie_mask = h->trie_mask;
+  bt->pair_mask = h->pair_mask;
+  memcpy(bt->outlier, h->outlier, sizeof bt->outlier);
+  memcpy(bt->outlier_first, h->outlier_first, sizeof bt->outlier_first);
+  memcpy(bt->outlier_run, h->outlier_run, sizeof bt->outlier_run);
+  memcpy(bt->byte_rank, h->byte_rank, sizeof bt->byte_rank);
+  /* the arrays are never written once built: the image's read-only pages serve as is */
+#define X(f) bt->f = h->bytes[BTA_##f] ? (void *)(uintptr_t)(blob + h->at[BTA_##f]) : NULL;
+  BT_ARRAYS(X)
+#undef X
+  return bt;
+}
+
+bool tok__bt_attach_image(const tok__model *m_const)
+{
+  tok__model *m = (tok__model *)m_const;
+  const uint8_t *p = tok__bt_image_start, *end = tok__bt_image_end;
+  if (!m->byte_level || p >= end || atomic_load(&m->bt_state) != 0) return false;
+  uint64_t fingerprint = model_fingerprint(m);
+  tok__bt *bt = NULL;
+  while (!bt && (size_t)(end - p) >= sizeof(bt_image_head)) {
+    const bt_image_head *h = (const bt_image_head *)p;
+    if (memcmp(h->magic, BT_MAGIC, sizeof h->magic) || h->blob_len == 0 || h->blob_len % 4096 ||
+        h->blob_len > (size_t)(end - p))
+      break;
+    bt = bt_from_blob(m, p, (size_t)(end - p), fingerprint);
+    p += h->blob_len;
+  }
+  if (!bt) return false;
+  pthread_mutex_lock(&m->bt_lock);
+  if (atomic_load_explicit(&m->bt_state, memory_order_relaxed) == 0) {
+    m->bt = bt;
+    atomic_store_explicit(&m->bt_state, 1, memory_order_release);
+    bt = NULL;
+  }
+  pthread_mutex_unlock(&m->bt_lock);
+  tok__bt_free(bt);
+  return true;
+}
+
+tok__bt *tok__bt_build(const tok__model *m)
+{
+  return bt_build(m);
+}
+
+bool tok__bt_same(const tok__model *m, const tok__bt *a, const tok__bt *b)
+{
+  if (a->n_ranks != b->n_ranks || a->n_outliers != b->n_outliers || a->trie_mask != b->trie_mask ||
+      a->pair_mask != b->pair_mask || memcmp(a->outlier, b->outlier, sizeof a->outlier) ||
+      memcmp(a->outlier_first, b->outlier_first, sizeof a->outlier_first) ||
+      memcmp(a->outlier_run, b->outlier_run, sizeof a->outlier_run) ||
+      memcmp(a->byte_rank, b->byte_rank, sizeof a->byte_rank))
+    return false;
+  bt_image_head h = {.n_ranks = a->n_ranks, .n_ids = m->id_end, .trie_mask = a->trie_mask, .pair_mask = a->pair_mask};
+#define X(f)                                                                                   \
+  if (!a->f != !b->f || (a->f && memcmp(a->f, b->f, (size_t)array_bytes(&h, BTA_##f)) != 0)) \
+    return false;
+  BT_ARRAYS(X)
+#undef X
+  return true;
+}
+
+bool tok__bt_from_image(const tok__model *m)
+{
+  return atomic_load_explicit(&m->bt_state, memory_order_acquire) == 1 && m->bt->in_image;
 }
 
 /* May token r2 follow token r1? False when encoding their bytes together would merge

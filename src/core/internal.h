@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "phash.h"
@@ -519,6 +520,18 @@ const tok__bt *tok__bt_get(const tok__model *m, bool build);
 size_t tok__bt_encode(const tok__model *m, const tok__bt *bt, tok_scratch *s, const uint8_t *p,
                       size_t n, uint32_t *ids, uint32_t *offsets);
 void tok__bt_free(tok__bt *bt);
+/* Uses the tables of the model's blob in the built-in image (bt_image.S) when there is one:
+ * true then. Called by tok__model_finish; cheap (a hash of the vocabulary). */
+bool tok__bt_attach_image(const tok__model *m);
+/* For tests: m's tables built anew (free with tok__bt_free; NULL when not applicable), and
+ * whether two sets of m's tables are the same. */
+tok__bt *tok__bt_build(const tok__model *m);
+bool tok__bt_same(const tok__model *m, const tok__bt *a, const tok__bt *b);
+/* Whether m's tables are the image's. */
+bool tok__bt_from_image(const tok__model *m);
+/* Builds m's tables (if not yet) and writes them as one blob of an image; writes nothing
+ * when m does not allow the backtracker. For tools/gen_bt_image.c. */
+tok_err tok__bt_image_write(const tok__model *m, FILE *out);
 /* The length above which byte-level pieces use the heap merger instead of the scan. */
 #define TOK__LONG_PIECE 24
 /* The length above which byte-level pieces use the backtracking encoder, when the model

@@ -447,6 +447,8 @@ tok_err tok__model_finish(tok__model_builder *b, const tok__model_opts *opts, to
   if (m->by_list && (rc = build_merges(b, m, what, err)) != TOK_OK) goto fail;
   if (m->by_list && !opts->ignore_merges && (rc = build_whole_ok(m, err)) != TOK_OK) goto fail;
   find_word_splits(m);
+  /* a built-in vocabulary's backtracking tables come ready from the image */
+  tok__bt_attach_image(m);
   *out = m;
   return TOK_OK;
 

@@ -13,10 +13,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "load.h"
 
@@ -111,10 +113,37 @@ void tok_registry_free(tok_registry *reg)
   free(reg);
 }
 
+typedef struct warm_job {
+  const tok_registry *reg;
+  atomic_size_t next;
+} warm_job;
+
+static void *warm_some(void *arg)
+{
+  warm_job *job = arg;
+  for (size_t i; (i = atomic_fetch_add(&job->next, 1)) < job->reg->n_models;)
+    if (job->reg->models[i]->byte_level) tok__bt_get(job->reg->models[i], true);
+  return NULL;
+}
+
 void tok_registry_warm(const tok_registry *reg)
 {
+  /* models whose tables are not ready (not in the built-in image), built one a thread on
+   * up to the cores there are */
+  size_t todo = 0;
   for (size_t i = 0; i < reg->n_models; i++)
-    if (reg->models[i]->byte_level) tok__bt_get(reg->models[i], true);
+    if (reg->models[i]->byte_level && atomic_load(&reg->models[i]->bt_state) == 0) todo++;
+  if (todo == 0) return;
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  size_t n_threads = cores > 1 ? (size_t)cores : 1;
+  if (n_threads > todo) n_threads = todo;
+  if (n_threads > 16) n_threads = 16;
+  warm_job job = {.reg = reg};
+  pthread_t threads[16];
+  size_t started = 0;
+  while (started + 1 < n_threads && pthread_create(&threads[started], NULL, warm_some, &job) == 0) started++;
+  warm_some(&job);
+  for (size_t i = 0; i < started; i++) pthread_join(threads[i], NULL);
 }
 
 static int cmp_str(const void *a, const void *b)
