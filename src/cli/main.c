@@ -63,6 +63,10 @@ static const char USAGE[] =
     "      --lossy           encode/count: replace invalid UTF-8 with U+FFFD instead of failing;\n"
     "                        decode: replace invalid UTF-8 in the output with U+FFFD\n"
     "      --seconds S       bench: time per file (default 1)\n"
+    "      --slices BYTES    bench: encode each file as consecutive texts of at most BYTES\n"
+    "                        (cut between characters), one call each, as a server sees a\n"
+    "                        stream of requests; the first pass over them is the figure for\n"
+    "                        text never seen before\n"
     "  -j, --threads N       encode, count, bench: cut a text of 512 KiB or more at spaces\n"
     "                        between words and encode the parts on N threads, with the same\n"
     "                        result (byte-level BPE tokenizers: the OpenAI encodings, Llama 3,\n"
@@ -94,6 +98,7 @@ typedef struct cli_opts {
   const char *chat_template;
   double seconds;
   unsigned threads; /* 0: the default (encode, count: the online CPUs; bench: 1) */
+  size_t slices;    /* bench: encode each file as consecutive texts of at most this many bytes */
   char **files;
   int n_files;
 } cli_opts;
@@ -141,6 +146,7 @@ static int parse_opts(int argc, char **argv, cli_opts *o)
       {"render-only", no_argument, NULL, 'R'},
       {"bench", no_argument, NULL, 'N'},
       {"threads", required_argument, NULL, 'j'},
+      {"slices", required_argument, NULL, 'L'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -177,6 +183,13 @@ static int parse_opts(int argc, char **argv, cli_opts *o)
       unsigned long n = strtoul(optarg, &end, 10);
       if (*end || n < 1 || n > TOKD_MAX_THREADS) return die(2, "--threads must be 1 to %d", TOKD_MAX_THREADS);
       o->threads = (unsigned)n;
+      break;
+    }
+    case 'L': {
+      char *end;
+      unsigned long long n = strtoull(optarg, &end, 10);
+      if (*end || n < 4 || n > (1ull << 30)) return die(2, "--slices must be 4 to 2^30 bytes");
+      o->slices = (size_t)n;
       break;
     }
     case 'h': fputs(USAGE, stdout); exit(0);
@@ -224,10 +237,13 @@ typedef struct loaded {
 static int load(const cli_opts *o, loaded *l)
 {
   tok_error err;
+  char cache[4096];
+  const char *cache_dir = tokd_cache_dir(getenv("TOKD_CACHE_DIR"), cache, sizeof cache);
   tok_load_opts lo = {.vocab_dir = o->vocab_dir, .encodings = o->encoding};
   for (size_t i = 0; i < o->n_tokenizers; i++)
     if (!strcmp(o->tokenizers[i].name, o->encoding)) {
-      lo = (tok_load_opts){.encodings = "none", .tokenizers = &o->tokenizers[i], .n_tokenizers = 1};
+      lo = (tok_load_opts){.encodings = "none", .tokenizers = &o->tokenizers[i], .n_tokenizers = 1,
+                           .cache_dir = cache_dir};
       break;
     }
   if (tok_registry_load(&lo, &l->reg, &err) != TOK_OK)
@@ -382,6 +398,29 @@ static int cmd_decode(const cli_opts *o)
   return rc;
 }
 
+/* One pass over text for bench: whole, or in slices of at most `slices` bytes cut between
+ * characters. The ids of the last call are left in res; *tokens counts all of them. */
+static tok_err bench_pass(const loaded *l, const tok_encode_opts *opts, const tok_buf *text, size_t slices,
+                          tok_encode_result *res, size_t *tokens, tok_error *err)
+{
+  if (!slices) {
+    tok_err rc = tok_encode(l->enc, l->scratch, text->data, text->len, opts, res, err);
+    *tokens = res->len;
+    return rc;
+  }
+  *tokens = 0;
+  for (size_t at = 0; at < text->len;) {
+    size_t n = text->len - at < slices ? text->len - at : slices;
+    /* back to the start of a character (at most 3 bytes: slices are 4 or more) */
+    while (at + n < text->len && n > 1 && ((unsigned char)text->data[at + n] & 0xC0) == 0x80) n--;
+    tok_err rc = tok_encode(l->enc, l->scratch, text->data + at, n, opts, res, err);
+    if (rc != TOK_OK) return rc;
+    *tokens += res->len;
+    at += n;
+  }
+  return TOK_OK;
+}
+
 static int cmd_bench(const cli_opts *o)
 {
   if (o->n_files == 0) return die(2, "bench: name at least one FILE");
@@ -392,10 +431,11 @@ static int cmd_bench(const cli_opts *o)
     unload(&l);
     return rc;
   }
-  /* the steady state of a server, which builds these tables once it listens */
+  /* a server is ready once these are built (the built-in vocabularies bring them) */
   tok_registry_warm(l.reg);
   tok_encode_opts opts = {.split = &l.split};
-  printf("%-32s %10s %10s %12s %12s %12s\n", "file", "bytes", "tokens", "MB/s", "tokens/s", "best MB/s");
+  printf("%-32s %10s %10s %12s %12s %12s %12s\n", "file", "bytes", "tokens", "MB/s", "tokens/s", "best MB/s",
+         "first MB/s");
   for (int f = 0; f < o->n_files && !rc; f++) {
     FILE *fp = fopen(o->files[f], "rb");
     if (!fp) {
@@ -407,24 +447,28 @@ static int cmd_bench(const cli_opts *o)
     fclose(fp);
     tok_error err;
     tok_encode_result res = {0};
-    /* one untimed run warms caches and the scratch, and checks the input */
-    if (!rc && tok_encode(l.enc, l.scratch, text.data, text.len, &opts, &res, &err) != TOK_OK)
+    size_t tokens = 0;
+    /* the first pass: text this process has not seen (caches cold for it), and the check
+     * of the input; then repeated passes, as the fastest published benchmarks measure */
+    double t0 = tokd_now();
+    if (!rc && bench_pass(&l, &opts, &text, o->slices, &res, &tokens, &err) != TOK_OK)
       rc = die(status_of(err.code), "%s: %s", o->files[f], err.detail);
+    double first = tokd_now() - t0;
     if (!rc) {
       size_t runs = 0;
       double start = tokd_now(), elapsed, fastest = 0;
       do {
-        double t0 = tokd_now();
-        tok_encode(l.enc, l.scratch, text.data, text.len, &opts, &res, NULL);
         double t1 = tokd_now();
-        if (runs == 0 || t1 - t0 < fastest) fastest = t1 - t0;
+        bench_pass(&l, &opts, &text, o->slices, &res, &tokens, NULL);
+        double t2 = tokd_now();
+        if (runs == 0 || t2 - t1 < fastest) fastest = t2 - t1;
         runs++;
-        elapsed = t1 - start;
+        elapsed = t2 - start;
       } while (elapsed < o->seconds);
       double mbs = (double)text.len * (double)runs / elapsed / 1e6;
-      double tps = (double)res.len * (double)runs / elapsed;
-      printf("%-32s %10zu %10zu %12.2f %12.0f %12.2f\n", o->files[f], text.len, res.len, mbs, tps,
-             (double)text.len / fastest / 1e6);
+      double tps = (double)tokens * (double)runs / elapsed;
+      printf("%-32s %10zu %10zu %12.2f %12.0f %12.2f %12.2f\n", o->files[f], text.len, tokens, mbs, tps,
+             (double)text.len / fastest / 1e6, (double)text.len / first / 1e6);
       fflush(stdout);
     }
     tok_buf_free(&text);

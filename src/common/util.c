@@ -95,3 +95,17 @@ const char *tokd_model_to_name(const char *model)
   const char *enc = tok_model_encoding(model, strlen(model));
   return enc ? enc : model;
 }
+
+const char *tokd_cache_dir(const char *given, char *buf, size_t cap)
+{
+  if (given && *given) {
+    if (!strcmp(given, "off") || !strcmp(given, "none")) return NULL;
+    snprintf(buf, cap, "%s", given);
+    return buf;
+  }
+  const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+  int n = xdg && *xdg ? snprintf(buf, cap, "%s/tokd", xdg)
+          : home && *home && strcmp(home, "/") ? snprintf(buf, cap, "%s/.cache/tokd", home)
+                                               : -1;
+  return n > 0 && (size_t)n < cap ? buf : NULL;
+}

@@ -40,4 +40,9 @@ tok_err tokd_parse_id_text(const char *s, size_t len, size_t max_ids, uint32_t *
  * otherwise the name itself (the NAME of a --tokenizer). */
 const char *tokd_model_to_name(const char *model);
 
+/* The directory of the backtracking tables' cache (tok_load_opts.cache_dir): `given` (a
+ * flag or TOKD_CACHE_DIR) when set, else $XDG_CACHE_HOME/tokd, else $HOME/.cache/tokd;
+ * NULL for "off" or when there is no home. Written into buf (cap bytes). */
+const char *tokd_cache_dir(const char *given, char *buf, size_t cap);
+
 #endif

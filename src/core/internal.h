@@ -351,6 +351,7 @@ struct tok_registry {
   size_t n_encs;
   tok__model **models;
   size_t n_models;
+  char *cache_dir; /* the backtracking tables' cache (tok_load_opts), or NULL */
 };
 
 /* The added token with this id, or NULL. */
@@ -527,7 +528,13 @@ bool tok__bt_attach_image(const tok__model *m);
  * whether two sets of m's tables are the same. */
 tok__bt *tok__bt_build(const tok__model *m);
 bool tok__bt_same(const tok__model *m, const tok__bt *a, const tok__bt *b);
-/* Whether m's tables are the image's. */
+/* The table cache (a directory; NULL: none): tok__bt_cache_load uses m's cache file when
+ * it is there, whole (checksum) and sane (every value in range: tables from a file are
+ * never trusted), true then; tok__bt_cache_store writes m's built tables there (atomically;
+ * failures are ignored: the cache is an optimization). */
+bool tok__bt_cache_load(const tok__model *m, const char *dir);
+void tok__bt_cache_store(const tok__model *m, const char *dir);
+/* Whether m's tables are the image's (or a cache file's). */
 bool tok__bt_from_image(const tok__model *m);
 /* Builds m's tables (if not yet) and writes them as one blob of an image; writes nothing
  * when m does not allow the backtracker. For tools/gen_bt_image.c. */

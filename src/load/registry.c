@@ -108,6 +108,7 @@ void tok_registry_free(tok_registry *reg)
   if (!reg) return;
   for (size_t i = 0; i < reg->n_encs; i++) tok__encoding_free(reg->encs[i]);
   for (size_t i = 0; i < reg->n_models; i++) tok__model_free(reg->models[i]);
+  free(reg->cache_dir);
   free(reg->encs);
   free(reg->models);
   free(reg);
@@ -121,8 +122,11 @@ typedef struct warm_job {
 static void *warm_some(void *arg)
 {
   warm_job *job = arg;
-  for (size_t i; (i = atomic_fetch_add(&job->next, 1)) < job->reg->n_models;)
-    if (job->reg->models[i]->byte_level) tok__bt_get(job->reg->models[i], true);
+  for (size_t i; (i = atomic_fetch_add(&job->next, 1)) < job->reg->n_models;) {
+    const tok__model *m = job->reg->models[i];
+    if (!m->byte_level || atomic_load(&m->bt_state) != 0) continue;
+    if (tok__bt_get(m, true)) tok__bt_cache_store(m, job->reg->cache_dir);
+  }
   return NULL;
 }
 
@@ -227,6 +231,7 @@ typedef struct job {
   /* Hugging Face */
   const tok_tokenizer_source *hf;
   tok_encoding *hf_enc;
+  const char *cache_dir;
 
   tok__model *model;  /* owned by the job until the registry takes it */
   tok__model *shared; /* the same model, once the registry owns it */
@@ -239,6 +244,7 @@ static void *job_run(void *arg)
   job *j = arg;
   if (j->hf) {
     j->rc = tok__hf_load(j->hf->name, j->hf->path, &j->hf_enc, &j->model, &j->err);
+    if (j->rc == TOK_OK) tok__bt_cache_load(j->model, j->cache_dir);
     return NULL;
   }
   const tok__manifest *m = j->m;
@@ -329,6 +335,10 @@ tok_err tok_registry_load(const tok_load_opts *opts, tok_registry **out, tok_err
   job *jobs = NULL;
   tok_err rc = TOK_OK;
   if (!reg) return tok__nomem(err);
+  if (opts->cache_dir && *opts->cache_dir && !(reg->cache_dir = strdup(opts->cache_dir))) {
+    free(reg);
+    return tok__nomem(err);
+  }
   const char *names = opts->encodings;
   bool no_tiktoken = names && strcmp(names, "none") == 0;
 
@@ -389,7 +399,8 @@ tok_err tok_registry_load(const tok_load_opts *opts, tok_registry **out, tok_err
     }
   }
   size_t n_rank_jobs = n_jobs;
-  for (size_t i = 0; i < opts->n_tokenizers; i++) jobs[n_jobs++] = (job){.hf = &opts->tokenizers[i]};
+  for (size_t i = 0; i < opts->n_tokenizers; i++)
+    jobs[n_jobs++] = (job){.hf = &opts->tokenizers[i], .cache_dir = opts->cache_dir};
   if (n_jobs == 0) {
     rc = tok__fail(err, TOK_EUNKNOWN_ENCODING, TOK_NO_POS, TOK_NO_POS, "no tokenizer selected");
     goto done;

@@ -42,6 +42,9 @@ static const setting SETTINGS[] = {
      "cl100k_base, else the first loaded)"},
     {"vocab-dir", "TOKD_VOCAB_DIR", T_STR, OFF(vocab_dir), 0, 0,
      "load DIR/*.manifest instead of the built-in vocabularies"},
+    {"cache-dir", "TOKD_CACHE_DIR", T_STR, OFF(cache_dir), 0, 0,
+     "where the fast encoder's tables of --tokenizer models are kept between runs (none "
+     "given: $XDG_CACHE_HOME/tokd or ~/.cache/tokd; off: none)"},
     {"max-body-bytes", "TOKD_MAX_BODY_BYTES", T_SIZE, OFF(max_body_bytes), 1, 1ull << 32,
      "largest request body in bytes; larger is 413"},
     {"max-memory", "TOKD_MAX_MEMORY", T_SIZE, OFF(max_memory), 1u << 20, 1ull << 40,

@@ -23,6 +23,7 @@ typedef struct tokd_config {
   const char *encodings;       /* comma list of tiktoken encodings, NULL = all, "none" */
   const char *default_encoding;
   const char *vocab_dir;       /* NULL = built-in */
+  const char *cache_dir;       /* the table cache (tokd_cache_dir); NULL = the default */
   size_t max_body_bytes;
   size_t max_memory;           /* the request memory budget in bytes */
   size_t max_tokens;           /* most ids one request may produce */

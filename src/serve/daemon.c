@@ -551,9 +551,13 @@ static void run_job(tokd_job *job, tokd_worker *w)
       kind = i < ctx->body.len && ctx->body.data[i] == '{' ? BODY_JSON : BODY_TEXT;
     }
     tokd_parse_limits lim = {S.cfg.max_batch, S.cfg.max_tokens};
+    /* an empty body has no buffer: the parsers get an empty string, not NULL (pointer
+     * arithmetic on NULL, even + 0, is undefined; clang's UBSan in fuzz_http found it) */
+    char no_body[1] = "";
+    char *body = ctx->body.data ? ctx->body.data : no_body;
     ok = kind == BODY_JSON
-             ? tokd_request_parse_json(&req, ctx->body.data, ctx->body.len, &lim, &e)
-             : tokd_request_parse_text(&req, ctx->body.data, ctx->body.len, ctx->query, ctx->n_query, &lim, &e);
+             ? tokd_request_parse_json(&req, body, ctx->body.len, &lim, &e)
+             : tokd_request_parse_text(&req, body, ctx->body.len, ctx->query, ctx->n_query, &lim, &e);
     if (ok && (req.offsets || req.token_strings || req.messages.s)) {
       /* a richer answer, or a chat render: top the reservation up */
       size_t want = reserve_for(ctx->ep, ctx->body.len, true) + (req.messages.s ? RESERVE_CHAT : 0);
@@ -790,8 +794,10 @@ int tokd_daemon_start(const tokd_config *cfg)
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   double t0 = START = tokd_now();
   tok_error err;
+  char cache[4096];
   tok_load_opts lo = {.vocab_dir = S.cfg.vocab_dir, .encodings = S.cfg.encodings,
-                      .tokenizers = S.cfg.tokenizers, .n_tokenizers = S.cfg.n_tokenizers};
+                      .tokenizers = S.cfg.tokenizers, .n_tokenizers = S.cfg.n_tokenizers,
+                      .cache_dir = tokd_cache_dir(S.cfg.cache_dir, cache, sizeof cache)};
   if (tok_registry_load(&lo, &S.reg, &err) != TOK_OK) {
     fprintf(stderr, "tokd: %s\n", err.detail);
     return err.code == TOK_EUNKNOWN_ENCODING ? 2 : 1;
