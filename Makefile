@@ -33,7 +33,8 @@ PKGS := libpcre2-8 libmicrohttpd libcjson libutf8proc
 VERSION := 0.1.0
 TOKD_CFLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"$(VERSION)"' -Iinclude -Isrc/core -Isrc/load -Isrc/chat -Isrc/serve -Isrc/cli -Isrc/common \
 	-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
-	-Wformat=2 -Wno-format-nonliteral -Wvla $(if $(WERROR),-Werror) $(SAN_FLAGS)
+	-Wformat=2 -Wno-format-nonliteral -Wvla $(if $(WERROR),-Werror) $(SAN_FLAGS) \
+	-fPIC -fno-semantic-interposition
 DEPS_OK := $(BUILD)/.deps-ok
 
 CORE_SRC := $(addprefix src/core/,err.c buf.c utf8.c unicode.c unicode_data.c scan.c base64.c sha256.c phash.c vocab.c \
@@ -52,9 +53,9 @@ TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: all run test test-ui fetch-models unit-test cli-test http-test chat-test bench-chat hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: all install example-test python-test run test test-ui fetch-models unit-test cli-test http-test chat-test bench-chat hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
 
-all: $(BUILD)/tokd $(BUILD)/tokd-load
+all: $(BUILD)/tokd $(BUILD)/tokd-load $(BUILD)/libtokd.so $(BUILD)/tokd.pc
 
 deps: $(DEPS_OK)
 $(DEPS_OK): tools/deps.sh
@@ -71,7 +72,8 @@ deps-bench: deps
 pkg_cflags = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 pkg_libs = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
-$(BUILD)/%.o: src/%.c include/tok.h $(wildcard src/*/*.h) | $(DEPS_OK)
+# objects depend on the Makefile too: a change of flags rebuilds them
+$(BUILD)/%.o: src/%.c include/tok.h $(wildcard src/*/*.h) Makefile | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -c -o $@ $<
 
@@ -98,21 +100,65 @@ $(BUILD)/bt_image.bin: $(BUILD)/gen_bt_image
 $(BUILD)/bt_image.o: src/core/bt_image.S $(BUILD)/bt_image.bin
 	$(CC) -DTOKD_BT_IMAGE='"$(BUILD)/bt_image.bin"' -c -o $@ src/core/bt_image.S
 
-$(BUILD)/libtok.a: $(CORE_OBJ)
+$(BUILD)/libtokd.a: $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/tokd: $(TOKD_OBJ) $(BUILD)/libtok.a
+# libtokd: the core (pipeline, loaders, chat templates) as a shared library with a versioned
+# SONAME, exporting the API of include/tok.h only (src/libtokd.map); the static libtokd.a
+# holds the same objects, and tokd links that
+SOVERSION := 0
+$(BUILD)/libtokd.so.$(VERSION): $(CORE_OBJ) src/libtokd.map
+	$(CC) -shared -Wl,-soname,libtokd.so.$(SOVERSION) -Wl,--version-script=src/libtokd.map \
+	  $(SAN_FLAGS) $(CFLAGS) -o $@ $(CORE_OBJ) $(pkg_libs) $(LDFLAGS) -lpthread -lm
+
+$(BUILD)/libtokd.so: $(BUILD)/libtokd.so.$(VERSION)
+	ln -sf libtokd.so.$(VERSION) $(BUILD)/libtokd.so.$(SOVERSION)
+	ln -sf libtokd.so.$(VERSION) $@
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+DESTDIR ?=
+$(BUILD)/tokd.pc: tokd.pc.in Makefile | $(DEPS_OK)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' tokd.pc.in > $@
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the library (shared and static), its
+# header, the pkg-config file and the tokd binary
+install: $(BUILD)/tokd $(BUILD)/libtokd.so $(BUILD)/libtokd.a
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include/tokd
+	install -m 755 $(BUILD)/tokd $(DESTDIR)$(PREFIX)/bin/tokd
+	install -m 755 $(BUILD)/libtokd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libtokd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtokd.so.$(SOVERSION)
+	ln -sf libtokd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtokd.so
+	install -m 644 $(BUILD)/libtokd.a $(DESTDIR)$(LIBDIR)/
+	install -m 644 include/tok.h $(DESTDIR)$(PREFIX)/include/tokd/tok.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' tokd.pc.in \
+	  > $(DESTDIR)$(LIBDIR)/pkgconfig/tokd.pc
+
+# the Python module (python/: a CPython extension over the plain libtokd.a, with
+# tiktoken's and Hugging Face's interfaces), built in place with Debian's python3 and tested
+PYTHON ?= /usr/bin/python3
+python-test: | $(DEPS_OK)
+	cd python && $(PYTHON) setup.py -q build_ext --inplace --build-temp ../build/python-tmp
+	cd python && $(PYTHON) -m pytest -q -p no:cacheprovider tests
+
+# the C example built through pkg-config against a staged install, and run
+example-test: | $(DEPS_OK)
+	rm -rf $(BUILD)/stage
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(BUILD)/stage PREFIX=/usr >/dev/null
+	tests/example_test.sh $(BUILD)/stage /usr "$(CC) $(SAN_FLAGS)"
+
+$(BUILD)/tokd: $(TOKD_OBJ) $(BUILD)/libtokd.a
 	$(CC) $(TOKD_CFLAGS) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread -lm
 
 # the load generator: a tool, not part of the sidecar binary
-$(BUILD)/tokd-load: tools/tokd_load.c $(BUILD)/common/util.o $(BUILD)/libtok.a | $(DEPS_OK)
+$(BUILD)/tokd-load: tools/tokd_load.c $(BUILD)/common/util.o $(BUILD)/libtokd.a | $(DEPS_OK)
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread -lm
 
 $(BUILD)/tests/%.o: tests/%.c tests/testutil.h include/tok.h $(wildcard src/*/*.h) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(shell pkg-config --cflags check 2>/dev/null) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/check_tokd: $(TEST_OBJ) $(BUILD)/libtok.a
+$(BUILD)/check_tokd: $(TEST_OBJ) $(BUILD)/libtokd.a
 	$(CC) $(TOKD_CFLAGS) $(CFLAGS) -o $@ $^ $(pkg_libs) $(shell pkg-config --libs check) $(LDFLAGS) -lpthread -lm
 
 run: $(BUILD)/tokd
@@ -164,17 +210,17 @@ k8s-test: $(BUILD)/tokd
 	/usr/bin/python3 tests/k8s_test.py $(BUILD)/tokd
 
 # fuzz targets: replayed over the committed corpus by every test run; `make fuzz` grows it
-$(BUILD)/fuzz_encode_replay: tests/fuzz/fuzz_encode.c tests/fuzz/replay.c $(BUILD)/libtok.a
+$(BUILD)/fuzz_encode_replay: tests/fuzz/fuzz_encode.c tests/fuzz/replay.c $(BUILD)/libtokd.a
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread
 
-$(BUILD)/fuzz_request_replay: tests/fuzz/fuzz_request.c tests/fuzz/replay.c $(BUILD)/serve/request.o $(BUILD)/serve/routes.o $(BUILD)/common/util.o $(BUILD)/libtok.a
+$(BUILD)/fuzz_request_replay: tests/fuzz/fuzz_request.c tests/fuzz/replay.c $(BUILD)/serve/request.o $(BUILD)/serve/routes.o $(BUILD)/common/util.o $(BUILD)/libtokd.a
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread
 
-$(BUILD)/fuzz_chat_replay: tests/fuzz/fuzz_chat.c tests/fuzz/replay.c $(BUILD)/libtok.a
+$(BUILD)/fuzz_chat_replay: tests/fuzz/fuzz_chat.c tests/fuzz/replay.c $(BUILD)/libtokd.a
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread
 
 SERVE_OBJ := $(filter-out $(BUILD)/cli/main.o,$(TOKD_OBJ))
-$(BUILD)/fuzz_http_replay: tests/fuzz/fuzz_http.c tests/fuzz/replay.c $(SERVE_OBJ) $(BUILD)/libtok.a
+$(BUILD)/fuzz_http_replay: tests/fuzz/fuzz_http.c tests/fuzz/replay.c $(SERVE_OBJ) $(BUILD)/libtokd.a
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread -lm
 
 fuzz-replay: $(BUILD)/fuzz_encode_replay $(BUILD)/fuzz_request_replay $(BUILD)/fuzz_http_replay $(BUILD)/fuzz_chat_replay
@@ -212,7 +258,7 @@ fetch-models:
 	tools/deps.sh models
 	tests/tools/fetch_models.sh build/models
 
-test: deps-test unit-test cli-test http-test chat-test hardening-test k8s-test fuzz-replay
+test: deps-test unit-test cli-test http-test chat-test hardening-test k8s-test fuzz-replay example-test python-test
 	@echo "make test: all suites passed ($(if $(SANITIZER),$(SANITIZER),no sanitizer))"
 
 vocab-check:
