@@ -53,7 +53,7 @@ TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: all install example-test python-test run test test-ui fetch-models unit-test cli-test http-test chat-test bench-chat hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: all install example-test python-test bench-python run test test-ui fetch-models unit-test cli-test http-test chat-test bench-chat hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd $(BUILD)/tokd-load $(BUILD)/libtokd.so $(BUILD)/tokd.pc
 
@@ -140,6 +140,10 @@ PYTHON ?= /usr/bin/python3
 python-test: | $(DEPS_OK)
 	cd python && $(PYTHON) setup.py -q build_ext --inplace --build-temp ../build/python-tmp
 	cd python && $(PYTHON) -m pytest -q -p no:cacheprovider tests
+
+# tokd from Python: in process vs over HTTP vs a pure-Python BPE (not a test)
+bench-python: $(BUILD)/tokd python-test
+	$(PYTHON) bench/python_bench.py $(BUILD)/tokd
 
 # the C example built through pkg-config against a staged install, and run
 example-test: | $(DEPS_OK)

@@ -35,7 +35,7 @@ setup(
     packages=["tokd"],
     package_data={"tokd": ["py.typed", "*.pyi"]},
     ext_modules=[Extension("tokd._native", sources=[os.path.join("src", "_native.c")],
-                           include_dirs=[os.path.join(ROOT, "include")], extra_objects=[LIB],
+                           include_dirs=[os.path.join(ROOT, "include"), os.path.join(ROOT, "src", "chat")], extra_objects=[LIB],
                            extra_compile_args=["-std=c11", "-Wall", "-Wextra"])],
     cmdclass={"build_ext": BuildWithLibtokd},
 )

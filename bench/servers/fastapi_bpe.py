@@ -2,49 +2,17 @@
 the "before" that tokd is meant to replace. cl100k_base, POST /encode {"text": ...}.
 Usage: /usr/bin/python3 fastapi_bpe.py PORT RANKS_FILE WORKERS  (Debian: python3-fastapi,
 python3-uvicorn, python3-regex, python3-httptools)"""
-import base64
 import os
 import sys
 
-import regex
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-
-RANKS = {}
-# the parent process gets the path as an argument, uvicorn's workers through the environment
-with open(os.environ.get("BPE_RANKS") or sys.argv[2], "rb") as f:
-    for line in f:
-        tok, rank = line.split()
-        RANKS[base64.b64decode(tok)] = int(rank)
-SPLIT = regex.compile(PATTERN)
-
-
-def merge(piece: bytes) -> list:
-    parts = [piece[i:i + 1] for i in range(len(piece))]
-    while True:
-        best, at = None, -1
-        for i in range(len(parts) - 1):
-            r = RANKS.get(parts[i] + parts[i + 1])
-            if r is not None and (best is None or r < best):
-                best, at = r, i
-        if best is None:
-            return [RANKS[p] for p in parts]
-        parts[at:at + 2] = [parts[at] + parts[at + 1]]
-
-
-def encode(text: str) -> list:
-    out = []
-    for m in SPLIT.finditer(text):
-        piece = m.group().encode()
-        r = RANKS.get(piece)
-        if r is not None:
-            out.append(r)
-        else:
-            out.extend(merge(piece))
-    return out
+# the algorithm lives in pure_bpe.py (bench/python_bench.py runs it in process too)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("BPE_RANKS", sys.argv[2] if len(sys.argv) > 2 else "")
+from pure_bpe import encode  # noqa: E402
 
 
 app = FastAPI()

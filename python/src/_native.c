@@ -18,6 +18,9 @@
 #include <string.h>
 
 #include <tok.h>
+#include <time.h>
+
+#include "chat.h" /* src/chat: chat templates (linked from libtokd.a) */
 
 /* Below this many bytes (or ids) releasing the GIL costs more than it lets run. */
 #define GIL_BYTES 512
@@ -74,10 +77,11 @@ static PyTypeObject RegistryType, EncType;
 
 static int Registry_init(Registry *self, PyObject *args, PyObject *kw)
 {
-  static char *names[] = {"encodings", "tokenizers", "cache_dir", NULL};
-  const char *encodings = NULL, *cache_dir = NULL;
+  static char *names[] = {"encodings", "tokenizers", "cache_dir", "vocab_dir", NULL};
+  const char *encodings = NULL, *cache_dir = NULL, *vocab_dir = NULL;
   PyObject *tokenizers = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "|zOz", names, &encodings, &tokenizers, &cache_dir)) return -1;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "|zOzz", names, &encodings, &tokenizers, &cache_dir, &vocab_dir))
+    return -1;
   Py_ssize_t n = tokenizers && tokenizers != Py_None ? PySequence_Size(tokenizers) : 0;
   if (n < 0) return -1;
   tok_tokenizer_source *src = n ? calloc((size_t)n, sizeof *src) : NULL;
@@ -94,7 +98,8 @@ static int Registry_init(Registry *self, PyObject *args, PyObject *kw)
     }
     Py_DECREF(pair); /* the strings live in the caller's tuples, which outlive this call */
   }
-  tok_load_opts opts = {.encodings = encodings, .tokenizers = src, .n_tokenizers = (size_t)n, .cache_dir = cache_dir};
+  tok_load_opts opts = {.vocab_dir = vocab_dir, .encodings = encodings, .tokenizers = src,
+                        .n_tokenizers = (size_t)n, .cache_dir = cache_dir};
   tok_error err;
   tok_err rc;
   Py_BEGIN_ALLOW_THREADS
@@ -300,6 +305,31 @@ static PyObject *Enc_encode(Enc *self, PyObject *args, PyObject *kw)
     return NULL;
   }
   return Py_BuildValue("(NN)", ids, offs);
+}
+
+/* encode_plain(text): encode(text) with the tokenizer's defaults and no argument parsing
+ * (METH_O): a short prompt's call is mostly this overhead. */
+static PyObject *Enc_encode_plain(Enc *self, PyObject *text_obj)
+{
+  Py_ssize_t len;
+  const char *text = PyUnicode_Check(text_obj) ? PyUnicode_AsUTF8AndSize(text_obj, &len) : NULL;
+  if (!text) {
+    if (!PyErr_Occurred()) PyErr_Format(PyExc_TypeError, "text must be str, not %s", Py_TYPE(text_obj)->tp_name);
+    return NULL;
+  }
+  tok_scratch *s = thread_scratch();
+  if (!s) return PyErr_NoMemory();
+  tok_encode_result res;
+  tok_error err;
+  tok_err rc;
+  if (len > GIL_BYTES) {
+    Py_BEGIN_ALLOW_THREADS
+    rc = tok_encode(self->enc, s, text, (size_t)len, NULL, &res, &err);
+    Py_END_ALLOW_THREADS
+  } else {
+    rc = tok_encode(self->enc, s, text, (size_t)len, NULL, &res, &err);
+  }
+  return rc == TOK_OK ? ids_list(res.ids, res.len) : raise_err(&err);
 }
 
 typedef struct batch_job {
@@ -515,9 +545,51 @@ static PyObject *Enc_rank_of(Enc *self, PyObject *arg)
   return PyLong_FromUnsignedLong(rank);
 }
 
+/* render_chat(body_json, template=None): the conversation (a JSON object as vLLM's chat
+ * /tokenize takes it: messages, tools, documents, chat_template_kwargs,
+ * add_generation_prompt, continue_final_message) rendered with the tokenizer's chat
+ * template, or with the given Jinja source. */
+static PyObject *Enc_render_chat(Enc *self, PyObject *args, PyObject *kw)
+{
+  static char *names[] = {"body", "template", NULL};
+  const char *body, *src = NULL;
+  Py_ssize_t body_len, src_len = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "s#|z#", names, &body, &body_len, &src, &src_len)) return NULL;
+  const tok_encoding_info *in = tok_encoding_get_info(self->enc);
+  if (!src) {
+    if (!in->chat_template)
+      return PyErr_Format(TokdError, "%s has no chat template (a model directory with tokenizer_config.json "
+                          "or chat_template.jinja has one; or pass chat_template=)", in->name);
+    src = in->chat_template;
+    src_len = (Py_ssize_t)strlen(src);
+  }
+  tok_chat_template *t = NULL;
+  tok_chat_request req = {0}; /* fields the body does not name stay absent */
+  bool add_special;
+  tok_buf out = {.limit = (size_t)16 << 20};
+  tok_error err;
+  tok_err rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = tok_chat_template_parse(src, (size_t)src_len, &t, &err);
+  if (rc == TOK_OK) rc = tok_chat_request_from_body(body, (size_t)body_len, &req, &add_special, &err);
+  if (rc == TOK_OK) {
+    req.bos_token = in->bos_token, req.eos_token = in->eos_token, req.now = time(NULL);
+    rc = tok_chat_render(t, &req, NULL, &out, &err);
+  }
+  Py_END_ALLOW_THREADS
+  tok_chat_template_free(t);
+  PyObject *r = rc == TOK_OK ? PyUnicode_DecodeUTF8(out.data ? out.data : "", (Py_ssize_t)out.len, "strict")
+                             : raise_err(&err);
+  tok_buf_free(&out);
+  return r;
+}
+
 static PyMethodDef Enc_methods[] = {
+    {"render_chat", (PyCFunction)(void (*)(void))Enc_render_chat, METH_VARARGS | METH_KEYWORDS,
+     "a conversation rendered with the chat template"},
     {"info", (PyCFunction)Enc_info, METH_NOARGS, "name, sizes, special tokens, pattern, BOS/EOS, chat template"},
     {"encode", (PyCFunction)(void (*)(void))Enc_encode, METH_VARARGS | METH_KEYWORDS, "ids (and offsets) of a str"},
+    {"encode_plain", (PyCFunction)Enc_encode_plain, METH_O, "encode(text) with the defaults, fast"},
     {"encode_batch", (PyCFunction)(void (*)(void))Enc_encode_batch, METH_VARARGS | METH_KEYWORDS,
      "ids of each str, on up to num_threads threads"},
     {"decode", (PyCFunction)(void (*)(void))Enc_decode, METH_VARARGS | METH_KEYWORDS, "bytes (or text) of ids"},

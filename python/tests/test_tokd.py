@@ -241,3 +241,52 @@ def test_hf_bad_input(tmp_path):
     with pytest.raises(KeyError):
         tok.decode([10 ** 9])
     assert tok.token_to_id("no such token at all") is None
+
+
+@pytest.mark.parametrize("model", ["llama3_1", "qwen3", "deepseek_v3", "gemma3"])
+def test_apply_chat_template(model):
+    """Protects: apply_chat_template renders every committed conversation as Python jinja2
+    does with transformers' settings (tests/data/chat/expected, the same the CLI and the
+    server are checked against), and tokenize=True gives the expected ids."""
+    model_path(model)  # skips or fails when the models are not fetched
+    tok = tokd.Tokenizer.from_file(os.path.join(MODELS, f"tokenizer-{model}", "models"))
+    with open(os.path.join(DATA, "chat", "expected", f"model-{model}.json"), encoding="utf-8") as f:
+        expected = json.load(f)
+    checked = 0
+    for conv, exp in sorted(expected.items()):
+        with open(os.path.join(DATA, "chat", "conversations", conv + ".json"), encoding="utf-8") as f:
+            body = json.load(f)
+        args = dict(tools=body.get("tools"), documents=body.get("documents"),
+                    add_generation_prompt=body.get("add_generation_prompt", True),
+                    continue_final_message=body.get("continue_final_message", False),
+                    **body.get("chat_template_kwargs", {}))
+        if "text" not in exp:
+            with pytest.raises(ValueError):
+                tok.apply_chat_template(body["messages"], tokenize=False, **args)
+            continue
+        assert tok.apply_chat_template(body["messages"], tokenize=False, **args) == exp["text"], conv
+        if "ids" in exp:
+            extra = {"add_special_tokens": True} if body.get("add_special_tokens") else None
+            assert tok.apply_chat_template(body["messages"], tokenizer_kwargs=extra, **args) == exp["ids"], conv
+        checked += 1
+    assert checked >= 5
+
+
+def test_custom_encoding():
+    """Protects: tiktoken's Encoding(name, pat_str=, mergeable_ranks=, special_tokens=)
+    builds an encoding that encodes as the built-in one with the same ranks."""
+    import base64
+    ranks = {}
+    with open(os.path.join(ROOT, "vocab", "r50k_base.tiktoken"), "rb") as f:
+        for line in f:
+            tok, rank = line.split()
+            ranks[base64.b64decode(tok)] = int(rank)
+    r50k = tokd.get_encoding("r50k_base")
+    enc = tokd.Encoding("my_r50k", pat_str=r50k._pat_str, mergeable_ranks=ranks,
+                        special_tokens={"<|endoftext|>": 50256, "<|mine|>": 50257})
+    text = corpus("prose_multi.txt")
+    assert enc.encode_ordinary(text) == r50k.encode_ordinary(text)
+    assert enc.encode("<|mine|>", allowed_special="all") == [50257]
+    assert enc.n_vocab == 50258 and enc.name == "my_r50k"
+    with pytest.raises(ValueError):
+        enc.encode("<|mine|>")

@@ -12,6 +12,7 @@ tokenizers' interfaces, so that switching is one import line:
 The encoders release the GIL for texts over 512 bytes; batches run on threads of their own.
 Errors are Python exceptions carrying tokd's message (TokdError is a ValueError).
 """
+import json
 import os
 
 from . import _native
@@ -39,13 +40,17 @@ def _cache_dir():
     return os.path.join(base, "tokd")
 
 
-def _utf8_safe(text):
+def _fix_surrogates(text):
     """tiktoken's rule for str that is not valid UTF-8 (lone surrogates): replace them."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _utf8_safe(text):
     try:
         text.encode("utf-8")
         return text
     except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return _fix_surrogates(text)
 
 
 # ---------------------------------------------------------------------------------------
@@ -90,9 +95,32 @@ def _raise_disallowed(token):
 class Encoding:
     """A tiktoken encoding (tiktoken.Encoding's methods and attributes)."""
 
-    def __init__(self, name, *, pat_str=None, mergeable_ranks=None, special_tokens=None, explicit_n_vocab=None):
-        raise NotImplementedError("tokd.Encoding(name, pat_str=..., mergeable_ranks=...) is not supported yet: "
-                                  "use get_encoding() or a --vocab-dir manifest with the tokd server")
+    def __init__(self, name, *, pat_str, mergeable_ranks, special_tokens, explicit_n_vocab=None):
+        """A custom encoding, as tiktoken.Encoding(...) builds one: written as a rank file
+        and a manifest into a temporary directory and loaded from there (the pattern is
+        compiled with PCRE2, so it must be a pattern both regex engines read alike)."""
+        import base64
+        import tempfile
+        if any(ch in name for ch in "/\\\n ") or not name:
+            raise ValueError(f"invalid encoding name {name!r}")
+        with tempfile.TemporaryDirectory(prefix="tokd-enc-") as d:
+            with open(os.path.join(d, name + ".tiktoken"), "wb") as f:
+                for token, rank in sorted(mergeable_ranks.items(), key=lambda kv: kv[1]):
+                    f.write(base64.b64encode(token) + b" %d\n" % rank)
+            with open(os.path.join(d, name + ".manifest"), "w", encoding="utf-8") as f:
+                f.write(f"name {name}\nranks {name}.tiktoken\n")
+                if explicit_n_vocab is not None:
+                    f.write(f"n_vocab {explicit_n_vocab}\n")
+                if "\n" in pat_str:
+                    raise ValueError("pat_str must be one line")
+                f.write(f"pattern {pat_str}\n")
+                for text, i in special_tokens.items():
+                    if any(ch.isspace() for ch in text):
+                        raise ValueError(f"special token {text!r}: white space is not supported")
+                    f.write(f"special {text} {i}\n")
+            self._registry = _native.Registry(name, None, None, d)
+        other = Encoding._wrap(self._registry.get(name))
+        self.__dict__.update(other.__dict__)
 
     @classmethod
     def _wrap(cls, native):
@@ -130,11 +158,17 @@ class Encoding:
         return tuple(t for t in allowed if t in self._special_tokens)
 
     def encode_ordinary(self, text):
-        return self._enc.encode(_utf8_safe(text), ())
+        try:
+            return self._enc.encode_plain(text)  # a tiktoken encoding's default: no specials
+        except UnicodeEncodeError:  # lone surrogates: the text is repaired, as tiktoken does
+            return self._enc.encode_plain(_fix_surrogates(text))
 
     def encode(self, text, *, allowed_special=set(), disallowed_special="all"):
         allowed = self._allowed(text, allowed_special, disallowed_special)
-        return self._enc.encode(_utf8_safe(text), allowed)
+        try:
+            return self._enc.encode(text, allowed or None)
+        except UnicodeEncodeError:
+            return self._enc.encode(_fix_surrogates(text), allowed or None)
 
     def encode_batch(self, text, *, num_threads=8, allowed_special=set(), disallowed_special="all"):
         allowed = self._allowed(text, allowed_special, disallowed_special)
@@ -251,6 +285,29 @@ class Tokenizer:
 
     def get_vocab_size(self, with_added_tokens=True):
         return self._info["n_vocab"]
+
+    def apply_chat_template(self, conversation, tools=None, documents=None, chat_template=None,
+                            add_generation_prompt=False, continue_final_message=False, tokenize=True,
+                            tokenizer_kwargs=None, **kwargs):
+        """transformers' apply_chat_template: the conversation rendered with the model's
+        chat template (a model directory's tokenizer_config.json or chat_template.jinja, or
+        chat_template=), as text (tokenize=False) or as ids (encoded without adding special
+        tokens, as transformers does). Extra keyword arguments become template variables
+        (Qwen3's enable_thinking); tokenizer_kwargs={"add_special_tokens": True} adds the
+        post-processor's BOS/EOS to the ids, as transformers passes it to the tokenizer."""
+        body = {"messages": list(conversation), "add_generation_prompt": bool(add_generation_prompt),
+                "continue_final_message": bool(continue_final_message)}
+        if tools is not None:
+            body["tools"] = tools
+        if documents is not None:
+            body["documents"] = documents
+        if kwargs:
+            body["chat_template_kwargs"] = kwargs
+        text = self._enc.render_chat(json.dumps(body, ensure_ascii=False), chat_template)
+        if not tokenize:
+            return text
+        add_special = bool((tokenizer_kwargs or {}).get("add_special_tokens", False))
+        return self._enc.encode(text, None, add_special)
 
     def count(self, sequence, add_special_tokens=True):
         """The number of tokens, without building the list (tokd's own)."""
