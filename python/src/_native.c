@@ -339,6 +339,7 @@ typedef struct batch_job {
   size_t *lens;
   size_t n, next_start, stride;
   uint32_t **ids;
+  uint32_t **offsets; /* when the opts ask for them */
   size_t *n_ids;
   tok_err rc;
   tok_error err;
@@ -362,18 +363,24 @@ static void *batch_run(void *arg)
     if ((p->rc = tok_encode(j->enc, s, j->texts[i], j->lens[i], j->opts, &res, &p->err)) != TOK_OK) break;
     if (!(j->ids[i] = malloc(res.len * sizeof **j->ids + 1))) p->rc = TOK_ENOMEM;
     else memcpy(j->ids[i], res.ids, res.len * sizeof **j->ids), j->n_ids[i] = res.len;
+    if (p->rc == TOK_OK && j->opts->want_offsets) {
+      if (!(j->offsets[i] = malloc(2 * res.len * sizeof **j->offsets + 1))) p->rc = TOK_ENOMEM;
+      else memcpy(j->offsets[i], res.offsets, 2 * res.len * sizeof **j->offsets);
+    }
   }
   if (p->rc == TOK_ENOMEM) p->err = (tok_error){.code = TOK_ENOMEM, .pos = TOK_NO_POS, .detail = "out of memory"};
   return NULL;
 }
 
-/* encode_batch(texts, allowed=None, add_special=False, num_threads=8) */
+/* encode_batch(texts, allowed=None, add_special=False, num_threads=8, offsets=False): a
+ * list of id lists, or with offsets a list of (ids, character offsets) */
 static PyObject *Enc_encode_batch(Enc *self, PyObject *args, PyObject *kw)
 {
-  static char *names[] = {"texts", "allowed", "add_special", "num_threads", NULL};
+  static char *names[] = {"texts", "allowed", "add_special", "num_threads", "offsets", NULL};
   PyObject *seq, *allowed = NULL;
-  int add_special = 0, num_threads = 8;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|Opi", names, &seq, &allowed, &add_special, &num_threads)) return NULL;
+  int add_special = 0, num_threads = 8, offsets = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|Opip", names, &seq, &allowed, &add_special, &num_threads, &offsets))
+    return NULL;
   PyObject *fast = PySequence_Fast(seq, "texts must be a sequence of str");
   if (!fast) return NULL;
   size_t n = (size_t)PySequence_Fast_GET_SIZE(fast);
@@ -383,12 +390,14 @@ static PyObject *Enc_encode_batch(Enc *self, PyObject *args, PyObject *kw)
   batch_job j = {.enc = self->enc, .n = n};
   j.texts = calloc(n + 1, sizeof *j.texts), j.lens = calloc(n + 1, sizeof *j.lens);
   j.ids = calloc(n + 1, sizeof *j.ids), j.n_ids = calloc(n + 1, sizeof *j.n_ids);
-  if (!j.texts || !j.lens || !j.ids || !j.n_ids) {
+  j.offsets = calloc(n + 1, sizeof *j.offsets);
+  if (!j.texts || !j.lens || !j.ids || !j.n_ids || !j.offsets) {
     PyErr_NoMemory();
     goto done;
   }
   if (!parse_allowed(self->enc, allowed, &set, &given)) goto done;
-  tok_encode_opts opts = {.allowed_special = given ? &set : NULL, .add_special_tokens = add_special};
+  tok_encode_opts opts = {.allowed_special = given ? &set : NULL, .add_special_tokens = add_special,
+                          .want_offsets = offsets};
   j.opts = &opts;
   for (size_t i = 0; i < n; i++) {
     PyObject *t = PySequence_Fast_GET_ITEM(fast, (Py_ssize_t)i);
@@ -426,12 +435,19 @@ static PyObject *Enc_encode_batch(Enc *self, PyObject *args, PyObject *kw)
   result = PyList_New((Py_ssize_t)n);
   for (size_t i = 0; result && i < n; i++) {
     PyObject *ids = ids_list(j.ids[i], j.n_ids[i]);
+    if (ids && offsets) {
+      PyObject *offs = char_offsets(j.texts[i], j.lens[i], j.offsets[i], j.n_ids[i]);
+      PyObject *pair = offs ? Py_BuildValue("(NN)", ids, offs) : NULL;
+      if (!offs) Py_DECREF(ids);
+      ids = pair;
+    }
     if (!ids) Py_CLEAR(result);
     else PyList_SET_ITEM(result, (Py_ssize_t)i, ids);
   }
 done:
   for (size_t i = 0; j.ids && i < n; i++) free(j.ids[i]);
-  free(j.texts), free(j.lens), free(j.ids), free(j.n_ids);
+  for (size_t i = 0; j.offsets && i < n; i++) free(j.offsets[i]);
+  free(j.texts), free(j.lens), free(j.ids), free(j.n_ids), free(j.offsets);
   Py_DECREF(fast);
   return result;
 }

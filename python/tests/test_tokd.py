@@ -224,6 +224,8 @@ def test_hf_tokens_offsets_against_tokenizers():
         assert [list(o) for o in got.offsets] == want["offsets"]
         assert got.attention_mask == [1] * len(got.ids)
         assert tok.decode(got.ids) == want["skip"]
+    batch = tok.encode_batch(texts)
+    assert [(e.ids, e.tokens, e.offsets) for e in batch] == [(g.ids, g.tokens, g.offsets) for g in map(tok.encode, texts)]
     assert tok.token_to_id("<|begin_of_text|>") == 128000
     assert tok.id_to_token(128000) == "<|begin_of_text|>"
     assert tok.get_vocab_size() == 128256
