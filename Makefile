@@ -53,7 +53,7 @@ TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: all install example-test python-test bench-python run test test-ui fetch-models unit-test cli-test http-test chat-test bench-chat hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: all install example-test python-test python-asan-test bench-python run test test-ui fetch-models unit-test cli-test http-test chat-test bench-chat hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd $(BUILD)/tokd-load $(BUILD)/libtokd.so $(BUILD)/tokd.pc
 
@@ -140,6 +140,21 @@ PYTHON ?= /usr/bin/python3
 python-test: | $(DEPS_OK)
 	cd python && $(PYTHON) setup.py -q build_ext --inplace --build-temp ../build/python-tmp
 	cd python && $(PYTHON) -m pytest -q -p no:cacheprovider tests
+
+# the Python module's tests with the extension and libtokd built under ASan+UBSan, the
+# sanitizer runtimes preloaded into Debian's python3 (leak checks off: the interpreter keeps
+# its own memory to the end; the resident-memory test is left out: ASan's is not ours)
+ASAN_PY := build-address-undefined/python/tokd
+python-asan-test: | $(DEPS_OK)
+	$(MAKE) --no-print-directory SANITIZER=address,undefined build-address-undefined/libtokd.a
+	rm -rf $(ASAN_PY) && mkdir -p $(ASAN_PY) && cp python/tokd/*.py python/tokd/*.pyi python/tokd/py.typed $(ASAN_PY)/
+	$(CC) -shared -fPIC -O1 -g -std=c11 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+	  -Iinclude -Isrc/chat $$($(PYTHON)-config --includes) python/src/_native.c build-address-undefined/libtokd.a \
+	  $(pkg_libs) -lpthread -o $(ASAN_PY)/_native$$($(PYTHON)-config --extension-suffix)
+	cd /tmp && PYTHONPATH=$(CURDIR)/$(dir $(ASAN_PY)) \
+	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider $(CURDIR)/python/tests -k "not no_leak"
 
 # tokd from Python: in process vs over HTTP vs a pure-Python BPE (not a test)
 bench-python: $(BUILD)/tokd python-test
