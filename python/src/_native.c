@@ -337,12 +337,10 @@ typedef struct batch_job {
   const tok_encode_opts *opts;
   const char **texts;
   size_t *lens;
-  size_t n, next_start, stride;
+  size_t n, stride; /* part k encodes texts k, k + stride, ... */
   uint32_t **ids;
   uint32_t **offsets; /* when the opts ask for them */
   size_t *n_ids;
-  tok_err rc;
-  tok_error err;
 } batch_job;
 
 typedef struct batch_part {
