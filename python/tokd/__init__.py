@@ -286,7 +286,7 @@ class Tokenizer:
         return self._enc.token_string(id)
 
     def get_vocab_size(self, with_added_tokens=True):
-        return self._info["n_vocab"]
+        return self._info["n_vocab"] if with_added_tokens else self._info["n_ranks"]
 
     def apply_chat_template(self, conversation, tools=None, documents=None, chat_template=None,
                             add_generation_prompt=False, continue_final_message=False, tokenize=True,

@@ -38,11 +38,12 @@
  * run of 64-byte tokens a position can be walked from again and again as the encoder
  * backs up, which made 100 KB of '-' cost 25 probes a byte.
  *
- * The tables take 50-200 ms to build for 100-200k tokens and 8-21 MB, so start-up does
- * not build them: tok_registry_warm does (the server calls it on a thread once it
- * listens), and so does the first piece of TOK__BT_BUILD_PIECE bytes or more (where the
- * heap merger would cost more than building). Until then pieces take the scan or the
- * heap merger, with the same result.
+ * The tables take 25-500 ms to build for 50-200k tokens and 4.5-17 MB, so the built-in
+ * vocabularies bring theirs built (see "Images" below); a Hugging Face model's are built
+ * by tok_registry_warm (the server before it is ready, the command line for large inputs)
+ * or mapped from the table cache, and by the first piece of TOK__BT_BUILD_PIECE bytes or
+ * more (where the heap merger would cost more than building). Until then pieces take the
+ * scan or the heap merger, with the same result.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -558,7 +559,7 @@ static uint64_t array_bytes(const bt_image_head *h, int which)
 /* m's tables bt as one blob (malloc'd, *len bytes), or NULL when out of memory. */
 static uint8_t *blob_make(const tok__model *m, const tok__bt *bt, size_t *len)
 {
-  bt_image_head h = {.version = BT_IMAGE_VERSION, .head_len = sizeof h, .fingerprint = model_fingerprint(m),
+  bt_image_head h = {.version = BT_IMAGE_VERSION, .head_len = sizeof h, .fingerprint = m->fingerprint,
                      .n_ranks = bt->n_ranks, .n_ids = m->id_end, .trie_mask = bt->trie_mask,
                      .pair_mask = bt->pair_mask, .n_outliers = bt->n_outliers};
   memcpy(h.magic, BT_MAGIC, sizeof h.magic);
@@ -600,11 +601,11 @@ tok_err tok__bt_image_write(const tok__model *m, FILE *out)
 
 /* The tables of blob (whose head fits in len bytes and is aligned) for model m, or NULL
  * when the blob is not of m or not whole. */
-static tok__bt *bt_from_blob(const tok__model *m, const uint8_t *blob, size_t len, uint64_t fingerprint)
+static tok__bt *bt_from_blob(const tok__model *m, const uint8_t *blob, size_t len)
 {
   const bt_image_head *h = (const bt_image_head *)blob;
   if (memcmp(h->magic, BT_MAGIC, sizeof h->magic) || h->version != BT_IMAGE_VERSION ||
-      h->head_len != sizeof *h || h->fingerprint != fingerprint || h->n_ids != m->id_end ||
+      h->head_len != sizeof *h || h->fingerprint != m->fingerprint || h->n_ids != m->id_end ||
       h->blob_len > len || h->n_outliers > BT_MAX_OUTLIERS || h->n_ranks >= RANK_MASK)
     return NULL;
   for (int i = 0; i < BTA__COUNT; i++) {
@@ -682,7 +683,7 @@ static bool values_ok(const tok__model *m, const tok__bt *bt)
 /* The cache file of m in dir: DIR/bt-<fingerprint>-v<version>.tokdbt. */
 static bool cache_path(const tok__model *m, const char *dir, char *path, size_t cap)
 {
-  int n = snprintf(path, cap, "%s/bt-%016llx-v%d.tokdbt", dir, (unsigned long long)model_fingerprint(m),
+  int n = snprintf(path, cap, "%s/bt-%016llx-v%d.tokdbt", dir, (unsigned long long)m->fingerprint,
                    BT_IMAGE_VERSION);
   return n > 0 && (size_t)n < cap;
 }
@@ -721,7 +722,7 @@ bool tok__bt_cache_load(const tok__model *m_const, const char *dir)
   tok__bt *bt = NULL;
   if (h->blob_len == len && h->head_len == sizeof *h &&
       fp_bytes(BT_IMAGE_VERSION, (const uint8_t *)map + sizeof *h, len - sizeof *h) == h->checksum)
-    bt = bt_from_blob(m, map, len, model_fingerprint(m));
+    bt = bt_from_blob(m, map, len);
   if (bt) {
     bt->map = map, bt->map_len = len;
     if (values_ok(m, bt) && adopt(m, bt)) return true;
@@ -770,15 +771,17 @@ bool tok__bt_attach_image(const tok__model *m_const)
 {
   tok__model *m = (tok__model *)m_const;
   const uint8_t *p = tok__bt_image_start, *end = tok__bt_image_end;
-  if (!m->byte_level || p >= end || atomic_load(&m->bt_state) != 0) return false;
-  uint64_t fingerprint = model_fingerprint(m);
+  if (!m->byte_level) return false;
+  /* once per model: the image, the cache file's name and its check all use it */
+  m->fingerprint = model_fingerprint(m);
+  if (p >= end || atomic_load(&m->bt_state) != 0) return false;
   tok__bt *bt = NULL;
   while (!bt && (size_t)(end - p) >= sizeof(bt_image_head)) {
     const bt_image_head *h = (const bt_image_head *)p;
     if (memcmp(h->magic, BT_MAGIC, sizeof h->magic) || h->blob_len == 0 || h->blob_len % 4096 ||
         h->blob_len > (size_t)(end - p))
       break;
-    bt = bt_from_blob(m, p, (size_t)(end - p), fingerprint);
+    bt = bt_from_blob(m, p, (size_t)(end - p));
     p += h->blob_len;
   }
   if (!bt) return false;

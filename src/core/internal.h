@@ -105,6 +105,9 @@ typedef struct tok__model {
    * bt_state: 0 not yet, 1 built, 2 not applicable. */
   tok__bt *bt;
   atomic_int bt_state;
+  /* byte-level: a hash of everything the tables derive from (tokens, ids, merges), which
+   * names their blob in the image and their cache file; set by tok__bt_attach_image */
+  uint64_t fingerprint;
   pthread_mutex_t bt_lock;
   /* this model's number in the process (from 1), which tags its entries in the scratches'
    * piece caches */
@@ -521,8 +524,9 @@ const tok__bt *tok__bt_get(const tok__model *m, bool build);
 size_t tok__bt_encode(const tok__model *m, const tok__bt *bt, tok_scratch *s, const uint8_t *p,
                       size_t n, uint32_t *ids, uint32_t *offsets);
 void tok__bt_free(tok__bt *bt);
-/* Uses the tables of the model's blob in the built-in image (bt_image.S) when there is one:
- * true then. Called by tok__model_finish; cheap (a hash of the vocabulary). */
+/* Sets m->fingerprint (byte-level models) and uses the tables of the model's blob in the
+ * built-in image (bt_image.S) when there is one: true then. Called by tok__model_finish,
+ * once per model (the hash costs about 1 ms for 200,000 tokens). */
 bool tok__bt_attach_image(const tok__model *m);
 /* For tests: m's tables built anew (free with tok__bt_free; NULL when not applicable), and
  * whether two sets of m's tables are the same. */

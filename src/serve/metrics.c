@@ -187,8 +187,8 @@ tok_err tokd_metrics_render(tokd_metrics *m, tok_buf *out, const tokd_metrics_ga
          "# TYPE tokd_memory_reserved_peak_bytes gauge\ntokd_memory_reserved_peak_bytes %llu\n", g->budget_peak);
   APPEND("# HELP tokd_memory_rejections_total Requests answered 503 because the budget was spent.\n"
          "# TYPE tokd_memory_rejections_total counter\ntokd_memory_rejections_total %llu\n", g->budget_rejected);
-  APPEND("# HELP tokd_encoder_warm Whether the backtracking encoder's tables are built (soon after start; "
-         "until then long pieces take the heap merger, same result).\n"
+  APPEND("# HELP tokd_encoder_warm Whether every tokenizer has its backtracking encoder's tables (at once for "
+         "the built-in ones; /ready waits for it).\n"
          "# TYPE tokd_encoder_warm gauge\ntokd_encoder_warm %d\n", g->warm);
   APPEND("# HELP tokd_split_texts_total Long texts encoded in parts on helper threads (--split-threads).\n"
          "# TYPE tokd_split_texts_total counter\ntokd_split_texts_total %llu\n", g->split_texts);
