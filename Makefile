@@ -5,6 +5,8 @@
 #   make test       build and run every test (unit, golden, CLI, HTTP integration)
 #   make bench      core throughput: tokd vs tiktoken (native) vs HF tokenizers (and one-shot
 #                   and streamed on held-out texts)
+#   make bench-fleet  CPU, memory, energy and replicas per server: tokd (TCP and Unix socket)
+#                   vs hyper+tokio vs Node+tiktoken vs FastAPI+pure Python, with tokd-load
 #   make soak       10 minutes at 70% of capacity: errors and resident memory
 #   make SANITIZER=address,undefined test   the same under ASan+UBSan (build-san/)
 #   make SANITIZER=thread test              the same under TSan
@@ -46,14 +48,14 @@ CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o $(BUILD)/bt_i
 GEN_OBJ := $(filter-out $(BUILD)/bt_image.o,$(CORE_OBJ)) $(BUILD)/bt_image_none.o
 COMMON_SRC := src/common/util.c
 SERVE_SRC := $(addprefix src/serve/,daemon.c config.c metrics.c json.c request.c routes.c handlers.c \
-	pool.c budget.c watchdog.c linger.c log.c probe.c ui.c)
+	pool.c budget.c watchdog.c linger.c listen.c cost.c log.c probe.c ui.c)
 TOKD_SRC := $(SERVE_SRC) $(COMMON_SRC) src/cli/main.c
 TOKD_OBJ := $(TOKD_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/serve/ui_data.o
 TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: all install example-test python-test python-asan-test bench-python run test test-ui fetch-models unit-test cli-test http-test chat-test bench-chat hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http docker-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: all install example-test python-test python-asan-test bench-python run test test-ui fetch-models unit-test cli-test http-test chat-test bench-chat hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http bench-fleet docker-test bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd $(BUILD)/tokd-load $(BUILD)/libtokd.so $(BUILD)/tokd.pc
 
@@ -286,6 +288,7 @@ vocab-check:
 REF := build/ref
 BENCH_SECONDS ?= 2
 HTTP_SECONDS ?= 10
+FLEET_SECONDS ?= 3
 RUST_BPE := build/rust_bpe/release/rust_bpe
 
 $(REF)/.installed:
@@ -322,6 +325,12 @@ bench-http: deps-bench $(BUILD)/tokd $(REF)/.installed
 	tools/deps.sh bench-http
 	$(MAKE) $(RUST_BPE)
 	python3 bench/http_bench.py $(BUILD)/tokd $(REF) $(RUST_BPE) $(HTTP_SECONDS)
+
+# fleet sizing: the same open-loop load against each server, measured by tokd-load (--pid)
+bench-fleet: deps-bench $(BUILD)/tokd $(BUILD)/tokd-load $(REF)/.installed build/held-out/.done
+	tools/deps.sh bench-http
+	$(MAKE) $(RUST_BPE)
+	python3 bench/fleet_bench.py $(BUILD)/tokd $(BUILD)/tokd-load $(REF) $(RUST_BPE) $(FLEET_SECONDS) | tee build/bench-fleet.txt
 
 # builds the container image with buildah and checks it (root; first run debootstraps a base)
 docker-test:

@@ -20,8 +20,6 @@ import sys
 import time
 import urllib.request
 
-TOKD, REF, RUST_BIN, SECONDS = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-ONLY = sys.argv[5:]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, "build", "bench-http")
 RANKS = os.path.join(ROOT, "vocab", "cl100k_base.tiktoken")
@@ -55,14 +53,17 @@ def free_port():
     return port
 
 
-def servers(port):
+def servers(port, tokd, ref, rust_bin, workers=2):
+    """The command line of each server, listening on 127.0.0.1:port with `workers` workers
+    (threads for tokd and hyper, processes for Node and Uvicorn)."""
+    w = str(workers)
     return {
-        "tokd": [TOKD, "serve", "--host", "127.0.0.1", "--port", str(port), "--threads", "2",
+        "tokd": [tokd, "serve", "--host", "127.0.0.1", "--port", str(port), "--threads", w,
                  "--encodings", "cl100k_base", "--log-level", "off"],
-        "rust-hyper": [RUST_BIN, str(port), RANKS, "2"],
+        "rust-hyper": [rust_bin, str(port), RANKS, w],
         "node": ["node", os.path.join(ROOT, "bench/servers/node_tiktoken.js"), str(port),
-                 os.path.join(REF, "node_modules"), "2"],
-        "python": ["/usr/bin/python3", os.path.join(ROOT, "bench/servers/fastapi_bpe.py"), str(port), RANKS, "2"],
+                 os.path.join(ref, "node_modules"), w],
+        "python": ["/usr/bin/python3", os.path.join(ROOT, "bench/servers/fastapi_bpe.py"), str(port), RANKS, w],
     }
 
 
@@ -82,6 +83,16 @@ def tree(pid):
         out.append(p)
         todo.extend(parents.get(p, []))
     return out
+
+
+def kill_tree(proc):
+    """Kills a server and every process it started, and reaps it."""
+    for p in reversed(tree(proc.pid)):
+        try:
+            os.kill(p, 9)
+        except OSError:
+            pass
+    proc.wait()
 
 
 def cpu_seconds(pids):
@@ -131,14 +142,16 @@ def parse_wrk(out):
 
 
 def main():
+    tokd, ref, rust_bin, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    only = sys.argv[5:]
     loads = payloads()
     results = {}
     reference = None
     for name in ["tokd", "rust-hyper", "node", "python"]:
-        if ONLY and name not in ONLY:
+        if only and name not in only:
             continue
         port = free_port()
-        proc = subprocess.Popen(servers(port)[name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(servers(port, tokd, ref, rust_bin)[name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             tokens = wait_ready(port, loads["en_1k"][0])
             if reference is None:
@@ -152,11 +165,11 @@ def main():
                                capture_output=True)  # warm-up
                 pids = tree(proc.pid)
                 c0 = cpu_seconds(pids)
-                out = subprocess.run(["wrk", "-t2", "-c8", f"-d{SECONDS:g}s", "--latency", "-s", lua,
+                out = subprocess.run(["wrk", "-t2", "-c8", f"-d{seconds:g}s", "--latency", "-s", lua,
                                       f"http://127.0.0.1:{port}/encode"], capture_output=True, text=True).stdout
                 c1 = cpu_seconds(pids)
                 rps, p50, p99, errors = parse_wrk(out)
-                requests = rps * SECONDS
+                requests = rps * seconds
                 results[(name, pname)] = dict(rps=rps, p50=p50, p99=p99, errors=errors,
                                               cpu_us=(c1 - c0) / requests * 1e6 if requests else 0,
                                               peak_mb=mem_kb(pids, "VmHWM") / 1024, idle_mb=idle_kb / 1024,
@@ -167,12 +180,7 @@ def main():
                       f"{'' if same else '  (TOKENS DIFFER FROM TOKD)'}{f'  non-2xx {errors}' if errors else ''}",
                       flush=True)
         finally:
-            for p in reversed(tree(proc.pid)):
-                try:
-                    os.kill(p, 9)
-                except OSError:
-                    pass
-            proc.wait()
+            kill_tree(proc)
     print()
     print("ratios (tokd / other): requests/s, and other's CPU per request / tokd's")
     for name in ["rust-hyper", "node", "python"]:

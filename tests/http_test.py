@@ -8,15 +8,18 @@ Every loop here is bounded; every socket has a timeout; servers are killed on ex
 import base64
 import http.client
 import json
+import math
 import os
 import re
 import select
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
 import time
+import xml.etree.ElementTree as ET
 
 TOKD = os.path.abspath(sys.argv[1])
 TOKD_LOAD = os.path.join(os.path.dirname(TOKD), "tokd-load")
@@ -451,10 +454,12 @@ def test_metrics_and_logs(s):
 
 
 def test_load_kit(s):
-    """`tokd-load` drives the server at constant rates and reports a sizing."""
+    """`tokd-load` drives the server at constant rates and reports cost and a sizing."""
+    svg = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"tokd-load-{os.getpid()}.svg")
     out = subprocess.run([TOKD_LOAD, "--url", f"http://127.0.0.1:{s.port}", "--rates", "200,400",
-                          "--duration", "1", "--p99-target-ms", "1000", "--peak-rate", "10000",
-                          "--mix", "6,2,2", "--json"], capture_output=True, text=True, timeout=60)
+                          "--duration", "1", "--p99", "1000ms", "--size-for", "10000rps", "--cpu", "70%",
+                          "--replica-cores", "2", "--mix", "6,2,2", "--svg", svg, "--json"],
+                         capture_output=True, text=True, timeout=60)
     try:
         rep = json.loads(out.stdout)
     except ValueError:
@@ -465,9 +470,238 @@ def test_load_kit(s):
           all(st["errors"] == 0 for st in steps), steps)
     check("load: latency percentiles ordered", all(0 < st["p50_ms"] <= st["p99_ms"] <= st["p999_ms"] for st in steps))
     check("load: sizing", rep["capacity_rps"] > 350 and rep["replicas"] >= 1 and out.returncode == 0, rep)
+    # cost from the server's /metrics: CPU per request and per 1,000 tokens agree with each other
+    st = steps[-1]
+    check("load: cost figures", st["cpu_us_per_request"] > 0 and st["tokens_per_s"] > 0 and
+          st["rss_bytes"] > 1e6 and st["joules_per_million_tokens"] > 0 and st["energy"] in ("measured", "modelled"), st)
+    per_req_tokens = st["tokens_per_s"] / st["achieved"]
+    check("load: per-token CPU is per-request CPU over tokens per request",
+          abs(st["cpu_us_per_1k_tokens"] - st["cpu_us_per_request"] / per_req_tokens * 1000) <=
+          0.05 * st["cpu_us_per_1k_tokens"] + 0.1, st)
+    # --size-for: replicas = ceil(rate / what one replica carries), which is at most the
+    # CPU ceiling's share of its cores
+    cpu_bound = 0.7 * 2 * 1e6 / st["cpu_us_per_request"]
+    check("load: --size-for replicas", rep["replicas"] == math.ceil(10000 / rep["per_replica_rps"]) and
+          rep["per_replica_rps"] <= cpu_bound * 1.001 and rep["limited_by"] in ("cpu", "latency"), rep)
+    try:
+        root = ET.parse(svg).getroot()
+        lines = [e for e in root.iter() if e.tag.endswith("polyline")]
+        check("load: --svg plot", len(lines) == 3 and all(len(e.get("points").split()) == 2 for e in lines),
+              [e.get("points") for e in lines])
+    except (OSError, ET.ParseError) as e:
+        check("load: --svg plot", False, repr(e))
+    finally:
+        if os.path.exists(svg):
+            os.unlink(svg)
+    # --pid: the same figures from /proc, as for a server without /metrics
+    out = subprocess.run([TOKD_LOAD, "--url", f"http://127.0.0.1:{s.port}", "--rates", "300", "--duration", "1",
+                          "--pid", str(s.proc.pid), "--json"], capture_output=True, text=True, timeout=60)
+    try:
+        st = json.loads(out.stdout)["steps"][0]
+        check("load: --pid", st["processes"] == 1 and st["rss_bytes"] > 1e6 and st["cpu_us_per_request"] is not None
+              and st["cpu_us_per_request"] >= 0, st)
+    except (ValueError, KeyError, IndexError):
+        check("load: --pid", False, out.stdout[:200] + out.stderr[:200])
+    bad = subprocess.run([TOKD_LOAD, "--size-for", "lots"], capture_output=True, text=True, timeout=10)
+    check("load: bad --size-for", bad.returncode == 2 and "--size-for" in bad.stderr, bad.stderr)
     down = subprocess.run([TOKD_LOAD, "--url", "http://127.0.0.1:1", "--rates", "50", "--duration", "0.5"],
                           capture_output=True, text=True, timeout=60)
     check("load: refused connections are errors", down.returncode == 1 and "no rate met" in down.stdout, down.stdout)
+
+
+def metrics_of(s):
+    """The /metrics text as {name{labels}: value}."""
+    st, hdrs, raw = s.request("GET", "/metrics")
+    out = {}
+    for line in raw.decode().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def test_cost_metrics(s):
+    """CPU, tokens and energy in /metrics move as requests are served, and agree with the
+    answers; the energy gauge says whether it is measured or modelled."""
+    before = metrics_of(s)
+    tokens = 0
+    text = corpus("prose_en.txt").decode()[:3000]
+    for i in range(150):
+        st, body, _ = s.json("POST", "/encode", {"text": text[i:]})
+        tokens += body["count"]
+    st, body, _ = s.json("POST", "/decode", {"tokens": [15339, 1917, 0]})
+    enc = 'tokd_tokens_processed_total{direction="encoded"}'
+    dec = 'tokd_tokens_processed_total{direction="decoded"}'
+    # the rolling window is sampled once a second: wait for a sample after the requests
+    time.sleep(1.2)
+    after = metrics_of(s)
+    check("cost: tokens encoded counted exactly", after[enc] - before.get(enc, 0) == tokens,
+          (after[enc], before.get(enc), tokens))
+    check("cost: tokens decoded counted", after[dec] - before.get(dec, 0) == 3)
+    user = 'tokd_cpu_seconds_total{mode="user"}'
+    check("cost: process CPU moves", after[user] > before[user], (before[user], after[user]))
+    rc = 'tokd_request_cpu_seconds_total{endpoint="/encode"}'
+    check("cost: CPU per request class", after[rc] > before.get(rc, 0) and
+          0 < after['tokd_request_cpu_seconds_per_request{endpoint="/encode",window="60s"}'] < 0.1, after[rc])
+    check("cost: CPU per token", 0 < after['tokd_cpu_seconds_per_token{window="total"}'] < 1e-3 and
+          0 < after['tokd_cpu_seconds_per_token{window="60s"}'] < 1e-3)
+    check("cost: energy gauge says which", after["tokd_energy_measured"] in (0, 1) and
+          after["tokd_energy_model_watts_per_core"] == 3.5)
+    if after["tokd_energy_measured"] == 0:
+        # modelled: joules are CPU seconds times the watts (within one sample's CPU)
+        j = after["tokd_energy_joules_total"]
+        check("cost: modelled energy moves with CPU", j > before["tokd_energy_joules_total"] and
+              j <= 3.5 * (after[user] + after['tokd_cpu_seconds_total{mode="system"}']) + 1e-3, j)
+    check("cost: energy per million tokens", after['tokd_energy_joules_per_million_tokens{window="total"}'] > 0)
+
+
+def test_energy_measured():
+    """With RAPL counters (a fake powercap tree here), energy is measured: the packages'
+    joules times tokd's share of the machine's busy CPU, across a counter wrap; sub-zones
+    (intel-rapl:0:0) are not counted twice."""
+    root = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"tokd-rapl-{os.getpid()}")
+    for zone in ["intel-rapl:0", "intel-rapl:0:0"]:
+        os.makedirs(os.path.join(root, zone), exist_ok=True)
+        with open(os.path.join(root, zone, "max_energy_range_uj"), "w") as f:
+            f.write("262143328850\n")
+        with open(os.path.join(root, zone, "energy_uj"), "w") as f:
+            f.write(f"{262143328850 - 1000000}\n")  # 1 J before the wrap
+    s = Server("--powercap-dir", root, "--log-level", "error")
+    try:
+        m = metrics_of(s)
+        check("rapl: measured", m["tokd_energy_measured"] == 1, m["tokd_energy_measured"])
+        # 5 J later (1 J to the wrap, 4 after it), with tokd busy meanwhile
+        for zone in ["intel-rapl:0", "intel-rapl:0:0"]:
+            with open(os.path.join(root, zone, "energy_uj"), "w") as f:
+                f.write("4000000\n")
+        text = corpus("prose_en.txt").decode()
+
+        def spent():
+            s.json("POST", "/count", {"text": text})
+            return metrics_of(s)["tokd_energy_joules_total"] > 0
+        moved = wait_for(spent, 10)
+        j = metrics_of(s)["tokd_energy_joules_total"]
+        check("rapl: a share of the 5 J across the wrap", moved and 0 < j <= 5.0 + 1e-6, j)
+    finally:
+        s.stop(signal.SIGKILL)
+        for zone in ["intel-rapl:0:0", "intel-rapl:0"]:
+            for name in ["energy_uj", "max_energy_range_uj"]:
+                os.unlink(os.path.join(root, zone, name))
+            os.rmdir(os.path.join(root, zone))
+        os.rmdir(root)
+
+
+def test_unix_socket():
+    """--listen unix:PATH: curl --unix-socket, the file mode, TCP at the same time, a stale
+    socket replaced, a live one and a regular file refused, bad paths refused at start,
+    the file removed at exit; tokd-load and tokd health can target it."""
+    tmp = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"tokd-uds-{os.getpid()}")
+    os.makedirs(tmp, exist_ok=True)
+    path = os.path.join(tmp, "tokd.sock")
+
+    def start(*args):
+        proc = subprocess.Popen([TOKD, "serve", "--drain-delay", "0", "--encodings", "cl100k_base", *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(200):
+            line = proc.stdout.readline().decode()
+            if not line or '"msg":"listening"' in line:
+                return proc, (json.loads(line) if line else None)
+        return proc, None
+
+    def curl(*args):
+        return subprocess.run(["curl", "-s", "--max-time", "10", "--unix-socket", path, *args],
+                              capture_output=True, text=True, timeout=20)
+
+    try:
+        proc, info = start("--listen", f"unix:{path},127.0.0.1:0", "--socket-mode", "0600")
+        check("uds: listening line names the socket and the port", info and info["unix"] == [path]
+              and info["port"] > 0, info)
+        st = os.stat(path)
+        check("uds: a socket with --socket-mode", stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600,
+              oct(st.st_mode))
+        r = curl("http://localhost/encode", "-d", '{"text":"hello world"}')
+        check("uds: curl --unix-socket /encode", json.loads(r.stdout or "{}").get("tokens") == [15339, 1917], r.stdout)
+        tcp = http.client.HTTPConnection("127.0.0.1", info["port"], timeout=10)
+        tcp.request("POST", "/count", body=b"hello world", headers={"Content-Type": "text/plain"})
+        check("uds: TCP at the same time", json.loads(tcp.getresponse().read())["count"] == 2)
+        tcp.close()
+        # an oversized body sent whole before reading: the 413 still arrives (lingering close)
+        raw = socket.socket(socket.AF_UNIX)
+        raw.settimeout(10)
+        raw.connect(path)
+        raw.sendall(b"POST /encode HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 8388608\r\n\r\n")
+        try:
+            for _ in range(8):
+                raw.sendall(b"a" * 1048576)
+        except OSError:
+            pass
+        answer = b""
+        try:
+            while len(answer) < 4096:
+                chunk = raw.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        except OSError:
+            pass
+        raw.close()
+        check("uds: 413 reaches a client that sends first", answer.startswith(b"HTTP/1.1 413"), answer[:60])
+        r = curl("-w", "\n%{http_code}", "http://localhost/nope")
+        check("uds: errors over the socket", r.stdout.endswith("404") and '"unknown_route"' in r.stdout, r.stdout)
+        rc = subprocess.run([TOKD, "health", "--unix", path], capture_output=True, timeout=10).returncode
+        check("uds: tokd health --unix", rc == 0)
+        out = subprocess.run([TOKD_LOAD, "--url", f"unix:{path}", "--rates", "300", "--duration", "1", "--json"],
+                             capture_output=True, text=True, timeout=60)
+        try:
+            rep = json.loads(out.stdout)
+            check("uds: tokd-load over the socket", rep["steps"][0]["ok"] == 300 and rep["steps"][0]["errors"] == 0
+                  and rep["steps"][0]["cpu_us_per_request"] > 0, rep["steps"])
+        except (ValueError, KeyError):
+            check("uds: tokd-load over the socket", False, out.stdout[:200] + out.stderr[:300])
+        # a second server on the same path: refused, the first one undisturbed
+        second = subprocess.run([TOKD, "serve", "--listen", f"unix:{path}", "--encodings", "cl100k_base"],
+                                capture_output=True, text=True, timeout=30)
+        check("uds: a live socket is not taken over", second.returncode != 0 and "another server" in second.stderr,
+              second.stderr)
+        check("uds: first server still answers", json.loads(curl("http://localhost/health").stdout or "{}").get("status") == "ok")
+        proc.send_signal(signal.SIGTERM)
+        check("uds: clean exit", proc.wait(timeout=30) == 0)
+        check("uds: the socket file is removed at exit", not os.path.exists(path))
+
+        # a stale socket (its server gone without removing it) is replaced
+        stale = socket.socket(socket.AF_UNIX)
+        stale.bind(path)
+        stale.close()
+        proc, info = start("--listen", f"unix:{path}")
+        check("uds: stale socket replaced", info is not None and curl("http://localhost/health").returncode == 0,
+              proc.stderr.read1(500) if info is None else "")
+        check("uds: a Unix socket only: no TCP port", info and info["port"] == 0 and info["host"] is None, info)
+        check("uds: default mode 0660", stat.S_IMODE(os.stat(path).st_mode) == 0o660)
+        # the socket replaced under a running server (another instance took the path):
+        # the first one's exit must not remove the second one's file
+        proc.kill()
+        proc.wait()
+
+        # a regular file at the path is never removed
+        os.unlink(path)
+        with open(path, "w") as f:
+            f.write("keep me")
+        r = subprocess.run([TOKD, "serve", "--listen", f"unix:{path}"], capture_output=True, text=True, timeout=30)
+        check("uds: a regular file is refused, not replaced", r.returncode != 0 and "not a socket" in r.stderr
+              and open(path).read() == "keep me", r.stderr)
+        os.unlink(path)
+        for bad, why in [(f"unix:{tmp}/missing/dir/tokd.sock", "No such file or directory"),
+                         ("unix:/" + "x" * 120, "1 to 107 bytes"), ("unix:", "1 to 107 bytes"),
+                         ("127.0.0.1", "neither HOST:PORT nor unix:PATH"), ("1.2.3.4:99999", "neither"),
+                         ("127.0.0.1:1,127.0.0.1:2", "at most one HOST:PORT")]:
+            r = subprocess.run([TOKD, "serve", "--listen", bad], capture_output=True, text=True, timeout=30)
+            check(f"uds: bad --listen {bad[:30]}", r.returncode != 0 and why in r.stderr, r.stderr)
+        r = subprocess.run([TOKD, "serve", "--socket-mode", "999"], capture_output=True, text=True, timeout=30)
+        check("uds: bad --socket-mode", r.returncode == 2 and "octal" in r.stderr, r.stderr)
+    finally:
+        for name in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, name))
+        os.rmdir(tmp)
 
 
 def test_health_probe(s):
@@ -647,7 +881,7 @@ def main():
     try:
         for test in [test_basics, test_golden_over_http, test_encode_options, test_count,
                      test_decode, test_vllm, test_errors, test_slow_client, test_concurrency,
-                     test_split, test_metrics_and_logs, test_health_probe, test_load_kit]:
+                     test_split, test_metrics_and_logs, test_health_probe, test_load_kit, test_cost_metrics]:
             try:
                 test(s)
             except Exception as e:  # a crash of one test is a failure, not the end
@@ -659,7 +893,8 @@ def main():
         check("no sanitizer report", "ERROR: " not in err_text and "WARNING: ThreadSanitizer" not in err_text, err_text[-2000:])
     finally:
         s.stop(signal.SIGKILL)
-    for test in [test_overload, test_connection_burst, test_graceful_shutdown, test_open_models]:
+    for test in [test_overload, test_connection_burst, test_graceful_shutdown, test_unix_socket, test_energy_measured,
+                 test_open_models]:
         try:
             test()
         except Exception as e:

@@ -7,11 +7,13 @@ the drain, the sidecar is a native sidecar, Service and HPA point at the Deploym
 Usage: tests/k8s_test.py build/tokd   (Debian's python3 with python3-yaml)
 """
 import glob
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -76,6 +78,32 @@ def answered_paths(paths):
     return ok
 
 
+def run_exec_probes(probes):
+    """Runs each exec probe's `tokd health` against a tokd listening as the manifest says
+    (its Unix socket moved to a temporary directory, its port to a free one)."""
+    tmp = tempfile.mkdtemp(prefix="tokd-k8s-")
+    sock = os.path.join(tmp, "tokd.sock")
+    proc = subprocess.Popen([TOKD, "serve", "--listen", f"127.0.0.1:0,unix:{sock}", "--drain-delay", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        port = None
+        for _ in range(50):
+            m = re.search(r'"port":(\d+)', proc.stdout.readline())
+            if m:
+                port = m.group(1)
+                break
+        for where, probe, args, manifest_port, sockets in probes:
+            args = [sock if a in sockets else port if a == str(manifest_port) else a for a in args]
+            rc = subprocess.run([TOKD, "health", *args], capture_output=True, timeout=10).returncode
+            check(f"{where}: {probe} `tokd health {' '.join(args)}` answers 0 against a running tokd", rc == 0, rc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        for name in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, name))
+        os.rmdir(tmp)
+
+
 def containers(doc):
     spec = doc["spec"]["template"]["spec"]
     return [(c, True) for c in spec.get("initContainers", [])] + [(c, False) for c in spec["containers"]]
@@ -91,6 +119,7 @@ def main():
             docs += [(os.path.basename(path), d) for d in yaml.safe_load_all(f) if d]
     check("manifests found", len(docs) >= 4, len(docs))
     probe_paths = set()
+    exec_probes = []
     deployments = {}
     for name, doc in docs:
         if doc["kind"] != "Deployment":
@@ -117,16 +146,42 @@ def main():
             port = int(env.get("TOKD_PORT", "8080"))
             if "--port" in args:
                 port = int(args[args.index("--port") + 1])
-            check(f"{where}: containerPort is the listening port",
-                  [p["containerPort"] for p in c["ports"]] == [port] and port == exposed,
-                  (c["ports"], port, exposed))
+            listen = args[args.index("--listen") + 1] if "--listen" in args else env.get("TOKD_LISTEN", "")
+            sockets = [e[5:] for e in listen.split(",") if e.startswith("unix:")]
+            tcp = not listen or any(not e.startswith("unix:") for e in listen.split(","))
+            if tcp:
+                check(f"{where}: containerPort is the listening port",
+                      [p["containerPort"] for p in c["ports"]] == [port] and port == exposed,
+                      (c["ports"], port, exposed))
+            else:
+                check(f"{where}: no TCP listener, no container port", not c.get("ports"), c.get("ports"))
+            mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
+            for sock in sockets:
+                d = os.path.dirname(sock)
+                check(f"{where}: socket directory {d} is a mounted volume", d in mounts, mounts)
+                vols = {v["name"]: v for v in doc["spec"]["template"]["spec"].get("volumes", [])}
+                shared = [m["name"] for m in c.get("volumeMounts", []) if m["mountPath"] == d]
+                others = [o for o, init in containers(doc) if o is not c and any(
+                    m["name"] in shared for m in o.get("volumeMounts", []))]
+                check(f"{where}: the socket's volume is an emptyDir another container mounts",
+                      shared and "emptyDir" in vols.get(shared[0], {}) and others, (shared, vols))
+            host = env.get("TOKD_HOST", "0.0.0.0")
             for probe in ["startupProbe", "livenessProbe", "readinessProbe"]:
-                get = c.get(probe, {}).get("httpGet")
-                check(f"{where}: {probe} present", get is not None)
-                if get:
-                    check(f"{where}: {probe} port", get["port"] == port)
-                    probe_paths.add(get["path"])
-            check(f"{where}: readiness uses /ready", c["readinessProbe"]["httpGet"]["path"] in ("/ready", "/readyz"))
+                p = c.get(probe, {})
+                check(f"{where}: {probe} present", p.get("httpGet") or p.get("exec"))
+                if p.get("httpGet"):
+                    check(f"{where}: {probe} port", p["httpGet"]["port"] == port)
+                    # the kubelet sends httpGet probes to the pod IP: 127.0.0.1 cannot answer them
+                    check(f"{where}: {probe} httpGet reaches the listener", tcp and host != "127.0.0.1", host)
+                    probe_paths.add(p["httpGet"]["path"])
+                elif p.get("exec"):
+                    cmd = p["exec"]["command"]
+                    check(f"{where}: {probe} runs the image's tokd health",
+                          cmd[0] == json.loads(entry)[0] and cmd[1] == "health", cmd)
+                    exec_probes.append((where, probe, cmd[2:], port, sockets))
+            path_of = lambda p: (p.get("httpGet") or {}).get("path") or (
+                (p.get("exec") or {}).get("command", [])[-1:] or [""])[0]
+            check(f"{where}: readiness uses /ready", path_of(c["readinessProbe"]) in ("/ready", "/readyz"))
             sc = c.get("securityContext", {})
             check(f"{where}: non-root user of the image",
                   sc.get("runAsNonRoot") and f"{sc.get('runAsUser')}:{sc.get('runAsGroup')}" == user, sc)
@@ -174,6 +229,7 @@ def main():
             check(f"{name}: HPA targets a Deployment", ref["kind"] == "Deployment" and ref["name"] in deployments)
     ok = answered_paths(probe_paths)
     check("probe paths answered 200 by a running tokd", ok == probe_paths, (probe_paths, ok))
+    run_exec_probes(exec_probes)
     print(f"k8s: {RESULTS['passed']} passed, {RESULTS['failed']} failed")
     return 1 if RESULTS["failed"] else 0
 

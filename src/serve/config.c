@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef enum { T_STR, T_UINT, T_SIZE, T_LOG, T_SOURCES, T_ONOFF } setting_type;
+typedef enum { T_STR, T_UINT, T_SIZE, T_LOG, T_SOURCES, T_ONOFF, T_LISTEN, T_MODE, T_DOUBLE } setting_type;
 
 typedef struct setting {
   const char *flag;
@@ -29,6 +29,11 @@ typedef struct setting {
 static const setting SETTINGS[] = {
     {"host", "TOKD_HOST", T_STR, OFF(host), 0, 0, "address to listen on"},
     {"port", "TOKD_PORT", T_UINT, OFF(port), 0, 65535, "TCP port; 0 = any free port"},
+    {"listen", "TOKD_LISTEN", T_LISTEN, OFF(listen), 0, 0,
+     "comma list of HOST:PORT (at most one) and unix:PATH listeners; given, it replaces "
+     "--host/--port (name both kinds for TCP and a Unix socket at once)"},
+    {"socket-mode", "TOKD_SOCKET_MODE", T_MODE, OFF(socket_mode), 0, 0777,
+     "file mode of the Unix sockets, octal"},
     {"threads", "TOKD_THREADS", T_UINT, OFF(threads), 1, 1024, "worker threads (default: the number of CPU cores)"},
     {"split-threads", "TOKD_SPLIT_THREADS", T_UINT, OFF(split_threads), 1, 64,
      "threads a text of 512 KiB or more is encoded on, cut between words (same result); at most this many - 1 helpers in all; 1 = off"},
@@ -75,6 +80,10 @@ static const setting SETTINGS[] = {
      "seconds in-flight requests get after SIGTERM"},
     {"max-model-len", "TOKD_MAX_MODEL_LEN", T_UINT, OFF(max_model_len), 0, UINT_MAX,
      "max_model_len reported by /tokenize (0 = unknown)"},
+    {"watts-per-core", "TOKD_WATTS_PER_CORE", T_DOUBLE, OFF(watts_per_core), 0, 1000,
+     "energy model where RAPL is not readable: watts per busy CPU (tokd_energy_* metrics)"},
+    {"powercap-dir", "TOKD_POWERCAP_DIR", T_STR, OFF(powercap_dir), 0, 0,
+     "where the RAPL energy counters are (intel-rapl:N/energy_uj)"},
     {"log-level", "TOKD_LOG_LEVEL", T_LOG, OFF(log_level), 0, 0,
      "info (a JSON line per request), warn (4xx/5xx only), error (5xx), off"},
     {"ui", "TOKD_UI", T_ONOFF, OFF(ui), 0, 0,
@@ -98,6 +107,7 @@ static tokd_config defaults(void)
   return (tokd_config){
     .host = "0.0.0.0",
     .port = 8080,
+    .socket_mode = 0660,
     .threads = cores > 0 ? (unsigned)cores : 1,
     .split_threads = cores > 1 ? (cores < 64 ? (unsigned)cores : 64) : 1,
     .max_body_bytes = 4u << 20,
@@ -113,6 +123,8 @@ static tokd_config defaults(void)
     .linger_bytes = (size_t)64 << 20,
     .drain_delay_s = 5,
     .drain_timeout_s = 25,
+    .watts_per_core = 3.5,
+    .powercap_dir = "/sys/class/powercap",
     .log_level = LOG_INFO,
     .ui = true,
   };
@@ -129,7 +141,9 @@ static void print_usage(FILE *out)
     const char *field = (const char *)&d + st->offset;
     char value[64];
     if (st->type == T_STR) snprintf(value, sizeof value, "%s", *(const char *const *)field ? *(const char *const *)field : "-");
-    else if (st->type == T_SOURCES) snprintf(value, sizeof value, "-");
+    else if (st->type == T_SOURCES || st->type == T_LISTEN) snprintf(value, sizeof value, "-");
+    else if (st->type == T_DOUBLE) snprintf(value, sizeof value, "%g", *(const double *)field);
+    else if (st->type == T_MODE) snprintf(value, sizeof value, "%04o", *(const unsigned *)field);
     else if (st->type == T_LOG) snprintf(value, sizeof value, "%s", LOG_NAMES[*(const tokd_log_level *)field]);
     else if (st->type == T_ONOFF) snprintf(value, sizeof value, "%s", *(const bool *)field ? "on" : "off");
     else if (st->type == T_UINT) snprintf(value, sizeof value, "%u", *(const unsigned *)field);
@@ -192,6 +206,14 @@ static int set_value(tokd_config *cfg, const setting *s, const char *value, cons
     *(const char **)field = *value ? value : NULL;
     return 0;
   }
+  if (s->type == T_LISTEN) { /* the last one given wins */
+    tokd_listen_spec spec;
+    int rc = tokd_listen_parse(value, source, &spec);
+    if (rc) return rc;
+    tokd_listen_spec_free(&cfg->listen);
+    cfg->listen = spec;
+    return 0;
+  }
   if (s->type == T_ONOFF) {
     bool on = !strcmp(value, "on") || !strcmp(value, "true") || !strcmp(value, "1");
     bool off = !strcmp(value, "off") || !strcmp(value, "false") || !strcmp(value, "0");
@@ -213,13 +235,26 @@ static int set_value(tokd_config *cfg, const setting *s, const char *value, cons
   }
   char *end;
   errno = 0;
-  unsigned long long v = strtoull(value, &end, 10);
+  if (s->type == T_DOUBLE) {
+    double d = strtod(value, &end);
+    if (errno || end == value || *end || !(d >= (double)s->min && d <= (double)s->max)) {
+      fprintf(stderr, "tokd: %s: \"%s\" is not a number in [%llu, %llu]\n", source, value, s->min, s->max);
+      return 2;
+    }
+    *(double *)field = d;
+    return 0;
+  }
+  unsigned long long v = strtoull(value, &end, s->type == T_MODE ? 8 : 10);
+  if (s->type == T_MODE && (errno || end == value || *end || value[0] == '-' || v > s->max)) {
+    fprintf(stderr, "tokd: %s: \"%s\" is not an octal file mode (0000 to 0777)\n", source, value);
+    return 2;
+  }
   if (errno || end == value || *end || value[0] == '-' || v < s->min || v > s->max) {
     fprintf(stderr, "tokd: %s: \"%s\" is not a whole number in [%llu, %llu]\n", source, value,
             s->min, s->max);
     return 2;
   }
-  if (s->type == T_UINT) *(unsigned *)field = (unsigned)v;
+  if (s->type == T_UINT || s->type == T_MODE) *(unsigned *)field = (unsigned)v;
   else *(size_t *)field = (size_t)v;
   return 0;
 }
@@ -260,6 +295,12 @@ int tokd_config_parse(int argc, char **argv, tokd_config *cfg, bool *exit_now)
   if (optind < argc) {
     fprintf(stderr, "tokd: unexpected argument \"%s\"; see `tokd serve --help`\n", argv[optind]);
     return 2;
+  }
+  if (!cfg->listen.tcp && !cfg->listen.n_unix) { /* no --listen: --host:--port */
+    cfg->listen.tcp = true;
+  } else if (cfg->listen.tcp) {
+    cfg->host = cfg->listen.host;
+    cfg->port = cfg->listen.port;
   }
   return 0;
 }

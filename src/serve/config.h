@@ -8,13 +8,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "listen.h"
 #include "tok.h"
 
 typedef enum { LOG_OFF = 0, LOG_ERROR = 1, LOG_WARN = 2, LOG_INFO = 3 } tokd_log_level;
 
 typedef struct tokd_config {
-  const char *host;
+  const char *host;             /* the TCP listener (from --listen if it names one) */
   unsigned port;
+  tokd_listen_spec listen;      /* --listen, owned; after parsing .tcp says whether TCP is on */
+  unsigned socket_mode;         /* file mode of the Unix sockets */
   unsigned threads;
   unsigned split_threads;       /* threads one long text may be encoded on (tok_split) */
   tok_tokenizer_source *tokenizers; /* --tokenizer NAME=PATH, owned */
@@ -38,6 +41,8 @@ typedef struct tokd_config {
   unsigned drain_delay_s;      /* SIGTERM: keep listening (and /ready 503) this long */
   unsigned drain_timeout_s;    /* SIGTERM: how long in-flight requests may take */
   unsigned max_model_len;      /* reported by /tokenize (vLLM's field) */
+  double watts_per_core;        /* the energy model (cost.h) */
+  const char *powercap_dir;     /* where RAPL's zones are (cost.h) */
   tokd_log_level log_level;
   bool ui;                     /* serve the token playground at / */
 } tokd_config;

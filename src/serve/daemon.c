@@ -39,9 +39,11 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cost.h"
 #include "daemon.h"
 #include "json.h"
 #include "linger.h"
+#include "listen.h"
 #include "log.h"
 #include "pool.h"
 #include "server.h"
@@ -121,6 +123,7 @@ typedef struct req_ctx {
   size_t answer_len;
   bool close;              /* Connection: close */
   unsigned long long tokens;
+  double cpu_s;           /* CPU time computing the answer */
   char request_id[72];
 } req_ctx;
 
@@ -530,9 +533,17 @@ static enum MHD_Result body_data(req_ctx *ctx, const char *data, size_t n)
 /* ---------------------------------------------------------------------------------------
  * Work: on a pool thread
  */
+/* This thread's CPU seconds. */
+static double thread_cpu(void)
+{
+  struct timespec ts;
+  return clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0 ? (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 : 0;
+}
+
 static void run_job(tokd_job *job, tokd_worker *w)
 {
   req_ctx *ctx = (req_ctx *)job;
+  double cpu0 = thread_cpu();
   tokd_http_error e;
   tokd_request req;
   tokd_request_init(&req, ctx->ep);
@@ -596,6 +607,7 @@ static void run_job(tokd_job *job, tokd_worker *w)
   ctx->body.data = NULL;
   ctx->body.cap = 0;
   ctx->state = ST_DONE;
+  ctx->cpu_s = thread_cpu() - cpu0;
   /* the in-flight slot is free once the work is done: a client slow to read its answer
    * holds only the answer's memory (and the watchdog limits how long) */
   ctx->counted = false;
@@ -611,7 +623,9 @@ static enum MHD_Result complete(req_ctx *ctx)
   const tokd_route *route = &TOKD_ROUTES[ctx->ep];
   if (route->method == TOKD_GET) {
     tok_buf out = {.limit = 1 << 24};
+    double cpu0 = thread_cpu();
     bool ok = TOKD_HANDLERS[ctx->ep](&S, NULL, NULL, &out, &ctx->tokens, &e);
+    ctx->cpu_s = thread_cpu() - cpu0;
     if (!ok) {
       tok_buf_free(&out);
       return answer_error(ctx, &e, false);
@@ -679,7 +693,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   double seconds = tokd_now() - ctx->started;
   unsigned status = ctx->status;
   if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && ctx->state != ST_ANSWERED) status = 499; /* client went away */
-  tokd_metrics_record(S.metrics, ctx->ep, status, seconds, ctx->body.len, ctx->tokens);
+  tokd_metrics_record(S.metrics, ctx->ep, status, seconds, ctx->body.len, ctx->tokens, ctx->cpu_s);
   tokd_log_level level = status >= 500 ? LOG_ERROR : status >= 400 ? LOG_WARN : LOG_INFO;
   tokd_log(level, level,
            "\"msg\":\"request\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%u,\"duration_ms\":%.3f,"
@@ -725,19 +739,28 @@ static int start_daemon(unsigned io_threads)
    * connections (they sat in the accept queue until they timed out), poll did not */
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
                    (io_threads > 1 ? MHD_USE_EPOLL : MHD_USE_POLL);
-  struct sockaddr_in *in4 = (struct sockaddr_in *)&addr;
-  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
-  if (inet_pton(AF_INET, S.cfg.host, &in4->sin_addr) == 1) {
-    in4->sin_family = AF_INET;
-    in4->sin_port = htons((uint16_t)S.cfg.port);
-  } else if (inet_pton(AF_INET6, S.cfg.host, &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons((uint16_t)S.cfg.port);
-    flags |= MHD_USE_IPv6;
-  } else {
-    fprintf(stderr, "tokd: --host %s is not an IPv4 or IPv6 address\n", S.cfg.host);
-    return 2;
+  const tokd_listen_spec *ls = &S.cfg.listen;
+  /* libmicrohttpd's own listener: the TCP address, else the first Unix socket (listen.h) */
+  struct MHD_OptionItem where[] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
+  if (ls->tcp) {
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&addr;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
+    if (inet_pton(AF_INET, S.cfg.host, &in4->sin_addr) == 1) {
+      in4->sin_family = AF_INET;
+      in4->sin_port = htons((uint16_t)S.cfg.port);
+    } else if (inet_pton(AF_INET6, S.cfg.host, &in6->sin6_addr) == 1) {
+      in6->sin6_family = AF_INET6;
+      in6->sin6_port = htons((uint16_t)S.cfg.port);
+      flags |= MHD_USE_IPv6;
+    } else {
+      fprintf(stderr, "tokd: --host %s is not an IPv4 or IPv6 address\n", S.cfg.host);
+      return 2;
+    }
+    where[0] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &addr};
   }
+  int rc = tokd_listen_unix_open(ls, S.cfg.socket_mode);
+  if (rc) return rc;
+  if (!ls->tcp) where[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, tokd_listen_unix_fd(0), NULL};
   /* descriptors for the connections first, then as many again for lingering sockets
    * (linger.h), which are no longer libmicrohttpd's and so not in its limit */
   unsigned fds = raise_fd_limit(2 * S.cfg.max_connections);
@@ -748,12 +771,13 @@ static int start_daemon(unsigned io_threads)
   tokd_linger_cfg lc = {.max = fds - max_conn, .seconds = S.cfg.linger_s, .budget = &S.budget,
                         .reserve = CONN_RESERVE};
   if (S.cfg.linger_s && lc.max && !tokd_linger_start(&lc)) {
+    tokd_listen_unix_close();
     fprintf(stderr, "tokd: cannot start the lingering-close thread\n");
     return 1;
   }
   DAEMON = MHD_start_daemon(
       flags, (uint16_t)S.cfg.port, NULL, NULL, on_access, NULL,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+      MHD_OPTION_ARRAY, where,
       MHD_OPTION_THREAD_POOL_SIZE, io_threads > 1 ? io_threads : 0u,
       MHD_OPTION_CONNECTION_LIMIT, max_conn,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)S.cfg.conn_timeout_s,
@@ -765,10 +789,13 @@ static int start_daemon(unsigned io_threads)
       MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
       MHD_OPTION_END);
-  if (!DAEMON) {
+  if (!DAEMON || !tokd_listen_accept_start(DAEMON, ls->tcp ? 0 : 1)) {
     int why = errno;
+    if (DAEMON) MHD_stop_daemon(DAEMON), DAEMON = NULL;
     tokd_linger_stop();
-    fprintf(stderr, "tokd: cannot listen on %s:%u: %s\n", S.cfg.host, S.cfg.port, strerror(why));
+    tokd_listen_unix_close();
+    if (ls->tcp) fprintf(stderr, "tokd: cannot listen on %s:%u: %s\n", S.cfg.host, S.cfg.port, strerror(why));
+    else fprintf(stderr, "tokd: cannot listen on unix:%s: %s\n", ls->unix_paths[0], strerror(why));
     return 1;
   }
   return 0;
@@ -828,8 +855,10 @@ int tokd_daemon_start(const tokd_config *cfg)
   }
   tokd_watchdog_cfg wc = {.header_timeout = S.cfg.header_timeout_s, .idle_timeout = S.cfg.conn_timeout_s,
                           .min_rate = (double)S.cfg.min_rate, .grace = RATE_GRACE, .metrics = S.metrics};
+  tokd_cost_cfg cc = {.watts_per_core = S.cfg.watts_per_core, .powercap_dir = S.cfg.powercap_dir,
+                      .metrics = S.metrics};
   S.pool = POOL = tokd_pool_start(&S, S.n_workers);
-  if (!POOL || !tokd_watchdog_start(&wc)) {
+  if (!POOL || !tokd_watchdog_start(&wc) || !tokd_cost_start(&cc)) {
     fprintf(stderr, "tokd: cannot start worker threads\n");
     return 1;
   }
@@ -844,6 +873,7 @@ int tokd_daemon_start(const tokd_config *cfg)
 
 unsigned tokd_daemon_port(void)
 {
+  if (!S.cfg.listen.tcp) return 0;
   const union MHD_DaemonInfo *info = DAEMON ? MHD_get_daemon_info(DAEMON, MHD_DAEMON_INFO_BIND_PORT) : NULL;
   return info ? info->port : S.cfg.port;
 }
@@ -867,6 +897,7 @@ unsigned tokd_daemon_stop(void)
   sleep_seconds(S.cfg.drain_delay_s);
   MHD_socket listen_fd = MHD_quiesce_daemon(DAEMON);
   if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
+  tokd_listen_unix_close(); /* new clients now find no socket file */
   double deadline = tokd_now() + S.cfg.drain_timeout_s;
   while (atomic_load(&S.active) > 0 && tokd_now() < deadline) sleep_seconds(0.005);
   unsigned left = atomic_load(&S.active);
@@ -880,6 +911,7 @@ unsigned tokd_daemon_stop(void)
   tokd_pool_stop(POOL);
   S.pool = POOL = NULL;
   tokd_watchdog_stop();
+  tokd_cost_stop();
   tokd_metrics_free(S.metrics);
   tok_buf_free(&S.encodings_json);
   tokd_chat_free(&S);
@@ -887,6 +919,7 @@ unsigned tokd_daemon_stop(void)
   WARMING = false;
   tok_registry_free(S.reg);
   tokd_sources_free(S.cfg.tokenizers, S.cfg.n_tokenizers);
+  tokd_listen_spec_free(&S.cfg.listen);
   S = (tokd_server){0};
   atomic_store(&CANCEL, 0);
   return left;
@@ -915,14 +948,22 @@ int tokd_serve_main(int argc, char **argv)
     snprintf(names + n, sizeof names - n, "%s\"%s\"", i ? "," : "",
              tok_encoding_get_info(tok_registry_at(S.reg, i))->name);
   }
+  tok_buf unix_paths = {0};
+  tok_buf_append(&unix_paths, "", 0);
+  for (unsigned i = 0; i < S.cfg.listen.n_unix; i++) {
+    if (i) tok_buf_append(&unix_paths, ",", 1);
+    tokd_json_string(&unix_paths, S.cfg.listen.unix_paths[i], strlen(S.cfg.listen.unix_paths[i]));
+  }
   /* lifecycle lines show unless logs are off: operators and tests read them */
   tokd_log(LOG_ERROR, LOG_INFO,
-           "\"msg\":\"listening\",\"host\":\"%s\",\"port\":%u,\"threads\":%u,\"io_threads\":%u,"
+           "\"msg\":\"listening\",\"host\":%s%s%s,\"port\":%u,\"unix\":[%.*s],\"threads\":%u,\"io_threads\":%u,"
            "\"encodings\":[%s],\"default_encoding\":\"%s\",\"load_ms\":%.1f,\"rss_bytes\":%llu,"
            "\"max_memory\":%zu,\"version\":\"%s\"",
-           S.cfg.host, tokd_daemon_port(), S.cfg.threads, IO_THREADS, names,
+           S.cfg.listen.tcp ? "\"" : "", S.cfg.listen.tcp ? S.cfg.host : "null", S.cfg.listen.tcp ? "\"" : "",
+           tokd_daemon_port(), (int)unix_paths.len, unix_paths.data ? unix_paths.data : "", S.cfg.threads, IO_THREADS, names,
            tok_encoding_get_info(S.default_enc)->name, LOAD_MS, tokd_rss_bytes(), S.cfg.max_memory,
            TOKD_VERSION);
+  tok_buf_free(&unix_paths);
 
   int sig = 0;
   while (sigwait(&sigs, &sig) != 0) {

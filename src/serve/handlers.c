@@ -10,6 +10,7 @@
 #include "chat.h"
 #include "json.h"
 #include "pool.h"
+#include "cost.h"
 #include "server.h"
 #include "util.h"
 #include "watchdog.h"
@@ -580,6 +581,9 @@ bool tokd_handle_metrics(const tokd_server *srv, tokd_worker *w, const tokd_requ
       .split_helpers = atomic_load(&SPLIT_HELPERS),
   };
   tokd_linger_get_stats(&g.linger);
+  tokd_cost cost;
+  tokd_cost_read(&cost);
+  g.cost = &cost;
   if (tokd_metrics_render(srv->metrics, out, &g) != TOK_OK) return too_large(e);
   return true;
 }

@@ -4,6 +4,7 @@
  */
 #include "metrics.h"
 
+#include "cost.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -27,6 +28,7 @@ typedef struct shard {
   atomic_ullong latency_ns[EP__COUNT];
   atomic_ullong bytes_in[EP__COUNT];
   atomic_ullong tokens[EP__COUNT];
+  atomic_ullong cpu_ns[EP__COUNT];
   char pad[64];
 } shard;
 
@@ -63,7 +65,7 @@ void tokd_metrics_free(tokd_metrics *m)
 }
 
 void tokd_metrics_record(tokd_metrics *m, tokd_endpoint ep, unsigned status, double seconds,
-                         uint64_t bytes_in, uint64_t tokens)
+                         uint64_t bytes_in, uint64_t tokens, double cpu_seconds)
 {
   if (my_shard < 0)
     my_shard = (int)(atomic_fetch_add_explicit(&m->next_shard, 1, memory_order_relaxed) %
@@ -79,6 +81,7 @@ void tokd_metrics_record(tokd_metrics *m, tokd_endpoint ep, unsigned status, dou
                             memory_order_relaxed);
   atomic_fetch_add_explicit(&s->bytes_in[ep], bytes_in, memory_order_relaxed);
   atomic_fetch_add_explicit(&s->tokens[ep], tokens, memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->cpu_ns[ep], (unsigned long long)(cpu_seconds * 1e9), memory_order_relaxed);
 }
 
 void tokd_metrics_drop(tokd_metrics *m, tokd_drop_reason why)
@@ -108,21 +111,83 @@ static unsigned long long sum(tokd_metrics *m, size_t field_offset, size_t index
     if ((rc = tok_buf_append(out, line, (size_t)n)) != TOK_OK) return rc;                     \
   } while (0)
 
-/* CPU seconds of this process, from /proc. */
-static void process_cpu(double *cpu)
+void tokd_metrics_totals_read(tokd_metrics *m, tokd_metrics_totals *t)
 {
-  *cpu = 0;
-  FILE *f = fopen("/proc/self/stat", "r");
-  if (f) {
-    char buf[1024];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* the command name may contain spaces */
-    unsigned long utime = 0, stime = 0;
-    if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) == 2)
-      *cpu = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-    fclose(f);
+  for (int ep = 0; ep < EP__COUNT; ep++) {
+    size_t row = offsetof(shard, requests) + (size_t)ep * sizeof(atomic_ullong) * (N_STATUS + 1);
+    t->requests[ep] = 0;
+    for (size_t si = 0; si <= N_STATUS; si++) t->requests[ep] += sum(m, row, si);
+    t->tokens[ep] = sum(m, offsetof(shard, tokens), (size_t)ep);
+    t->cpu[ep] = (double)sum(m, offsetof(shard, cpu_ns), (size_t)ep) / 1e9;
   }
+}
+
+/* One sample of a ratio; none when there is nothing to divide by (no NaN: simple parsers
+ * and dashboards then see no data rather than a value they must special-case). */
+static tok_err ratio_line(tok_buf *out, const char *series, double num, double den)
+{
+  if (!(den > 0)) return TOK_OK;
+  char line[256];
+  int n = snprintf(line, sizeof line, "%s %.9g\n", series, num / den);
+  return tok_buf_append(out, line, (size_t)n);
+}
+
+static bool is_decode(int ep)
+{
+  return ep == EP_DECODE || ep == EP_DETOKENIZE;
+}
+
+/* CPU and energy: the process's, per token, per request class (cost.h) */
+static tok_err render_cost(tokd_metrics *m, tok_buf *out, const tokd_cost *c)
+{
+  tok_err rc;
+  double user, sys;
+  tokd_process_cpu(&user, &sys);
+  tokd_metrics_totals t;
+  tokd_metrics_totals_read(m, &t);
+  unsigned long long encoded = 0, decoded = 0;
+  for (int ep = 0; ep < EP__COUNT; ep++) *(is_decode(ep) ? &decoded : &encoded) += t.tokens[ep];
+  APPEND("# HELP tokd_cpu_seconds_total CPU time of the process, by mode.\n# TYPE tokd_cpu_seconds_total counter\n"
+         "tokd_cpu_seconds_total{mode=\"user\"} %.6f\ntokd_cpu_seconds_total{mode=\"system\"} %.6f\n", user, sys);
+  APPEND("# HELP tokd_tokens_processed_total Tokens encoded (encode, count, tokenize, chat) and decoded.\n"
+         "# TYPE tokd_tokens_processed_total counter\n"
+         "tokd_tokens_processed_total{direction=\"encoded\"} %llu\ntokd_tokens_processed_total{direction=\"decoded\"} %llu\n",
+         encoded, decoded);
+  APPEND("# HELP tokd_request_cpu_seconds_total CPU time spent computing answers (parse, tokenize, render), "
+         "by endpoint; HTTP I/O is in tokd_cpu_seconds_total only.\n# TYPE tokd_request_cpu_seconds_total counter\n");
+  for (int ep = 0; ep < EP__COUNT; ep++)
+    if (t.requests[ep]) APPEND("tokd_request_cpu_seconds_total{endpoint=\"%s\"} %.6f\n", TOKD_ROUTES[ep].label, t.cpu[ep]);
+  APPEND("# HELP tokd_request_cpu_seconds_per_request CPU time computing one answer, by endpoint: since start "
+         "(window=total) and over the last minute (window=60s).\n# TYPE tokd_request_cpu_seconds_per_request gauge\n");
+  char series[160];
+  for (int ep = 0; ep < EP__COUNT; ep++) {
+    snprintf(series, sizeof series, "tokd_request_cpu_seconds_per_request{endpoint=\"%s\",window=\"total\"}",
+             TOKD_ROUTES[ep].label);
+    if ((rc = ratio_line(out, series, t.cpu[ep], (double)t.requests[ep])) != TOK_OK) return rc;
+    snprintf(series, sizeof series, "tokd_request_cpu_seconds_per_request{endpoint=\"%s\",window=\"60s\"}",
+             TOKD_ROUTES[ep].label);
+    if ((rc = ratio_line(out, series, c->window_request_cpu[ep], (double)c->window_requests[ep])) != TOK_OK) return rc;
+  }
+  double tokens = (double)(encoded + decoded);
+  APPEND("# HELP tokd_cpu_seconds_per_token Process CPU time (HTTP included) per token processed, since start "
+         "and over the last minute.\n# TYPE tokd_cpu_seconds_per_token gauge\n");
+  if ((rc = ratio_line(out, "tokd_cpu_seconds_per_token{window=\"total\"}", user + sys, tokens)) != TOK_OK ||
+      (rc = ratio_line(out, "tokd_cpu_seconds_per_token{window=\"60s\"}", c->window_cpu, (double)c->window_tokens)) != TOK_OK)
+    return rc;
+  APPEND("# HELP tokd_energy_measured 1: energy from RAPL (the packages' energy times tokd's share of busy CPU); "
+         "0: modelled as busy CPU seconds times tokd_energy_model_watts_per_core.\n"
+         "# TYPE tokd_energy_measured gauge\ntokd_energy_measured %d\n", c->measured);
+  APPEND("# HELP tokd_energy_model_watts_per_core The model's watts per busy CPU (--watts-per-core).\n"
+         "# TYPE tokd_energy_model_watts_per_core gauge\ntokd_energy_model_watts_per_core %g\n", c->watts_per_core);
+  APPEND("# HELP tokd_energy_joules_total Energy spent by tokd since start (measured or modelled: tokd_energy_measured).\n"
+         "# TYPE tokd_energy_joules_total counter\ntokd_energy_joules_total %.6f\n", c->joules);
+  APPEND("# HELP tokd_energy_joules_per_million_tokens Energy per million tokens processed, since start and over "
+         "the last minute.\n# TYPE tokd_energy_joules_per_million_tokens gauge\n");
+  if ((rc = ratio_line(out, "tokd_energy_joules_per_million_tokens{window=\"total\"}", c->joules * 1e6, tokens)) != TOK_OK ||
+      (rc = ratio_line(out, "tokd_energy_joules_per_million_tokens{window=\"60s\"}", c->window_joules * 1e6,
+                       (double)c->window_tokens)) != TOK_OK)
+    return rc;
+  return TOK_OK;
 }
 
 tok_err tokd_metrics_render(tokd_metrics *m, tok_buf *out, const tokd_metrics_gauges *g)
@@ -167,9 +232,9 @@ tok_err tokd_metrics_render(tokd_metrics *m, tok_buf *out, const tokd_metrics_ga
     unsigned long long v = sum(m, offsetof(shard, tokens), (size_t)ep);
     if (v) APPEND("tokd_tokens_total{endpoint=\"%s\"} %llu\n", TOKD_ROUTES[ep].label, v);
   }
-  double cpu;
+  double user, sys;
   unsigned long long rss = tokd_rss_bytes();
-  process_cpu(&cpu);
+  tokd_process_cpu(&user, &sys);
   APPEND("# HELP tokd_inflight_requests Requests whose body is complete, queued or computing.\n"
          "# TYPE tokd_inflight_requests gauge\ntokd_inflight_requests %u\n", g->inflight);
   APPEND("# HELP tokd_queued_requests Requests waiting for a worker.\n# TYPE tokd_queued_requests gauge\n"
@@ -216,11 +281,12 @@ tok_err tokd_metrics_render(tokd_metrics *m, tok_buf *out, const tokd_metrics_ga
          "# TYPE tokd_framing_rejections_total counter\ntokd_framing_rejections_total %llu\n",
          atomic_load_explicit(&m->framing, memory_order_relaxed));
   APPEND("# HELP process_cpu_seconds_total User and system CPU time spent.\n# TYPE process_cpu_seconds_total counter\n"
-         "process_cpu_seconds_total %.2f\n", cpu);
+         "process_cpu_seconds_total %.6f\n", user + sys);
   APPEND("# HELP process_resident_memory_bytes Resident memory size.\n# TYPE process_resident_memory_bytes gauge\n"
          "process_resident_memory_bytes %llu\n", rss);
   APPEND("# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n# TYPE process_start_time_seconds gauge\n"
          "process_start_time_seconds %lld\n", (long long)m->start);
+  if (g->cost && (rc = render_cost(m, out, g->cost)) != TOK_OK) return rc;
   APPEND("# HELP tokd_build_info Build information.\n# TYPE tokd_build_info gauge\n"
          "tokd_build_info{version=\"%s\"} 1\n", TOKD_VERSION);
   return TOK_OK;

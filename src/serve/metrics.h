@@ -23,9 +23,17 @@ typedef struct tokd_metrics tokd_metrics;
 tokd_metrics *tokd_metrics_new(unsigned shards);
 void tokd_metrics_free(tokd_metrics *m);
 
-/* Records one finished request. Thread-safe, lock-free. */
+/* Records one finished request: cpu_seconds is the CPU time its answer took to compute
+ * (on a worker, or the I/O thread for a GET). Thread-safe, lock-free. */
 void tokd_metrics_record(tokd_metrics *m, tokd_endpoint ep, unsigned status, double seconds,
-                         uint64_t bytes_in, uint64_t tokens);
+                         uint64_t bytes_in, uint64_t tokens, double cpu_seconds);
+
+/* Totals by endpoint, summed over the shards (for cost.h). */
+typedef struct tokd_metrics_totals {
+  unsigned long long requests[EP__COUNT], tokens[EP__COUNT];
+  double cpu[EP__COUNT];
+} tokd_metrics_totals;
+void tokd_metrics_totals_read(tokd_metrics *m, tokd_metrics_totals *t);
 
 /* A connection the watchdog closed; a request refused for its HTTP framing. */
 void tokd_metrics_drop(tokd_metrics *m, tokd_drop_reason why);
@@ -42,6 +50,7 @@ typedef struct tokd_metrics_gauges {
   int warm;                /* the backtracking tables are built */
   unsigned long long split_texts, split_helpers; /* texts given helper threads; threads lent */
   tokd_linger_stats linger; /* lingering closes (linger.h) */
+  const struct tokd_cost *cost; /* CPU and energy (cost.h) */
 } tokd_metrics_gauges;
 
 /* Appends the exposition text. */

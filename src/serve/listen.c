@@ -1,0 +1,241 @@
+/*
+ * listen.c — the TCP address and the Unix domain sockets `tokd serve` listens on; see
+ * listen.h for the rules (stale sockets, modes, removal at exit).
+ */
+#include "listen.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+
+typedef struct unix_sock {
+  int fd;
+  char path[sizeof ((struct sockaddr_un *)0)->sun_path];
+  dev_t dev;
+  ino_t ino;
+} unix_sock;
+
+static unix_sock SOCKS[TOKD_MAX_UNIX];
+static unsigned N_SOCKS, FIRST_ACCEPTED;
+static pthread_t ACCEPT_THREAD;
+static bool ACCEPTING;
+static int WAKE_FD = -1;
+static struct MHD_Daemon *TARGET;
+
+void tokd_listen_spec_free(tokd_listen_spec *spec)
+{
+  free(spec->buf);
+  *spec = (tokd_listen_spec){0};
+}
+
+int tokd_listen_parse(const char *value, const char *source, tokd_listen_spec *spec)
+{
+  tokd_listen_spec s = {.buf = strdup(value)};
+  if (!s.buf) return fprintf(stderr, "tokd: out of memory\n"), 1;
+  for (char *p = s.buf, *next; p; p = next) {
+    next = strchr(p, ',');
+    if (next) *next++ = '\0';
+    if (!strncmp(p, "unix:", 5)) {
+      const char *path = p + 5;
+      size_t len = strlen(path);
+      if (!len || len >= sizeof SOCKS[0].path) {
+        fprintf(stderr, "tokd: %s: a Unix socket path must have 1 to %zu bytes (got %zu)\n", source,
+                sizeof SOCKS[0].path - 1, len);
+        goto fail;
+      }
+      if (s.n_unix == TOKD_MAX_UNIX) {
+        fprintf(stderr, "tokd: %s: at most %d Unix sockets\n", source, TOKD_MAX_UNIX);
+        goto fail;
+      }
+      s.unix_paths[s.n_unix++] = path;
+      continue;
+    }
+    /* HOST:PORT, [V6]:PORT or :PORT (all IPv4 interfaces) */
+    char *host = p, *colon;
+    if (*host == '[') {
+      char *close = strchr(host, ']');
+      colon = close && close[1] == ':' ? close + 1 : NULL;
+      if (close) *close = '\0', host++;
+    } else {
+      colon = strrchr(host, ':');
+    }
+    char *end = NULL;
+    unsigned long port = colon && colon[1] ? strtoul(colon + 1, &end, 10) : 0;
+    if (!colon || !end || *end || port > 65535 || colon[1] == '-' || colon[1] == '+') {
+      fprintf(stderr, "tokd: %s: \"%s\" is neither HOST:PORT nor unix:PATH\n", source, p);
+      goto fail;
+    }
+    if (s.tcp) {
+      fprintf(stderr, "tokd: %s: at most one HOST:PORT (Unix sockets may be added)\n", source);
+      goto fail;
+    }
+    *colon = '\0';
+    s.tcp = true;
+    s.host = *host ? host : "0.0.0.0";
+    s.port = (unsigned)port;
+  }
+  if (!s.tcp && !s.n_unix) {
+    fprintf(stderr, "tokd: %s: no listener given\n", source);
+    goto fail;
+  }
+  *spec = s;
+  return 0;
+fail:
+  free(s.buf);
+  return 2;
+}
+
+/* A socket file at path: is a server accepting on it? (a refused connect is a stale one) */
+static bool socket_alive(const struct sockaddr_un *addr)
+{
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return true; /* cannot tell: do not replace it */
+  bool alive = connect(fd, (const struct sockaddr *)addr, sizeof *addr) == 0 ||
+               (errno != ECONNREFUSED && errno != ENOENT);
+  close(fd);
+  return alive;
+}
+
+static int open_one(unix_sock *u, const char *path, unsigned mode)
+{
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  memcpy(addr.sun_path, path, strlen(path) + 1);
+  struct stat st;
+  if (lstat(path, &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      fprintf(stderr, "tokd: cannot listen on unix:%s: a file that is not a socket is there; not replacing it\n", path);
+      return 2;
+    }
+    if (socket_alive(&addr)) {
+      fprintf(stderr, "tokd: cannot listen on unix:%s: another server is listening on it\n", path);
+      return 1;
+    }
+    if (unlink(path) != 0 && errno != ENOENT) {
+      fprintf(stderr, "tokd: cannot replace the stale socket unix:%s: %s\n", path, strerror(errno));
+      return 1;
+    }
+    tokd_log(LOG_WARN, LOG_WARN, "\"msg\":\"replaced a stale socket\",\"path\":\"%s\"", path);
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    int why = errno;
+    if (fd >= 0) close(fd);
+    fprintf(stderr, "tokd: cannot listen on unix:%s: %s\n", path, strerror(why));
+    return 1;
+  }
+  /* the mode before any client can connect: connect() is refused until listen() */
+  if (chmod(path, mode) != 0 || lstat(path, &st) != 0 || listen(fd, 1024) != 0) {
+    int why = errno;
+    close(fd);
+    unlink(path);
+    fprintf(stderr, "tokd: cannot listen on unix:%s: %s\n", path, strerror(why));
+    return 1;
+  }
+  u->fd = fd;
+  memcpy(u->path, path, strlen(path) + 1);
+  u->dev = st.st_dev;
+  u->ino = st.st_ino;
+  return 0;
+}
+
+int tokd_listen_unix_open(const tokd_listen_spec *spec, unsigned mode)
+{
+  for (unsigned i = 0; i < spec->n_unix; i++) {
+    int rc = open_one(&SOCKS[N_SOCKS], spec->unix_paths[i], mode);
+    if (rc) {
+      tokd_listen_unix_close();
+      return rc;
+    }
+    N_SOCKS++;
+  }
+  return 0;
+}
+
+int tokd_listen_unix_fd(unsigned i)
+{
+  return i < N_SOCKS ? SOCKS[i].fd : -1;
+}
+
+static void *accept_main(void *arg)
+{
+  (void)arg;
+  struct pollfd pfd[TOKD_MAX_UNIX + 1];
+  unsigned n = 0;
+  for (unsigned i = FIRST_ACCEPTED; i < N_SOCKS; i++) pfd[n++] = (struct pollfd){.fd = SOCKS[i].fd, .events = POLLIN};
+  pfd[n] = (struct pollfd){.fd = WAKE_FD, .events = POLLIN};
+  for (;;) {
+    if (poll(pfd, n + 1, -1) < 0 && errno != EINTR) break;
+    if (pfd[n].revents) break;
+    for (unsigned i = 0; i < n; i++) {
+      if (!pfd[i].revents) continue;
+      /* a burst at a time; the listening socket is non-blocking */
+      for (int k = 0; k < 64; k++) {
+        struct sockaddr_un peer = {.sun_family = AF_UNIX};
+        socklen_t len = sizeof peer;
+        int fd = accept4(pfd[i].fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) break; /* EAGAIN, or a transient error (EMFILE): poll again */
+        /* libmicrohttpd closes the socket itself when it refuses it (connection limit);
+         * the peer address is unnamed for an ordinary client: pass the whole struct */
+        MHD_add_connection(TARGET, fd, (const struct sockaddr *)&peer, sizeof peer);
+      }
+    }
+  }
+  return NULL;
+}
+
+bool tokd_listen_accept_start(void *daemon, unsigned first)
+{
+  TARGET = daemon;
+  FIRST_ACCEPTED = first;
+  if (first >= N_SOCKS) return true;
+  if ((WAKE_FD = eventfd(0, EFD_CLOEXEC)) < 0) return false;
+  if (pthread_create(&ACCEPT_THREAD, NULL, accept_main, NULL) != 0) {
+    close(WAKE_FD);
+    WAKE_FD = -1;
+    return false;
+  }
+  ACCEPTING = true;
+  return true;
+}
+
+void tokd_listen_accept_stop(void)
+{
+  if (ACCEPTING) {
+    uint64_t one = 1;
+    if (write(WAKE_FD, &one, sizeof one) != sizeof one) {
+      /* an eventfd write fails only on overflow; the thread is woken either way */
+    }
+    pthread_join(ACCEPT_THREAD, NULL);
+    ACCEPTING = false;
+  }
+  if (WAKE_FD >= 0) close(WAKE_FD), WAKE_FD = -1;
+  for (unsigned i = FIRST_ACCEPTED; i < N_SOCKS; i++)
+    if (SOCKS[i].fd >= 0) close(SOCKS[i].fd), SOCKS[i].fd = -1;
+}
+
+void tokd_listen_unix_close(void)
+{
+  /* the sockets before FIRST_ACCEPTED are libmicrohttpd's: it (or whoever quiesced it)
+   * closes them; accept_stop closes the rest */
+  tokd_listen_accept_stop();
+  for (unsigned i = 0; i < N_SOCKS; i++) {
+    struct stat st;
+    /* a socket that another process has since put at the path is not ours to remove */
+    if (lstat(SOCKS[i].path, &st) == 0 && st.st_dev == SOCKS[i].dev && st.st_ino == SOCKS[i].ino)
+      unlink(SOCKS[i].path);
+  }
+  N_SOCKS = FIRST_ACCEPTED = 0;
+  TARGET = NULL;
+}

@@ -1,0 +1,60 @@
+/*
+ * listen.h — where `tokd serve` listens: one TCP address and any Unix domain sockets.
+ *
+ * A sidecar's LLM server reaches tokd on the same pod; over a Unix domain socket it skips
+ * the TCP stack (no handshake, no checksums, no loopback routing) and nothing outside the
+ * pod's shared volume can reach it. `--listen` takes a comma list of `HOST:PORT` (at most
+ * one; `[v6]:PORT` for IPv6) and `unix:PATH` entries; without it tokd listens on
+ * --host:--port as before.
+ *
+ * A Unix socket file is made with --socket-mode (chmod after bind, before listen, so no
+ * client connects while the umask's mode holds); a file already at the path is replaced
+ * only if it is a socket nobody answers on (a stale one left by a killed tokd) — a live
+ * socket or any other kind of file is an error at start, never removed. At a clean exit
+ * the file is removed if it is still the one tokd made (same device and inode).
+ *
+ * libmicrohttpd listens on one socket: the first listener (TCP if any) is its own; the
+ * others are accepted by one thread here and handed over with MHD_add_connection, so every
+ * connection shares one thread pool, one connection limit and one memory budget.
+ */
+#ifndef TOKD_LISTEN_H
+#define TOKD_LISTEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define TOKD_MAX_UNIX 8
+
+typedef struct tokd_listen_spec {
+  char *buf;                              /* owns the strings below */
+  bool tcp;                               /* a HOST:PORT entry was given */
+  const char *host;                       /* its host (within buf) */
+  unsigned port;
+  const char *unix_paths[TOKD_MAX_UNIX];  /* within buf */
+  unsigned n_unix;
+} tokd_listen_spec;
+
+/* Parses a --listen value. Returns 0, or 2 after printing why (source names the flag or
+ * variable). On success spec->buf is owned by the caller (tokd_listen_spec_free). */
+int tokd_listen_parse(const char *value, const char *source, tokd_listen_spec *spec);
+void tokd_listen_spec_free(tokd_listen_spec *spec);
+
+/* Binds and listens on every Unix socket of spec with the given file mode. Returns 0, or
+ * an exit status after printing why (nothing left bound then). */
+int tokd_listen_unix_open(const tokd_listen_spec *spec, unsigned mode);
+
+/* The listening descriptor of the i-th Unix socket (for MHD_OPTION_LISTEN_SOCKET). */
+int tokd_listen_unix_fd(unsigned i);
+
+/* Starts the thread that accepts on the Unix sockets from `first` on and hands each
+ * connection to daemon (a struct MHD_Daemon *). false if it cannot start. */
+bool tokd_listen_accept_start(void *daemon, unsigned first);
+
+/* Stops accepting (the thread, then the listening sockets not given to libmicrohttpd). */
+void tokd_listen_accept_stop(void);
+
+/* Removes the socket files this process made (each only if it is still the same file) and
+ * closes what is still open. */
+void tokd_listen_unix_close(void);
+
+#endif
