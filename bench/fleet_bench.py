@@ -16,7 +16,8 @@ For each server and workload:
   1. a fixed offered rate every server can carry (the same for all): CPU % of the
      machine's cores, p50/p99, resident memory in total and of the largest process;
   2. capacity: the rate is doubled until p99 passes the objective (--p99) or requests
-     fail or fall behind; the last rate that passed, and the CPU it took there, give what one
+     fail or fall behind, then the gap is halved three times; the highest rate that passed,
+     and the CPU it took there, give what one
      replica of this machine's size carries at a 70% CPU ceiling (tokd-load's own rule:
      the lower of the latency-bound rate and the CPU ceiling's), and so the replicas for
      10,000 and 100,000 requests/s.
@@ -44,8 +45,8 @@ CPU_CEILING = 0.7      # a replica's cores are sized to run at most this busy
 CORES = os.cpu_count() or 1
 WORKLOADS = {
     # name: (median bytes, sigma, the common offered rate, the first rate of the capacity search)
-    "chat": (300, 0.5, 200, 200),
-    "doc8k": (8192, 0.05, 20, 20),
+    "chat": (300, 0.5, 1000, 250),
+    "doc8k": (8192, 0.05, 100, 25),
 }
 QUOTED = [  # what is commonly claimed for a Python tokenizer service vs a compiled one
     ("CPU per core at the same load", "45% vs 1.5%", 30.0),
@@ -130,13 +131,23 @@ def main():
             for wl, (median, sigma, common, start) in WORKLOADS.items():
                 load(tokd_load, url, proc.pid, corpus, median, sigma, common, 1)  # warm-up
                 fixed = load(tokd_load, url, proc.pid, corpus, median, sigma, common, seconds)
-                best, rate = None, start
+                best, rate, failed = None, start, None
                 for _ in range(12):
                     step = load(tokd_load, url, proc.pid, corpus, median, sigma, rate, seconds)
                     if not passed(step):
+                        failed = rate
                         break
                     best = step
                     rate *= 2
+                # then halve the gap between the last rate that passed and the first that
+                # failed, three times (to within 1/8 of a doubling)
+                for _ in range(3 if best and failed else 0):
+                    rate = round((best["rate"] + failed) / 2)
+                    step = load(tokd_load, url, proc.pid, corpus, median, sigma, rate, seconds)
+                    if passed(step):
+                        best = step
+                    else:
+                        failed = rate
                 r = dict(fixed=fixed, best=best, idle_rss=idle_rss)
                 if best:
                     r["per_replica"] = per_replica(best)

@@ -213,6 +213,21 @@ void tok_registry_free(tok_registry *reg);
  * Thread-safe; may run on a thread of its own while others encode. */
 void tok_registry_warm(const tok_registry *reg);
 
+/* Memory accounting: what the loaded tokenizers hold, by tokenizer and structure. */
+typedef struct tok_memory_item {
+  const char *tokenizer;  /* the first encoding name using the model (a model may serve two) */
+  const char *structure;  /* "vocab" (token bytes and offsets), "vocab_hash", "byte_tables",
+                             "merges", "bt_tables" (the backtracking encoder's), "bt_memo" */
+  size_t bytes;           /* its size */
+  size_t resident;        /* of which mapped into this process now (touched pages only) */
+  bool file_backed;       /* pages of the executable or of a mapped cache file: shared by
+                             processes and reclaimable; otherwise anonymous (this process's) */
+} tok_memory_item;
+
+/* Fills items[0 .. cap) and returns how many there are (more than cap: call again with
+ * more room). Thread-safe; the figures are a snapshot. */
+size_t tok_registry_memory(const tok_registry *reg, tok_memory_item *items, size_t cap);
+
 size_t tok_registry_count(const tok_registry *reg);
 const tok_encoding *tok_registry_at(const tok_registry *reg, size_t i);
 /* Finds a tokenizer by name or alias; NULL when not loaded. */

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "load.h"
 #include "testutil.h"
 
 /* Protects: the heap merger (long pieces) gives exactly the scan merger's result. */
@@ -321,6 +322,30 @@ START_TEST(test_bt_image_current)
 }
 END_TEST
 
+/* The built-in vocabularies' models come from the image (no rank file parsed at start) and
+ * are exactly what parsing the embedded rank file now gives: a stale image fails. */
+START_TEST(test_model_image_current)
+{
+  for (size_t e = 0; e < 5; e++) {
+    const tok_encoding *enc = tu_encoding(TU_ENCODINGS[e]);
+    const tok__model *v = enc->model;
+    ck_assert_msg(v->in_image, "%s: its model does not come from the image", TU_ENCODINGS[e]);
+    tok__embedded_file f;
+    ck_assert(tok__embedded_find(enc->source, &f));
+    tok__model *parsed;
+    tok_error err;
+    ck_assert_msg(tok__ranks_parse(enc->source, f.data, f.len, &parsed, &err) == TOK_OK, "%s", err.detail);
+    ck_assert(!parsed->in_image);
+    ck_assert_msg(tok__model_same(v, parsed), "%s: the image's model differs from the rank file", TU_ENCODINGS[e]);
+    tok__model_free(parsed);
+  }
+  /* the key is the rank file's sha256: another one finds nothing */
+  ck_assert_ptr_null(tok__model_from_image("0000000000000000000000000000000000000000000000000000000000000000"));
+  ck_assert_ptr_null(tok__model_from_image("not hex"));
+  ck_assert_ptr_null(tok__model_from_image(NULL));
+}
+END_TEST
+
 /* A registry of one tokenizer.json with a table cache in dir; its model in *m. */
 static tok_registry *load_cached(const char *path, const char *dir, const tok__model **m)
 {
@@ -432,6 +457,7 @@ Suite *bpe_suite(void)
   tcase_add_test(tc, test_heap_runs_bounded);
   tcase_add_test(tc, test_million_a);
   tcase_add_test(tc, test_bt_image_current);
+  tcase_add_test(tc, test_model_image_current);
   tcase_add_loop_test(tc, test_bt_cache, 0, 2);
   tcase_add_loop_test(tc, test_backtrack_matches_heap, 0, 10);
   tcase_add_loop_test(tc, test_backtrack_every_token, 0, 10);

@@ -22,6 +22,7 @@ import time
 TOKD = os.path.abspath(sys.argv[1])
 RESULTS = {"passed": 0, "failed": 0}
 SANITIZED = "build-" in TOKD  # sanitizer builds: memory figures are not the product's
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONN_RESERVE = 19 << 10  # what each open connection reserves of the budget (daemon.c)
 
 
@@ -641,8 +642,72 @@ def test_numbers_and_sniffing():
         s.stop()
 
 
+def test_memory_accounting():
+    """The memory breakdown adds up and an unused encoding costs no anonymous memory:
+    --print-memory at idle (cl100k_base alone, then with the four other built-ins loaded
+    but unused) and /metrics after text in five scripts (the tokenizers' structures are
+    within the process's resident memory of the same backing, and what they do not account
+    for is the stated remainder: code and libraries, heap, stacks and scratches)."""
+    def printed(*args):
+        out = subprocess.run([TOKD, "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "off",
+                              "--print-memory", "on", *args], capture_output=True, text=True, timeout=60)
+        rows = [r.split() for r in out.stdout.splitlines()]
+        table = [r for r in rows if len(r) == 5 and r[2] in ("anon", "file")]
+        m = re.search(r"process resident: ([\d.]+) MB = ([\d.]+) MB anonymous \+ ([\d.]+) MB file-backed", out.stdout)
+        return out.returncode, table, [float(x) * 1e6 for x in m.groups()] if m else None
+
+    rc1, one, p1 = printed("--encodings", "cl100k_base")
+    rc5, five, p5 = printed()
+    rc2, two, p2 = printed("--encodings", "cl100k_base,o200k_base")
+    check("--print-memory prints the table and exits 0", rc1 == rc5 == rc2 == 0 and p1 and p5 and p2
+          and {r[0] for r in five} == {"r50k_base", "p50k_base", "cl100k_base", "o200k_base"}, (rc1, rc5, five))
+    if not (p1 and p5 and p2):
+        return
+    check("every structure: resident within its size", all(float(r[4]) <= float(r[3]) for r in one + five + two))
+    check("unused encodings' structures hold no anonymous memory",
+          all(float(r[4]) == 0 for r in five if r[2] == "anon"), five)
+    if not SANITIZED:  # a sanitizer's own memory is not the product's
+        print(f"hardening: idle anonymous: cl100k_base {p1[1] / 1e6:.2f} MB, all five {p5[1] / 1e6:.2f} MB, "
+              f"cl100k_base+o200k_base {p2[1] / 1e6:.2f} MB (resident {p2[0] / 1e6:.2f} MB)")
+        check("four unused encodings add at most 64 KiB of anonymous memory each", p5[1] - p1[1] <= 4 * 65536,
+              p5[1] - p1[1])
+        check("cl100k_base+o200k_base idle: anonymous memory <= 8 MB", p2[1] <= 8e6, p2)
+    s = Server("--encodings", "cl100k_base,o200k_base,r50k_base", "--threads", "2")
+    try:
+        for enc in ["cl100k_base", "o200k_base"]:
+            for name in ["prose_en.txt", "prose_multi.txt", "code.txt", "cjk.txt", "ru.txt"]:
+                path = os.path.join(ROOT, "bench", "data", name)
+                if os.path.exists(path):
+                    request(s.port, "POST", f"/count?encoding={enc}", open(path, "rb").read(), "text/plain")
+        m = s.metrics()
+        rows = {k: v for k, v in m.items() if k.startswith("tokd_tokenizer_memory_bytes{")}
+
+        def total(backing, state, tokenizer=None):
+            return sum(v for k, v in rows.items() if f'backing="{backing}"' in k and f'state="{state}"' in k
+                       and (tokenizer is None or f'tokenizer="{tokenizer}"' in k))
+        anon, file = m['tokd_resident_memory_bytes{backing="anon"}'], m['tokd_resident_memory_bytes{backing="file"}']
+        t_anon, t_file = total("anon", "resident"), total("file", "resident")
+        print(f"hardening: after text: anonymous {anon / 1e6:.1f} MB ({t_anon / 1e6:.1f} in tokenizer structures), "
+              f"file-backed {file / 1e6:.1f} MB ({t_file / 1e6:.1f} in tokenizer structures)")
+        check("after text: the structures are within the process's resident memory", t_anon <= anon and t_file <= file,
+              (t_anon, anon, t_file, file))
+        check("after text: the encodings used have their tables resident",
+              total("file", "resident", "o200k_base") > 5e6 and total("file", "resident", "cl100k_base") > 3e6, rows)
+        # the load reads a few bytes of it (a blob's head, the last offset); Linux 6 maps
+        # the page cache's large folios whole on a fault, up to ~0.5 MB here
+        check("the unused encoding: no anonymous memory, few file pages",
+              total("anon", "resident", "r50k_base") == 0 and total("file", "resident", "r50k_base") <= 1 << 20,
+              {k: v for k, v in rows.items() if "r50k" in k})
+        if not SANITIZED:
+            check("what the table does not cover: heap, stacks and two workers' scratches <= 6 MB anonymous; "
+                  "code and libraries <= 12 MB file-backed", anon - t_anon <= 6e6 and file - t_file <= 12e6,
+                  (anon - t_anon, file - t_file))
+    finally:
+        s.stop()
+
+
 def main():
-    tests = [test_memory_per_request, test_budget_bounds_concurrent_uploads, test_connections_in_the_budget,
+    tests = [test_memory_accounting, test_memory_per_request, test_budget_bounds_concurrent_uploads, test_connections_in_the_budget,
              test_slow_header_clients, test_clients_that_leave,
              test_slow_bodies_and_readers, test_no_head_of_line_blocking, test_backlog_answered,
              test_early_answers_reach_the_client, test_framing, test_numbers_and_sniffing]

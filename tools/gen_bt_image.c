@@ -1,17 +1,28 @@
 /*
- * gen_bt_image.c — writes the backtracking encoder's tables of every built-in vocabulary
- * as one image (backtrack.c, "Images"), which bt_image.S embeds in libtok.
+ * gen_bt_image.c — writes the model and the backtracking encoder's tables of every
+ * built-in vocabulary as one image (vocab.c and backtrack.c, "Images"), which bt_image.S
+ * embeds in libtokd.
  *
  *   gen_bt_image OUT
  *
- * It links libtok with an empty image, so every table is built here from the embedded
- * vocabularies; a model the backtracker does not apply to is left out. The Makefile runs
+ * It links libtokd with an empty image, so every table is built here from the embedded
+ * vocabularies; a model the backtracker does not apply to is left out. A model's blob is
+ * keyed by the sha256 of its rank file, computed here from the embedded bytes. The Makefile runs
  * it whenever the core or a vocabulary changes.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "internal.h"
+
+/* The sha256 of an encoding's embedded rank file (enc->source names it). */
+static bool embedded_sha256(const tok_encoding *enc, char out[65])
+{
+  tok__embedded_file f;
+  if (!enc->source || !tok__embedded_find(enc->source, &f)) return false;
+  tok__sha256_hex(f.data, f.len, out);
+  return true;
+}
 
 int main(int argc, char **argv)
 {
@@ -32,7 +43,20 @@ int main(int argc, char **argv)
     return 1;
   }
   tok_err rc = TOK_OK;
-  for (size_t i = 0; i < reg->n_models && rc == TOK_OK; i++) rc = tok__bt_image_write(reg->models[i], out);
+  for (size_t i = 0; i < reg->n_models && rc == TOK_OK; i++) {
+    const tok__model *m = reg->models[i];
+    const tok_encoding *enc = NULL;
+    for (size_t e = 0; e < reg->n_encs && !enc; e++)
+      if (reg->encs[e]->model == m) enc = reg->encs[e];
+    char sha[65];
+    if (enc && !embedded_sha256(enc, sha)) {
+      fprintf(stderr, "gen_bt_image: %s: its rank file is not embedded\n", enc->name);
+      rc = TOK_EIO;
+      break;
+    }
+    if (enc) rc = tok__model_image_write(m, sha, out);
+    if (rc == TOK_OK) rc = tok__bt_image_write(m, out);
+  }
   if (fclose(out) != 0) rc = TOK_EIO;
   tok_registry_free(reg);
   if (rc != TOK_OK) {

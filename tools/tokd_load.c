@@ -260,6 +260,27 @@ static void scrape(const target *tg, const char *host, usage *u)
   close(fd);
 }
 
+/* The sum of a process's threads' time on a CPU (/proc/PID/task/TID/schedstat), ns. */
+static double threads_run_ns(int pid)
+{
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", pid);
+  DIR *d = opendir(path);
+  if (!d) return 0;
+  double ns = 0;
+  for (struct dirent *e; (e = readdir(d));) {
+    if (e->d_name[0] == '.') continue;
+    char stat_path[96];
+    snprintf(stat_path, sizeof stat_path, "/proc/%d/task/%.16s/schedstat", pid, e->d_name);
+    FILE *f = fopen(stat_path, "r");
+    unsigned long long run;
+    if (f && fscanf(f, "%llu", &run) == 1) ns += (double)run;
+    if (f) fclose(f);
+  }
+  closedir(d);
+  return ns;
+}
+
 /* CPU seconds and resident bytes of pid and its descendants, from /proc. */
 static void proc_tree(int pid, usage *u)
 {
@@ -289,6 +310,11 @@ static void proc_tree(int pid, usage *u)
                          "%*u %*u %ld", &ppid, &ut, &st, &rss_pages) == 4) {
       pids[n] = p, parents[n] = ppid, in[n] = p == pid;
       cpu[n] = (double)(ut + st) / tick, rss[n] = (double)rss_pages * page;
+      /* the ticks count 10 ms each, too coarse for a few seconds at a low rate: the
+       * threads' run time in nanoseconds instead, where the kernel keeps it (it misses
+       * threads that have ended: servers here keep theirs) */
+      double ns = threads_run_ns(p);
+      if (ns > 0) cpu[n] = ns / 1e9;
       n++;
     }
   }

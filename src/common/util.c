@@ -54,6 +54,21 @@ unsigned long long tokd_rss_bytes(void)
   return rss * (unsigned long long)sysconf(_SC_PAGESIZE);
 }
 
+void tokd_rss_split(unsigned long long *anon, unsigned long long *file)
+{
+  *anon = *file = 0;
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return;
+  char line[256];
+  while (fgets(line, sizeof line, f)) {
+    unsigned long long kb;
+    if (sscanf(line, "RssAnon: %llu", &kb) == 1) *anon = kb << 10;
+    else if (sscanf(line, "RssFile: %llu", &kb) == 1) *file += kb << 10;
+    else if (sscanf(line, "RssShmem: %llu", &kb) == 1) *file += kb << 10;
+  }
+  fclose(f);
+}
+
 static bool id_separator(char c)
 {
   return c == ' ' || c == ',' || c == '\n' || c == '\r' || c == '\t' || c == '[' || c == ']';

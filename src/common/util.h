@@ -28,6 +28,9 @@ size_t tokd_format_u32(char *p, uint32_t n);
 
 /* Resident memory of this process in bytes (/proc/self/statm), 0 when unknown. */
 unsigned long long tokd_rss_bytes(void);
+/* Resident memory of this process split into anonymous (its own: heap, stacks) and file
+ * pages (the executable's and libraries', shared and reclaimable; shmem counted here). */
+void tokd_rss_split(unsigned long long *anon, unsigned long long *file);
 
 /* Parses token ids written as text: decimal numbers separated by spaces, tabs, newlines
  * or commas, optionally inside [ ]. Appends to *ids (grown with realloc; the caller frees),

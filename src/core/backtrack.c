@@ -772,21 +772,33 @@ bool tok__bt_attach_image(const tok__model *m_const)
   tok__model *m = (tok__model *)m_const;
   const uint8_t *p = tok__bt_image_start, *end = tok__bt_image_end;
   if (!m->byte_level) return false;
-  /* once per model: the image, the cache file's name and its check all use it */
-  m->fingerprint = model_fingerprint(m);
+  /* once per model: the image, the cache file's name and its check all use it (a model
+   * from the image brings it) */
+  if (!m->fingerprint) m->fingerprint = model_fingerprint(m);
   if (p >= end || atomic_load(&m->bt_state) != 0) return false;
   tok__bt *bt = NULL;
   while (!bt && (size_t)(end - p) >= sizeof(bt_image_head)) {
     const bt_image_head *h = (const bt_image_head *)p;
-    if (memcmp(h->magic, BT_MAGIC, sizeof h->magic) || h->blob_len == 0 || h->blob_len % 4096 ||
-        h->blob_len > (size_t)(end - p))
-      break;
-    bt = bt_from_blob(m, p, (size_t)(end - p));
+    if (h->blob_len == 0 || h->blob_len % 4096 || h->blob_len > (size_t)(end - p)) break;
+    /* a model's own blob (vocab.c, "Images") is stepped over */
+    if (!memcmp(h->magic, BT_MAGIC, sizeof h->magic)) bt = bt_from_blob(m, p, (size_t)(end - p));
     p += h->blob_len;
   }
   if (!bt) return false;
   if (!adopt(m, bt)) tok__bt_free(bt);
   return true;
+}
+
+void tok__bt_memory(const tok__model *m, tok__mem_acc *acc)
+{
+  if (atomic_load_explicit(&m->bt_state, memory_order_acquire) != 1) return;
+  const tok__bt *bt = m->bt;
+  bool file = bt->in_image; /* the image's pages, or a mapped cache file's */
+  bt_image_head h = {.n_ranks = bt->n_ranks, .n_ids = m->id_end, .trie_mask = bt->trie_mask, .pair_mask = bt->pair_mask};
+#define X(f) tok__mem_add(acc, "bt_tables", bt->f, bt->f ? array_bytes(&h, BTA_##f) : 0, file);
+  BT_ARRAYS(X)
+#undef X
+  tok__mem_add(acc, "bt_memo", (const void *)bt->memo, ((size_t)1 << MEMO_BITS) * sizeof *bt->memo, false);
 }
 
 tok__bt *tok__bt_build(const tok__model *m)

@@ -112,6 +112,9 @@ typedef struct tok__model {
   /* this model's number in the process (from 1), which tags its entries in the scratches'
    * piece caches */
   uint32_t serial;
+  /* the arrays (off, bytes, index, max_len2, pair_prio) point into the built-in image
+   * (vocab.c, "Images"): read-only, not freed */
+  bool in_image;
 } tok__model;
 
 /* The index stores, per token, its id (low 32 bits) and where its bytes are (high 32
@@ -175,6 +178,16 @@ typedef struct tok__model_opts {
 tok_err tok__model_finish(tok__model_builder *b, const tok__model_opts *opts, tok__model **out,
                           tok_error *err);
 void tok__model_free(tok__model *m);
+
+/* The model of the rank file whose sha256 is sha256_hex, from the built-in image (vocab.c,
+ * "Images"), or NULL when the image has none: then the loader parses the file. Only
+ * tiktoken's kind of model (byte-level, by rank) is kept there. */
+tok__model *tok__model_from_image(const char *sha256_hex);
+/* Appends m's blob (keyed by sha256_hex) to an image; TOK_OK without writing for a model
+ * of another kind. */
+tok_err tok__model_image_write(const tok__model *m, const char *sha256_hex, FILE *out);
+/* Whether two models have the same tables (tests: the image is current). */
+bool tok__model_same(const tok__model *a, const tok__model *b);
 /* Id of a token given by its decode bytes (vocabulary strings of char-level models;
  * byte-level spellings must be mapped to bytes first). Includes literal entries. */
 uint32_t tok__model_find(const tok__model *m, const uint8_t *bytes, size_t len);
@@ -609,6 +622,17 @@ int tok__char_byte(uint32_t c);      /* the byte character c spells, or -1 */
 
 /* base64.c: decodes a string tok_base64_decoded_len accepted */
 void tok__base64_decode_unchecked(const char *s, size_t len, uint8_t *out);
+
+/* memory.c: memory accounting (tok_registry_memory). Adds a structure's array to acc,
+ * merged with what acc already has of that tokenizer, structure and backing. */
+typedef struct tok__mem_acc {
+  tok_memory_item *items;
+  size_t cap, n;
+  const char *tokenizer;
+} tok__mem_acc;
+void tok__mem_add(tok__mem_acc *acc, const char *structure, const void *p, size_t bytes, bool file_backed);
+/* backtrack.c: adds m's backtracking tables and memo */
+void tok__bt_memory(const tok__model *m, tok__mem_acc *acc);
 
 /* sha256.c */
 void tok__sha256_hex(const void *data, size_t len, char out[65]);

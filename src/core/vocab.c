@@ -14,6 +14,7 @@
  * ids much later.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -95,6 +96,12 @@ tok_err tok__model_add_merge(tok__model_builder *b, const uint8_t *left, size_t 
 void tok__model_free(tok__model *m)
 {
   if (!m) return;
+  if (m->in_image) {
+    tok__bt_free(m->bt);
+    pthread_mutex_destroy(&m->bt_lock);
+    free(m);
+    return;
+  }
   free(m->off);
   free(m->bytes);
   free(m->pair_prio);
@@ -349,6 +356,14 @@ static int cmp_id(const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
+/* A model's number in the process, which tags its entries in the scratches' piece caches:
+ * 2^27 models a process before one comes back. */
+static uint32_t next_serial(void)
+{
+  static atomic_uint serials;
+  return (atomic_fetch_add(&serials, 1) % ((1u << 27) - 1)) + 1;
+}
+
 tok_err tok__model_finish(tok__model_builder *b, const tok__model_opts *opts, tok__model **out,
                           tok_error *err)
 {
@@ -358,9 +373,7 @@ tok_err tok__model_finish(tok__model_builder *b, const tok__model_opts *opts, to
   tok_err rc = TOK_ENOMEM;
   if (!m) return tok__nomem(err);
   pthread_mutex_init(&m->bt_lock, NULL);
-  /* 2^27 models a process before a serial comes back (tok_scratch's piece cache) */
-  static atomic_uint serials;
-  m->serial = (atomic_fetch_add(&serials, 1) % ((1u << 27) - 1)) + 1;
+  m->serial = next_serial();
   if (b->n_toks == 0) {
     rc = tok__fail(err, TOK_EVOCAB, TOK_NO_POS, TOK_NO_POS, "%s: no tokens", what);
     goto fail;
@@ -457,4 +470,175 @@ fail:
   free(keys);
   tok__model_free(m);
   return rc;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Images. A built-in vocabulary's model is built at build time too (tools/gen_bt_image.c
+ * writes its blob before its backtracking tables' blob; bt_image.S embeds both), and the
+ * loader takes it in place of parsing the rank file: no work at start, and the arrays are
+ * read-only pages of the executable — shared by replicas on a node, resident only where
+ * touched, so an encoding that is loaded but never used costs no memory of its own.
+ *
+ * A blob: the head, then each array at a 64-byte boundary, the whole padded to 4096 bytes.
+ * It is found by the sha256 of the rank file it was built from, so it never serves another
+ * file; its head begins like a backtracking blob's (magic, version, head length, a
+ * fingerprint, the blob's length), so either walker can step over the other's blobs.
+ */
+#define MODEL_IMAGE_VERSION 1
+static const char MODEL_MAGIC[8] = {'t', 'o', 'k', 'd', 'm', 'd', 'l', '1'};
+#define MODEL_ARRAYS(X) X(off) X(bytes) X(pilot) X(slot) X(remap) X(max_len2) X(pair_prio)
+enum {
+#define X(f) MA_##f,
+  MODEL_ARRAYS(X)
+#undef X
+  MA__COUNT
+};
+
+typedef struct model_image_head {
+  char magic[8];
+  uint32_t version, head_len;
+  uint64_t fingerprint; /* the model's (backtrack.c): its tables' blob is found by it */
+  uint64_t blob_len;    /* including the padding */
+  uint8_t key[32];      /* sha256 of the rank file */
+  uint32_t id_end, n_tokens, max_len, missing_is_error;
+  uint64_t seed;
+  uint32_t ph_n, ph_m, n_buckets, pad;
+  uint32_t byte_id[256];
+  uint64_t at[MA__COUNT], bytes[MA__COUNT];
+} model_image_head;
+
+/* bt_image.S: the blobs of the built-in vocabularies (empty in the generator itself). */
+extern const uint8_t tok__bt_image_start[], tok__bt_image_end[];
+
+static bool key_of(const char *hex, uint8_t key[32])
+{
+  for (int i = 0; i < 32; i++) {
+    unsigned v;
+    if (!hex[2 * i] || !hex[2 * i + 1] || sscanf(hex + 2 * i, "%2x", &v) != 1) return false;
+    key[i] = (uint8_t)v;
+  }
+  return hex[64] == '\0';
+}
+
+static bool imageable(const tok__model *m)
+{
+  return m->byte_level && !m->by_list && !m->literal && !m->byte_fallback && m->pair_prio && m->max_len2;
+}
+
+/* The sizes each array must have (the token bytes from off's last entry). */
+static void model_array_bytes(const model_image_head *h, uint64_t total_bytes, uint64_t out[MA__COUNT])
+{
+  out[MA_off] = ((uint64_t)h->id_end + 1) * sizeof(uint32_t);
+  out[MA_bytes] = total_bytes;
+  out[MA_pilot] = (uint64_t)h->n_buckets * sizeof(uint16_t);
+  out[MA_slot] = (uint64_t)h->ph_n * sizeof(tok__phash_slot);
+  out[MA_remap] = (uint64_t)(h->ph_m - h->ph_n) * sizeof(uint32_t);
+  out[MA_max_len2] = 65536;
+  out[MA_pair_prio] = 65536 * sizeof(uint32_t);
+}
+
+tok_err tok__model_image_write(const tok__model *m, const char *sha256_hex, FILE *out)
+{
+  model_image_head h = {.version = MODEL_IMAGE_VERSION, .head_len = sizeof h, .fingerprint = m->fingerprint,
+                        .id_end = m->id_end, .n_tokens = m->n_tokens, .max_len = m->max_len,
+                        .missing_is_error = m->missing_is_error, .seed = m->index.seed, .ph_n = m->index.n,
+                        .ph_m = m->index.m, .n_buckets = m->index.n_buckets};
+  if (!imageable(m) || !key_of(sha256_hex, h.key)) return TOK_OK;
+  memcpy(h.magic, MODEL_MAGIC, sizeof h.magic);
+  memcpy(h.byte_id, m->byte_id, sizeof h.byte_id);
+  const void *data[MA__COUNT] = {m->off, m->bytes, m->index.pilot, m->index.slot, m->index.remap, m->max_len2,
+                                 m->pair_prio};
+  model_array_bytes(&h, m->off[m->id_end], h.bytes);
+  uint64_t at = (sizeof h + 63) & ~(uint64_t)63;
+  for (int i = 0; i < MA__COUNT; i++) {
+    h.at[i] = at;
+    at = (at + h.bytes[i] + 63) & ~(uint64_t)63;
+  }
+  h.blob_len = (at + 4095) & ~(uint64_t)4095;
+  uint8_t *blob = calloc(1, h.blob_len);
+  if (!blob) return TOK_ENOMEM;
+  memcpy(blob, &h, sizeof h);
+  for (int i = 0; i < MA__COUNT; i++)
+    if (h.bytes[i]) memcpy(blob + h.at[i], data[i], h.bytes[i]);
+  bool ok = fwrite(blob, 1, h.blob_len, out) == h.blob_len;
+  free(blob);
+  return ok ? TOK_OK : TOK_EIO;
+}
+
+/* The model of blob, or NULL when the blob is not whole (the image is the executable's own,
+ * built from the same sources: this guards against a truncated or mismatched build). */
+static tok__model *model_from_blob(const uint8_t *blob, size_t len)
+{
+  const model_image_head *h = (const model_image_head *)blob;
+  if (h->head_len != sizeof *h || h->version != MODEL_IMAGE_VERSION || h->blob_len > len || h->ph_m < h->ph_n ||
+      h->ph_n != h->n_tokens || h->id_end == 0)
+    return NULL;
+  uint64_t want[MA__COUNT];
+  const uint32_t *off = (const uint32_t *)(blob + h->at[MA_off]);
+  if (h->at[MA_off] + ((uint64_t)h->id_end + 1) * 4 > h->blob_len) return NULL;
+  model_array_bytes(h, off[h->id_end], want);
+  for (int i = 0; i < MA__COUNT; i++)
+    if (h->bytes[i] != want[i] || h->at[i] % 64 || h->at[i] > h->blob_len || h->bytes[i] > h->blob_len - h->at[i])
+      return NULL;
+  tok__model *m = calloc(1, sizeof *m);
+  if (!m) return NULL;
+  pthread_mutex_init(&m->bt_lock, NULL);
+  m->serial = next_serial();
+  m->in_image = true;
+  m->id_end = h->id_end;
+  m->n_tokens = h->n_tokens;
+  m->max_len = h->max_len;
+  m->byte_level = true;
+  m->missing_is_error = h->missing_is_error != 0;
+  m->unk_id = TOK__NONE;
+  m->fingerprint = h->fingerprint;
+  memcpy(m->byte_id, h->byte_id, sizeof m->byte_id);
+  for (int c = 0; c < 256; c++) m->fallback_id[c] = TOK__NONE;
+  /* never written once built: the image's read-only pages serve as is */
+#define AT(i) ((void *)(uintptr_t)(blob + h->at[i]))
+  m->off = AT(MA_off);
+  m->bytes = AT(MA_bytes);
+  m->index = (tok__phash){.seed = h->seed, .n = h->ph_n, .m = h->ph_m, .n_buckets = h->n_buckets,
+                          .pilot = AT(MA_pilot), .slot = AT(MA_slot), .remap = h->ph_m > h->ph_n ? AT(MA_remap) : NULL};
+  m->max_len2 = AT(MA_max_len2);
+  m->pair_prio = AT(MA_pair_prio);
+#undef AT
+  return m;
+}
+
+tok__model *tok__model_from_image(const char *sha256_hex)
+{
+  uint8_t key[32];
+  if (!sha256_hex || !key_of(sha256_hex, key)) return NULL;
+  for (const uint8_t *p = tok__bt_image_start, *end = tok__bt_image_end; (size_t)(end - p) >= sizeof(model_image_head);) {
+    const model_image_head *h = (const model_image_head *)p;
+    if (h->blob_len == 0 || h->blob_len % 4096 || h->blob_len > (size_t)(end - p)) break;
+    if (!memcmp(h->magic, MODEL_MAGIC, sizeof h->magic) && !memcmp(h->key, key, sizeof key)) {
+      tok__model *m = model_from_blob(p, (size_t)(end - p));
+      if (!m) return NULL;
+      tok__bt_attach_image(m); /* its tables' blob, by the fingerprint */
+      return m;
+    }
+    p += h->blob_len;
+  }
+  return NULL;
+}
+
+bool tok__model_same(const tok__model *a, const tok__model *b)
+{
+  if (a->id_end != b->id_end || a->n_tokens != b->n_tokens || a->max_len != b->max_len ||
+      a->byte_level != b->byte_level || a->by_list != b->by_list || a->missing_is_error != b->missing_is_error ||
+      a->fingerprint != b->fingerprint || memcmp(a->byte_id, b->byte_id, sizeof a->byte_id) ||
+      a->index.seed != b->index.seed || a->index.n != b->index.n || a->index.m != b->index.m ||
+      a->index.n_buckets != b->index.n_buckets)
+    return false;
+  size_t n_bytes = a->off[a->id_end];
+  return !memcmp(a->off, b->off, ((size_t)a->id_end + 1) * sizeof *a->off) && b->off[b->id_end] == n_bytes &&
+         !memcmp(a->bytes, b->bytes, n_bytes) &&
+         !memcmp(a->index.pilot, b->index.pilot, (size_t)a->index.n_buckets * sizeof *a->index.pilot) &&
+         !memcmp(a->index.slot, b->index.slot, (size_t)a->index.n * sizeof *a->index.slot) &&
+         (a->index.m == a->index.n || !memcmp(a->index.remap, b->index.remap, (size_t)(a->index.m - a->index.n) * 4)) &&
+         (!a->max_len2 == !b->max_len2) && (!a->max_len2 || !memcmp(a->max_len2, b->max_len2, 65536)) &&
+         (!a->pair_prio == !b->pair_prio) &&
+         (!a->pair_prio || !memcmp(a->pair_prio, b->pair_prio, 65536 * sizeof *a->pair_prio));
 }

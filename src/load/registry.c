@@ -251,6 +251,13 @@ static void *job_run(void *arg)
   const char *data;
   size_t len;
   tok__embedded_file embedded = {0};
+  /* a built-in vocabulary's model comes built from the image, found by its file's sha256
+   * (checked against the file when the binary was built) */
+  if (!j->dir && m->sha256[0] && (j->model = tok__model_from_image(m->sha256))) {
+    snprintf(j->sha256, sizeof j->sha256, "%s", m->sha256);
+    j->rc = TOK_OK;
+    return NULL;
+  }
   j->rc = read_source(j->dir, m->ranks, &data, &len, &embedded, &j->err);
   if (j->rc != TOK_OK) return NULL;
   if (j->dir) {

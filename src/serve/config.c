@@ -86,6 +86,8 @@ static const setting SETTINGS[] = {
      "where the RAPL energy counters are (intel-rapl:N/energy_uj)"},
     {"log-level", "TOKD_LOG_LEVEL", T_LOG, OFF(log_level), 0, 0,
      "info (a JSON line per request), warn (4xx/5xx only), error (5xx), off"},
+    {"print-memory", "TOKD_PRINT_MEMORY", T_ONOFF, OFF(print_memory), 0, 0,
+     "on: start as configured, print what memory each tokenizer and structure holds once ready, and exit"},
     {"ui", "TOKD_UI", T_ONOFF, OFF(ui), 0, 0,
      "on: the token playground page at / (and /ui); off: no HTML at all (sidecars)"},
 };

@@ -45,6 +45,7 @@ typedef struct tokd_config {
   const char *powercap_dir;     /* where RAPL's zones are (cost.h) */
   tokd_log_level log_level;
   bool ui;                     /* serve the token playground at / */
+  bool print_memory;           /* once ready, print the memory table and exit */
 } tokd_config;
 
 /* Parses argv (after the "serve" word) and the environment. Returns 0 on success, an exit

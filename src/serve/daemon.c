@@ -925,6 +925,29 @@ unsigned tokd_daemon_stop(void)
   return left;
 }
 
+/* --print-memory: the tokenizers' structures, then the process's resident memory and the
+ * part no structure accounts for. */
+static void print_memory(void)
+{
+  tok_memory_item items[128];
+  size_t n = tok_registry_memory(S.reg, items, 128);
+  if (n > 128) n = 128;
+  unsigned long long anon, file, tok_anon = 0, tok_file = 0;
+  printf("%-28s %-12s %-5s %10s %12s\n", "tokenizer", "structure", "pages", "size MB", "resident MB");
+  for (size_t i = 0; i < n; i++) {
+    printf("%-28.28s %-12s %-5s %10.3f %12.3f\n", items[i].tokenizer, items[i].structure,
+           items[i].file_backed ? "file" : "anon", items[i].bytes / 1e6, items[i].resident / 1e6);
+    *(items[i].file_backed ? &tok_file : &tok_anon) += items[i].resident;
+  }
+  tokd_rss_split(&anon, &file);
+  printf("tokenizers resident: %.3f MB anonymous, %.3f MB file-backed\n", tok_anon / 1e6, tok_file / 1e6);
+  printf("process resident: %.3f MB = %.3f MB anonymous + %.3f MB file-backed\n", (anon + file) / 1e6, anon / 1e6,
+         file / 1e6);
+  printf("not in the table: %.3f MB anonymous (heap, stacks, scratches, libraries' data), %.3f MB file-backed "
+         "(the executable's code and the libraries)\n",
+         (double)(anon > tok_anon ? anon - tok_anon : 0) / 1e6, (double)(file > tok_file ? file - tok_file : 0) / 1e6);
+}
+
 int tokd_serve_main(int argc, char **argv)
 {
   bool exit_now;
@@ -941,6 +964,16 @@ int tokd_serve_main(int argc, char **argv)
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
   if ((rc = tokd_daemon_start(&cfg)) != 0) return rc;
+  if (S.cfg.print_memory) {
+    /* as a server is when it turns ready: warmed, idle */
+    while (!atomic_load(&S.warm)) sleep_seconds(0.005);
+    malloc_trim(0);
+    print_memory();
+    fflush(stdout);
+    S.cfg.drain_delay_s = 0;
+    tokd_daemon_stop();
+    return 0;
+  }
 
   char names[512] = "";
   for (size_t i = 0; i < tok_registry_count(S.reg); i++) {

@@ -584,6 +584,7 @@ bool tokd_handle_metrics(const tokd_server *srv, tokd_worker *w, const tokd_requ
   tokd_cost cost;
   tokd_cost_read(&cost);
   g.cost = &cost;
+  g.reg = srv->reg;
   if (tokd_metrics_render(srv->metrics, out, &g) != TOK_OK) return too_large(e);
   return true;
 }

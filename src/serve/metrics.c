@@ -190,6 +190,40 @@ static tok_err render_cost(tokd_metrics *m, tok_buf *out, const tokd_cost *c)
   return TOK_OK;
 }
 
+/* The process's resident memory split, and what the tokenizers hold by structure. */
+static tok_err render_memory(tok_buf *out, const tok_registry *reg)
+{
+  tok_err rc;
+  unsigned long long anon, file;
+  tokd_rss_split(&anon, &file);
+  APPEND("# HELP tokd_resident_memory_bytes Resident memory by backing: anon (this process's own: heap, stacks, "
+         "tables built at start) and file (pages of the executable, libraries and mapped caches: shared with other "
+         "processes, reclaimable).\n# TYPE tokd_resident_memory_bytes gauge\n"
+         "tokd_resident_memory_bytes{backing=\"anon\"} %llu\ntokd_resident_memory_bytes{backing=\"file\"} %llu\n",
+         anon, file);
+  tok_memory_item items[128];
+  size_t n_items = tok_registry_memory(reg, items, 128);
+  if (n_items > 128) n_items = 128;
+  APPEND("# HELP tokd_tokenizer_memory_bytes What each tokenizer's structures hold: their size, and of it what is "
+         "resident now (touched pages only), by backing (anon or file, as tokd_resident_memory_bytes).\n"
+         "# TYPE tokd_tokenizer_memory_bytes gauge\n");
+  for (size_t i = 0; i < n_items; i++) {
+    const tok_memory_item *it = &items[i];
+    char name[208]; /* the label value escaped as the text format asks (\\, \", \n) */
+    size_t k = 0;
+    for (const char *c = it->tokenizer; *c && k < sizeof name - 3; c++) {
+      if (*c == '\\' || *c == '"' || *c == '\n') name[k++] = '\\';
+      name[k++] = *c == '\n' ? 'n' : *c;
+    }
+    name[k] = '\0';
+    for (int state = 0; state < 2; state++)
+      APPEND("tokd_tokenizer_memory_bytes{tokenizer=\"%s\",structure=\"%s\",backing=\"%s\",state=\"%s\"} %zu\n",
+             name, it->structure, it->file_backed ? "file" : "anon", state ? "resident" : "size",
+             state ? it->resident : it->bytes);
+  }
+  return TOK_OK;
+}
+
 tok_err tokd_metrics_render(tokd_metrics *m, tok_buf *out, const tokd_metrics_gauges *g)
 {
   tok_err rc;
@@ -287,6 +321,7 @@ tok_err tokd_metrics_render(tokd_metrics *m, tok_buf *out, const tokd_metrics_ga
   APPEND("# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n# TYPE process_start_time_seconds gauge\n"
          "process_start_time_seconds %lld\n", (long long)m->start);
   if (g->cost && (rc = render_cost(m, out, g->cost)) != TOK_OK) return rc;
+  if (g->reg && (rc = render_memory(out, g->reg)) != TOK_OK) return rc;
   APPEND("# HELP tokd_build_info Build information.\n# TYPE tokd_build_info gauge\n"
          "tokd_build_info{version=\"%s\"} 1\n", TOKD_VERSION);
   return TOK_OK;

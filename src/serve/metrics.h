@@ -51,6 +51,7 @@ typedef struct tokd_metrics_gauges {
   unsigned long long split_texts, split_helpers; /* texts given helper threads; threads lent */
   tokd_linger_stats linger; /* lingering closes (linger.h) */
   const struct tokd_cost *cost; /* CPU and energy (cost.h) */
+  const tok_registry *reg;      /* the tokenizers, for their memory (tok_registry_memory) */
 } tokd_metrics_gauges;
 
 /* Appends the exposition text. */
