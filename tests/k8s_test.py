@@ -198,9 +198,9 @@ def main():
             check(f"{where}: memory request", "memory" in c.get("resources", {}).get("requests", {}))
             # the memory model: resident <= tokenizers + scratches x buffers + --max-memory, with
             # the tokenizers' resident memory once warm, file pages of the binary included
-            # (README "Memory model": with o200k_base 43.7 MB, all five 55.8 MB) and ~5 MiB a scratch (a worker's,
+            # (README "Memory model": with o200k_base 44.2 MB, all five 58.9 MB) and ~5 MiB a scratch (a worker's,
             # and one per split helper of each worker)
-            warm = {"cl100k_base": 20, "o200k_base": 24, "r50k_base": 5, "p50k_base": 6, "p50k_edit": 1}
+            warm = {"cl100k_base": 19, "o200k_base": 24, "r50k_base": 7, "p50k_base": 7, "p50k_edit": 0}
             encodings = (args[args.index("--encodings") + 1] if "--encodings" in args
                          else env.get("TOKD_ENCODINGS", "all"))
             names = list(warm) if encodings == "all" else [e for e in encodings.split(",") if e in warm]
