@@ -22,13 +22,18 @@
 #define MAX_SEEDS 16
 
 #define HUGE_PAGE ((size_t)2 << 20)
-#define TABLE_HEAD 64 /* room for the mapping's start and length before the table */
+/* room for the mapping's start and length before the table: a page of its own, so that the
+ * table's pages are resident only when the table is written (memory.c counts them) */
+#define TABLE_HEAD 4096
 
 void *tok__table_calloc(size_t count, size_t size)
 {
   if (count && size > SIZE_MAX / count) return NULL;
   size_t bytes = count * size;
-  bool huge = bytes >= HUGE_PAGE / 2;
+  /* whole huge pages only, inside this mapping: advice that reached past it would apply to
+   * whatever mapping follows, which could then merge with this one and fault in a huge page
+   * across both (seen: an untouched 1 MiB memo resident because a neighbour was written) */
+  bool huge = bytes >= HUGE_PAGE;
   if (bytes > SIZE_MAX - 2 * HUGE_PAGE) return NULL;
   /* fresh anonymous memory: zero, and resident only where written (a memo fills slowly) */
   size_t len = bytes + TABLE_HEAD + (huge ? HUGE_PAGE : 0);
@@ -38,7 +43,7 @@ void *tok__table_calloc(size_t count, size_t size)
   if (huge) {
     p = (uint8_t *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
 #ifdef MADV_HUGEPAGE
-    (void)madvise(p, (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1), MADV_HUGEPAGE); /* advice only */
+    (void)madvise(p, bytes & ~(HUGE_PAGE - 1), MADV_HUGEPAGE); /* advice only */
 #endif
   }
   size_t head[2] = {(size_t)(p - base), len};

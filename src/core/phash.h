@@ -50,8 +50,8 @@ int tok__phash_build(tok__phash *ph, const tok__phash_key *keys, uint32_t n);
 void tok__phash_free(tok__phash *ph);
 
 /* Zeroed memory for the large tables of the encoder, mapped apart (resident only where
- * written) and, from 1 MiB up, aligned to 2 MiB and advised to the kernel as huge pages
- * (MADV_HUGEPAGE: transparent huge pages in "madvise" mode, as Debian ships), so that
+ * written) and, from 2 MiB up, aligned to 2 MiB with its whole 2 MiB pages advised as huge
+ * pages (MADV_HUGEPAGE: transparent huge pages in "madvise" mode, as Debian ships), so that
  * random lookups in them do not also miss the TLB. Freed with tok__table_free. */
 void *tok__table_calloc(size_t count, size_t size);
 void tok__table_free(void *table);
