@@ -185,7 +185,12 @@ static void *accept_main(void *arg)
         struct sockaddr_un peer = {.sun_family = AF_UNIX};
         socklen_t len = sizeof peer;
         int fd = accept4(pfd[i].fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0) break; /* EAGAIN, or a transient error (EMFILE): poll again */
+        if (fd < 0) {
+          /* out of descriptors or memory: the connection stays queued and poll would
+           * report it at once, so back off instead of spinning; EAGAIN: poll again */
+          if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) poll(NULL, 0, 10);
+          break;
+        }
         /* libmicrohttpd closes the socket itself when it refuses it (connection limit);
          * the peer address is unnamed for an ordinary client: pass the whole struct */
         MHD_add_connection(TARGET, fd, (const struct sockaddr *)&peer, sizeof peer);
