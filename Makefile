@@ -44,8 +44,10 @@ CORE_SRC := $(addprefix src/core/,err.c buf.c utf8.c unicode.c unicode_data.c sc
 	$(addprefix src/load/,registry.c tiktoken.c hf.c jscan.c) \
 	$(addprefix src/chat/,jvalue.c jinja.c eval.c chat.c)
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o $(BUILD)/bt_image.o
-# the generator of the built-in backtracking tables links the core with an empty image
-GEN_OBJ := $(filter-out $(BUILD)/bt_image.o,$(CORE_OBJ)) $(BUILD)/bt_image_none.o
+# the generator of the built-in models and backtracking tables links the core with an
+# empty image and the rank files embedded (libtokd has the image instead of the rank files)
+GEN_OBJ := $(filter-out $(BUILD)/bt_image.o $(BUILD)/embed_data.o,$(CORE_OBJ)) $(BUILD)/bt_image_none.o \
+	$(BUILD)/embed_ranks.o
 COMMON_SRC := src/common/util.c
 SERVE_SRC := $(addprefix src/serve/,daemon.c config.c metrics.c json.c request.c routes.c handlers.c \
 	pool.c budget.c watchdog.c linger.c listen.c cost.c log.c probe.c ui.c)
@@ -86,6 +88,10 @@ $(BUILD)/serve/ui_data.o: src/serve/ui_data.S $(wildcard src/ui/*) | $(DEPS_OK)
 $(BUILD)/embed_data.o: src/core/embed.S $(VOCAB) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) -c -o $@ src/core/embed.S
+
+$(BUILD)/embed_ranks.o: src/core/embed.S $(VOCAB) | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) -DTOKD_EMBED_RANKS -c -o $@ src/core/embed.S
 
 $(BUILD)/bt_image_none.o: src/core/bt_image.S | $(DEPS_OK)
 	@mkdir -p $(@D)
@@ -256,10 +262,10 @@ FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"fuzz"' -Iinclude -Isrc/cor
 FUZZ_TARGETS := encode request http chat
 fuzz-build: deps
 	mkdir -p build-fuzz
-	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_encode tests/fuzz/fuzz_encode.c $(CORE_SRC) src/core/embed.S src/core/bt_image.S $(pkg_libs) -lpthread
-	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_request tests/fuzz/fuzz_request.c src/serve/request.c src/serve/routes.c src/common/util.c $(CORE_SRC) src/core/embed.S src/core/bt_image.S $(pkg_libs) -lpthread
-	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_chat tests/fuzz/fuzz_chat.c $(CORE_SRC) src/core/embed.S src/core/bt_image.S $(pkg_libs) -lpthread
-	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_http tests/fuzz/fuzz_http.c $(SERVE_SRC) $(COMMON_SRC) $(CORE_SRC) src/core/embed.S src/core/bt_image.S src/serve/ui_data.S $(pkg_libs) -lpthread -lm
+	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_encode tests/fuzz/fuzz_encode.c $(CORE_SRC) -DTOKD_EMBED_RANKS src/core/embed.S src/core/bt_image.S $(pkg_libs) -lpthread
+	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_request tests/fuzz/fuzz_request.c src/serve/request.c src/serve/routes.c src/common/util.c $(CORE_SRC) -DTOKD_EMBED_RANKS src/core/embed.S src/core/bt_image.S $(pkg_libs) -lpthread
+	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_chat tests/fuzz/fuzz_chat.c $(CORE_SRC) -DTOKD_EMBED_RANKS src/core/embed.S src/core/bt_image.S $(pkg_libs) -lpthread
+	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_http tests/fuzz/fuzz_http.c $(SERVE_SRC) $(COMMON_SRC) $(CORE_SRC) -DTOKD_EMBED_RANKS src/core/embed.S src/core/bt_image.S src/serve/ui_data.S $(pkg_libs) -lpthread -lm
 
 # each target runs FUZZ_SECONDS from the committed corpus, writing new inputs to
 # build-fuzz/new-TARGET; then the committed corpus is replaced by the minimized union

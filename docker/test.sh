@@ -17,8 +17,8 @@ pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok: $*"; }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 
-for tool in buildah debootstrap curl; do
-  command -v $tool >/dev/null || { echo "docker/test.sh needs $tool: apt-get install -y buildah debootstrap curl" >&2; exit 2; }
+for tool in buildah debootstrap curl python3; do
+  command -v $tool >/dev/null || { echo "docker/test.sh needs $tool: apt-get install -y buildah debootstrap curl python3" >&2; exit 2; }
 done
 
 # shellcheck disable=SC2086
@@ -42,7 +42,16 @@ echo "== building $image"
 buildah $store bud -q --format docker --isolation chroot --pull-never -f "$root/docker/Dockerfile" -t "$image" "$root" >/dev/null
 size=$(
        buildah $store images --format '{{.Size}}' "$image" | head -1)
-echo "image size: $size"
+# what a registry pull transfers: the layers gzip-compressed, as a push writes them
+oci=$(mktemp -d)
+buildah $store push -q --compression-format gzip "$image" "oci:$oci/image" >/dev/null
+pulled=$(python3 -c 'import json, sys
+d = sys.argv[1]
+idx = json.load(open(d + "/index.json"))
+man = json.load(open(d + "/blobs/sha256/" + idx["manifests"][0]["digest"].split(":")[1]))
+print("%.1f MB" % (sum(l["size"] for l in man["layers"]) / 1e6))' "$oci/image")
+rm -rf "$oci"
+echo "image size: $size ($pulled compressed, what a pull transfers)"
 
 ctr=$(buildah $store from "$image")
 cleanup() { buildah $store rm "$ctr" >/dev/null 2>&1 || true; }
@@ -74,5 +83,5 @@ else
   bad "tokd process not found"
 fi
 wait $runner 2>/dev/null || true
-echo "docker: $pass passed, $fail failed (image size $size)"
+echo "docker: $pass passed, $fail failed (image size $size, $pulled compressed)"
 [ "$fail" -eq 0 ]

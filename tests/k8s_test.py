@@ -198,7 +198,7 @@ def main():
             check(f"{where}: memory request", "memory" in c.get("resources", {}).get("requests", {}))
             # the memory model: resident <= tokenizers + scratches x buffers + --max-memory, with
             # the tokenizers' resident memory once warm, file pages of the binary included
-            # (README "Memory model": with o200k_base 44.2 MB, all five 58.9 MB) and ~5 MiB a scratch (a worker's,
+            # (README "Memory model": with o200k_base 42.7 MB, all five 56.4 MB) and ~5 MiB a scratch (a worker's,
             # and one per split helper of each worker)
             warm = {"cl100k_base": 19, "o200k_base": 24, "r50k_base": 7, "p50k_base": 7, "p50k_edit": 0}
             encodings = (args[args.index("--encodings") + 1] if "--encodings" in args

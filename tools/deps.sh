@@ -9,7 +9,7 @@ bench="$test wrk python3-regex manpages-ja manpages-ja-dev manpages-zh manpages-
 bench_http="$bench python3-fastapi python3-uvicorn python3-regex python3-httptools
   librust-hyper-dev librust-tokio-dev librust-fancy-regex-dev librust-serde-json-dev
   librust-rustc-hash-dev librust-base64-dev"
-docker="buildah debootstrap curl"
+docker="buildah debootstrap curl python3"
 ui="$test chromium"
 chat="$test python3-jinja2"
 case "${1:-build}" in

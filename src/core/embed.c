@@ -29,11 +29,12 @@ const char *const *tok_embedded_names(void) { return ENCODING_NAMES; }
 
 bool tok__embedded_find(const char *name, tok__embedded_file *out)
 {
+  /* an empty entry is a file this build leaves out (embed.S: the rank files) */
 #define FIND(sym, file)                                                                       \
   if (strcmp(name, file) == 0) {                                                              \
     *out = (tok__embedded_file){file, tok__embed_##sym##_start,                               \
                                 (size_t)(tok__embed_##sym##_end - tok__embed_##sym##_start)}; \
-    return true;                                                                              \
+    return out->len > 0;                                                                      \
   }
   EMBEDDED_FILES(FIND)
 #undef FIND

@@ -258,6 +258,13 @@ static void *job_run(void *arg)
     j->rc = TOK_OK;
     return NULL;
   }
+  if (!j->dir && !tok__embedded_find(m->ranks, &embedded)) {
+    j->rc = tok__fail(&j->err, TOK_EIO, TOK_NO_POS, TOK_NO_POS,
+                      "%s: built in, but this binary's image has no model for its sha256 %s "
+                      "and its rank file is not embedded (rebuild, or load it with --vocab-dir)",
+                      m->name, m->sha256[0] ? m->sha256 : "(none)");
+    return NULL;
+  }
   j->rc = read_source(j->dir, m->ranks, &data, &len, &embedded, &j->err);
   if (j->rc != TOK_OK) return NULL;
   if (j->dir) {
