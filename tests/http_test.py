@@ -591,6 +591,34 @@ def test_energy_measured():
         os.rmdir(root)
 
 
+def test_many_tokenizers():
+    """Thirty tokenizers with names of the longest length allowed (128 bytes): the
+    listening line is still one JSON object naming all of them, and /metrics and
+    --print-memory account for every one (they were cut at 512 bytes and 128 items)."""
+    tiny = os.path.join(DATA, "hf", "tiny", "sp", "tokenizer.json")
+    names = [f"org{i:02d}/" + "m" * 122 for i in range(30)]
+    args = [a for n in names for a in ("--tokenizer", f"{n}={tiny}")] + ["--encodings", "cl100k_base"]
+    s = Server(*args, "--log-level", "error")
+    try:
+        line = next(line for line in s.lines if '"msg":"listening"' in line)
+        info = json.loads(line)
+        check("many tokenizers: the listening line is JSON and names them all",
+              len(names[0]) == 128 and set(info["encodings"]) == set(names) | {"cl100k_base"}, len(line))
+        st, body, _ = s.json("POST", "/encode", {"encoding": names[29], "text": "hello"})
+        check("many tokenizers: the last one answers", st == 200 and body["count"] > 0, (st, body))
+        m = metrics_of(s)
+        listed = {k.split('tokenizer="')[1].split('"')[0] for k in m if k.startswith("tokd_tokenizer_memory_bytes{")}
+        check("many tokenizers: /metrics has every tokenizer's memory", listed == set(names) | {"cl100k_base"},
+              len(listed))
+    finally:
+        s.stop(signal.SIGKILL)
+    out = subprocess.run([TOKD, "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "off",
+                          "--print-memory", "on", *args], capture_output=True, text=True, timeout=60)
+    printed = {r.split()[0] for r in out.stdout.splitlines() if len(r.split()) == 5 and r.split()[2] in ("anon", "file")}
+    check("many tokenizers: --print-memory prints every one, whole", out.returncode == 0 and
+          printed == set(names) | {"cl100k_base"}, (out.returncode, len(printed)))
+
+
 def test_unix_socket():
     """--listen unix:PATH: curl --unix-socket, the file mode, TCP at the same time, a stale
     socket replaced, a live one and a regular file refused, bad paths refused at start,
@@ -894,7 +922,7 @@ def main():
     finally:
         s.stop(signal.SIGKILL)
     for test in [test_overload, test_connection_burst, test_graceful_shutdown, test_unix_socket, test_energy_measured,
-                 test_open_models]:
+                 test_many_tokenizers, test_open_models]:
         try:
             test()
         except Exception as e:

@@ -929,13 +929,16 @@ unsigned tokd_daemon_stop(void)
  * part no structure accounts for. */
 static void print_memory(void)
 {
-  tok_memory_item items[128];
-  size_t n = tok_registry_memory(S.reg, items, 128);
-  if (n > 128) n = 128;
+  size_t n;
+  tok_memory_item *items = tokd_memory_items(S.reg, &n);
+  if (!items) n = 0;
   unsigned long long anon, file, tok_anon = 0, tok_file = 0;
-  printf("%-28s %-12s %-5s %10s %12s\n", "tokenizer", "structure", "pages", "size MB", "resident MB");
+  int width = 28; /* the longest name, whole (names are at most 128 bytes) */
+  for (size_t i = 0; i < n; i++)
+    if ((int)strlen(items[i].tokenizer) > width) width = (int)strlen(items[i].tokenizer);
+  printf("%-*s %-12s %-5s %10s %12s\n", width, "tokenizer", "structure", "pages", "size MB", "resident MB");
   for (size_t i = 0; i < n; i++) {
-    printf("%-28.28s %-12s %-5s %10.3f %12.3f\n", items[i].tokenizer, items[i].structure,
+    printf("%-*s %-12s %-5s %10.3f %12.3f\n", width, items[i].tokenizer, items[i].structure,
            items[i].file_backed ? "file" : "anon", items[i].bytes / 1e6, items[i].resident / 1e6);
     *(items[i].file_backed ? &tok_file : &tok_anon) += items[i].resident;
   }
@@ -946,6 +949,14 @@ static void print_memory(void)
   printf("not in the table: %.3f MB anonymous (heap, stacks, scratches, libraries' data), %.3f MB file-backed "
          "(the executable's code and the libraries)\n",
          (double)(anon > tok_anon ? anon - tok_anon : 0) / 1e6, (double)(file > tok_file ? file - tok_file : 0) / 1e6);
+  free(items);
+}
+
+/* Appends s to a JSON list being built (without its brackets). */
+static void json_list_add(tok_buf *list, const char *s)
+{
+  if (list->len) tok_buf_append(list, ",", 1);
+  tokd_json_string(list, s, strlen(s));
 }
 
 int tokd_serve_main(int argc, char **argv)
@@ -975,28 +986,22 @@ int tokd_serve_main(int argc, char **argv)
     return 0;
   }
 
-  char names[512] = "";
-  for (size_t i = 0; i < tok_registry_count(S.reg); i++) {
-    size_t n = strlen(names);
-    snprintf(names + n, sizeof names - n, "%s\"%s\"", i ? "," : "",
-             tok_encoding_get_info(tok_registry_at(S.reg, i))->name);
-  }
-  tok_buf unix_paths = {0};
-  tok_buf_append(&unix_paths, "", 0);
-  for (unsigned i = 0; i < S.cfg.listen.n_unix; i++) {
-    if (i) tok_buf_append(&unix_paths, ",", 1);
-    tokd_json_string(&unix_paths, S.cfg.listen.unix_paths[i], strlen(S.cfg.listen.unix_paths[i]));
-  }
+  tok_buf names = {0}, unix_paths = {0}; /* JSON lists, as long as they need to be */
+  for (size_t i = 0; i < tok_registry_count(S.reg); i++)
+    json_list_add(&names, tok_encoding_get_info(tok_registry_at(S.reg, i))->name);
+  for (unsigned i = 0; i < S.cfg.listen.n_unix; i++) json_list_add(&unix_paths, S.cfg.listen.unix_paths[i]);
   /* lifecycle lines show unless logs are off: operators and tests read them */
   tokd_log(LOG_ERROR, LOG_INFO,
            "\"msg\":\"listening\",\"host\":%s%s%s,\"port\":%u,\"unix\":[%.*s],\"threads\":%u,\"io_threads\":%u,"
-           "\"encodings\":[%s],\"default_encoding\":\"%s\",\"load_ms\":%.1f,\"rss_bytes\":%llu,"
+           "\"encodings\":[%.*s],\"default_encoding\":\"%s\",\"load_ms\":%.1f,\"rss_bytes\":%llu,"
            "\"max_memory\":%zu,\"version\":\"%s\"",
            S.cfg.listen.tcp ? "\"" : "", S.cfg.listen.tcp ? S.cfg.host : "null", S.cfg.listen.tcp ? "\"" : "",
-           tokd_daemon_port(), (int)unix_paths.len, unix_paths.data ? unix_paths.data : "", S.cfg.threads, IO_THREADS, names,
+           tokd_daemon_port(), (int)unix_paths.len, unix_paths.data ? unix_paths.data : "", S.cfg.threads, IO_THREADS,
+           (int)names.len, names.data ? names.data : "",
            tok_encoding_get_info(S.default_enc)->name, LOAD_MS, tokd_rss_bytes(), S.cfg.max_memory,
            TOKD_VERSION);
   tok_buf_free(&unix_paths);
+  tok_buf_free(&names);
 
   int sig = 0;
   while (sigwait(&sigs, &sig) != 0) {

@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "log.h"
 
 typedef struct unix_sock {
@@ -126,7 +127,11 @@ static int open_one(unix_sock *u, const char *path, unsigned mode)
       fprintf(stderr, "tokd: cannot replace the stale socket unix:%s: %s\n", path, strerror(errno));
       return 1;
     }
-    tokd_log(LOG_WARN, LOG_WARN, "\"msg\":\"replaced a stale socket\",\"path\":\"%s\"", path);
+    tok_buf quoted = {0};
+    tokd_json_string(&quoted, path, strlen(path));
+    tokd_log(LOG_WARN, LOG_WARN, "\"msg\":\"replaced a stale socket\",\"path\":%.*s", (int)quoted.len,
+             quoted.data ? quoted.data : "\"\"");
+    tok_buf_free(&quoted);
   }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {

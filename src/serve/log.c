@@ -5,6 +5,8 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,21 +18,33 @@ void tokd_log(tokd_log_level gate, tokd_log_level level, const char *fmt, ...)
 {
   if (gate > shown) return;
   static const char *names[] = {"off", "error", "warn", "info"};
-  char line[2048];
+  char stack[2048], *line = stack;
   struct timespec t;
   clock_gettime(CLOCK_REALTIME, &t);
   struct tm tm;
   gmtime_r(&t.tv_sec, &tm);
-  int n = snprintf(line, sizeof line, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                   t.tv_nsec / 1000000, names[level]);
-  va_list ap;
+  int head = snprintf(stack, sizeof stack, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",",
+                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                      t.tv_nsec / 1000000, names[level]);
+  va_list ap, again;
   va_start(ap, fmt);
-  n += vsnprintf(line + n, sizeof line - (size_t)n - 2, fmt, ap);
+  va_copy(again, ap);
+  int body = vsnprintf(stack + head, sizeof stack - (size_t)head - 2, fmt, ap);
   va_end(ap);
-  if (n > (int)sizeof line - 3) n = (int)sizeof line - 3;
+  if (body < 0) body = 0;
+  size_t n = (size_t)head + (size_t)body;
+  /* a line longer than the stack buffer (a listening line naming many tokenizers) is
+   * printed whole from the heap: a cut line would not be JSON */
+  if (n + 2 >= sizeof stack && (line = malloc(n + 3)) != NULL) {
+    memcpy(line, stack, (size_t)head);
+    vsnprintf(line + head, (size_t)body + 1, fmt, again);
+  } else if (!line) {
+    line = stack, n = sizeof stack - 3; /* out of memory: cut it */
+  }
+  va_end(again);
   line[n++] = '}';
   line[n++] = '\n';
-  ssize_t w = write(STDOUT_FILENO, line, (size_t)n);
+  ssize_t w = write(STDOUT_FILENO, line, n);
   (void)w;
+  if (line != stack) free(line);
 }

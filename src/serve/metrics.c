@@ -108,6 +108,7 @@ static unsigned long long sum(tokd_metrics *m, size_t field_offset, size_t index
   do {                                                                                        \
     char line[512];                                                                           \
     int n = snprintf(line, sizeof line, __VA_ARGS__);                                          \
+    if (n < 0 || (size_t)n >= sizeof line) return TOK_ELIMIT; /* a line longer than line[] */ \
     if ((rc = tok_buf_append(out, line, (size_t)n)) != TOK_OK) return rc;                     \
   } while (0)
 
@@ -190,20 +191,26 @@ static tok_err render_cost(tokd_metrics *m, tok_buf *out, const tokd_cost *c)
   return TOK_OK;
 }
 
-/* The process's resident memory split, and what the tokenizers hold by structure. */
-static tok_err render_memory(tok_buf *out, const tok_registry *reg)
+tok_memory_item *tokd_memory_items(const tok_registry *reg, size_t *n)
+{
+  tok_memory_item *items = NULL;
+  for (size_t cap = 128;;) {
+    tok_memory_item *grown = realloc(items, cap * sizeof *items);
+    if (!grown) {
+      free(items);
+      return NULL;
+    }
+    items = grown;
+    *n = tok_registry_memory(reg, items, cap);
+    if (*n <= cap) return items;
+    cap = *n;
+  }
+}
+
+/* The tokenizers' structures as tokd_tokenizer_memory_bytes series. */
+static tok_err append_memory_items(tok_buf *out, const tok_memory_item *items, size_t n_items)
 {
   tok_err rc;
-  unsigned long long anon, file;
-  tokd_rss_split(&anon, &file);
-  APPEND("# HELP tokd_resident_memory_bytes Resident memory by backing: anon (this process's own: heap, stacks, "
-         "tables built at start) and file (pages of the executable, libraries and mapped caches: shared with other "
-         "processes, reclaimable).\n# TYPE tokd_resident_memory_bytes gauge\n"
-         "tokd_resident_memory_bytes{backing=\"anon\"} %llu\ntokd_resident_memory_bytes{backing=\"file\"} %llu\n",
-         anon, file);
-  tok_memory_item items[128];
-  size_t n_items = tok_registry_memory(reg, items, 128);
-  if (n_items > 128) n_items = 128;
   APPEND("# HELP tokd_tokenizer_memory_bytes What each tokenizer's structures hold: their size, and of it what is "
          "resident now (touched pages only), by backing (anon or file, as tokd_resident_memory_bytes).\n"
          "# TYPE tokd_tokenizer_memory_bytes gauge\n");
@@ -222,6 +229,25 @@ static tok_err render_memory(tok_buf *out, const tok_registry *reg)
              state ? it->resident : it->bytes);
   }
   return TOK_OK;
+}
+
+/* The process's resident memory split, and what the tokenizers hold by structure. */
+static tok_err render_memory(tok_buf *out, const tok_registry *reg)
+{
+  tok_err rc;
+  unsigned long long anon, file;
+  tokd_rss_split(&anon, &file);
+  APPEND("# HELP tokd_resident_memory_bytes Resident memory by backing: anon (this process's own: heap, stacks, "
+         "tables built at start) and file (pages of the executable, libraries and mapped caches: shared with other "
+         "processes, reclaimable).\n# TYPE tokd_resident_memory_bytes gauge\n"
+         "tokd_resident_memory_bytes{backing=\"anon\"} %llu\ntokd_resident_memory_bytes{backing=\"file\"} %llu\n",
+         anon, file);
+  size_t n_items;
+  tok_memory_item *items = tokd_memory_items(reg, &n_items);
+  if (!items) return TOK_ENOMEM;
+  rc = append_memory_items(out, items, n_items);
+  free(items);
+  return rc;
 }
 
 tok_err tokd_metrics_render(tokd_metrics *m, tok_buf *out, const tokd_metrics_gauges *g)

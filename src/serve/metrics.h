@@ -54,6 +54,10 @@ typedef struct tokd_metrics_gauges {
   const tok_registry *reg;      /* the tokenizers, for their memory (tok_registry_memory) */
 } tokd_metrics_gauges;
 
+/* Every memory item of the tokenizers (tok_registry_memory, with the room it asks for):
+ * malloc'd, *n of them; NULL if out of memory. */
+tok_memory_item *tokd_memory_items(const tok_registry *reg, size_t *n);
+
 /* Appends the exposition text. */
 tok_err tokd_metrics_render(tokd_metrics *m, tok_buf *out, const tokd_metrics_gauges *g);
 
