@@ -293,6 +293,7 @@ fetch-models: build/models/.installed
 build/models/.installed: tests/tools/fetch_models.sh | $(DEPS_OK)
 	tools/deps.sh models
 	tests/tools/fetch_models.sh build/models
+	@touch $@
 
 test: deps-test unit-test cli-test http-test chat-test hardening-test k8s-test fuzz-replay example-test python-test
 	@echo "make test: all suites passed ($(if $(SANITIZER),$(SANITIZER),no sanitizer))$(if $(MODELS_DEP),, -- without the open models (MODELS=off))"

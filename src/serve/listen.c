@@ -128,9 +128,9 @@ static int open_one(unix_sock *u, const char *path, unsigned mode)
       return 1;
     }
     tok_buf quoted = {0};
-    tokd_json_string(&quoted, path, strlen(path));
-    tokd_log(LOG_WARN, LOG_WARN, "\"msg\":\"replaced a stale socket\",\"path\":%.*s", (int)quoted.len,
-             quoted.data ? quoted.data : "\"\"");
+    bool ok = tokd_json_string(&quoted, path, strlen(path)) == TOK_OK;
+    tokd_log(LOG_WARN, LOG_WARN, "\"msg\":\"replaced a stale socket\",\"path\":%.*s", ok ? (int)quoted.len : 4,
+             ok ? quoted.data : "null");
     tok_buf_free(&quoted);
   }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

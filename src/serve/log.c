@@ -35,11 +35,15 @@ void tokd_log(tokd_log_level gate, tokd_log_level level, const char *fmt, ...)
   size_t n = (size_t)head + (size_t)body;
   /* a line longer than the stack buffer (a listening line naming many tokenizers) is
    * printed whole from the heap: a cut line would not be JSON */
-  if (n + 2 >= sizeof stack && (line = malloc(n + 3)) != NULL) {
-    memcpy(line, stack, (size_t)head);
-    vsnprintf(line + head, (size_t)body + 1, fmt, again);
-  } else if (!line) {
-    line = stack, n = sizeof stack - 3; /* out of memory: cut it */
+  if (n + 2 >= sizeof stack) {
+    char *whole = malloc(n + 3);
+    if (whole) {
+      memcpy(whole, stack, (size_t)head);
+      vsnprintf(whole + head, (size_t)body + 1, fmt, again);
+      line = whole;
+    } else {
+      n = sizeof stack - 3; /* out of memory: cut it */
+    }
   }
   va_end(again);
   line[n++] = '}';

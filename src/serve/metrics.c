@@ -194,7 +194,9 @@ static tok_err render_cost(tokd_metrics *m, tok_buf *out, const tokd_cost *c)
 tok_memory_item *tokd_memory_items(const tok_registry *reg, size_t *n)
 {
   tok_memory_item *items = NULL;
-  for (size_t cap = 128;;) {
+  /* a tokenizer has at most six structures, each anonymous or file-backed: room for all
+   * in one walk (the walk reads /proc/self/pagemap), and more if ever asked */
+  for (size_t cap = 12 * tok_registry_count(reg) + 1;;) {
     tok_memory_item *grown = realloc(items, cap * sizeof *items);
     if (!grown) {
       free(items);
