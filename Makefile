@@ -153,8 +153,9 @@ install: $(BUILD)/tokd $(BUILD)/libtokd.so $(BUILD)/libtokd.a
 # tiktoken's and Hugging Face's interfaces), built in place with Debian's python3 and tested
 PYTHON ?= /usr/bin/python3
 python-test: | $(DEPS_OK) $(MODELS_DEP)
-	cd python && $(PYTHON) setup.py -q build_ext --inplace --build-temp ../build/python-tmp
+	$(PYTHON) python/tokd_build.py --inplace
 	cd python && $(PYTHON) -m pytest -q -p no:cacheprovider tests
+	tests/python_install_test.sh
 
 # the Python module's tests with the extension and libtokd built under ASan+UBSan, the
 # sanitizer runtimes preloaded into Debian's python3 (leak checks off: the interpreter keeps
@@ -257,8 +258,13 @@ SERVE_OBJ := $(filter-out $(BUILD)/cli/main.o,$(TOKD_OBJ))
 $(BUILD)/fuzz_http_replay: tests/fuzz/fuzz_http.c tests/fuzz/replay.c $(SERVE_OBJ) $(BUILD)/libtokd.a
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread -lm
 
-fuzz-replay: $(BUILD)/fuzz_encode_replay $(BUILD)/fuzz_request_replay $(BUILD)/fuzz_http_replay $(BUILD)/fuzz_chat_replay
+$(BUILD)/fuzz_cache_replay: tests/fuzz/fuzz_cache.c tests/fuzz/replay.c $(BUILD)/libtokd.a
+	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread -lm
+
+fuzz-replay: $(BUILD)/fuzz_encode_replay $(BUILD)/fuzz_request_replay $(BUILD)/fuzz_http_replay $(BUILD)/fuzz_chat_replay \
+	  $(BUILD)/fuzz_cache_replay
 	$(BUILD)/fuzz_encode_replay tests/data/fuzz/encode
+	$(BUILD)/fuzz_cache_replay tests/data/fuzz/cache
 	$(BUILD)/fuzz_chat_replay tests/data/fuzz/chat
 	$(BUILD)/fuzz_request_replay tests/data/fuzz/request
 	$(BUILD)/fuzz_http_replay tests/data/fuzz/http
@@ -266,12 +272,13 @@ fuzz-replay: $(BUILD)/fuzz_encode_replay $(BUILD)/fuzz_request_replay $(BUILD)/f
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"fuzz"' -Iinclude -Isrc/core -Isrc/load -Isrc/chat -Isrc/serve -Isrc/cli -Isrc/common -O1 -g \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_TARGETS := encode request http chat
+FUZZ_TARGETS := encode request http chat cache
 fuzz-build: deps
 	mkdir -p build-fuzz
 	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_encode tests/fuzz/fuzz_encode.c $(CORE_SRC) -DTOKD_EMBED_RANKS src/core/embed.S src/core/bt_image.S $(pkg_libs) -lpthread
 	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_request tests/fuzz/fuzz_request.c src/serve/request.c src/serve/routes.c src/common/util.c $(CORE_SRC) -DTOKD_EMBED_RANKS src/core/embed.S src/core/bt_image.S $(pkg_libs) -lpthread
 	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_chat tests/fuzz/fuzz_chat.c $(CORE_SRC) -DTOKD_EMBED_RANKS src/core/embed.S src/core/bt_image.S $(pkg_libs) -lpthread
+	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_cache tests/fuzz/fuzz_cache.c $(CORE_SRC) -DTOKD_EMBED_RANKS src/core/embed.S src/core/bt_image.S $(pkg_libs) -lpthread -lm
 	clang $(FUZZ_FLAGS) $(pkg_cflags) -o build-fuzz/fuzz_http tests/fuzz/fuzz_http.c $(SERVE_SRC) $(COMMON_SRC) $(CORE_SRC) -DTOKD_EMBED_RANKS src/core/embed.S src/core/bt_image.S src/serve/ui_data.S $(pkg_libs) -lpthread -lm
 
 # each target runs FUZZ_SECONDS from the committed corpus, writing new inputs to

@@ -192,9 +192,20 @@ typedef struct tok_load_opts {
   /* A directory for the backtracking encoder's tables of Hugging Face models (NULL: none):
    * tok_registry_warm writes a model's tables there once built, and the next load of the
    * same model uses the file instead of building (a file is used only when it matches the
-   * model, is whole and every value in it is in range; otherwise it is rebuilt). */
+   * model, is whole and every value in it is in range; otherwise it is rebuilt). The
+   * directory must pass tok_cache_dir_check, else the load goes on without a cache
+   * (tok_registry_cache_refused says why). */
   const char *cache_dir;
 } tok_load_opts;
+
+/* Prepares dir as the table cache: creates it (mode 0700, and its parent, 0755) when
+ * missing, then accepts it only if it is a directory owned by this user or by root that no
+ * other user can write (group or other write only with the sticky bit, as /tmp). Files in
+ * it are then created with O_EXCL under fresh names and read only when they are regular
+ * files owned by this user that nobody else can write, so a cache on a shared volume cannot
+ * be made to overwrite or plant anything. TOK_EINVAL with the reason in err->detail when
+ * refused; TOK_EIO when it cannot be created or examined. */
+tok_err tok_cache_dir_check(const char *dir, tok_error *err);
 
 /* Loads tokenizers (files are read in parallel, one thread per file). On success *out owns
  * everything and must be released with tok_registry_free. Not thread-safe (call once at
@@ -203,6 +214,9 @@ typedef struct tok_load_opts {
  * its JSON path), never ignored. */
 tok_err tok_registry_load(const tok_load_opts *opts, tok_registry **out, tok_error *err);
 void tok_registry_free(tok_registry *reg);
+/* Why the cache directory given to tok_registry_load is not used (tok_cache_dir_check's
+ * reason), or NULL when it is, or none was given. Owned by reg. */
+const char *tok_registry_cache_refused(const tok_registry *reg);
 /* Builds the tables of the backtracking encoder of every byte-level model that allows it
  * and does not have them yet, on up to as many threads as there are cores, and writes them
  * to the cache directory when there is one. The built-in vocabularies have them from the
@@ -220,8 +234,9 @@ typedef struct tok_memory_item {
                              "merges", "bt_tables" (the backtracking encoder's), "bt_memo" */
   size_t bytes;           /* its size */
   size_t resident;        /* of which mapped into this process now (touched pages only) */
-  bool file_backed;       /* pages of the executable or of a mapped cache file: shared by
-                             processes and reclaimable; otherwise anonymous (this process's) */
+  bool file_backed;       /* pages of the executable: shared by processes and reclaimable;
+                             otherwise anonymous (this process's; a cache file's tables are
+                             copied, see tok_cache_dir_check) */
 } tok_memory_item;
 
 /* Fills items[0 .. cap) and returns how many there are (more than cap: call again with

@@ -1,5 +1,6 @@
 /* check_bpe.c — the merge loop: both mergers agree; long runs cost O(n log n). */
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -452,6 +453,142 @@ START_TEST(test_bt_cache)
 }
 END_TEST
 
+/* The ids of text through reg's one tokenizer, as a fresh array (*n of them). */
+static uint32_t *ids_of(tok_registry *reg, tok_scratch *s, const char *text, size_t len, size_t *n)
+{
+  tok_encode_result r;
+  tok_error err;
+  ck_assert_int_eq(tok_encode(tok_registry_at(reg, 0), s, text, len, NULL, &r, &err), TOK_OK);
+  uint32_t *ids = malloc(r.len * sizeof *ids + 1);
+  memcpy(ids, r.ids, r.len * sizeof *ids);
+  *n = r.len;
+  return ids;
+}
+
+static bool same_bytes(const char *path, const char *want)
+{
+  size_t len;
+  char *got = tu_read_file(path, &len);
+  bool same = got && len == strlen(want) && !memcmp(got, want, len);
+  free(got);
+  return same;
+}
+
+/* Protects (issue 32): the files of the table cache are tokd's own. A symlink planted at a
+ * temporary name (PATH.<pid>.tmp was predictable) or at the cache file's path is never
+ * written through; a FIFO there does not block the load; a file owned by another user or
+ * writable by others is not used; a file truncated while in use cannot fault the encoder
+ * (its tables are a private copy); a cache directory that others can write without the
+ * sticky bit, or that another user owns, is refused and the load goes on without it. */
+START_TEST(test_bt_cache_files_are_ours)
+{
+  const char *path = "data/hf/tiny/bl/tokenizer.json";
+  char dir[] = "/tmp/tokd-cache-XXXXXX", victim[] = "/tmp/tokd-victim-XXXXXX", file[4200], name[256];
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  int vfd = mkstemp(victim);
+  ck_assert_int_ge(vfd, 0);
+  ck_assert_int_eq(write(vfd, "precious", 8), 8);
+  close(vfd);
+  const tok__model *m;
+  tok_registry *reg = load_cached(path, dir, &m);
+  ck_assert_ptr_null(tok_registry_cache_refused(reg));
+  tok_registry_warm(reg);
+  ck_assert(cache_file(dir, file, sizeof file));
+  snprintf(name, sizeof name, "%s", strrchr(file, '/') + 1);
+  size_t text_len, n_want, n_got;
+  char *text = tu_read_file("data/corpus/prose_scripts.txt", &text_len);
+  tok_scratch *s = tok_scratch_new(NULL);
+  uint32_t *want = ids_of(reg, s, text, text_len, &n_want);
+  tok_registry_free(reg);
+
+  /* symlinks at the old temporary names of this process and at the path itself */
+  char planted[4300];
+  ck_assert_int_eq(unlink(file), 0);
+  for (long pid = (long)getpid() - 2; pid <= (long)getpid() + 2; pid++) {
+    snprintf(planted, sizeof planted, "%s.%ld.tmp", file, pid);
+    ck_assert_int_eq(symlink(victim, planted), 0);
+  }
+  ck_assert_int_eq(symlink(victim, file), 0);
+  reg = load_cached(path, dir, &m);
+  ck_assert_msg(!tok__bt_from_image(m), "a symlink at the cache path was read");
+  tok_registry_warm(reg);
+  tok_registry_free(reg);
+  ck_assert_msg(same_bytes(victim, "precious"), "the cache wrote through a planted symlink");
+  struct stat st;
+  ck_assert_int_eq(lstat(file, &st), 0);
+  ck_assert_msg(S_ISREG(st.st_mode) && !(st.st_mode & 077), "the cache file is a regular file of ours (0%o)",
+                st.st_mode);
+
+  /* a file truncated while its tables are in use */
+  reg = load_cached(path, dir, &m);
+  ck_assert_msg(tok__bt_from_image(m), "the cache file is used");
+  ck_assert_int_eq(truncate(file, 0), 0);
+  uint32_t *got = ids_of(reg, s, text, text_len, &n_got);
+  ck_assert(n_got == n_want && !memcmp(got, want, n_got * sizeof *got));
+  free(got);
+  tok_registry_free(reg);
+
+  /* a FIFO at the path: the load neither blocks nor uses it; warming replaces it */
+  ck_assert_int_eq(unlink(file), 0);
+  ck_assert_int_eq(mkfifo(file, 0600), 0);
+  reg = load_cached(path, dir, &m);
+  ck_assert(!tok__bt_from_image(m));
+  tok_registry_warm(reg);
+  tok_registry_free(reg);
+  ck_assert_int_eq(lstat(file, &st), 0);
+  ck_assert(S_ISREG(st.st_mode));
+
+  /* a file writable by others, or another user's (only root can give one away) */
+  ck_assert_int_eq(chmod(file, 0666), 0);
+  reg = load_cached(path, dir, &m);
+  ck_assert_msg(!tok__bt_from_image(m), "a cache file others can write was used");
+  tok_registry_free(reg);
+  ck_assert_int_eq(chmod(file, 0600), 0);
+  if (geteuid() == 0) {
+    ck_assert_int_eq(chown(file, 65534, 65534), 0);
+    reg = load_cached(path, dir, &m);
+    ck_assert_msg(!tok__bt_from_image(m), "another user's cache file was used");
+    tok_registry_free(reg);
+  }
+
+  /* directories: others can write it (refused unless sticky), another user's (refused) */
+  tok_error err;
+  ck_assert_int_eq(chmod(dir, 0777), 0);
+  ck_assert_int_eq(tok_cache_dir_check(dir, &err), TOK_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err.detail, "sticky"));
+  unlink(file);
+  reg = load_cached(path, dir, &m);
+  ck_assert_ptr_nonnull(tok_registry_cache_refused(reg));
+  tok_registry_warm(reg);
+  got = ids_of(reg, s, text, text_len, &n_got);
+  ck_assert(n_got == n_want && !memcmp(got, want, n_got * sizeof *got));
+  free(got);
+  tok_registry_free(reg);
+  ck_assert_msg(!cache_file(dir, file, sizeof file), "a refused directory was written to");
+  ck_assert_int_eq(chmod(dir, 01777), 0);
+  ck_assert_int_eq(tok_cache_dir_check(dir, &err), TOK_OK);
+  if (geteuid() == 0) {
+    ck_assert_int_eq(chmod(dir, 0755), 0);
+    ck_assert_int_eq(chown(dir, 65534, 65534), 0);
+    ck_assert_int_eq(tok_cache_dir_check(dir, &err), TOK_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.detail, "another user"));
+  }
+
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while (d && (e = readdir(d)))
+    if (e->d_name[0] != '.') {
+      snprintf(planted, sizeof planted, "%s/%s", dir, e->d_name);
+      unlink(planted);
+    }
+  if (d) closedir(d);
+  rmdir(dir);
+  unlink(victim);
+  free(want), free(text);
+  tok_scratch_free(s);
+}
+END_TEST
+
 Suite *bpe_suite(void)
 {
   Suite *s = suite_create("bpe");
@@ -465,6 +602,7 @@ Suite *bpe_suite(void)
   tcase_add_test(tc, test_bt_image_current);
   tcase_add_test(tc, test_model_image_current);
   tcase_add_loop_test(tc, test_bt_cache, 0, 2);
+  tcase_add_test(tc, test_bt_cache_files_are_ours);
   tcase_add_loop_test(tc, test_backtrack_matches_heap, 0, 10);
   tcase_add_loop_test(tc, test_backtrack_every_token, 0, 10);
   suite_add_tcase(s, tc);

@@ -248,6 +248,8 @@ static int load(const cli_opts *o, loaded *l)
     }
   if (tok_registry_load(&lo, &l->reg, &err) != TOK_OK)
     return die(status_of(err.code), "%s", err.detail);
+  const char *refused = tok_registry_cache_refused(l->reg);
+  if (refused) fprintf(stderr, "tokd: table cache off: %s\n", refused);
   l->enc = tok_registry_find(l->reg, o->encoding, strlen(o->encoding));
   if (!(l->scratch = tok_scratch_new(NULL))) return die(1, "out of memory");
   return 0;

@@ -41,10 +41,11 @@
  * The tables take 25-500 ms to build for 50-200k tokens and 4.5-17 MB, so the built-in
  * vocabularies bring theirs built (see "Images" below); a Hugging Face model's are built
  * by tok_registry_warm (the server before it is ready, the command line for large inputs)
- * or mapped from the table cache, and by the first piece of TOK__BT_BUILD_PIECE bytes or
+ * or read from the table cache, and by the first piece of TOK__BT_BUILD_PIECE bytes or
  * more (where the heap merger would cost more than building). Until then pieces take the
  * scan or the heap merger, with the same result.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -92,7 +93,7 @@ struct tok__bt {
   uint64_t *pairs;
   uint32_t pair_mask;
   bool in_image; /* the arrays point into an image (see "Images" below): not freed */
-  void *map;     /* ... of a cache file mapped here (munmap'd when freed), or NULL */
+  void *map;     /* ... of a cache file copied here (munmap'd when freed), or NULL */
   size_t map_len;
 };
 
@@ -702,35 +703,74 @@ static bool adopt(tok__model *m, tok__bt *bt)
   return taken;
 }
 
+/* Reads the cache file at path into private memory, or returns NULL. The file must be a
+ * regular file owned by this user that nobody else can write (O_NOFOLLOW: a symlink is
+ * refused; O_NONBLOCK: a FIFO planted at the path cannot block the open). Its bytes are
+ * copied, never mapped: a mapped file that is truncated under the server (a cleanup job, a
+ * user) would fault the next access with SIGBUS, and one rewritten in place would change
+ * tables that were checked before the change. The copy costs the tables' size in anonymous
+ * memory (7-12 MB for a 128-200k vocabulary), as a first start that builds them does. */
+static uint8_t *cache_read(const char *path, size_t *len_out)
+{
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  struct stat st;
+  uint8_t *copy = MAP_FAILED;
+  size_t len = 0;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+      !(st.st_mode & (S_IWGRP | S_IWOTH)) && st.st_size >= (off_t)sizeof(bt_image_head) &&
+      st.st_size < ((off_t)1 << 32)) {
+    len = (size_t)st.st_size;
+    copy = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  }
+  bool ok = copy != MAP_FAILED;
+  for (size_t at = 0; ok && at < len;) {
+    ssize_t n = read(fd, copy + at, len - at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) ok = false; /* shorter than it was a moment ago: changing under us */
+    else at += (size_t)n;
+  }
+  close(fd);
+  if (!ok) {
+    if (copy != MAP_FAILED) munmap(copy, len);
+    return NULL;
+  }
+  /* the tables are never written once checked */
+  mprotect(copy, len, PROT_READ);
+  *len_out = len;
+  return copy;
+}
+
 bool tok__bt_cache_load(const tok__model *m_const, const char *dir)
 {
   tok__model *m = (tok__model *)m_const;
   char path[4096];
   if (!dir || !m->byte_level || atomic_load(&m->bt_state) != 0 || !cache_path(m, dir, path, sizeof path)) return false;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  struct stat st;
-  void *map = MAP_FAILED;
-  size_t len = 0;
-  if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(bt_image_head) && st.st_size < ((off_t)1 << 32)) {
-    len = (size_t)st.st_size;
-    map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-  }
-  close(fd);
-  if (map == MAP_FAILED) return false;
-  const bt_image_head *h = map;
+  size_t len;
+  uint8_t *copy = cache_read(path, &len);
+  if (!copy) return false;
+  const bt_image_head *h = (const bt_image_head *)copy;
   tok__bt *bt = NULL;
   if (h->blob_len == len && h->head_len == sizeof *h &&
-      fp_bytes(BT_IMAGE_VERSION, (const uint8_t *)map + sizeof *h, len - sizeof *h) == h->checksum)
-    bt = bt_from_blob(m, map, len);
+      fp_bytes(BT_IMAGE_VERSION, copy + sizeof *h, len - sizeof *h) == h->checksum)
+    bt = bt_from_blob(m, copy, len);
   if (bt) {
-    bt->map = map, bt->map_len = len;
+    bt->map = copy, bt->map_len = len;
     if (values_ok(m, bt) && adopt(m, bt)) return true;
     tok__bt_free(bt); /* unmaps */
     return false;
   }
-  munmap(map, len);
+  munmap(copy, len);
   return false;
+}
+
+void tok__bt_cache_seal(uint8_t *blob, size_t len)
+{
+  bt_image_head h;
+  if (len < sizeof h) return;
+  memcpy(&h, blob, sizeof h);
+  h.checksum = fp_bytes(BT_IMAGE_VERSION, blob + sizeof h, len - sizeof h);
+  memcpy(blob, &h, sizeof h);
 }
 
 void tok__bt_cache_store(const tok__model *m, const char *dir)
@@ -739,25 +779,19 @@ void tok__bt_cache_store(const tok__model *m, const char *dir)
   if (!dir || atomic_load_explicit(&m->bt_state, memory_order_acquire) != 1 || m->bt->in_image ||
       !cache_path(m, dir, path, sizeof path))
     return;
-  /* the directory and its parent (~/.cache may not exist yet) */
-  char parent[4096];
-  snprintf(parent, sizeof parent, "%s", dir);
-  char *slash = strrchr(parent, '/');
-  if (slash && slash != parent) {
-    *slash = '\0';
-    (void)mkdir(parent, 0755);
-  }
-  (void)mkdir(dir, 0755);
   size_t len;
   uint8_t *blob = blob_make(m, m->bt, &len);
   if (!blob) return;
-  /* written whole under another name, then renamed: a reader sees the old file or the new
-   * one, never a part */
-  snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  /* written whole under a fresh name of our own (mkostemp: O_CREAT|O_EXCL, mode 0600, so a
+   * name planted in the directory, a symlink above all, is never opened), then renamed: a
+   * reader sees the old file or the new one, never a part, and rename replaces whatever is
+   * at the path (a symlink included) instead of following it */
+  int n = snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
+  int fd = n > 0 && (size_t)n < sizeof tmp ? mkostemp(tmp, O_CLOEXEC) : -1;
   bool ok = fd >= 0;
   for (size_t at = 0; ok && at < len;) {
     ssize_t w = write(fd, blob + at, len - at);
+    if (w < 0 && errno == EINTR) continue;
     if (w <= 0) ok = false;
     else at += (size_t)w;
   }
@@ -793,7 +827,7 @@ void tok__bt_memory(const tok__model *m, tok__mem_acc *acc)
 {
   if (atomic_load_explicit(&m->bt_state, memory_order_acquire) != 1) return;
   const tok__bt *bt = m->bt;
-  bool file = bt->in_image; /* the image's pages, or a mapped cache file's */
+  bool file = bt->in_image && !bt->map; /* the image's pages (a cache file's are a copy) */
   bt_image_head h = {.n_ranks = bt->n_ranks, .n_ids = m->id_end, .trie_mask = bt->trie_mask, .pair_mask = bt->pair_mask};
 #define X(f) tok__mem_add(acc, "bt_tables", bt->f, bt->f ? array_bytes(&h, BTA_##f) : 0, file);
   BT_ARRAYS(X)

@@ -368,6 +368,7 @@ struct tok_registry {
   tok__model **models;
   size_t n_models;
   char *cache_dir; /* the backtracking tables' cache (tok_load_opts), or NULL */
+  char *cache_refused; /* why the given cache_dir is not used, or NULL */
 };
 
 /* The added token with this id, or NULL. */
@@ -551,6 +552,9 @@ bool tok__bt_same(const tok__model *m, const tok__bt *a, const tok__bt *b);
  * failures are ignored: the cache is an optimization). */
 bool tok__bt_cache_load(const tok__model *m, const char *dir);
 void tok__bt_cache_store(const tok__model *m, const char *dir);
+/* Recomputes the checksum in the head of a cache file's bytes (len of them, at least a
+ * head), so that a fuzz target's changes reach the checks behind it. Tests only. */
+void tok__bt_cache_seal(uint8_t *blob, size_t len);
 /* Whether m's tables are the image's (or a cache file's). */
 bool tok__bt_from_image(const tok__model *m);
 /* Builds m's tables (if not yet) and writes them as one blob of an image; writes nothing

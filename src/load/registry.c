@@ -109,6 +109,7 @@ void tok_registry_free(tok_registry *reg)
   for (size_t i = 0; i < reg->n_encs; i++) tok__encoding_free(reg->encs[i]);
   for (size_t i = 0; i < reg->n_models; i++) tok__model_free(reg->models[i]);
   free(reg->cache_dir);
+  free(reg->cache_refused);
   free(reg->encs);
   free(reg->models);
   free(reg);
@@ -337,6 +338,48 @@ static tok_err add_model(tok_registry *reg, tok__model *m, tok_error *err)
   return TOK_OK;
 }
 
+/* mkdir that is content with a directory already there */
+static bool make_dir(const char *path, mode_t mode)
+{
+  return mkdir(path, mode) == 0 || errno == EEXIST;
+}
+
+tok_err tok_cache_dir_check(const char *dir, tok_error *err)
+{
+  char parent[4096];
+  int n = snprintf(parent, sizeof parent, "%s", dir);
+  if (n <= 0 || (size_t)n >= sizeof parent) return tok__fail(err, TOK_EINVAL, TOK_NO_POS, TOK_NO_POS, "cache directory path too long");
+  /* the parent too (~/.cache may not exist yet) */
+  char *slash = strrchr(parent, '/');
+  if (slash && slash != parent) {
+    *slash = '\0';
+    (void)make_dir(parent, 0755);
+  }
+  if (!make_dir(dir, 0700))
+    return tok__fail(err, TOK_EIO, TOK_NO_POS, TOK_NO_POS, "cannot create the cache directory %s: %s", dir,
+                     strerror(errno));
+  struct stat st;
+  if (stat(dir, &st) != 0)
+    return tok__fail(err, TOK_EIO, TOK_NO_POS, TOK_NO_POS, "cannot examine the cache directory %s: %s", dir,
+                     strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    return tok__fail(err, TOK_EINVAL, TOK_NO_POS, TOK_NO_POS, "the cache directory %s is not a directory", dir);
+  if (st.st_uid != geteuid() && st.st_uid != 0)
+    return tok__fail(err, TOK_EINVAL, TOK_NO_POS, TOK_NO_POS,
+                     "the cache directory %s belongs to another user (uid %u); tokd runs as uid %u", dir,
+                     (unsigned)st.st_uid, (unsigned)geteuid());
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+    return tok__fail(err, TOK_EINVAL, TOK_NO_POS, TOK_NO_POS,
+                     "the cache directory %s can be written by other users (mode %04o, no sticky bit)", dir,
+                     (unsigned)(st.st_mode & 07777));
+  return TOK_OK;
+}
+
+const char *tok_registry_cache_refused(const tok_registry *reg)
+{
+  return reg->cache_refused;
+}
+
 tok_err tok_registry_load(const tok_load_opts *opts, tok_registry **out, tok_error *err)
 {
   static const tok_load_opts defaults = {0};
@@ -349,9 +392,13 @@ tok_err tok_registry_load(const tok_load_opts *opts, tok_registry **out, tok_err
   job *jobs = NULL;
   tok_err rc = TOK_OK;
   if (!reg) return tok__nomem(err);
-  if (opts->cache_dir && *opts->cache_dir && !(reg->cache_dir = strdup(opts->cache_dir))) {
-    free(reg);
-    return tok__nomem(err);
+  if (opts->cache_dir && *opts->cache_dir) {
+    tok_error why;
+    bool usable = tok_cache_dir_check(opts->cache_dir, &why) == TOK_OK;
+    if (usable ? !(reg->cache_dir = strdup(opts->cache_dir)) : !(reg->cache_refused = strdup(why.detail))) {
+      free(reg);
+      return tok__nomem(err);
+    }
   }
   const char *names = opts->encodings;
   bool no_tiktoken = names && strcmp(names, "none") == 0;
@@ -414,7 +461,7 @@ tok_err tok_registry_load(const tok_load_opts *opts, tok_registry **out, tok_err
   }
   size_t n_rank_jobs = n_jobs;
   for (size_t i = 0; i < opts->n_tokenizers; i++)
-    jobs[n_jobs++] = (job){.hf = &opts->tokenizers[i], .cache_dir = opts->cache_dir};
+    jobs[n_jobs++] = (job){.hf = &opts->tokenizers[i], .cache_dir = reg->cache_dir};
   if (n_jobs == 0) {
     rc = tok__fail(err, TOK_EUNKNOWN_ENCODING, TOK_NO_POS, TOK_NO_POS, "no tokenizer selected");
     goto done;
