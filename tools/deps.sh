@@ -4,7 +4,7 @@
 # Called by the Makefile; quiet when everything is present.
 set -eu
 build="gcc make pkg-config libc6-dev libpcre2-dev libmicrohttpd-dev libcjson-dev libutf8proc-dev check"
-test="$build curl python3 python3-yaml python3-dev python3-setuptools python3-pytest"
+test="$build curl python3 python3-yaml python3-dev python3-venv python3-pytest"
 bench="$test wrk python3-regex manpages-ja manpages-ja-dev manpages-zh manpages-ru manpages-ru-dev"
 bench_http="$bench python3-fastapi python3-uvicorn python3-regex python3-httptools
   librust-hyper-dev librust-tokio-dev librust-fancy-regex-dev librust-serde-json-dev

@@ -246,6 +246,12 @@ def test_hf_bad_input(tmp_path):
     with pytest.raises(KeyError):
         tok.decode([10 ** 9])
     assert tok.token_to_id("no such token at all") is None
+    # lone surrogates: Hugging Face's interface raises, as Python `tokenizers` does (its
+    # Rust binding cannot take them); tiktoken's repairs them (test_bad_input)
+    with pytest.raises(UnicodeEncodeError):
+        tok.encode("a\ud800b")
+    with pytest.raises(UnicodeEncodeError):
+        tok.encode_batch(["ok", "a\udfffb"])
 
 
 @pytest.mark.parametrize("model", ["llama3_1", "qwen3", "deepseek_v3", "gemma3"])
