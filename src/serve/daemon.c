@@ -829,6 +829,14 @@ int tokd_daemon_start(const tokd_config *cfg)
     fprintf(stderr, "tokd: %s\n", err.detail);
     return err.code == TOK_EUNKNOWN_ENCODING ? 2 : 1;
   }
+  const char *refused = tok_registry_cache_refused(S.reg);
+  if (refused) {
+    tok_buf quoted = {0};
+    bool ok = tokd_json_string(&quoted, refused, strlen(refused)) == TOK_OK;
+    tokd_log(LOG_WARN, LOG_WARN, "\"msg\":\"table cache off\",\"reason\":%.*s", ok ? (int)quoted.len : 4,
+             ok ? quoted.data : "null");
+    tok_buf_free(&quoted);
+  }
   /* Loading leaves megabytes of freed temporaries in the heap; a sidecar is judged by its
    * resident memory, so hand them back now (measured: 12.6 -> 8.2 MB for cl100k+o200k). */
   malloc_trim(0);
@@ -959,6 +967,37 @@ static void json_list_add(tok_buf *list, const char *s)
   tokd_json_string(list, s, strlen(s));
 }
 
+/* Start-up (loading tokenizers, building tables, probing sockets) is not interruptible by
+ * the drain below, so a thread of its own takes SIGTERM and SIGINT meanwhile and ends the
+ * process at once, as the signal's default action would (exit status 128 + signal):
+ * nothing is serving yet, so there is nothing to drain. SIGUSR2, sent to this thread only,
+ * says start-up is over; a stop signal that races with it is passed on to the main loop. */
+typedef struct startup_watch {
+  pthread_t thread;
+  atomic_int started;
+} startup_watch;
+
+static void *startup_watch_main(void *arg)
+{
+  startup_watch *w = arg;
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGUSR2);
+  int sig = 0;
+  while (sigwait(&sigs, &sig) != 0) {
+  }
+  if (sig == SIGUSR2) return NULL;
+  if (atomic_load(&w->started)) {
+    kill(getpid(), sig);
+    return NULL;
+  }
+  tokd_log(LOG_ERROR, LOG_INFO, "\"msg\":\"stopped during start-up\",\"signal\":\"%s\"",
+           sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  _exit(128 + sig);
+}
+
 int tokd_serve_main(int argc, char **argv)
 {
   bool exit_now;
@@ -972,9 +1011,19 @@ int tokd_serve_main(int argc, char **argv)
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  sigdelset(&sigs, SIGUSR2);
   signal(SIGPIPE, SIG_IGN);
-  if ((rc = tokd_daemon_start(&cfg)) != 0) return rc;
+  startup_watch watch = {0};
+  bool watching = pthread_create(&watch.thread, NULL, startup_watch_main, &watch) == 0;
+  rc = tokd_daemon_start(&cfg);
+  if (watching) {
+    atomic_store(&watch.started, 1);
+    pthread_kill(watch.thread, SIGUSR2);
+    pthread_join(watch.thread, NULL);
+  }
+  if (rc != 0) return rc;
   if (S.cfg.print_memory) {
     /* as a server is when it turns ready: warmed, idle */
     while (!atomic_load(&S.warm)) sleep_seconds(0.005);

@@ -98,10 +98,12 @@ fail:
   return 2;
 }
 
-/* A socket file at path: is a server accepting on it? (a refused connect is a stale one) */
+/* A socket file at path: is a server accepting on it? (a refused connect is a stale one).
+ * The probe is non-blocking: a live server whose backlog is full answers EAGAIN at once
+ * instead of holding start-up until it accepts. */
 static bool socket_alive(const struct sockaddr_un *addr)
 {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return true; /* cannot tell: do not replace it */
   bool alive = connect(fd, (const struct sockaddr *)addr, sizeof *addr) == 0 ||
                (errno != ECONNREFUSED && errno != ENOENT);
@@ -109,11 +111,48 @@ static bool socket_alive(const struct sockaddr_un *addr)
   return alive;
 }
 
+/* The socket's directory (created when missing): tokd's or root's, and writable by no other
+ * user unless sticky. Else someone else could swap the socket for their own file or a
+ * symlink between bind and listen, or at removal. 0, or 2 after printing why. */
+static int check_dir(const char *path)
+{
+  char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
+  memcpy(dir, path, strlen(path) + 1);
+  char *slash = strrchr(dir, '/');
+  if (!slash) memcpy(dir, ".", 2);
+  else if (slash == dir) dir[1] = '\0';
+  else *slash = '\0';
+  struct stat st;
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    fprintf(stderr, "tokd: cannot listen on unix:%s: cannot create %s: %s\n", path, dir, strerror(errno));
+    return 1;
+  }
+  if (stat(dir, &st) != 0) {
+    fprintf(stderr, "tokd: cannot listen on unix:%s: %s: %s\n", path, dir, strerror(errno));
+    return 1;
+  }
+  if (st.st_uid != geteuid() && st.st_uid != 0) {
+    fprintf(stderr, "tokd: cannot listen on unix:%s: its directory %s belongs to another user (uid %u)\n", path,
+            dir, (unsigned)st.st_uid);
+    return 2;
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+    fprintf(stderr,
+            "tokd: cannot listen on unix:%s: other users can write its directory %s (mode %04o, no sticky bit); "
+            "use a directory of tokd's own (a missing one is created)\n",
+            path, dir, (unsigned)(st.st_mode & 07777));
+    return 2;
+  }
+  return 0;
+}
+
 static int open_one(unix_sock *u, const char *path, unsigned mode)
 {
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
   memcpy(addr.sun_path, path, strlen(path) + 1);
   struct stat st;
+  int rc = check_dir(path);
+  if (rc) return rc;
   if (lstat(path, &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
       fprintf(stderr, "tokd: cannot listen on unix:%s: a file that is not a socket is there; not replacing it\n", path);
@@ -134,15 +173,20 @@ static int open_one(unix_sock *u, const char *path, unsigned mode)
     tok_buf_free(&quoted);
   }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-    int why = errno;
+  /* bind makes the file with mode & ~umask: the mode is the file's from its first moment,
+   * and no path is chmod'ed afterwards. The umask is the process's, so this runs before any
+   * thread that creates files (the table cache is written after start-up). */
+  mode_t old_mask = umask(~(mode_t)mode & 0777);
+  bool bound = fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
+  int why = errno;
+  umask(old_mask);
+  if (!bound) {
     if (fd >= 0) close(fd);
     fprintf(stderr, "tokd: cannot listen on unix:%s: %s\n", path, strerror(why));
     return 1;
   }
-  /* the mode before any client can connect: connect() is refused until listen() */
-  if (chmod(path, mode) != 0 || lstat(path, &st) != 0 || listen(fd, 1024) != 0) {
-    int why = errno;
+  if (lstat(path, &st) != 0 || listen(fd, 1024) != 0) {
+    why = errno;
     close(fd);
     unlink(path);
     fprintf(stderr, "tokd: cannot listen on unix:%s: %s\n", path, strerror(why));

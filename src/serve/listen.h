@@ -7,11 +7,16 @@
  * one; `[v6]:PORT` for IPv6) and `unix:PATH` entries; without it tokd listens on
  * --host:--port as before.
  *
- * A Unix socket file is made with --socket-mode (chmod after bind, before listen, so no
- * client connects while the umask's mode holds); a file already at the path is replaced
- * only if it is a socket nobody answers on (a stale one left by a killed tokd) — a live
- * socket or any other kind of file is an error at start, never removed. At a clean exit
- * the file is removed if it is still the one tokd made (same device and inode).
+ * A Unix socket file is made with --socket-mode by bind itself (the umask is set around
+ * bind: no chmod of a path that could by then be a symlink to something else). Its
+ * directory must be owned by tokd's user or root and not writable by other users unless
+ * it has the sticky bit (as /tmp); a missing last directory is created, 0755 and tokd's
+ * own, which is how a socket goes in a volume every container of a pod can write (a
+ * Kubernetes emptyDir is 0777). A file already at the path is replaced only if it is a
+ * socket nobody answers on (a stale one left by a killed tokd) — a live socket, one whose
+ * backlog is full, or any other kind of file is an error at start, never removed; the
+ * probe's connect never blocks. At a clean exit the file is removed if it is still the
+ * one tokd made (same device and inode).
  *
  * libmicrohttpd listens on one socket: the first listener (TCP if any) is its own; the
  * others are accepted by one thread here and handed over with MHD_add_connection, so every

@@ -776,6 +776,13 @@ bool tokd_request_parse_text(tokd_request *req, char *body, size_t len, const to
   const tokd_route *route = &TOKD_ROUTES[req->ep];
   tokd_field input = input_field(req->ep);
   for (size_t i = 0; i < n_query; i++) {
+    /* ?encoding=a&encoding=b: neither is more right than the other (at most 64 names) */
+    for (size_t j = 0; j < i; j++)
+      if (!strcmp(query[j].key, query[i].key)) {
+        tokd_error_set(e, 400, "duplicate_field", query[i].key, "query parameter \"%.64s\" is given more than once",
+                       query[i].key);
+        return false;
+      }
     tokd_field f = field_of(query[i].key, strlen(query[i].key));
     bool known = f < TOKD_F__COUNT && f != input && (route->fields & (1u << f));
     if (!known && !route->lenient) {
