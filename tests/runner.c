@@ -158,6 +158,10 @@ void tu_write(const char *dir, const char *name, const char *text)
 
 int main(void)
 {
+  /* Check's timeouts guard against hangs, never against slowness: a test case without one
+   * of its own gets 300 s instead of Check's 4 s, which a loaded machine (CI shares two
+   * cores) or a sanitizer build can pass without anything being wrong */
+  setenv("CK_DEFAULT_TIMEOUT", "300", 0);
   tu_registry(); /* load once; forked tests inherit it */
   tu_hf_encoding("llama3_1");
   SRunner *sr = srunner_create(utf8_suite());
@@ -171,6 +175,7 @@ int main(void)
   srunner_add_suite(sr, scan_suite());
   srunner_add_suite(sr, sweep_suite());
   srunner_add_suite(sr, split_suite());
+  srunner_add_suite(sr, prefix_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
