@@ -35,11 +35,22 @@ tok_err tokd_read_stream(FILE *f, tok_buf *out)
 
 size_t tokd_format_u32(char *p, uint32_t n)
 {
-  char tmp[10];
-  size_t len = 0;
-  do tmp[len++] = (char)('0' + n % 10), n /= 10;
-  while (n);
-  for (size_t i = 0; i < len; i++) p[i] = tmp[len - 1 - i];
+  /* two digits a step from a table: an answer of ids is mostly this (token ids have 3 to 6
+   * digits) */
+  static const char pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                 "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                 "8081828384858687888990919293949596979899";
+  size_t len = n >= 1000000000u ? 10 : n >= 100000000u ? 9 : n >= 10000000u ? 8 : n >= 1000000u ? 7
+               : n >= 100000u    ? 6  : n >= 10000u    ? 5 : n >= 1000u     ? 4 : n >= 100u     ? 3
+               : n >= 10u        ? 2  : 1;
+  char *o = p + len;
+  while (n >= 100) {
+    uint32_t k = n % 100 * 2;
+    n /= 100;
+    *--o = pairs[k + 1], *--o = pairs[k];
+  }
+  if (n >= 10) *--o = pairs[n * 2 + 1], *--o = pairs[n * 2];
+  else *--o = (char)('0' + n);
   return len;
 }
 
