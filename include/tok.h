@@ -323,7 +323,37 @@ typedef struct tok_encode_opts {
   bool want_offsets;
   /* Encode a long text in parts on several threads (see tok_split); NULL: one thread. */
   const struct tok_split *split;
+  /* Remember the ids of texts that may come again extended or whole (chat histories sent
+   * again with a new turn) and reuse them (see tok_prefix_cache); NULL: none. Not used
+   * with want_offsets, stop_after, or a split that applies. Never changes an id. */
+  const struct tok_prefix_cache *prefix_cache;
 } tok_encode_opts;
+
+/* The prefix cache: the ids of texts up to a point where tokenization provably restarts —
+ * the end of an added or special token matched in the text, as a chat template's turn
+ * markers are — kept by the exact bytes before it, so a text that extends a remembered one
+ * there is tokenized only from that point, and a text seen whole before costs a lookup
+ * (texts without such a point are kept from their second sight). One cache may serve any
+ * number of tokenizers and threads at once (sharded locks, none held while encoding);
+ * memory stays within budget_bytes (LRU eviction per shard; a text larger than a
+ * sixteenth of the budget is not kept). The proof that a reused prefix gives the ids of
+ * encoding the whole text is in src/core/prefix.c. */
+typedef struct tok_prefix_cache tok_prefix_cache;
+/* NULL when out of memory. */
+tok_prefix_cache *tok_prefix_cache_new(size_t budget_bytes);
+void tok_prefix_cache_free(tok_prefix_cache *cache);
+
+typedef struct tok_prefix_cache_stats {
+  uint64_t hits;        /* lookups that reused ids (exact_hits of them a whole text) */
+  uint64_t exact_hits;
+  uint64_t misses;
+  uint64_t evictions;
+  uint64_t bytes_saved; /* bytes of text not tokenized again */
+  uint64_t inserts;
+  size_t entries, bytes, budget; /* now */
+} tok_prefix_cache_stats;
+/* A snapshot; thread-safe. */
+void tok_prefix_cache_read(const tok_prefix_cache *cache, tok_prefix_cache_stats *out);
 
 /* One long text on several threads: when the encoding allows it (tok_encoding_splits) and
  * the text has at least 2 * min_part bytes, it is cut into up to n_helpers + 1 parts of

@@ -824,6 +824,52 @@ def open_model_dirs():
     return dirs if all(os.path.isdir(d) for _, d in dirs) else []
 
 
+def test_prefix_cache():
+    """The prefix cache (issue 30): a conversation resent with a turn appended gets the ids
+    a server without the cache gives, turn after turn, while /metrics counts the reused
+    history; a small budget holds (evictions, never more bytes than the budget)."""
+    models = open_model_dirs()
+    if not models:
+        check("prefix cache (needs the open models)", os.environ.get("TOKD_REQUIRE_MODELS") != "1")
+        return
+    qwen = dict(models)["qwen3"]
+    cached = Server("--tokenizer", f"qwen3={qwen}", "--prefix-cache-bytes", "1048576", "--log-level", "error")
+    plain = Server("--tokenizer", f"qwen3={qwen}", "--prefix-cache-bytes", "0", "--log-level", "error")
+    try:
+        text = corpus("prose_scripts.txt").decode() + corpus("code_py.txt").decode()
+        history, same, total = [], True, 0
+        for turn in range(12):
+            history.append({"role": "user", "content": text[turn * 97:turn * 97 + 300]})
+            body = {"model": "qwen3", "messages": history}
+            a = cached.json("POST", "/tokenize", body)[1]
+            b = plain.json("POST", "/tokenize", body)[1]
+            same = same and a["tokens"] == b["tokens"]
+            total += len(a["tokens"])
+            history.append({"role": "assistant", "content": text[turn * 131:turn * 131 + 200]})
+        check("prefix cache: every turn's ids equal a server without it", same)
+        m = metrics_of(cached)
+        check("prefix cache: the resent history is reused", m['tokd_prefix_cache_lookups_total{result="hit"}'] >= 11
+              and m["tokd_prefix_cache_saved_bytes_total"] > 10000, m.get('tokd_prefix_cache_lookups_total{result="hit"}'))
+        check("prefix cache: the budget is reported", m['tokd_prefix_cache_bytes{kind="budget"}'] == 1048576 and
+              0 < m['tokd_prefix_cache_bytes{kind="used"}'] <= 1048576)
+        st, raw, _ = plain.request("GET", "/metrics")
+        check("prefix cache off: no series", b"tokd_prefix_cache" not in raw)
+        # many distinct conversations through a 64 KiB cache: evictions, within the budget
+        small = Server("--tokenizer", f"qwen3={qwen}", "--prefix-cache-bytes", "65536", "--log-level", "error")
+        try:
+            for i in range(60):
+                msgs = [{"role": "user", "content": text[i * 37:i * 37 + 1500]}]
+                small.json("POST", "/tokenize", {"model": "qwen3", "messages": msgs})
+            m = metrics_of(small)
+            check("prefix cache: a small budget evicts and holds", m["tokd_prefix_cache_evictions_total"] > 0 and
+                  m['tokd_prefix_cache_bytes{kind="used"}'] <= 65536, m.get("tokd_prefix_cache_evictions_total"))
+        finally:
+            small.stop()
+    finally:
+        cached.stop()
+        plain.stop()
+
+
 def test_startup_and_cache_files():
     """Start-up cannot hang and the table cache's files are tokd's own (issue 32): a FIFO at
     the cache file's path does not block start-up, a cache directory others can write is
@@ -1085,7 +1131,7 @@ def main():
     finally:
         s.stop(signal.SIGKILL)
     for test in [test_overload, test_connection_burst, test_graceful_shutdown, test_unix_socket,
-                 test_startup_and_cache_files, test_energy_measured,
+                 test_startup_and_cache_files, test_prefix_cache, test_energy_measured,
                  test_many_tokenizers, test_open_models]:
         try:
             test()

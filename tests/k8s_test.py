@@ -229,9 +229,11 @@ def main():
             split = int(args[args.index("--split-threads") + 1]) if "--split-threads" in args else 1
             need = sum(warm[e] for e in names) + 5 * threads * split
             budget = setting("max-memory", "TOKD_MAX_MEMORY", defaults["max-memory"])
+            # the prefix cache has a budget of its own (--prefix-cache-bytes)
+            prefix = setting("prefix-cache-bytes", "TOKD_PREFIX_CACHE_BYTES", defaults["prefix-cache-bytes"])
             limit = quantity(c.get("resources", {}).get("limits", {}).get("memory", "0"))
-            check(f"{where}: memory limit above the budget + {need} MiB for tokenizers and worker buffers",
-                  limit >= budget + (need << 20), (limit, budget, need))
+            check(f"{where}: memory limit above the budget + the prefix cache + {need} MiB for tokenizers and "
+                  f"worker buffers", limit >= budget + prefix + (need << 20), (limit, budget, prefix, need))
     for name, doc in docs:
         if doc["kind"] == "Service":
             dep = deployments.get(doc["metadata"]["name"])

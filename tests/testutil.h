@@ -47,5 +47,6 @@ Suite *normalize_suite(void);
 Suite *scan_suite(void);
 Suite *sweep_suite(void);
 Suite *split_suite(void);
+Suite *prefix_suite(void);
 
 #endif

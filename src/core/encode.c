@@ -68,6 +68,8 @@ void tok_scratch_free(tok_scratch *s)
   free(s->dec_tok2);
   free(s->u32);
   free(s->piece_cache);
+  free(s->pc_pos);
+  free(s->pc_key);
   free(s);
 }
 
@@ -200,6 +202,8 @@ typedef struct encode_state {
   bool keep;        /* keep ids (encode) or only count them */
   bool stopped;
   tok_error *err;
+  tok__prefix_job *pc; /* the prefix cache's job, or NULL */
+  size_t pc_start;     /* where the text's own ids begin in the scratch */
 } encode_state;
 
 static inline tok_err check_limits(encode_state *st, size_t at)
@@ -404,7 +408,42 @@ static tok_err encode_range(encode_state *st, const uint8_t *text, size_t from, 
     if (k < 0 || st->stopped) break;
     if ((rc = push_id(st, enc->added[k].id, (uint32_t)a, (uint32_t)b)) != TOK_OK) return rc;
     pos = b;
+    if (st->pc && b == st->pc->last_bound) st->pc->last_bound_ids = st->len - st->pc_start;
   }
+  return TOK_OK;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Through the prefix cache (prefix.c): a remembered prefix's ids, then the rest from its
+ * boundary on, exactly as encode_range would go on from there; then the text is
+ * remembered (when ids are kept).
+ */
+static uint32_t *prefix_room(void *ctx, size_t n)
+{
+  encode_state *st = ctx;
+  return ids_reserve(st->s, st->len, n, false, st->err) == TOK_OK ? st->s->ids + st->len : NULL;
+}
+
+static tok_err encode_cached(encode_state *st, const uint8_t *text, size_t len)
+{
+  const tok_prefix_cache *cache = st->opts->prefix_cache;
+  tok__prefix_job job;
+  tok_err rc = tok__prefix_plan(cache, st->enc, st->allowed, st->s, text, len, &job, st->err);
+  if (rc != TOK_OK) return rc;
+  size_t start = st->len;
+  if (tok__prefix_lookup(cache, st->enc, st->s, text, len, &job, st->keep ? prefix_room : NULL, st)) {
+    if (st->keep) st->len += job.hit_ids;
+    st->total += job.hit_ids;
+    if ((rc = check_limits(st, job.hit_bound)) != TOK_OK || job.exact || st->stopped) return rc;
+    if (job.hit_bound == job.last_bound) job.last_bound_ids = job.hit_ids;
+  }
+  st->pc = &job;
+  st->pc_start = start;
+  rc = encode_range(st, text, job.hit_bound, len);
+  st->pc = NULL;
+  if (rc != TOK_OK || !st->keep || st->stopped) return rc;
+  if (!job.n_bounds) job.last_bound_ids = st->len - start;
+  tok__prefix_insert(cache, st->enc, text, len, st->s->ids + start, st->len - start, &job);
   return TOK_OK;
 }
 
@@ -551,9 +590,12 @@ static tok_err encode_impl(encode_state *st, const char *text_in, size_t text_le
     for (size_t k = 0; k < enc->n_post_prefix && !st->stopped; k++)
       if ((rc = push_id(st, enc->post_prefix[k], 0, 0)) != TOK_OK) return rc;
 
-  rc = opts->split && opts->split->n_helpers && enc->splits && !opts->stop_after
-           ? encode_parallel(st, text, text_len)
-           : encode_range(st, text, 0, text_len);
+  const tok_split *sp = opts->split;
+  bool parallel = sp && sp->n_helpers && enc->splits && !opts->stop_after &&
+                  text_len / (sp->min_part ? sp->min_part : TOK_SPLIT_MIN_PART) >= 2;
+  rc = parallel                                                              ? encode_parallel(st, text, text_len)
+       : opts->prefix_cache && !opts->want_offsets && !opts->stop_after ? encode_cached(st, text, text_len)
+                                                                          : encode_range(st, text, 0, text_len);
   if (rc != TOK_OK) return rc;
 
   if (opts->add_special_tokens)

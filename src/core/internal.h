@@ -432,7 +432,36 @@ struct tok_scratch {
     uint32_t key, ids[3];
   } *piece_cache;
   bool regex_only;     /* tests: run the patterns on PCRE2 even where a scanner exists */
+  /* the prefix cache's boundaries of the text being encoded and their keys (prefix.c) */
+  uint32_t *pc_pos;
+  uint64_t *pc_key;
+  size_t pc_cap;
 };
+
+/* prefix.c: the prefix cache. A job is one text's boundaries (in the scratch), its key,
+ * and what a lookup found. */
+typedef struct tok__prefix_job {
+  uint64_t allowed_fp;
+  uint64_t key;            /* of text[0, last_bound) */
+  size_t n_bounds;         /* in scratch->pc_pos / pc_key */
+  uint32_t last_bound;     /* the last boundary, or the whole length when there is none */
+  size_t last_bound_ids;   /* ids before last_bound (set by the encoder, for insert) */
+  uint32_t hit_bound;      /* a hit: the bytes it covers (the length when exact) */
+  size_t hit_ids;          /* ... and the ids it gave */
+  bool exact;
+} tok__prefix_job;
+
+/* Finds text's boundaries (the ends of raw added-token matches with allowed) and keys. */
+tok_err tok__prefix_plan(const tok_prefix_cache *c, const tok_encoding *enc, const tok_special_set *allowed,
+                         tok_scratch *s, const uint8_t *text, size_t len, tok__prefix_job *job, tok_error *err);
+/* The longest remembered prefix of text at one of its boundaries, or text whole: its ids
+ * written where room(ctx, n) says (room NULL: count only), job's hit fields set; false
+ * for a miss. */
+bool tok__prefix_lookup(const tok_prefix_cache *c, const tok_encoding *enc, tok_scratch *s, const uint8_t *text,
+                        size_t len, tok__prefix_job *job, uint32_t *(*room)(void *ctx, size_t n), void *ctx);
+/* Remembers text and its ids (the text's own, without the post-processor's). */
+void tok__prefix_insert(const tok_prefix_cache *c, const tok_encoding *enc, const uint8_t *text, size_t len,
+                        const uint32_t *ids, size_t n_ids, const tok__prefix_job *job);
 
 #define TOK__PIECE_CACHE_BITS 13 /* 8,192 entries of 32 bytes: 256 KiB a scratch */
 #define TOK__PIECE_CACHE_LEN 16  /* the longest piece it keeps (the key holds the length in 5 bits) */

@@ -55,6 +55,9 @@ static const setting SETTINGS[] = {
     {"max-memory", "TOKD_MAX_MEMORY", T_SIZE, OFF(max_memory), 1u << 20, 1ull << 40,
      "bytes all requests in progress may hold (bodies, work, answers); beyond it new "
      "requests get 503 before their body is read"},
+    {"prefix-cache-bytes", "TOKD_PREFIX_CACHE_BYTES", T_SIZE, OFF(prefix_cache_bytes), 0, 1ull << 40,
+     "memory for the ids of texts that come again extended or whole (chat histories resent with a new "
+     "turn: tokenized only from their last special token on); never changes an id; 0 = off"},
     {"max-tokens", "TOKD_MAX_TOKENS", T_SIZE, OFF(max_tokens), 1, 1ull << 32,
      "most token ids in one request or response"},
     {"max-batch", "TOKD_MAX_BATCH", T_SIZE, OFF(max_batch), 1, 1u << 20,
@@ -114,6 +117,7 @@ static tokd_config defaults(void)
     .split_threads = cores > 1 ? (cores < 64 ? (unsigned)cores : 64) : 1,
     .max_body_bytes = 4u << 20,
     .max_memory = (size_t)192 << 20,
+    .prefix_cache_bytes = (size_t)32 << 20,
     .max_tokens = 4u << 20,
     .max_batch = 1024,
     .max_connections = 4096,

@@ -29,6 +29,7 @@ typedef struct tokd_config {
   const char *cache_dir;       /* the table cache (tokd_cache_dir); NULL = the default */
   size_t max_body_bytes;
   size_t max_memory;           /* the request memory budget in bytes */
+  size_t prefix_cache_bytes;   /* the prefix cache's budget (tok_prefix_cache); 0 = off */
   size_t max_tokens;           /* most ids one request may produce */
   size_t max_batch;            /* most texts (or id lists) in one batch */
   unsigned max_connections;

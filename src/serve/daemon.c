@@ -855,6 +855,10 @@ int tokd_daemon_start(const tokd_config *cfg)
   /* at least two workers: large jobs may take all but one, so small ones always find one */
   S.n_workers = S.cfg.threads > 1 ? S.cfg.threads : 2;
   tokd_budget_init(&S.budget, S.cfg.max_memory);
+  if (S.cfg.prefix_cache_bytes && !(S.prefix_cache = tok_prefix_cache_new(S.cfg.prefix_cache_bytes))) {
+    fprintf(stderr, "tokd: out of memory\n");
+    return 1;
+  }
   ID_PREFIX = ((unsigned long long)time(NULL) << 16 ^ (unsigned long long)getpid()) & 0xffffffffffffull;
   if (tokd_chat_load(&S) != 0 || !(S.metrics = tokd_metrics_new(S.cfg.threads + 4)) ||
       tokd_encodings_json(&S, &S.encodings_json) != TOK_OK) {
@@ -923,6 +927,7 @@ unsigned tokd_daemon_stop(void)
   tokd_metrics_free(S.metrics);
   tok_buf_free(&S.encodings_json);
   tokd_chat_free(&S);
+  tok_prefix_cache_free(S.prefix_cache);
   if (WARMING) pthread_join(WARM_THREAD, NULL);
   WARMING = false;
   tok_registry_free(S.reg);

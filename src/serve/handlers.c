@@ -304,7 +304,8 @@ bool tokd_handle_encode(const tokd_server *srv, tokd_worker *w, const tokd_reque
   tokd_endpoint ep = req->ep;
   tok_encode_opts opts = {.check_disallowed = req->check_disallowed,
                           .want_offsets = req->offsets,
-                          .add_special_tokens = req->add_special_tokens};
+                          .add_special_tokens = req->add_special_tokens,
+                          .prefix_cache = srv->prefix_cache};
   if (!resolve_encoding(srv, req, &enc, e)) return false;
   if (!special_set(req, enc, ep == EP_TOKENIZE, &set, &opts.allowed_special, e)) return false;
   /* a limit stops counting early; stop_after 0 means "no limit", so limit 0 counts all */
@@ -585,6 +586,11 @@ bool tokd_handle_metrics(const tokd_server *srv, tokd_worker *w, const tokd_requ
   tokd_cost_read(&cost);
   g.cost = &cost;
   g.reg = srv->reg;
+  tok_prefix_cache_stats pc;
+  if (srv->prefix_cache) {
+    tok_prefix_cache_read(srv->prefix_cache, &pc);
+    g.prefix_cache = &pc;
+  }
   if (tokd_metrics_render(srv->metrics, out, &g) != TOK_OK) return too_large(e);
   return true;
 }

@@ -350,6 +350,27 @@ tok_err tokd_metrics_render(tokd_metrics *m, tok_buf *out, const tokd_metrics_ga
          "process_start_time_seconds %lld\n", (long long)m->start);
   if (g->cost && (rc = render_cost(m, out, g->cost)) != TOK_OK) return rc;
   if (g->reg && (rc = render_memory(out, g->reg)) != TOK_OK) return rc;
+  const tok_prefix_cache_stats *pc = g->prefix_cache;
+  if (pc) {
+    APPEND("# HELP tokd_prefix_cache_lookups_total Texts looked up in the prefix cache, by result: hit (a remembered "
+           "prefix or the whole text reused), miss.\n# TYPE tokd_prefix_cache_lookups_total counter\n"
+           "tokd_prefix_cache_lookups_total{result=\"hit\"} %llu\ntokd_prefix_cache_lookups_total{result=\"miss\"} "
+           "%llu\n", (unsigned long long)pc->hits, (unsigned long long)pc->misses);
+    APPEND("# HELP tokd_prefix_cache_exact_hits_total Hits that were a whole text seen before.\n"
+           "# TYPE tokd_prefix_cache_exact_hits_total counter\ntokd_prefix_cache_exact_hits_total %llu\n",
+           (unsigned long long)pc->exact_hits);
+    APPEND("# HELP tokd_prefix_cache_saved_bytes_total Bytes of text whose ids came from the cache instead of being "
+           "tokenized again.\n# TYPE tokd_prefix_cache_saved_bytes_total counter\ntokd_prefix_cache_saved_bytes_total "
+           "%llu\n", (unsigned long long)pc->bytes_saved);
+    APPEND("# HELP tokd_prefix_cache_evictions_total Entries evicted to stay within --prefix-cache-bytes.\n"
+           "# TYPE tokd_prefix_cache_evictions_total counter\ntokd_prefix_cache_evictions_total %llu\n",
+           (unsigned long long)pc->evictions);
+    APPEND("# HELP tokd_prefix_cache_entries Texts remembered now.\n# TYPE tokd_prefix_cache_entries gauge\n"
+           "tokd_prefix_cache_entries %zu\n", pc->entries);
+    APPEND("# HELP tokd_prefix_cache_bytes Memory the prefix cache holds now, and its budget.\n"
+           "# TYPE tokd_prefix_cache_bytes gauge\ntokd_prefix_cache_bytes{kind=\"used\"} %zu\n"
+           "tokd_prefix_cache_bytes{kind=\"budget\"} %zu\n", pc->bytes, pc->budget);
+  }
   APPEND("# HELP tokd_build_info Build information.\n# TYPE tokd_build_info gauge\n"
          "tokd_build_info{version=\"%s\"} 1\n", TOKD_VERSION);
   return TOK_OK;

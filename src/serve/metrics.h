@@ -52,6 +52,7 @@ typedef struct tokd_metrics_gauges {
   tokd_linger_stats linger; /* lingering closes (linger.h) */
   const struct tokd_cost *cost; /* CPU and energy (cost.h) */
   const tok_registry *reg;      /* the tokenizers, for their memory (tok_registry_memory) */
+  const tok_prefix_cache_stats *prefix_cache; /* NULL: off */
 } tokd_metrics_gauges;
 
 /* Every memory item of the tokenizers (tok_registry_memory, with the room it asks for):

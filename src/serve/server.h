@@ -28,6 +28,7 @@ typedef struct tokd_server {
   tokd_budget budget;
   tok_buf encodings_json; /* GET /encodings, built once at start-up */
   tok_limits limits;
+  tok_prefix_cache *prefix_cache; /* NULL: off (--prefix-cache-bytes 0) */
   atomic_int ready;       /* tokenizers loaded and listening */
   atomic_int draining;    /* SIGTERM seen */
   atomic_int warm;        /* the backtracking encoder's tables are built (tok_registry_warm) */
