@@ -57,7 +57,7 @@ TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: bench-replay all install example-test python-test python-asan-test bench-python run test test-ui fetch-models unit-test cli-test http-test chat-test bench-chat hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http bench-fleet docker-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: bench-fresh bench-replay all install example-test python-test python-asan-test bench-python run test test-ui fetch-models unit-test cli-test http-test chat-test bench-chat hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http bench-fleet docker-test bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd $(BUILD)/tokd-load $(BUILD)/libtokd.so $(BUILD)/tokd.pc
 
@@ -339,6 +339,11 @@ bench: deps-bench fetch-models $(BUILD)/tokd $(REF)/cl100k_base.hf.json $(REF)/o
 	$(if $(QUICKTOK_DIR),QUICKTOK_BENCH=build/quicktok/bench_file QUICKTOK_DATA=$(QUICKTOK_DIR)/data) \
 	  node bench/core.mjs $(BUILD)/tokd $(REF) $(BENCH_SECONDS) --models build/models --held-out build/held-out bench/data/*.txt | tee build/bench-core.txt
 	node bench/chart.mjs build/bench-core.txt build/bench-core.svg
+
+# fresh text, one-shot, one core: tokd count as a user runs it vs quicktok's best pass
+# (needs QUICKTOK_DIR, a checkout of github.com/dmatth1/quicktok, never vendored)
+bench-fresh: $(BUILD)/tokd build/held-out/.done build/quicktok/bench_file
+	bench/fresh.sh $(BUILD)/tokd build/quicktok/bench_file $(QUICKTOK_DIR)/data | tee build/bench-fresh.txt
 
 # multi-turn replay: chat histories resent every turn to /tokenize with messages (Qwen3),
 # tokd with and without the prefix cache, ids compared (REPLAY="SESSIONS TURNS")
