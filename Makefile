@@ -201,18 +201,20 @@ run: $(BUILD)/tokd
 
 # The Check runner forks per test unless CK_FORK=no; sanitizer builds keep the fork so a
 # crash in one test is reported as that test's failure.
+# one test at a time: make unit-test SUITE=prefix [CASE=cache], make http-test ONLY=test_prefix_cache,
+# make hardening-test ONLY=test_framing (names as in the files; several separated by spaces)
 unit-test: $(BUILD)/check_tokd | $(MODELS_DEP)
-	cd tests && ../$(BUILD)/check_tokd
+	cd tests && $(if $(SUITE),CK_RUN_SUITE=$(SUITE)) $(if $(CASE),CK_RUN_CASE=$(CASE)) ../$(BUILD)/check_tokd
 
 cli-test: $(BUILD)/tokd | $(MODELS_DEP)
 	tests/cli_test.sh $(BUILD)/tokd
 
 http-test: $(BUILD)/tokd $(BUILD)/tokd-load | $(MODELS_DEP)
-	python3 tests/http_test.py $(BUILD)/tokd
+	python3 tests/http_test.py $(BUILD)/tokd $(ONLY)
 
 # the server under attack: memory bounds, slow clients, framing, head-of-line blocking
 hardening-test: $(BUILD)/tokd | $(MODELS_DEP)
-	python3 tests/hardening_test.py $(BUILD)/tokd
+	python3 tests/hardening_test.py $(BUILD)/tokd $(ONLY)
 
 # 10 minutes at 70% of measured capacity; errors and resident memory (not in make test)
 SOAK_SECONDS ?= 600

@@ -1113,12 +1113,36 @@ def test_open_models():
 
 
 def main():
+    # tests/http_test.py build/tokd [TEST...]: only the tests named (make http-test ONLY=...)
+    only = sys.argv[2:]
+    selected = lambda test: not only or test.__name__ in only  # noqa: E731
+    shared = [test_basics, test_golden_over_http, test_encode_options, test_count,
+              test_decode, test_vllm, test_errors, test_slow_client, test_concurrency,
+              test_split, test_metrics_and_logs, test_health_probe, test_load_kit, test_cost_metrics]
+    alone = [test_overload, test_connection_burst, test_graceful_shutdown, test_unix_socket,
+             test_startup_and_cache_files, test_prefix_cache, test_energy_measured,
+             test_many_tokenizers, test_open_models]
+    unknown = [name for name in only if name not in {t.__name__ for t in shared + alone}]
+    if unknown:
+        print(f"http: no such test: {', '.join(unknown)}")
+        return 2
+    if any(map(selected, shared)):
+        run_shared([t for t in shared if selected(t)])
+    for test in filter(selected, alone):
+        try:
+            test()
+        except Exception as e:
+            check(test.__name__, False, repr(e))
+    print(f"http: {RESULTS['passed']} passed, {RESULTS['failed']} failed")
+    return 1 if RESULTS["failed"] else 0
+
+
+def run_shared(tests):
+    """The tests that share one server (started with the options they need)."""
     s = Server("--max-body-bytes", "2097152", "--max-batch", "8", "--timeout", "2", "--split-threads", "4",
                env={"TOKD_THREADS": "4"})
     try:
-        for test in [test_basics, test_golden_over_http, test_encode_options, test_count,
-                     test_decode, test_vllm, test_errors, test_slow_client, test_concurrency,
-                     test_split, test_metrics_and_logs, test_health_probe, test_load_kit, test_cost_metrics]:
+        for test in tests:
             try:
                 test(s)
             except Exception as e:  # a crash of one test is a failure, not the end
@@ -1130,15 +1154,6 @@ def main():
         check("no sanitizer report", "ERROR: " not in err_text and "WARNING: ThreadSanitizer" not in err_text, err_text[-2000:])
     finally:
         s.stop(signal.SIGKILL)
-    for test in [test_overload, test_connection_burst, test_graceful_shutdown, test_unix_socket,
-                 test_startup_and_cache_files, test_prefix_cache, test_energy_measured,
-                 test_many_tokenizers, test_open_models]:
-        try:
-            test()
-        except Exception as e:
-            check(test.__name__, False, repr(e))
-    print(f"http: {RESULTS['passed']} passed, {RESULTS['failed']} failed")
-    return 1 if RESULTS["failed"] else 0
 
 
 if __name__ == "__main__":
