@@ -244,7 +244,9 @@ START_TEST(test_prefix_cache_budget)
   char *corpus = read_corpus(&corpus_len);
   tok_prefix_cache *cache = tok_prefix_cache_new(256 << 10);
   tok_scratch *s = tok_scratch_new(NULL);
-  tok_encode_opts cached = {.prefix_cache = cache};
+  tok_special_set all;
+  tok_special_set_all(enc, &all);
+  tok_encode_opts cached = {.prefix_cache = cache, .allowed_special = &all};
   char text[4096];
   uint32_t x = 1u;
   for (int i = 0; i < 400; i++) {
@@ -252,9 +254,6 @@ START_TEST(test_prefix_cache_budget)
     while ((corpus[at] & 0xC0) == 0x80) at++;
     size_t n = (size_t)snprintf(text, sizeof text, "<|endoftext|>%.*s", (int)utf8_cut(corpus + at, 2000), corpus + at);
     size_t ids;
-    tok_special_set all;
-    tok_special_set_all(enc, &all);
-    cached.allowed_special = &all;
     free(encode_copy(enc, s, text, n, &cached, &ids));
     tok_prefix_cache_stats st;
     tok_prefix_cache_read(cache, &st);
@@ -266,8 +265,6 @@ START_TEST(test_prefix_cache_budget)
                 st.entries);
   /* 256 KiB in 16 shards: a text of 40 KB does not fit a shard and is not kept */
   uint64_t inserts = st.inserts;
-  tok_special_set all;
-  tok_special_set_all(enc, &all);
   size_t big_len = 40000 < corpus_len ? utf8_cut(corpus, 40000) : corpus_len, ids;
   static char big[40100];
   memcpy(big, "<|endoftext|>", 13);
