@@ -94,6 +94,11 @@ void tok_scratch_trim(tok_scratch *s, size_t keep_bytes)
     s->dec_tok = s->dec_tok2 = NULL;
     s->dec_tok_cap[0] = s->dec_tok_cap[1] = 0;
   }
+  if (s->pc_cap * 12 > keep_bytes) {
+    free(s->pc_pos), free(s->pc_key);
+    s->pc_pos = NULL, s->pc_key = NULL;
+    s->pc_cap = 0;
+  }
   if (s->u32_cap * 4 > keep_bytes) {
     free(s->u32);
     s->u32 = NULL;

@@ -50,6 +50,7 @@
 
 #define SHARDS 16
 #define DOOR_SLOTS 1024
+#define MAX_TRIES 256
 
 typedef struct pc_entry {
   struct pc_entry *next_in_bucket;
@@ -291,8 +292,12 @@ bool tok__prefix_lookup(const tok_prefix_cache *c_const, const tok_encoding *enc
       return true;
     }
   pthread_mutex_unlock(&sh->lock);
-  /* a text that this one extends, at one of this one's boundaries (the longest first) */
-  for (size_t i = job->n_bounds; i-- > 0;) {
+  /* a text that this one extends, at one of this one's boundaries (the longest first).
+   * An entry ends at the last boundary of the request that made it, which a resent
+   * conversation has among its last few (a turn adds some four): the last MAX_TRIES are
+   * tried, so a text of a million special tokens costs a bounded number of probes. */
+  size_t stop = job->n_bounds > MAX_TRIES ? job->n_bounds - MAX_TRIES : 0;
+  for (size_t i = job->n_bounds; i-- > stop;) {
     uint64_t key = s->pc_key[i];
     uint32_t bound = s->pc_pos[i];
     sh = shard_of(c, key);
