@@ -35,9 +35,10 @@ tok_err tok_chat_template_parse(const char *src, size_t len, tok_chat_template *
                                 tok_error *err);
 void tok_chat_template_free(tok_chat_template *t);
 
-/* True when the template loops over a message's content (`for x in message['content']`):
- * such templates get content parts as a list, others get the parts' text joined by "\n",
- * which is how vLLM decides ("openai" vs "string" content format). */
+/* True when vLLM would give this template content parts as a list ("openai" content
+ * format): it loops over `m.content` / `m['content']` where m iterates `messages` or a
+ * variable set from it (chat.c says the whole rule). Other templates get the parts' text
+ * joined by "\n" ("string"). */
 bool tok_chat_template_iterates_content(const tok_chat_template *t);
 
 typedef struct tok_chat_limits {

@@ -736,7 +736,9 @@ static bool run_test(jrender *r, int id, jv v, const args *a)
     return jv_eq(r, v, x) && v.t != JV_FLOAT && v.t != JV_STR ? (v.t == JV_INT && v.u.i >= -5 && v.u.i <= 256) : false;
   case TS_lower: return all_case(jv_to_str(r, v), false); /* jinja2: str(value).islower() */
   case TS_upper: return all_case(jv_to_str(r, v), true);
-  case TS_escaped: return false;
+  case TS_escaped: return v.t == JV_STR && v.tuple == JV_MARKUP;
+  case TS_filter: return v.t == JV_STR && tok__jinja_filter_id(v.u.s.p, v.u.s.n) >= 0;
+  case TS_test: return v.t == JV_STR && tok__jinja_test_id(v.u.s.p, v.u.s.n) >= 0;
   }
   return false;
 }
@@ -783,6 +785,8 @@ static jv as_gen(jv l)
 static jv select_like(jrender *r, jv v, const args *a, bool attr_mode, bool keep, jframe *f)
 {
   (void)f;
+  /* jinja2's select_or_reject starts with `if value:`: None, "" or 0 select nothing */
+  if (!jv_truthy(v)) return as_gen(jv_list_new(r, 0));
   const jlist *items = iterate(r, v);
   jvec out = {0};
   size_t base = attr_mode ? 1 : 0;
@@ -941,6 +945,13 @@ static jv jinja_title(jrender *r, jv s)
   return jv_str(o, n);
 }
 
+/* Markup's own methods (strip, upper, ...) give Markup again */
+static jv keep_markup(jv from, jv s)
+{
+  s.tuple = from.t == JV_STR && from.tuple == JV_MARKUP ? JV_MARKUP : 0;
+  return s;
+}
+
 static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
 {
   switch (id) {
@@ -950,7 +961,7 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
     if (v.t == JV_INT) return jv_int(v.u.i < 0 ? -v.u.i : v.u.i);
     if (v.t == JV_FLOAT) return jv_float(fabs(v.u.f));
     FAIL("bad operand type for abs(): '%s'", jv_type_name(v));
-  case F_capitalize: return map_case(r, jv_to_str(r, v), 3);
+  case F_capitalize: return keep_markup(v, map_case(r, jv_to_str(r, v), 3));
   case F_count: case F_length: return jv_int(length_of(r, v));
   case F_d: case F_default: {
     jv def = arg(a, 0, "default_value", jv_str("", 0));
@@ -1077,10 +1088,11 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
     return join_strs(r, l->v, l->n, sep);
   }
   case F_list: return to_list(r, v);
-  case F_lower: return map_case(r, jv_to_str(r, v), 1);
-  case F_upper: return map_case(r, jv_to_str(r, v), 0);
+  case F_lower: return keep_markup(v, map_case(r, jv_to_str(r, v), 1));
+  case F_upper: return keep_markup(v, map_case(r, jv_to_str(r, v), 0));
   case F_title: return jinja_title(r, jv_to_str(r, v));
   case F_map: {
+    if (!jv_truthy(v)) return as_gen(jv_list_new(r, 0)); /* jinja2's do_map: `if value:` */
     const jlist *l = iterate(r, v);
     jv out = jv_list_new(r, l->n);
     jv attr = arg(a, 99, "attribute", jv_none());
@@ -1158,7 +1170,32 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
     }
     return jv_float(y);
   }
-  case F_safe: case F_string: return jv_to_str(r, v);
+  case F_string: return jv_to_str(r, v); /* soft_str: a Markup stays Markup */
+  case F_safe: {
+    jv s = jv_to_str(r, v);
+    s.tuple = JV_MARKUP;
+    return s;
+  }
+  case F_e: case F_escape: return tok__markup_escape(r, v);
+  case F_forceescape: {
+    if (v.t == JV_STR) v.tuple = 0;
+    return tok__markup_escape(r, v);
+  }
+  case F_format: {
+    /* jinja2's do_format: soft_str(value) % (kwargs or args) */
+    if (a->n_pos && a->n_kw) FAIL("can't handle positional and keyword arguments at the same time");
+    jv argv;
+    if (a->n_kw) {
+      jdict *d = jd_new(r, a->n_kw);
+      for (size_t k = 0; k < a->n_kw; k++)
+        jd_set(r, d, jv_str(a->kw_names[k], strlen(a->kw_names[k])), a->kw[k]);
+      argv = (jv){.t = JV_DICT, .u.d = d};
+    } else {
+      argv = list_from(r, (jv *)a->pos, a->n_pos);
+      argv.tuple = 1;
+    }
+    return tok__py_percent(r, jv_to_str(r, v), argv);
+  }
   case F_sum: {
     const jlist *l = iterate(r, v);
     jv attr = arg(a, 0, "attribute", jv_none());
@@ -1183,7 +1220,7 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
   case F_trim: {
     jv s = jv_to_str(r, v);
     jv chars = arg(a, 0, "chars", jv_none());
-    return do_strip(s, chars, true, true);
+    return keep_markup(v, do_strip(s, chars, true, true));
   }
   case F_unique: {
     const jlist *l = iterate(r, v);
@@ -1354,14 +1391,14 @@ static jv call_method(jrender *r, int id, jv self, const args *a)
   switch (id) {
   case M_STARTSWITH: return jv_bool(starts_or_ends(r, self, arg(a, 0, NULL, jv_undef("startswith needs an argument")), false));
   case M_ENDSWITH: return jv_bool(starts_or_ends(r, self, arg(a, 0, NULL, jv_undef("endswith needs an argument")), true));
-  case M_STRIP: return do_strip(self, arg(a, 0, NULL, none), true, true);
-  case M_LSTRIP: return do_strip(self, arg(a, 0, NULL, none), true, false);
-  case M_RSTRIP: return do_strip(self, arg(a, 0, NULL, none), false, true);
+  case M_STRIP: return keep_markup(self, do_strip(self, arg(a, 0, NULL, none), true, true));
+  case M_LSTRIP: return keep_markup(self, do_strip(self, arg(a, 0, NULL, none), true, false));
+  case M_RSTRIP: return keep_markup(self, do_strip(self, arg(a, 0, NULL, none), false, true));
   case M_SPLIT: case M_RSPLIT:
     return do_split(r, self, arg(a, 0, "sep", none),
                     int_arg(r, arg(a, 1, "maxsplit", jv_int(-1)), "split"), id == M_RSPLIT);
-  case M_UPPER: return map_case(r, self, 0);
-  case M_LOWER: return map_case(r, self, 1);
+  case M_UPPER: return keep_markup(self, map_case(r, self, 0));
+  case M_LOWER: return keep_markup(self, map_case(r, self, 1));
   case M_TITLE: return map_case(r, self, 2);
   case M_CAPITALIZE: return map_case(r, self, 3);
   case M_REPLACE:
@@ -1499,6 +1536,11 @@ static jv binop(jrender *r, int op, jv a, jv b)
     }
   }
   if (op == OP_ADD && a.t == JV_STR && b.t == JV_STR) {
+    if (a.tuple == JV_MARKUP || b.tuple == JV_MARKUP) { /* Markup.__add__/__radd__ escape the other */
+      jv s = str_cat(r, tok__markup_escape(r, a), tok__markup_escape(r, b));
+      s.tuple = JV_MARKUP;
+      return s;
+    }
     if (r->out->limit && a.u.s.n + b.u.s.n > r->out->limit)
       jr_fail(r, TOK_ELIMIT, "string longer than the output limit");
     jr_step(r, (a.u.s.n + b.u.s.n) / 4096);
@@ -1537,7 +1579,7 @@ static jv binop(jrender *r, int op, jv a, jv b)
   }
   if (op == OP_MUL && (b.t == JV_STR || (b.t == JV_LIST && b.tuple != JV_GEN)) && (a.t == JV_INT || a.t == JV_BOOL))
     return binop(r, op, b, a);
-  if (op == OP_MOD && a.t == JV_STR) FAIL("printf-style string formatting ('%%') is not supported");
+  if (op == OP_MOD && a.t == JV_STR) return tok__py_percent(r, a, b);
   if (op == OP_ADD && a.t == JV_STR)
     FAIL("can only concatenate str (not \"%s\") to str", jv_type_name(b));
   if (op == OP_ADD && a.t == JV_LIST)
@@ -1608,13 +1650,16 @@ static jv eval(jrender *r, jframe *f, const jnode *n)
     eval_args(r, f, n, &a);
     return call(r, fn, &a);
   }
+  case N_BLOCK: return r->block_text;
   case N_FILTER: {
+    if (n->id < 0) FAIL("No filter named '%s' found.", n->name);
     jv v = eval(r, f, n->a);
     args a;
     eval_args(r, f, n, &a);
     return apply_filter(r, n->id, v, &a, f);
   }
   case N_TEST: {
+    if (n->id < 0) FAIL("No test named '%s' found.", n->name);
     jv v = eval(r, f, n->a);
     args a;
     eval_args(r, f, n, &a);
@@ -1666,6 +1711,17 @@ static jv eval(jrender *r, jframe *f, const jnode *n)
 }
 
 /* ---- statements ------------------------------------------------------------------- */
+/* A filter chain applied to a block's rendered text (N_BLOCK at its innermost operand);
+ * blocks nest through macro calls, so the previous text is restored after. */
+static jv filter_block(jrender *r, jframe *f, const jnode *chain, jv body)
+{
+  jv saved = r->block_text;
+  r->block_text = body;
+  jv v = eval(r, f, chain);
+  r->block_text = saved;
+  return v;
+}
+
 static void bind_targets(jrender *r, jframe *f, const jnode *n, jv v)
 {
   if (n->n_names == 1) {
@@ -1741,7 +1797,14 @@ static void exec(jrender *r, jframe *f, const jnode *n)
   case S_SET_BLOCK: {
     jdivert *d = jr_divert_begin(r);
     exec(r, f, n->b);
-    jr_set(r, f, n->names[0], jr_divert_end(r, d));
+    jv body = jr_divert_end(r, d);
+    jr_set(r, f, n->names[0], n->a ? filter_block(r, f, n->a, body) : body);
+    return;
+  }
+  case S_FILTER: {
+    jdivert *d = jr_divert_begin(r);
+    exec(r, f, n->b);
+    jv_str_out(r, r->out, filter_block(r, f, n->a, jr_divert_end(r, d)));
     return;
   }
   case S_MACRO: {

@@ -58,14 +58,49 @@ def make_env():
 
 
 def iterates_content(env, source):
-    """vLLM's content-format detection: a for loop over message['content'] / .content."""
+    """vLLM's content-format detection (chat_utils.py, _detect_content_format), on jinja2's
+    own AST: a for loop over M.content / M['content'] (under filters, a test or a slice)
+    where M is the target of a loop over `messages` or a variable assigned from it
+    (transitively). A tuple or namespace target on the way makes vLLM fall back to string."""
+    class Fallback(Exception):
+        pass
+
+    def access(node, var, key=None):
+        while (isinstance(node, nodes.Filter) and node.node is not None) or isinstance(node, nodes.Test) \
+                or (isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Slice)):
+            node = node.node
+        if key is None:
+            return isinstance(node, nodes.Name) and node.name == var
+        if isinstance(node, nodes.Getattr):
+            return isinstance(node.node, nodes.Name) and node.node.name == var and node.attr == key
+        if isinstance(node, nodes.Getitem):
+            return isinstance(node.node, nodes.Name) and node.node.name == var \
+                and isinstance(node.arg, nodes.Const) and node.arg.value == key
+        return False
+
     ast = env.parse(source)
-    for loop in ast.find_all(nodes.For):
-        it = loop.iter
-        if isinstance(it, nodes.Getattr) and it.attr == "content":
-            return True
-        if isinstance(it, nodes.Getitem) and isinstance(it.arg, nodes.Const) and it.arg.value == "content":
-            return True
+    try:
+        msgs = ["messages"]
+        for var in msgs:
+            for a in ast.find_all(nodes.Assign):
+                if access(a.node, var):
+                    if not isinstance(a.target, nodes.Name):
+                        raise Fallback
+                    if a.target.name not in msgs:
+                        msgs.append(a.target.name)
+        items = []
+        for loop in ast.find_all(nodes.For):
+            if any(access(loop.iter, v) for v in msgs):
+                if not isinstance(loop.target, nodes.Name):
+                    raise Fallback
+                items.append(loop.target.name)
+        for loop in ast.find_all(nodes.For):
+            if any(access(loop.iter, v, "content") for v in items):
+                if not isinstance(loop.target, nodes.Name):
+                    raise Fallback
+                return True
+    except Fallback:
+        return False
     return False
 
 
