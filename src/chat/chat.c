@@ -233,6 +233,7 @@ tok_err tok_chat_render(const tok_chat_template *t, const tok_chat_request *req,
   r->lim = &lim;
   r->now = req->now;
   r->out = out;
+  if (lim.max_ms) r->deadline_ns = tok__chat_now_ns() + (uint64_t)lim.max_ms * 1000000u;
   volatile tok_err rc = TOK_OK;
   if (setjmp(r->exit)) {
     rc = err ? err->code : TOK_ERENDER;

@@ -10,8 +10,10 @@
  *
  * A parsed template is immutable: any number of threads may render it at once. A render
  * allocates only from its own arena, capped by tok_chat_limits, and stops with an error
- * (TOK_ELIMIT) past the memory, step, output or depth bound, so no template and no
- * conversation can hang or exhaust the process. Its memory is proportional to what is
+ * (TOK_ELIMIT) past the memory, step, output, depth or time bound, so no template and no
+ * conversation can hang or exhaust the process. Steps are charged in proportion to the
+ * bytes an operation touches (a string method, a filter, a copy), so the step bound is a
+ * CPU bound: 50 million steps are about half a second of one core here. Its memory is proportional to what is
  * live: each loop iteration's allocations are released when it ends (namespace values set
  * in it are moved out), so the peak is the parsed conversation plus the values live in
  * enclosing scopes plus one iteration's temporaries per nesting level — O(messages) for
@@ -52,6 +54,8 @@ typedef struct tok_chat_limits {
                        * per message needs ~25 million) */
   size_t max_output;  /* bytes of rendered text; 0: 16 MiB */
   unsigned max_depth; /* nested macro calls; 0: 64 */
+  unsigned max_ms;    /* wall-clock milliseconds the render may take, checked every 65,536
+                       * steps (well under a millisecond); 0: no deadline */
 } tok_chat_limits;
 
 /* One conversation, as vLLM's chat /tokenize receives it. JSON fields are UTF-8 JSON text

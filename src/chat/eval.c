@@ -734,8 +734,11 @@ static bool run_test(jrender *r, int id, jv v, const args *a)
     if (v.t == JV_LIST) return v.u.l == x.u.l;
     if (v.t == JV_DICT || v.t == JV_NS) return v.u.d == x.u.d;
     return jv_eq(r, v, x) && v.t != JV_FLOAT && v.t != JV_STR ? (v.t == JV_INT && v.u.i >= -5 && v.u.i <= 256) : false;
-  case TS_lower: return all_case(jv_to_str(r, v), false); /* jinja2: str(value).islower() */
-  case TS_upper: return all_case(jv_to_str(r, v), true);
+  case TS_lower: case TS_upper: { /* jinja2: str(value).islower() / .isupper() */
+    jv s = jv_to_str(r, v);
+    jr_step(r, s.u.s.n);
+    return all_case(s, id == TS_upper);
+  }
   case TS_escaped: return v.t == JV_STR && v.tuple == JV_MARKUP;
   case TS_filter: return v.t == JV_STR && tok__jinja_filter_id(v.u.s.p, v.u.s.n) >= 0;
   case TS_test: return v.t == JV_STR && tok__jinja_test_id(v.u.s.p, v.u.s.n) >= 0;
@@ -954,6 +957,11 @@ static jv keep_markup(jv from, jv s)
 
 static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
 {
+  if (v.t == JV_STR) { /* by the bytes read: a lookup per code point for case and words */
+    bool per_char = id == F_upper || id == F_lower || id == F_title || id == F_capitalize ||
+                    id == F_wordcount || id == F_indent;
+    jr_step(r, per_char ? v.u.s.n : v.u.s.n / 64);
+  }
   switch (id) {
   case F_abs:
     if (v.t == JV_BOOL) return jv_int(v.u.b);
@@ -1385,9 +1393,29 @@ static bool all_cp(jv s, int kind)
   return true;
 }
 
+/* Steps a string method costs beyond its call: by the bytes it reads. Character-class
+ * and case methods look every code point up (~7 ns a byte here, a step's worth); the
+ * others search with memchr/memmem (a step per 64 bytes). startswith, endswith and the
+ * strips read only what they compare. */
+static uint64_t method_cost(int id, jv self)
+{
+  if (self.t != JV_STR) return 0;
+  switch (id) {
+  case M_ISDIGIT: case M_ISALPHA: case M_ISSPACE: case M_ISALNUM: case M_ISUPPER:
+  case M_ISLOWER: case M_UPPER: case M_LOWER: case M_TITLE: case M_CAPITALIZE:
+  case M_SPLITLINES:
+    return self.u.s.n;
+  case M_STARTSWITH: case M_ENDSWITH: case M_STRIP: case M_LSTRIP: case M_RSTRIP:
+    return 0;
+  default:
+    return self.u.s.n / 64;
+  }
+}
+
 static jv call_method(jrender *r, int id, jv self, const args *a)
 {
   jv none = jv_none();
+  jr_step(r, method_cost(id, self));
   switch (id) {
   case M_STARTSWITH: return jv_bool(starts_or_ends(r, self, arg(a, 0, NULL, jv_undef("startswith needs an argument")), false));
   case M_ENDSWITH: return jv_bool(starts_or_ends(r, self, arg(a, 0, NULL, jv_undef("endswith needs an argument")), true));

@@ -201,6 +201,7 @@ typedef struct jrender {
   tok_error *err;
   const tok_chat_limits *lim;
   uint64_t steps;
+  uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0: none */
   unsigned depth;
   time_t now;
   jframe *globals;
@@ -218,7 +219,8 @@ typedef struct jrender {
 _Noreturn void jr_fail(jrender *r, tok_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void *jr_alloc(jrender *r, size_t n); /* fails the render past the memory limit */
-void jr_step(jrender *r, uint64_t n);
+void jr_step(jrender *r, uint64_t n); /* also checks the deadline, every 65,536 steps */
+uint64_t tok__chat_now_ns(void);
 
 /* construction */
 jv jv_none(void);

@@ -133,16 +133,28 @@ void *jr_alloc(jrender *r, size_t n)
   return p;
 }
 
+uint64_t tok__chat_now_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 void jr_step(jrender *r, uint64_t n)
 {
+  uint64_t before = r->steps;
   r->steps += n;
   if (r->steps > r->lim->max_steps)
     jr_fail(r, TOK_ELIMIT, "chat template render exceeds its step limit (%llu)",
             (unsigned long long)r->lim->max_steps);
+  /* the clock every 65,536 steps (~0.6 ms here): a deadline costs no time per step */
+  if (r->deadline_ns && (before >> 16) != (r->steps >> 16) && tok__chat_now_ns() > r->deadline_ns)
+    jr_fail(r, TOK_ELIMIT, "chat template render exceeds its time limit (%u ms)", r->lim->max_ms);
 }
 
 void jr_buf_put(jrender *r, tok_buf *b, const void *p, size_t n)
 {
+  jr_step(r, n / 64); /* copying text: output, diverted strings, concatenations */
   tok_err rc = tok_buf_append(b, p, n);
   if (rc == TOK_ELIMIT)
     jr_fail(r, TOK_ELIMIT, "rendered chat text exceeds its limit (%zu bytes)", b->limit);
