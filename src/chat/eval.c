@@ -1769,11 +1769,15 @@ static void bind_targets(jrender *r, jframe *f, const jnode *n, jv v)
  * output + live values) instead of growing with every iteration. Values are immutable, so
  * nothing made before the mark can point past it, with one exception: a namespace
  * attribute set inside the loop (`{% set ns.x = ... %}`). Those namespaces are listed as
- * dirty; after each iteration what they hold past the mark is moved out (copied to a
- * scratch arena, the arena released, copied back above the mark). So one copy of each
- * live namespace value exists at a time, at the cost of copying it once per iteration
- * (a namespace list that grows by one item per message is copied whole each time:
- * O(messages²) time, never O(messages²) memory). */
+ * dirty; after an iteration what they hold past the iteration's own mark is moved out
+ * (copied to a scratch arena, the arena released to that mark, copied back). The copies
+ * left by earlier iterations pile up between the loop's mark and the iteration's, so when
+ * that pile passes twice what was live after the last compaction (plus 64 KiB), the
+ * iteration is released to the loop's mark instead and everything live is moved: memory
+ * stays within a constant factor of what is live, and each byte is copied O(1) times on
+ * average (a namespace list that grows by one item per message still costs a copy of the
+ * list per compaction). Most iterations set only flags and counters, which point nowhere,
+ * and move nothing. */
 static void mark_dirty(jrender *r, jdict *d)
 {
   for (size_t i = 0; i < r->n_dirty; i++)
@@ -1869,16 +1873,41 @@ static jv move_value(const jmove *mv, jv v, unsigned depth)
   }
 }
 
-/* Ends a loop iteration of a loop that began at m: frees what the loop allocated, keeping
- * what the dirty namespaces made before m now hold. */
-static void scope_end(jrender *r, jmark m)
+/* true when the namespace d holds anything allocated since m: its arrays, or a value
+ * that points there (scalars point nowhere; most iterations set only flags and counters) */
+static bool holds_since(const jarena *a, jmark m, const jdict *d)
 {
+  if (ja_since(a, m, d->k) || ja_since(a, m, d->v)) return true;
+  for (size_t i = 0; i < d->n; i++) {
+    jv v = d->v[i];
+    const void *p = v.t == JV_STR || v.t == JV_UNDEF ? (const void *)v.u.s.p
+                    : v.t == JV_LIST ? (const void *)v.u.l
+                    : v.t == JV_DICT || v.t == JV_NS ? (const void *)v.u.d
+                    : v.t == JV_FUNC ? (const void *)v.u.fn
+                    : v.t == JV_LOOP ? (const void *)v.u.loop : NULL;
+    if (p && ja_since(a, m, p)) return true;
+  }
+  return false;
+}
+
+/* Ends a loop iteration that began at mi, of a loop that began at m0 (*live: the bytes
+ * kept above m0 at the last compaction): frees what the iteration allocated, keeping what
+ * the dirty namespaces now hold. */
+static void scope_end(jrender *r, jmark m0, jmark mi, size_t *live)
+{
+  bool full = ja_bytes_since(&r->arena, m0) > 2 * *live + 65536;
+  jmark m = full ? m0 : mi;
   size_t keep = 0;
+  bool move = false;
   for (size_t i = 0; i < r->n_dirty; i++) /* a namespace made in the iteration dies with it */
-    if (!ja_since(&r->arena, m, r->dirty[i])) r->dirty[keep++] = r->dirty[i];
+    if (!ja_since(&r->arena, m, r->dirty[i])) {
+      r->dirty[keep++] = r->dirty[i];
+      move = move || holds_since(&r->arena, m, r->dirty[i]);
+    }
   r->n_dirty = keep;
-  if (!keep) {
+  if (!move) {
     ja_release(&r->arena, m);
+    if (full) *live = 0;
     return;
   }
   jarena *scratch = &r->scratch; /* the render's, so that a failure here frees it too */
@@ -1892,14 +1921,15 @@ static void scope_end(jrender *r, jmark m)
     held[i].v = move_items(&out, d->v, d->n, d->n, 0);
   }
   ja_release(&r->arena, m);
-  jmove back = {r, scratch, (jmark){NULL, 0}, &r->arena};
+  jmove back = {r, scratch, (jmark){NULL, 0, 0}, &r->arena};
   for (size_t i = 0; i < keep; i++) {
     jdict *d = r->dirty[i];
     d->n = d->cap = held[i].n;
     d->k = move_items(&back, held[i].k, d->n, d->cap, 0);
     d->v = move_items(&back, held[i].v, d->n, d->cap, 0);
   }
-  ja_release(scratch, (jmark){NULL, 0}); /* keeps a chunk for the next iteration */
+  ja_release(scratch, (jmark){NULL, 0, 0}); /* keeps a chunk for the next iteration */
+  if (full) *live = ja_bytes_since(&r->arena, m0);
 }
 
 static void exec_for(jrender *r, jframe *f, const jnode *n)
@@ -1921,15 +1951,17 @@ static void exec_for(jrender *r, jframe *f, const jnode *n)
   }
   jloop *lp = jr_alloc(r, sizeof *lp);
   lp->items = items;
-  jmark m = ja_mark(&r->arena);
+  jmark m0 = ja_mark(&r->arena);
+  size_t live = 0;
   for (size_t i = 0; i < items->n; i++) {
+    jmark mi = ja_mark(&r->arena);
     jr_step(r, 1);
     lp->i = i;
     jframe *it = frame_new(r, f);
     jr_set(r, it, "loop", (jv){.t = JV_LOOP, .u.loop = lp});
     bind_targets(r, it, n, items->v[i]);
     exec(r, it, n->b);
-    scope_end(r, m);
+    scope_end(r, m0, mi, &live);
     if (r->loop_ctl == 1) {
       r->loop_ctl = 0;
       break;

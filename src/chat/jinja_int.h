@@ -43,6 +43,7 @@ typedef struct jarena {
 typedef struct jmark {
   jchunk *head;
   size_t used;
+  size_t total; /* a->total then */
 } jmark;
 
 void *ja_alloc_raw(jarena *a, size_t n); /* NULL past the limit or out of memory */
@@ -51,6 +52,7 @@ jmark ja_mark(const jarena *a);
 void ja_release(jarena *a, jmark m);
 /* true when p lies in memory allocated since m ({NULL, 0}: anywhere in the arena) */
 bool ja_since(const jarena *a, jmark m, const void *p);
+size_t ja_bytes_since(const jarena *a, jmark m); /* about what was allocated since m */
 
 /* ---- values --------------------------------------------------------------------- */
 typedef enum {

@@ -61,7 +61,12 @@ void ja_free(jarena *a)
 
 jmark ja_mark(const jarena *a)
 {
-  return (jmark){a->head, a->head ? a->head->used : 0};
+  return (jmark){a->head, a->head ? a->head->used : 0, a->total};
+}
+
+size_t ja_bytes_since(const jarena *a, jmark m)
+{
+  return a->head == m.head ? (a->head ? a->head->used - m.used : 0) : a->total - m.total;
 }
 
 /* Allocation only ever takes from the head chunk, so everything since m is the chunks
