@@ -137,10 +137,13 @@ jv tok__py_percent(jrender *r, jv fmt, jv argv)
     }
     long width = -1, prec = -1;
     if (p < end && *p == '*') FAIL("'*' width in format strings is not supported");
-    for (; p < end && *p >= '0' && *p <= '9'; p++) width = (width < 0 ? 0 : width) * 10 + (*p - '0') % 10;
+    /* digits past the cap stop counting (the cap is refused below), so no overflow */
+    for (; p < end && *p >= '0' && *p <= '9'; p++)
+      if (width < (1 << 21)) width = (width < 0 ? 0 : width) * 10 + (*p - '0');
     if (p < end && *p == '.') {
       prec = 0;
-      for (p++; p < end && *p >= '0' && *p <= '9'; p++) prec = prec * 10 + (*p - '0');
+      for (p++; p < end && *p >= '0' && *p <= '9'; p++)
+        if (prec < (1 << 21)) prec = prec * 10 + (*p - '0');
     }
     if (width > (1 << 20) || prec > (1 << 20)) FAIL("format width too large");
     while (p < end && (*p == 'h' || *p == 'l' || *p == 'L')) p++; /* Python ignores them */
