@@ -806,6 +806,8 @@ def test_graceful_shutdown():
     connection's readiness probe sees it), the requests in progress are all answered, then
     the process exits 0."""
     s = Server("--timeout", "10", "--drain-timeout", "10", "--drain-delay", "1")
+    # /ready is 503 until the tables are built: on a busy machine that outlasts start-up
+    wait_for(lambda: s.json("GET", "/ready")[0] == 200, 30)
     socks = []
     for i in range(4):
         sock = socket.create_connection(("127.0.0.1", s.port), timeout=15)
