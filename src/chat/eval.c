@@ -734,9 +734,14 @@ static bool run_test(jrender *r, int id, jv v, const args *a)
     if (v.t == JV_LIST) return v.u.l == x.u.l;
     if (v.t == JV_DICT || v.t == JV_NS) return v.u.d == x.u.d;
     return jv_eq(r, v, x) && v.t != JV_FLOAT && v.t != JV_STR ? (v.t == JV_INT && v.u.i >= -5 && v.u.i <= 256) : false;
-  case TS_lower: return all_case(jv_to_str(r, v), false); /* jinja2: str(value).islower() */
-  case TS_upper: return all_case(jv_to_str(r, v), true);
-  case TS_escaped: return false;
+  case TS_lower: case TS_upper: { /* jinja2: str(value).islower() / .isupper() */
+    jv s = jv_to_str(r, v);
+    jr_step(r, s.u.s.n);
+    return all_case(s, id == TS_upper);
+  }
+  case TS_escaped: return v.t == JV_STR && v.tuple == JV_MARKUP;
+  case TS_filter: return v.t == JV_STR && tok__jinja_filter_id(v.u.s.p, v.u.s.n) >= 0;
+  case TS_test: return v.t == JV_STR && tok__jinja_test_id(v.u.s.p, v.u.s.n) >= 0;
   }
   return false;
 }
@@ -783,6 +788,8 @@ static jv as_gen(jv l)
 static jv select_like(jrender *r, jv v, const args *a, bool attr_mode, bool keep, jframe *f)
 {
   (void)f;
+  /* jinja2's select_or_reject starts with `if value:`: None, "" or 0 select nothing */
+  if (!jv_truthy(v)) return as_gen(jv_list_new(r, 0));
   const jlist *items = iterate(r, v);
   jvec out = {0};
   size_t base = attr_mode ? 1 : 0;
@@ -941,8 +948,20 @@ static jv jinja_title(jrender *r, jv s)
   return jv_str(o, n);
 }
 
+/* Markup's own methods (strip, upper, ...) give Markup again */
+static jv keep_markup(jv from, jv s)
+{
+  s.tuple = from.t == JV_STR && from.tuple == JV_MARKUP ? JV_MARKUP : 0;
+  return s;
+}
+
 static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
 {
+  if (v.t == JV_STR) { /* by the bytes read: a lookup per code point for case and words */
+    bool per_char = id == F_upper || id == F_lower || id == F_title || id == F_capitalize ||
+                    id == F_wordcount || id == F_indent;
+    jr_step(r, per_char ? v.u.s.n : v.u.s.n / 64);
+  }
   switch (id) {
   case F_abs:
     if (v.t == JV_BOOL) return jv_int(v.u.b);
@@ -950,7 +969,7 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
     if (v.t == JV_INT) return jv_int(v.u.i < 0 ? -v.u.i : v.u.i);
     if (v.t == JV_FLOAT) return jv_float(fabs(v.u.f));
     FAIL("bad operand type for abs(): '%s'", jv_type_name(v));
-  case F_capitalize: return map_case(r, jv_to_str(r, v), 3);
+  case F_capitalize: return keep_markup(v, map_case(r, jv_to_str(r, v), 3));
   case F_count: case F_length: return jv_int(length_of(r, v));
   case F_d: case F_default: {
     jv def = arg(a, 0, "default_value", jv_str("", 0));
@@ -1077,10 +1096,11 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
     return join_strs(r, l->v, l->n, sep);
   }
   case F_list: return to_list(r, v);
-  case F_lower: return map_case(r, jv_to_str(r, v), 1);
-  case F_upper: return map_case(r, jv_to_str(r, v), 0);
+  case F_lower: return keep_markup(v, map_case(r, jv_to_str(r, v), 1));
+  case F_upper: return keep_markup(v, map_case(r, jv_to_str(r, v), 0));
   case F_title: return jinja_title(r, jv_to_str(r, v));
   case F_map: {
+    if (!jv_truthy(v)) return as_gen(jv_list_new(r, 0)); /* jinja2's do_map: `if value:` */
     const jlist *l = iterate(r, v);
     jv out = jv_list_new(r, l->n);
     jv attr = arg(a, 99, "attribute", jv_none());
@@ -1158,7 +1178,32 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
     }
     return jv_float(y);
   }
-  case F_safe: case F_string: return jv_to_str(r, v);
+  case F_string: return jv_to_str(r, v); /* soft_str: a Markup stays Markup */
+  case F_safe: {
+    jv s = jv_to_str(r, v);
+    s.tuple = JV_MARKUP;
+    return s;
+  }
+  case F_e: case F_escape: return tok__markup_escape(r, v);
+  case F_forceescape: {
+    if (v.t == JV_STR) v.tuple = 0;
+    return tok__markup_escape(r, v);
+  }
+  case F_format: {
+    /* jinja2's do_format: soft_str(value) % (kwargs or args) */
+    if (a->n_pos && a->n_kw) FAIL("can't handle positional and keyword arguments at the same time");
+    jv argv;
+    if (a->n_kw) {
+      jdict *d = jd_new(r, a->n_kw);
+      for (size_t k = 0; k < a->n_kw; k++)
+        jd_set(r, d, jv_str(a->kw_names[k], strlen(a->kw_names[k])), a->kw[k]);
+      argv = (jv){.t = JV_DICT, .u.d = d};
+    } else {
+      argv = list_from(r, (jv *)a->pos, a->n_pos);
+      argv.tuple = 1;
+    }
+    return tok__py_percent(r, jv_to_str(r, v), argv);
+  }
   case F_sum: {
     const jlist *l = iterate(r, v);
     jv attr = arg(a, 0, "attribute", jv_none());
@@ -1183,7 +1228,7 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
   case F_trim: {
     jv s = jv_to_str(r, v);
     jv chars = arg(a, 0, "chars", jv_none());
-    return do_strip(s, chars, true, true);
+    return keep_markup(v, do_strip(s, chars, true, true));
   }
   case F_unique: {
     const jlist *l = iterate(r, v);
@@ -1348,20 +1393,40 @@ static bool all_cp(jv s, int kind)
   return true;
 }
 
+/* Steps a string method costs beyond its call: by the bytes it reads. Character-class
+ * and case methods look every code point up (~7 ns a byte here, a step's worth); the
+ * others search with memchr/memmem (a step per 64 bytes). startswith, endswith and the
+ * strips read only what they compare. */
+static uint64_t method_cost(int id, jv self)
+{
+  if (self.t != JV_STR) return 0;
+  switch (id) {
+  case M_ISDIGIT: case M_ISALPHA: case M_ISSPACE: case M_ISALNUM: case M_ISUPPER:
+  case M_ISLOWER: case M_UPPER: case M_LOWER: case M_TITLE: case M_CAPITALIZE:
+  case M_SPLITLINES:
+    return self.u.s.n;
+  case M_STARTSWITH: case M_ENDSWITH: case M_STRIP: case M_LSTRIP: case M_RSTRIP:
+    return 0;
+  default:
+    return self.u.s.n / 64;
+  }
+}
+
 static jv call_method(jrender *r, int id, jv self, const args *a)
 {
   jv none = jv_none();
+  jr_step(r, method_cost(id, self));
   switch (id) {
   case M_STARTSWITH: return jv_bool(starts_or_ends(r, self, arg(a, 0, NULL, jv_undef("startswith needs an argument")), false));
   case M_ENDSWITH: return jv_bool(starts_or_ends(r, self, arg(a, 0, NULL, jv_undef("endswith needs an argument")), true));
-  case M_STRIP: return do_strip(self, arg(a, 0, NULL, none), true, true);
-  case M_LSTRIP: return do_strip(self, arg(a, 0, NULL, none), true, false);
-  case M_RSTRIP: return do_strip(self, arg(a, 0, NULL, none), false, true);
+  case M_STRIP: return keep_markup(self, do_strip(self, arg(a, 0, NULL, none), true, true));
+  case M_LSTRIP: return keep_markup(self, do_strip(self, arg(a, 0, NULL, none), true, false));
+  case M_RSTRIP: return keep_markup(self, do_strip(self, arg(a, 0, NULL, none), false, true));
   case M_SPLIT: case M_RSPLIT:
     return do_split(r, self, arg(a, 0, "sep", none),
                     int_arg(r, arg(a, 1, "maxsplit", jv_int(-1)), "split"), id == M_RSPLIT);
-  case M_UPPER: return map_case(r, self, 0);
-  case M_LOWER: return map_case(r, self, 1);
+  case M_UPPER: return keep_markup(self, map_case(r, self, 0));
+  case M_LOWER: return keep_markup(self, map_case(r, self, 1));
   case M_TITLE: return map_case(r, self, 2);
   case M_CAPITALIZE: return map_case(r, self, 3);
   case M_REPLACE:
@@ -1499,6 +1564,11 @@ static jv binop(jrender *r, int op, jv a, jv b)
     }
   }
   if (op == OP_ADD && a.t == JV_STR && b.t == JV_STR) {
+    if (a.tuple == JV_MARKUP || b.tuple == JV_MARKUP) { /* Markup.__add__/__radd__ escape the other */
+      jv s = str_cat(r, tok__markup_escape(r, a), tok__markup_escape(r, b));
+      s.tuple = JV_MARKUP;
+      return s;
+    }
     if (r->out->limit && a.u.s.n + b.u.s.n > r->out->limit)
       jr_fail(r, TOK_ELIMIT, "string longer than the output limit");
     jr_step(r, (a.u.s.n + b.u.s.n) / 4096);
@@ -1537,7 +1607,7 @@ static jv binop(jrender *r, int op, jv a, jv b)
   }
   if (op == OP_MUL && (b.t == JV_STR || (b.t == JV_LIST && b.tuple != JV_GEN)) && (a.t == JV_INT || a.t == JV_BOOL))
     return binop(r, op, b, a);
-  if (op == OP_MOD && a.t == JV_STR) FAIL("printf-style string formatting ('%%') is not supported");
+  if (op == OP_MOD && a.t == JV_STR) return tok__py_percent(r, a, b);
   if (op == OP_ADD && a.t == JV_STR)
     FAIL("can only concatenate str (not \"%s\") to str", jv_type_name(b));
   if (op == OP_ADD && a.t == JV_LIST)
@@ -1608,13 +1678,16 @@ static jv eval(jrender *r, jframe *f, const jnode *n)
     eval_args(r, f, n, &a);
     return call(r, fn, &a);
   }
+  case N_BLOCK: return r->block_text;
   case N_FILTER: {
+    if (n->id < 0) FAIL("No filter named '%s' found.", n->name);
     jv v = eval(r, f, n->a);
     args a;
     eval_args(r, f, n, &a);
     return apply_filter(r, n->id, v, &a, f);
   }
   case N_TEST: {
+    if (n->id < 0) FAIL("No test named '%s' found.", n->name);
     jv v = eval(r, f, n->a);
     args a;
     eval_args(r, f, n, &a);
@@ -1666,6 +1739,17 @@ static jv eval(jrender *r, jframe *f, const jnode *n)
 }
 
 /* ---- statements ------------------------------------------------------------------- */
+/* A filter chain applied to a block's rendered text (N_BLOCK at its innermost operand);
+ * blocks nest through macro calls, so the previous text is restored after. */
+static jv filter_block(jrender *r, jframe *f, const jnode *chain, jv body)
+{
+  jv saved = r->block_text;
+  r->block_text = body;
+  jv v = eval(r, f, chain);
+  r->block_text = saved;
+  return v;
+}
+
 static void bind_targets(jrender *r, jframe *f, const jnode *n, jv v)
 {
   if (n->n_names == 1) {
@@ -1676,6 +1760,176 @@ static void bind_targets(jrender *r, jframe *f, const jnode *n, jv v)
   if (v.u.l->n != n->n_names)
     FAIL("%s values to unpack (expected %zu, got %zu)", v.u.l->n > n->n_names ? "too many" : "not enough", n->n_names, v.u.l->n);
   for (size_t i = 0; i < n->n_names; i++) jr_set(r, f, n->names[i], v.u.l->v[i]);
+}
+
+/* ---- loop scopes ------------------------------------------------------------------
+ * A loop marks the arena before its first iteration and releases it to that mark after
+ * each one, so the temporaries of an iteration (slices such as messages[loop.index0:],
+ * range() lists, strings built and printed) die with it and a render holds O(input +
+ * output + live values) instead of growing with every iteration. Values are immutable, so
+ * nothing made before the mark can point past it, with one exception: a namespace
+ * attribute set inside the loop (`{% set ns.x = ... %}`). Those namespaces are listed as
+ * dirty; after an iteration what they hold past the iteration's own mark is moved out
+ * (copied to a scratch arena, the arena released to that mark, copied back). The copies
+ * left by earlier iterations pile up between the loop's mark and the iteration's, so when
+ * that pile passes twice what was live after the last compaction (plus 64 KiB), the
+ * iteration is released to the loop's mark instead and everything live is moved: memory
+ * stays within a constant factor of what is live, and each byte is copied O(1) times on
+ * average (a namespace list that grows by one item per message still costs a copy of the
+ * list per compaction). Most iterations set only flags and counters, which point nowhere,
+ * and move nothing. */
+static void mark_dirty(jrender *r, jdict *d)
+{
+  for (size_t i = 0; i < r->n_dirty; i++)
+    if (r->dirty[i] == d) return;
+  if (r->n_dirty == r->cap_dirty) {
+    size_t cap = r->cap_dirty ? 2 * r->cap_dirty : 8;
+    jdict **g = realloc(r->dirty, cap * sizeof *g);
+    if (!g) jr_fail(r, TOK_ENOMEM, "out of memory while rendering");
+    r->dirty = g;
+    r->cap_dirty = cap;
+  }
+  r->dirty[r->n_dirty++] = d;
+}
+
+typedef struct jmove {
+  jrender *r;
+  const jarena *from; /* move what lies in from since mark... */
+  jmark mark;
+  jarena *to; /* ...into to */
+} jmove;
+
+static void *move_alloc(const jmove *mv, size_t n)
+{
+  void *p = ja_alloc_raw(mv->to, n);
+  if (!p)
+    jr_fail(mv->r, TOK_ELIMIT, "chat template render exceeds its memory limit (%zu bytes)",
+            mv->r->arena.limit);
+  return p;
+}
+
+static jv move_value(const jmove *mv, jv v, unsigned depth);
+
+static jv *move_items(const jmove *mv, const jv *items, size_t n, size_t cap, unsigned depth)
+{
+  jv *out = cap ? move_alloc(mv, cap * sizeof(jv)) : NULL;
+  for (size_t i = 0; i < n; i++) out[i] = move_value(mv, items[i], depth + 1);
+  return out;
+}
+
+static jv move_value(const jmove *mv, jv v, unsigned depth)
+{
+  jrender *r = mv->r;
+  if (depth > 200) jr_fail(r, TOK_ELIMIT, "chat template: a namespace value nested too deeply to keep");
+  jr_step(r, 1);
+  switch (v.t) {
+  case JV_STR: case JV_UNDEF:
+    if (v.u.s.p && ja_since(mv->from, mv->mark, v.u.s.p)) {
+      char *c = move_alloc(mv, v.u.s.n + 1);
+      memcpy(c, v.u.s.p, v.u.s.n);
+      c[v.u.s.n] = 0;
+      jr_step(r, v.u.s.n / 256);
+      v.u.s.p = c;
+    }
+    return v;
+  case JV_LIST:
+    if (ja_since(mv->from, mv->mark, v.u.l)) {
+      jlist *l = move_alloc(mv, sizeof *l);
+      l->n = v.u.l->n;
+      l->v = move_items(mv, v.u.l->v, l->n, l->n, depth);
+      v.u.l = l;
+    }
+    return v;
+  case JV_DICT: case JV_NS:
+    if (ja_since(mv->from, mv->mark, v.u.d)) {
+      jdict *d = move_alloc(mv, sizeof *d);
+      d->n = d->cap = v.u.d->n;
+      d->k = move_items(mv, v.u.d->k, d->n, d->cap, depth);
+      d->v = move_items(mv, v.u.d->v, d->n, d->cap, depth);
+      v.u.d = d;
+    }
+    return v;
+  case JV_LOOP:
+    if (ja_since(mv->from, mv->mark, v.u.loop)) {
+      jloop *lp = move_alloc(mv, sizeof *lp);
+      jv items = move_value(mv, (jv){.t = JV_LIST, .u.l = (jlist *)v.u.loop->items}, depth + 1);
+      lp->items = items.u.l;
+      lp->i = v.u.loop->i;
+      v.u.loop = lp;
+    }
+    return v;
+  case JV_FUNC:
+    if (ja_since(mv->from, mv->mark, v.u.fn)) {
+      if (v.u.fn->scope && ja_since(mv->from, mv->mark, v.u.fn->scope))
+        FAIL("a macro defined inside a loop cannot be kept in a namespace past the iteration");
+      jfunc *fn = move_alloc(mv, sizeof *fn);
+      *fn = *v.u.fn;
+      fn->self = move_value(mv, fn->self, depth + 1);
+      v.u.fn = fn;
+    }
+    return v;
+  default:
+    return v;
+  }
+}
+
+/* true when the namespace d holds anything allocated since m: its arrays, or a value
+ * that points there (scalars point nowhere; most iterations set only flags and counters) */
+static bool holds_since(const jarena *a, jmark m, const jdict *d)
+{
+  if (ja_since(a, m, d->k) || ja_since(a, m, d->v)) return true;
+  for (size_t i = 0; i < d->n; i++) {
+    jv v = d->v[i];
+    const void *p = v.t == JV_STR || v.t == JV_UNDEF ? (const void *)v.u.s.p
+                    : v.t == JV_LIST ? (const void *)v.u.l
+                    : v.t == JV_DICT || v.t == JV_NS ? (const void *)v.u.d
+                    : v.t == JV_FUNC ? (const void *)v.u.fn
+                    : v.t == JV_LOOP ? (const void *)v.u.loop : NULL;
+    if (p && ja_since(a, m, p)) return true;
+  }
+  return false;
+}
+
+/* Ends a loop iteration that began at mi, of a loop that began at m0 (*live: the bytes
+ * kept above m0 at the last compaction): frees what the iteration allocated, keeping what
+ * the dirty namespaces now hold. */
+static void scope_end(jrender *r, jmark m0, jmark mi, size_t *live)
+{
+  bool full = ja_bytes_since(&r->arena, m0) > 2 * *live + 65536;
+  jmark m = full ? m0 : mi;
+  size_t keep = 0;
+  bool move = false;
+  for (size_t i = 0; i < r->n_dirty; i++) /* a namespace made in the iteration dies with it */
+    if (!ja_since(&r->arena, m, r->dirty[i])) {
+      r->dirty[keep++] = r->dirty[i];
+      move = move || holds_since(&r->arena, m, r->dirty[i]);
+    }
+  r->n_dirty = keep;
+  if (!move) {
+    ja_release(&r->arena, m);
+    if (full) *live = 0;
+    return;
+  }
+  jarena *scratch = &r->scratch; /* the render's, so that a failure here frees it too */
+  scratch->limit = r->arena.limit;
+  jmove out = {r, &r->arena, m, scratch};
+  jdict *held = move_alloc(&out, keep * sizeof *held);
+  for (size_t i = 0; i < keep; i++) {
+    jdict *d = r->dirty[i];
+    held[i].n = held[i].cap = d->n;
+    held[i].k = move_items(&out, d->k, d->n, d->n, 0);
+    held[i].v = move_items(&out, d->v, d->n, d->n, 0);
+  }
+  ja_release(&r->arena, m);
+  jmove back = {r, scratch, (jmark){NULL, 0, 0}, &r->arena};
+  for (size_t i = 0; i < keep; i++) {
+    jdict *d = r->dirty[i];
+    d->n = d->cap = held[i].n;
+    d->k = move_items(&back, held[i].k, d->n, d->cap, 0);
+    d->v = move_items(&back, held[i].v, d->n, d->cap, 0);
+  }
+  ja_release(scratch, (jmark){NULL, 0, 0}); /* keeps a chunk for the next iteration */
+  if (full) *live = ja_bytes_since(&r->arena, m0);
 }
 
 static void exec_for(jrender *r, jframe *f, const jnode *n)
@@ -1697,13 +1951,17 @@ static void exec_for(jrender *r, jframe *f, const jnode *n)
   }
   jloop *lp = jr_alloc(r, sizeof *lp);
   lp->items = items;
+  jmark m0 = ja_mark(&r->arena);
+  size_t live = 0;
   for (size_t i = 0; i < items->n; i++) {
+    jmark mi = ja_mark(&r->arena);
     jr_step(r, 1);
     lp->i = i;
     jframe *it = frame_new(r, f);
     jr_set(r, it, "loop", (jv){.t = JV_LOOP, .u.loop = lp});
     bind_targets(r, it, n, items->v[i]);
     exec(r, it, n->b);
+    scope_end(r, m0, mi, &live);
     if (r->loop_ctl == 1) {
       r->loop_ctl = 0;
       break;
@@ -1736,12 +1994,20 @@ static void exec(jrender *r, jframe *f, const jnode *n)
     if (ns.t != JV_NS) FAIL("cannot assign attribute on non-namespace object");
     jv v = eval(r, f, n->a);
     jd_set(r, ns.u.d, jv_str(n->names[0], strlen(n->names[0])), v);
+    mark_dirty(r, ns.u.d);
     return;
   }
   case S_SET_BLOCK: {
     jdivert *d = jr_divert_begin(r);
     exec(r, f, n->b);
-    jr_set(r, f, n->names[0], jr_divert_end(r, d));
+    jv body = jr_divert_end(r, d);
+    jr_set(r, f, n->names[0], n->a ? filter_block(r, f, n->a, body) : body);
+    return;
+  }
+  case S_FILTER: {
+    jdivert *d = jr_divert_begin(r);
+    exec(r, f, n->b);
+    jv_str_out(r, r->out, filter_block(r, f, n->a, jr_divert_end(r, d)));
     return;
   }
   case S_MACRO: {

@@ -12,8 +12,9 @@
  * out), if-blocks do not.
  *
  * The tree is built once per template (tok_chat_template_parse) in the template's arena
- * and is read-only afterwards. Filters and tests are resolved by name at parse time, so
- * an unknown one is a parse error, as in jinja2.
+ * and is read-only afterwards. Filters and tests are resolved by name at parse time; an
+ * unknown one is a parse error, except inside an `if` (statement or inline), where
+ * jinja2 >= 3.0 makes it an error only when it runs (see jparse.soft).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -53,7 +54,14 @@ typedef struct jparse {
   jtok *toks;
   size_t n_toks, cap_toks, at;
   unsigned depth;
-  bool iterates_content;
+  /* jinja2 >= 3.0 compiles an unknown filter or test inside an `if` statement or an
+   * inline if-expression (a "soft" frame) to a runtime error; anywhere else it is a
+   * compile error. Outside a soft frame an unknown name is held as pending until the
+   * expression is complete, since the `if` that makes it soft may follow it. */
+  bool soft;
+  size_t n_pending;
+  uint32_t pending_pos;
+  char pending_what[96];
 } jparse;
 
 _Noreturn static void jp_fail(jparse *p, size_t pos, tok_err code, const char *fmt, ...)
@@ -743,13 +751,34 @@ static jnode *parse_postfix(jparse *p, jnode *n)
   }
 }
 
-static bool is_content(const jnode *n)
+/* An unknown filter or test: a runtime error in a soft frame, else pending (see jparse). */
+static void unknown_name(jparse *p, uint32_t pos, const char *kind, const char *name)
 {
-  if (!n) return false;
-  if (n->kind == N_ATTR) return strcmp(n->name, "content") == 0;
-  if (n->kind == N_ITEM && n->b && n->b->kind == N_LIT && n->b->lit.t == JV_STR)
-    return n->b->lit.u.s.n == 7 && memcmp(n->b->lit.u.s.p, "content", 7) == 0;
-  return false;
+  if (p->soft) return;
+  if (!p->n_pending++) {
+    p->pending_pos = pos;
+    snprintf(p->pending_what, sizeof p->pending_what, "%s '%.60s' is not supported", kind, name);
+  }
+}
+
+static void check_pending(jparse *p)
+{
+  if (p->n_pending) jp_fail(p, p->pending_pos, TOK_ETEMPLATE, "%s", p->pending_what);
+}
+
+/* `name` or `name(args)`, the filter after a "|", applied to n */
+static jnode *parse_filter_call(jparse *p, uint32_t pos, jnode *n)
+{
+  jtok *t = cur(p);
+  const char *name = expect_name(p);
+  int id = tok__jinja_filter_id(name, strlen(name));
+  if (id < 0) unknown_name(p, t->pos, "filter", name);
+  jnode *f = mk(p, N_FILTER, pos);
+  f->a = n;
+  f->name = name;
+  f->id = id;
+  if (at_op(p, "(")) parse_call_args(p, f);
+  return f;
 }
 
 static jnode *parse_filter_expr(jparse *p, jnode *n)
@@ -757,16 +786,7 @@ static jnode *parse_filter_expr(jparse *p, jnode *n)
   for (;;) {
     uint32_t pos = cur(p)->pos;
     if (skip_op(p, "|")) {
-      jtok *t = cur(p);
-      const char *name = expect_name(p);
-      int id = tok__jinja_filter_id(name, strlen(name));
-      if (id < 0) jp_fail(p, t->pos, TOK_ETEMPLATE, "filter '%s' is not supported", name);
-      jnode *f = mk(p, N_FILTER, pos);
-      f->a = n;
-      f->name = name;
-      f->id = id;
-      if (at_op(p, "(")) parse_call_args(p, f);
-      n = f;
+      n = parse_filter_call(p, pos, n);
     } else if (at_name(p, "is")) {
       p->at++;
       jnode *t = mk(p, N_TEST, pos);
@@ -774,7 +794,7 @@ static jnode *parse_filter_expr(jparse *p, jnode *n)
       jtok *nt = cur(p);
       const char *name = expect_name(p); /* jinja2: a name, never an operator */
       int id = tok__jinja_test_id(name, strlen(name));
-      if (id < 0) jp_fail(p, nt->pos, TOK_ETEMPLATE, "test '%s' is not supported", name);
+      if (id < 0) unknown_name(p, nt->pos, "test", name);
       t->a = n;
       t->name = name;
       t->id = id;
@@ -800,6 +820,13 @@ static jnode *parse_filter_expr(jparse *p, jnode *n)
       return n;
     }
   }
+}
+
+/* `name(args) | name2 ...` after {% filter %} or {% set x | %}: a filter chain whose
+ * innermost operand (N_BLOCK) stands for the block's rendered text. */
+static jnode *parse_block_filter(jparse *p, uint32_t pos)
+{
+  return parse_filter_expr(p, parse_filter_call(p, pos, mk(p, N_BLOCK, pos)));
 }
 
 static jnode *parse_unary(jparse *p, bool with_filter)
@@ -941,15 +968,21 @@ static jnode *parse_or(jparse *p) { return parse_logic(p, "or", N_OR, parse_and)
 static jnode *parse_expr(jparse *p, bool with_cond)
 {
   enter(p);
+  size_t pending = p->n_pending;
   jnode *n = parse_or(p);
   if (with_cond)
     while (at_name(p, "if")) {
+      /* jinja2 compiles all three parts of an inline if in a soft frame */
+      bool soft = p->soft;
+      p->soft = true;
+      p->n_pending = pending;
       uint32_t pos = next(p)->pos;
       jnode *c = mk(p, N_COND, pos);
       c->b = n;
       c->a = parse_or(p);
       if (skip_name(p, "else")) c->c = parse_expr(p, true);
       n = c;
+      p->soft = soft;
     }
   p->depth--;
   return n;
@@ -1006,11 +1039,6 @@ static bool tag_is(jparse *p, const char *name)
   return cur(p)->kind == T_BLOCK_BEGIN && tok_is(&p->toks[p->at + 1], T_NAME, name);
 }
 
-static void find_content_loops(jparse *p, const jnode *iter)
-{
-  if (is_content(iter)) p->iterates_content = true;
-}
-
 static jnode *parse_statement(jparse *p)
 {
   jtok *begin = next(p); /* {% */
@@ -1022,7 +1050,9 @@ static jnode *parse_statement(jparse *p)
   }
   enter(p);
   jnode *n;
+  bool soft = p->soft;
   if (skip_name(p, "if")) {
+    p->soft = true; /* test and branches: jinja2's if_frame = frame.soft() */
     n = mk(p, N_LIT, pos);
     n->kind = S_IF;
     n->a = parse_expr(p, true);
@@ -1053,7 +1083,7 @@ static jnode *parse_statement(jparse *p)
     parse_targets(p, n);
     if (!skip_name(p, "in")) jp_fail(p, cur(p)->pos, TOK_ETEMPLATE, "expected 'in' in for loop");
     n->a = parse_tuple_expr(p, false);
-    find_content_loops(p, n->a);
+    p->soft = false; /* the loop's test, body and else: jinja2's frame.inner() */
     if (skip_name(p, "if")) n->d = parse_expr(p, false);
     if (at_name(p, "recursive"))
       jp_fail(p, cur(p)->pos, TOK_ETEMPLATE, "recursive for loops are not supported");
@@ -1089,8 +1119,9 @@ static jnode *parse_statement(jparse *p)
         expect_block_end(p);
       } else {
         if (n->n_names != 1) jp_fail(p, cur(p)->pos, TOK_ETEMPLATE, "expected '='");
-        if (at_op(p, "|")) jp_fail(p, cur(p)->pos, TOK_ETEMPLATE, "filtered block set is not supported");
         n->kind = S_SET_BLOCK;
+        p->soft = false;
+        if (skip_op(p, "|")) n->a = parse_block_filter(p, cur(p)->pos);
         expect_block_end(p);
         static const char *const ends[] = {"endset", NULL};
         size_t e;
@@ -1099,7 +1130,18 @@ static jnode *parse_statement(jparse *p)
         expect_block_end(p);
       }
     }
+  } else if (skip_name(p, "filter")) {
+    n = mk(p, S_FILTER, pos);
+    p->soft = false;
+    n->a = parse_block_filter(p, cur(p)->pos);
+    expect_block_end(p);
+    static const char *const ends[] = {"endfilter", NULL};
+    size_t e;
+    n->b = parse_body(p, ends, &e);
+    p->at += 2;
+    expect_block_end(p);
   } else if (skip_name(p, "macro")) {
+    p->soft = false;
     n = mk(p, S_MACRO, pos);
     n->name = expect_name(p);
     nlist params = {0};
@@ -1126,6 +1168,7 @@ static jnode *parse_statement(jparse *p)
     n = mk(p, tok_is(t, T_NAME, "break") ? S_BREAK : S_CONTINUE, pos);
     expect_block_end(p);
   } else if (skip_name(p, "generation")) { /* transformers' AssistantTracker: renders its body */
+    p->soft = false; /* a Scope node: jinja2's frame.inner() */
     expect_block_end(p);
     static const char *const ends[] = {"endgeneration", NULL};
     size_t e;
@@ -1135,6 +1178,7 @@ static jnode *parse_statement(jparse *p)
   } else {
     jp_fail(p, t->pos, TOK_ETEMPLATE, "tag '%.*s' is not supported", (int)(t->n > 40 ? 40 : t->n), t->p);
   }
+  p->soft = soft;
   p->depth--;
   return n;
 }
@@ -1144,6 +1188,7 @@ static jnode *parse_body(jparse *p, const char *const *ends, size_t *end)
   nlist l = {0};
   uint32_t pos = cur(p)->pos;
   for (;;) {
+    check_pending(p); /* the previous tag or print statement is complete */
     jtok *t = cur(p);
     if (t->kind == T_EOF) {
       if (!ends) break;
@@ -1178,7 +1223,8 @@ static jnode *parse_body(jparse *p, const char *const *ends, size_t *end)
       if (name->kind == T_NAME &&
           (tok_is(name, T_NAME, "endif") || tok_is(name, T_NAME, "endfor") ||
            tok_is(name, T_NAME, "elif") || tok_is(name, T_NAME, "else") ||
-           tok_is(name, T_NAME, "endset") || tok_is(name, T_NAME, "endmacro")))
+           tok_is(name, T_NAME, "endset") || tok_is(name, T_NAME, "endmacro") ||
+           tok_is(name, T_NAME, "endfilter")))
         jp_fail(p, name->pos, TOK_ETEMPLATE, "unexpected '%.*s'", (int)name->n, name->p);
       nl_push(p, &l, parse_statement(p), NULL);
     } else {
@@ -1249,7 +1295,7 @@ tok_err tok_chat_template_parse(const char *src, size_t len, tok_chat_template *
   p->len = n;
   lex(p);
   t->root = parse_body(p, NULL, NULL);
-  t->iterates_content = p->iterates_content;
+  t->iterates_content = tok__chat_openai_content(t->root);
   free(p);
   *out = t;
   return TOK_OK;

@@ -6,8 +6,9 @@
  * int (64-bit here; Python's are unbounded — overflow is an error, never a wrong number),
  * float, str (UTF-8, counted by code points where Python counts characters), list and
  * tuple, dict (insertion-ordered), plus jinja2's Undefined, namespace(), the loop object,
- * macros and bound methods. Everything a render makes lives in one arena with a byte cap
- * and is released at once; errors leave the render through a longjmp to its entry, so no
+ * macros and bound methods. Everything a render makes lives in one arena with a byte cap;
+ * a loop releases each iteration's part of it (eval.c, "loop scopes") and the rest is
+ * released at once when the render ends; errors leave the render through a longjmp to its entry, so no
  * partial state outlives a failed render. Values are immutable once built (transformers
  * renders in jinja2's immutable sandbox), except a namespace's attributes.
  */
@@ -31,12 +32,27 @@ typedef struct jchunk {
 
 typedef struct jarena {
   jchunk *head;
-  size_t total; /* bytes allocated in chunks */
-  size_t limit; /* 0: none */
+  jchunk *spare; /* one released chunk kept for the next scope (not counted in total) */
+  size_t total;  /* bytes allocated in chunks */
+  size_t peak;   /* the most total has been */
+  size_t limit;  /* 0: none */
 } jarena;
+
+/* A point in an arena's allocations. Releasing to it frees everything allocated since, so
+ * a loop iteration's temporaries die with it (eval.c copies out what escapes). */
+typedef struct jmark {
+  jchunk *head;
+  size_t used;
+  size_t total; /* a->total then */
+} jmark;
 
 void *ja_alloc_raw(jarena *a, size_t n); /* NULL past the limit or out of memory */
 void ja_free(jarena *a);
+jmark ja_mark(const jarena *a);
+void ja_release(jarena *a, jmark m);
+/* true when p lies in memory allocated since m ({NULL, 0}: anywhere in the arena) */
+bool ja_since(const jarena *a, jmark m, const void *p);
+size_t ja_bytes_since(const jarena *a, jmark m); /* about what was allocated since m */
 
 /* ---- values --------------------------------------------------------------------- */
 typedef enum {
@@ -57,6 +73,8 @@ typedef enum {
  * generators, not lists: always true, no len(), no subscripts, not printable (Python prints
  * an address). tokd keeps their items and those rules; `| list` makes a list. */
 #define JV_GEN 2
+/* JV_STR with tuple == JV_MARKUP: markupsafe's Markup (from |safe, |escape); see pyformat.c */
+#define JV_MARKUP 1
 
 typedef struct jlist jlist;
 typedef struct jdict jdict;
@@ -112,12 +130,13 @@ enum { CMP_EQ = 1, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_IN, CMP_NOTIN };
   X(abs) X(capitalize) X(count) X(d) X(default) X(first) X(float) X(indent) X(int)         \
   X(items) X(join) X(last) X(length) X(list) X(lower) X(map) X(max) X(min) X(reject)        \
   X(rejectattr) X(replace) X(reverse) X(round) X(safe) X(select) X(selectattr) X(string)    \
-  X(sum) X(title) X(tojson) X(trim) X(unique) X(upper) X(wordcount) X(dictsort) X(sort)
+  X(sum) X(title) X(tojson) X(trim) X(unique) X(upper) X(wordcount) X(dictsort) X(sort)     \
+  X(e) X(escape) X(forceescape) X(format)
 #define JINJA_TESTS(X)                                                                      \
   X(defined) X(undefined) X(none) X(boolean) X(false) X(true) X(integer) X(float)          \
   X(number) X(string) X(mapping) X(iterable) X(sequence) X(callable) X(odd) X(even)        \
   X(divisibleby) X(eq) X(equalto) X(ne) X(lt) X(le) X(gt) X(ge) X(in) X(sameas) X(lower)    \
-  X(upper) X(escaped) X(greaterthan) X(lessthan)
+  X(upper) X(escaped) X(greaterthan) X(lessthan) X(filter) X(test)
 
 enum {
 #define X(n) F_##n,
@@ -142,9 +161,10 @@ typedef enum {
   /* expressions */
   N_LIT, N_NAME, N_LIST, N_TUPLE, N_DICT, N_ATTR, N_ITEM, N_SLICE, N_CALL, N_FILTER, N_TEST,
   N_NEG, N_POS, N_NOT, N_AND, N_OR, N_BIN, N_CMP, N_COND, N_CONCAT,
+  N_BLOCK, /* the rendered body of a {% filter %} block or filtered {% set %} */
   /* statements */
   S_BODY, S_TEXT, S_OUT, S_IF, S_FOR, S_SET, S_SET_ATTR, S_SET_BLOCK, S_MACRO, S_BREAK,
-  S_CONTINUE,
+  S_CONTINUE, S_FILTER,
 } jnode_kind;
 
 typedef struct jnode {
@@ -157,7 +177,7 @@ typedef struct jnode {
   size_t n_items, n_names;
   uint8_t *ops;         /* N_CMP: one operator per link */
   const char *name;     /* N_NAME, N_ATTR, N_FILTER, N_TEST, S_SET targets, S_MACRO */
-  int id;               /* N_FILTER/N_TEST: resolved builtin */
+  int id;               /* N_FILTER/N_TEST: resolved builtin, -1 unknown (an error if run) */
   jv lit;               /* N_LIT, S_TEXT */
 } jnode;
 
@@ -183,18 +203,26 @@ typedef struct jrender {
   tok_error *err;
   const tok_chat_limits *lim;
   uint64_t steps;
+  uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0: none */
   unsigned depth;
   time_t now;
   jframe *globals;
   tok_buf *out; /* where text goes now (macros and block sets divert it) */
   struct jdivert *diverts; /* open diverted buffers, freed if the render fails */
   int loop_ctl; /* 1 break, 2 continue */
+  jv block_text; /* what N_BLOCK gives: the body of the innermost running filter block */
+  /* namespaces whose attributes were set: the only values that outlive a loop iteration
+   * while living in its memory (values are immutable otherwise); malloc'd */
+  jdict **dirty;
+  size_t n_dirty, cap_dirty;
+  jarena scratch; /* where those values wait while an iteration is released */
 } jrender;
 
 _Noreturn void jr_fail(jrender *r, tok_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void *jr_alloc(jrender *r, size_t n); /* fails the render past the memory limit */
-void jr_step(jrender *r, uint64_t n);
+void jr_step(jrender *r, uint64_t n); /* also checks the deadline, every 65,536 steps */
+uint64_t tok__chat_now_ns(void);
 
 /* construction */
 jv jv_none(void);
@@ -250,6 +278,14 @@ static inline void jr_buf_puts(jrender *r, tok_buf *b, const char *s);
 /* Unicode helpers (Python's str.isspace, simple case mappings) */
 bool jv_py_space(int32_t c);
 int32_t jv_next_cp(const char *p, size_t n, size_t *i);
+
+/* Python's printf-style formatting (fmt % argv; a tuple is the argument list, a mapping
+ * serves %(key)s) and markupsafe's escape; both keep Markup as markupsafe does. */
+jv tok__py_percent(jrender *r, jv fmt, jv argv);
+jv tok__markup_escape(jrender *r, jv v);
+
+/* vLLM's content-format detection (chat.c): true for the "openai" format */
+bool tok__chat_openai_content(const jnode *root);
 
 /* the engine */
 jv jr_render_value(jrender *r, const tok_chat_template *t, jframe *globals);

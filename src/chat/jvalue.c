@@ -30,13 +30,20 @@ void *ja_alloc_raw(jarena *a, size_t n)
   }
   size_t cap = n > 32768 ? n : 32768;
   if (a->limit && (cap > a->limit || a->total > a->limit - cap)) return NULL;
-  jchunk *c = malloc(sizeof *c + cap);
-  if (!c) return NULL;
+  jchunk *c;
+  if (cap == 32768 && a->spare) { /* loops release and refill a chunk per iteration */
+    c = a->spare;
+    a->spare = NULL;
+  } else {
+    c = malloc(sizeof *c + cap);
+    if (!c) return NULL;
+  }
   c->next = a->head;
   c->cap = cap;
   c->used = n;
   a->head = c;
   a->total += cap;
+  if (a->total > a->peak) a->peak = a->total;
   return c->data;
 }
 
@@ -46,8 +53,46 @@ void ja_free(jarena *a)
     next = c->next;
     free(c);
   }
+  free(a->spare);
+  a->spare = NULL;
   a->head = NULL;
   a->total = 0;
+}
+
+jmark ja_mark(const jarena *a)
+{
+  return (jmark){a->head, a->head ? a->head->used : 0, a->total};
+}
+
+size_t ja_bytes_since(const jarena *a, jmark m)
+{
+  return a->head == m.head ? (a->head ? a->head->used - m.used : 0) : a->total - m.total;
+}
+
+/* Allocation only ever takes from the head chunk, so everything since m is the chunks
+ * newer than m.head plus m.head's tail. */
+void ja_release(jarena *a, jmark m)
+{
+  while (a->head != m.head) {
+    jchunk *c = a->head;
+    a->head = c->next;
+    a->total -= c->cap;
+    if (c->cap == 32768 && !a->spare) a->spare = c;
+    else free(c);
+  }
+  if (a->head) a->head->used = m.used;
+}
+
+bool ja_since(const jarena *a, jmark m, const void *p)
+{
+  uintptr_t x = (uintptr_t)p;
+  for (const jchunk *c = a->head; c; c = c->next) {
+    uintptr_t b = (uintptr_t)c->data;
+    bool in = x >= b && x < b + c->cap;
+    if (c == m.head) return in && x >= b + m.used;
+    if (in) return true;
+  }
+  return false;
 }
 
 /* Copies a message into an error's detail as valid UTF-8 (it may quote template or
@@ -93,16 +138,28 @@ void *jr_alloc(jrender *r, size_t n)
   return p;
 }
 
+uint64_t tok__chat_now_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 void jr_step(jrender *r, uint64_t n)
 {
+  uint64_t before = r->steps;
   r->steps += n;
   if (r->steps > r->lim->max_steps)
     jr_fail(r, TOK_ELIMIT, "chat template render exceeds its step limit (%llu)",
             (unsigned long long)r->lim->max_steps);
+  /* the clock every 65,536 steps (~0.6 ms here): a deadline costs no time per step */
+  if (r->deadline_ns && (before >> 16) != (r->steps >> 16) && tok__chat_now_ns() > r->deadline_ns)
+    jr_fail(r, TOK_ELIMIT, "chat template render exceeds its time limit (%u ms)", r->lim->max_ms);
 }
 
 void jr_buf_put(jrender *r, tok_buf *b, const void *p, size_t n)
 {
+  jr_step(r, n / 64); /* copying text: output, diverted strings, concatenations */
   tok_err rc = tok_buf_append(b, p, n);
   if (rc == TOK_ELIMIT)
     jr_fail(r, TOK_ELIMIT, "rendered chat text exceeds its limit (%zu bytes)", b->limit);

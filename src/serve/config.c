@@ -91,6 +91,12 @@ static const setting SETTINGS[] = {
      "info (a JSON line per request), warn (4xx/5xx only), error (5xx), off"},
     {"print-memory", "TOKD_PRINT_MEMORY", T_ONOFF, OFF(print_memory), 0, 0,
      "on: start as configured, print what memory each tokenizer and structure holds once ready, and exit"},
+    {"max-render-ms", "TOKD_MAX_RENDER_MS", T_UINT, OFF(max_render_ms), 1, 3600000,
+     "milliseconds a chat template render may take (wall clock); longer is 413"},
+    {"allow-request-chat-template", "TOKD_ALLOW_REQUEST_CHAT_TEMPLATE", T_ONOFF,
+     OFF(allow_request_chat_template), 0, 0,
+     "on: a request may send its own \"chat_template\" (like vLLM's "
+     "--trust-request-chat-template); off: 400"},
     {"ui", "TOKD_UI", T_ONOFF, OFF(ui), 0, 0,
      "on: the token playground page at / (and /ui); off: no HTML at all (sidecars)"},
 };
@@ -133,6 +139,10 @@ static tokd_config defaults(void)
     .powercap_dir = "/sys/class/powercap",
     .log_level = LOG_INFO,
     .ui = true,
+    /* 2 s: real templates render the longest sessions we test (2,000 agent messages) in
+     * tens of milliseconds, and the step budget stops CPU-bound templates in about half a
+     * second; only a render starved of CPU (a loaded machine) gets here */
+    .max_render_ms = 2000,
   };
 }
 

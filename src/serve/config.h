@@ -46,6 +46,8 @@ typedef struct tokd_config {
   const char *powercap_dir;     /* where RAPL's zones are (cost.h) */
   tokd_log_level log_level;
   bool ui;                     /* serve the token playground at / */
+  unsigned max_render_ms;      /* a chat template render's deadline */
+  bool allow_request_chat_template; /* a request may bring its own chat_template */
   bool print_memory;           /* once ready, print the memory table and exit */
 } tokd_config;
 

@@ -654,7 +654,11 @@ static enum MHD_Result complete(req_ctx *ctx)
   }
   ctx->counted = true;
   ctx->state = ST_QUEUED;
-  ctx->job.large = ctx->body.len > SMALL_BODY;
+  /* a request's own chat template can run up to the render's step and time bounds whatever
+   * its size, so it queues with the large jobs (a "chat_template" key anywhere is enough:
+   * in a JSON string the quotes would be escaped, and a false positive only queues it) */
+  ctx->job.large = ctx->body.len > SMALL_BODY ||
+                   (ctx->body.data && memmem(ctx->body.data, ctx->body.len, "\"chat_template\"", 15));
   ctx->job.run = run_job;
   tokd_watchdog_phase(ctx->wd, WD_WORK);
   MHD_suspend_connection(ctx->conn);

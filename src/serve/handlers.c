@@ -250,6 +250,12 @@ static bool render_chat(const tokd_server *srv, tokd_worker *w, const tokd_reque
   tok_chat_template *own = NULL;
   tok_error te;
   if (req->chat_template) {
+    if (!srv->cfg.allow_request_chat_template) { /* vLLM's answer without --trust-request-chat-template */
+      tokd_error_set(e, 400, "untrusted_chat_template", "chat_template",
+                     "chat template is passed with the request, but --allow-request-chat-template is not "
+                     "set; refused request with untrusted chat template");
+      return false;
+    }
     if (tok_chat_template_parse(req->chat_template, strlen(req->chat_template), &own, &te) != TOK_OK) {
       tokd_error_set(e, te.code == TOK_ENOMEM ? 503 : 400, tok_err_name(te.code), "chat_template", "%s", te.detail);
       return false;
@@ -276,7 +282,8 @@ static bool render_chat(const tokd_server *srv, tokd_worker *w, const tokd_reque
       .bos_token = info->bos_token, .eos_token = info->eos_token,
       .now = time(NULL),
   };
-  tok_chat_limits lim = {.max_memory = share / 2 + 1, .max_output = share / 4 + 1};
+  tok_chat_limits lim = {.max_memory = share / 2 + 1, .max_output = share / 4 + 1,
+                         .max_ms = srv->cfg.max_render_ms};
   w->chat.len = 0;
   w->chat.limit = share / 4 + 1;
   tok_err rc = tok_chat_render(tmpl, &cr, &lim, &w->chat, &te);
@@ -284,7 +291,7 @@ static bool render_chat(const tokd_server *srv, tokd_worker *w, const tokd_reque
   if (rc == TOK_OK) return true;
   if (rc == TOK_ENOMEM) tokd_error_set(e, 503, "out_of_memory", NULL, "out of memory; retry later");
   else if (rc == TOK_ELIMIT)
-    tokd_error_set(e, 413, "limit_exceeded", "messages", "%s (the request's share of --max-memory, or the template's step limit)", te.detail);
+    tokd_error_set(e, 413, "limit_exceeded", "messages", "%s (the request's share of --max-memory, the template's step limit or --max-render-ms)", te.detail);
   else
     tokd_error_set(e, 400, tok_err_name(rc), rc == TOK_EINVAL ? "messages" : "chat_template", "%s", te.detail);
   return false;
