@@ -4,9 +4,10 @@
 Renders every template x conversation with Python jinja2 (Debian python3-jinja2) set up
 exactly as transformers' apply_chat_template sets it up (ImmutableSandboxedEnvironment,
 trim_blocks, lstrip_blocks, loopcontrols, transformers' tojson, raise_exception and
-strftime_now), with the conversation prepared as vLLM prepares it (content parts joined by
-"\\n" unless the template loops over content; continue_final_message cut as transformers
-cuts it). Writes tests/data/chat/expected/<template>.json; token ids for the model templates
+strftime_now), with the conversation prepared as vLLM prepares it (prepare(): each message
+rebuilt as vLLM's chat parser rebuilds it, content parts joined by "\\n" unless the template
+loops over content, tool-call arguments parsed, reasoning copied; tools as model_dump gives
+them; continue_final_message cut as transformers cuts it). Writes tests/data/chat/expected/<template>.json; token ids for the model templates
 are added by tests/tools/gen_chat_ids.mjs (npm tokenizers).
 
 usage: TZ=UTC TOKD_CHAT_NOW=1700000000 tests/tools/gen_chat_golden.py build/models tests/data/chat
@@ -69,15 +70,84 @@ def iterates_content(env, source):
     return False
 
 
+def _texts(content):
+    # vllm/entrypoints/chat_utils.py _parse_chat_message_content_parts: the text parts
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [content]
+    out = []
+    for p in content:
+        if isinstance(p, str):
+            out.append(p)
+            continue
+        t = p["type"]
+        key = {"refusal": "refusal", "thinking": "thinking"}.get(t, "text")
+        if p.get(key) is None and t in ("text", "refusal"):
+            continue
+        out.append(p[key])
+    return out
+
+
 def prepare(messages, openai_format):
+    """The conversation as vLLM builds it for the template (chat_utils.py:
+    _parse_chat_message_content and _postprocess_messages; chat_completion/protocol.py:
+    _normalize_messages_before renames reasoning_content to reasoning)."""
     out = []
     for m in messages:
-        m = dict(m)
-        c = m.get("content")
-        if isinstance(c, list) and not openai_format:
-            m["content"] = "\n".join(p if isinstance(p, str) else p["text"] for p in c)
-        out.append(m)
+        role = m["role"]
+        reasoning = m.get("reasoning")
+        if reasoning is None:
+            reasoning = m.get("reasoning_content")
+        texts = _texts(m.get("content"))
+        if openai_format:
+            content = [{"type": "text", "text": t} for t in texts]
+        else:
+            content = "\n".join(texts)
+        n = {"role": role, "content": content}
+        if role == "assistant":
+            if m.get("tool_calls") is not None:
+                n["tool_calls"] = [dict(tc, function=dict(tc["function"])) for tc in m["tool_calls"]]
+            if reasoning is not None:
+                n["reasoning"] = reasoning
+                n["reasoning_content"] = reasoning
+        elif role == "tool":
+            if "tool_call_id" in m:
+                n["tool_call_id"] = m["tool_call_id"]
+            n["content"] = "\n".join(texts) if texts else ""
+        if isinstance(m.get("name"), str):
+            n["name"] = m["name"]
+        if isinstance(m.get("task"), str):
+            n["task"] = m["task"]
+        if role == "developer":
+            n["tools"] = m.get("tools")
+        if role == "assistant" and "tool_calls" in n:
+            if not n["tool_calls"]:
+                del n["tool_calls"]
+            for tc in n.get("tool_calls", []):
+                fn = tc["function"]
+                args = fn.get("arguments")
+                parsed = None
+                if args:
+                    if isinstance(args, dict):
+                        parsed = args
+                    elif isinstance(args, str):
+                        try:
+                            parsed = json.loads(args)
+                        except ValueError:
+                            parsed = None
+                fn["arguments"] = parsed if isinstance(parsed, dict) else {}
+        out.append(n)
     return out
+
+
+def prepare_tools(tools):
+    """ChatCompletionToolsParam.model_dump(): type, then function's name, description, parameters."""
+    if tools is None:
+        return None
+    return [{"type": "function", "function": {"name": t["function"]["name"],
+                                              "description": t["function"].get("description"),
+                                              "parameters": t["function"].get("parameters")}} for t in tools]
 
 
 def render(env, source, body, special):
@@ -86,7 +156,7 @@ def render(env, source, body, special):
     kwargs = dict(special)
     kwargs.update(body.get("chat_template_kwargs") or {})
     agp = body.get("add_generation_prompt", True)
-    text = template.render(messages=messages, tools=body.get("tools"), documents=body.get("documents"),
+    text = template.render(messages=messages, tools=prepare_tools(body.get("tools")), documents=body.get("documents"),
                            add_generation_prompt=agp, **kwargs)
     if body.get("continue_final_message"):
         final = messages[-1]["content"]
