@@ -131,7 +131,7 @@ check(rc == 2 and "no chat template" in err, f"encoding without a template: exit
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from http_test import Server  # noqa: E402
 
-models = [m for m in ("qwen3", "gemma3") if os.path.isdir(model_dir(m))]
+models = [m for m in ("qwen3", "gemma3", "llama3_1", "deepseek_v3") if os.path.isdir(model_dir(m))]
 args = []
 for m in models:
     args += ["--tokenizer", m + "=" + model_dir(m)]
@@ -165,11 +165,44 @@ try:
                     raw = exp["text"].encode()
                     ok = all(raw[t["start"]:t["stop"]].decode("utf-8", "replace") == t["text"] for t in data["tokenize_response"])
                 check(ok, f"HTTP /chat_tokenize {m} x {conv}: {status}")
+                # vLLM's render API: the same ids in a GenerateRequest
+                # (vllm/entrypoints/serve/render/serving.py render_chat_request)
+                status, data = post("/v1/chat/completions/render", body)
+                check(status == 200 and data["token_ids"] == exp["ids"] and data["model"] == m
+                      and data["request_id"].startswith("chatcmpl-") and data["features"] is None,
+                      f"HTTP /v1/chat/completions/render {m} x {conv}: {status} {str(data)[:200]}")
             else:
                 check(status == 400 and data["error"]["code"] == "chat_template_error"
                       and exp.get("raise", data["error"]["message"]) == data["error"]["message"],
                       f"HTTP /tokenize {m} x {conv}: expected the template's error, got {status} {data}")
+                status, data = post("/v1/chat/completions/render", body)
+                check(status == 400 and data["error"]["code"] == 400 and data["error"]["type"] == "BadRequestError"
+                      and exp.get("raise", data["error"]["message"]) == data["error"]["message"],
+                      f"HTTP render {m} x {conv}: expected the template's error in vLLM's shape, got {status} {data}")
 
+    if "qwen3" in models:
+        user = [{"role": "user", "content": "hi"}]
+        status, data = post("/v1/chat/completions/render", {"model": "qwen3", "messages": user, "max_completion_tokens": 50,
+                                                              "max_tokens": 9})
+        check(status == 200 and data["sampling_params"]["max_tokens"] == 50,
+              f"render: max_completion_tokens wins over max_tokens: {status} {data}")
+        status, data = post("/v1/chat/completions/render", {"model": "qwen3", "messages": user})
+        # no max_tokens: what the context has left (Qwen3's tokenizer_config model_max_length 131072)
+        check(status == 200 and data["sampling_params"]["max_tokens"] == 131072 - len(data["token_ids"]),
+              f"render: max_tokens from max_model_len: {status} {data}")
+        # vLLM's _postprocess_messages refusals (vllm/entrypoints/chat_utils.py)
+        for tc, msg in [(["x"], "assistant tool_calls entries must be objects."),
+                        ([{"type": "code", "function": {"name": "f"}}], "only support assistant tool_calls of type 'function'")]:
+            conv = user + [{"role": "assistant", "content": None, "tool_calls": tc}]
+            status, data = post("/v1/chat/completions/render", {"model": "qwen3", "messages": conv})
+            check(status == 400 and data["error"]["code"] == 400 and msg in data["error"]["message"],
+                  f"render: tool_calls {tc}: {status} {data}")
+        status, data = post("/v1/chat/completions/render", {"model": "qwen3", "messages": [{"role": "user"}], "temperature": "x"})
+        check(status == 400 and data["error"]["param"] == "temperature", f"render: a wrong type: {status} {data}")
+        status, data, _ = srv.json("GET", "/v1/models")
+        lens = {c["id"]: c["max_model_len"] for c in data["data"]}
+        check(lens.get("qwen3") == 131072 and ("llama3_1" not in lens or lens["llama3_1"] is None),
+              f"/v1/models: tokenizer_config's model_max_length (1e30 says nothing): {lens}")
     user = [{"role": "user", "content": "hi"}]
     own = "{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}"
     status, data = post("/encode", {"encoding": "cl100k_base", "messages": user, "chat_template": own})
@@ -203,6 +236,36 @@ try:
     check(status == 200, "server alive after the chat cases")
 finally:
     srv.stop()
+
+# max_model_len from a model directory's config.json, as vLLM's _get_and_verify_max_len
+# derives it (vllm/config/model.py): the smallest length key, rope scaling (yarn from
+# original_max_position_embeddings; llama3 not scaled), capped by tokenizer_config's
+if os.path.isdir(model_dir("qwen3")):
+    cases = {"plain": ({"max_position_embeddings": 40960}, 40960),
+             "yarn": ({"max_position_embeddings": 40960, "rope_scaling": {"rope_type": "yarn", "factor": 2.0,
+                                                                           "original_max_position_embeddings": 32768}}, 65536),
+             "llama3": ({"max_position_embeddings": 65536, "rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, 65536),
+             "capped": ({"max_position_embeddings": 262144}, 131072),
+             "keys": ({"max_position_embeddings": 9000, "seq_length": 4096}, 4096)}
+    args = []
+    for name, (cfg, _) in cases.items():
+        d = os.path.join("build", "render_models", name)
+        os.makedirs(d, exist_ok=True)
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            if not os.path.lexists(os.path.join(d, f)):
+                os.symlink(os.path.abspath(os.path.join(model_dir("qwen3"), f)), os.path.join(d, f))
+        with open(os.path.join(d, "config.json"), "w") as fh:
+            json.dump(cfg, fh)
+        args += ["--tokenizer", name + "=" + d]
+    srv = Server(*args, "--model-max-len", "plain=1000")
+    try:
+        status, data, _ = srv.json("GET", "/v1/models")
+        lens = {c["id"]: c["max_model_len"] for c in data["data"]}
+        want = {name: want for name, (_, want) in cases.items()}
+        want["plain"] = 1000  # --model-max-len overrides the directory
+        check(all(lens.get(k) == v for k, v in want.items()), f"max_model_len derived: {lens} want {want}")
+    finally:
+        srv.stop()
 
 if skipped and os.environ.get("TOKD_REQUIRE_MODELS") == "1":
     check(False, f"{skipped} model cases skipped but TOKD_REQUIRE_MODELS=1 (run make fetch-models)")

@@ -153,3 +153,8 @@ done:
   out->limit = saved_limit;
   return rc;
 }
+
+void tok_chat_float_repr(char *buf, size_t cap, double f)
+{
+  jv_float_repr(buf, cap, f);
+}

@@ -209,7 +209,7 @@ static void set_error(req_ctx *ctx, const tokd_http_error *e)
                                  "\"param\":null,\"code\":\"out_of_memory\"}}\n";
   tok_buf out = {.limit = 1 << 16};
   free(ctx->answer);
-  if (tokd_json_error(&out, e) == TOK_OK) {
+  if (tokd_json_error(&out, e, tokd_route_is_vllm_render(ctx->ep)) == TOK_OK) {
     ctx->status = e->status;
     ctx->answer = out.data;
     ctx->answer_len = out.len;
@@ -848,6 +848,11 @@ int tokd_daemon_start(const tokd_config *cfg)
   S.n_workers = S.cfg.threads > 1 ? S.cfg.threads : 2;
   tokd_budget_init(&S.budget, S.cfg.max_memory);
   ID_PREFIX = ((unsigned long long)time(NULL) << 16 ^ (unsigned long long)getpid()) & 0xffffffffffffull;
+  int lens_rc = tokd_model_lens_load(&S);
+  if (lens_rc) {
+    tok_registry_free(S.reg);
+    return lens_rc;
+  }
   if (tokd_chat_load(&S) != 0 || !(S.metrics = tokd_metrics_new(S.cfg.threads + 4)) ||
       tokd_encodings_json(&S, &S.encodings_json) != TOK_OK) {
     fprintf(stderr, "tokd: out of memory\n");
@@ -915,6 +920,7 @@ unsigned tokd_daemon_stop(void)
   tokd_metrics_free(S.metrics);
   tok_buf_free(&S.encodings_json);
   tokd_chat_free(&S);
+  free(S.model_len);
   if (WARMING) pthread_join(WARM_THREAD, NULL);
   WARMING = false;
   tok_registry_free(S.reg);

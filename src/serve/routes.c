@@ -28,9 +28,14 @@ tokd_endpoint tokd_route_find(const char *path)
   return EP_OTHER;
 }
 
+bool tokd_route_is_vllm_render(tokd_endpoint ep)
+{
+  return ep == EP_RENDER_CHAT || ep == EP_RENDER_COMPLETION || ep == EP_MODELS;
+}
+
 const char *tokd_route_list(void)
 {
-  static char list[512];
+  static char list[1024];
   if (list[0]) return list;
   size_t o = 0;
   for (int m = 0; m < 2; m++) {
