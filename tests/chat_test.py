@@ -180,6 +180,64 @@ try:
                       and exp.get("raise", data["error"]["message"]) == data["error"]["message"],
                       f"HTTP render {m} x {conv}: expected the template's error in vLLM's shape, got {status} {data}")
 
+    # Anthropic Messages (count_tokens, render) and OpenAI Responses (input_tokens): the ids of
+    # the conversation vLLM converts them to (gen_chat_golden.py anthropic_to_chat, from
+    # vllm/entrypoints/anthropic/serving.py), rendered by jinja2 and encoded by HF tokenizers
+    for m in models:
+        with open(os.path.join(DATA, "expected", "model-" + m + ".json"), encoding="utf-8") as fh:
+            expected = json.load(fh)
+        for f in sorted(os.listdir(os.path.join(DATA, "anthropic"))):
+            exp = expected["anthropic_" + f[:-5]]
+            with open(os.path.join(DATA, "anthropic", f), encoding="utf-8") as fh:
+                body = dict(json.load(fh), model=m)
+            status, data = post("/v1/messages/count_tokens", body)
+            if "ids" not in exp:  # the template refuses the conversation (Gemma 3: roles must alternate)
+                check(status == 400 and data["type"] == "error" and data["error"]["message"] == exp.get("raise"),
+                      f"HTTP /v1/messages/count_tokens {m} x {f}: the template's refusal, got {status} {data}")
+                continue
+            want = len(exp["ids"])
+            check(status == 200 and data == {"input_tokens": want, "context_management": {"original_input_tokens": want}},
+                  f"HTTP /v1/messages/count_tokens {m} x {f}: {status} {data} want {want}")
+            status, data = post("/v1/messages/render", body)
+            check(status == 200 and data["token_ids"] == exp.get("ids")
+                  and data["sampling_params"].get("max_tokens", 16) == body["max_tokens"],  # 16: the default, omitted
+                  f"HTTP /v1/messages/render {m} x {f}: {status} {str(data)[:200]}")
+        with open(os.path.join(DATA, "conversations", "tools.json"), encoding="utf-8") as fh:
+            conv = json.load(fh)
+        tools = [dict(t["function"], type="function") for t in conv["tools"]]
+        body = {"model": m, "instructions": conv["messages"][0]["content"], "input": conv["messages"][1]["content"],
+                "tools": tools}
+        status, data = post("/v1/responses/input_tokens", body)
+        want = len(expected["tools"]["ids"]) if "ids" in expected["tools"] else None
+        check(status == 200 and data == {"object": "response.input_tokens", "input_tokens": want},
+              f"HTTP /v1/responses/input_tokens {m}: {status} {data} want {want}")
+        body["input"] = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": body["input"]}]}]
+        status, data = post("/v1/responses/input_tokens", body)
+        check(status == 200 and data.get("input_tokens") == want, f"HTTP /v1/responses/input_tokens items {m}: {status} {data}")
+
+    # their refusals: Anthropic's error shape (anthropic/api_router.py translate_error_response)
+    anth_errors = [
+        ({"model": "no-such", "messages": [{"role": "user", "content": "hi"}]}, 404, "NotFoundError"),
+        ({"model": models[0] if models else "x", "messages": [{"role": "user", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}]}]}, 400, "BadRequestError"),
+        ({"model": models[0] if models else "x"}, 400, "BadRequestError"),
+        ({"model": models[0] if models else "x", "messages": [{"role": "robot", "content": "hi"}]}, 400, "BadRequestError"),
+        ({"model": models[0] if models else "x", "messages": "hi"}, 400, "BadRequestError"),
+    ]
+    for body, want, typ in anth_errors:
+        for path in ("/v1/messages/count_tokens", "/v1/messages/render"):
+            status, data = post(path, dict(body, max_tokens=8) if path.endswith("render") else body)
+            check(status == want and data and list(data) == ["type", "error"] and data["type"] == "error"
+                  and data["error"]["type"] == typ and data["error"]["message"],
+                  f"HTTP {path} error {json.dumps(body)[:80]}: {status} {data}")
+    status, data = post("/v1/messages/render", {"model": models[0] if models else "x", "messages": [{"role": "user", "content": "hi"}]})
+    check(status == 400 and data["error"]["message"] == "max_tokens must be positive", f"messages render needs max_tokens: {status} {data}")
+    status, data = post("/v1/responses/input_tokens", {"model": "cl100k_base", "input": "hi"})
+    check(status == 400 and data["error"]["code"] == 400 and "no chat template" in data["error"]["message"],
+          f"Responses count of an encoding without a template: a clear 400: {status} {data}")
+    status, data = post("/v1/responses/input_tokens", {"model": models[0] if models else "x", "input": [{"type": "web_search_call"}]})
+    check(status == 400 and data["error"]["code"] == 400, f"Responses: an item it cannot render: {status} {data}")
+
     if "qwen3" in models:
         user = [{"role": "user", "content": "hi"}]
         status, data = post("/v1/chat/completions/render", {"model": "qwen3", "messages": user, "max_completion_tokens": 50,

@@ -209,7 +209,7 @@ static void set_error(req_ctx *ctx, const tokd_http_error *e)
                                  "\"param\":null,\"code\":\"out_of_memory\"}}\n";
   tok_buf out = {.limit = 1 << 16};
   free(ctx->answer);
-  if (tokd_json_error(&out, e, tokd_route_is_vllm_render(ctx->ep)) == TOK_OK) {
+  if (tokd_json_error(&out, e, tokd_route_error_shape(ctx->ep)) == TOK_OK) {
     ctx->status = e->status;
     ctx->answer = out.data;
     ctx->answer_len = out.len;
@@ -569,9 +569,10 @@ static void run_job(tokd_job *job, tokd_worker *w)
     ok = kind == BODY_JSON
              ? tokd_request_parse_json(&req, body, ctx->body.len, &lim, &e)
              : tokd_request_parse_text(&req, body, ctx->body.len, ctx->query, ctx->n_query, &lim, &e);
-    if (ok && (req.offsets || req.token_strings || req.messages.s)) {
+    bool chat = req.messages.s || (ctx->ep == EP_RESPONSES_COUNT && req.raw[TOKD_F_INPUT].s);
+    if (ok && (req.offsets || req.token_strings || chat)) {
       /* a richer answer, or a chat render: top the reservation up */
-      size_t want = reserve_for(ctx->ep, ctx->body.len, true) + (req.messages.s ? RESERVE_CHAT : 0);
+      size_t want = reserve_for(ctx->ep, ctx->body.len, true) + (chat ? RESERVE_CHAT : 0);
       if (want > S.budget.limit) {
         tokd_error_set(&e, 413, "body_too_large", NULL,
                        "offsets, token strings or a chat render for a body of %zu bytes need more memory than "

@@ -146,7 +146,8 @@ bool tokd_too_large(tokd_http_error *e)
 bool tokd_resolve_encoding(const tokd_server *srv, const tokd_request *req, const tok_encoding **out,
                              tokd_http_error *e)
 {
-  bool vllm = TOKD_ROUTES[req->ep].lenient && !tokd_route_is_vllm_render(req->ep);
+  bool strict = tokd_route_error_shape(req->ep) != TOKD_ERRORS_TOKD; /* vLLM's check_model */
+  bool vllm = TOKD_ROUTES[req->ep].lenient && !strict;
   const tok_encoding *by_name = NULL, *by_model = NULL;
   if (req->encoding) {
     by_name = tok_registry_find(srv->reg, req->encoding, strlen(req->encoding));
@@ -160,7 +161,7 @@ bool tokd_resolve_encoding(const tokd_server *srv, const tokd_request *req, cons
   if (req->model) {
     const char *name = tokd_model_to_name(req->model);
     by_model = tok_registry_find(srv->reg, name, strlen(name));
-    if (!by_model && tokd_route_is_vllm_render(req->ep)) {
+    if (!by_model && strict) {
       tokd_error_set(e, 404, "unknown_model", "model", "The model `%.64s` does not exist.", req->model);
       return false;
     }

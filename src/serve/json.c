@@ -87,10 +87,19 @@ static const char *vllm_error_type(unsigned status)
   }
 }
 
-tok_err tokd_json_error(tok_buf *out, const tokd_http_error *e, bool vllm)
+tok_err tokd_json_error(tok_buf *out, const tokd_http_error *e, tokd_error_shape shape)
 {
   tok_err rc;
+  bool vllm = shape != TOKD_ERRORS_TOKD;
   const char *type = vllm ? vllm_error_type(e->status) : e->type;
+  if (shape == TOKD_ERRORS_ANTHROPIC) {
+    /* vllm/entrypoints/anthropic/api_router.py translate_error_response */
+    if ((rc = tokd_json_lit(out, "{\"type\":\"error\",\"error\":{\"type\":")) ||
+        (rc = tokd_json_string(out, type, strlen(type))) || (rc = tokd_json_lit(out, ",\"message\":")) ||
+        (rc = tokd_json_string(out, e->message, strlen(e->message))) || (rc = tokd_json_lit(out, "}}")))
+      return rc;
+    return TOK_OK;
+  }
   if ((rc = tokd_json_lit(out, "{\"error\":{\"message\":")) ||
       (rc = tokd_json_string(out, e->message, strlen(e->message))) ||
       (rc = tokd_json_lit(out, ",\"type\":")) ||

@@ -14,9 +14,8 @@ tok_err tokd_json_string(tok_buf *out, const char *s, size_t len); /* quoted, es
 tok_err tokd_json_ids(tok_buf *out, const uint32_t *ids, size_t n);  /* [1,2,3] */
 tok_err tokd_json_uint(tok_buf *out, unsigned long long v);
 tok_err tokd_json_lit(tok_buf *out, const char *literal);
-/* {"error": {...}}: tokd's shape (code a name), or vLLM's (type its exception class, code
- * the status as a number) */
-tok_err tokd_json_error(tok_buf *out, const tokd_http_error *e, bool vllm);
+/* An error answer in the endpoint's shape (routes.h: tokd_error_shape) */
+tok_err tokd_json_error(tok_buf *out, const tokd_http_error *e, tokd_error_shape shape);
 tok_err tokd_json_double(tok_buf *out, double v); /* as Python's json.dumps writes a float */
 
 #endif

@@ -598,11 +598,12 @@ static bool encode_text(const tokd_server *srv, tokd_worker *w, const tok_encodi
   return true;
 }
 
-/* POST /v1/chat/completions/render, /v1/completions/render */
+/* POST /v1/chat/completions/render, /v1/completions/render (and /v1/messages/render with
+ * the request converted, providers.c) */
 bool tokd_handle_render(const tokd_server *srv, tokd_worker *w, const tokd_request *req, tok_buf *out,
                         unsigned long long *tokens, tokd_http_error *e)
 {
-  bool chat = req->ep == EP_RENDER_CHAT;
+  bool chat = req->ep != EP_RENDER_COMPLETION;
   reader rd = {.req = req, .e = e};
   sampling s;
   const tok_encoding *enc;

@@ -563,7 +563,7 @@ static bool get_field(jp *j, tokd_field f, const char *name, const tokd_parse_li
   const char *side = NULL;
   /* the render API's sampling fields and prompt keep their JSON: render.c reads them with
    * vLLM's types (floats, lists, null for "unset"), which tokd's own fields do not share */
-  if (tokd_route_is_vllm_render(req->ep) && ((FIELDS_SAMPLING | F(PROMPT)) & (1ull << f)))
+  if (tokd_route_error_shape(req->ep) != TOKD_ERRORS_TOKD && (FIELDS_RAW & (1ull << f)))
     return raw_value(j, &req->raw[f]);
   switch (f) {
   case TOKD_F_TEXT: case TOKD_F_PROMPT: return get_texts(j, name, lim, req);
@@ -635,7 +635,9 @@ static bool check_required(tokd_request *req, tokd_http_error *e)
   }
   if (req->ep == EP_CHAT_TOKENIZE || req->ep == EP_APPLY_TEMPLATE || req->ep == EP_RENDER_CHAT)
     f = TOKD_F_MESSAGES;
-  if (req->ep == EP_RENDER_COMPLETION) return true; /* vLLM's own message for a missing prompt: render.c */
+  if (req->ep == EP_MESSAGES_RENDER || req->ep == EP_MESSAGES_COUNT) f = TOKD_F_MESSAGES;
+  /* vLLM's own message for a missing prompt (render.c); Responses' input (providers.c) */
+  if (req->ep == EP_RENDER_COMPLETION || req->ep == EP_RESPONSES_COUNT) return true;
   if (chat && f != TOKD_F_MESSAGES) {
     if (req->given & (1ull << f)) {
       tokd_error_set(e, 400, "conflicting_fields", "messages", "send \"%s\" or \"messages\", not both",

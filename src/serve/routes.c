@@ -28,9 +28,16 @@ tokd_endpoint tokd_route_find(const char *path)
   return EP_OTHER;
 }
 
-bool tokd_route_is_vllm_render(tokd_endpoint ep)
+tokd_error_shape tokd_route_error_shape(tokd_endpoint ep)
 {
-  return ep == EP_RENDER_CHAT || ep == EP_RENDER_COMPLETION || ep == EP_MODELS;
+  switch (ep) {
+  case EP_RENDER_CHAT: case EP_RENDER_COMPLETION: case EP_MODELS: case EP_RESPONSES_COUNT:
+    return TOKD_ERRORS_VLLM;
+  case EP_MESSAGES_RENDER: case EP_MESSAGES_COUNT:
+    return TOKD_ERRORS_ANTHROPIC;
+  default:
+    return TOKD_ERRORS_TOKD;
+  }
 }
 
 const char *tokd_route_list(void)

@@ -67,7 +67,12 @@
   X(KV_TRANSFER_PARAMS, "kv_transfer_params")                                                 \
   X(USE_BEAM_SEARCH, "use_beam_search")                                                       \
   X(BAD_WORDS, "bad_words")                                                                   \
-  X(ALLOWED_TOKEN_IDS, "allowed_token_ids")
+  X(ALLOWED_TOKEN_IDS, "allowed_token_ids")                                                   \
+  /* Anthropic Messages and OpenAI Responses (providers.c) */                                  \
+  X(SYSTEM, "system")                                                                         \
+  X(STOP_SEQUENCES, "stop_sequences")                                                         \
+  X(INPUT, "input")                                                                           \
+  X(INSTRUCTIONS, "instructions")
 
 typedef enum {
 #define X(id, name) TOKD_F_##id,
@@ -104,6 +109,14 @@ typedef enum {
    F(ALLOWED_TOKEN_IDS) | F(TRUNCATION_SIDE))
 #define FIELDS_RENDER_CHAT (FIELDS_CHAT | F(MODEL) | F(ADD_SPECIAL_TOKENS) | FIELDS_SAMPLING)
 #define FIELDS_RENDER_COMPLETION (F(PROMPT) | F(MODEL) | F(ADD_SPECIAL_TOKENS) | FIELDS_SAMPLING)
+/* an Anthropic Messages request (messages, system, tools with input_schema, ...) */
+#define FIELDS_ANTHROPIC                                                                      \
+  (F(MODEL) | F(MESSAGES) | F(SYSTEM) | F(TOOLS) | F(CHAT_TEMPLATE_KWARGS) | F(MAX_TOKENS) |    \
+   F(STOP_SEQUENCES) | F(TEMPERATURE) | F(TOP_P) | F(TOP_K) | F(STREAM) | F(KV_TRANSFER_PARAMS))
+#define FIELDS_RESPONSES (F(MODEL) | F(INPUT) | F(INSTRUCTIONS) | F(TOOLS))
+/* the fields the render and provider endpoints keep raw (tokd_request.raw) */
+#define FIELDS_RAW                                                                            \
+  (FIELDS_SAMPLING | F(PROMPT) | F(SYSTEM) | F(STOP_SEQUENCES) | F(INPUT) | F(INSTRUCTIONS))
 
 typedef enum { TOKD_GET, TOKD_POST } tokd_method;
 
@@ -132,7 +145,13 @@ typedef enum { TOKD_GET, TOKD_POST } tokd_method;
     tokd_handle_render, FIELDS_RENDER_CHAT, true)                                             \
   X(RENDER_COMPLETION, "/v1/completions/render", "/v1/completions/render", NULL, TOKD_POST,     \
     tokd_handle_render, FIELDS_RENDER_COMPLETION, true)                                       \
-  X(MODELS, "/v1/models", "/v1/models", NULL, TOKD_GET, tokd_handle_models, 0, false)
+  X(MODELS, "/v1/models", "/v1/models", NULL, TOKD_GET, tokd_handle_models, 0, false)           \
+  X(MESSAGES_RENDER, "/v1/messages/render", "/v1/messages/render", NULL, TOKD_POST,             \
+    tokd_handle_provider, FIELDS_ANTHROPIC, true)                                              \
+  X(MESSAGES_COUNT, "/v1/messages/count_tokens", "/v1/messages/count_tokens", NULL, TOKD_POST,  \
+    tokd_handle_provider, FIELDS_ANTHROPIC, true)                                              \
+  X(RESPONSES_COUNT, "/v1/responses/input_tokens", "/v1/responses/input_tokens", NULL,          \
+    TOKD_POST, tokd_handle_provider, FIELDS_RESPONSES, true)
 
 typedef enum {
 #define X(id, label, path, alias, method, handler, fields, lenient) EP_##id,
@@ -155,9 +174,13 @@ extern const char *const TOKD_FIELD_NAMES[TOKD_F__COUNT];
 
 /* The endpoint of a request path, or EP_OTHER. */
 tokd_endpoint tokd_route_find(const char *path);
-/* vLLM's render API answers errors in vLLM's shape ({"error": {"message", "type":
- * "BadRequestError", "param", "code": 400}}) and refuses a model it does not serve. */
-bool tokd_route_is_vllm_render(tokd_endpoint ep);
+/* The shape of an endpoint's error answers: tokd's own ({"error": {"message", "type",
+ * "param", "code": "name"}}), vLLM's ErrorResponse (code the status, type its exception
+ * class) for the render API, or Anthropic's ({"type": "error", "error": {"type",
+ * "message"}}) for /v1/messages/... The vLLM and Anthropic endpoints also refuse a model
+ * they do not serve (404) and keep their fields raw for render.c and providers.c. */
+typedef enum { TOKD_ERRORS_TOKD, TOKD_ERRORS_VLLM, TOKD_ERRORS_ANTHROPIC } tokd_error_shape;
+tokd_error_shape tokd_route_error_shape(tokd_endpoint ep);
 /* "POST /encode, /count, ... or GET /encodings, ..." for the 404 message. */
 const char *tokd_route_list(void);
 

@@ -7,7 +7,9 @@ trim_blocks, lstrip_blocks, loopcontrols, transformers' tojson, raise_exception 
 strftime_now), with the conversation prepared as vLLM prepares it (prepare(): each message
 rebuilt as vLLM's chat parser rebuilds it, content parts joined by "\\n" unless the template
 loops over content, tool-call arguments parsed, reasoning copied; tools as model_dump gives
-them; continue_final_message cut as transformers cuts it). Writes tests/data/chat/expected/<template>.json; token ids for the model templates
+them; continue_final_message cut as transformers cuts it). Anthropic requests in tests/data/chat/anthropic/ are first converted as vLLM converts them
+(anthropic_to_chat) into conversations/anthropic_<name>.json. Writes
+tests/data/chat/expected/<template>.json; token ids for the model templates
 are added by tests/tools/gen_chat_ids.mjs (npm tokenizers).
 
 usage: TZ=UTC TOKD_CHAT_NOW=1700000000 tests/tools/gen_chat_golden.py build/models tests/data/chat
@@ -173,6 +175,61 @@ def render(env, source, body, special):
     return text
 
 
+def anthropic_to_chat(body):
+    """An Anthropic Messages request as vLLM converts it to a chat request
+    (vllm/entrypoints/anthropic/serving.py _convert_anthropic_to_openai_request: system,
+    messages with text, thinking, tool_use and tool_result blocks, tools' input_schema)."""
+    parts = []
+
+    def system_texts(v):
+        if isinstance(v, str):
+            parts.append(v)
+        else:
+            for b in v or []:
+                if b["type"] == "text" and b.get("text") and not b["text"].startswith("x-anthropic-billing-header"):
+                    parts.append(b["text"])
+    system_texts(body.get("system"))
+    for m in body["messages"]:
+        if m["role"] == "system":
+            system_texts(m["content"])
+    out = [{"role": "system", "content": "".join(parts)}] if parts else []
+    for m in body["messages"]:
+        if m["role"] == "system":
+            continue
+        msg = {"role": m["role"]}
+        if isinstance(m["content"], str):
+            msg["content"] = m["content"]
+        else:
+            content, calls, reasoning = [], [], []
+            for b in m["content"]:
+                if b["type"] == "text" and b.get("text"):
+                    content.append({"type": "text", "text": b["text"]})
+                elif b["type"] == "thinking" and b.get("thinking") is not None:
+                    reasoning.append(b["thinking"])
+                elif b["type"] == "tool_use":
+                    calls.append({"id": b.get("id"), "type": "function",
+                                  "function": {"name": b.get("name") or "", "arguments": json.dumps(b.get("input") or {})}})
+                elif b["type"] == "tool_result" and m["role"] == "user":
+                    c = b.get("content")
+                    text = c if isinstance(c, str) else "\n".join(i.get("text", "") for i in c or [] if i.get("type") == "text")
+                    out.append({"role": "tool", "tool_call_id": b.get("tool_use_id") or "", "content": text or ""})
+            if reasoning:
+                msg["reasoning"] = "".join(reasoning)
+            if calls:
+                msg["tool_calls"] = calls
+            if content:
+                msg["content"] = content[0]["text"] if len(content) == 1 else content
+            if m["role"] == "user" and "content" not in msg:
+                continue
+        out.append(msg)
+    chat = {"messages": out}
+    if body.get("tools") is not None:
+        chat["tools"] = [{"type": "function", "function": {"name": t["name"], "description": t.get("description"),
+                                                           "parameters": dict(t["input_schema"], **({} if "type" in t["input_schema"] else {"type": "object"}))}}
+                         for t in body["tools"]]
+    return chat
+
+
 def token_text(v):
     if isinstance(v, dict):
         return v.get("content")
@@ -182,6 +239,14 @@ def token_text(v):
 def main():
     models_dir, data = sys.argv[1], sys.argv[2]
     env = make_env()
+    # Anthropic requests (tests/data/chat/anthropic) become conversations anthropic_<name>
+    adir = os.path.join(data, "anthropic")
+    for f in sorted(os.listdir(adir)):
+        with open(os.path.join(adir, f), encoding="utf-8") as fh:
+            chat = anthropic_to_chat(json.load(fh))
+        with open(os.path.join(data, "conversations", "anthropic_" + f), "w", encoding="utf-8") as fh:
+            json.dump(chat, fh, ensure_ascii=False)
+            fh.write("\n")
     convs = {}
     for f in sorted(os.listdir(os.path.join(data, "conversations"))):
         with open(os.path.join(data, "conversations", f), encoding="utf-8") as fh:
