@@ -57,7 +57,7 @@ TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: all install example-test python-test python-asan-test bench-python run test test-ui fetch-models unit-test cli-test http-test chat-test bench-chat hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http bench-fleet docker-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: all install example-test python-test python-asan-test bench-python run test test-ui fetch-models unit-test cli-test http-test chat-test bench-chat bench-render hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http bench-fleet docker-test bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd $(BUILD)/tokd-load $(BUILD)/libtokd.so $(BUILD)/tokd.pc
 
@@ -238,6 +238,13 @@ test-ui: $(BUILD)/tokd | $(MODELS_DEP)
 bench-chat: $(BUILD)/tokd
 	@/usr/bin/python3 -c 'import jinja2' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-jinja2; }
 	/usr/bin/python3 bench/chat_bench.py $(BUILD)/tokd build/models
+
+# the render sidecar: tokd's /v1/chat/completions/render against jinja2 + HF tokenizers over
+# HTTP, CPU and latency per request and RSS, on 2/20/200-message agent conversations
+RENDER_SECONDS ?= 5
+bench-render: $(BUILD)/tokd | $(MODELS_DEP)
+	@/usr/bin/python3 -c 'import jinja2' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-jinja2; }
+	/usr/bin/python3 bench/render_bench.py $(BUILD)/tokd build/models build/models $(RENDER_SECONDS)
 
 # Debian's python3, for python3-yaml
 k8s-test: $(BUILD)/tokd
