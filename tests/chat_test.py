@@ -322,6 +322,17 @@ if os.path.isdir(model_dir("qwen3")):
         want = {name: want for name, (_, want) in cases.items()}
         want["plain"] = 1000  # --model-max-len overrides the directory
         check(all(lens.get(k) == v for k, v in want.items()), f"max_model_len derived: {lens} want {want}")
+        # count_tokens goes through vLLM's render_chat_request, whose length check applies
+        long_conv = {"model": "plain", "messages": [{"role": "user", "content": "word " * 1200}]}
+        status, data, _ = srv.json("POST", "/v1/messages/count_tokens", long_conv)
+        check(status == 400 and data["type"] == "error" and data["error"]["message"].startswith("You passed ")
+              and "requested 0 output tokens" in data["error"]["message"]
+              and "context length is only 1000 tokens" in data["error"]["message"],
+              f"count_tokens over max_model_len: {status} {data}")
+        long_conv["max_tokens"] = 10
+        status, data, _ = srv.json("POST", "/v1/chat/completions/render", dict(long_conv, truncate_prompt_tokens=-1))
+        check(status == 200 and len(data["token_ids"]) == 990 and data["sampling_params"]["max_tokens"] == 10,
+              f"chat render truncated to the context less the output: {status} {str(data)[:200]}")
     finally:
         srv.stop()
 

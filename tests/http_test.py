@@ -459,6 +459,9 @@ def test_render_context():
         check("truncation larger than the room", is_vllm_error(st, body, 400,
               "truncate_prompt_tokens=13 cannot be greater than max_model_len - max_tokens = 12. "
               "Please request a smaller truncation size."), body)
+        st, body, _ = s.json("POST", "/v1/completions/render", {"model": "cl100k_base", "prompt": "word", "max_tokens": 17})
+        check("more output tokens than the context: TokenizeParams' message", is_vllm_error(st, body, 400,
+              "max_tokens=17cannot be greater than max_model_len=max_total_tokens=16. Please request fewer output tokens."), body)
         st, body, _ = s.json("POST", "/v1/completions/render", {"model": "cl100k_base", "prompt": "word word", "max_tokens": None})
         check("max_tokens: what the context has left", st == 200 and body[0]["sampling_params"]["max_tokens"] == 14, body)
         st, body, _ = s.json("POST", "/v1/completions/render", {"model": "o200k_base", "prompt": prompt})

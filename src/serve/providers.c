@@ -455,6 +455,9 @@ bool tokd_handle_provider(const tokd_server *srv, tokd_worker *w, const tokd_req
     tokd_core_error(e, &te, "messages");
     goto done;
   }
+  /* count_tokens renders through render_chat_request, whose length check applies (no
+   * output tokens requested); Responses' count is tokd's own and counts any length */
+  if (!responses && !tokd_render_fits(srv, enc, n, 0, e)) goto done;
   *tokens = n;
   char num[32];
   snprintf(num, sizeof num, "%zu", n);

@@ -510,6 +510,18 @@ static void random_hex(char out[33])
   for (size_t i = 0; i < sizeof b; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
+bool tokd_render_fits(const tokd_server *srv, const tok_encoding *enc, size_t n, long long max_output,
+                      tokd_http_error *e)
+{
+  long long mml = (long long)tokd_max_model_len(srv, enc), max_input = mml - max_output;
+  if (!mml || (long long)n <= max_input) return true;
+  tokd_error_set(e, 400, "invalid_value", "input_tokens",
+                 "You passed %zu input tokens and requested %lld output tokens. However, the model's "
+                 "context length is only %lld tokens, resulting in a maximum input length of %lld "
+                 "tokens. Please reduce the length of the input prompt.", n, max_output, mml, max_input);
+  return false;
+}
+
 /* One prompt's ids: truncated and checked against the context (TokenizeParams), then the
  * GenerateRequest written. */
 static bool write_generate(const tokd_server *srv, const tokd_request *req, const tok_encoding *enc,
@@ -519,6 +531,14 @@ static bool write_generate(const tokd_server *srv, const tokd_request *req, cons
   long long mml = (long long)tokd_max_model_len(srv, enc);
   long long max_output = s->has_req_max && s->req_max > 0 ? s->req_max : 0;
   long long max_input = mml ? mml - max_output : -1;
+  if (mml && max_output > mml) {
+    /* TokenizeParams.__post_init__, its message as vLLM writes it (no space before
+     * "cannot", and the f-string's {max_total_tokens=}) */
+    tokd_error_set(e, 400, "invalid_value", s->max_param,
+                   "%s=%lldcannot be greater than max_model_len=max_total_tokens=%lld. Please request fewer "
+                   "output tokens.", s->max_param, max_output, mml);
+    return false;
+  }
   if (s->has_truncate) {
     long long t = s->truncate < 0 ? max_input : s->truncate;
     if (mml && t > max_input) {
@@ -532,13 +552,7 @@ static bool write_generate(const tokd_server *srv, const tokd_request *req, cons
       n = (size_t)t;
     }
   }
-  if (mml && (long long)n > max_input) {
-    tokd_error_set(e, 400, "invalid_value", "input_tokens",
-                   "You passed %zu input tokens and requested %lld output tokens. However, the model's "
-                   "context length is only %lld tokens, resulting in a maximum input length of %lld "
-                   "tokens. Please reduce the length of the input prompt.", n, max_output, mml, max_input);
-    return false;
-  }
+  if (!tokd_render_fits(srv, enc, n, max_output, e)) return false;
   if (n == 0) {
     tokd_error_set(e, 400, "invalid_value", NULL, "No token_ids rendered");
     return false;

@@ -101,6 +101,11 @@ bool tokd_too_large(tokd_http_error *e);
  * directory says; 0: unknown), and the per-model overrides read at start-up (0, or an exit
  * status after printing why). */
 uint64_t tokd_max_model_len(const tokd_server *srv, const tok_encoding *enc);
+/* vllm/renderers/params.py's length check: n prompt tokens and max_output requested output
+ * tokens fit the model's context (or its length is unknown); else a 400 with vLLM's
+ * message. */
+bool tokd_render_fits(const tokd_server *srv, const tok_encoding *enc, size_t n, long long max_output,
+                      tokd_http_error *e);
 int tokd_model_lens_load(tokd_server *srv);
 
 /* The /encodings document. */
