@@ -255,6 +255,18 @@ try:
             status, data = post("/v1/chat/completions/render", {"model": "qwen3", "messages": conv})
             check(status == 400 and data["error"]["code"] == 400 and msg in data["error"]["message"],
                   f"render: tool_calls {tc}: {status} {data}")
+        # build_chat_params: reasoning_effort "none" turns Qwen3's enable_thinking off, unless
+        # chat_template_kwargs says otherwise (openai/chat_completion/protocol.py)
+        ids = {}
+        for name, extra in [("plain", {}), ("effort none", {"reasoning_effort": "none"}),
+                            ("kwargs off", {"chat_template_kwargs": {"enable_thinking": False}}),
+                            ("kwargs win", {"reasoning_effort": "none", "chat_template_kwargs": {"enable_thinking": True}})]:
+            status, data = post("/v1/chat/completions/render", dict({"model": "qwen3", "messages": user}, **extra))
+            ids[name] = data.get("token_ids") if status == 200 else data
+        check(ids["effort none"] == ids["kwargs off"] != ids["plain"] and ids["kwargs win"] == ids["plain"],
+              f"render: reasoning_effort and enable_thinking: {ids}")
+        status, data = post("/v1/chat/completions/render", {"model": "qwen3", "messages": user, "reasoning_effort": "huge"})
+        check(status == 400 and data["error"]["param"] == "reasoning_effort", f"render: a bad reasoning_effort: {status} {data}")
         status, data = post("/v1/chat/completions/render", {"model": "qwen3", "messages": [{"role": "user"}], "temperature": "x"})
         check(status == 400 and data["error"]["param"] == "temperature", f"render: a wrong type: {status} {data}")
         status, data, _ = srv.json("GET", "/v1/models")

@@ -612,6 +612,44 @@ static bool encode_text(const tokd_server *srv, tokd_worker *w, const tok_encodi
   return true;
 }
 
+/* ChatCompletionRequest.build_chat_params: reasoning_effort reaches the template as a
+ * variable, and turns enable_thinking on or off ("none") unless chat_template_kwargs sets
+ * it (templates such as Qwen3's and Gemma 4's read enable_thinking). *out is req, its
+ * kwargs replaced by the merged ones (owned by the reader). */
+static bool reasoning_kwargs(reader *rd, const tokd_request *req, tokd_request *out)
+{
+  *out = *req;
+  const cJSON *effort;
+  if (!value(rd, TOKD_F_REASONING_EFFORT, &effort)) return false;
+  if (!effort) return true;
+  static const char *const levels[] = {"none", "minimal", "low", "medium", "high", "xhigh", "max"};
+  bool known = false;
+  for (size_t i = 0; cJSON_IsString(effort) && i < sizeof levels / sizeof *levels; i++)
+    known |= !strcmp(effort->valuestring, levels[i]);
+  if (!known) return type_error(rd, TOKD_F_REASONING_EFFORT, "one of none, minimal, low, medium, high, xhigh, max");
+  cJSON *kw = req->chat_template_kwargs.s ? cJSON_ParseWithLength(req->chat_template_kwargs.s, req->chat_template_kwargs.len)
+                                          : cJSON_CreateObject();
+  if (!cJSON_IsObject(kw)) {
+    cJSON_Delete(kw);
+    return type_error(rd, TOKD_F_CHAT_TEMPLATE_KWARGS, "an object");
+  }
+  if (!rd->owned) rd->owned = cJSON_CreateArray();
+  cJSON_AddItemToArray(rd->owned, kw); /* freed with the reader */
+  if (!cJSON_GetObjectItemCaseSensitive(kw, "reasoning_effort"))
+    cJSON_AddStringToObject(kw, "reasoning_effort", effort->valuestring);
+  if (!cJSON_GetObjectItemCaseSensitive(kw, "enable_thinking"))
+    cJSON_AddBoolToObject(kw, "enable_thinking", strcmp(effort->valuestring, "none") != 0);
+  char *text = cJSON_PrintUnformatted(kw);
+  if (!text) return tokd_too_large(rd->e);
+  /* kept as a string item of the reader so that it is freed with it */
+  cJSON *holder = cJSON_CreateString(text);
+  free(text);
+  if (!holder) return tokd_too_large(rd->e);
+  cJSON_AddItemToArray(rd->owned, holder);
+  out->chat_template_kwargs = (tokd_text){holder->valuestring, strlen(holder->valuestring)};
+  return true;
+}
+
 /* POST /v1/chat/completions/render, /v1/completions/render (and /v1/messages/render with
  * the request converted, providers.c) */
 bool tokd_handle_render(const tokd_server *srv, tokd_worker *w, const tokd_request *req, tok_buf *out,
@@ -625,6 +663,9 @@ bool tokd_handle_render(const tokd_server *srv, tokd_worker *w, const tokd_reque
   if (!read_sampling(&rd, chat, &s) || !tokd_resolve_encoding(srv, req, &enc, e)) goto done;
   if (chat) {
     tok_encode_result r;
+    tokd_request with_effort;
+    if (!reasoning_kwargs(&rd, req, &with_effort)) goto done;
+    req = &with_effort;
     if (!tokd_render_chat(srv, w, req, enc, out->limit, e) ||
         !encode_text(srv, w, enc, w->chat.data ? w->chat.data : "", w->chat.len, req->add_special_tokens,
                      "messages", &r, e))

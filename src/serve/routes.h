@@ -72,7 +72,8 @@
   X(SYSTEM, "system")                                                                         \
   X(STOP_SEQUENCES, "stop_sequences")                                                         \
   X(INPUT, "input")                                                                           \
-  X(INSTRUCTIONS, "instructions")
+  X(INSTRUCTIONS, "instructions")                                                             \
+  X(REASONING_EFFORT, "reasoning_effort")
 
 typedef enum {
 #define X(id, name) TOKD_F_##id,
@@ -107,7 +108,8 @@ typedef enum {
    F(SPACES_BETWEEN_SPECIAL_TOKENS) | F(STREAM) | F(STREAM_OPTIONS) | F(CACHE_SALT) |         \
    F(PRIORITY) | F(KV_TRANSFER_PARAMS) | F(USE_BEAM_SEARCH) | F(BAD_WORDS) |                 \
    F(ALLOWED_TOKEN_IDS) | F(TRUNCATION_SIDE))
-#define FIELDS_RENDER_CHAT (FIELDS_CHAT | F(MODEL) | F(ADD_SPECIAL_TOKENS) | FIELDS_SAMPLING)
+#define FIELDS_RENDER_CHAT                                                                    \
+  (FIELDS_CHAT | F(MODEL) | F(ADD_SPECIAL_TOKENS) | FIELDS_SAMPLING | F(REASONING_EFFORT))
 #define FIELDS_RENDER_COMPLETION (F(PROMPT) | F(MODEL) | F(ADD_SPECIAL_TOKENS) | FIELDS_SAMPLING)
 /* an Anthropic Messages request (messages, system, tools with input_schema, ...) */
 #define FIELDS_ANTHROPIC                                                                      \
@@ -116,7 +118,8 @@ typedef enum {
 #define FIELDS_RESPONSES (F(MODEL) | F(INPUT) | F(INSTRUCTIONS) | F(TOOLS))
 /* the fields the render and provider endpoints keep raw (tokd_request.raw) */
 #define FIELDS_RAW                                                                            \
-  (FIELDS_SAMPLING | F(PROMPT) | F(SYSTEM) | F(STOP_SEQUENCES) | F(INPUT) | F(INSTRUCTIONS))
+  (FIELDS_SAMPLING | F(PROMPT) | F(SYSTEM) | F(STOP_SEQUENCES) | F(INPUT) | F(INSTRUCTIONS) |      \
+   F(REASONING_EFFORT))
 
 typedef enum { TOKD_GET, TOKD_POST } tokd_method;
 
