@@ -42,14 +42,14 @@ DEPS_OK := $(BUILD)/.deps-ok
 CORE_SRC := $(addprefix src/core/,err.c buf.c utf8.c unicode.c unicode_data.c scan.c base64.c sha256.c phash.c vocab.c \
 	added.c normalize.c pretok.c bpe.c backtrack.c decode.c encoding.c encode.c prefix.c models.c embed.c memory.c) \
 	$(addprefix src/load/,registry.c tiktoken.c hf.c jscan.c) \
-	$(addprefix src/chat/,jvalue.c jinja.c eval.c pyformat.c chat.c)
+	$(addprefix src/chat/,jvalue.c jinja.c eval.c pyformat.c chat.c messages.c)
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o $(BUILD)/bt_image.o
 # the generator of the built-in models and backtracking tables links the core with an
 # empty image and the rank files embedded (libtokd has the image instead of the rank files)
 GEN_OBJ := $(filter-out $(BUILD)/bt_image.o $(BUILD)/embed_data.o,$(CORE_OBJ)) $(BUILD)/bt_image_none.o \
 	$(BUILD)/embed_ranks.o
 COMMON_SRC := src/common/util.c
-SERVE_SRC := $(addprefix src/serve/,daemon.c config.c metrics.c json.c request.c routes.c handlers.c \
+SERVE_SRC := $(addprefix src/serve/,daemon.c config.c metrics.c json.c request.c routes.c handlers.c render.c providers.c \
 	pool.c budget.c watchdog.c linger.c listen.c cost.c log.c probe.c ui.c)
 TOKD_SRC := $(SERVE_SRC) $(COMMON_SRC) src/cli/main.c
 TOKD_OBJ := $(TOKD_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/serve/ui_data.o
@@ -57,7 +57,7 @@ TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
 VOCAB := $(wildcard vocab/*.tiktoken) $(wildcard vocab/*.manifest)
 
-.PHONY: bench-fresh bench-replay all install example-test python-test python-asan-test bench-python run test test-ui fetch-models unit-test cli-test http-test chat-test bench-chat hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http bench-fleet docker-test bench vocab-check clean deps deps-test deps-bench
+.PHONY: bench-fresh bench-replay all install example-test python-test python-asan-test bench-python run test test-ui fetch-models unit-test cli-test http-test chat-test bench-chat bench-render hardening-test soak fuzz-build k8s-test fuzz fuzz-replay bench bench-http bench-fleet docker-test bench vocab-check clean deps deps-test deps-bench
 
 all: $(BUILD)/tokd $(BUILD)/tokd-load $(BUILD)/libtokd.so $(BUILD)/tokd.pc
 
@@ -241,6 +241,13 @@ test-ui: $(BUILD)/tokd | $(MODELS_DEP)
 bench-chat: $(BUILD)/tokd
 	@/usr/bin/python3 -c 'import jinja2' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-jinja2; }
 	/usr/bin/python3 bench/chat_bench.py $(BUILD)/tokd build/models
+
+# the render sidecar: tokd's /v1/chat/completions/render against jinja2 + HF tokenizers over
+# HTTP, CPU and latency per request and RSS, on 2/20/200-message agent conversations
+RENDER_SECONDS ?= 5
+bench-render: $(BUILD)/tokd | $(MODELS_DEP)
+	@/usr/bin/python3 -c 'import jinja2' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-jinja2; }
+	/usr/bin/python3 bench/render_bench.py $(BUILD)/tokd build/models build/models $(RENDER_SECONDS)
 
 # Debian's python3, for python3-yaml
 k8s-test: $(BUILD)/tokd

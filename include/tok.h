@@ -168,6 +168,10 @@ typedef struct tok_encoding_info {
   /* The chat template (Jinja source) of a Hugging Face directory: chat_template.jinja, else
    * tokenizer_config.json's chat_template; NULL when there is none. */
   const char *chat_template;
+  /* The model's context length as vLLM derives it from the directory (config.json's
+   * max_position_embeddings and kin, rope scaling, tokenizer_config.json's
+   * model_max_length); 0 when the files do not say (tiktoken, a bare tokenizer.json). */
+  uint64_t max_model_len;
   bool embedded; /* loaded from the copy built into the binary */
 } tok_encoding_info;
 

@@ -155,7 +155,7 @@ check(rc == 2 and "no chat template" in err, f"encoding without a template: exit
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from http_test import Server  # noqa: E402
 
-models = [m for m in ("qwen3", "gemma3") if os.path.isdir(model_dir(m))]
+models = [m for m in ("qwen3", "gemma3", "llama3_1", "deepseek_v3") if os.path.isdir(model_dir(m))]
 args = []
 for m in models:
     args += ["--tokenizer", m + "=" + model_dir(m)]
@@ -191,11 +191,114 @@ try:
                     raw = exp["text"].encode()
                     ok = all(raw[t["start"]:t["stop"]].decode("utf-8", "replace") == t["text"] for t in data["tokenize_response"])
                 check(ok, f"HTTP /chat_tokenize {m} x {conv}: {status}")
+                # vLLM's render API: the same ids in a GenerateRequest
+                # (vllm/entrypoints/serve/render/serving.py render_chat_request)
+                status, data = post("/v1/chat/completions/render", body)
+                check(status == 200 and data["token_ids"] == exp["ids"] and data["model"] == m
+                      and data["request_id"].startswith("chatcmpl-") and data["features"] is None,
+                      f"HTTP /v1/chat/completions/render {m} x {conv}: {status} {str(data)[:200]}")
             else:
                 check(status == 400 and data["error"]["code"] == "chat_template_error"
                       and exp.get("raise", data["error"]["message"]) == data["error"]["message"],
                       f"HTTP /tokenize {m} x {conv}: expected the template's error, got {status} {data}")
+                status, data = post("/v1/chat/completions/render", body)
+                check(status == 400 and data["error"]["code"] == 400 and data["error"]["type"] == "BadRequestError"
+                      and exp.get("raise", data["error"]["message"]) == data["error"]["message"],
+                      f"HTTP render {m} x {conv}: expected the template's error in vLLM's shape, got {status} {data}")
 
+    # Anthropic Messages (count_tokens, render) and OpenAI Responses (input_tokens): the ids of
+    # the conversation vLLM converts them to (gen_chat_golden.py anthropic_to_chat, from
+    # vllm/entrypoints/anthropic/serving.py), rendered by jinja2 and encoded by HF tokenizers
+    for m in models:
+        with open(os.path.join(DATA, "expected", "model-" + m + ".json"), encoding="utf-8") as fh:
+            expected = json.load(fh)
+        for f in sorted(os.listdir(os.path.join(DATA, "anthropic"))):
+            exp = expected["anthropic_" + f[:-5]]
+            with open(os.path.join(DATA, "anthropic", f), encoding="utf-8") as fh:
+                body = dict(json.load(fh), model=m)
+            status, data = post("/v1/messages/count_tokens", body)
+            if "ids" not in exp:  # the template refuses the conversation (Gemma 3: roles must alternate)
+                check(status == 400 and data["type"] == "error" and data["error"]["message"] == exp.get("raise"),
+                      f"HTTP /v1/messages/count_tokens {m} x {f}: the template's refusal, got {status} {data}")
+                continue
+            want = len(exp["ids"])
+            check(status == 200 and data == {"input_tokens": want, "context_management": {"original_input_tokens": want}},
+                  f"HTTP /v1/messages/count_tokens {m} x {f}: {status} {data} want {want}")
+            status, data = post("/v1/messages/render", body)
+            check(status == 200 and data["token_ids"] == exp.get("ids")
+                  and data["sampling_params"].get("max_tokens", 16) == body["max_tokens"],  # 16: the default, omitted
+                  f"HTTP /v1/messages/render {m} x {f}: {status} {str(data)[:200]}")
+        with open(os.path.join(DATA, "conversations", "tools.json"), encoding="utf-8") as fh:
+            conv = json.load(fh)
+        tools = [dict(t["function"], type="function") for t in conv["tools"]]
+        body = {"model": m, "instructions": conv["messages"][0]["content"], "input": conv["messages"][1]["content"],
+                "tools": tools}
+        status, data = post("/v1/responses/input_tokens", body)
+        want = len(expected["tools"]["ids"]) if "ids" in expected["tools"] else None
+        check(status == 200 and data == {"object": "response.input_tokens", "input_tokens": want},
+              f"HTTP /v1/responses/input_tokens {m}: {status} {data} want {want}")
+        body["input"] = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": body["input"]}]}]
+        status, data = post("/v1/responses/input_tokens", body)
+        check(status == 200 and data.get("input_tokens") == want, f"HTTP /v1/responses/input_tokens items {m}: {status} {data}")
+
+    # their refusals: Anthropic's error shape (anthropic/api_router.py translate_error_response)
+    anth_errors = [
+        ({"model": "no-such", "messages": [{"role": "user", "content": "hi"}]}, 404, "NotFoundError"),
+        ({"model": models[0] if models else "x", "messages": [{"role": "user", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}]}]}, 400, "BadRequestError"),
+        ({"model": models[0] if models else "x"}, 400, "BadRequestError"),
+        ({"model": models[0] if models else "x", "messages": [{"role": "robot", "content": "hi"}]}, 400, "BadRequestError"),
+        ({"model": models[0] if models else "x", "messages": "hi"}, 400, "BadRequestError"),
+    ]
+    for body, want, typ in anth_errors:
+        for path in ("/v1/messages/count_tokens", "/v1/messages/render"):
+            status, data = post(path, dict(body, max_tokens=8) if path.endswith("render") else body)
+            check(status == want and data and list(data) == ["type", "error"] and data["type"] == "error"
+                  and data["error"]["type"] == typ and data["error"]["message"],
+                  f"HTTP {path} error {json.dumps(body)[:80]}: {status} {data}")
+    status, data = post("/v1/messages/render", {"model": models[0] if models else "x", "messages": [{"role": "user", "content": "hi"}]})
+    check(status == 400 and data["error"]["message"] == "max_tokens must be positive", f"messages render needs max_tokens: {status} {data}")
+    status, data = post("/v1/responses/input_tokens", {"model": "cl100k_base", "input": "hi"})
+    check(status == 400 and data["error"]["code"] == 400 and "no chat template" in data["error"]["message"],
+          f"Responses count of an encoding without a template: a clear 400: {status} {data}")
+    status, data = post("/v1/responses/input_tokens", {"model": models[0] if models else "x", "input": [{"type": "web_search_call"}]})
+    check(status == 400 and data["error"]["code"] == 400, f"Responses: an item it cannot render: {status} {data}")
+
+    if "qwen3" in models:
+        user = [{"role": "user", "content": "hi"}]
+        status, data = post("/v1/chat/completions/render", {"model": "qwen3", "messages": user, "max_completion_tokens": 50,
+                                                              "max_tokens": 9})
+        check(status == 200 and data["sampling_params"]["max_tokens"] == 50,
+              f"render: max_completion_tokens wins over max_tokens: {status} {data}")
+        status, data = post("/v1/chat/completions/render", {"model": "qwen3", "messages": user})
+        # no max_tokens: what the context has left (Qwen3's tokenizer_config model_max_length 131072)
+        check(status == 200 and data["sampling_params"]["max_tokens"] == 131072 - len(data["token_ids"]),
+              f"render: max_tokens from max_model_len: {status} {data}")
+        # vLLM's _postprocess_messages refusals (vllm/entrypoints/chat_utils.py)
+        for tc, msg in [(["x"], "assistant tool_calls entries must be objects."),
+                        ([{"type": "code", "function": {"name": "f"}}], "only support assistant tool_calls of type 'function'")]:
+            conv = user + [{"role": "assistant", "content": None, "tool_calls": tc}]
+            status, data = post("/v1/chat/completions/render", {"model": "qwen3", "messages": conv})
+            check(status == 400 and data["error"]["code"] == 400 and msg in data["error"]["message"],
+                  f"render: tool_calls {tc}: {status} {data}")
+        # build_chat_params: reasoning_effort "none" turns Qwen3's enable_thinking off, unless
+        # chat_template_kwargs says otherwise (openai/chat_completion/protocol.py)
+        ids = {}
+        for name, extra in [("plain", {}), ("effort none", {"reasoning_effort": "none"}),
+                            ("kwargs off", {"chat_template_kwargs": {"enable_thinking": False}}),
+                            ("kwargs win", {"reasoning_effort": "none", "chat_template_kwargs": {"enable_thinking": True}})]:
+            status, data = post("/v1/chat/completions/render", dict({"model": "qwen3", "messages": user}, **extra))
+            ids[name] = data.get("token_ids") if status == 200 else data
+        check(ids["effort none"] == ids["kwargs off"] != ids["plain"] and ids["kwargs win"] == ids["plain"],
+              f"render: reasoning_effort and enable_thinking: {ids}")
+        status, data = post("/v1/chat/completions/render", {"model": "qwen3", "messages": user, "reasoning_effort": "huge"})
+        check(status == 400 and data["error"]["param"] == "reasoning_effort", f"render: a bad reasoning_effort: {status} {data}")
+        status, data = post("/v1/chat/completions/render", {"model": "qwen3", "messages": [{"role": "user"}], "temperature": "x"})
+        check(status == 400 and data["error"]["param"] == "temperature", f"render: a wrong type: {status} {data}")
+        status, data, _ = srv.json("GET", "/v1/models")
+        lens = {c["id"]: c["max_model_len"] for c in data["data"]}
+        check(lens.get("qwen3") == 131072 and ("llama3_1" not in lens or lens["llama3_1"] is None),
+              f"/v1/models: tokenizer_config's model_max_length (1e30 says nothing): {lens}")
     user = [{"role": "user", "content": "hi"}]
     own = "{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}"
     status, data = post("/encode", {"encoding": "cl100k_base", "messages": user, "chat_template": own})
@@ -229,6 +332,47 @@ try:
     check(status == 200, "server alive after the chat cases")
 finally:
     srv.stop()
+
+# max_model_len from a model directory's config.json, as vLLM's _get_and_verify_max_len
+# derives it (vllm/config/model.py): the smallest length key, rope scaling (yarn from
+# original_max_position_embeddings; llama3 not scaled), capped by tokenizer_config's
+if os.path.isdir(model_dir("qwen3")):
+    cases = {"plain": ({"max_position_embeddings": 40960}, 40960),
+             "yarn": ({"max_position_embeddings": 40960, "rope_scaling": {"rope_type": "yarn", "factor": 2.0,
+                                                                           "original_max_position_embeddings": 32768}}, 65536),
+             "llama3": ({"max_position_embeddings": 65536, "rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, 65536),
+             "capped": ({"max_position_embeddings": 262144}, 131072),
+             "keys": ({"max_position_embeddings": 9000, "seq_length": 4096}, 4096)}
+    args = []
+    for name, (cfg, _) in cases.items():
+        d = os.path.join("build", "render_models", name)
+        os.makedirs(d, exist_ok=True)
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            if not os.path.lexists(os.path.join(d, f)):
+                os.symlink(os.path.abspath(os.path.join(model_dir("qwen3"), f)), os.path.join(d, f))
+        with open(os.path.join(d, "config.json"), "w") as fh:
+            json.dump(cfg, fh)
+        args += ["--tokenizer", name + "=" + d]
+    srv = Server(*args, "--model-max-len", "plain=1000")
+    try:
+        status, data, _ = srv.json("GET", "/v1/models")
+        lens = {c["id"]: c["max_model_len"] for c in data["data"]}
+        want = {name: want for name, (_, want) in cases.items()}
+        want["plain"] = 1000  # --model-max-len overrides the directory
+        check(all(lens.get(k) == v for k, v in want.items()), f"max_model_len derived: {lens} want {want}")
+        # count_tokens goes through vLLM's render_chat_request, whose length check applies
+        long_conv = {"model": "plain", "messages": [{"role": "user", "content": "word " * 1200}]}
+        status, data, _ = srv.json("POST", "/v1/messages/count_tokens", long_conv)
+        check(status == 400 and data["type"] == "error" and data["error"]["message"].startswith("You passed ")
+              and "requested 0 output tokens" in data["error"]["message"]
+              and "context length is only 1000 tokens" in data["error"]["message"],
+              f"count_tokens over max_model_len: {status} {data}")
+        long_conv["max_tokens"] = 10
+        status, data, _ = srv.json("POST", "/v1/chat/completions/render", dict(long_conv, truncate_prompt_tokens=-1))
+        check(status == 200 and len(data["token_ids"]) == 990 and data["sampling_params"]["max_tokens"] == 10,
+              f"chat render truncated to the context less the output: {status} {str(data)[:200]}")
+    finally:
+        srv.stop()
 
 if skipped and os.environ.get("TOKD_REQUIRE_MODELS") == "1":
     check(False, f"{skipped} model cases skipped but TOKD_REQUIRE_MODELS=1 (run make fetch-models)")

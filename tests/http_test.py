@@ -280,6 +280,209 @@ def test_vllm(s):
     check("tokenize messages without a template", is_error(st, body, 400, "no_chat_template"))
 
 
+# ---- vLLM's render API (POST /v1/completions/render, /v1/chat/completions/render, GET
+# /v1/models). The expected answers are written from vLLM's code, which cannot be installed
+# here: GenerateRequest (vllm/entrypoints/serve/disagg/protocol.py) as
+# serve/render/serving.py fills it; sampling_params as CompletionRequest.to_sampling_params
+# (openai/completion/protocol.py) builds SamplingParams (vllm/sampling_params.py) and msgspec
+# serializes it with omit_defaults (only fields unlike their default, in declaration order);
+# length rules and messages from vllm/renderers/params.py; errors as ErrorResponse
+# (openai/engine/protocol.py: message, type, param, code = the status).
+GENERATE_KEYS = ["request_id", "token_ids", "features", "sampling_params", "model", "stream",
+                 "stream_options", "cache_salt", "priority", "kv_transfer_params"]
+SAMPLING_ORDER = ["n", "presence_penalty", "frequency_penalty", "repetition_penalty", "temperature", "top_p",
+                  "top_k", "min_p", "seed", "stop", "stop_token_ids", "ignore_eos", "max_tokens", "min_tokens",
+                  "skip_special_tokens", "spaces_between_special_tokens", "include_stop_str_in_output",
+                  "output_kind", "skip_clone", "output_text_buffer_length", "allowed_token_ids", "extra_args",
+                  "bad_words", "skip_reading_prefix_cache"]
+SAMPLING_DEFAULTS = {"n": 1, "presence_penalty": 0.0, "frequency_penalty": 0.0, "repetition_penalty": 1.0,
+                     "temperature": 1.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "seed": None, "stop": None,
+                     "stop_token_ids": None, "ignore_eos": False, "max_tokens": 16, "min_tokens": 0,
+                     "skip_special_tokens": True, "spaces_between_special_tokens": True,
+                     "include_stop_str_in_output": False, "output_kind": 0, "skip_clone": False,
+                     "output_text_buffer_length": 0, "allowed_token_ids": None, "extra_args": None,
+                     "bad_words": None, "skip_reading_prefix_cache": None}
+
+
+def vllm_sampling(req, max_tokens):
+    """SamplingParams.from_optional(...) + __post_init__ + msgspec.to_builtins(omit_defaults)."""
+    g = lambda k, d: req.get(k) if req.get(k) is not None else d
+    stop = req.get("stop") or []
+    stop = [stop] if isinstance(stop, str) else list(stop)
+    p = {"n": g("n", 1), "presence_penalty": float(g("presence_penalty", 0.0)),
+         "frequency_penalty": float(g("frequency_penalty", 0.0)),
+         "repetition_penalty": float(g("repetition_penalty", 1.0)), "temperature": float(g("temperature", 1.0)),
+         "top_p": float(g("top_p", 1.0)), "top_k": g("top_k", 0), "min_p": float(g("min_p", 0.0)),
+         "seed": None if req.get("seed") == -1 else req.get("seed"), "stop": stop,
+         "stop_token_ids": list(dict.fromkeys(req.get("stop_token_ids") or [])),
+         "ignore_eos": g("ignore_eos", False), "max_tokens": max_tokens, "min_tokens": g("min_tokens", 0),
+         "skip_special_tokens": g("skip_special_tokens", True),
+         "spaces_between_special_tokens": g("spaces_between_special_tokens", True),
+         "include_stop_str_in_output": g("include_stop_str_in_output", False),
+         "output_kind": 1 if req.get("stream") else 2, "skip_clone": True,
+         "output_text_buffer_length": 0, "allowed_token_ids": req.get("allowed_token_ids"),
+         "extra_args": {"kv_transfer_params": req["kv_transfer_params"]} if req.get("kv_transfer_params") else None,
+         "bad_words": list(dict.fromkeys(req.get("bad_words") or [])), "skip_reading_prefix_cache": False}
+    if 0 < p["temperature"] < 1e-2:
+        p["temperature"] = 1e-2
+    if p["stop"] and not p["include_stop_str_in_output"]:
+        p["output_text_buffer_length"] = max(len(x) for x in p["stop"]) - 1
+    if p["temperature"] < 1e-5:
+        p.update(top_p=1.0, top_k=0, min_p=0.0)
+    return {k: p[k] for k in SAMPLING_ORDER if p[k] != SAMPLING_DEFAULTS[k]}
+
+
+def is_vllm_error(status, body, want_status, message=None):
+    types = {400: "BadRequestError", 404: "NotFoundError"}
+    return (status == want_status and isinstance(body, dict) and list(body) == ["error"]
+            and list(body["error"]) == ["message", "type", "param", "code"]
+            and body["error"]["code"] == want_status and body["error"]["type"] == types.get(want_status)
+            and (message is None or body["error"]["message"] == message))
+
+
+def test_render_api(s):
+    hello = [15339, 1917]  # cl100k_base "hello world"
+    st, body, hdrs = s.json("POST", "/v1/completions/render", {"model": "cl100k_base", "prompt": "hello world"})
+    check("completions render: a list of one GenerateRequest", st == 200 and isinstance(body, list) and len(body) == 1
+          and list(body[0]) == GENERATE_KEYS and hdrs["content-type"].startswith("application/json"), body)
+    g = body[0] if st == 200 else {}
+    check("completions render: vLLM's fields and defaults", g.get("token_ids") == hello and g["features"] is None
+          and g["model"] == "cl100k_base" and g["stream"] is False and g["stream_options"] is None
+          and g["cache_salt"] is None and g["priority"] == 0 and g["kv_transfer_params"] is None
+          and re.fullmatch(r"cmpl-[0-9a-f]{32}", g["request_id"]), g)
+    # CompletionRequest.max_tokens defaults to 16 (omitted: the SamplingParams default)
+    check("completions render: sampling_params", g.get("sampling_params") == vllm_sampling({}, 16)
+          and list(g["sampling_params"]) == list(vllm_sampling({}, 16)), g.get("sampling_params"))
+    st, raw_hdrs, raw = s.request("POST", "/v1/completions/render", {"prompt": "hello world"})
+    check("completions render: compact JSON as FastAPI writes it", st == 200 and raw.startswith(b'[{"request_id":"cmpl-')
+          and b", " not in raw and b'"model":null' in raw and not raw.endswith(b"\n"), raw[:200])
+    st, body, _ = s.json("POST", "/v1/completions/render", {"prompt": ["hello world", "hello"], "add_special_tokens": False})
+    check("completions render: a list of prompts", st == 200 and [x["token_ids"] for x in body] == [hello, [15339]]
+          and len({x["request_id"] for x in body}) == 2, body)
+    st, body, _ = s.json("POST", "/v1/completions/render", {"prompt": [[1, 2, 3], [4]]})
+    check("completions render: lists of token ids", st == 200 and [x["token_ids"] for x in body] == [[1, 2, 3], [4]], body)
+    st, body, _ = s.json("POST", "/v1/completions/render", {"prompt": [7, 8]})
+    check("completions render: token ids", st == 200 and len(body) == 1 and body[0]["token_ids"] == [7, 8], body)
+    # sampling fields: each case compared with the Python transcription of vLLM's rules
+    cases = [
+        {"temperature": 0.7, "top_p": 0.9, "top_k": 40, "min_p": 0.05, "seed": 7, "max_tokens": 100},
+        {"temperature": 0, "top_p": 0.5, "top_k": 5},  # greedy resets top_p, top_k, min_p
+        {"temperature": 0.001},  # raised to 0.01
+        {"stop": "END", "stop_token_ids": [5, 5, 9], "bad_words": ["x", "x", "y"], "seed": -1},
+        {"stop": ["a", "été"], "include_stop_str_in_output": False, "presence_penalty": 1, "frequency_penalty": -0.5},
+        {"stream": True, "stream_options": {"include_usage": False}, "repetition_penalty": 1.1, "n": 2},
+        {"kv_transfer_params": {"do_remote_decode": True, "remote_port": 5}, "ignore_eos": True, "min_tokens": 3},
+        {"allowed_token_ids": [1, 2], "skip_special_tokens": False, "spaces_between_special_tokens": False},
+        {"max_tokens": None},
+    ]
+    for c in cases:
+        st, body, _ = s.json("POST", "/v1/completions/render", dict(c, prompt="hello world"))
+        want_max = 16 if "max_tokens" not in c else c["max_tokens"] if c["max_tokens"] is not None else 16
+        want = vllm_sampling(c, want_max)
+        got = body[0]["sampling_params"] if st == 200 else body
+        check(f"sampling_params {json.dumps(c)}", st == 200 and got == want and list(got) == list(want),
+              f"{st} got {got} want {want}")
+    st, body, _ = s.json("POST", "/v1/completions/render", {"prompt": "x", "stream": True, "stream_options": {"include_usage": False}})
+    check("stream_options when streamed", st == 200 and body[0]["stream"] is True
+          and body[0]["stream_options"] == {"include_usage": False, "continuous_usage_stats": False}, body)
+    st, body, _ = s.json("POST", "/v1/completions/render", {"prompt": "x", "cache_salt": "salt", "priority": -3})
+    check("cache_salt and priority", st == 200 and body[0]["cache_salt"] == "salt" and body[0]["priority"] == -3, body)
+    st, raw_h, raw = s.request("POST", "/v1/completions/render", {"prompt": "x", "temperature": 0.1, "top_p": 1e-05})
+    check("floats written as Python writes them", st == 200 and b'"temperature":0.1,"top_p":1e-05' in raw, raw[:300])
+
+    # errors: vLLM's ErrorResponse shape and status, never a 5xx
+    bad = [
+        ({"model": "no-such-model", "prompt": "x"}, 404, "The model `no-such-model` does not exist."),
+        ({"model": "cl100k_base"}, 400, "Either prompt or prompt_embeds must be provided and non-empty."),
+        ({"prompt": []}, 400, None),
+        ({"prompt": "x", "temperature": "hot"}, 400, None),
+        ({"prompt": "x", "temperature": 3}, 400, "temperature must be in [0, 2], got 3.0."),
+        ({"prompt": "x", "top_p": 0}, 400, "top_p must be in (0, 1], got 0.0."),
+        ({"prompt": "x", "n": 0}, 400, "n must be at least 1, got 0."),
+        ({"prompt": "x", "n": 2, "temperature": 0}, 400, "n must be 1 when using greedy sampling, got 2."),
+        ({"prompt": "x", "stop": ["a", ""]}, 400, "stop cannot contain an empty string."),
+        ({"prompt": "x", "stop": 5}, 400, None),
+        ({"prompt": "x", "stream_options": {"include_usage": True}}, 400,
+         "Stream options can only be defined when `stream=True`."),
+        ({"prompt": "x", "use_beam_search": True}, 400, "Beam search is not supported by the render endpoint"),
+        ({"prompt": "x", "cache_salt": ""}, 400, "Parameter 'cache_salt' must be a non-empty string if provided."),
+        ({"prompt": "x", "max_tokens": 0}, 400, "max_tokens must be at least 1, got 0."),
+        ({"prompt": "x", "min_tokens": 20}, 400, "min_tokens must be less than or equal to max_tokens=16, got 20."),
+        ({"prompt": [1, -2]}, 400, None),
+        ({"prompt": [[1], "x"]}, 400, None),
+        ({"prompt": "x", "truncate_prompt_tokens": -5}, 400, None),
+    ]
+    for req, want, msg in bad:
+        st, body, _ = s.json("POST", "/v1/completions/render", req)
+        check(f"render error {json.dumps(req)}", is_vllm_error(st, body, want, msg), f"{st} {body}")
+    st, body, _ = s.json("POST", "/v1/completions/render", "{not json")
+    check("render: bad JSON in vLLM's shape", is_vllm_error(st, body, 400), body)
+    st, body, _ = s.json("POST", "/v1/chat/completions/render", {"model": "cl100k_base", "messages": [{"role": "user", "content": "hi"}]})
+    check("chat render of an encoding without a template: a clear 400", is_vllm_error(st, body, 400)
+          and "no chat template" in body["error"]["message"], body)
+    st, body, _ = s.json("POST", "/v1/chat/completions/render", {"model": "cl100k_base"})
+    check("chat render without messages: 400", is_vllm_error(st, body, 400), body)
+    st, body, _ = s.json("POST", "/v1/chat/completions/render", {"model": "gpt-9", "messages": []})
+    check("chat render of an unknown model: 404", is_vllm_error(st, body, 404, "The model `gpt-9` does not exist."), body)
+    st, body, _ = s.json("GET", "/v1/chat/completions/render")
+    check("render is POST only", st == 405, body)
+
+    st, body, _ = s.json("GET", "/v1/models")
+    card = body["data"][0] if st == 200 and body.get("data") else {}
+    check("/v1/models: vLLM's ModelList", st == 200 and list(body) == ["object", "data"] and body["object"] == "list"
+          and [m["id"] for m in body["data"]] == ENCODINGS
+          and list(card) == ["id", "object", "created", "owned_by", "root", "parent", "max_model_len", "permission"]
+          and card["object"] == "model" and card["owned_by"] == "vllm" and card["max_model_len"] is None
+          and card["permission"][0]["object"] == "model_permission", body)
+
+
+def test_render_context():
+    """max_model_len: the limit of the render API (vllm/renderers/params.py's checks)."""
+    s = Server("--model-max-len", "cl100k_base=16", "--max-model-len", "100")
+    try:
+        prompt = " ".join(["word"] * 20)  # 20 tokens in cl100k_base
+        st, body, _ = s.json("POST", "/encode", {"text": prompt, "encoding": "cl100k_base"})
+        ids = body["tokens"]
+        check("context: the prompt is 20 tokens", len(ids) == 20, len(ids))
+        st, body, _ = s.json("POST", "/v1/completions/render", {"model": "cl100k_base", "prompt": prompt, "max_tokens": 4})
+        check("context overflow: vLLM's message", is_vllm_error(st, body, 400,
+              "You passed 20 input tokens and requested 4 output tokens. However, the model's context length is "
+              "only 16 tokens, resulting in a maximum input length of 12 tokens. Please reduce the length of the "
+              "input prompt.") and body["error"]["param"] == "input_tokens", body)
+        st, body, _ = s.json("POST", "/v1/completions/render", {"model": "cl100k_base", "prompt": prompt,
+                                                                  "max_tokens": 4, "truncate_prompt_tokens": 5})
+        check("truncate_prompt_tokens keeps the last ids", st == 200 and body[0]["token_ids"] == ids[-5:]
+              and body[0]["sampling_params"]["max_tokens"] == 4, body)
+        st, body, _ = s.json("POST", "/v1/completions/render", {"model": "cl100k_base", "prompt": prompt, "max_tokens": 4,
+                                                                  "truncate_prompt_tokens": 5, "truncation_side": "right"})
+        check("truncation_side right keeps the first", st == 200 and body[0]["token_ids"] == ids[:5], body)
+        st, body, _ = s.json("POST", "/v1/completions/render", {"model": "cl100k_base", "prompt": prompt,
+                                                                  "truncate_prompt_tokens": -1, "max_tokens": 6})
+        check("truncate_prompt_tokens -1: the context less the output", st == 200 and body[0]["token_ids"] == ids[-10:]
+              and body[0]["sampling_params"]["max_tokens"] == 6, body)
+        st, body, _ = s.json("POST", "/v1/completions/render", {"model": "cl100k_base", "prompt": prompt,
+                                                                  "truncate_prompt_tokens": 13, "max_tokens": 4})
+        check("truncation larger than the room", is_vllm_error(st, body, 400,
+              "truncate_prompt_tokens=13 cannot be greater than max_model_len - max_tokens = 12. "
+              "Please request a smaller truncation size."), body)
+        st, body, _ = s.json("POST", "/v1/completions/render", {"model": "cl100k_base", "prompt": "word", "max_tokens": 17})
+        check("more output tokens than the context: TokenizeParams' message", is_vllm_error(st, body, 400,
+              "max_tokens=17cannot be greater than max_model_len=max_total_tokens=16. Please request fewer output tokens."), body)
+        st, body, _ = s.json("POST", "/v1/completions/render", {"model": "cl100k_base", "prompt": "word word", "max_tokens": None})
+        check("max_tokens: what the context has left", st == 200 and body[0]["sampling_params"]["max_tokens"] == 14, body)
+        st, body, _ = s.json("POST", "/v1/completions/render", {"model": "o200k_base", "prompt": prompt})
+        check("--max-model-len for the others", st == 200 and body[0]["sampling_params"].get("max_tokens", 16) == 16, body)
+        st, body, _ = s.json("GET", "/v1/models")
+        lens = {m["id"]: m["max_model_len"] for m in body["data"]}
+        check("/v1/models: max_model_len per model", lens.get("cl100k_base") == 16 and lens.get("o200k_base") == 100, lens)
+        st, body, _ = s.json("POST", "/tokenize", {"prompt": "hi", "model": "cl100k_base"})
+        check("/tokenize reports the model's max_model_len", st == 200 and body["max_model_len"] == 16, body)
+    finally:
+        s.stop()
+    proc = subprocess.run([TOKD, "serve", "--port", "0", "--model-max-len", "nope=5"], capture_output=True, timeout=30)
+    check("--model-max-len of a model not loaded is refused", proc.returncode == 2 and b"nope=5" in proc.stderr, proc.stderr)
+
+
 def test_errors(s):
     st, body, _ = s.json("POST", "/encode", b'{"text": "abc",,}', {"Content-Type": "application/json"})
     pos = re.search(r"byte (\d+)", body["error"]["message"]) if body else None
@@ -1161,10 +1364,11 @@ def main():
     selected = lambda test: not only or test.__name__ in only  # noqa: E731
     shared = [test_basics, test_golden_over_http, test_encode_options, test_count,
               test_decode, test_vllm, test_errors, test_slow_client, test_concurrency,
-              test_split, test_metrics_and_logs, test_health_probe, test_load_kit, test_cost_metrics]
+              test_split, test_metrics_and_logs, test_health_probe, test_load_kit, test_cost_metrics,
+              test_render_api]
     alone = [test_overload, test_connection_burst, test_graceful_shutdown, test_unix_socket,
              test_startup_and_cache_files, test_prefix_cache, test_energy_measured,
-             test_many_tokenizers, test_open_models, test_long_chat_session]
+             test_many_tokenizers, test_open_models, test_long_chat_session, test_render_context]
     unknown = [name for name in only if name not in {t.__name__ for t in shared + alone}]
     if unknown:
         print(f"http: no such test: {', '.join(unknown)}")

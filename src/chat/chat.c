@@ -2,8 +2,8 @@
  * chat.c — apply_chat_template: a conversation (vLLM's chat request fields) rendered with a
  * parsed template the way transformers renders it, and the template-independent rules
  * around it: the context variables (messages, tools, documents, add_generation_prompt,
- * bos_token, eos_token, chat_template_kwargs), vLLM's content format (a template that does
- * not loop over content gets a message's text parts joined by "\n"), and
+ * bos_token, eos_token, chat_template_kwargs), vLLM's normalization of the messages and
+ * tools (messages.c: content format, tool-call arguments, reasoning), and
  * continue_final_message (the text is cut right after the last message's content, as
  * transformers cuts it).
  */
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jinja_int.h"
+#include "messages.h"
 
 static bool is_space_at(const char *s, size_t n, size_t i, size_t *len)
 {
@@ -126,51 +126,13 @@ bool tok__chat_openai_content(const jnode *root)
   return openai;
 }
 
-/* vLLM's "string" content format: text parts joined by "\n"; other parts refused. */
-static jv flatten_content(jrender *r, jv content, size_t msg_index)
-{
-  if (content.t != JV_LIST) return content;
-  jdivert *d = jr_divert_begin(r);
-  size_t n_text = 0;
-  for (size_t i = 0; i < content.u.l->n; i++) {
-    jv part = content.u.l->v[i];
-    if (part.t == JV_STR) { /* a bare string part counts as text */
-      if (n_text++) jr_buf_puts(r, r->out, "\n");
-      jr_buf_put(r, r->out, part.u.s.p, part.u.s.n);
-      continue;
-    }
-    if (part.t != JV_DICT)
-      jr_fail(r, TOK_EINVAL, "messages[%zu].content[%zu]: a content part must be an object", msg_index, i);
-    const jv *type = jd_get_str(part.u.d, "type", 4);
-    const jv *text = jd_get_str(part.u.d, "text", 4);
-    if (type && type->t == JV_STR && !(type->u.s.n == 4 && !memcmp(type->u.s.p, "text", 4)))
-      jr_fail(r, TOK_EINVAL, "messages[%zu].content[%zu]: content part type '%.*s' is not supported (text only)",
-              msg_index, i, (int)(type->u.s.n > 40 ? 40 : type->u.s.n), type->u.s.p);
-    if (!text || text->t != JV_STR)
-      jr_fail(r, TOK_EINVAL, "messages[%zu].content[%zu]: a text part needs a string \"text\"", msg_index, i);
-    if (n_text++) jr_buf_puts(r, r->out, "\n");
-    jr_buf_put(r, r->out, text->u.s.p, text->u.s.n);
-  }
-  return jr_divert_end(r, d);
-}
-
+/* The conversation as vLLM hands it to the template (messages.c). */
 static jv read_messages(jrender *r, const tok_chat_template *t, const tok_chat_request *req)
 {
   if (!req->messages_json) jr_fail(r, TOK_EINVAL, "messages: required");
   jv msgs = jv_from_json(r, req->messages_json, req->messages_len, "messages");
   if (msgs.t != JV_LIST) jr_fail(r, TOK_EINVAL, "messages: expected a list of message objects");
-  for (size_t i = 0; i < msgs.u.l->n; i++) {
-    jv m = msgs.u.l->v[i];
-    if (m.t != JV_DICT) jr_fail(r, TOK_EINVAL, "messages[%zu]: expected an object", i);
-    const jv *role = jd_get_str(m.u.d, "role", 4);
-    if (!role || role->t != JV_STR) jr_fail(r, TOK_EINVAL, "messages[%zu]: \"role\" must be a string", i);
-    const jv *content = jd_get_str(m.u.d, "content", 7);
-    if (content && content->t != JV_STR && content->t != JV_LIST && content->t != JV_NONE)
-      jr_fail(r, TOK_EINVAL, "messages[%zu]: \"content\" must be a string, a list of parts or null", i);
-    if (content && content->t == JV_LIST && !t->iterates_content)
-      *(jv *)content = flatten_content(r, *content, i);
-  }
-  return msgs;
+  return tok__chat_normalize_messages(r, msgs, t->iterates_content);
 }
 
 /* transformers: the final message's content (its last text part) must appear in the
@@ -260,7 +222,7 @@ tok_err tok_chat_render(const tok_chat_template *t, const tok_chat_request *req,
   }
   jv msgs = read_messages(r, t, req);
   jr_set(r, g, "messages", msgs);
-  jr_set(r, g, "tools", req->tools_json ? jv_from_json(r, req->tools_json, req->tools_len, "tools") : jv_none());
+  jr_set(r, g, "tools", tok__chat_normalize_tools(r, req->tools_json ? jv_from_json(r, req->tools_json, req->tools_len, "tools") : jv_none()));
   jr_set(r, g, "documents", req->documents_json ? jv_from_json(r, req->documents_json, req->documents_len, "documents") : jv_none());
   jr_set(r, g, "add_generation_prompt", jv_bool(req->add_generation_prompt));
   if (req->bos_token) {
@@ -282,4 +244,9 @@ done:
   free(r);
   out->limit = saved_limit;
   return rc;
+}
+
+void tok_chat_float_repr(char *buf, size_t cap, double f)
+{
+  jv_float_repr(buf, cap, f);
 }

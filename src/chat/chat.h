@@ -92,4 +92,8 @@ tok_err tok_chat_render(const tok_chat_template *t, const tok_chat_request *req,
 tok_err tok_chat_request_from_body(const char *body, size_t len, tok_chat_request *req,
                                    bool *add_special_tokens, tok_error *err);
 
+/* Python's repr() of a float, which json.dumps writes: the shortest digits that read back,
+ * "1.0", "0.1", "1e-05", "1e+16". NUL-terminated; cap 32 is always enough. */
+void tok_chat_float_repr(char *buf, size_t cap, double f);
+
 #endif

@@ -306,6 +306,7 @@ tok_err tok__encoding_finish(tok_encoding *enc, tok_error *err)
   enc->info.bos_token = enc->bos_token;
   enc->info.eos_token = enc->eos_token;
   enc->info.chat_template = enc->chat_template;
+  enc->info.max_model_len = enc->max_model_len;
   return TOK_OK;
 }
 

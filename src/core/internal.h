@@ -343,6 +343,7 @@ struct tok_encoding {
   char sha256[65];
   char *bos_token, *eos_token;
   char *chat_template; /* from tokenizer_config.json or chat_template.jinja; NULL: none */
+  uint64_t max_model_len; /* info.max_model_len */
   tok__model *model;         /* owned by the registry */
   tok__normalizer normalizer;
   tok__added *added;

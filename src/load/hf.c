@@ -21,6 +21,7 @@
  * clean_up_tokenization_spaces turns on transformers' decode clean-up.
  */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -40,6 +41,7 @@ typedef struct hf {
   char file[4096];   /* the tokenizer.json */
   char config[4096]; /* tokenizer_config.json, or "" */
   char jinja[4096];  /* chat_template.jinja, or "" */
+  char model_config[4096]; /* config.json (the model's), or "" */
   tok_encoding *enc;
   tok_error *err;
   bool byte_level;
@@ -892,6 +894,65 @@ static const char *config_token(const cJSON *cfg, const char *key)
   return cJSON_IsString(content) ? content->valuestring : NULL;
 }
 
+/* transformers writes model_max_length = 1e30 (VERY_LARGE_INTEGER) when a tokenizer has
+ * no limit: anything past 2^40 tokens says nothing */
+#define MAX_SANE_LEN ((double)(1ull << 40))
+
+static double number_or(const cJSON *obj, const char *key, double dflt)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+/* vLLM's _get_and_verify_max_len (vllm/config/model.py): the smallest of the length keys
+ * of config.json (model_max_length there wins), scaled by rope_scaling's factor (yarn from
+ * original_max_position_embeddings; su, longrope and llama3 not scaled; gemma3 never), then
+ * capped by tokenizer_config.json's model_max_length. Without config.json (vLLM could not
+ * serve such a directory) only model_max_length is used; 0 when nothing says. */
+static tok_err derive_max_model_len(hf *h, const cJSON *tok_cfg)
+{
+  double len = INFINITY;
+  if (h->model_config[0]) {
+    char *text;
+    size_t n;
+    tok_err rc = tok__read_file(h->model_config, MAX_CONFIG_BYTES, &text, &n, h->err);
+    if (rc != TOK_OK) return rc;
+    cJSON *cfg = cJSON_ParseWithLength(text, n);
+    free(text);
+    if (!cJSON_IsObject(cfg)) {
+      cJSON_Delete(cfg);
+      return tok__fail(h->err, TOK_ETOKENIZER, TOK_NO_POS, TOK_NO_POS, "%s: not a JSON object", h->model_config);
+    }
+    /* multimodal configs keep the language model's in text_config */
+    const cJSON *text_cfg = cJSON_GetObjectItemCaseSensitive(cfg, "text_config");
+    const cJSON *c = cJSON_IsObject(text_cfg) ? text_cfg : cfg;
+    static const char *const keys[] = {"max_position_embeddings", "n_positions", "max_seq_len", "seq_length",
+                                       "model_max_length", "max_target_positions", "max_sequence_length",
+                                       "max_seq_length", "seq_len"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) len = fmin(len, number_or(c, keys[i], INFINITY));
+    double mml = number_or(c, "model_max_length", 0);
+    if (mml > 0) len = mml;
+    if (isinf(len)) len = 2048; /* vLLM's default when no key is found */
+    const cJSON *rope = cJSON_GetObjectItemCaseSensitive(c, "rope_scaling");
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(c, "model_type");
+    bool gemma3 = cJSON_IsString(mt) && strstr(mt->valuestring, "gemma3");
+    if (cJSON_IsObject(rope) && !gemma3) {
+      const cJSON *t = cJSON_GetObjectItemCaseSensitive(rope, "rope_type");
+      if (!cJSON_IsString(t)) t = cJSON_GetObjectItemCaseSensitive(rope, "type");
+      const char *type = cJSON_IsString(t) ? t->valuestring : "";
+      if (strcmp(type, "su") && strcmp(type, "longrope") && strcmp(type, "llama3")) {
+        if (!strcmp(type, "yarn")) len = number_or(rope, "original_max_position_embeddings", len);
+        len *= number_or(rope, "factor", 1.0);
+      }
+    }
+    cJSON_Delete(cfg);
+  }
+  double tok_len = tok_cfg ? number_or(tok_cfg, "model_max_length", INFINITY) : INFINITY;
+  if (tok_len < MAX_SANE_LEN) len = fmin(len, tok_len);
+  h->enc->max_model_len = isinf(len) || len < 1 || len >= MAX_SANE_LEN ? 0 : (uint64_t)len;
+  return TOK_OK;
+}
+
 static tok_err apply_config(hf *h)
 {
   if (h->jinja[0]) {
@@ -901,7 +962,7 @@ static tok_err apply_config(hf *h)
     if (rc != TOK_OK) return rc;
     h->enc->chat_template = text; /* NUL-terminated by tok__read_file */
   }
-  if (!h->config[0]) return TOK_OK;
+  if (!h->config[0]) return derive_max_model_len(h, NULL);
   char *text;
   size_t len;
   tok_err rc = tok__read_file(h->config, MAX_CONFIG_BYTES, &text, &len, h->err);
@@ -957,6 +1018,7 @@ static tok_err apply_config(hf *h)
     enc->n_post_prefix = enc->n_post_suffix = 0;
     rc = wrap(h, &bos_id, add_bos, &eos_id, add_eos);
   }
+  if (rc == TOK_OK) rc = derive_max_model_len(h, cfg);
   cJSON_Delete(cfg);
   return rc;
 }
@@ -977,6 +1039,9 @@ static tok_err resolve_paths(hf *h, const char *path)
     if ((size_t)snprintf(h->jinja, sizeof h->jinja, "%s/chat_template.jinja", path) >= sizeof h->jinja ||
         stat(h->jinja, &st) != 0)
       h->jinja[0] = 0;
+    if ((size_t)snprintf(h->model_config, sizeof h->model_config, "%s/config.json", path) >= sizeof h->model_config ||
+        stat(h->model_config, &st) != 0)
+      h->model_config[0] = 0;
   } else if ((size_t)snprintf(h->file, sizeof h->file, "%s", path) >= sizeof h->file) {
     return tok__fail(h->err, TOK_EIO, TOK_NO_POS, TOK_NO_POS, "%s: path too long", path);
   }

@@ -82,7 +82,10 @@ static const setting SETTINGS[] = {
     {"drain-timeout", "TOKD_DRAIN_TIMEOUT", T_UINT, OFF(drain_timeout_s), 0, 86400,
      "seconds in-flight requests get after SIGTERM"},
     {"max-model-len", "TOKD_MAX_MODEL_LEN", T_UINT, OFF(max_model_len), 0, UINT_MAX,
-     "max_model_len reported by /tokenize (0 = unknown)"},
+     "every model's context length (/tokenize, /v1/models, the render API's limit); 0 = each "
+     "model's own, from its directory as vLLM derives it"},
+    {"model-max-len", "TOKD_MODEL_MAX_LEN", T_STR, OFF(model_max_len), 0, 0,
+     "NAME=N,...: one model's context length, over --max-model-len and its directory"},
     {"watts-per-core", "TOKD_WATTS_PER_CORE", T_DOUBLE, OFF(watts_per_core), 0, 1000,
      "energy model where RAPL is not readable: watts per busy CPU (tokd_energy_* metrics)"},
     {"powercap-dir", "TOKD_POWERCAP_DIR", T_STR, OFF(powercap_dir), 0, 0,

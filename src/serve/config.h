@@ -41,7 +41,8 @@ typedef struct tokd_config {
   size_t linger_bytes;         /* most body bytes read and dropped after an early answer */
   unsigned drain_delay_s;      /* SIGTERM: keep listening (and /ready 503) this long */
   unsigned drain_timeout_s;    /* SIGTERM: how long in-flight requests may take */
-  unsigned max_model_len;      /* reported by /tokenize (vLLM's field) */
+  unsigned max_model_len;      /* every model's max_model_len (0: each model's own) */
+  const char *model_max_len;   /* NAME=N,...: one model's max_model_len */
   double watts_per_core;        /* the energy model (cost.h) */
   const char *powercap_dir;     /* where RAPL's zones are (cost.h) */
   tokd_log_level log_level;

@@ -209,7 +209,7 @@ static void set_error(req_ctx *ctx, const tokd_http_error *e)
                                  "\"param\":null,\"code\":\"out_of_memory\"}}\n";
   tok_buf out = {.limit = 1 << 16};
   free(ctx->answer);
-  if (tokd_json_error(&out, e) == TOK_OK) {
+  if (tokd_json_error(&out, e, tokd_route_error_shape(ctx->ep)) == TOK_OK) {
     ctx->status = e->status;
     ctx->answer = out.data;
     ctx->answer_len = out.len;
@@ -569,9 +569,10 @@ static void run_job(tokd_job *job, tokd_worker *w)
     ok = kind == BODY_JSON
              ? tokd_request_parse_json(&req, body, ctx->body.len, &lim, &e)
              : tokd_request_parse_text(&req, body, ctx->body.len, ctx->query, ctx->n_query, &lim, &e);
-    if (ok && (req.offsets || req.token_strings || req.messages.s)) {
+    bool chat = req.messages.s || (ctx->ep == EP_RESPONSES_COUNT && req.raw[TOKD_F_INPUT].s);
+    if (ok && (req.offsets || req.token_strings || chat)) {
       /* a richer answer, or a chat render: top the reservation up */
-      size_t want = reserve_for(ctx->ep, ctx->body.len, true) + (req.messages.s ? RESERVE_CHAT : 0);
+      size_t want = reserve_for(ctx->ep, ctx->body.len, true) + (chat ? RESERVE_CHAT : 0);
       if (want > S.budget.limit) {
         tokd_error_set(&e, 413, "body_too_large", NULL,
                        "offsets, token strings or a chat render for a body of %zu bytes need more memory than "
@@ -864,6 +865,11 @@ int tokd_daemon_start(const tokd_config *cfg)
     return 1;
   }
   ID_PREFIX = ((unsigned long long)time(NULL) << 16 ^ (unsigned long long)getpid()) & 0xffffffffffffull;
+  int lens_rc = tokd_model_lens_load(&S);
+  if (lens_rc) {
+    tok_registry_free(S.reg);
+    return lens_rc;
+  }
   if (tokd_chat_load(&S) != 0 || !(S.metrics = tokd_metrics_new(S.cfg.threads + 4)) ||
       tokd_encodings_json(&S, &S.encodings_json) != TOK_OK) {
     fprintf(stderr, "tokd: out of memory\n");
@@ -932,6 +938,7 @@ unsigned tokd_daemon_stop(void)
   tok_buf_free(&S.encodings_json);
   tokd_chat_free(&S);
   tok_prefix_cache_free(S.prefix_cache);
+  free(S.model_len);
   if (WARMING) pthread_join(WARM_THREAD, NULL);
   WARMING = false;
   tok_registry_free(S.reg);

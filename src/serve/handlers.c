@@ -121,7 +121,7 @@ static const unsigned CORE_STATUS[] = {
 };
 
 /* Maps a core error to a response. `what` names the input ("text", "text[3]"). */
-static void core_error(tokd_http_error *e, const tok_error *te, const char *what)
+void tokd_core_error(tokd_http_error *e, const tok_error *te, const char *what)
 {
   unsigned status = (unsigned)te->code < TOK_ERR__COUNT ? CORE_STATUS[te->code] : 500;
   if (te->code == TOK_ENOMEM)
@@ -131,7 +131,7 @@ static void core_error(tokd_http_error *e, const tok_error *te, const char *what
 }
 
 /* The output buffer passed its cap: the request asked for more than its share. */
-static bool too_large(tokd_http_error *e)
+bool tokd_too_large(tokd_http_error *e)
 {
   tokd_error_set(e, 413, "response_too_large", NULL,
                  "the response would exceed this request's share of the server's memory "
@@ -140,12 +140,14 @@ static bool too_large(tokd_http_error *e)
 }
 
 /* Which tokenizer: "encoding" names one, "model" an OpenAI model (its encoding) or a
- * loaded tokenizer; both must agree; neither means the default. vLLM's endpoints fall back
- * to the default for a model they do not know (it is the LLM's name). */
-static bool resolve_encoding(const tokd_server *srv, const tokd_request *req, const tok_encoding **out,
+ * loaded tokenizer; both must agree; neither means the default. vLLM's tokenize endpoints
+ * fall back to the default for a model they do not know (it is the LLM's name); its render
+ * API answers 404 as vLLM does. */
+bool tokd_resolve_encoding(const tokd_server *srv, const tokd_request *req, const tok_encoding **out,
                              tokd_http_error *e)
 {
-  bool vllm = TOKD_ROUTES[req->ep].lenient;
+  bool strict = tokd_route_error_shape(req->ep) != TOKD_ERRORS_TOKD; /* vLLM's check_model */
+  bool vllm = TOKD_ROUTES[req->ep].lenient && !strict;
   const tok_encoding *by_name = NULL, *by_model = NULL;
   if (req->encoding) {
     by_name = tok_registry_find(srv->reg, req->encoding, strlen(req->encoding));
@@ -159,6 +161,10 @@ static bool resolve_encoding(const tokd_server *srv, const tokd_request *req, co
   if (req->model) {
     const char *name = tokd_model_to_name(req->model);
     by_model = tok_registry_find(srv->reg, name, strlen(name));
+    if (!by_model && strict) {
+      tokd_error_set(e, 404, "unknown_model", "model", "The model `%.64s` does not exist.", req->model);
+      return false;
+    }
     if (!by_model && !vllm) {
       tokd_error_set(e, 404, "unknown_model", "model",
                      "no loaded tokenizer for model \"%.64s\"; name an \"encoding\" instead",
@@ -243,7 +249,7 @@ void tokd_chat_free(tokd_server *srv)
 /* Renders the request's conversation into w->chat with the encoding's template (or the
  * request's own "chat_template"). Memory: the render may use half of what the request's
  * reservation leaves for its answer, the text a quarter (the encode needs the rest). */
-static bool render_chat(const tokd_server *srv, tokd_worker *w, const tokd_request *req,
+bool tokd_render_chat(const tokd_server *srv, tokd_worker *w, const tokd_request *req,
                         const tok_encoding *enc, size_t share, tokd_http_error *e)
 {
   const tok_chat_template *tmpl = NULL;
@@ -299,7 +305,7 @@ static bool render_chat(const tokd_server *srv, tokd_worker *w, const tokd_reque
 
 #define TRY(expr)                                                                             \
   do {                                                                                        \
-    if ((expr) != TOK_OK) return too_large(e);                                                \
+    if ((expr) != TOK_OK) return tokd_too_large(e);                                                \
   } while (0)
 
 /* POST /encode, /count, /tokenize */
@@ -313,7 +319,7 @@ bool tokd_handle_encode(const tokd_server *srv, tokd_worker *w, const tokd_reque
                           .want_offsets = req->offsets,
                           .add_special_tokens = req->add_special_tokens,
                           .prefix_cache = srv->prefix_cache};
-  if (!resolve_encoding(srv, req, &enc, e)) return false;
+  if (!tokd_resolve_encoding(srv, req, &enc, e)) return false;
   if (!special_set(req, enc, ep == EP_TOKENIZE, &set, &opts.allowed_special, e)) return false;
   /* a limit stops counting early; stop_after 0 means "no limit", so limit 0 counts all */
   if (ep == EP_COUNT && req->limit > 0) opts.stop_after = (size_t)req->limit;
@@ -325,7 +331,7 @@ bool tokd_handle_encode(const tokd_server *srv, tokd_worker *w, const tokd_reque
   if (req->messages.s) {
     /* the conversation, rendered, is the one text; its special tokens are written by the
      * template, so all of them are recognised */
-    if (!render_chat(srv, w, req, enc, out->limit, e)) return false;
+    if (!tokd_render_chat(srv, w, req, enc, out->limit, e)) return false;
     rendered = (tokd_text){w->chat.data ? w->chat.data : "", w->chat.len};
     chat_req = *req;
     chat_req.texts = &rendered;
@@ -360,7 +366,7 @@ bool tokd_handle_encode(const tokd_server *srv, tokd_worker *w, const tokd_reque
       split_end(srv, &lease);
       opts.split = NULL;
       if (rc != TOK_OK) {
-        core_error(e, &te, what);
+        tokd_core_error(e, &te, what);
         return false;
       }
       total += n;
@@ -382,7 +388,7 @@ bool tokd_handle_encode(const tokd_server *srv, tokd_worker *w, const tokd_reque
       split_end(srv, &lease);
       opts.split = NULL;
       if (rc != TOK_OK) {
-        core_error(e, &te, what);
+        tokd_core_error(e, &te, what);
         return false;
       }
       const uint32_t *ids = r.ids, *offs = r.offsets;
@@ -401,7 +407,7 @@ bool tokd_handle_encode(const tokd_server *srv, tokd_worker *w, const tokd_reque
       TRY(tokd_json_uint(out, n));
       if (ep == EP_TOKENIZE) {
         TRY(tokd_json_lit(out, ",\"max_model_len\":"));
-        TRY(tokd_json_uint(out, srv->cfg.max_model_len));
+        TRY(tokd_json_uint(out, tokd_max_model_len(srv, enc)));
       }
       if (req->max_tokens >= 0) {
         TRY(tokd_json_lit(out, truncated ? ",\"truncated\":true" : ",\"truncated\":false"));
@@ -449,7 +455,7 @@ bool tokd_handle_decode(const tokd_server *srv, tokd_worker *w, const tokd_reque
 {
   const tok_encoding *enc;
   tokd_endpoint ep = req->ep;
-  if (!resolve_encoding(srv, req, &enc, e)) return false;
+  if (!tokd_resolve_encoding(srv, req, &enc, e)) return false;
   bool stream = req->stream || req->tail;
   if (stream && req->batch) {
     tokd_error_set(e, 400, "invalid_request", "tail", "streaming decode takes one list of ids, not a batch");
@@ -493,8 +499,8 @@ bool tokd_handle_decode(const tokd_server *srv, tokd_worker *w, const tokd_reque
         tokd_error_set(e, 400, "unknown_token", param, "%s: token id %u is not in %s", param,
                        ids[te.index], name);
       else if (te.code == TOK_ELIMIT)
-        return too_large(e);
-      else core_error(e, &te, param);
+        return tokd_too_large(e);
+      else tokd_core_error(e, &te, param);
       return false;
     }
     *tokens += n;
@@ -534,7 +540,7 @@ bool tokd_handle_encodings(const tokd_server *srv, tokd_worker *w, const tokd_re
                            tok_buf *out, unsigned long long *tokens, tokd_http_error *e)
 {
   (void)w, (void)req, (void)tokens;
-  if (tok_buf_append(out, srv->encodings_json.data, srv->encodings_json.len) != TOK_OK) return too_large(e);
+  if (tok_buf_append(out, srv->encodings_json.data, srv->encodings_json.len) != TOK_OK) return tokd_too_large(e);
   return true;
 }
 
@@ -543,7 +549,7 @@ bool tokd_handle_health(const tokd_server *srv, tokd_worker *w, const tokd_reque
 {
   (void)srv, (void)w, (void)req, (void)tokens;
   /* liveness: the I/O threads answer, so the process makes progress */
-  if (tokd_json_lit(out, "{\"status\":\"ok\"}\n") != TOK_OK) return too_large(e);
+  if (tokd_json_lit(out, "{\"status\":\"ok\"}\n") != TOK_OK) return tokd_too_large(e);
   return true;
 }
 
@@ -559,7 +565,7 @@ bool tokd_handle_ready(const tokd_server *srv, tokd_worker *w, const tokd_reques
 {
   (void)w, (void)req, (void)tokens;
   if (tokd_server_ready(srv)) {
-    if (tokd_json_lit(out, "{\"status\":\"ready\"}\n") != TOK_OK) return too_large(e);
+    if (tokd_json_lit(out, "{\"status\":\"ready\"}\n") != TOK_OK) return tokd_too_large(e);
     return true;
   }
   const char *why = !atomic_load(&srv->ready)      ? "loading"
@@ -598,7 +604,7 @@ bool tokd_handle_metrics(const tokd_server *srv, tokd_worker *w, const tokd_requ
     tok_prefix_cache_read(srv->prefix_cache, &pc);
     g.prefix_cache = &pc;
   }
-  if (tokd_metrics_render(srv->metrics, out, &g) != TOK_OK) return too_large(e);
+  if (tokd_metrics_render(srv->metrics, out, &g) != TOK_OK) return tokd_too_large(e);
   return true;
 }
 
@@ -675,8 +681,8 @@ bool tokd_handle_chat(const tokd_server *srv, tokd_worker *w, const tokd_request
                       tok_buf *out, unsigned long long *tokens, tokd_http_error *e)
 {
   const tok_encoding *enc;
-  if (!resolve_encoding(srv, req, &enc, e)) return false;
-  if (!render_chat(srv, w, req, enc, out->limit, e)) return false;
+  if (!tokd_resolve_encoding(srv, req, &enc, e)) return false;
+  if (!tokd_render_chat(srv, w, req, enc, out->limit, e)) return false;
   const char *text = w->chat.data ? w->chat.data : "";
   size_t text_len = w->chat.len;
   if (req->ep == EP_APPLY_TEMPLATE) {
@@ -692,7 +698,7 @@ bool tokd_handle_chat(const tokd_server *srv, tokd_worker *w, const tokd_request
   tok_encode_result r;
   tok_error te;
   if (tok_encode(enc, w->scratch, text, text_len, &opts, &r, &te) != TOK_OK) {
-    core_error(e, &te, "messages");
+    tokd_core_error(e, &te, "messages");
     return false;
   }
   TRY(tokd_json_lit(out, "{\"tokenize_response\":["));

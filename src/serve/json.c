@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "chat.h"
 #include "util.h"
 
 /* ---------------------------------------------------------------------------------------
@@ -72,18 +73,50 @@ tok_err tokd_json_uint(tok_buf *out, unsigned long long v)
   return tok_buf_append(out, tmp, (size_t)n);
 }
 
-tok_err tokd_json_error(tok_buf *out, const tokd_http_error *e)
+/* vLLM's ErrorInfo.type: the exception class its handlers name for each status */
+static const char *vllm_error_type(unsigned status)
+{
+  switch (status) {
+  case 400: return "BadRequestError";
+  case 404: return "NotFoundError";
+  case 405: return "MethodNotAllowed";
+  case 413: return "RequestEntityTooLarge";
+  case 501: return "NotImplementedError";
+  case 503: return "ServiceUnavailableError";
+  default: return status >= 500 ? "InternalServerError" : "BadRequestError";
+  }
+}
+
+tok_err tokd_json_error(tok_buf *out, const tokd_http_error *e, tokd_error_shape shape)
 {
   tok_err rc;
+  bool vllm = shape != TOKD_ERRORS_TOKD;
+  const char *type = vllm ? vllm_error_type(e->status) : e->type;
+  if (shape == TOKD_ERRORS_ANTHROPIC) {
+    /* vllm/entrypoints/anthropic/api_router.py translate_error_response */
+    if ((rc = tokd_json_lit(out, "{\"type\":\"error\",\"error\":{\"type\":")) ||
+        (rc = tokd_json_string(out, type, strlen(type))) || (rc = tokd_json_lit(out, ",\"message\":")) ||
+        (rc = tokd_json_string(out, e->message, strlen(e->message))) || (rc = tokd_json_lit(out, "}}")))
+      return rc;
+    return TOK_OK;
+  }
   if ((rc = tokd_json_lit(out, "{\"error\":{\"message\":")) ||
       (rc = tokd_json_string(out, e->message, strlen(e->message))) ||
       (rc = tokd_json_lit(out, ",\"type\":")) ||
-      (rc = tokd_json_string(out, e->type, strlen(e->type))) ||
+      (rc = tokd_json_string(out, type, strlen(type))) ||
       (rc = tokd_json_lit(out, ",\"param\":")))
     return rc;
   rc = e->param[0] ? tokd_json_string(out, e->param, strlen(e->param)) : tokd_json_lit(out, "null");
-  if (rc || (rc = tokd_json_lit(out, ",\"code\":")) ||
-      (rc = tokd_json_string(out, e->code, strlen(e->code))) || (rc = tokd_json_lit(out, "}}\n")))
-    return rc;
+  if (rc || (rc = tokd_json_lit(out, ",\"code\":"))) return rc;
+  /* vLLM's code is the HTTP status as a number; tokd's own endpoints give a name */
+  rc = vllm ? tokd_json_uint(out, e->status) : tokd_json_string(out, e->code, strlen(e->code));
+  if (rc || (rc = tokd_json_lit(out, vllm ? "}}" : "}}\n"))) return rc; /* vLLM: json.dumps, no newline */
   return TOK_OK;
+}
+
+tok_err tokd_json_double(tok_buf *out, double v)
+{
+  char buf[48];
+  tok_chat_float_repr(buf, sizeof buf, v); /* json.dumps writes a float as repr() does */
+  return tok_buf_append(out, buf, strlen(buf));
 }

@@ -4,6 +4,7 @@
 #ifndef TOKD_JSON_H
 #define TOKD_JSON_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "request.h"
@@ -13,6 +14,8 @@ tok_err tokd_json_string(tok_buf *out, const char *s, size_t len); /* quoted, es
 tok_err tokd_json_ids(tok_buf *out, const uint32_t *ids, size_t n);  /* [1,2,3] */
 tok_err tokd_json_uint(tok_buf *out, unsigned long long v);
 tok_err tokd_json_lit(tok_buf *out, const char *literal);
-tok_err tokd_json_error(tok_buf *out, const tokd_http_error *e);
+/* An error answer in the endpoint's shape (routes.h: tokd_error_shape) */
+tok_err tokd_json_error(tok_buf *out, const tokd_http_error *e, tokd_error_shape shape);
+tok_err tokd_json_double(tok_buf *out, double v); /* as Python's json.dumps writes a float */
 
 #endif

@@ -584,6 +584,10 @@ static bool get_field(jp *j, tokd_field f, const char *name, const tokd_parse_li
                       tokd_request *req)
 {
   const char *side = NULL;
+  /* the render API's sampling fields and prompt keep their JSON: render.c reads them with
+   * vLLM's types (floats, lists, null for "unset"), which tokd's own fields do not share */
+  if (tokd_route_error_shape(req->ep) != TOKD_ERRORS_TOKD && (FIELDS_RAW & (1ull << f)))
+    return raw_value(j, &req->raw[f]);
   switch (f) {
   case TOKD_F_TEXT: case TOKD_F_PROMPT: return get_texts(j, name, lim, req);
   case TOKD_F_TOKENS: return get_ids(j, name, lim, req);
@@ -647,35 +651,39 @@ static tokd_field input_field(tokd_endpoint ep)
 static bool check_required(tokd_request *req, tokd_http_error *e)
 {
   tokd_field f = input_field(req->ep);
-  bool chat = req->given & (1u << TOKD_F_MESSAGES);
+  bool chat = req->given & (1ull << TOKD_F_MESSAGES);
   if (chat && !req->messages.s) {
     tokd_error_set(e, 400, "invalid_type", "messages", "\"messages\" must be a list of message objects");
     return false;
   }
-  if (req->ep == EP_CHAT_TOKENIZE || req->ep == EP_APPLY_TEMPLATE) f = TOKD_F_MESSAGES;
+  if (req->ep == EP_CHAT_TOKENIZE || req->ep == EP_APPLY_TEMPLATE || req->ep == EP_RENDER_CHAT)
+    f = TOKD_F_MESSAGES;
+  if (req->ep == EP_MESSAGES_RENDER || req->ep == EP_MESSAGES_COUNT) f = TOKD_F_MESSAGES;
+  /* vLLM's own message for a missing prompt (render.c); Responses' input (providers.c) */
+  if (req->ep == EP_RENDER_COMPLETION || req->ep == EP_RESPONSES_COUNT) return true;
   if (chat && f != TOKD_F_MESSAGES) {
-    if (req->given & (1u << f)) {
+    if (req->given & (1ull << f)) {
       tokd_error_set(e, 400, "conflicting_fields", "messages", "send \"%s\" or \"messages\", not both",
                      TOKD_FIELD_NAMES[f]);
       return false;
     }
     /* vLLM's chat default: the template already wrote the special tokens it wants */
-    if (!(req->given & (1u << TOKD_F_ADD_SPECIAL_TOKENS))) req->add_special_tokens = false;
+    if (!(req->given & (1ull << TOKD_F_ADD_SPECIAL_TOKENS))) req->add_special_tokens = false;
     return true;
   }
-  if (!chat && (req->given & (FIELDS_CHAT & ~(1u << TOKD_F_MESSAGES)))) {
+  if (!chat && (req->given & (FIELDS_CHAT & ~(1ull << TOKD_F_MESSAGES)))) {
     for (int k = 0; k < TOKD_F__COUNT; k++)
-      if ((req->given & (1u << k)) && (FIELDS_CHAT & (1u << k))) {
+      if ((req->given & (1ull << k)) && (FIELDS_CHAT & (1ull << k))) {
         tokd_error_set(e, 400, "missing_field", "messages", "\"%s\" applies to chat \"messages\", which are missing",
                        TOKD_FIELD_NAMES[k]);
         return false;
       }
   }
   if (f == TOKD_F_MESSAGES && chat) {
-    if (!(req->given & (1u << TOKD_F_ADD_SPECIAL_TOKENS))) req->add_special_tokens = false;
+    if (!(req->given & (1ull << TOKD_F_ADD_SPECIAL_TOKENS))) req->add_special_tokens = false;
     return true;
   }
-  if (req->given & (1u << f)) return true;
+  if (req->given & (1ull << f)) return true;
   tokd_error_set(e, 400, "missing_field", TOKD_FIELD_NAMES[f], "missing \"%s\"", TOKD_FIELD_NAMES[f]);
   return false;
 }
@@ -699,7 +707,7 @@ bool tokd_request_parse_json(tokd_request *req, char *body, size_t len,
       if (!string(&j, &key, &key_len)) return false;
       if (!eat(&j, ':')) return syntax(&j, "expected ':'");
       tokd_field f = field_of(key, key_len);
-      bool known = f < TOKD_F__COUNT && (route->fields & (1u << f));
+      bool known = f < TOKD_F__COUNT && (route->fields & (1ull << f));
       if (!known && !route->lenient) {
         tokd_error_set(e, 400, "unknown_field", key, "unknown field \"%.64s\" for %s", key, route->path);
         return false;
@@ -709,7 +717,7 @@ bool tokd_request_parse_json(tokd_request *req, char *body, size_t len,
         continue;
       }
       if (!get_field(&j, f, TOKD_FIELD_NAMES[f], lim, req)) return false;
-      req->given |= 1u << f;
+      req->given |= 1ull << f;
     } while (eat(&j, ','));
     if (!eat(&j, '}')) return syntax(&j, "expected ',' or '}'");
   }
@@ -807,7 +815,7 @@ bool tokd_request_parse_text(tokd_request *req, char *body, size_t len, const to
         return false;
       }
     tokd_field f = field_of(query[i].key, strlen(query[i].key));
-    bool known = f < TOKD_F__COUNT && f != input && (route->fields & (1u << f));
+    bool known = f < TOKD_F__COUNT && f != input && (route->fields & (1ull << f));
     if (!known && !route->lenient) {
       tokd_error_set(e, 400, "unknown_field", query[i].key, "unknown query parameter \"%.64s\" for %s",
                      query[i].key, route->path);

@@ -39,7 +39,7 @@ typedef struct tokd_text {
 
 typedef struct tokd_request {
   tokd_endpoint ep;
-  uint32_t given; /* fields present (a mask of TOKD_FIELDS) */
+  uint64_t given; /* fields present (a mask of TOKD_FIELDS) */
 
   const char *encoding; /* NUL-terminated; NULL: not given */
   const char *model;
@@ -76,6 +76,10 @@ typedef struct tokd_request {
   const char *chat_template; /* a template for this request instead of the model's */
   bool add_generation_prompt;  /* default true (vLLM) */
   bool continue_final_message;
+
+  /* the render API: the JSON of each sampling field (FIELDS_SAMPLING) and of "prompt",
+   * as sent (null: absent), read by render.c, which knows vLLM's types and defaults */
+  tokd_text raw[TOKD_F__COUNT];
 } tokd_request;
 
 /* Bounds parsing applies. */

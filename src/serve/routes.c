@@ -28,9 +28,21 @@ tokd_endpoint tokd_route_find(const char *path)
   return EP_OTHER;
 }
 
+tokd_error_shape tokd_route_error_shape(tokd_endpoint ep)
+{
+  switch (ep) {
+  case EP_RENDER_CHAT: case EP_RENDER_COMPLETION: case EP_MODELS: case EP_RESPONSES_COUNT:
+    return TOKD_ERRORS_VLLM;
+  case EP_MESSAGES_RENDER: case EP_MESSAGES_COUNT:
+    return TOKD_ERRORS_ANTHROPIC;
+  default:
+    return TOKD_ERRORS_TOKD;
+  }
+}
+
 const char *tokd_route_list(void)
 {
-  static char list[512];
+  static char list[1024];
   if (list[0]) return list;
   size_t o = 0;
   for (int m = 0; m < 2; m++) {

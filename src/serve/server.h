@@ -40,6 +40,7 @@ typedef struct tokd_server {
    * with chat_error[i] set when it has none or it cannot be used */
   struct tok_chat_template **chat;
   char **chat_error;
+  uint64_t *model_len; /* --model-max-len by registry index (0: not given) */
 } tokd_server;
 
 /* Parses the chat templates of the loaded tokenizers (a template that fails is logged and
@@ -85,6 +86,28 @@ extern const char TOKD_UI_CSP[];
 /* Whether the server can take new work now: loaded, not draining, a free in-flight slot
  * and room in the memory budget (what /ready answers). */
 bool tokd_server_ready(const tokd_server *srv);
+
+/* handlers.c, shared with render.c: the tokenizer a request names (404 for an unknown
+ * model on the render API); the request's conversation rendered into w->chat with the
+ * model's template (share: the bytes the answer may use); a core error as an answer; the
+ * 413 of an answer past its share. */
+bool tokd_resolve_encoding(const tokd_server *srv, const tokd_request *req, const tok_encoding **out,
+                           tokd_http_error *e);
+bool tokd_render_chat(const tokd_server *srv, tokd_worker *w, const tokd_request *req,
+                      const tok_encoding *enc, size_t share, tokd_http_error *e);
+void tokd_core_error(tokd_http_error *e, const tok_error *te, const char *what);
+bool tokd_too_large(tokd_http_error *e);
+
+/* render.c: a model's max_model_len (--model-max-len, else --max-model-len, else what its
+ * directory says; 0: unknown), and the per-model overrides read at start-up (0, or an exit
+ * status after printing why). */
+uint64_t tokd_max_model_len(const tokd_server *srv, const tok_encoding *enc);
+/* vllm/renderers/params.py's length check: n prompt tokens and max_output requested output
+ * tokens fit the model's context (or its length is unknown); else a 400 with vLLM's
+ * message. */
+bool tokd_render_fits(const tokd_server *srv, const tok_encoding *enc, size_t n, long long max_output,
+                      tokd_http_error *e);
+int tokd_model_lens_load(tokd_server *srv);
 
 /* The /encodings document. */
 tok_err tokd_encodings_json(const tokd_server *srv, tok_buf *out);

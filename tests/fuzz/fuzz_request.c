@@ -20,7 +20,9 @@ static void check_error(const tokd_http_error *e)
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
-  static const tokd_endpoint eps[] = {EP_ENCODE, EP_COUNT, EP_DECODE, EP_TOKENIZE, EP_DETOKENIZE};
+  static const tokd_endpoint eps[] = {EP_ENCODE, EP_COUNT, EP_DECODE, EP_TOKENIZE, EP_DETOKENIZE,
+                                      EP_RENDER_CHAT, EP_RENDER_COMPLETION, EP_MESSAGES_COUNT,
+                                      EP_RESPONSES_COUNT};
   tokd_parse_limits lim = {8, 1000};
   char *body = malloc(size + 1);
   for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++) {
@@ -37,6 +39,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         if (req.n_lists && req.list_start[req.n_lists] != req.n_ids) abort();
         for (size_t t = 0; t < req.n_texts; t++)
           if (req.texts[t].s < body || req.texts[t].s + req.texts[t].len > body + size) abort();
+        /* the render and provider fields kept raw lie inside the body too */
+        for (int f = 0; f < TOKD_F__COUNT; f++)
+          if (req.raw[f].s && (req.raw[f].s < body || req.raw[f].s + req.raw[f].len > body + size)) abort();
       } else {
         check_error(&err);
       }

@@ -4,9 +4,12 @@
 Renders every template x conversation with Python jinja2 (Debian python3-jinja2) set up
 exactly as transformers' apply_chat_template sets it up (ImmutableSandboxedEnvironment,
 trim_blocks, lstrip_blocks, loopcontrols, transformers' tojson, raise_exception and
-strftime_now), with the conversation prepared as vLLM prepares it (content parts joined by
-"\\n" unless the template loops over content; continue_final_message cut as transformers
-cuts it). Writes tests/data/chat/expected/<template>.json; token ids for the model templates
+strftime_now), with the conversation prepared as vLLM prepares it (prepare(): each message
+rebuilt as vLLM's chat parser rebuilds it, content parts joined by "\\n" unless the template
+loops over content, tool-call arguments parsed, reasoning copied; tools as model_dump gives
+them; continue_final_message cut as transformers cuts it). Anthropic requests in tests/data/chat/anthropic/ are first converted as vLLM converts them
+(anthropic_to_chat) into conversations/anthropic_<name>.json. Writes
+tests/data/chat/expected/<template>.json; token ids for the model templates
 are added by tests/tools/gen_chat_ids.mjs (npm tokenizers).
 
 usage: TZ=UTC TOKD_CHAT_NOW=1700000000 tests/tools/gen_chat_golden.py build/models tests/data/chat
@@ -107,15 +110,84 @@ def iterates_content(env, source):
     return False
 
 
+def _texts(content):
+    # vllm/entrypoints/chat_utils.py _parse_chat_message_content_parts: the text parts
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [content]
+    out = []
+    for p in content:
+        if isinstance(p, str):
+            out.append(p)
+            continue
+        t = p["type"]
+        key = {"refusal": "refusal", "thinking": "thinking"}.get(t, "text")
+        if p.get(key) is None and t in ("text", "refusal"):
+            continue
+        out.append(p[key])
+    return out
+
+
 def prepare(messages, openai_format):
+    """The conversation as vLLM builds it for the template (chat_utils.py:
+    _parse_chat_message_content and _postprocess_messages; chat_completion/protocol.py:
+    _normalize_messages_before renames reasoning_content to reasoning)."""
     out = []
     for m in messages:
-        m = dict(m)
-        c = m.get("content")
-        if isinstance(c, list) and not openai_format:
-            m["content"] = "\n".join(p if isinstance(p, str) else p["text"] for p in c)
-        out.append(m)
+        role = m["role"]
+        reasoning = m.get("reasoning")
+        if reasoning is None:
+            reasoning = m.get("reasoning_content")
+        texts = _texts(m.get("content"))
+        if openai_format:
+            content = [{"type": "text", "text": t} for t in texts]
+        else:
+            content = "\n".join(texts)
+        n = {"role": role, "content": content}
+        if role == "assistant":
+            if m.get("tool_calls") is not None:
+                n["tool_calls"] = [dict(tc, function=dict(tc["function"])) for tc in m["tool_calls"]]
+            if reasoning is not None:
+                n["reasoning"] = reasoning
+                n["reasoning_content"] = reasoning
+        elif role == "tool":
+            if "tool_call_id" in m:
+                n["tool_call_id"] = m["tool_call_id"]
+            n["content"] = "\n".join(texts) if texts else ""
+        if isinstance(m.get("name"), str):
+            n["name"] = m["name"]
+        if isinstance(m.get("task"), str):
+            n["task"] = m["task"]
+        if role == "developer":
+            n["tools"] = m.get("tools")
+        if role == "assistant" and "tool_calls" in n:
+            if not n["tool_calls"]:
+                del n["tool_calls"]
+            for tc in n.get("tool_calls", []):
+                fn = tc["function"]
+                args = fn.get("arguments")
+                parsed = None
+                if args:
+                    if isinstance(args, dict):
+                        parsed = args
+                    elif isinstance(args, str):
+                        try:
+                            parsed = json.loads(args)
+                        except ValueError:
+                            parsed = None
+                fn["arguments"] = parsed if isinstance(parsed, dict) else {}
+        out.append(n)
     return out
+
+
+def prepare_tools(tools):
+    """ChatCompletionToolsParam.model_dump(): type, then function's name, description, parameters."""
+    if tools is None:
+        return None
+    return [{"type": "function", "function": {"name": t["function"]["name"],
+                                              "description": t["function"].get("description"),
+                                              "parameters": t["function"].get("parameters")}} for t in tools]
 
 
 def render(env, source, body, special):
@@ -124,7 +196,7 @@ def render(env, source, body, special):
     kwargs = dict(special)
     kwargs.update(body.get("chat_template_kwargs") or {})
     agp = body.get("add_generation_prompt", True)
-    text = template.render(messages=messages, tools=body.get("tools"), documents=body.get("documents"),
+    text = template.render(messages=messages, tools=prepare_tools(body.get("tools")), documents=body.get("documents"),
                            add_generation_prompt=agp, **kwargs)
     if body.get("continue_final_message"):
         final = messages[-1]["content"]
@@ -141,6 +213,61 @@ def render(env, source, body, special):
     return text
 
 
+def anthropic_to_chat(body):
+    """An Anthropic Messages request as vLLM converts it to a chat request
+    (vllm/entrypoints/anthropic/serving.py _convert_anthropic_to_openai_request: system,
+    messages with text, thinking, tool_use and tool_result blocks, tools' input_schema)."""
+    parts = []
+
+    def system_texts(v):
+        if isinstance(v, str):
+            parts.append(v)
+        else:
+            for b in v or []:
+                if b["type"] == "text" and b.get("text") and not b["text"].startswith("x-anthropic-billing-header"):
+                    parts.append(b["text"])
+    system_texts(body.get("system"))
+    for m in body["messages"]:
+        if m["role"] == "system":
+            system_texts(m["content"])
+    out = [{"role": "system", "content": "".join(parts)}] if parts else []
+    for m in body["messages"]:
+        if m["role"] == "system":
+            continue
+        msg = {"role": m["role"]}
+        if isinstance(m["content"], str):
+            msg["content"] = m["content"]
+        else:
+            content, calls, reasoning = [], [], []
+            for b in m["content"]:
+                if b["type"] == "text" and b.get("text"):
+                    content.append({"type": "text", "text": b["text"]})
+                elif b["type"] == "thinking" and b.get("thinking") is not None:
+                    reasoning.append(b["thinking"])
+                elif b["type"] == "tool_use":
+                    calls.append({"id": b.get("id"), "type": "function",
+                                  "function": {"name": b.get("name") or "", "arguments": json.dumps(b.get("input") or {})}})
+                elif b["type"] == "tool_result" and m["role"] == "user":
+                    c = b.get("content")
+                    text = c if isinstance(c, str) else "\n".join(i.get("text", "") for i in c or [] if i.get("type") == "text")
+                    out.append({"role": "tool", "tool_call_id": b.get("tool_use_id") or "", "content": text or ""})
+            if reasoning:
+                msg["reasoning"] = "".join(reasoning)
+            if calls:
+                msg["tool_calls"] = calls
+            if content:
+                msg["content"] = content[0]["text"] if len(content) == 1 else content
+            if m["role"] == "user" and "content" not in msg:
+                continue
+        out.append(msg)
+    chat = {"messages": out}
+    if body.get("tools") is not None:
+        chat["tools"] = [{"type": "function", "function": {"name": t["name"], "description": t.get("description"),
+                                                           "parameters": dict(t["input_schema"], **({} if "type" in t["input_schema"] else {"type": "object"}))}}
+                         for t in body["tools"]]
+    return chat
+
+
 def token_text(v):
     if isinstance(v, dict):
         return v.get("content")
@@ -150,6 +277,14 @@ def token_text(v):
 def main():
     models_dir, data = sys.argv[1], sys.argv[2]
     env = make_env()
+    # Anthropic requests (tests/data/chat/anthropic) become conversations anthropic_<name>
+    adir = os.path.join(data, "anthropic")
+    for f in sorted(os.listdir(adir)):
+        with open(os.path.join(adir, f), encoding="utf-8") as fh:
+            chat = anthropic_to_chat(json.load(fh))
+        with open(os.path.join(data, "conversations", "anthropic_" + f), "w", encoding="utf-8") as fh:
+            json.dump(chat, fh, ensure_ascii=False)
+            fh.write("\n")
     convs = {}
     for f in sorted(os.listdir(os.path.join(data, "conversations"))):
         with open(os.path.join(data, "conversations", f), encoding="utf-8") as fh:
