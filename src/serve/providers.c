@@ -447,7 +447,7 @@ bool tokd_handle_provider(const tokd_server *srv, tokd_worker *w, const tokd_req
   if (!tokd_resolve_encoding(srv, &chat, &enc, e) || !tokd_render_chat(srv, w, &chat, enc, out->limit, e)) goto done;
   tok_special_set set;
   tok_special_set_all(enc, &set);
-  tok_encode_opts opts = {.allowed_special = &set};
+  tok_encode_opts opts = {.allowed_special = &set, .prefix_cache = srv->prefix_cache};
   tok_error te;
   size_t n;
   bool stopped;

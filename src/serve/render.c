@@ -600,10 +600,12 @@ static bool write_generate(const tokd_server *srv, const tokd_request *req, cons
 static bool encode_text(const tokd_server *srv, tokd_worker *w, const tok_encoding *enc, const char *text,
                         size_t len, bool add_special, const char *what, tok_encode_result *r, tokd_http_error *e)
 {
-  (void)srv;
   tok_special_set set;
   tok_special_set_all(enc, &set); /* Hugging Face's encode: special-token text is special */
-  tok_encode_opts opts = {.allowed_special = &set, .add_special_tokens = add_special};
+  /* a router renders every request of a conversation: the history up to its last special
+   * token comes from the prefix cache */
+  tok_encode_opts opts = {.allowed_special = &set, .add_special_tokens = add_special,
+                          .prefix_cache = srv->prefix_cache};
   tok_error te;
   if (tok_encode(enc, w->scratch, text, len, &opts, r, &te) != TOK_OK) {
     tokd_core_error(e, &te, what);
