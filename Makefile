@@ -50,8 +50,8 @@ GEN_OBJ := $(filter-out $(BUILD)/bt_image.o $(BUILD)/embed_data.o,$(CORE_OBJ)) $
 	$(BUILD)/embed_ranks.o
 COMMON_SRC := src/common/util.c
 SERVE_SRC := $(addprefix src/serve/,daemon.c config.c metrics.c json.c request.c routes.c handlers.c render.c providers.c \
-	pool.c budget.c watchdog.c linger.c listen.c cost.c log.c probe.c ui.c)
-TOKD_SRC := $(SERVE_SRC) $(COMMON_SRC) src/cli/main.c
+	pool.c budget.c watchdog.c linger.c listen.c cost.c log.c ui.c)
+TOKD_SRC := $(SERVE_SRC) $(COMMON_SRC) src/cli/main.c src/cli/health.c
 TOKD_OBJ := $(TOKD_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/serve/ui_data.o
 TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)
@@ -263,7 +263,7 @@ $(BUILD)/fuzz_request_replay: tests/fuzz/fuzz_request.c tests/fuzz/replay.c $(BU
 $(BUILD)/fuzz_chat_replay: tests/fuzz/fuzz_chat.c tests/fuzz/replay.c $(BUILD)/libtokd.a
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread
 
-SERVE_OBJ := $(filter-out $(BUILD)/cli/main.o,$(TOKD_OBJ))
+SERVE_OBJ := $(filter-out $(BUILD)/cli/%.o,$(TOKD_OBJ))
 $(BUILD)/fuzz_http_replay: tests/fuzz/fuzz_http.c tests/fuzz/replay.c $(SERVE_OBJ) $(BUILD)/libtokd.a
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread -lm
 

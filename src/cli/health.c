@@ -1,5 +1,5 @@
 /*
- * probe.c — `tokd health`: GET /ready on a local server; exit 0 when it answers 200. For
+ * health.c — `tokd health`: GET /ready on a local server; exit 0 when it answers 200. For
  * container HEALTHCHECKs and probes in images without a shell or curl.
  */
 #include <netdb.h>
