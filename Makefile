@@ -51,7 +51,7 @@ GEN_OBJ := $(filter-out $(BUILD)/bt_image.o $(BUILD)/embed_data.o,$(CORE_OBJ)) $
 COMMON_SRC := src/common/util.c
 SERVE_SRC := $(addprefix src/serve/,daemon.c config.c metrics.c json.c request.c routes.c handlers.c render.c providers.c \
 	pool.c budget.c watchdog.c linger.c listen.c cost.c log.c ui.c)
-TOKD_SRC := $(SERVE_SRC) $(COMMON_SRC) src/cli/main.c src/cli/health.c
+TOKD_SRC := $(SERVE_SRC) $(COMMON_SRC) src/cli/main.c src/cli/health.c src/cli/serve.c
 TOKD_OBJ := $(TOKD_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/serve/ui_data.o
 TEST_SRC := $(wildcard tests/check_*.c) tests/runner.c
 TEST_OBJ := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o)

@@ -15,7 +15,6 @@
 
 #include "chat.h"
 #include "cli.h"
-#include "config.h"
 #include "tok.h"
 #include "util.h"
 

@@ -32,6 +32,12 @@ unsigned long long tokd_rss_bytes(void);
  * pages (the executable's and libraries', shared and reclaimable; shmem counted here). */
 void tokd_rss_split(unsigned long long *anon, unsigned long long *file);
 
+/* Appends the NAME=PATH entries of a comma-separated list (--tokenizer, TOKD_TOKENIZERS)
+ * to *list (copied). Returns 0, or an exit status after printing why (source names the
+ * flag or variable). */
+int tokd_sources_parse(const char *spec, const char *source, tok_tokenizer_source **list, size_t *n);
+void tokd_sources_free(tok_tokenizer_source *list, size_t n);
+
 /* Parses token ids written as text: decimal numbers separated by spaces, tabs, newlines
  * or commas, optionally inside [ ]. Appends to *ids (grown with realloc; the caller frees),
  * at most max_ids of them. Returns TOK_OK; TOK_EINVAL with *bad_pos at the offending byte

@@ -5,6 +5,7 @@
  * so the help text, the environment and the flags can never disagree.
  */
 #include "config.h"
+#include "util.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -170,42 +171,6 @@ static void print_usage(FILE *out)
     fprintf(out, "  --%-18s %-22s [%s] %s\n", st->flag, st->env, value, st->help);
   }
   fputs("  --help\n", out);
-}
-
-void tokd_sources_free(tok_tokenizer_source *list, size_t n)
-{
-  for (size_t i = 0; i < n; i++) free((char *)list[i].name); /* name and path share one block */
-  free(list);
-}
-
-int tokd_sources_parse(const char *spec, const char *source, tok_tokenizer_source **list, size_t *n)
-{
-  for (const char *p = spec; *p;) {
-    const char *comma = strchr(p, ',');
-    size_t len = comma ? (size_t)(comma - p) : strlen(p);
-    const char *eq = memchr(p, '=', len);
-    if (!eq || eq == p || eq + 1 == p + len) {
-      fprintf(stderr, "tokd: %s: expected NAME=PATH (a tokenizer.json or a model directory), got \"%.*s\"\n",
-              source, (int)(len > 200 ? 200 : len), p);
-      return 2;
-    }
-    tok_tokenizer_source *grown = realloc(*list, (*n + 1) * sizeof *grown);
-    char *copy = malloc(len + 1);
-    if (!grown || !copy) {
-      free(copy);
-      if (grown) *list = grown;
-      fprintf(stderr, "tokd: out of memory\n");
-      return 1;
-    }
-    *list = grown;
-    memcpy(copy, p, len);
-    copy[len] = '\0';
-    copy[eq - p] = '\0';
-    grown[(*n)++] = (tok_tokenizer_source){copy, copy + (eq - p) + 1};
-    if (!comma) break;
-    p = comma + 1;
-  }
-  return 0;
 }
 
 static int set_value(tokd_config *cfg, const setting *s, const char *value, const char *source)

@@ -56,11 +56,6 @@ typedef struct tokd_config {
  * status otherwise (after printing why, or the help text: then *exit_now is set). */
 int tokd_config_parse(int argc, char **argv, tokd_config *cfg, bool *exit_now);
 
-/* Appends the NAME=PATH entries of a comma-separated list to *list (copied). Returns 0, or
- * an exit status after printing why (source names the flag or variable). */
-int tokd_sources_parse(const char *spec, const char *source, tok_tokenizer_source **list, size_t *n);
-void tokd_sources_free(tok_tokenizer_source *list, size_t n);
-
 /* The help text of `tokd serve`. */
 extern const char TOKD_SERVE_USAGE[];
 

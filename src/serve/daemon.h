@@ -1,6 +1,6 @@
 /*
  * daemon.h — the HTTP server as a unit that can be started and stopped: `tokd serve`
- * (tokd_serve_main) wraps it with signals and lifecycle logs; the HTTP fuzz target runs
+ * (cli/serve.c) wraps it with signals and lifecycle logs; the HTTP fuzz target runs
  * it in-process.
  */
 #ifndef TOKD_DAEMON_H

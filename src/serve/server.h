@@ -35,6 +35,8 @@ typedef struct tokd_server {
   atomic_uint inflight;   /* requests whose body is complete, queued or computing */
   atomic_uint active;     /* requests begun and not yet completed (what a drain waits for) */
   unsigned n_workers;
+  unsigned io_threads;    /* libmicrohttpd's */
+  double load_ms;         /* loading the tokenizers took */
   struct tokd_pool *pool; /* the workers (pool.h), for the queue length */
   /* each loaded tokenizer's chat template, parsed at start-up (by registry index); NULL
    * with chat_error[i] set when it has none or it cannot be used */
