@@ -535,12 +535,17 @@ def test_cost_metrics(s):
     enc = 'tokd_tokens_processed_total{direction="encoded"}'
     dec = 'tokd_tokens_processed_total{direction="decoded"}'
     # the rolling window is sampled once a second: wait for a sample after the requests
+    # (on a busy machine the sampler may run late: poll for the CPU to move, bounded)
     time.sleep(1.2)
-    after = metrics_of(s)
+    user = 'tokd_cpu_seconds_total{mode="user"}'
+    for _ in range(50):
+        after = metrics_of(s)
+        if after[user] > before[user]:
+            break
+        time.sleep(0.1)
     check("cost: tokens encoded counted exactly", after[enc] - before.get(enc, 0) == tokens,
           (after[enc], before.get(enc), tokens))
     check("cost: tokens decoded counted", after[dec] - before.get(dec, 0) == 3)
-    user = 'tokd_cpu_seconds_total{mode="user"}'
     check("cost: process CPU moves", after[user] > before[user], (before[user], after[user]))
     rc = 'tokd_request_cpu_seconds_total{endpoint="/encode"}'
     check("cost: CPU per request class", after[rc] > before.get(rc, 0) and
