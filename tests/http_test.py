@@ -746,14 +746,19 @@ def test_cost_metrics(s):
     enc = 'tokd_tokens_processed_total{direction="encoded"}'
     dec = 'tokd_tokens_processed_total{direction="decoded"}'
     # the rolling window is sampled once a second: wait for a sample after the requests
+    # (on a busy machine the sampler may run late: poll for the CPU to move, bounded)
     time.sleep(1.2)
-    after = metrics_of(s)
+    user = 'tokd_cpu_seconds_total{mode="user"}'
+    system = 'tokd_cpu_seconds_total{mode="system"}'
+    for _ in range(50):
+        after = metrics_of(s)
+        # the kernel splits a process's CPU into user and system by ticks: only the sum is exact
+        if after[user] + after[system] > before[user] + before[system]:
+            break
+        time.sleep(0.1)
     check("cost: tokens encoded counted exactly", after[enc] - before.get(enc, 0) == tokens,
           (after[enc], before.get(enc), tokens))
     check("cost: tokens decoded counted", after[dec] - before.get(dec, 0) == 3)
-    user = 'tokd_cpu_seconds_total{mode="user"}'
-    system = 'tokd_cpu_seconds_total{mode="system"}'
-    # the kernel splits a process's CPU into user and system by ticks: only the sum is exact
     check("cost: process CPU moves", after[user] + after[system] > before[user] + before[system],
           (before[user], before[system], after[user], after[system]))
     rc = 'tokd_request_cpu_seconds_total{endpoint="/encode"}'
