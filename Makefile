@@ -33,7 +33,7 @@ export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
 
 PKGS := libpcre2-8 libmicrohttpd libcjson libutf8proc
 VERSION := 0.1.0
-TOKD_CFLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"$(VERSION)"' -Iinclude -Isrc/core -Isrc/load -Isrc/chat -Isrc/serve -Isrc/cli -Isrc/common \
+TOKD_CFLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"$(VERSION)"' -Iinclude -Isrc \
 	-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
 	-Wformat=2 -Wno-format-nonliteral -Wvla $(if $(WERROR),-Werror) $(SAN_FLAGS) \
 	-fPIC -fno-semantic-interposition
@@ -165,7 +165,7 @@ python-asan-test: | $(DEPS_OK) $(MODELS_DEP)
 	$(MAKE) --no-print-directory SANITIZER=address,undefined build-address-undefined/libtokd.a
 	rm -rf $(ASAN_PY) && mkdir -p $(ASAN_PY) && cp python/tokd/*.py python/tokd/*.pyi python/tokd/py.typed $(ASAN_PY)/
 	$(CC) -shared -fPIC -O1 -g -std=c11 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
-	  -Iinclude -Isrc/chat $$($(PYTHON)-config --includes) python/src/_native.c build-address-undefined/libtokd.a \
+	  -Iinclude -Isrc $$($(PYTHON)-config --includes) python/src/_native.c build-address-undefined/libtokd.a \
 	  $(pkg_libs) -lpthread -o $(ASAN_PY)/_native$$($(PYTHON)-config --extension-suffix)
 	cd /tmp && PYTHONPATH=$(CURDIR)/$(dir $(ASAN_PY)) \
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so)" \
@@ -279,7 +279,7 @@ fuzz-replay: $(BUILD)/fuzz_encode_replay $(BUILD)/fuzz_request_replay $(BUILD)/f
 	$(BUILD)/fuzz_http_replay tests/data/fuzz/http
 
 FUZZ_SECONDS ?= 60
-FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"fuzz"' -Iinclude -Isrc/core -Isrc/load -Isrc/chat -Isrc/serve -Isrc/cli -Isrc/common -O1 -g \
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"fuzz"' -Iinclude -Isrc -O1 -g \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_TARGETS := encode request http chat cache
 fuzz-build: deps

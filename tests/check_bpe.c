@@ -4,8 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
-#include "load.h"
+#include "core/internal.h"
+#include "load/load.h"
 #include "testutil.h"
 
 /* Protects: the heap merger (long pieces) gives exactly the scan merger's result. */

@@ -2,7 +2,7 @@
  * threads. */
 #include <pthread.h>
 
-#include "internal.h"
+#include "core/internal.h"
 #include "testutil.h"
 
 static tok_scratch *scratch;

@@ -1,7 +1,7 @@
 /* check_normalize.c — the normalizer's shortcuts against utf8proc itself. */
 #include <utf8proc.h>
 
-#include "internal.h"
+#include "core/internal.h"
 #include "testutil.h"
 
 /* The four forms, and the utf8proc options that compute each on a whole text. */

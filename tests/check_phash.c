@@ -1,5 +1,5 @@
 /* check_phash.c — the minimal perfect hash: every key found, strangers rejected. */
-#include "internal.h"
+#include "core/internal.h"
 #include "testutil.h"
 
 /* Protects: each of many random keys maps to its own value (no collisions, minimal). */

@@ -9,7 +9,7 @@
  */
 #include <dirent.h>
 
-#include "internal.h"
+#include "core/internal.h"
 #include "testutil.h"
 
 static const tok__scan_kind KINDS[] = {TOK__SCAN_GPT2,      TOK__SCAN_CL100K, TOK__SCAN_QWEN,   TOK__SCAN_O200K,

@@ -2,7 +2,7 @@
  * one-thread result, ids, offsets, counts and errors alike, for every encoding that
  * splits; and every cut point tok__split_point finds must be a place where encoding the
  * two sides apart gives the whole's result. */
-#include "internal.h"
+#include "core/internal.h"
 #include "testutil.h"
 
 #define N_ENCODINGS (5 + TU_N_HF_MODELS)

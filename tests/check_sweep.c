@@ -6,7 +6,7 @@
  * models — compared by the SHA-256 recorded in tests/data/unicode/sweep.txt
  * (tests/tools/gen_unicode_golden.mjs). This is what pins the Unicode version.
  */
-#include "internal.h"
+#include "core/internal.h"
 #include "testutil.h"
 
 #define CHUNK 512

@@ -1,5 +1,5 @@
 /* check_utf8.c — UTF-8 validation, lossy repair and the streaming "complete prefix". */
-#include "internal.h"
+#include "core/internal.h"
 #include "testutil.h"
 
 /* Protects: every class of ill-formed UTF-8 is refused, at the right offset. */

@@ -1,5 +1,5 @@
 /* check_vocab.c — rank files, manifests, custom encodings, checksums. */
-#include "internal.h"
+#include "core/internal.h"
 #include "testutil.h"
 
 static void b64(const uint8_t *in, size_t len, char *out)

@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* The sha256 of an encoding's embedded rank file (enc->source names it). */
 static bool embedded_sha256(const tok_encoding *enc, char out[65])

@@ -43,7 +43,7 @@
 #include <unistd.h>
 
 #include "tok.h"
-#include "util.h"
+#include "common/util.h"
 
 #define MAX_CONNS 4096
 #define N_BODIES 256

@@ -20,7 +20,7 @@
 #include <tok.h>
 #include <time.h>
 
-#include "chat.h" /* src/chat: chat templates (linked from libtokd.a) */
+#include "chat/chat.h" /* src/chat: chat templates (linked from libtokd.a) */
 
 /* Below this many bytes (or ids) releasing the GIL costs more than it lets run. */
 #define GIL_BYTES 512

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "messages.h"
+#include "chat/messages.h"
 
 static bool is_space_at(const char *s, size_t n, size_t i, size_t *len)
 {

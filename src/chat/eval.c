@@ -17,7 +17,7 @@
 
 #include <utf8proc.h>
 
-#include "jinja_int.h"
+#include "chat/jinja_int.h"
 
 
 /* the builtin functions and methods a JV_FUNC can stand for */

@@ -26,7 +26,7 @@
 
 #include <utf8proc.h>
 
-#include "jinja_int.h"
+#include "chat/jinja_int.h"
 
 /* ======================================================================================
  * Lexer

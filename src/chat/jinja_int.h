@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "chat.h"
+#include "chat/chat.h"
 
 /* ---- arena ---------------------------------------------------------------------- */
 typedef struct jchunk {

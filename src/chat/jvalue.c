@@ -17,7 +17,7 @@
 
 #include <utf8proc.h>
 
-#include "jinja_int.h"
+#include "chat/jinja_int.h"
 
 /* ---- arena ------------------------------------------------------------------------ */
 void *ja_alloc_raw(jarena *a, size_t n)

@@ -21,7 +21,7 @@
  */
 #include <string.h>
 
-#include "messages.h"
+#include "chat/messages.h"
 
 static bool str_is(jv v, const char *s)
 {

@@ -5,7 +5,7 @@
 #ifndef TOK_CHAT_MESSAGES_H
 #define TOK_CHAT_MESSAGES_H
 
-#include "jinja_int.h"
+#include "chat/jinja_int.h"
 
 /* A new list of new message dicts, as vLLM's chat parser builds them; openai_format: the
  * template loops over content (parts stay a list). Fails the render (TOK_EINVAL) on a

@@ -17,7 +17,7 @@
 
 #include <utf8proc.h>
 
-#include "jinja_int.h"
+#include "chat/jinja_int.h"
 
 #define FAIL(...) jr_fail(r, TOK_ERENDER, __VA_ARGS__)
 

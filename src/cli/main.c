@@ -13,10 +13,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "chat.h"
-#include "cli.h"
+#include "chat/chat.h"
+#include "cli/cli.h"
 #include "tok.h"
-#include "util.h"
+#include "common/util.h"
 
 #define MAX_STDIN ((size_t)1 << 30)
 

@@ -16,12 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "daemon.h"
-#include "json.h"
-#include "log.h"
-#include "metrics.h"
-#include "util.h"
+#include "cli/cli.h"
+#include "serve/daemon.h"
+#include "serve/json.h"
+#include "serve/log.h"
+#include "serve/metrics.h"
+#include "common/util.h"
 
 /* --print-memory: the tokenizers' structures, then the process's resident memory and the
  * part no structure accounts for. */

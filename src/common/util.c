@@ -1,7 +1,7 @@
 /*
  * util.c — see util.h.
  */
-#include "util.h"
+#include "common/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

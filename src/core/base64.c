@@ -2,7 +2,7 @@
  * base64.c — standard base64 (RFC 4648, padded): rank files store tokens in it, and the
  * service uses it for exact bytes and streaming tails.
  */
-#include "internal.h"
+#include "core/internal.h"
 
 /* base64 digit values, -1 for bytes outside the alphabet */
 static const int8_t B64[256] = {

@@ -30,7 +30,7 @@
  */
 #include <stdlib.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 #define DEAD UINT32_MAX
 #define NO_PREV (UINT32_MAX - 1)

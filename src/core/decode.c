@@ -15,7 +15,7 @@
  */
 #include <stdlib.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* A list of token strings: toks[2k], toks[2k+1] = offset and length in buf. */
 typedef struct list {

@@ -5,7 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 #define EMBEDDED_FILES(X)                                                                     \
   X(r50k_base_tiktoken, "r50k_base.tiktoken")                                                 \

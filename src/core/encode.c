@@ -13,7 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* ---------------------------------------------------------------------------------------
  * Scratch

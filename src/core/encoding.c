@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 tok_encoding *tok__encoding_new(const char *name)
 {

@@ -5,7 +5,7 @@
  */
 #include <stdio.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 static const char *const ERR_NAMES[] = {
 #define X(e, name, msg, status) name,

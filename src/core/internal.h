@@ -28,8 +28,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "phash.h"
-#include "scan.h"
+#include "core/phash.h"
+#include "core/scan.h"
 #include "tok.h"
 
 #define TOK__NONE UINT32_MAX

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* Pages of [p, p + bytes) mapped into this process now: /proc/self/pagemap's "present" bit
  * (mincore(2) would answer "in the page cache" for file pages, which says nothing about

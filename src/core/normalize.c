@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <utf8proc.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 tok_err tok__text_reserve(tok__text_buf *t, size_t len, bool align)
 {

@@ -9,7 +9,7 @@
  * its 65,536 pilots the whole build restarts with another seed (never seen with the
  * shipped vocabularies, but it keeps the build total).
  */
-#include "phash.h"
+#include "core/phash.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

@@ -46,7 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 #define SHARDS 16
 #define DOOR_SLOTS 1024

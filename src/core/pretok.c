@@ -23,7 +23,7 @@
  *
  * The compiled patterns are shared read-only; match data lives in the caller's scratch.
  */
-#include "internal.h"
+#include "core/internal.h"
 
 tok_err tok__regex_compile(const char *pattern, size_t len, bool literal, pcre2_code **re,
                            bool *jit, const char *what, tok_error *err)

@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "scan.h"
+#include "core/scan.h"
 
 #define BIT(c) (1u << (c))
 #define M_L (BIT(TOK__UC_LU) | BIT(TOK__UC_LL) | BIT(TOK__UC_LMO))

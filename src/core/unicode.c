@@ -9,7 +9,7 @@
  */
 #include <utf8proc.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 uint32_t tok__utf8_next(const uint8_t *s, size_t len, size_t *i)
 {

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 typedef struct tok_rec {
   uint32_t id, off, len;

@@ -26,8 +26,8 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#include "jscan.h"
-#include "load.h"
+#include "load/jscan.h"
+#include "load/load.h"
 
 #define MAX_TOKENIZER_BYTES ((size_t)512 << 20)
 #define MAX_CONFIG_BYTES ((size_t)64 << 20)

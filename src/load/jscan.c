@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "jscan.h"
+#include "load/jscan.h"
 
 tok_err tok__js_fail(tok__js *js, const char *what)
 {

@@ -4,7 +4,7 @@
 #ifndef TOK_JSCAN_H
 #define TOK_JSCAN_H
 
-#include "internal.h"
+#include "core/internal.h"
 
 typedef struct tok__js {
   const char *p, *end, *start; /* current position, end and start of the text */

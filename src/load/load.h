@@ -6,7 +6,7 @@
 #ifndef TOK_LOAD_H
 #define TOK_LOAD_H
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* load/tiktoken.c */
 typedef struct tok__manifest {

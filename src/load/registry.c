@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "load.h"
+#include "load/load.h"
 
 #define MAX_RANK_FILE_BYTES ((size_t)1 << 30)
 

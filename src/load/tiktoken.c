@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "load.h"
+#include "load/load.h"
 
 /* Largest rank accepted; generous (o200k uses 199,997) but bounds the tables. */
 #define MAX_RANK (1u << 24)

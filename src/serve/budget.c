@@ -1,7 +1,7 @@
 /*
  * budget.c — see budget.h.
  */
-#include "budget.h"
+#include "serve/budget.h"
 
 void tokd_budget_init(tokd_budget *b, size_t limit)
 {

@@ -4,8 +4,8 @@
  * One table lists every setting once: its flag, its variable, its default and its bounds,
  * so the help text, the environment and the flags can never disagree.
  */
-#include "config.h"
-#include "util.h"
+#include "serve/config.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <getopt.h>

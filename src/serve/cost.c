@@ -2,7 +2,7 @@
  * cost.c — see cost.h. One sampling thread; readers take the latest figures under a
  * mutex (a /metrics scrape a few times a minute: no contention worth avoiding).
  */
-#include "cost.h"
+#include "serve/cost.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "common/util.h"
 
 #define WINDOW 60  /* seconds the rolling figures cover */
 #define MAX_PACKAGES 16

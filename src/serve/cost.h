@@ -23,8 +23,8 @@
 
 #include <stdbool.h>
 
-#include "metrics.h"
-#include "routes.h"
+#include "serve/metrics.h"
+#include "serve/routes.h"
 
 typedef struct tokd_cost_cfg {
   double watts_per_core;     /* the model's watts per busy CPU second */

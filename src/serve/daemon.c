@@ -38,16 +38,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cost.h"
-#include "daemon.h"
-#include "json.h"
-#include "linger.h"
-#include "listen.h"
-#include "log.h"
-#include "pool.h"
-#include "server.h"
-#include "util.h"
-#include "watchdog.h"
+#include "serve/cost.h"
+#include "serve/daemon.h"
+#include "serve/json.h"
+#include "serve/linger.h"
+#include "serve/listen.h"
+#include "serve/log.h"
+#include "serve/pool.h"
+#include "serve/server.h"
+#include "common/util.h"
+#include "serve/watchdog.h"
 
 /* A request's share of the memory budget: a fixed allowance plus a factor of its body
  * that bounds everything working on it allocates — the body, token ids (and offsets), the

@@ -6,8 +6,8 @@
 #ifndef TOKD_DAEMON_H
 #define TOKD_DAEMON_H
 
-#include "config.h"
-#include "server.h"
+#include "serve/config.h"
+#include "serve/server.h"
 
 /* Loads the tokenizers and starts the workers, the watchdog and the listener for cfg
  * (taken over: freed by tokd_daemon_stop). 0, or an exit status after a message on

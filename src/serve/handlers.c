@@ -7,13 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat.h"
-#include "json.h"
-#include "pool.h"
-#include "cost.h"
-#include "server.h"
-#include "util.h"
-#include "watchdog.h"
+#include "chat/chat.h"
+#include "serve/json.h"
+#include "serve/pool.h"
+#include "serve/cost.h"
+#include "serve/server.h"
+#include "common/util.h"
+#include "serve/watchdog.h"
 
 const tokd_handler TOKD_HANDLERS[EP__COUNT] = {
 #define X(id, label, path, alias, method, handler, fields, lenient) handler,

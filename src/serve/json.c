@@ -4,13 +4,13 @@
  * escaped, and the one error envelope {"error": {"message", "type", "param", "code"}}.
  * Every function appends to a tok_buf and fails with TOK_ELIMIT at its cap.
  */
-#include "json.h"
+#include "serve/json.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "chat.h"
-#include "util.h"
+#include "chat/chat.h"
+#include "common/util.h"
 
 /* ---------------------------------------------------------------------------------------
  * Writing

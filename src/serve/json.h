@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "request.h"
+#include "serve/request.h"
 #include "tok.h"
 
 tok_err tokd_json_string(tok_buf *out, const char *s, size_t len); /* quoted, escaped */

@@ -7,7 +7,7 @@
  * thread reads sockets and closes slots, so a slot's descriptor is stable while the thread
  * reads it without the lock.
  */
-#include "linger.h"
+#include "serve/linger.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "common/util.h"
 
 /* Bytes one socket may be read in one turn before the others get theirs (the set is
  * level-triggered, so the rest is read on the next turn). */

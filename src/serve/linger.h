@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "budget.h"
+#include "serve/budget.h"
 
 typedef struct tokd_linger_cfg {
   unsigned max;         /* sockets lingering at once */

@@ -2,7 +2,7 @@
  * listen.c — the TCP address and the Unix domain sockets `tokd serve` listens on; see
  * listen.h for the rules (stale sockets, modes, removal at exit).
  */
-#include "listen.h"
+#include "serve/listen.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,8 +18,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "json.h"
-#include "log.h"
+#include "serve/json.h"
+#include "serve/log.h"
 
 typedef struct unix_sock {
   int fd;

@@ -1,7 +1,7 @@
 /*
  * log.c — see log.h.
  */
-#include "log.h"
+#include "serve/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
 #ifndef TOKD_LOG_H
 #define TOKD_LOG_H
 
-#include "config.h"
+#include "serve/config.h"
 
 /* Sets the level lines are shown at (the server's --log-level). */
 void tokd_log_set_level(tokd_log_level level);

@@ -2,10 +2,10 @@
  * metrics.c — see metrics.h. Histogram buckets are fixed at compile time: tokenizing takes
  * microseconds to a few hundred milliseconds, so the buckets run from 50 µs to 2.5 s.
  */
-#include "metrics.h"
+#include "serve/metrics.h"
 
-#include "cost.h"
-#include "util.h"
+#include "serve/cost.h"
+#include "common/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,8 +11,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "linger.h"
-#include "routes.h"
+#include "serve/linger.h"
+#include "serve/routes.h"
 #include "tok.h"
 
 /* Why the connection watchdog closed a connection (watchdog.h). */

@@ -1,7 +1,7 @@
 /*
  * pool.c — see pool.h.
  */
-#include "pool.h"
+#include "serve/pool.h"
 
 #include <pthread.h>
 #include <stdlib.h>

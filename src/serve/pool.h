@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "server.h"
+#include "serve/server.h"
 
 typedef struct tokd_job tokd_job;
 struct tokd_job {

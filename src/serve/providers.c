@@ -34,8 +34,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "json.h"
-#include "server.h"
+#include "serve/json.h"
+#include "serve/server.h"
 
 typedef struct conv {
   tokd_http_error *e;

@@ -34,9 +34,9 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "json.h"
-#include "server.h"
-#include "util.h"
+#include "serve/json.h"
+#include "serve/server.h"
+#include "common/util.h"
 
 /* ---------------------------------------------------------------------------------------
  * Context lengths

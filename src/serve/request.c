@@ -10,7 +10,7 @@
  * U+0000 (lengths are explicit), a lone surrogate escape is refused (as serde_json does),
  * nesting is bounded, and a UTF-8 byte order mark before the object is skipped.
  */
-#include "request.h"
+#include "serve/request.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "common/util.h"
 
 #define MAX_DEPTH 64 /* nesting of values the parser skips (vLLM's ignored fields) */
 

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "routes.h"
+#include "serve/routes.h"
 #include "tok.h"
 
 /* An error answer: HTTP status, OpenAI-style type and code, the offending parameter. */

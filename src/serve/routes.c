@@ -1,7 +1,7 @@
 /*
  * routes.c — the tables generated from routes.h, and route lookup.
  */
-#include "routes.h"
+#include "serve/routes.h"
 
 #include <stddef.h>
 #include <stdio.h>

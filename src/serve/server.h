@@ -14,10 +14,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "budget.h"
-#include "config.h"
-#include "metrics.h"
-#include "request.h"
+#include "serve/budget.h"
+#include "serve/config.h"
+#include "serve/metrics.h"
+#include "serve/request.h"
 #include "tok.h"
 
 typedef struct tokd_server {

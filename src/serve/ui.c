@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "server.h"
+#include "serve/server.h"
 
 extern const char tokd_ui_index_html_start[], tokd_ui_index_html_end[];
 extern const char tokd_ui_app_js_start[], tokd_ui_app_js_end[];

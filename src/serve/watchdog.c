@@ -1,7 +1,7 @@
 /*
  * watchdog.c — see watchdog.h.
  */
-#include "watchdog.h"
+#include "serve/watchdog.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "util.h"
+#include "common/util.h"
 
 /* Free heap pages go back to the system every TRIM_EVERY seconds when at least
  * TRIM_AFTER connections have closed since the last time. */

@@ -25,7 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "metrics.h"
+#include "serve/metrics.h"
 
 typedef enum { WD_HEADERS, WD_BODY, WD_WORK, WD_RESPONSE, WD_IDLE } tokd_wd_phase;
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat.h"
+#include "chat/chat.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 

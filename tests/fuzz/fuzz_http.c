@@ -22,10 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "serve/daemon.h"
 #include "tok.h"
-#include "util.h"
-#include "watchdog.h"
+#include "common/util.h"
+#include "serve/watchdog.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "request.h"
+#include "serve/request.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
