@@ -84,7 +84,7 @@ pkg_cflags = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 pkg_libs = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 # objects depend on the Makefile too: a change of flags rebuilds them
-$(BUILD)/%.o: src/%.c include/tok.h $(wildcard src/*/*.h) Makefile | $(DEPS_OK)
+$(BUILD)/%.o: src/%.c $(wildcard include/*.h) $(wildcard src/*/*.h) Makefile | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -c -o $@ $<
 
@@ -145,7 +145,7 @@ install: $(BUILD)/tokd $(BUILD)/libtokd.so $(BUILD)/libtokd.a
 	ln -sf libtokd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtokd.so.$(SOVERSION)
 	ln -sf libtokd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtokd.so
 	install -m 644 $(BUILD)/libtokd.a $(DESTDIR)$(LIBDIR)/
-	install -m 644 include/tok.h $(DESTDIR)$(PREFIX)/include/tokd/tok.h
+	install -m 644 include/tok.h include/tok_chat.h $(DESTDIR)$(PREFIX)/include/tokd/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' tokd.pc.in \
 	  > $(DESTDIR)$(LIBDIR)/pkgconfig/tokd.pc
 
@@ -165,7 +165,7 @@ python-asan-test: | $(DEPS_OK) $(MODELS_DEP)
 	$(MAKE) --no-print-directory SANITIZER=address,undefined build-address-undefined/libtokd.a
 	rm -rf $(ASAN_PY) && mkdir -p $(ASAN_PY) && cp python/tokd/*.py python/tokd/*.pyi python/tokd/py.typed $(ASAN_PY)/
 	$(CC) -shared -fPIC -O1 -g -std=c11 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
-	  -Iinclude -Isrc $$($(PYTHON)-config --includes) python/src/_native.c build-address-undefined/libtokd.a \
+	  -Iinclude $$($(PYTHON)-config --includes) python/src/_native.c build-address-undefined/libtokd.a \
 	  $(pkg_libs) -lpthread -o $(ASAN_PY)/_native$$($(PYTHON)-config --extension-suffix)
 	cd /tmp && PYTHONPATH=$(CURDIR)/$(dir $(ASAN_PY)) \
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so)" \
@@ -189,7 +189,7 @@ $(BUILD)/tokd: $(TOKD_OBJ) $(BUILD)/libtokd.a
 $(BUILD)/tokd-load: tools/tokd_load.c $(BUILD)/common/util.o $(BUILD)/libtokd.a | $(DEPS_OK)
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -o $@ $^ $(pkg_libs) $(LDFLAGS) -lpthread -lm
 
-$(BUILD)/tests/%.o: tests/%.c tests/testutil.h include/tok.h $(wildcard src/*/*.h) | $(DEPS_OK)
+$(BUILD)/tests/%.o: tests/%.c tests/testutil.h $(wildcard include/*.h) $(wildcard src/*/*.h) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(shell pkg-config --cflags check 2>/dev/null) $(CFLAGS) -c -o $@ $<
 

@@ -70,7 +70,7 @@ def build_extension(out_dir):
     cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
     out = os.path.join(out_dir, _extension_name())
     _run([*cc, "-shared", "-fPIC", "-O2", "-g", "-std=c11", "-Wall", "-Wextra",
-          "-I" + os.path.join(ROOT, "include"), "-I" + os.path.join(ROOT, "src"), "-I" + include,
+          "-I" + os.path.join(ROOT, "include"), "-I" + include,
           os.path.join(HERE, "src", "_native.c"), os.path.join(ROOT, "build", "libtokd.a"),
           *libs, "-lpthread", "-lm", "-o", out], "compile the extension")
     return out

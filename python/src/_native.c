@@ -20,7 +20,7 @@
 #include <tok.h>
 #include <time.h>
 
-#include "chat/chat.h" /* src/chat: chat templates (linked from libtokd.a) */
+#include <tok_chat.h> /* libtokd's chat-template API (include/, installed beside tok.h) */
 
 /* Below this many bytes (or ids) releasing the GIL costs more than it lets run. */
 #define GIL_BYTES 512

@@ -16,9 +16,9 @@
 static bool is_space_at(const char *s, size_t n, size_t i, size_t *len)
 {
   size_t k = i;
-  int32_t c = jv_next_cp(s, n, &k);
+  int32_t c = tok__jv_next_cp(s, n, &k);
   *len = k - i;
-  return jv_py_space(c);
+  return tok__jv_py_space(c);
 }
 
 static void py_strip(const char *s, size_t n, size_t *b, size_t *e, bool left, bool right)
@@ -129,9 +129,9 @@ bool tok__chat_openai_content(const jnode *root)
 /* The conversation as vLLM hands it to the template (messages.c). */
 static jv read_messages(jrender *r, const tok_chat_template *t, const tok_chat_request *req)
 {
-  if (!req->messages_json) jr_fail(r, TOK_EINVAL, "messages: required");
-  jv msgs = jv_from_json(r, req->messages_json, req->messages_len, "messages");
-  if (msgs.t != JV_LIST) jr_fail(r, TOK_EINVAL, "messages: expected a list of message objects");
+  if (!req->messages_json) tok__jr_fail(r, TOK_EINVAL, "messages: required");
+  jv msgs = tok__jv_from_json(r, req->messages_json, req->messages_len, "messages");
+  if (msgs.t != JV_LIST) tok__jr_fail(r, TOK_EINVAL, "messages: expected a list of message objects");
   return tok__chat_normalize_messages(r, msgs, t->iterates_content);
 }
 
@@ -139,22 +139,22 @@ static jv read_messages(jrender *r, const tok_chat_template *t, const tok_chat_r
  * rendered text; everything after its last occurrence is cut. */
 static void continue_final(jrender *r, jv msgs, tok_buf *out, size_t start)
 {
-  if (!msgs.u.l->n) jr_fail(r, TOK_EINVAL, "continue_final_message: there is no message");
+  if (!msgs.u.l->n) tok__jr_fail(r, TOK_EINVAL, "continue_final_message: there is no message");
   jv last = msgs.u.l->v[msgs.u.l->n - 1];
-  const jv *c = jd_get_str(last.u.d, "content", 7);
-  jv text = jv_none();
+  const jv *c = tok__jd_get_str(last.u.d, "content", 7);
+  jv text = tok__jv_none();
   if (c && c->t == JV_STR) text = *c;
   else if (c && c->t == JV_LIST)
     for (size_t i = c->u.l->n; i-- > 0;) {
       jv part = c->u.l->v[i];
-      const jv *tx = part.t == JV_DICT ? jd_get_str(part.u.d, "text", 4) : NULL;
+      const jv *tx = part.t == JV_DICT ? tok__jd_get_str(part.u.d, "text", 4) : NULL;
       if (tx && tx->t == JV_STR) {
         text = *tx;
         break;
       }
     }
   if (text.t != JV_STR)
-    jr_fail(r, TOK_EINVAL, "continue_final_message is set but the final message has no text to continue");
+    tok__jr_fail(r, TOK_EINVAL, "continue_final_message is set but the final message has no text to continue");
   size_t sb, se, lb, le;
   py_strip(text.u.s.p, text.u.s.n, &sb, &se, true, true);
   py_strip(text.u.s.p, text.u.s.n, &lb, &le, true, false);
@@ -168,7 +168,7 @@ static void continue_final(jrender *r, jv msgs, tok_buf *out, size_t start)
         break;
       }
   if (!hit)
-    jr_fail(r, TOK_ERENDER, "continue_final_message is set but the final message does not appear "
+    tok__jr_fail(r, TOK_ERENDER, "continue_final_message is set but the final message does not appear "
                             "in the chat after applying the chat template");
   size_t loc = (size_t)(hit - hay), keep_l = le - lb;
   if (loc + keep_l <= hay_len && keep_l == text.u.s.n &&
@@ -200,46 +200,46 @@ tok_err tok_chat_render(const tok_chat_template *t, const tok_chat_request *req,
   if (setjmp(r->exit)) {
     rc = err ? err->code : TOK_ERENDER;
     if (rc == TOK_OK) rc = TOK_ERENDER;
-    jr_divert_free_all(r);
+    tok__jr_divert_free_all(r);
     out->len = start;
     goto done;
   }
   if (req->continue_final_message && req->add_generation_prompt)
-    jr_fail(r, TOK_EINVAL, "continue_final_message and add_generation_prompt cannot both be true");
-  jframe *g = jr_alloc(r, sizeof *g);
+    tok__jr_fail(r, TOK_EINVAL, "continue_final_message and add_generation_prompt cannot both be true");
+  jframe *g = tok__jr_alloc(r, sizeof *g);
   memset(g, 0, sizeof *g);
   if (req->kwargs_json) {
-    jv kw = jv_from_json(r, req->kwargs_json, req->kwargs_len, "chat_template_kwargs");
-    if (kw.t != JV_DICT) jr_fail(r, TOK_EINVAL, "chat_template_kwargs: expected an object");
+    jv kw = tok__jv_from_json(r, req->kwargs_json, req->kwargs_len, "chat_template_kwargs");
+    if (kw.t != JV_DICT) tok__jr_fail(r, TOK_EINVAL, "chat_template_kwargs: expected an object");
     static const char *const reserved[] = {"messages", "tools", "documents", "add_generation_prompt"};
     for (size_t i = 0; i < kw.u.d->n; i++) {
       jv k = kw.u.d->k[i];
       for (size_t j = 0; j < sizeof reserved / sizeof *reserved; j++)
         if (k.u.s.n == strlen(reserved[j]) && !memcmp(k.u.s.p, reserved[j], k.u.s.n))
-          jr_fail(r, TOK_EINVAL, "chat_template_kwargs: '%s' is a request field of its own", reserved[j]);
-      jr_set(r, g, jv_str_copy(r, k.u.s.p, k.u.s.n).u.s.p, kw.u.d->v[i]);
+          tok__jr_fail(r, TOK_EINVAL, "chat_template_kwargs: '%s' is a request field of its own", reserved[j]);
+      tok__jr_set(r, g, tok__jv_str_copy(r, k.u.s.p, k.u.s.n).u.s.p, kw.u.d->v[i]);
     }
   }
   jv msgs = read_messages(r, t, req);
-  jr_set(r, g, "messages", msgs);
-  jr_set(r, g, "tools", tok__chat_normalize_tools(r, req->tools_json ? jv_from_json(r, req->tools_json, req->tools_len, "tools") : jv_none()));
-  jr_set(r, g, "documents", req->documents_json ? jv_from_json(r, req->documents_json, req->documents_len, "documents") : jv_none());
-  jr_set(r, g, "add_generation_prompt", jv_bool(req->add_generation_prompt));
+  tok__jr_set(r, g, "messages", msgs);
+  tok__jr_set(r, g, "tools", tok__chat_normalize_tools(r, req->tools_json ? tok__jv_from_json(r, req->tools_json, req->tools_len, "tools") : tok__jv_none()));
+  tok__jr_set(r, g, "documents", req->documents_json ? tok__jv_from_json(r, req->documents_json, req->documents_len, "documents") : tok__jv_none());
+  tok__jr_set(r, g, "add_generation_prompt", tok__jv_bool(req->add_generation_prompt));
   if (req->bos_token) {
     bool overridden = false;
     for (size_t i = 0; i < g->n; i++) overridden |= !strcmp(g->names[i], "bos_token");
-    if (!overridden) jr_set(r, g, "bos_token", jv_str(req->bos_token, strlen(req->bos_token)));
+    if (!overridden) tok__jr_set(r, g, "bos_token", tok__jv_str(req->bos_token, strlen(req->bos_token)));
   }
   if (req->eos_token) {
     bool overridden = false;
     for (size_t i = 0; i < g->n; i++) overridden |= !strcmp(g->names[i], "eos_token");
-    if (!overridden) jr_set(r, g, "eos_token", jv_str(req->eos_token, strlen(req->eos_token)));
+    if (!overridden) tok__jr_set(r, g, "eos_token", tok__jv_str(req->eos_token, strlen(req->eos_token)));
   }
-  jr_render_value(r, t, g);
+  tok__jr_render_value(r, t, g);
   if (req->continue_final_message) continue_final(r, msgs, out, start);
 done:
-  ja_free(&r->arena);
-  ja_free(&r->scratch);
+  tok__ja_free(&r->arena);
+  tok__ja_free(&r->scratch);
   free(r->dirty);
   free(r);
   out->limit = saved_limit;
@@ -248,5 +248,5 @@ done:
 
 void tok_chat_float_repr(char *buf, size_t cap, double f)
 {
-  jv_float_repr(buf, cap, f);
+  tok__jv_float_repr(buf, cap, f);
 }

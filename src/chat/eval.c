@@ -53,7 +53,7 @@ static const struct { const char *name; int id; } LIST_METHODS[] = {
 static jv eval(jrender *r, jframe *f, const jnode *n);
 static void exec(jrender *r, jframe *f, const jnode *n);
 
-#define FAIL(...) jr_fail(r, TOK_ERENDER, __VA_ARGS__)
+#define FAIL(...) tok__jr_fail(r, TOK_ERENDER, __VA_ARGS__)
 
 _Noreturn static void fail_undef(jrender *r, jv v)
 {
@@ -64,28 +64,28 @@ static jv undef_fmt(jrender *r, const char *fmt, const char *a, const char *b)
 {
   char tmp[400];
   snprintf(tmp, sizeof tmp, fmt, a, b);
-  jv s = jv_str_copy(r, tmp, strlen(tmp));
-  return jv_undef(s.u.s.p);
+  jv s = tok__jv_str_copy(r, tmp, strlen(tmp));
+  return tok__jv_undef(s.u.s.p);
 }
 
 /* jinja2's object_type_repr */
 static const char *obj_repr(jv v, char *buf, size_t cap)
 {
   if (v.t == JV_NONE) return "'None'";
-  snprintf(buf, cap, "'%s object'", jv_type_name(v));
+  snprintf(buf, cap, "'%s object'", tok__jv_type_name(v));
   return buf;
 }
 
 /* ---- scopes ----------------------------------------------------------------------- */
 static jframe *frame_new(jrender *r, jframe *parent)
 {
-  jframe *f = jr_alloc(r, sizeof *f);
+  jframe *f = tok__jr_alloc(r, sizeof *f);
   memset(f, 0, sizeof *f);
   f->parent = parent;
   return f;
 }
 
-void jr_set(jrender *r, jframe *f, const char *name, jv v)
+void tok__jr_set(jrender *r, jframe *f, const char *name, jv v)
 {
   for (size_t i = 0; i < f->n; i++)
     if (strcmp(f->names[i], name) == 0) {
@@ -94,8 +94,8 @@ void jr_set(jrender *r, jframe *f, const char *name, jv v)
     }
   if (f->n == f->cap) {
     size_t cap = f->cap ? 2 * f->cap : 8;
-    const char **nn = jr_alloc(r, cap * sizeof *nn);
-    jv *nv = jr_alloc(r, cap * sizeof *nv);
+    const char **nn = tok__jr_alloc(r, cap * sizeof *nn);
+    jv *nv = tok__jr_alloc(r, cap * sizeof *nv);
     if (f->n) {
       memcpy(nn, f->names, f->n * sizeof *nn);
       memcpy(nv, f->vals, f->n * sizeof *nv);
@@ -110,7 +110,7 @@ void jr_set(jrender *r, jframe *f, const char *name, jv v)
 
 static jv func(jrender *r, int id, jv self)
 {
-  jfunc *fn = jr_alloc(r, sizeof *fn);
+  jfunc *fn = tok__jr_alloc(r, sizeof *fn);
   fn->id = id;
   fn->self = self;
   fn->macro = NULL;
@@ -127,24 +127,24 @@ static jv lookup(jrender *r, jframe *f, const char *name)
       {"range", B_RANGE}, {"namespace", B_NAMESPACE}, {"dict", B_DICT},
       {"raise_exception", B_RAISE}, {"strftime_now", B_STRFTIME}};
   for (size_t i = 0; i < sizeof globals / sizeof *globals; i++)
-    if (strcmp(globals[i].name, name) == 0) return func(r, globals[i].id, jv_none());
+    if (strcmp(globals[i].name, name) == 0) return func(r, globals[i].id, tok__jv_none());
   return undef_fmt(r, "'%s' is undefined", name, "");
 }
 
 /* ---- strings ---------------------------------------------------------------------- */
 static jv str_cat(jrender *r, jv a, jv b)
 {
-  char *s = jr_alloc(r, a.u.s.n + b.u.s.n + 1);
+  char *s = tok__jr_alloc(r, a.u.s.n + b.u.s.n + 1);
   memcpy(s, a.u.s.p, a.u.s.n);
   memcpy(s + a.u.s.n, b.u.s.p, b.u.s.n);
   s[a.u.s.n + b.u.s.n] = 0;
-  return jv_str(s, a.u.s.n + b.u.s.n);
+  return tok__jv_str(s, a.u.s.n + b.u.s.n);
 }
 
 static jv need_str(jrender *r, jv v, const char *what)
 {
   if (v.t == JV_UNDEF) fail_undef(r, v);
-  if (v.t != JV_STR) FAIL("%s: expected a string, got %s", what, jv_type_name(v));
+  if (v.t != JV_STR) FAIL("%s: expected a string, got %s", what, tok__jv_type_name(v));
   return v;
 }
 
@@ -167,11 +167,11 @@ static int32_t ti1(int32_t c) { return utf8proc_totitle(c); }
 
 static jv map_case(jrender *r, jv s, int mode) /* 0 upper, 1 lower, 2 title, 3 capitalize */
 {
-  char *o = jr_alloc(r, s.u.s.n * 2 + 4);
+  char *o = tok__jr_alloc(r, s.u.s.n * 2 + 4);
   size_t n = 0, cap = s.u.s.n * 2 + 4;
   bool prev_cased = false, first = true;
   for (size_t i = 0; i < s.u.s.n;) {
-    int32_t c = jv_next_cp(s.u.s.p, s.u.s.n, &i);
+    int32_t c = tok__jv_next_cp(s.u.s.p, s.u.s.n, &i);
     case_fn f;
     if (mode == 0) f = up1;
     else if (mode == 1) f = lo1;
@@ -185,7 +185,7 @@ static jv map_case(jrender *r, jv s, int mode) /* 0 upper, 1 lower, 2 title, 3 c
     prev_cased = cased;
     first = false;
     if (n + 4 > cap) {
-      char *g = jr_alloc(r, cap * 2);
+      char *g = tok__jr_alloc(r, cap * 2);
       memcpy(g, o, n);
       o = g;
       cap *= 2;
@@ -193,15 +193,15 @@ static jv map_case(jrender *r, jv s, int mode) /* 0 upper, 1 lower, 2 title, 3 c
     n += (size_t)utf8proc_encode_char(m, (utf8proc_uint8_t *)o + n);
   }
   o[n] = 0;
-  return jv_str(o, n);
+  return tok__jv_str(o, n);
 }
 
 /* strip with Python's rules: chars NULL = whitespace, else any code point of chars */
 static bool in_chars(int32_t c, jv chars)
 {
-  if (chars.t != JV_STR) return jv_py_space(c);
+  if (chars.t != JV_STR) return tok__jv_py_space(c);
   for (size_t i = 0; i < chars.u.s.n;)
-    if (jv_next_cp(chars.u.s.p, chars.u.s.n, &i) == c) return true;
+    if (tok__jv_next_cp(chars.u.s.p, chars.u.s.n, &i) == c) return true;
   return false;
 }
 
@@ -211,7 +211,7 @@ static jv do_strip(jv s, jv chars, bool left, bool right)
   if (left)
     while (b < e) {
       size_t k = b;
-      if (!in_chars(jv_next_cp(s.u.s.p, e, &k), chars)) break;
+      if (!in_chars(tok__jv_next_cp(s.u.s.p, e, &k), chars)) break;
       b = k;
     }
   if (right)
@@ -219,10 +219,10 @@ static jv do_strip(jv s, jv chars, bool left, bool right)
       size_t st = e - 1;
       while (st > b && ((unsigned char)s.u.s.p[st] & 0xC0) == 0x80) st--;
       size_t k = st;
-      if (!in_chars(jv_next_cp(s.u.s.p, e, &k), chars)) break;
+      if (!in_chars(tok__jv_next_cp(s.u.s.p, e, &k), chars)) break;
       e = st;
     }
-  return jv_str(s.u.s.p + b, e - b);
+  return tok__jv_str(s.u.s.p + b, e - b);
 }
 
 static const char *find_bytes(const char *h, size_t hn, const char *nd, size_t nn)
@@ -234,7 +234,7 @@ static const char *find_bytes(const char *h, size_t hn, const char *nd, size_t n
 
 static jv list_from(jrender *r, jv *items, size_t n)
 {
-  jv l = jv_list_new(r, n);
+  jv l = tok__jv_list_new(r, n);
   if (n) memcpy(l.u.l->v, items, n * sizeof(jv));
   return l;
 }
@@ -248,7 +248,7 @@ static void vec_push(jrender *r, jvec *v, jv x)
 {
   if (v->n == v->cap) {
     size_t cap = v->cap ? 2 * v->cap : 8;
-    jv *g = jr_alloc(r, cap * sizeof(jv));
+    jv *g = tok__jr_alloc(r, cap * sizeof(jv));
     if (v->n) memcpy(g, v->v, v->n * sizeof(jv));
     v->v = g;
     v->cap = cap;
@@ -267,27 +267,27 @@ static jv do_split(jrender *r, jv s, jv sep, int64_t maxsplit, bool from_right)
       size_t i = 0;
       while (i < n) {
         size_t k;
-        while (i < n && (k = i, jv_py_space(jv_next_cp(p, n, &k)))) i = k;
+        while (i < n && (k = i, tok__jv_py_space(tok__jv_next_cp(p, n, &k)))) i = k;
         if (i >= n) break;
         if (maxsplit >= 0 && (int64_t)out.n == maxsplit) {
           size_t e = n;
-          jv rest = do_strip(jv_str(p + i, e - i), jv_none(), false, true);
+          jv rest = do_strip(tok__jv_str(p + i, e - i), tok__jv_none(), false, true);
           vec_push(r, &out, rest);
           break;
         }
         size_t st = i;
-        while (i < n && (k = i, !jv_py_space(jv_next_cp(p, n, &k)))) i = k;
-        vec_push(r, &out, jv_str(p + st, i - st));
-        jr_step(r, 1);
+        while (i < n && (k = i, !tok__jv_py_space(tok__jv_next_cp(p, n, &k)))) i = k;
+        vec_push(r, &out, tok__jv_str(p + st, i - st));
+        tok__jr_step(r, 1);
       }
     } else {
-      jv t = do_strip(s, jv_none(), false, true);
+      jv t = do_strip(s, tok__jv_none(), false, true);
       jvec rev = {0};
       size_t e = t.u.s.n;
       const char *q = t.u.s.p;
       while (e > 0) {
         if (maxsplit >= 0 && (int64_t)rev.n == maxsplit) {
-          vec_push(r, &rev, do_strip(jv_str(q, e), jv_none(), true, false));
+          vec_push(r, &rev, do_strip(tok__jv_str(q, e), tok__jv_none(), true, false));
           break;
         }
         size_t st = e;
@@ -296,19 +296,19 @@ static jv do_split(jrender *r, jv s, jv sep, int64_t maxsplit, bool from_right)
           size_t b = st - 1;
           while (b > 0 && ((unsigned char)q[b] & 0xC0) == 0x80) b--;
           size_t k = b;
-          if (jv_py_space(jv_next_cp(q, st, &k))) break;
+          if (tok__jv_py_space(tok__jv_next_cp(q, st, &k))) break;
           st = b;
         }
-        vec_push(r, &rev, jv_str(q + st, e - st));
+        vec_push(r, &rev, tok__jv_str(q + st, e - st));
         e = st;
         while (e > 0) {
           size_t b = e - 1;
           while (b > 0 && ((unsigned char)q[b] & 0xC0) == 0x80) b--;
           size_t k = b;
-          if (!jv_py_space(jv_next_cp(q, e, &k))) break;
+          if (!tok__jv_py_space(tok__jv_next_cp(q, e, &k))) break;
           e = b;
         }
-        jr_step(r, 1);
+        tok__jr_step(r, 1);
       }
       for (size_t i = rev.n; i-- > 0;) vec_push(r, &out, rev.v[i]);
     }
@@ -322,12 +322,12 @@ static jv do_split(jrender *r, jv s, jv sep, int64_t maxsplit, bool from_right)
       const char *hit = (maxsplit >= 0 && (int64_t)out.n == maxsplit)
                             ? NULL : find_bytes(p + i, n - i, sep.u.s.p, sep.u.s.n);
       if (!hit) {
-        vec_push(r, &out, jv_str(p + i, n - i));
+        vec_push(r, &out, tok__jv_str(p + i, n - i));
         break;
       }
-      vec_push(r, &out, jv_str(p + i, (size_t)(hit - (p + i))));
+      vec_push(r, &out, tok__jv_str(p + i, (size_t)(hit - (p + i))));
       i = (size_t)(hit - p) + sep.u.s.n;
-      jr_step(r, 1);
+      tok__jr_step(r, 1);
     }
   } else {
     jvec rev = {0};
@@ -341,13 +341,13 @@ static jv do_split(jrender *r, jv s, jv sep, int64_t maxsplit, bool from_right)
             break;
           }
       if (!hit) {
-        vec_push(r, &rev, jv_str(p, e));
+        vec_push(r, &rev, tok__jv_str(p, e));
         break;
       }
       size_t after = (size_t)(hit - p) + sep.u.s.n;
-      vec_push(r, &rev, jv_str(p + after, e - after));
+      vec_push(r, &rev, tok__jv_str(p + after, e - after));
       e = (size_t)(hit - p);
-      jr_step(r, 1);
+      tok__jr_step(r, 1);
     }
     for (size_t i = rev.n; i-- > 0;) vec_push(r, &out, rev.v[i]);
   }
@@ -361,16 +361,16 @@ static jv concat_strs(jrender *r, const jv *parts, size_t n)
   for (size_t k = 0; k < n; k++) {
     total += parts[k].u.s.n;
     if (r->out->limit && total > r->out->limit)
-      jr_fail(r, TOK_ELIMIT, "string longer than the output limit");
+      tok__jr_fail(r, TOK_ELIMIT, "string longer than the output limit");
   }
-  char *o = jr_alloc(r, total + 1);
+  char *o = tok__jr_alloc(r, total + 1);
   size_t at = 0;
   for (size_t k = 0; k < n; k++) {
     memcpy(o + at, parts[k].u.s.p, parts[k].u.s.n);
     at += parts[k].u.s.n;
   }
   o[at] = 0;
-  return jv_str(o, at);
+  return tok__jv_str(o, at);
 }
 
 static jv do_replace(jrender *r, jv s, jv old, jv new_, int64_t count)
@@ -382,10 +382,10 @@ static jv do_replace(jrender *r, jv s, jv old, jv new_, int64_t count)
   size_t n = s.u.s.n, i = 0;
   int64_t done = 0;
   if (!old.u.s.n) { /* Python inserts new between every character */
-    size_t cps = jv_str_chars(p, n);
+    size_t cps = tok__jv_str_chars(p, n);
     for (size_t k = 0; k <= cps; k++) {
       if (count >= 0 && done >= count) {
-        vec_push(r, &parts, jv_str(p + i, n - i));
+        vec_push(r, &parts, tok__jv_str(p + i, n - i));
         i = n;
         break;
       }
@@ -393,23 +393,23 @@ static jv do_replace(jrender *r, jv s, jv old, jv new_, int64_t count)
       done++;
       if (i < n) {
         size_t st = i;
-        jv_next_cp(p, n, &i);
-        vec_push(r, &parts, jv_str(p + st, i - st));
+        tok__jv_next_cp(p, n, &i);
+        vec_push(r, &parts, tok__jv_str(p + st, i - st));
       }
-      jr_step(r, 1);
+      tok__jr_step(r, 1);
     }
   } else {
     for (;;) {
       const char *hit = (count >= 0 && done >= count) ? NULL : find_bytes(p + i, n - i, old.u.s.p, old.u.s.n);
       if (!hit) {
-        vec_push(r, &parts, jv_str(p + i, n - i));
+        vec_push(r, &parts, tok__jv_str(p + i, n - i));
         break;
       }
-      vec_push(r, &parts, jv_str(p + i, (size_t)(hit - (p + i))));
+      vec_push(r, &parts, tok__jv_str(p + i, (size_t)(hit - (p + i))));
       vec_push(r, &parts, new_);
       done++;
       i = (size_t)(hit - p) + old.u.s.n;
-      jr_step(r, 1);
+      tok__jr_step(r, 1);
     }
   }
   return concat_strs(r, parts.v, parts.n);
@@ -421,8 +421,8 @@ static jv str_chars_list(jrender *r, jv s)
   jvec v = {0};
   for (size_t i = 0; i < s.u.s.n;) {
     size_t st = i;
-    jv_next_cp(s.u.s.p, s.u.s.n, &i);
-    vec_push(r, &v, jv_str(s.u.s.p + st, i - st));
+    tok__jv_next_cp(s.u.s.p, s.u.s.n, &i);
+    vec_push(r, &v, tok__jv_str(s.u.s.p + st, i - st));
   }
   return list_from(r, v.v, v.n);
 }
@@ -436,7 +436,7 @@ static const jlist *iterate(jrender *r, jv v)
   case JV_LIST: return v.u.l;
   case JV_DICT: return list_from(r, v.u.d->k, v.u.d->n).u.l;
   case JV_STR: return str_chars_list(r, v).u.l;
-  default: FAIL("'%s' object is not iterable", jv_type_name(v));
+  default: FAIL("'%s' object is not iterable", tok__jv_type_name(v));
   }
 }
 
@@ -445,10 +445,10 @@ static int64_t length_of(jrender *r, jv v)
   if (v.t == JV_LIST && v.tuple == JV_GEN) FAIL("object of type 'generator' has no len()");
   switch (v.t) {
   case JV_UNDEF: return 0;
-  case JV_STR: return (int64_t)jv_str_chars(v.u.s.p, v.u.s.n);
+  case JV_STR: return (int64_t)tok__jv_str_chars(v.u.s.p, v.u.s.n);
   case JV_LIST: return (int64_t)v.u.l->n;
   case JV_DICT: return (int64_t)v.u.d->n;
-  default: FAIL("object of type '%s' has no len()", jv_type_name(v));
+  default: FAIL("object of type '%s' has no len()", tok__jv_type_name(v));
   }
 }
 
@@ -456,20 +456,20 @@ static int64_t length_of(jrender *r, jv v)
 static jv loop_attr(jrender *r, const jloop *lp, const char *name)
 {
   int64_t i = (int64_t)lp->i, n = (int64_t)lp->items->n;
-  if (!strcmp(name, "index")) return jv_int(i + 1);
-  if (!strcmp(name, "index0")) return jv_int(i);
-  if (!strcmp(name, "revindex")) return jv_int(n - i);
-  if (!strcmp(name, "revindex0")) return jv_int(n - i - 1);
-  if (!strcmp(name, "first")) return jv_bool(i == 0);
-  if (!strcmp(name, "last")) return jv_bool(i == n - 1);
-  if (!strcmp(name, "length")) return jv_int(n);
-  if (!strcmp(name, "depth")) return jv_int(1);
-  if (!strcmp(name, "depth0")) return jv_int(0);
+  if (!strcmp(name, "index")) return tok__jv_int(i + 1);
+  if (!strcmp(name, "index0")) return tok__jv_int(i);
+  if (!strcmp(name, "revindex")) return tok__jv_int(n - i);
+  if (!strcmp(name, "revindex0")) return tok__jv_int(n - i - 1);
+  if (!strcmp(name, "first")) return tok__jv_bool(i == 0);
+  if (!strcmp(name, "last")) return tok__jv_bool(i == n - 1);
+  if (!strcmp(name, "length")) return tok__jv_int(n);
+  if (!strcmp(name, "depth")) return tok__jv_int(1);
+  if (!strcmp(name, "depth0")) return tok__jv_int(0);
   if (!strcmp(name, "previtem"))
-    return i > 0 ? lp->items->v[i - 1] : jv_undef("there is no previous item");
+    return i > 0 ? lp->items->v[i - 1] : tok__jv_undef("there is no previous item");
   if (!strcmp(name, "nextitem"))
-    return i + 1 < n ? lp->items->v[i + 1] : jv_undef("there is no next item");
-  if (!strcmp(name, "cycle")) return func(r, B_CYCLE, jv_int(i));
+    return i + 1 < n ? lp->items->v[i + 1] : tok__jv_undef("there is no next item");
+  if (!strcmp(name, "cycle")) return func(r, B_CYCLE, tok__jv_int(i));
   return undef_fmt(r, "'LoopContext object' has no attribute '%s'%s", name, "");
 }
 
@@ -483,13 +483,13 @@ static jv getattr_v(jrender *r, jv obj, const char *name, size_t name_len)
       if (strlen(DICT_METHODS[i].name) == name_len && !memcmp(DICT_METHODS[i].name, name, name_len))
         return func(r, DICT_METHODS[i].id, obj);
     {
-      const jv *v = jd_get_str(obj.u.d, name, name_len);
-      jr_step(r, obj.u.d->n / 16);
+      const jv *v = tok__jd_get_str(obj.u.d, name, name_len);
+      tok__jr_step(r, obj.u.d->n / 16);
       if (v) return *v;
     }
     break;
   case JV_NS: {
-    const jv *v = jd_get_str(obj.u.d, name, name_len);
+    const jv *v = tok__jd_get_str(obj.u.d, name, name_len);
     if (v) return *v;
     break;
   }
@@ -526,7 +526,7 @@ static jv getitem_v(jrender *r, jv obj, jv key)
   switch (obj.t) {
   case JV_UNDEF: fail_undef(r, obj);
   case JV_DICT: {
-    const jv *v = jd_get(r, obj.u.d, key);
+    const jv *v = tok__jd_get(r, obj.u.d, key);
     if (v) return *v;
     break;
   }
@@ -535,24 +535,24 @@ static jv getitem_v(jrender *r, jv obj, jv key)
     if (obj.t == JV_LIST && obj.tuple == JV_GEN) break; /* not subscriptable: undefined */
     if (key.t == JV_INT || key.t == JV_BOOL) {
       int64_t i = key.t == JV_INT ? key.u.i : key.u.b;
-      int64_t n = obj.t == JV_LIST ? (int64_t)obj.u.l->n : (int64_t)jv_str_chars(obj.u.s.p, obj.u.s.n);
+      int64_t n = obj.t == JV_LIST ? (int64_t)obj.u.l->n : (int64_t)tok__jv_str_chars(obj.u.s.p, obj.u.s.n);
       int64_t k = i < 0 ? i + n : i;
       if (k >= 0 && k < n) {
         if (obj.t == JV_LIST) return obj.u.l->v[k];
         size_t b = cp_to_byte(obj.u.s.p, obj.u.s.n, (size_t)k), e = b;
-        jv_next_cp(obj.u.s.p, obj.u.s.n, &e);
-        return jv_str(obj.u.s.p + b, e - b);
+        tok__jv_next_cp(obj.u.s.p, obj.u.s.n, &e);
+        return tok__jv_str(obj.u.s.p + b, e - b);
       }
       char num[32];
       snprintf(num, sizeof num, "%lld", (long long)i);
-      return undef_fmt(r, "%s object has no element %s", jv_type_name(obj), num);
+      return undef_fmt(r, "%s object has no element %s", tok__jv_type_name(obj), num);
     }
     break;
   default:
     break;
   }
   if (key.t == JV_STR) return getattr_v(r, obj, key.u.s.p, key.u.s.n);
-  return undef_fmt(r, "%s has no element of type %s", obj_repr(obj, tb, sizeof tb), jv_type_name(key));
+  return undef_fmt(r, "%s has no element of type %s", obj_repr(obj, tb, sizeof tb), tok__jv_type_name(key));
 }
 
 static bool slice_index(jv v)
@@ -573,7 +573,7 @@ static jv slice_v(jrender *r, jv obj, jv start_v, jv stop_v, jv step_v)
   if (obj.t == JV_UNDEF) fail_undef(r, obj);
   if (obj.t == JV_DICT) FAIL("unhashable type: 'slice'");
   if ((obj.t != JV_LIST && obj.t != JV_STR) || (obj.t == JV_LIST && obj.tuple == JV_GEN))
-    FAIL("'%s' object is not subscriptable", jv_type_name(obj));
+    FAIL("'%s' object is not subscriptable", tok__jv_type_name(obj));
   if (!slice_index(start_v) || !slice_index(stop_v) || !slice_index(step_v))
     FAIL("slice indices must be integers or None or have an __index__ method");
   int64_t step = slice_bound(step_v, 1);
@@ -601,7 +601,7 @@ static jv slice_v(jrender *r, jv obj, jv start_v, jv stop_v, jv step_v)
     for (int64_t i = lo; i < hi; i += step) vec_push(r, &out, items.u.l->v[i]);
   else
     for (int64_t i = lo; i > hi; i += step) vec_push(r, &out, items.u.l->v[i]);
-  jr_step(r, out.n / 8);
+  tok__jr_step(r, out.n / 8);
   if (obj.t == JV_LIST) {
     jv l = list_from(r, out.v, out.n);
     l.tuple = obj.tuple;
@@ -649,7 +649,7 @@ static int64_t int_arg(jrender *r, jv v, const char *what)
 {
   if (v.t == JV_INT) return v.u.i;
   if (v.t == JV_BOOL) return v.u.b;
-  FAIL("%s: expected an integer, got %s", what, jv_type_name(v));
+  FAIL("%s: expected an integer, got %s", what, tok__jv_type_name(v));
 }
 
 /* ---- tests ------------------------------------------------------------------------ */
@@ -662,20 +662,20 @@ static bool contains(jrender *r, jv hay, jv needle)
   switch (hay.t) {
   case JV_STR:
     needle = need_str(r, needle, "'in <string>'");
-    jr_step(r, hay.u.s.n / 64);
+    tok__jr_step(r, hay.u.s.n / 64);
     return find_bytes(hay.u.s.p, hay.u.s.n, needle.u.s.p, needle.u.s.n) != NULL;
   case JV_LIST:
     for (size_t i = 0; i < hay.u.l->n; i++) {
-      jr_step(r, 1);
-      if (jv_eq(r, hay.u.l->v[i], needle)) return true;
+      tok__jr_step(r, 1);
+      if (tok__jv_eq(r, hay.u.l->v[i], needle)) return true;
     }
     return false;
   case JV_DICT:
     if ((needle.t == JV_LIST && needle.tuple != 1) || needle.t == JV_DICT || needle.t == JV_NS)
-      FAIL("unhashable type: '%s'", jv_type_name(needle));
-    return jd_get(r, hay.u.d, needle) != NULL;
+      FAIL("unhashable type: '%s'", tok__jv_type_name(needle));
+    return tok__jd_get(r, hay.u.d, needle) != NULL;
   case JV_UNDEF: return false;
-  default: FAIL("argument of type '%s' is not iterable", jv_type_name(hay));
+  default: FAIL("argument of type '%s' is not iterable", tok__jv_type_name(hay));
   }
 }
 
@@ -684,7 +684,7 @@ static bool all_case(jv v, bool upper)
   if (v.t != JV_STR) return false;
   bool cased = false;
   for (size_t i = 0; i < v.u.s.n;) {
-    int32_t c = jv_next_cp(v.u.s.p, v.u.s.n, &i);
+    int32_t c = tok__jv_next_cp(v.u.s.p, v.u.s.n, &i);
     utf8proc_category_t cat = utf8proc_category(c);
     if (cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LT) {
       if (!upper) return false;
@@ -699,7 +699,7 @@ static bool all_case(jv v, bool upper)
 
 static bool run_test(jrender *r, int id, jv v, const args *a)
 {
-  jv x = arg(a, 0, NULL, jv_undef("test needs an argument"));
+  jv x = arg(a, 0, NULL, tok__jv_undef("test needs an argument"));
   switch (id) {
   case TS_defined: return v.t != JV_UNDEF;
   case TS_undefined: return v.t == JV_UNDEF;
@@ -717,15 +717,15 @@ static bool run_test(jrender *r, int id, jv v, const args *a)
     return v.t == JV_STR || (v.t == JV_LIST && v.tuple != JV_GEN) || v.t == JV_DICT || v.t == JV_UNDEF;
   case TS_callable: return v.t == JV_FUNC || v.t == JV_UNDEF; /* jinja2's Undefined has __call__ */
   /* jinja2: value % 2 == 1, value % 2 == 0, value % num == 0, with Python's % */
-  case TS_odd: return jv_eq(r, binop(r, OP_MOD, v, jv_int(2)), jv_int(1));
-  case TS_even: return jv_eq(r, binop(r, OP_MOD, v, jv_int(2)), jv_int(0));
-  case TS_divisibleby: return jv_eq(r, binop(r, OP_MOD, v, x), jv_int(0));
-  case TS_eq: case TS_equalto: return jv_eq(r, v, x);
-  case TS_ne: return !jv_eq(r, v, x);
-  case TS_lt: case TS_lessthan: return jv_cmp(r, v, x) < 0;
-  case TS_le: return jv_cmp(r, v, x) <= 0;
-  case TS_gt: case TS_greaterthan: return jv_cmp(r, v, x) > 0;
-  case TS_ge: return jv_cmp(r, v, x) >= 0;
+  case TS_odd: return tok__jv_eq(r, binop(r, OP_MOD, v, tok__jv_int(2)), tok__jv_int(1));
+  case TS_even: return tok__jv_eq(r, binop(r, OP_MOD, v, tok__jv_int(2)), tok__jv_int(0));
+  case TS_divisibleby: return tok__jv_eq(r, binop(r, OP_MOD, v, x), tok__jv_int(0));
+  case TS_eq: case TS_equalto: return tok__jv_eq(r, v, x);
+  case TS_ne: return !tok__jv_eq(r, v, x);
+  case TS_lt: case TS_lessthan: return tok__jv_cmp(r, v, x) < 0;
+  case TS_le: return tok__jv_cmp(r, v, x) <= 0;
+  case TS_gt: case TS_greaterthan: return tok__jv_cmp(r, v, x) > 0;
+  case TS_ge: return tok__jv_cmp(r, v, x) >= 0;
   case TS_in: return contains(r, x, v);
   case TS_sameas:
     if (v.t != x.t) return false;
@@ -733,10 +733,10 @@ static bool run_test(jrender *r, int id, jv v, const args *a)
     if (v.t == JV_BOOL) return v.u.b == x.u.b;
     if (v.t == JV_LIST) return v.u.l == x.u.l;
     if (v.t == JV_DICT || v.t == JV_NS) return v.u.d == x.u.d;
-    return jv_eq(r, v, x) && v.t != JV_FLOAT && v.t != JV_STR ? (v.t == JV_INT && v.u.i >= -5 && v.u.i <= 256) : false;
+    return tok__jv_eq(r, v, x) && v.t != JV_FLOAT && v.t != JV_STR ? (v.t == JV_INT && v.u.i >= -5 && v.u.i <= 256) : false;
   case TS_lower: case TS_upper: { /* jinja2: str(value).islower() / .isupper() */
-    jv s = jv_to_str(r, v);
-    jr_step(r, s.u.s.n);
+    jv s = tok__jv_to_str(r, v);
+    tok__jr_step(r, s.u.s.n);
     return all_case(s, id == TS_upper);
   }
   case TS_escaped: return v.t == JV_STR && v.tuple == JV_MARKUP;
@@ -767,8 +767,8 @@ static jv attr_path(jrender *r, jv v, jv attr)
     size_t len = dot ? (size_t)(dot - p) : (size_t)(end - p);
     bool digits = len > 0;
     for (size_t i = 0; i < len; i++) digits &= p[i] >= '0' && p[i] <= '9';
-    if (digits) v = getitem_v(r, v, jv_int(strtoll(p, NULL, 10)));
-    else v = getitem_v(r, v, jv_str(p, len));
+    if (digits) v = getitem_v(r, v, tok__jv_int(strtoll(p, NULL, 10)));
+    else v = getitem_v(r, v, tok__jv_str(p, len));
     if (!dot) break;
     p = dot + 1;
   }
@@ -789,20 +789,20 @@ static jv select_like(jrender *r, jv v, const args *a, bool attr_mode, bool keep
 {
   (void)f;
   /* jinja2's select_or_reject starts with `if value:`: None, "" or 0 select nothing */
-  if (!jv_truthy(v)) return as_gen(jv_list_new(r, 0));
+  if (!tok__jv_truthy(v)) return as_gen(tok__jv_list_new(r, 0));
   const jlist *items = iterate(r, v);
   jvec out = {0};
   size_t base = attr_mode ? 1 : 0;
-  jv attr = attr_mode ? arg(a, 0, NULL, jv_undef("selectattr needs an attribute")) : jv_none();
+  jv attr = attr_mode ? arg(a, 0, NULL, tok__jv_undef("selectattr needs an attribute")) : tok__jv_none();
   bool has_test = a->n_pos > base;
   int tid = has_test ? test_by_name(r, a->pos[base]) : -1;
   args targs = {0};
   for (size_t i = base + 1; i < a->n_pos; i++) targs.pos[targs.n_pos++] = a->pos[i];
   for (size_t i = 0; i < items->n; i++) {
-    jr_step(r, 1);
+    tok__jr_step(r, 1);
     jv x = items->v[i];
     jv probe = attr_mode ? attr_path(r, x, attr) : x;
-    bool ok = has_test ? run_test(r, tid, probe, &targs) : jv_truthy(probe);
+    bool ok = has_test ? run_test(r, tid, probe, &targs) : tok__jv_truthy(probe);
     if (ok == keep) vec_push(r, &out, x);
   }
   return as_gen(list_from(r, out.v, out.n));
@@ -827,16 +827,16 @@ static void sort_items(jrender *r, jv *v, size_t n, bool reverse, bool case_sens
                        int pair_index)
 {
   if (n < 2) return;
-  jv *keys = jr_alloc(r, n * sizeof(jv)), *tmp = jr_alloc(r, n * sizeof(jv)),
-     *tmpk = jr_alloc(r, n * sizeof(jv));
+  jv *keys = tok__jr_alloc(r, n * sizeof(jv)), *tmp = tok__jr_alloc(r, n * sizeof(jv)),
+     *tmpk = tok__jr_alloc(r, n * sizeof(jv));
   for (size_t i = 0; i < n; i++) keys[i] = sort_key(r, v[i], attr, pair_index, case_sensitive);
   for (size_t width = 1; width < n; width *= 2) {
     for (size_t lo = 0; lo < n; lo += 2 * width) {
       size_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
       size_t i = lo, j = mid, k = lo;
       while (i < mid && j < hi) {
-        int c = jv_cmp(r, keys[i], keys[j]);
-        jr_step(r, 1);
+        int c = tok__jv_cmp(r, keys[i], keys[j]);
+        tok__jr_step(r, 1);
         bool left = reverse ? c >= 0 : c <= 0;
         if (left) {
           tmpk[k] = keys[i];
@@ -857,14 +857,14 @@ static void sort_items(jrender *r, jv *v, size_t n, bool reverse, bool case_sens
 static jv json_filter(jrender *r, jv v, const args *a)
 {
   jjson_opts o = {.ensure_ascii = false};
-  jv ea = arg(a, 0, "ensure_ascii", jv_bool(false));
-  jv indent = arg(a, 1, "indent", jv_none());
-  jv seps = arg(a, 2, "separators", jv_none());
-  jv sk = arg(a, 3, "sort_keys", jv_bool(false));
+  jv ea = arg(a, 0, "ensure_ascii", tok__jv_bool(false));
+  jv indent = arg(a, 1, "indent", tok__jv_none());
+  jv seps = arg(a, 2, "separators", tok__jv_none());
+  jv sk = arg(a, 3, "sort_keys", tok__jv_bool(false));
   /* transformers' tojson(x, ensure_ascii=False, indent=None, separators=None,
    * sort_keys=False): a positional argument is ensure_ascii, not jinja2's indent */
-  o.ensure_ascii = jv_truthy(ea);
-  o.sort_keys = jv_truthy(sk);
+  o.ensure_ascii = tok__jv_truthy(ea);
+  o.sort_keys = tok__jv_truthy(sk);
   char spaces[64];
   if (indent.t == JV_INT) {
     int64_t k = indent.u.i < 0 ? 0 : indent.u.i > 32 ? 32 : indent.u.i;
@@ -890,9 +890,9 @@ static jv json_filter(jrender *r, jv v, const args *a)
   } else {
     FAIL("tojson: separators must be a pair of strings");
   }
-  jdivert *d = jr_divert_begin(r);
-  jv_json_out(r, r->out, v, &o, 0);
-  return jr_divert_end(r, d);
+  jdivert *d = tok__jr_divert_begin(r);
+  tok__jv_json_out(r, r->out, v, &o, 0);
+  return tok__jr_divert_end(r, d);
 }
 
 /* Python's str.splitlines() */
@@ -909,43 +909,43 @@ static jv splitlines(jrender *r, jv s, bool keepends)
   size_t n = s.u.s.n, i = 0, st = 0;
   while (i < n) {
     size_t at = i;
-    int32_t c = jv_next_cp(p, n, &i);
+    int32_t c = tok__jv_next_cp(p, n, &i);
     if (!line_break(c)) continue;
     if (c == '\r' && i < n && p[i] == '\n') i++;
-    vec_push(r, &out, jv_str(p + st, (keepends ? i : at) - st));
+    vec_push(r, &out, tok__jv_str(p + st, (keepends ? i : at) - st));
     st = i;
   }
-  if (st < n) vec_push(r, &out, jv_str(p + st, n - st));
+  if (st < n) vec_push(r, &out, tok__jv_str(p + st, n - st));
   return list_from(r, out.v, out.n);
 }
 
 static jv join_strs(jrender *r, const jv *items, size_t n, jv sep)
 {
-  jdivert *d = jr_divert_begin(r);
+  jdivert *d = tok__jr_divert_begin(r);
   for (size_t i = 0; i < n; i++) {
-    jr_step(r, 1);
-    if (i) jr_buf_put(r, r->out, sep.u.s.p, sep.u.s.n);
-    jv_str_out(r, r->out, items[i]);
+    tok__jr_step(r, 1);
+    if (i) tok__jr_buf_put(r, r->out, sep.u.s.p, sep.u.s.n);
+    tok__jv_str_out(r, r->out, items[i]);
   }
-  return jr_divert_end(r, d);
+  return tok__jr_divert_end(r, d);
 }
 
 /* jinja2's title filter (not str.title): words begin after '-', whitespace, '(', '{',
  * '[' or '<'; a word's first character is upper-cased and the rest lower-cased. */
 static jv jinja_title(jrender *r, jv s)
 {
-  char *o = jr_alloc(r, s.u.s.n * 2 + 4);
+  char *o = tok__jr_alloc(r, s.u.s.n * 2 + 4);
   size_t n = 0;
   bool at_start = true;
   for (size_t i = 0; i < s.u.s.n;) {
-    int32_t c = jv_next_cp(s.u.s.p, s.u.s.n, &i);
-    bool sep = c == '-' || c == '(' || c == '{' || c == '[' || c == '<' || jv_py_space(c);
+    int32_t c = tok__jv_next_cp(s.u.s.p, s.u.s.n, &i);
+    bool sep = c == '-' || c == '(' || c == '{' || c == '[' || c == '<' || tok__jv_py_space(c);
     int32_t m = sep ? c : at_start ? utf8proc_toupper(c) : utf8proc_tolower(c);
     at_start = sep;
     n += (size_t)utf8proc_encode_char(m, (utf8proc_uint8_t *)o + n);
   }
   o[n] = 0;
-  return jv_str(o, n);
+  return tok__jv_str(o, n);
 }
 
 /* Markup's own methods (strip, upper, ...) give Markup again */
@@ -960,122 +960,122 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
   if (v.t == JV_STR) { /* by the bytes read: a lookup per code point for case and words */
     bool per_char = id == F_upper || id == F_lower || id == F_title || id == F_capitalize ||
                     id == F_wordcount || id == F_indent;
-    jr_step(r, per_char ? v.u.s.n : v.u.s.n / 64);
+    tok__jr_step(r, per_char ? v.u.s.n : v.u.s.n / 64);
   }
   switch (id) {
   case F_abs:
-    if (v.t == JV_BOOL) return jv_int(v.u.b);
+    if (v.t == JV_BOOL) return tok__jv_int(v.u.b);
     if (v.t == JV_INT && v.u.i == INT64_MIN) FAIL("integer overflow");
-    if (v.t == JV_INT) return jv_int(v.u.i < 0 ? -v.u.i : v.u.i);
-    if (v.t == JV_FLOAT) return jv_float(fabs(v.u.f));
-    FAIL("bad operand type for abs(): '%s'", jv_type_name(v));
-  case F_capitalize: return keep_markup(v, map_case(r, jv_to_str(r, v), 3));
-  case F_count: case F_length: return jv_int(length_of(r, v));
+    if (v.t == JV_INT) return tok__jv_int(v.u.i < 0 ? -v.u.i : v.u.i);
+    if (v.t == JV_FLOAT) return tok__jv_float(fabs(v.u.f));
+    FAIL("bad operand type for abs(): '%s'", tok__jv_type_name(v));
+  case F_capitalize: return keep_markup(v, map_case(r, tok__jv_to_str(r, v), 3));
+  case F_count: case F_length: return tok__jv_int(length_of(r, v));
   case F_d: case F_default: {
-    jv def = arg(a, 0, "default_value", jv_str("", 0));
-    bool boolean = jv_truthy(arg(a, 1, "boolean", jv_bool(false)));
-    if (v.t == JV_UNDEF || (boolean && !jv_truthy(v))) return def;
+    jv def = arg(a, 0, "default_value", tok__jv_str("", 0));
+    bool boolean = tok__jv_truthy(arg(a, 1, "boolean", tok__jv_bool(false)));
+    if (v.t == JV_UNDEF || (boolean && !tok__jv_truthy(v))) return def;
     return v;
   }
   case F_first: {
     const jlist *l = iterate(r, v);
-    return l->n ? l->v[0] : jv_undef("No first item, sequence was empty.");
+    return l->n ? l->v[0] : tok__jv_undef("No first item, sequence was empty.");
   }
   case F_last: {
     if (v.t == JV_LIST && v.tuple == JV_GEN) FAIL("'generator' object is not reversible");
     if (v.t != JV_LIST && v.t != JV_STR) v = to_list(r, v);
     const jlist *l = iterate(r, v);
-    return l->n ? l->v[l->n - 1] : jv_undef("No last item, sequence was empty.");
+    return l->n ? l->v[l->n - 1] : tok__jv_undef("No last item, sequence was empty.");
   }
   case F_float: {
     if (v.t == JV_UNDEF) fail_undef(r, v); /* float(Undefined) raises in jinja2 */
-    jv def = arg(a, 0, "default", jv_float(0));
+    jv def = arg(a, 0, "default", tok__jv_float(0));
     if (v.t == JV_FLOAT) return v;
-    if (v.t == JV_INT) return jv_float((double)v.u.i);
-    if (v.t == JV_BOOL) return jv_float(v.u.b);
+    if (v.t == JV_INT) return tok__jv_float((double)v.u.i);
+    if (v.t == JV_BOOL) return tok__jv_float(v.u.b);
     if (v.t == JV_STR) {
       char tmp[64];
-      jv t = do_strip(v, jv_none(), true, true);
+      jv t = do_strip(v, tok__jv_none(), true, true);
       if (t.u.s.n && t.u.s.n < sizeof tmp) {
         memcpy(tmp, t.u.s.p, t.u.s.n);
         tmp[t.u.s.n] = 0;
         char *end;
         double d = strtod(tmp, &end);
-        if (*end == 0) return jv_float(d);
+        if (*end == 0) return tok__jv_float(d);
       }
     }
     return def;
   }
   case F_int: {
     if (v.t == JV_UNDEF) fail_undef(r, v);
-    jv def = arg(a, 0, "default", jv_int(0));
-    int64_t base = int_arg(r, arg(a, 1, "base", jv_int(10)), "int");
+    jv def = arg(a, 0, "default", tok__jv_int(0));
+    int64_t base = int_arg(r, arg(a, 1, "base", tok__jv_int(10)), "int");
     if (v.t == JV_INT) return v;
-    if (v.t == JV_BOOL) return jv_int(v.u.b);
-    if (v.t == JV_FLOAT) return isfinite(v.u.f) && fabs(v.u.f) < 9.2e18 ? jv_int((int64_t)v.u.f) : def;
+    if (v.t == JV_BOOL) return tok__jv_int(v.u.b);
+    if (v.t == JV_FLOAT) return isfinite(v.u.f) && fabs(v.u.f) < 9.2e18 ? tok__jv_int((int64_t)v.u.f) : def;
     if (v.t == JV_STR) {
       char tmp[64];
-      jv t = do_strip(v, jv_none(), true, true);
+      jv t = do_strip(v, tok__jv_none(), true, true);
       if (t.u.s.n && t.u.s.n < sizeof tmp) {
         memcpy(tmp, t.u.s.p, t.u.s.n);
         tmp[t.u.s.n] = 0;
         char *end;
         errno = 0;
         long long x = strtoll(tmp, &end, (int)base);
-        if (*end == 0 && !errno) return jv_int(x);
+        if (*end == 0 && !errno) return tok__jv_int(x);
         double d = strtod(tmp, &end);
-        if (*end == 0 && isfinite(d) && fabs(d) < 9.2e18) return jv_int((int64_t)d);
+        if (*end == 0 && isfinite(d) && fabs(d) < 9.2e18) return tok__jv_int((int64_t)d);
       }
     }
     return def;
   }
   case F_indent: {
-    jv width = arg(a, 0, "width", jv_int(4));
-    bool first = jv_truthy(arg(a, 1, "first", jv_bool(false)));
-    bool blank = jv_truthy(arg(a, 2, "blank", jv_bool(false)));
+    jv width = arg(a, 0, "width", tok__jv_int(4));
+    bool first = tok__jv_truthy(arg(a, 1, "first", tok__jv_bool(false)));
+    bool blank = tok__jv_truthy(arg(a, 2, "blank", tok__jv_bool(false)));
     jv ind;
     if (width.t == JV_STR) ind = width;
     else {
       int64_t w = int_arg(r, width, "indent");
       if (w < 0) w = 0;
       if (w > 1024) FAIL("indent: width too large");
-      char *sp = jr_alloc(r, (size_t)w + 1);
+      char *sp = tok__jr_alloc(r, (size_t)w + 1);
       memset(sp, ' ', (size_t)w);
-      ind = jv_str(sp, (size_t)w);
+      ind = tok__jv_str(sp, (size_t)w);
     }
     if (v.t == JV_UNDEF) fail_undef(r, v);
-    if (v.t != JV_STR) FAIL("indent: expected a string, got %s", jv_type_name(v)); /* jinja2 fails too */
+    if (v.t != JV_STR) FAIL("indent: expected a string, got %s", tok__jv_type_name(v)); /* jinja2 fails too */
     jv s = v;
-    jv nl = jv_str("\n", 1);
+    jv nl = tok__jv_str("\n", 1);
     jv lines = splitlines(r, str_cat(r, s, nl), false);
-    jdivert *d = jr_divert_begin(r);
+    jdivert *d = tok__jr_divert_begin(r);
     const jlist *l = lines.u.l;
     if (blank) {
       for (size_t i = 0; i < l->n; i++) {
         if (i) {
-          jr_buf_puts(r, r->out, "\n");
-          jr_buf_put(r, r->out, ind.u.s.p, ind.u.s.n);
+          tok__jr_buf_puts(r, r->out, "\n");
+          tok__jr_buf_put(r, r->out, ind.u.s.p, ind.u.s.n);
         }
-        jv_str_out(r, r->out, l->v[i]);
+        tok__jv_str_out(r, r->out, l->v[i]);
       }
     } else {
       for (size_t i = 0; i < l->n; i++) {
         if (i) {
-          jr_buf_puts(r, r->out, "\n");
-          if (l->v[i].u.s.n) jr_buf_put(r, r->out, ind.u.s.p, ind.u.s.n);
+          tok__jr_buf_puts(r, r->out, "\n");
+          if (l->v[i].u.s.n) tok__jr_buf_put(r, r->out, ind.u.s.p, ind.u.s.n);
         }
-        jv_str_out(r, r->out, l->v[i]);
+        tok__jv_str_out(r, r->out, l->v[i]);
       }
     }
-    jv body = jr_divert_end(r, d);
+    jv body = tok__jr_divert_end(r, d);
     return first ? str_cat(r, ind, body) : body;
   }
   case F_items: {
-    if (v.t == JV_UNDEF) return as_gen(jv_list_new(r, 0));
-    if (v.t != JV_DICT) FAIL("items: expected a mapping, got %s", jv_type_name(v));
-    jv out = jv_list_new(r, v.u.d->n);
+    if (v.t == JV_UNDEF) return as_gen(tok__jv_list_new(r, 0));
+    if (v.t != JV_DICT) FAIL("items: expected a mapping, got %s", tok__jv_type_name(v));
+    jv out = tok__jv_list_new(r, v.u.d->n);
     for (size_t i = 0; i < v.u.d->n; i++) {
-      jv pair = jv_list_new(r, 2);
+      jv pair = tok__jv_list_new(r, 2);
       pair.tuple = 1;
       pair.u.l->v[0] = v.u.d->k[i];
       pair.u.l->v[1] = v.u.d->v[i];
@@ -1084,28 +1084,28 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
     return as_gen(out);
   }
   case F_join: {
-    jv sep = arg(a, 0, "d", jv_str("", 0));
-    sep = jv_to_str(r, sep);
-    jv attr = arg(a, 1, "attribute", jv_none());
+    jv sep = arg(a, 0, "d", tok__jv_str("", 0));
+    sep = tok__jv_to_str(r, sep);
+    jv attr = arg(a, 1, "attribute", tok__jv_none());
     const jlist *l = iterate(r, v);
     if (attr.t != JV_NONE) {
-      jv m = jv_list_new(r, l->n);
+      jv m = tok__jv_list_new(r, l->n);
       for (size_t i = 0; i < l->n; i++) m.u.l->v[i] = attr_path(r, l->v[i], attr);
       l = m.u.l;
     }
     return join_strs(r, l->v, l->n, sep);
   }
   case F_list: return to_list(r, v);
-  case F_lower: return keep_markup(v, map_case(r, jv_to_str(r, v), 1));
-  case F_upper: return keep_markup(v, map_case(r, jv_to_str(r, v), 0));
-  case F_title: return jinja_title(r, jv_to_str(r, v));
+  case F_lower: return keep_markup(v, map_case(r, tok__jv_to_str(r, v), 1));
+  case F_upper: return keep_markup(v, map_case(r, tok__jv_to_str(r, v), 0));
+  case F_title: return jinja_title(r, tok__jv_to_str(r, v));
   case F_map: {
-    if (!jv_truthy(v)) return as_gen(jv_list_new(r, 0)); /* jinja2's do_map: `if value:` */
+    if (!tok__jv_truthy(v)) return as_gen(tok__jv_list_new(r, 0)); /* jinja2's do_map: `if value:` */
     const jlist *l = iterate(r, v);
-    jv out = jv_list_new(r, l->n);
-    jv attr = arg(a, 99, "attribute", jv_none());
+    jv out = tok__jv_list_new(r, l->n);
+    jv attr = arg(a, 99, "attribute", tok__jv_none());
     if (attr.t != JV_NONE) {
-      jv def = arg(a, 99, "default", jv_undef(NULL));
+      jv def = arg(a, 99, "default", tok__jv_undef(NULL));
       for (size_t i = 0; i < l->n; i++) {
         jv x = attr_path(r, l->v[i], attr);
         out.u.l->v[i] = x.t == JV_UNDEF && def.t != JV_UNDEF ? def : x;
@@ -1119,20 +1119,20 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
     args fa = {0};
     for (size_t i = 1; i < a->n_pos; i++) fa.pos[fa.n_pos++] = a->pos[i];
     for (size_t i = 0; i < l->n; i++) {
-      jr_step(r, 1);
+      tok__jr_step(r, 1);
       out.u.l->v[i] = apply_filter(r, fid, l->v[i], &fa, f);
     }
     return as_gen(out);
   }
   case F_max: case F_min: {
     const jlist *l = iterate(r, v);
-    if (!l->n) return jv_undef("No aggregated item, sequence was empty.");
-    jv attr = arg(a, 1, "attribute", jv_none());
+    if (!l->n) return tok__jv_undef("No aggregated item, sequence was empty.");
+    jv attr = arg(a, 1, "attribute", tok__jv_none());
     jv best = l->v[0];
     for (size_t i = 1; i < l->n; i++) {
       jv x = attr.t != JV_NONE ? attr_path(r, l->v[i], attr) : l->v[i];
       jv y = attr.t != JV_NONE ? attr_path(r, best, attr) : best;
-      int c = jv_cmp(r, x, y);
+      int c = tok__jv_cmp(r, x, y);
       if (id == F_max ? c > 0 : c < 0) best = l->v[i];
     }
     return best;
@@ -1142,13 +1142,13 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
   case F_selectattr: return select_like(r, v, a, true, true, f);
   case F_rejectattr: return select_like(r, v, a, true, false, f);
   case F_replace: {
-    jv s = jv_to_str(r, v);
-    int64_t count = int_arg(r, arg(a, 2, "count", jv_int(-1)), "replace");
-    return do_replace(r, s, arg(a, 0, "old", jv_undef("replace needs old")),
-                      arg(a, 1, "new", jv_undef("replace needs new")), count);
+    jv s = tok__jv_to_str(r, v);
+    int64_t count = int_arg(r, arg(a, 2, "count", tok__jv_int(-1)), "replace");
+    return do_replace(r, s, arg(a, 0, "old", tok__jv_undef("replace needs old")),
+                      arg(a, 1, "new", tok__jv_undef("replace needs new")), count);
   }
   case F_reverse: {
-    if (v.t == JV_STR) return slice_v(r, v, jv_none(), jv_none(), jv_int(-1));
+    if (v.t == JV_STR) return slice_v(r, v, tok__jv_none(), tok__jv_none(), tok__jv_int(-1));
     bool reversible = v.t == JV_LIST && v.tuple != JV_GEN; /* reversed(): an iterator */
     jv l = to_list(r, v);
     for (size_t i = 0, j = l.u.l->n; i + 1 < j; i++, j--) {
@@ -1159,13 +1159,13 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
     return reversible ? as_gen(l) : l; /* else list(value) reversed: a list */
   }
   case F_round: {
-    int64_t prec = int_arg(r, arg(a, 0, "precision", jv_int(0)), "round");
-    jv method = arg(a, 1, "method", jv_str("common", 6));
+    int64_t prec = int_arg(r, arg(a, 0, "precision", tok__jv_int(0)), "round");
+    jv method = arg(a, 1, "method", tok__jv_str("common", 6));
     bool common = !(method.t == JV_STR && ((method.u.s.n == 4 && !memcmp(method.u.s.p, "ceil", 4)) ||
                                            (method.u.s.n == 5 && !memcmp(method.u.s.p, "floor", 5))));
     /* round(int, n >= 0) is the int itself in Python */
-    if (common && (v.t == JV_INT || v.t == JV_BOOL) && prec >= 0) return jv_int(ival(v));
-    if (v.t != JV_INT && v.t != JV_FLOAT && v.t != JV_BOOL) FAIL("type %s doesn't define __round__ method", jv_type_name(v));
+    if (common && (v.t == JV_INT || v.t == JV_BOOL) && prec >= 0) return tok__jv_int(ival(v));
+    if (v.t != JV_INT && v.t != JV_FLOAT && v.t != JV_BOOL) FAIL("type %s doesn't define __round__ method", tok__jv_type_name(v));
     double x = v.t == JV_FLOAT ? v.u.f : (double)ival(v);
     double m = pow(10, (double)prec);
     double y;
@@ -1176,11 +1176,11 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
       snprintf(tmp, sizeof tmp, "%.*f", (int)(prec < 0 ? 0 : prec > 30 ? 30 : prec), x);
       y = prec < 0 ? nearbyint(x * m) / m : strtod(tmp, NULL);
     }
-    return jv_float(y);
+    return tok__jv_float(y);
   }
-  case F_string: return jv_to_str(r, v); /* soft_str: a Markup stays Markup */
+  case F_string: return tok__jv_to_str(r, v); /* soft_str: a Markup stays Markup */
   case F_safe: {
-    jv s = jv_to_str(r, v);
+    jv s = tok__jv_to_str(r, v);
     s.tuple = JV_MARKUP;
     return s;
   }
@@ -1194,40 +1194,40 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
     if (a->n_pos && a->n_kw) FAIL("can't handle positional and keyword arguments at the same time");
     jv argv;
     if (a->n_kw) {
-      jdict *d = jd_new(r, a->n_kw);
+      jdict *d = tok__jd_new(r, a->n_kw);
       for (size_t k = 0; k < a->n_kw; k++)
-        jd_set(r, d, jv_str(a->kw_names[k], strlen(a->kw_names[k])), a->kw[k]);
+        tok__jd_set(r, d, tok__jv_str(a->kw_names[k], strlen(a->kw_names[k])), a->kw[k]);
       argv = (jv){.t = JV_DICT, .u.d = d};
     } else {
       argv = list_from(r, (jv *)a->pos, a->n_pos);
       argv.tuple = 1;
     }
-    return tok__py_percent(r, jv_to_str(r, v), argv);
+    return tok__py_percent(r, tok__jv_to_str(r, v), argv);
   }
   case F_sum: {
     const jlist *l = iterate(r, v);
-    jv attr = arg(a, 0, "attribute", jv_none());
-    jv acc = arg(a, 1, "start", jv_int(0));
+    jv attr = arg(a, 0, "attribute", tok__jv_none());
+    jv acc = arg(a, 1, "start", tok__jv_int(0));
     for (size_t i = 0; i < l->n; i++) {
       jv x = attr.t != JV_NONE ? attr_path(r, l->v[i], attr) : l->v[i];
       if (acc.t == JV_INT && (x.t == JV_INT || x.t == JV_BOOL)) {
         int64_t y = x.t == JV_INT ? x.u.i : x.u.b, z;
         if (__builtin_add_overflow(acc.u.i, y, &z)) FAIL("integer overflow");
-        acc = jv_int(z);
+        acc = tok__jv_int(z);
       } else if ((acc.t == JV_INT || acc.t == JV_FLOAT) && (x.t == JV_INT || x.t == JV_FLOAT || x.t == JV_BOOL)) {
         double p = acc.t == JV_INT ? (double)acc.u.i : acc.u.f;
         double q = x.t == JV_INT ? (double)x.u.i : x.t == JV_FLOAT ? x.u.f : x.u.b;
-        acc = jv_float(p + q);
+        acc = tok__jv_float(p + q);
       } else {
-        FAIL("sum: unsupported operand types %s and %s", jv_type_name(acc), jv_type_name(x));
+        FAIL("sum: unsupported operand types %s and %s", tok__jv_type_name(acc), tok__jv_type_name(x));
       }
     }
     return acc;
   }
   case F_tojson: return json_filter(r, v, a);
   case F_trim: {
-    jv s = jv_to_str(r, v);
-    jv chars = arg(a, 0, "chars", jv_none());
+    jv s = tok__jv_to_str(r, v);
+    jv chars = arg(a, 0, "chars", tok__jv_none());
     return keep_markup(v, do_strip(s, chars, true, true));
   }
   case F_unique: {
@@ -1236,34 +1236,34 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
     for (size_t i = 0; i < l->n; i++) {
       bool seen = false;
       for (size_t k = 0; k < out.n && !seen; k++) {
-        jr_step(r, 1);
-        seen = jv_eq(r, out.v[k], l->v[i]);
+        tok__jr_step(r, 1);
+        seen = tok__jv_eq(r, out.v[k], l->v[i]);
       }
       if (!seen) vec_push(r, &out, l->v[i]);
     }
     return as_gen(list_from(r, out.v, out.n));
   }
   case F_wordcount: {
-    jv parts = do_split(r, jv_to_str(r, v), jv_none(), -1, false);
-    return jv_int((int64_t)parts.u.l->n);
+    jv parts = do_split(r, tok__jv_to_str(r, v), tok__jv_none(), -1, false);
+    return tok__jv_int((int64_t)parts.u.l->n);
   }
   case F_dictsort: {
     if (v.t != JV_DICT) FAIL("dictsort: expected a mapping");
     bool by_value = false;
-    jv by = arg(a, 1, "by", jv_str("key", 3));
+    jv by = arg(a, 1, "by", tok__jv_str("key", 3));
     if (by.t == JV_STR && by.u.s.n == 5 && !memcmp(by.u.s.p, "value", 5)) by_value = true;
     args none = {0};
     jv items = apply_filter(r, F_items, v, &none, f);
     items.tuple = 0; /* sorted(): a list */
-    sort_items(r, items.u.l->v, items.u.l->n, jv_truthy(arg(a, 2, "reverse", jv_bool(false))),
-               jv_truthy(arg(a, 0, "case_sensitive", jv_bool(false))), jv_none(), by_value);
+    sort_items(r, items.u.l->v, items.u.l->n, tok__jv_truthy(arg(a, 2, "reverse", tok__jv_bool(false))),
+               tok__jv_truthy(arg(a, 0, "case_sensitive", tok__jv_bool(false))), tok__jv_none(), by_value);
     return items;
   }
   case F_sort: {
     jv l = to_list(r, v);
-    sort_items(r, l.u.l->v, l.u.l->n, jv_truthy(arg(a, 0, "reverse", jv_bool(false))),
-               jv_truthy(arg(a, 1, "case_sensitive", jv_bool(false))),
-               arg(a, 2, "attribute", jv_none()), -1);
+    sort_items(r, l.u.l->v, l.u.l->n, tok__jv_truthy(arg(a, 0, "reverse", tok__jv_bool(false))),
+               tok__jv_truthy(arg(a, 1, "case_sensitive", tok__jv_bool(false))),
+               arg(a, 2, "attribute", tok__jv_none()), -1);
     return l;
   }
   }
@@ -1274,7 +1274,7 @@ static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
 static jv call_macro(jrender *r, const jnode *m, jframe *scope, const args *a)
 {
   if (++r->depth > r->lim->max_depth)
-    jr_fail(r, TOK_ELIMIT, "chat template: macro calls nested deeper than the limit (%u)", r->lim->max_depth);
+    tok__jr_fail(r, TOK_ELIMIT, "chat template: macro calls nested deeper than the limit (%u)", r->lim->max_depth);
   jframe *f = frame_new(r, scope ? scope : r->globals);
   if (a->n_pos > m->n_items)
     FAIL("macro '%s' takes not more than %zu argument(s)", m->name, m->n_items);
@@ -1291,19 +1291,19 @@ static jv call_macro(jrender *r, const jnode *m, jframe *scope, const args *a)
         }
       if (!found) v = m->items[i] ? eval(r, f, m->items[i]) : undef_fmt(r, "parameter '%s' was not provided", pn, "");
     }
-    jr_set(r, f, pn, v);
+    tok__jr_set(r, f, pn, v);
   }
   for (size_t k = 0; k < a->n_kw; k++) {
     bool known = false;
     for (size_t i = 0; i < m->n_items; i++) known |= !strcmp(a->kw_names[k], m->names[i]);
     if (!known) FAIL("macro '%s' takes no keyword argument '%s'", m->name, a->kw_names[k]);
   }
-  jdivert *d = jr_divert_begin(r);
+  jdivert *d = tok__jr_divert_begin(r);
   int saved_ctl = r->loop_ctl;
   exec(r, f, m->b);
   r->loop_ctl = saved_ctl;
   r->depth--;
-  return jr_divert_end(r, d);
+  return tok__jr_divert_end(r, d);
 }
 
 static jv call_method(jrender *r, int id, jv self, const args *a);
@@ -1311,7 +1311,7 @@ static jv call_method(jrender *r, int id, jv self, const args *a);
 static jv call(jrender *r, jv fn, const args *a)
 {
   if (fn.t == JV_UNDEF) fail_undef(r, fn);
-  if (fn.t != JV_FUNC) FAIL("'%s' object is not callable", jv_type_name(fn));
+  if (fn.t != JV_FUNC) FAIL("'%s' object is not callable", tok__jv_type_name(fn));
   const jfunc *fx = fn.u.fn;
   if (fx->macro) return call_macro(r, fx->macro, fx->scope, a);
   switch (fx->id) {
@@ -1326,27 +1326,27 @@ static jv call(jrender *r, jv fn, const args *a)
     if (!step) FAIL("range() arg 3 must not be zero");
     jvec out = {0};
     for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-      jr_step(r, 1);
-      vec_push(r, &out, jv_int(i));
+      tok__jr_step(r, 1);
+      vec_push(r, &out, tok__jv_int(i));
     }
     return list_from(r, out.v, out.n);
   }
   case B_NAMESPACE: case B_DICT: {
-    jdict *d = jd_new(r, 8);
+    jdict *d = tok__jd_new(r, 8);
     for (size_t i = 0; i < a->n_pos; i++) {
       if (a->pos[i].t != JV_DICT) FAIL("namespace()/dict(): positional argument must be a mapping");
-      for (size_t k = 0; k < a->pos[i].u.d->n; k++) jd_set(r, d, a->pos[i].u.d->k[k], a->pos[i].u.d->v[k]);
+      for (size_t k = 0; k < a->pos[i].u.d->n; k++) tok__jd_set(r, d, a->pos[i].u.d->k[k], a->pos[i].u.d->v[k]);
     }
     for (size_t k = 0; k < a->n_kw; k++)
-      jd_set(r, d, jv_str(a->kw_names[k], strlen(a->kw_names[k])), a->kw[k]);
+      tok__jd_set(r, d, tok__jv_str(a->kw_names[k], strlen(a->kw_names[k])), a->kw[k]);
     return (jv){.t = fx->id == B_NAMESPACE ? JV_NS : JV_DICT, .u.d = d};
   }
   case B_RAISE: {
-    jv msg = jv_to_str(r, arg(a, 0, "message", jv_str("", 0)));
+    jv msg = tok__jv_to_str(r, arg(a, 0, "message", tok__jv_str("", 0)));
     FAIL("%.*s", (int)(msg.u.s.n > 280 ? 280 : msg.u.s.n), msg.u.s.p);
   }
   case B_STRFTIME: {
-    jv fmt = need_str(r, arg(a, 0, "format", jv_undef("strftime_now needs a format")), "strftime_now");
+    jv fmt = need_str(r, arg(a, 0, "format", tok__jv_undef("strftime_now needs a format")), "strftime_now");
     struct tm tm;
     localtime_r(&r->now, &tm);
     char fb[256], out[512];
@@ -1354,7 +1354,7 @@ static jv call(jrender *r, jv fn, const args *a)
     memcpy(fb, fmt.u.s.p, fmt.u.s.n);
     fb[fmt.u.s.n] = 0;
     size_t n = strftime(out, sizeof out, fb, &tm);
-    return jv_str_copy(r, out, n);
+    return tok__jv_str_copy(r, out, n);
   }
   case B_CYCLE: {
     if (!a->n_pos) FAIL("no items for cycling given");
@@ -1381,13 +1381,13 @@ static bool all_cp(jv s, int kind)
 {
   if (!s.u.s.n) return false;
   for (size_t i = 0; i < s.u.s.n;) {
-    int32_t c = jv_next_cp(s.u.s.p, s.u.s.n, &i);
+    int32_t c = tok__jv_next_cp(s.u.s.p, s.u.s.n, &i);
     utf8proc_category_t cat = utf8proc_category(c);
     bool letter = cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO;
     bool digit = cat == UTF8PROC_CATEGORY_ND;
     if (kind == 0 && !digit) return false;
     if (kind == 1 && !letter) return false;
-    if (kind == 2 && !jv_py_space(c)) return false;
+    if (kind == 2 && !tok__jv_py_space(c)) return false;
     if (kind == 3 && !letter && !digit && cat != UTF8PROC_CATEGORY_NL && cat != UTF8PROC_CATEGORY_NO) return false;
   }
   return true;
@@ -1414,27 +1414,27 @@ static uint64_t method_cost(int id, jv self)
 
 static jv call_method(jrender *r, int id, jv self, const args *a)
 {
-  jv none = jv_none();
-  jr_step(r, method_cost(id, self));
+  jv none = tok__jv_none();
+  tok__jr_step(r, method_cost(id, self));
   switch (id) {
-  case M_STARTSWITH: return jv_bool(starts_or_ends(r, self, arg(a, 0, NULL, jv_undef("startswith needs an argument")), false));
-  case M_ENDSWITH: return jv_bool(starts_or_ends(r, self, arg(a, 0, NULL, jv_undef("endswith needs an argument")), true));
+  case M_STARTSWITH: return tok__jv_bool(starts_or_ends(r, self, arg(a, 0, NULL, tok__jv_undef("startswith needs an argument")), false));
+  case M_ENDSWITH: return tok__jv_bool(starts_or_ends(r, self, arg(a, 0, NULL, tok__jv_undef("endswith needs an argument")), true));
   case M_STRIP: return keep_markup(self, do_strip(self, arg(a, 0, NULL, none), true, true));
   case M_LSTRIP: return keep_markup(self, do_strip(self, arg(a, 0, NULL, none), true, false));
   case M_RSTRIP: return keep_markup(self, do_strip(self, arg(a, 0, NULL, none), false, true));
   case M_SPLIT: case M_RSPLIT:
     return do_split(r, self, arg(a, 0, "sep", none),
-                    int_arg(r, arg(a, 1, "maxsplit", jv_int(-1)), "split"), id == M_RSPLIT);
+                    int_arg(r, arg(a, 1, "maxsplit", tok__jv_int(-1)), "split"), id == M_RSPLIT);
   case M_UPPER: return keep_markup(self, map_case(r, self, 0));
   case M_LOWER: return keep_markup(self, map_case(r, self, 1));
   case M_TITLE: return map_case(r, self, 2);
   case M_CAPITALIZE: return map_case(r, self, 3);
   case M_REPLACE:
-    return do_replace(r, self, arg(a, 0, NULL, jv_undef("replace needs old")),
-                      arg(a, 1, NULL, jv_undef("replace needs new")),
-                      int_arg(r, arg(a, 2, "count", jv_int(-1)), "replace"));
+    return do_replace(r, self, arg(a, 0, NULL, tok__jv_undef("replace needs old")),
+                      arg(a, 1, NULL, tok__jv_undef("replace needs new")),
+                      int_arg(r, arg(a, 2, "count", tok__jv_int(-1)), "replace"));
   case M_FIND: case M_RFIND: {
-    jv x = need_str(r, arg(a, 0, NULL, jv_undef("find needs an argument")), "find");
+    jv x = need_str(r, arg(a, 0, NULL, tok__jv_undef("find needs an argument")), "find");
     const char *hit = NULL;
     if (id == M_FIND) hit = find_bytes(self.u.s.p, self.u.s.n, x.u.s.p, x.u.s.n);
     else if (x.u.s.n <= self.u.s.n)
@@ -1443,11 +1443,11 @@ static jv call_method(jrender *r, int id, jv self, const args *a)
           hit = self.u.s.p + k;
           break;
         }
-    return jv_int(hit ? (int64_t)jv_str_chars(self.u.s.p, (size_t)(hit - self.u.s.p)) : -1);
+    return tok__jv_int(hit ? (int64_t)tok__jv_str_chars(self.u.s.p, (size_t)(hit - self.u.s.p)) : -1);
   }
   case M_COUNT: {
-    jv x = need_str(r, arg(a, 0, NULL, jv_undef("count needs an argument")), "count");
-    if (!x.u.s.n) return jv_int((int64_t)jv_str_chars(self.u.s.p, self.u.s.n) + 1);
+    jv x = need_str(r, arg(a, 0, NULL, tok__jv_undef("count needs an argument")), "count");
+    if (!x.u.s.n) return tok__jv_int((int64_t)tok__jv_str_chars(self.u.s.p, self.u.s.n) + 1);
     int64_t c = 0;
     for (size_t i = 0; i < self.u.s.n;) {
       const char *hit = find_bytes(self.u.s.p + i, self.u.s.n - i, x.u.s.p, x.u.s.n);
@@ -1455,22 +1455,22 @@ static jv call_method(jrender *r, int id, jv self, const args *a)
       c++;
       i = (size_t)(hit - self.u.s.p) + x.u.s.n;
     }
-    return jv_int(c);
+    return tok__jv_int(c);
   }
   case M_JOIN: {
-    jv it = arg(a, 0, NULL, jv_undef("join needs an argument"));
+    jv it = arg(a, 0, NULL, tok__jv_undef("join needs an argument"));
     const jlist *l = iterate(r, it);
     for (size_t i = 0; i < l->n; i++)
-      if (l->v[i].t != JV_STR) FAIL("sequence item %zu: expected str instance, %s found", i, jv_type_name(l->v[i]));
+      if (l->v[i].t != JV_STR) FAIL("sequence item %zu: expected str instance, %s found", i, tok__jv_type_name(l->v[i]));
     return join_strs(r, l->v, l->n, self);
   }
-  case M_SPLITLINES: return splitlines(r, self, jv_truthy(arg(a, 0, "keepends", jv_bool(false))));
-  case M_ISDIGIT: return jv_bool(all_cp(self, 0));
-  case M_ISALPHA: return jv_bool(all_cp(self, 1));
-  case M_ISSPACE: return jv_bool(all_cp(self, 2));
-  case M_ISALNUM: return jv_bool(all_cp(self, 3));
-  case M_ISUPPER: return jv_bool(all_case(self, true));
-  case M_ISLOWER: return jv_bool(all_case(self, false));
+  case M_SPLITLINES: return splitlines(r, self, tok__jv_truthy(arg(a, 0, "keepends", tok__jv_bool(false))));
+  case M_ISDIGIT: return tok__jv_bool(all_cp(self, 0));
+  case M_ISALPHA: return tok__jv_bool(all_cp(self, 1));
+  case M_ISSPACE: return tok__jv_bool(all_cp(self, 2));
+  case M_ISALNUM: return tok__jv_bool(all_cp(self, 3));
+  case M_ISUPPER: return tok__jv_bool(all_case(self, true));
+  case M_ISLOWER: return tok__jv_bool(all_case(self, false));
   case M_FORMAT: FAIL("str.format() is not supported by tokd's chat templates");
   case M_ITEMS: {
     args none_args = {0};
@@ -1481,21 +1481,21 @@ static jv call_method(jrender *r, int id, jv self, const args *a)
   case M_KEYS: return list_from(r, self.u.d->k, self.u.d->n);
   case M_VALUES: return list_from(r, self.u.d->v, self.u.d->n);
   case M_GET: {
-    const jv *v = jd_get(r, self.u.d, arg(a, 0, NULL, jv_undef("get needs a key")));
-    return v ? *v : arg(a, 1, NULL, jv_none());
+    const jv *v = tok__jd_get(r, self.u.d, arg(a, 0, NULL, tok__jv_undef("get needs a key")));
+    return v ? *v : arg(a, 1, NULL, tok__jv_none());
   }
   case M_LCOUNT: case M_LINDEX: {
-    jv x = arg(a, 0, NULL, jv_undef("count/index needs an argument"));
+    jv x = arg(a, 0, NULL, tok__jv_undef("count/index needs an argument"));
     int64_t c = 0;
     for (size_t i = 0; i < self.u.l->n; i++) {
-      jr_step(r, 1);
-      if (jv_eq(r, self.u.l->v[i], x)) {
-        if (id == M_LINDEX) return jv_int((int64_t)i);
+      tok__jr_step(r, 1);
+      if (tok__jv_eq(r, self.u.l->v[i], x)) {
+        if (id == M_LINDEX) return tok__jv_int((int64_t)i);
         c++;
       }
     }
     if (id == M_LINDEX) FAIL("list.index(x): x not in list");
-    return jv_int(c);
+    return tok__jv_int(c);
   }
   case M_LCOPY: return list_from(r, self.u.l->v, self.u.l->n);
   default:
@@ -1523,9 +1523,9 @@ static jv binop(jrender *r, int op, jv a, jv b)
     if (!fl && op != OP_DIV) {
       int64_t x = ival(a), y = ival(b), z;
       switch (op) {
-      case OP_ADD: if (__builtin_add_overflow(x, y, &z)) FAIL("integer overflow"); return jv_int(z);
-      case OP_SUB: if (__builtin_sub_overflow(x, y, &z)) FAIL("integer overflow"); return jv_int(z);
-      case OP_MUL: if (__builtin_mul_overflow(x, y, &z)) FAIL("integer overflow"); return jv_int(z);
+      case OP_ADD: if (__builtin_add_overflow(x, y, &z)) FAIL("integer overflow"); return tok__jv_int(z);
+      case OP_SUB: if (__builtin_sub_overflow(x, y, &z)) FAIL("integer overflow"); return tok__jv_int(z);
+      case OP_MUL: if (__builtin_mul_overflow(x, y, &z)) FAIL("integer overflow"); return tok__jv_int(z);
       case OP_FLOORDIV: case OP_MOD: {
         if (!y) FAIL("integer division or modulo by zero");
         if (x == INT64_MIN && y == -1) FAIL("integer overflow");
@@ -1534,33 +1534,33 @@ static jv binop(jrender *r, int op, jv a, jv b)
           q--;
           m += y;
         }
-        return jv_int(op == OP_FLOORDIV ? q : m);
+        return tok__jv_int(op == OP_FLOORDIV ? q : m);
       }
       case OP_POW:
-        if (y < 0) return jv_float(pow((double)x, (double)y));
+        if (y < 0) return tok__jv_float(pow((double)x, (double)y));
         z = 1;
         for (int64_t k = 0; k < y; k++) {
           if (__builtin_mul_overflow(z, x, &z)) FAIL("integer overflow");
-          jr_step(r, 1);
+          tok__jr_step(r, 1);
           if (z == 0 || z == 1) break;
         }
-        return jv_int(z);
+        return tok__jv_int(z);
       }
     }
     double x = fval(a), y = fval(b);
     switch (op) {
-    case OP_ADD: return jv_float(x + y);
-    case OP_SUB: return jv_float(x - y);
-    case OP_MUL: return jv_float(x * y);
-    case OP_DIV: if (y == 0) FAIL("division by zero"); return jv_float(x / y);
-    case OP_FLOORDIV: if (y == 0) FAIL("float floor division by zero"); return jv_float(floor(x / y));
+    case OP_ADD: return tok__jv_float(x + y);
+    case OP_SUB: return tok__jv_float(x - y);
+    case OP_MUL: return tok__jv_float(x * y);
+    case OP_DIV: if (y == 0) FAIL("division by zero"); return tok__jv_float(x / y);
+    case OP_FLOORDIV: if (y == 0) FAIL("float floor division by zero"); return tok__jv_float(floor(x / y));
     case OP_MOD: {
       if (y == 0) FAIL("float modulo");
       double m = fmod(x, y);
       if (m && ((m < 0) != (y < 0))) m += y;
-      return jv_float(m);
+      return tok__jv_float(m);
     }
-    case OP_POW: return jv_float(pow(x, y));
+    case OP_POW: return tok__jv_float(pow(x, y));
     }
   }
   if (op == OP_ADD && a.t == JV_STR && b.t == JV_STR) {
@@ -1570,37 +1570,37 @@ static jv binop(jrender *r, int op, jv a, jv b)
       return s;
     }
     if (r->out->limit && a.u.s.n + b.u.s.n > r->out->limit)
-      jr_fail(r, TOK_ELIMIT, "string longer than the output limit");
-    jr_step(r, (a.u.s.n + b.u.s.n) / 4096);
+      tok__jr_fail(r, TOK_ELIMIT, "string longer than the output limit");
+    tok__jr_step(r, (a.u.s.n + b.u.s.n) / 4096);
     return str_cat(r, a, b);
   }
   if (op == OP_ADD && a.t == JV_LIST && b.t == JV_LIST && a.tuple == b.tuple) {
-    jv l = jv_list_new(r, a.u.l->n + b.u.l->n);
+    jv l = tok__jv_list_new(r, a.u.l->n + b.u.l->n);
     l.tuple = a.tuple;
     if (a.u.l->n) memcpy(l.u.l->v, a.u.l->v, a.u.l->n * sizeof(jv));
     if (b.u.l->n) memcpy(l.u.l->v + a.u.l->n, b.u.l->v, b.u.l->n * sizeof(jv));
-    jr_step(r, l.u.l->n / 16);
+    tok__jr_step(r, l.u.l->n / 16);
     return l;
   }
   if (op == OP_MUL && (a.t == JV_STR || (a.t == JV_LIST && a.tuple != JV_GEN)) && (b.t == JV_INT || b.t == JV_BOOL)) {
     int64_t k = ival(b) < 0 ? 0 : ival(b);
     size_t unit = a.t == JV_STR ? a.u.s.n : a.u.l->n;
     if (!unit || !k) {
-      if (a.t == JV_STR) return jv_str("", 0);
-      jv empty = jv_list_new(r, 0);
+      if (a.t == JV_STR) return tok__jv_str("", 0);
+      jv empty = tok__jv_list_new(r, 0);
       empty.tuple = a.tuple;
       return empty;
     }
     if (unit && (uint64_t)k > (r->out->limit ? r->out->limit : (1u << 24)) / unit)
-      jr_fail(r, TOK_ELIMIT, "repetition longer than the output limit");
-    jr_step(r, (uint64_t)k * unit / 64);
+      tok__jr_fail(r, TOK_ELIMIT, "repetition longer than the output limit");
+    tok__jr_step(r, (uint64_t)k * unit / 64);
     if (a.t == JV_STR) {
-      char *s = jr_alloc(r, unit * (size_t)k + 1);
+      char *s = tok__jr_alloc(r, unit * (size_t)k + 1);
       for (int64_t i = 0; i < k; i++) memcpy(s + (size_t)i * unit, a.u.s.p, unit);
       s[unit * (size_t)k] = 0;
-      return jv_str(s, unit * (size_t)k);
+      return tok__jv_str(s, unit * (size_t)k);
     }
-    jv l = jv_list_new(r, unit * (size_t)k);
+    jv l = tok__jv_list_new(r, unit * (size_t)k);
     l.tuple = a.tuple;
     for (int64_t i = 0; i < k; i++) memcpy(l.u.l->v + (size_t)i * unit, a.u.l->v, unit * sizeof(jv));
     return l;
@@ -1609,17 +1609,17 @@ static jv binop(jrender *r, int op, jv a, jv b)
     return binop(r, op, b, a);
   if (op == OP_MOD && a.t == JV_STR) return tok__py_percent(r, a, b);
   if (op == OP_ADD && a.t == JV_STR)
-    FAIL("can only concatenate str (not \"%s\") to str", jv_type_name(b));
+    FAIL("can only concatenate str (not \"%s\") to str", tok__jv_type_name(b));
   if (op == OP_ADD && a.t == JV_LIST)
-    FAIL("can only concatenate list (not \"%s\") to list", jv_type_name(b));
-  FAIL("unsupported operand type(s) for %s: '%s' and '%s'", op_sym(op), jv_type_name(a), jv_type_name(b));
+    FAIL("can only concatenate list (not \"%s\") to list", tok__jv_type_name(b));
+  FAIL("unsupported operand type(s) for %s: '%s' and '%s'", op_sym(op), tok__jv_type_name(a), tok__jv_type_name(b));
 }
 
 static bool compare(jrender *r, int op, jv a, jv b)
 {
   switch (op) {
-  case CMP_EQ: return jv_eq(r, a, b);
-  case CMP_NE: return !jv_eq(r, a, b);
+  case CMP_EQ: return tok__jv_eq(r, a, b);
+  case CMP_NE: return !tok__jv_eq(r, a, b);
   case CMP_IN: return contains(r, b, a);
   case CMP_NOTIN: return !contains(r, b, a);
   }
@@ -1629,9 +1629,9 @@ static bool compare(jrender *r, int op, jv a, jv b)
             (a.t == JV_LIST && b.t == JV_LIST && a.tuple == b.tuple && a.tuple != JV_GEN);
   if (!ok) {
     static const char *const syms[] = {"", "==", "!=", "<", "<=", ">", ">="};
-    FAIL("'%s' not supported between instances of '%s' and '%s'", syms[op], jv_type_name(a), jv_type_name(b));
+    FAIL("'%s' not supported between instances of '%s' and '%s'", syms[op], tok__jv_type_name(a), tok__jv_type_name(b));
   }
-  int c = jv_cmp(r, a, b);
+  int c = tok__jv_cmp(r, a, b);
   switch (op) {
   case CMP_LT: return c < 0;
   case CMP_LE: return c <= 0;
@@ -1643,23 +1643,23 @@ static bool compare(jrender *r, int op, jv a, jv b)
 /* ---- expressions ------------------------------------------------------------------ */
 static jv eval(jrender *r, jframe *f, const jnode *n)
 {
-  jr_step(r, 1);
+  tok__jr_step(r, 1);
   switch (n->kind) {
   case N_LIT: return n->lit;
   case N_NAME: return lookup(r, f, n->name);
   case N_LIST: case N_TUPLE: {
-    jv l = jv_list_new(r, n->n_items);
+    jv l = tok__jv_list_new(r, n->n_items);
     l.tuple = n->kind == N_TUPLE;
     for (size_t i = 0; i < n->n_items; i++) l.u.l->v[i] = eval(r, f, n->items[i]);
     return l;
   }
   case N_DICT: {
-    jdict *d = jd_new(r, n->n_items / 2);
+    jdict *d = tok__jd_new(r, n->n_items / 2);
     for (size_t i = 0; i + 1 < n->n_items; i += 2) {
       jv k = eval(r, f, n->items[i]);
       if (k.t == JV_LIST && !k.tuple) FAIL("unhashable type: 'list'");
       if (k.t == JV_DICT) FAIL("unhashable type: 'dict'");
-      jd_set(r, d, k, eval(r, f, n->items[i + 1]));
+      tok__jd_set(r, d, k, eval(r, f, n->items[i + 1]));
     }
     return (jv){.t = JV_DICT, .u.d = d};
   }
@@ -1667,9 +1667,9 @@ static jv eval(jrender *r, jframe *f, const jnode *n)
   case N_ITEM: return getitem_v(r, eval(r, f, n->a), eval(r, f, n->b));
   case N_SLICE: {
     jv obj = eval(r, f, n->a);
-    jv s = n->b ? eval(r, f, n->b) : jv_none();
-    jv e = n->c ? eval(r, f, n->c) : jv_none();
-    jv st = n->d ? eval(r, f, n->d) : jv_none();
+    jv s = n->b ? eval(r, f, n->b) : tok__jv_none();
+    jv e = n->c ? eval(r, f, n->c) : tok__jv_none();
+    jv st = n->d ? eval(r, f, n->d) : tok__jv_none();
     return slice_v(r, obj, s, e, st);
   }
   case N_CALL: {
@@ -1692,46 +1692,46 @@ static jv eval(jrender *r, jframe *f, const jnode *n)
     args a;
     eval_args(r, f, n, &a);
     bool t = run_test(r, n->id, v, &a);
-    return jv_bool(n->op ? !t : t);
+    return tok__jv_bool(n->op ? !t : t);
   }
   case N_NEG: case N_POS: {
     jv v = eval(r, f, n->a);
     if (v.t == JV_UNDEF) fail_undef(r, v);
     if (v.t == JV_INT || v.t == JV_BOOL) {
       int64_t x = ival(v);
-      if (n->kind == N_POS) return jv_int(x);
+      if (n->kind == N_POS) return tok__jv_int(x);
       if (x == INT64_MIN) FAIL("integer overflow");
-      return jv_int(-x);
+      return tok__jv_int(-x);
     }
-    if (v.t == JV_FLOAT) return jv_float(n->kind == N_NEG ? -v.u.f : v.u.f);
-    FAIL("bad operand type for unary %s: '%s'", n->kind == N_NEG ? "-" : "+", jv_type_name(v));
+    if (v.t == JV_FLOAT) return tok__jv_float(n->kind == N_NEG ? -v.u.f : v.u.f);
+    FAIL("bad operand type for unary %s: '%s'", n->kind == N_NEG ? "-" : "+", tok__jv_type_name(v));
   }
-  case N_NOT: return jv_bool(!jv_truthy(eval(r, f, n->a)));
+  case N_NOT: return tok__jv_bool(!tok__jv_truthy(eval(r, f, n->a)));
   case N_AND: {
     jv a = eval(r, f, n->a);
-    return jv_truthy(a) ? eval(r, f, n->b) : a;
+    return tok__jv_truthy(a) ? eval(r, f, n->b) : a;
   }
   case N_OR: {
     jv a = eval(r, f, n->a);
-    return jv_truthy(a) ? a : eval(r, f, n->b);
+    return tok__jv_truthy(a) ? a : eval(r, f, n->b);
   }
   case N_BIN: return binop(r, n->op, eval(r, f, n->a), eval(r, f, n->b));
   case N_CMP: {
     jv left = eval(r, f, n->a);
     for (size_t i = 0; i < n->n_items; i++) {
       jv right = eval(r, f, n->items[i]);
-      if (!compare(r, n->ops[i], left, right)) return jv_bool(false);
+      if (!compare(r, n->ops[i], left, right)) return tok__jv_bool(false);
       left = right;
     }
-    return jv_bool(true);
+    return tok__jv_bool(true);
   }
   case N_COND:
-    if (jv_truthy(eval(r, f, n->a))) return eval(r, f, n->b);
-    return n->c ? eval(r, f, n->c) : jv_undef("the inline if-expression evaluated to false and no else section was defined");
+    if (tok__jv_truthy(eval(r, f, n->a))) return eval(r, f, n->b);
+    return n->c ? eval(r, f, n->c) : tok__jv_undef("the inline if-expression evaluated to false and no else section was defined");
   case N_CONCAT: {
-    jdivert *d = jr_divert_begin(r);
-    for (size_t i = 0; i < n->n_items; i++) jv_str_out(r, r->out, eval(r, f, n->items[i]));
-    return jr_divert_end(r, d);
+    jdivert *d = tok__jr_divert_begin(r);
+    for (size_t i = 0; i < n->n_items; i++) tok__jv_str_out(r, r->out, eval(r, f, n->items[i]));
+    return tok__jr_divert_end(r, d);
   }
   default:
     FAIL("internal: not an expression");
@@ -1753,13 +1753,13 @@ static jv filter_block(jrender *r, jframe *f, const jnode *chain, jv body)
 static void bind_targets(jrender *r, jframe *f, const jnode *n, jv v)
 {
   if (n->n_names == 1) {
-    jr_set(r, f, n->names[0], v);
+    tok__jr_set(r, f, n->names[0], v);
     return;
   }
-  if (v.t != JV_LIST) FAIL("cannot unpack non-iterable %s object", jv_type_name(v));
+  if (v.t != JV_LIST) FAIL("cannot unpack non-iterable %s object", tok__jv_type_name(v));
   if (v.u.l->n != n->n_names)
     FAIL("%s values to unpack (expected %zu, got %zu)", v.u.l->n > n->n_names ? "too many" : "not enough", n->n_names, v.u.l->n);
-  for (size_t i = 0; i < n->n_names; i++) jr_set(r, f, n->names[i], v.u.l->v[i]);
+  for (size_t i = 0; i < n->n_names; i++) tok__jr_set(r, f, n->names[i], v.u.l->v[i]);
 }
 
 /* ---- loop scopes ------------------------------------------------------------------
@@ -1785,7 +1785,7 @@ static void mark_dirty(jrender *r, jdict *d)
   if (r->n_dirty == r->cap_dirty) {
     size_t cap = r->cap_dirty ? 2 * r->cap_dirty : 8;
     jdict **g = realloc(r->dirty, cap * sizeof *g);
-    if (!g) jr_fail(r, TOK_ENOMEM, "out of memory while rendering");
+    if (!g) tok__jr_fail(r, TOK_ENOMEM, "out of memory while rendering");
     r->dirty = g;
     r->cap_dirty = cap;
   }
@@ -1801,9 +1801,9 @@ typedef struct jmove {
 
 static void *move_alloc(const jmove *mv, size_t n)
 {
-  void *p = ja_alloc_raw(mv->to, n);
+  void *p = tok__ja_alloc_raw(mv->to, n);
   if (!p)
-    jr_fail(mv->r, TOK_ELIMIT, "chat template render exceeds its memory limit (%zu bytes)",
+    tok__jr_fail(mv->r, TOK_ELIMIT, "chat template render exceeds its memory limit (%zu bytes)",
             mv->r->arena.limit);
   return p;
 }
@@ -1820,20 +1820,20 @@ static jv *move_items(const jmove *mv, const jv *items, size_t n, size_t cap, un
 static jv move_value(const jmove *mv, jv v, unsigned depth)
 {
   jrender *r = mv->r;
-  if (depth > 200) jr_fail(r, TOK_ELIMIT, "chat template: a namespace value nested too deeply to keep");
-  jr_step(r, 1);
+  if (depth > 200) tok__jr_fail(r, TOK_ELIMIT, "chat template: a namespace value nested too deeply to keep");
+  tok__jr_step(r, 1);
   switch (v.t) {
   case JV_STR: case JV_UNDEF:
-    if (v.u.s.p && ja_since(mv->from, mv->mark, v.u.s.p)) {
+    if (v.u.s.p && tok__ja_since(mv->from, mv->mark, v.u.s.p)) {
       char *c = move_alloc(mv, v.u.s.n + 1);
       memcpy(c, v.u.s.p, v.u.s.n);
       c[v.u.s.n] = 0;
-      jr_step(r, v.u.s.n / 256);
+      tok__jr_step(r, v.u.s.n / 256);
       v.u.s.p = c;
     }
     return v;
   case JV_LIST:
-    if (ja_since(mv->from, mv->mark, v.u.l)) {
+    if (tok__ja_since(mv->from, mv->mark, v.u.l)) {
       jlist *l = move_alloc(mv, sizeof *l);
       l->n = v.u.l->n;
       l->v = move_items(mv, v.u.l->v, l->n, l->n, depth);
@@ -1841,7 +1841,7 @@ static jv move_value(const jmove *mv, jv v, unsigned depth)
     }
     return v;
   case JV_DICT: case JV_NS:
-    if (ja_since(mv->from, mv->mark, v.u.d)) {
+    if (tok__ja_since(mv->from, mv->mark, v.u.d)) {
       jdict *d = move_alloc(mv, sizeof *d);
       d->n = d->cap = v.u.d->n;
       d->k = move_items(mv, v.u.d->k, d->n, d->cap, depth);
@@ -1850,7 +1850,7 @@ static jv move_value(const jmove *mv, jv v, unsigned depth)
     }
     return v;
   case JV_LOOP:
-    if (ja_since(mv->from, mv->mark, v.u.loop)) {
+    if (tok__ja_since(mv->from, mv->mark, v.u.loop)) {
       jloop *lp = move_alloc(mv, sizeof *lp);
       jv items = move_value(mv, (jv){.t = JV_LIST, .u.l = (jlist *)v.u.loop->items}, depth + 1);
       lp->items = items.u.l;
@@ -1859,8 +1859,8 @@ static jv move_value(const jmove *mv, jv v, unsigned depth)
     }
     return v;
   case JV_FUNC:
-    if (ja_since(mv->from, mv->mark, v.u.fn)) {
-      if (v.u.fn->scope && ja_since(mv->from, mv->mark, v.u.fn->scope))
+    if (tok__ja_since(mv->from, mv->mark, v.u.fn)) {
+      if (v.u.fn->scope && tok__ja_since(mv->from, mv->mark, v.u.fn->scope))
         FAIL("a macro defined inside a loop cannot be kept in a namespace past the iteration");
       jfunc *fn = move_alloc(mv, sizeof *fn);
       *fn = *v.u.fn;
@@ -1877,7 +1877,7 @@ static jv move_value(const jmove *mv, jv v, unsigned depth)
  * that points there (scalars point nowhere; most iterations set only flags and counters) */
 static bool holds_since(const jarena *a, jmark m, const jdict *d)
 {
-  if (ja_since(a, m, d->k) || ja_since(a, m, d->v)) return true;
+  if (tok__ja_since(a, m, d->k) || tok__ja_since(a, m, d->v)) return true;
   for (size_t i = 0; i < d->n; i++) {
     jv v = d->v[i];
     const void *p = v.t == JV_STR || v.t == JV_UNDEF ? (const void *)v.u.s.p
@@ -1885,7 +1885,7 @@ static bool holds_since(const jarena *a, jmark m, const jdict *d)
                     : v.t == JV_DICT || v.t == JV_NS ? (const void *)v.u.d
                     : v.t == JV_FUNC ? (const void *)v.u.fn
                     : v.t == JV_LOOP ? (const void *)v.u.loop : NULL;
-    if (p && ja_since(a, m, p)) return true;
+    if (p && tok__ja_since(a, m, p)) return true;
   }
   return false;
 }
@@ -1895,18 +1895,18 @@ static bool holds_since(const jarena *a, jmark m, const jdict *d)
  * the dirty namespaces now hold. */
 static void scope_end(jrender *r, jmark m0, jmark mi, size_t *live)
 {
-  bool full = ja_bytes_since(&r->arena, m0) > 2 * *live + 65536;
+  bool full = tok__ja_bytes_since(&r->arena, m0) > 2 * *live + 65536;
   jmark m = full ? m0 : mi;
   size_t keep = 0;
   bool move = false;
   for (size_t i = 0; i < r->n_dirty; i++) /* a namespace made in the iteration dies with it */
-    if (!ja_since(&r->arena, m, r->dirty[i])) {
+    if (!tok__ja_since(&r->arena, m, r->dirty[i])) {
       r->dirty[keep++] = r->dirty[i];
       move = move || holds_since(&r->arena, m, r->dirty[i]);
     }
   r->n_dirty = keep;
   if (!move) {
-    ja_release(&r->arena, m);
+    tok__ja_release(&r->arena, m);
     if (full) *live = 0;
     return;
   }
@@ -1920,7 +1920,7 @@ static void scope_end(jrender *r, jmark m0, jmark mi, size_t *live)
     held[i].k = move_items(&out, d->k, d->n, d->n, 0);
     held[i].v = move_items(&out, d->v, d->n, d->n, 0);
   }
-  ja_release(&r->arena, m);
+  tok__ja_release(&r->arena, m);
   jmove back = {r, scratch, (jmark){NULL, 0, 0}, &r->arena};
   for (size_t i = 0; i < keep; i++) {
     jdict *d = r->dirty[i];
@@ -1928,8 +1928,8 @@ static void scope_end(jrender *r, jmark m0, jmark mi, size_t *live)
     d->k = move_items(&back, held[i].k, d->n, d->cap, 0);
     d->v = move_items(&back, held[i].v, d->n, d->cap, 0);
   }
-  ja_release(scratch, (jmark){NULL, 0, 0}); /* keeps a chunk for the next iteration */
-  if (full) *live = ja_bytes_since(&r->arena, m0);
+  tok__ja_release(scratch, (jmark){NULL, 0, 0}); /* keeps a chunk for the next iteration */
+  if (full) *live = tok__ja_bytes_since(&r->arena, m0);
 }
 
 static void exec_for(jrender *r, jframe *f, const jnode *n)
@@ -1941,7 +1941,7 @@ static void exec_for(jrender *r, jframe *f, const jnode *n)
     for (size_t i = 0; i < items->n; i++) {
       jframe *tf = frame_new(r, f);
       bind_targets(r, tf, n, items->v[i]);
-      if (jv_truthy(eval(r, tf, n->d))) vec_push(r, &kept, items->v[i]);
+      if (tok__jv_truthy(eval(r, tf, n->d))) vec_push(r, &kept, items->v[i]);
     }
     items = list_from(r, kept.v, kept.n).u.l;
   }
@@ -1949,16 +1949,16 @@ static void exec_for(jrender *r, jframe *f, const jnode *n)
     if (n->c) exec(r, f, n->c);
     return;
   }
-  jloop *lp = jr_alloc(r, sizeof *lp);
+  jloop *lp = tok__jr_alloc(r, sizeof *lp);
   lp->items = items;
-  jmark m0 = ja_mark(&r->arena);
+  jmark m0 = tok__ja_mark(&r->arena);
   size_t live = 0;
   for (size_t i = 0; i < items->n; i++) {
-    jmark mi = ja_mark(&r->arena);
-    jr_step(r, 1);
+    jmark mi = tok__ja_mark(&r->arena);
+    tok__jr_step(r, 1);
     lp->i = i;
     jframe *it = frame_new(r, f);
-    jr_set(r, it, "loop", (jv){.t = JV_LOOP, .u.loop = lp});
+    tok__jr_set(r, it, "loop", (jv){.t = JV_LOOP, .u.loop = lp});
     bind_targets(r, it, n, items->v[i]);
     exec(r, it, n->b);
     scope_end(r, m0, mi, &live);
@@ -1973,7 +1973,7 @@ static void exec_for(jrender *r, jframe *f, const jnode *n)
 
 static void exec(jrender *r, jframe *f, const jnode *n)
 {
-  jr_step(r, 1);
+  tok__jr_step(r, 1);
   switch (n->kind) {
   case S_BODY:
     for (size_t i = 0; i < n->n_items; i++) {
@@ -1981,10 +1981,10 @@ static void exec(jrender *r, jframe *f, const jnode *n)
       if (r->loop_ctl) return;
     }
     return;
-  case S_TEXT: jr_buf_put(r, r->out, n->lit.u.s.p, n->lit.u.s.n); return;
-  case S_OUT: jv_str_out(r, r->out, eval(r, f, n->a)); return;
+  case S_TEXT: tok__jr_buf_put(r, r->out, n->lit.u.s.p, n->lit.u.s.n); return;
+  case S_OUT: tok__jv_str_out(r, r->out, eval(r, f, n->a)); return;
   case S_IF:
-    if (jv_truthy(eval(r, f, n->a))) exec(r, f, n->b);
+    if (tok__jv_truthy(eval(r, f, n->a))) exec(r, f, n->b);
     else if (n->c) exec(r, f, n->c);
     return;
   case S_FOR: exec_for(r, f, n); return;
@@ -1993,30 +1993,30 @@ static void exec(jrender *r, jframe *f, const jnode *n)
     jv ns = lookup(r, f, n->name);
     if (ns.t != JV_NS) FAIL("cannot assign attribute on non-namespace object");
     jv v = eval(r, f, n->a);
-    jd_set(r, ns.u.d, jv_str(n->names[0], strlen(n->names[0])), v);
+    tok__jd_set(r, ns.u.d, tok__jv_str(n->names[0], strlen(n->names[0])), v);
     mark_dirty(r, ns.u.d);
     return;
   }
   case S_SET_BLOCK: {
-    jdivert *d = jr_divert_begin(r);
+    jdivert *d = tok__jr_divert_begin(r);
     exec(r, f, n->b);
-    jv body = jr_divert_end(r, d);
-    jr_set(r, f, n->names[0], n->a ? filter_block(r, f, n->a, body) : body);
+    jv body = tok__jr_divert_end(r, d);
+    tok__jr_set(r, f, n->names[0], n->a ? filter_block(r, f, n->a, body) : body);
     return;
   }
   case S_FILTER: {
-    jdivert *d = jr_divert_begin(r);
+    jdivert *d = tok__jr_divert_begin(r);
     exec(r, f, n->b);
-    jv_str_out(r, r->out, filter_block(r, f, n->a, jr_divert_end(r, d)));
+    tok__jv_str_out(r, r->out, filter_block(r, f, n->a, tok__jr_divert_end(r, d)));
     return;
   }
   case S_MACRO: {
-    jfunc *fn = jr_alloc(r, sizeof *fn);
+    jfunc *fn = tok__jr_alloc(r, sizeof *fn);
     fn->id = -1;
-    fn->self = jv_none();
+    fn->self = tok__jv_none();
     fn->macro = n;
     fn->scope = f; /* jinja2's macros see the variables of the scope they are defined in */
-    jr_set(r, f, n->name, (jv){.t = JV_FUNC, .u.fn = fn});
+    tok__jr_set(r, f, n->name, (jv){.t = JV_FUNC, .u.fn = fn});
     return;
   }
   case S_BREAK: r->loop_ctl = 1; return;
@@ -2026,9 +2026,9 @@ static void exec(jrender *r, jframe *f, const jnode *n)
   }
 }
 
-jv jr_render_value(jrender *r, const tok_chat_template *t, jframe *globals)
+jv tok__jr_render_value(jrender *r, const tok_chat_template *t, jframe *globals)
 {
   r->globals = globals;
   exec(r, globals, t->root);
-  return jv_none();
+  return tok__jv_none();
 }

@@ -81,14 +81,14 @@ _Noreturn static void jp_fail(jparse *p, size_t pos, tok_err code, const char *f
     p->err->index = line;
     char full[sizeof p->err->detail];
     snprintf(full, sizeof full, "chat template line %zu: %s", line, msg);
-    jv_detail_set(p->err->detail, sizeof p->err->detail, full);
+    tok__jv_detail_set(p->err->detail, sizeof p->err->detail, full);
   }
   longjmp(p->exit, 1);
 }
 
 static void *jp_alloc(jparse *p, size_t n)
 {
-  void *m = ja_alloc_raw(p->a, n);
+  void *m = tok__ja_alloc_raw(p->a, n);
   if (!m) jp_fail(p, 0, TOK_ENOMEM, "out of memory");
   return m;
 }
@@ -110,8 +110,8 @@ static size_t space_at(const char *s, size_t n, size_t i)
 {
   if (i >= n) return 0;
   size_t k = i;
-  int32_t c = jv_next_cp(s, n, &k);
-  return jv_py_space(c) ? k - i : 0;
+  int32_t c = tok__jv_next_cp(s, n, &k);
+  return tok__jv_py_space(c) ? k - i : 0;
 }
 
 /* Length of text[0..n) without its trailing Python whitespace. */
@@ -122,7 +122,7 @@ static size_t rstrip_len(const char *s, size_t n)
     size_t b = end - 1;
     while (b > 0 && ((unsigned char)s[b] & 0xC0) == 0x80) b--;
     size_t k = b;
-    if (!jv_py_space(jv_next_cp(s, end, &k))) break;
+    if (!tok__jv_py_space(tok__jv_next_cp(s, end, &k))) break;
     end = b;
   }
   return end;
@@ -449,12 +449,12 @@ static void lex(jparse *p)
 /* ======================================================================================
  * Parser
  * ==================================================================================== */
-const char *const TOK__JINJA_FILTERS[F__COUNT] = {
+const char *const tok__jinja_filters[F__COUNT] = {
 #define X(n) #n,
     JINJA_FILTERS(X)
 #undef X
 };
-const char *const TOK__JINJA_TESTS[TS__COUNT] = {
+const char *const tok__jinja_tests[TS__COUNT] = {
 #define X(n) #n,
     JINJA_TESTS(X)
 #undef X
@@ -469,7 +469,7 @@ static int lookup_name(const char *const *names, size_t count, const char *s, si
 
 int tok__jinja_filter_id(const char *s, size_t n)
 {
-  return lookup_name(TOK__JINJA_FILTERS, F__COUNT, s, n);
+  return lookup_name(tok__jinja_filters, F__COUNT, s, n);
 }
 
 int tok__jinja_test_id(const char *s, size_t n)
@@ -479,7 +479,7 @@ int tok__jinja_test_id(const char *s, size_t n)
                                        {"<=", "le"}, {">", "gt"},  {">=", "ge"}};
   for (size_t k = 0; k < sizeof ops / sizeof *ops; k++)
     if (strlen(ops[k][0]) == n && !memcmp(ops[k][0], s, n)) return tok__jinja_test_id(ops[k][1], 2);
-  return lookup_name(TOK__JINJA_TESTS, TS__COUNT, s, n);
+  return lookup_name(tok__jinja_tests, TS__COUNT, s, n);
 }
 
 static jtok *cur(jparse *p) { return &p->toks[p->at]; }
@@ -645,9 +645,9 @@ static jnode *parse_primary(jparse *p)
   if (t->kind == T_NAME) {
     p->at++;
     n = mk(p, N_LIT, t->pos);
-    if (tok_is(t, T_NAME, "true") || tok_is(t, T_NAME, "True")) n->lit = jv_bool(true);
-    else if (tok_is(t, T_NAME, "false") || tok_is(t, T_NAME, "False")) n->lit = jv_bool(false);
-    else if (tok_is(t, T_NAME, "none") || tok_is(t, T_NAME, "None")) n->lit = jv_none();
+    if (tok_is(t, T_NAME, "true") || tok_is(t, T_NAME, "True")) n->lit = tok__jv_bool(true);
+    else if (tok_is(t, T_NAME, "false") || tok_is(t, T_NAME, "False")) n->lit = tok__jv_bool(false);
+    else if (tok_is(t, T_NAME, "none") || tok_is(t, T_NAME, "None")) n->lit = tok__jv_none();
     else {
       n->kind = N_NAME;
       char *s = jp_alloc(p, t->n + 1);
@@ -668,11 +668,11 @@ static jnode *parse_primary(jparse *p)
     }
     s[o] = 0;
     n = mk(p, N_LIT, t->pos);
-    n->lit = jv_str(s, o);
+    n->lit = tok__jv_str(s, o);
   } else if (t->kind == T_INT || t->kind == T_FLOAT) {
     p->at++;
     n = mk(p, N_LIT, t->pos);
-    n->lit = t->kind == T_INT ? jv_int(t->i) : jv_float(t->f);
+    n->lit = t->kind == T_INT ? tok__jv_int(t->i) : tok__jv_float(t->f);
   } else if (at_op(p, "(") || at_op(p, "[") || at_op(p, "{")) {
     char open = *cur(p)->p;
     p->at++;
@@ -727,7 +727,7 @@ static jnode *parse_postfix(jparse *p, jnode *n)
       if (t->kind == T_INT) { /* x.0 is x[0] */
         p->at++;
         jnode *idx = mk(p, N_LIT, t->pos);
-        idx->lit = jv_int(t->i);
+        idx->lit = tok__jv_int(t->i);
         jnode *it = mk(p, N_ITEM, pos);
         it->a = n;
         it->b = idx;
@@ -1197,7 +1197,7 @@ static jnode *parse_body(jparse *p, const char *const *ends, size_t *end)
     if (t->kind == T_DATA) {
       p->at++;
       jnode *d = mk(p, S_TEXT, t->pos);
-      d->lit = jv_str(t->p, t->n);
+      d->lit = tok__jv_str(t->p, t->n);
       nl_push(p, &l, d, NULL);
     } else if (t->kind == T_VAR_BEGIN) {
       p->at++;
@@ -1269,7 +1269,7 @@ tok_err tok_chat_template_parse(const char *src, size_t len, tok_chat_template *
   p->err = err;
   if (setjmp(p->exit)) {
     tok_err code = err ? err->code : TOK_ETEMPLATE;
-    ja_free(&t->arena);
+    tok__ja_free(&t->arena);
     free(t->source);
     free(t);
     free(p);
@@ -1304,7 +1304,7 @@ tok_err tok_chat_template_parse(const char *src, size_t len, tok_chat_template *
 void tok_chat_template_free(tok_chat_template *t)
 {
   if (!t) return;
-  ja_free(&t->arena);
+  tok__ja_free(&t->arena);
   free(t->source);
   free(t);
 }

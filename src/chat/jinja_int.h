@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "chat/chat.h"
+#include "tok_chat.h"
 
 /* ---- arena ---------------------------------------------------------------------- */
 typedef struct jchunk {
@@ -46,13 +46,13 @@ typedef struct jmark {
   size_t total; /* a->total then */
 } jmark;
 
-void *ja_alloc_raw(jarena *a, size_t n); /* NULL past the limit or out of memory */
-void ja_free(jarena *a);
-jmark ja_mark(const jarena *a);
-void ja_release(jarena *a, jmark m);
+void *tok__ja_alloc_raw(jarena *a, size_t n); /* NULL past the limit or out of memory */
+void tok__ja_free(jarena *a);
+jmark tok__ja_mark(const jarena *a);
+void tok__ja_release(jarena *a, jmark m);
 /* true when p lies in memory allocated since m ({NULL, 0}: anywhere in the arena) */
-bool ja_since(const jarena *a, jmark m, const void *p);
-size_t ja_bytes_since(const jarena *a, jmark m); /* about what was allocated since m */
+bool tok__ja_since(const jarena *a, jmark m, const void *p);
+size_t tok__ja_bytes_since(const jarena *a, jmark m); /* about what was allocated since m */
 
 /* ---- values --------------------------------------------------------------------- */
 typedef enum {
@@ -67,7 +67,7 @@ typedef enum {
   JV_NS,
   JV_LOOP,
   JV_FUNC,
-} jv_type;
+} tok__jv_type;
 
 /* jinja2's map, select, reject, selectattr, rejectattr, unique, items and reverse give
  * generators, not lists: always true, no len(), no subscripts, not printable (Python prints
@@ -218,36 +218,36 @@ typedef struct jrender {
   jarena scratch; /* where those values wait while an iteration is released */
 } jrender;
 
-_Noreturn void jr_fail(jrender *r, tok_err code, const char *fmt, ...)
+_Noreturn void tok__jr_fail(jrender *r, tok_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void *jr_alloc(jrender *r, size_t n); /* fails the render past the memory limit */
-void jr_step(jrender *r, uint64_t n); /* also checks the deadline, every 65,536 steps */
+void *tok__jr_alloc(jrender *r, size_t n); /* fails the render past the memory limit */
+void tok__jr_step(jrender *r, uint64_t n); /* also checks the deadline, every 65,536 steps */
 uint64_t tok__chat_now_ns(void);
 
 /* construction */
-jv jv_none(void);
-jv jv_undef(const char *why);
-jv jv_bool(bool b);
-jv jv_int(int64_t i);
-jv jv_float(double f);
-jv jv_str(const char *p, size_t n);
-jv jv_str_copy(jrender *r, const char *p, size_t n);
-jv jv_list_new(jrender *r, size_t n); /* n items, to be filled */
-jdict *jd_new(jrender *r, size_t cap);
-void jd_set(jrender *r, jdict *d, jv k, jv v);
-const jv *jd_get(jrender *r, const jdict *d, jv k);
-const jv *jd_get_str(const jdict *d, const char *k, size_t n);
+jv tok__jv_none(void);
+jv tok__jv_undef(const char *why);
+jv tok__jv_bool(bool b);
+jv tok__jv_int(int64_t i);
+jv tok__jv_float(double f);
+jv tok__jv_str(const char *p, size_t n);
+jv tok__jv_str_copy(jrender *r, const char *p, size_t n);
+jv tok__jv_list_new(jrender *r, size_t n); /* n items, to be filled */
+jdict *tok__jd_new(jrender *r, size_t cap);
+void tok__jd_set(jrender *r, jdict *d, jv k, jv v);
+const jv *tok__jd_get(jrender *r, const jdict *d, jv k);
+const jv *tok__jd_get_str(const jdict *d, const char *k, size_t n);
 
 /* Python semantics */
-bool jv_truthy(jv v);
-bool jv_eq(jrender *r, jv a, jv b);
-int jv_cmp(jrender *r, jv a, jv b); /* <0, 0, >0; fails on unorderable types */
-const char *jv_type_name(jv v);     /* Python's type name, as error messages give it */
-void jv_str_out(jrender *r, tok_buf *b, jv v);  /* str(v) */
-void jv_repr_out(jrender *r, tok_buf *b, jv v); /* repr(v) */
-jv jv_to_str(jrender *r, jv v);
-void jv_float_repr(char *buf, size_t cap, double f);
-size_t jv_str_chars(const char *p, size_t n);
+bool tok__jv_truthy(jv v);
+bool tok__jv_eq(jrender *r, jv a, jv b);
+int tok__jv_cmp(jrender *r, jv a, jv b); /* <0, 0, >0; fails on unorderable types */
+const char *tok__jv_type_name(jv v);     /* Python's type name, as error messages give it */
+void tok__jv_str_out(jrender *r, tok_buf *b, jv v);  /* str(v) */
+void tok__jv_repr_out(jrender *r, tok_buf *b, jv v); /* repr(v) */
+jv tok__jv_to_str(jrender *r, jv v);
+void tok__jv_float_repr(char *buf, size_t cap, double f);
+size_t tok__jv_str_chars(const char *p, size_t n);
 
 /* JSON in and out */
 typedef struct jjson_opts {
@@ -257,11 +257,11 @@ typedef struct jjson_opts {
   const char *item_sep, *key_sep;
   size_t item_sep_len, key_sep_len;
 } jjson_opts;
-jv jv_from_json(jrender *r, const char *s, size_t n, const char *what);
-void jv_json_out(jrender *r, tok_buf *b, jv v, const jjson_opts *o, size_t level);
+jv tok__jv_from_json(jrender *r, const char *s, size_t n, const char *what);
+void tok__jv_json_out(jrender *r, tok_buf *b, jv v, const jjson_opts *o, size_t level);
 
-void jr_buf_put(jrender *r, tok_buf *b, const void *p, size_t n);
-void jv_detail_set(char *dst, size_t cap, const char *src);
+void tok__jr_buf_put(jrender *r, tok_buf *b, const void *p, size_t n);
+void tok__jv_detail_set(char *dst, size_t cap, const char *src);
 
 /* Output diverted into a string (macro calls, block sets, str() of containers). The
  * buffer is tracked by the render so that a failure frees it. */
@@ -270,14 +270,14 @@ typedef struct jdivert {
   tok_buf *saved;
   struct jdivert *next;
 } jdivert;
-jdivert *jr_divert_begin(jrender *r);
-jv jr_divert_end(jrender *r, jdivert *d);
-void jr_divert_free_all(jrender *r);
-static inline void jr_buf_puts(jrender *r, tok_buf *b, const char *s);
+jdivert *tok__jr_divert_begin(jrender *r);
+jv tok__jr_divert_end(jrender *r, jdivert *d);
+void tok__jr_divert_free_all(jrender *r);
+static inline void tok__jr_buf_puts(jrender *r, tok_buf *b, const char *s);
 
 /* Unicode helpers (Python's str.isspace, simple case mappings) */
-bool jv_py_space(int32_t c);
-int32_t jv_next_cp(const char *p, size_t n, size_t *i);
+bool tok__jv_py_space(int32_t c);
+int32_t tok__jv_next_cp(const char *p, size_t n, size_t *i);
 
 /* Python's printf-style formatting (fmt % argv; a tuple is the argument list, a mapping
  * serves %(key)s) and markupsafe's escape; both keep Markup as markupsafe does. */
@@ -288,13 +288,13 @@ jv tok__markup_escape(jrender *r, jv v);
 bool tok__chat_openai_content(const jnode *root);
 
 /* the engine */
-jv jr_render_value(jrender *r, const tok_chat_template *t, jframe *globals);
-void jr_set(jrender *r, jframe *f, const char *name, jv v);
+jv tok__jr_render_value(jrender *r, const tok_chat_template *t, jframe *globals);
+void tok__jr_set(jrender *r, jframe *f, const char *name, jv v);
 
 #include <string.h>
-static inline void jr_buf_puts(jrender *r, tok_buf *b, const char *s)
+static inline void tok__jr_buf_puts(jrender *r, tok_buf *b, const char *s)
 {
-  jr_buf_put(r, b, s, strlen(s));
+  tok__jr_buf_put(r, b, s, strlen(s));
 }
 
 #endif

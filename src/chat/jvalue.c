@@ -20,7 +20,7 @@
 #include "chat/jinja_int.h"
 
 /* ---- arena ------------------------------------------------------------------------ */
-void *ja_alloc_raw(jarena *a, size_t n)
+void *tok__ja_alloc_raw(jarena *a, size_t n)
 {
   n = (n + 15) & ~(size_t)15;
   if (a->head && a->head->cap - a->head->used >= n) {
@@ -47,7 +47,7 @@ void *ja_alloc_raw(jarena *a, size_t n)
   return c->data;
 }
 
-void ja_free(jarena *a)
+void tok__ja_free(jarena *a)
 {
   for (jchunk *c = a->head, *next; c; c = next) {
     next = c->next;
@@ -59,19 +59,19 @@ void ja_free(jarena *a)
   a->total = 0;
 }
 
-jmark ja_mark(const jarena *a)
+jmark tok__ja_mark(const jarena *a)
 {
   return (jmark){a->head, a->head ? a->head->used : 0, a->total};
 }
 
-size_t ja_bytes_since(const jarena *a, jmark m)
+size_t tok__ja_bytes_since(const jarena *a, jmark m)
 {
   return a->head == m.head ? (a->head ? a->head->used - m.used : 0) : a->total - m.total;
 }
 
 /* Allocation only ever takes from the head chunk, so everything since m is the chunks
  * newer than m.head plus m.head's tail. */
-void ja_release(jarena *a, jmark m)
+void tok__ja_release(jarena *a, jmark m)
 {
   while (a->head != m.head) {
     jchunk *c = a->head;
@@ -83,7 +83,7 @@ void ja_release(jarena *a, jmark m)
   if (a->head) a->head->used = m.used;
 }
 
-bool ja_since(const jarena *a, jmark m, const void *p)
+bool tok__ja_since(const jarena *a, jmark m, const void *p)
 {
   uintptr_t x = (uintptr_t)p;
   for (const jchunk *c = a->head; c; c = c->next) {
@@ -97,7 +97,7 @@ bool ja_since(const jarena *a, jmark m, const void *p)
 
 /* Copies a message into an error's detail as valid UTF-8 (it may quote template or
  * conversation bytes cut anywhere), truncated at a character boundary. */
-void jv_detail_set(char *dst, size_t cap, const char *src)
+void tok__jv_detail_set(char *dst, size_t cap, const char *src)
 {
   tok_buf b = {.limit = cap * 3};
   size_t n = strlen(src);
@@ -113,7 +113,7 @@ void jv_detail_set(char *dst, size_t cap, const char *src)
   tok_buf_free(&b);
 }
 
-_Noreturn void jr_fail(jrender *r, tok_err code, const char *fmt, ...)
+_Noreturn void tok__jr_fail(jrender *r, tok_err code, const char *fmt, ...)
 {
   if (r->err) {
     r->err->code = code;
@@ -124,16 +124,16 @@ _Noreturn void jr_fail(jrender *r, tok_err code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    jv_detail_set(r->err->detail, sizeof r->err->detail, msg);
+    tok__jv_detail_set(r->err->detail, sizeof r->err->detail, msg);
   }
   longjmp(r->exit, (int)code);
 }
 
-void *jr_alloc(jrender *r, size_t n)
+void *tok__jr_alloc(jrender *r, size_t n)
 {
-  void *p = ja_alloc_raw(&r->arena, n);
+  void *p = tok__ja_alloc_raw(&r->arena, n);
   if (!p)
-    jr_fail(r, TOK_ELIMIT, "chat template render exceeds its memory limit (%zu bytes)",
+    tok__jr_fail(r, TOK_ELIMIT, "chat template render exceeds its memory limit (%zu bytes)",
             r->arena.limit);
   return p;
 }
@@ -145,75 +145,75 @@ uint64_t tok__chat_now_ns(void)
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void jr_step(jrender *r, uint64_t n)
+void tok__jr_step(jrender *r, uint64_t n)
 {
   uint64_t before = r->steps;
   r->steps += n;
   if (r->steps > r->lim->max_steps)
-    jr_fail(r, TOK_ELIMIT, "chat template render exceeds its step limit (%llu)",
+    tok__jr_fail(r, TOK_ELIMIT, "chat template render exceeds its step limit (%llu)",
             (unsigned long long)r->lim->max_steps);
   /* the clock every 65,536 steps (~0.6 ms here): a deadline costs no time per step */
   if (r->deadline_ns && (before >> 16) != (r->steps >> 16) && tok__chat_now_ns() > r->deadline_ns)
-    jr_fail(r, TOK_ELIMIT, "chat template render exceeds its time limit (%u ms)", r->lim->max_ms);
+    tok__jr_fail(r, TOK_ELIMIT, "chat template render exceeds its time limit (%u ms)", r->lim->max_ms);
 }
 
-void jr_buf_put(jrender *r, tok_buf *b, const void *p, size_t n)
+void tok__jr_buf_put(jrender *r, tok_buf *b, const void *p, size_t n)
 {
-  jr_step(r, n / 64); /* copying text: output, diverted strings, concatenations */
+  tok__jr_step(r, n / 64); /* copying text: output, diverted strings, concatenations */
   tok_err rc = tok_buf_append(b, p, n);
   if (rc == TOK_ELIMIT)
-    jr_fail(r, TOK_ELIMIT, "rendered chat text exceeds its limit (%zu bytes)", b->limit);
-  if (rc != TOK_OK) jr_fail(r, rc, "out of memory while rendering");
+    tok__jr_fail(r, TOK_ELIMIT, "rendered chat text exceeds its limit (%zu bytes)", b->limit);
+  if (rc != TOK_OK) tok__jr_fail(r, rc, "out of memory while rendering");
 }
 
 /* ---- construction ----------------------------------------------------------------- */
-jv jv_none(void) { return (jv){.t = JV_NONE}; }
-jv jv_bool(bool b) { return (jv){.t = JV_BOOL, .u.b = b}; }
-jv jv_int(int64_t i) { return (jv){.t = JV_INT, .u.i = i}; }
-jv jv_float(double f) { return (jv){.t = JV_FLOAT, .u.f = f}; }
-jv jv_str(const char *p, size_t n) { return (jv){.t = JV_STR, .u.s = {p, n}}; }
+jv tok__jv_none(void) { return (jv){.t = JV_NONE}; }
+jv tok__jv_bool(bool b) { return (jv){.t = JV_BOOL, .u.b = b}; }
+jv tok__jv_int(int64_t i) { return (jv){.t = JV_INT, .u.i = i}; }
+jv tok__jv_float(double f) { return (jv){.t = JV_FLOAT, .u.f = f}; }
+jv tok__jv_str(const char *p, size_t n) { return (jv){.t = JV_STR, .u.s = {p, n}}; }
 
-jv jv_undef(const char *why)
+jv tok__jv_undef(const char *why)
 {
   return (jv){.t = JV_UNDEF, .u.s = {why, why ? strlen(why) : 0}};
 }
 
-jv jv_str_copy(jrender *r, const char *p, size_t n)
+jv tok__jv_str_copy(jrender *r, const char *p, size_t n)
 {
-  char *c = jr_alloc(r, n + 1);
+  char *c = tok__jr_alloc(r, n + 1);
   if (n) memcpy(c, p, n);
   c[n] = 0;
-  return jv_str(c, n);
+  return tok__jv_str(c, n);
 }
 
-jv jv_list_new(jrender *r, size_t n)
+jv tok__jv_list_new(jrender *r, size_t n)
 {
-  if (n > SIZE_MAX / sizeof(jv) / 2) jr_fail(r, TOK_ELIMIT, "list too long");
-  jlist *l = jr_alloc(r, sizeof *l);
+  if (n > SIZE_MAX / sizeof(jv) / 2) tok__jr_fail(r, TOK_ELIMIT, "list too long");
+  jlist *l = tok__jr_alloc(r, sizeof *l);
   l->n = n;
-  l->v = n ? jr_alloc(r, n * sizeof(jv)) : NULL;
+  l->v = n ? tok__jr_alloc(r, n * sizeof(jv)) : NULL;
   return (jv){.t = JV_LIST, .u.l = l};
 }
 
-jdict *jd_new(jrender *r, size_t cap)
+jdict *tok__jd_new(jrender *r, size_t cap)
 {
-  jdict *d = jr_alloc(r, sizeof *d);
+  jdict *d = tok__jr_alloc(r, sizeof *d);
   d->n = 0;
   d->cap = cap;
-  d->k = cap ? jr_alloc(r, cap * sizeof(jv)) : NULL;
-  d->v = cap ? jr_alloc(r, cap * sizeof(jv)) : NULL;
+  d->k = cap ? tok__jr_alloc(r, cap * sizeof(jv)) : NULL;
+  d->v = cap ? tok__jr_alloc(r, cap * sizeof(jv)) : NULL;
   return d;
 }
 
-const jv *jd_get(jrender *r, const jdict *d, jv k)
+const jv *tok__jd_get(jrender *r, const jdict *d, jv k)
 {
-  jr_step(r, d->n / 16);
+  tok__jr_step(r, d->n / 16);
   for (size_t i = 0; i < d->n; i++)
-    if (jv_eq(r, d->k[i], k)) return &d->v[i];
+    if (tok__jv_eq(r, d->k[i], k)) return &d->v[i];
   return NULL;
 }
 
-const jv *jd_get_str(const jdict *d, const char *k, size_t n)
+const jv *tok__jd_get_str(const jdict *d, const char *k, size_t n)
 {
   for (size_t i = 0; i < d->n; i++)
     if (d->k[i].t == JV_STR && d->k[i].u.s.n == n && memcmp(d->k[i].u.s.p, k, n) == 0)
@@ -222,11 +222,11 @@ const jv *jd_get_str(const jdict *d, const char *k, size_t n)
 }
 
 /* Appends a key known to be new. */
-static void jd_push(jrender *r, jdict *d, jv k, jv v)
+static void tok__jd_push(jrender *r, jdict *d, jv k, jv v)
 {
   if (d->n == d->cap) {
     size_t cap = d->cap ? d->cap * 2 : 8;
-    jv *nk = jr_alloc(r, cap * sizeof(jv)), *nv = jr_alloc(r, cap * sizeof(jv));
+    jv *nk = tok__jr_alloc(r, cap * sizeof(jv)), *nv = tok__jr_alloc(r, cap * sizeof(jv));
     if (d->n) {
       memcpy(nk, d->k, d->n * sizeof(jv));
       memcpy(nv, d->v, d->n * sizeof(jv));
@@ -239,18 +239,18 @@ static void jd_push(jrender *r, jdict *d, jv k, jv v)
   d->v[d->n++] = v;
 }
 
-void jd_set(jrender *r, jdict *d, jv k, jv v)
+void tok__jd_set(jrender *r, jdict *d, jv k, jv v)
 {
   for (size_t i = 0; i < d->n; i++)
-    if (jv_eq(r, d->k[i], k)) { /* Python keeps the first position, the last value */
+    if (tok__jv_eq(r, d->k[i], k)) { /* Python keeps the first position, the last value */
       d->v[i] = v;
       return;
     }
-  jd_push(r, d, k, v);
+  tok__jd_push(r, d, k, v);
 }
 
 /* ---- Unicode helpers -------------------------------------------------------------- */
-int32_t jv_next_cp(const char *p, size_t n, size_t *i)
+int32_t tok__jv_next_cp(const char *p, size_t n, size_t *i)
 {
   utf8proc_int32_t c;
   utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)p + *i, (utf8proc_ssize_t)(n - *i), &c);
@@ -262,7 +262,7 @@ int32_t jv_next_cp(const char *p, size_t n, size_t *i)
   return c;
 }
 
-size_t jv_str_chars(const char *p, size_t n)
+size_t tok__jv_str_chars(const char *p, size_t n)
 {
   size_t c = 0;
   for (size_t i = 0; i < n; i++) c += ((unsigned char)p[i] & 0xC0) != 0x80;
@@ -270,7 +270,7 @@ size_t jv_str_chars(const char *p, size_t n)
 }
 
 /* Python's str.isspace(): White_Space plus the bidi classes B, S, WS. */
-bool jv_py_space(int32_t c)
+bool tok__jv_py_space(int32_t c)
 {
   if (c < 128) return (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x20);
   switch (c) {
@@ -297,7 +297,7 @@ static bool py_printable(int32_t c)
 }
 
 /* ---- Python semantics ------------------------------------------------------------- */
-bool jv_truthy(jv v)
+bool tok__jv_truthy(jv v)
 {
   switch (v.t) {
   case JV_UNDEF: case JV_NONE: return false;
@@ -311,7 +311,7 @@ bool jv_truthy(jv v)
   }
 }
 
-const char *jv_type_name(jv v)
+const char *tok__jv_type_name(jv v)
 {
   switch (v.t) {
   case JV_UNDEF: return "Undefined";
@@ -335,7 +335,7 @@ static double num_f(jv v)
 }
 static int64_t num_i(jv v) { return v.t == JV_INT ? v.u.i : (int64_t)v.u.b; }
 
-bool jv_eq(jrender *r, jv a, jv b)
+bool tok__jv_eq(jrender *r, jv a, jv b)
 {
   if (is_num(a) && is_num(b)) {
     if (a.t == JV_FLOAT || b.t == JV_FLOAT) return num_f(a) == num_f(b);
@@ -347,16 +347,16 @@ bool jv_eq(jrender *r, jv a, jv b)
   case JV_STR: return a.u.s.n == b.u.s.n && memcmp(a.u.s.p, b.u.s.p, a.u.s.n) == 0;
   case JV_LIST:
     if (a.tuple != b.tuple || a.u.l->n != b.u.l->n) return false;
-    jr_step(r, 1);
+    tok__jr_step(r, 1);
     for (size_t i = 0; i < a.u.l->n; i++)
-      if (!jv_eq(r, a.u.l->v[i], b.u.l->v[i])) return false;
+      if (!tok__jv_eq(r, a.u.l->v[i], b.u.l->v[i])) return false;
     return true;
   case JV_DICT:
     if (a.u.d->n != b.u.d->n) return false;
-    jr_step(r, 1);
+    tok__jr_step(r, 1);
     for (size_t i = 0; i < a.u.d->n; i++) {
-      const jv *o = jd_get(r, b.u.d, a.u.d->k[i]);
-      if (!o || !jv_eq(r, a.u.d->v[i], *o)) return false;
+      const jv *o = tok__jd_get(r, b.u.d, a.u.d->k[i]);
+      if (!o || !tok__jv_eq(r, a.u.d->v[i], *o)) return false;
     }
     return true;
   case JV_NS: return a.u.d == b.u.d;
@@ -365,7 +365,7 @@ bool jv_eq(jrender *r, jv a, jv b)
   }
 }
 
-int jv_cmp(jrender *r, jv a, jv b)
+int tok__jv_cmp(jrender *r, jv a, jv b)
 {
   if (is_num(a) && is_num(b)) {
     if (a.t == JV_FLOAT || b.t == JV_FLOAT) {
@@ -384,20 +384,20 @@ int jv_cmp(jrender *r, jv a, jv b)
   if (a.t == JV_LIST && b.t == JV_LIST && a.tuple == b.tuple) {
     size_t n = a.u.l->n < b.u.l->n ? a.u.l->n : b.u.l->n;
     for (size_t i = 0; i < n; i++) {
-      jr_step(r, 1);
-      if (!jv_eq(r, a.u.l->v[i], b.u.l->v[i])) return jv_cmp(r, a.u.l->v[i], b.u.l->v[i]);
+      tok__jr_step(r, 1);
+      if (!tok__jv_eq(r, a.u.l->v[i], b.u.l->v[i])) return tok__jv_cmp(r, a.u.l->v[i], b.u.l->v[i]);
     }
     return a.u.l->n < b.u.l->n ? -1 : a.u.l->n > b.u.l->n;
   }
-  if (a.t == JV_UNDEF) jr_fail(r, TOK_ERENDER, "%s", a.u.s.p ? a.u.s.p : "undefined value");
-  if (b.t == JV_UNDEF) jr_fail(r, TOK_ERENDER, "%s", b.u.s.p ? b.u.s.p : "undefined value");
-  jr_fail(r, TOK_ERENDER, "comparison not supported between instances of '%s' and '%s'",
-          jv_type_name(a), jv_type_name(b));
+  if (a.t == JV_UNDEF) tok__jr_fail(r, TOK_ERENDER, "%s", a.u.s.p ? a.u.s.p : "undefined value");
+  if (b.t == JV_UNDEF) tok__jr_fail(r, TOK_ERENDER, "%s", b.u.s.p ? b.u.s.p : "undefined value");
+  tok__jr_fail(r, TOK_ERENDER, "comparison not supported between instances of '%s' and '%s'",
+          tok__jv_type_name(a), tok__jv_type_name(b));
 }
 
 /* Python's float repr: the shortest digits that read back, fixed notation when the
  * decimal exponent is in -4..15, else d.ddde+XX. */
-void jv_float_repr(char *buf, size_t cap, double f)
+void tok__jv_float_repr(char *buf, size_t cap, double f)
 {
   if (isnan(f)) {
     snprintf(buf, cap, "nan");
@@ -459,11 +459,11 @@ static void str_repr_out(jrender *r, tok_buf *b, const char *p, size_t n)
 {
   bool has_sq = memchr(p, '\'', n) != NULL, has_dq = memchr(p, '"', n) != NULL;
   char q = has_sq && !has_dq ? '"' : '\'';
-  jr_buf_put(r, b, &q, 1);
+  tok__jr_buf_put(r, b, &q, 1);
   size_t run = 0;
   for (size_t i = 0; i < n;) {
     size_t at = i;
-    int32_t c = jv_next_cp(p, n, &i);
+    int32_t c = tok__jv_next_cp(p, n, &i);
     const char *esc = NULL;
     char tmp[12];
     if (c == q || c == '\\') {
@@ -481,39 +481,39 @@ static void str_repr_out(jrender *r, tok_buf *b, const char *p, size_t n)
       esc = tmp;
     }
     if (esc) {
-      jr_buf_put(r, b, p + at - run, run);
+      tok__jr_buf_put(r, b, p + at - run, run);
       run = 0;
-      jr_buf_puts(r, b, esc);
+      tok__jr_buf_puts(r, b, esc);
     } else {
       run += i - at;
     }
   }
-  jr_buf_put(r, b, p + n - run, run);
-  jr_buf_put(r, b, &q, 1);
+  tok__jr_buf_put(r, b, p + n - run, run);
+  tok__jr_buf_put(r, b, &q, 1);
 }
 
 static void seq_out(jrender *r, tok_buf *b, jv v)
 {
   if (v.t == JV_LIST && v.tuple == JV_GEN)
-    jr_fail(r, TOK_ERENDER, "printing a generator (jinja2 prints its address, e.g. <generator "
+    tok__jr_fail(r, TOK_ERENDER, "printing a generator (jinja2 prints its address, e.g. <generator "
                             "object ...>); add | list");
   if (v.t == JV_LIST) {
-    jr_buf_puts(r, b, v.tuple ? "(" : "[");
+    tok__jr_buf_puts(r, b, v.tuple ? "(" : "[");
     for (size_t i = 0; i < v.u.l->n; i++) {
-      if (i) jr_buf_puts(r, b, ", ");
-      jv_repr_out(r, b, v.u.l->v[i]);
+      if (i) tok__jr_buf_puts(r, b, ", ");
+      tok__jv_repr_out(r, b, v.u.l->v[i]);
     }
-    if (v.tuple && v.u.l->n == 1) jr_buf_puts(r, b, ",");
-    jr_buf_puts(r, b, v.tuple ? ")" : "]");
+    if (v.tuple && v.u.l->n == 1) tok__jr_buf_puts(r, b, ",");
+    tok__jr_buf_puts(r, b, v.tuple ? ")" : "]");
   } else {
-    jr_buf_puts(r, b, "{");
+    tok__jr_buf_puts(r, b, "{");
     for (size_t i = 0; i < v.u.d->n; i++) {
-      if (i) jr_buf_puts(r, b, ", ");
-      jv_repr_out(r, b, v.u.d->k[i]);
-      jr_buf_puts(r, b, ": ");
-      jv_repr_out(r, b, v.u.d->v[i]);
+      if (i) tok__jr_buf_puts(r, b, ", ");
+      tok__jv_repr_out(r, b, v.u.d->k[i]);
+      tok__jr_buf_puts(r, b, ": ");
+      tok__jv_repr_out(r, b, v.u.d->v[i]);
     }
-    jr_buf_puts(r, b, "}");
+    tok__jr_buf_puts(r, b, "}");
   }
 }
 
@@ -522,36 +522,36 @@ static void scalar_out(jrender *r, tok_buf *b, jv v)
   char tmp[64];
   switch (v.t) {
   case JV_UNDEF: return;
-  case JV_NONE: jr_buf_puts(r, b, "None"); return;
-  case JV_BOOL: jr_buf_puts(r, b, v.u.b ? "True" : "False"); return;
+  case JV_NONE: tok__jr_buf_puts(r, b, "None"); return;
+  case JV_BOOL: tok__jr_buf_puts(r, b, v.u.b ? "True" : "False"); return;
   case JV_INT: snprintf(tmp, sizeof tmp, "%lld", (long long)v.u.i); break;
-  case JV_FLOAT: jv_float_repr(tmp, sizeof tmp, v.u.f); break;
-  case JV_NS: jr_buf_puts(r, b, "<Namespace>"); return;
-  case JV_LOOP: jr_buf_puts(r, b, "<LoopContext>"); return;
-  default: jr_buf_puts(r, b, "<function>"); return;
+  case JV_FLOAT: tok__jv_float_repr(tmp, sizeof tmp, v.u.f); break;
+  case JV_NS: tok__jr_buf_puts(r, b, "<Namespace>"); return;
+  case JV_LOOP: tok__jr_buf_puts(r, b, "<LoopContext>"); return;
+  default: tok__jr_buf_puts(r, b, "<function>"); return;
   }
-  jr_buf_puts(r, b, tmp);
+  tok__jr_buf_puts(r, b, tmp);
 }
 
-void jv_repr_out(jrender *r, tok_buf *b, jv v)
+void tok__jv_repr_out(jrender *r, tok_buf *b, jv v)
 {
-  jr_step(r, 1);
-  if (v.t == JV_UNDEF) jr_buf_puts(r, b, "Undefined"); /* repr(jinja2.Undefined()) */
+  tok__jr_step(r, 1);
+  if (v.t == JV_UNDEF) tok__jr_buf_puts(r, b, "Undefined"); /* repr(jinja2.Undefined()) */
   else if (v.t == JV_STR) str_repr_out(r, b, v.u.s.p, v.u.s.n);
   else if (v.t == JV_LIST || v.t == JV_DICT) seq_out(r, b, v);
   else scalar_out(r, b, v);
 }
 
-void jv_str_out(jrender *r, tok_buf *b, jv v)
+void tok__jv_str_out(jrender *r, tok_buf *b, jv v)
 {
-  if (v.t == JV_STR) jr_buf_put(r, b, v.u.s.p, v.u.s.n);
+  if (v.t == JV_STR) tok__jr_buf_put(r, b, v.u.s.p, v.u.s.n);
   else if (v.t == JV_LIST || v.t == JV_DICT) seq_out(r, b, v);
   else scalar_out(r, b, v);
 }
 
-jdivert *jr_divert_begin(jrender *r)
+jdivert *tok__jr_divert_begin(jrender *r)
 {
-  jdivert *d = jr_alloc(r, sizeof *d);
+  jdivert *d = tok__jr_alloc(r, sizeof *d);
   memset(d, 0, sizeof *d);
   d->buf.limit = r->out->limit;
   d->saved = r->out;
@@ -561,34 +561,34 @@ jdivert *jr_divert_begin(jrender *r)
   return d;
 }
 
-jv jr_divert_end(jrender *r, jdivert *d)
+jv tok__jr_divert_end(jrender *r, jdivert *d)
 {
   r->out = d->saved;
   r->diverts = d->next; /* diverts nest: d is the innermost */
-  jv s = jv_str_copy(r, d->buf.data ? d->buf.data : "", d->buf.len);
+  jv s = tok__jv_str_copy(r, d->buf.data ? d->buf.data : "", d->buf.len);
   tok_buf_free(&d->buf);
   return s;
 }
 
-void jr_divert_free_all(jrender *r)
+void tok__jr_divert_free_all(jrender *r)
 {
   for (jdivert *d = r->diverts; d; d = d->next) tok_buf_free(&d->buf);
   r->diverts = NULL;
 }
 
-jv jv_to_str(jrender *r, jv v)
+jv tok__jv_to_str(jrender *r, jv v)
 {
   if (v.t == JV_STR) return v;
-  if (v.t == JV_UNDEF) return jv_str("", 0);
-  jdivert *d = jr_divert_begin(r);
-  jv_str_out(r, r->out, v);
-  return jr_divert_end(r, d);
+  if (v.t == JV_UNDEF) return tok__jv_str("", 0);
+  jdivert *d = tok__jr_divert_begin(r);
+  tok__jv_str_out(r, r->out, v);
+  return tok__jr_divert_end(r, d);
 }
 
 /* ---- JSON out (json.dumps) -------------------------------------------------------- */
 static void json_str_out(jrender *r, tok_buf *b, const char *p, size_t n, bool ascii)
 {
-  jr_buf_puts(r, b, "\"");
+  tok__jr_buf_puts(r, b, "\"");
   size_t run = 0;
   for (size_t i = 0; i < n;) {
     size_t at = i;
@@ -596,7 +596,7 @@ static void json_str_out(jrender *r, tok_buf *b, const char *p, size_t n, bool a
     char tmp[16];
     const char *esc = NULL;
     if (ch >= 0x80) {
-      int32_t c = jv_next_cp(p, n, &i);
+      int32_t c = tok__jv_next_cp(p, n, &i);
       if (ascii) {
         if (c >= 0x10000) {
           int32_t v = c - 0x10000;
@@ -624,21 +624,21 @@ static void json_str_out(jrender *r, tok_buf *b, const char *p, size_t n, bool a
       }
     }
     if (esc) {
-      jr_buf_put(r, b, p + at - run, run);
+      tok__jr_buf_put(r, b, p + at - run, run);
       run = 0;
-      jr_buf_puts(r, b, esc);
+      tok__jr_buf_puts(r, b, esc);
     } else {
       run += i - at;
     }
   }
-  jr_buf_put(r, b, p + n - run, run);
-  jr_buf_puts(r, b, "\"");
+  tok__jr_buf_put(r, b, p + n - run, run);
+  tok__jr_buf_puts(r, b, "\"");
 }
 
 static void json_newline(jrender *r, tok_buf *b, const jjson_opts *o, size_t level)
 {
-  jr_buf_puts(r, b, "\n");
-  for (size_t i = 0; i < level; i++) jr_buf_put(r, b, o->indent, o->indent_len);
+  tok__jr_buf_puts(r, b, "\n");
+  for (size_t i = 0; i < level; i++) tok__jr_buf_put(r, b, o->indent, o->indent_len);
 }
 
 static void json_key_out(jrender *r, tok_buf *b, jv k, const jjson_opts *o)
@@ -646,81 +646,81 @@ static void json_key_out(jrender *r, tok_buf *b, jv k, const jjson_opts *o)
   char tmp[64];
   switch (k.t) {
   case JV_STR: json_str_out(r, b, k.u.s.p, k.u.s.n, o->ensure_ascii); return;
-  case JV_NONE: jr_buf_puts(r, b, "\"null\""); return;
-  case JV_BOOL: jr_buf_puts(r, b, k.u.b ? "\"true\"" : "\"false\""); return;
+  case JV_NONE: tok__jr_buf_puts(r, b, "\"null\""); return;
+  case JV_BOOL: tok__jr_buf_puts(r, b, k.u.b ? "\"true\"" : "\"false\""); return;
   case JV_INT: snprintf(tmp, sizeof tmp, "\"%lld\"", (long long)k.u.i); break;
-  case JV_FLOAT: tmp[0] = '"'; jv_float_repr(tmp + 1, sizeof tmp - 2, k.u.f); strcat(tmp, "\""); break;
-  default: jr_fail(r, TOK_ERENDER, "keys must be str, int, float, bool or None, not %s", jv_type_name(k));
+  case JV_FLOAT: tmp[0] = '"'; tok__jv_float_repr(tmp + 1, sizeof tmp - 2, k.u.f); strcat(tmp, "\""); break;
+  default: tok__jr_fail(r, TOK_ERENDER, "keys must be str, int, float, bool or None, not %s", tok__jv_type_name(k));
   }
-  jr_buf_puts(r, b, tmp);
+  tok__jr_buf_puts(r, b, tmp);
 }
 
-void jv_json_out(jrender *r, tok_buf *b, jv v, const jjson_opts *o, size_t level)
+void tok__jv_json_out(jrender *r, tok_buf *b, jv v, const jjson_opts *o, size_t level)
 {
-  jr_step(r, 1);
-  if (level > 512) jr_fail(r, TOK_ERENDER, "tojson: value nested too deeply");
+  tok__jr_step(r, 1);
+  if (level > 512) tok__jr_fail(r, TOK_ERENDER, "tojson: value nested too deeply");
   char tmp[64];
   switch (v.t) {
-  case JV_NONE: jr_buf_puts(r, b, "null"); return;
-  case JV_BOOL: jr_buf_puts(r, b, v.u.b ? "true" : "false"); return;
-  case JV_INT: snprintf(tmp, sizeof tmp, "%lld", (long long)v.u.i); jr_buf_puts(r, b, tmp); return;
+  case JV_NONE: tok__jr_buf_puts(r, b, "null"); return;
+  case JV_BOOL: tok__jr_buf_puts(r, b, v.u.b ? "true" : "false"); return;
+  case JV_INT: snprintf(tmp, sizeof tmp, "%lld", (long long)v.u.i); tok__jr_buf_puts(r, b, tmp); return;
   case JV_FLOAT:
-    if (isnan(v.u.f)) jr_buf_puts(r, b, "NaN");
-    else if (isinf(v.u.f)) jr_buf_puts(r, b, v.u.f < 0 ? "-Infinity" : "Infinity");
+    if (isnan(v.u.f)) tok__jr_buf_puts(r, b, "NaN");
+    else if (isinf(v.u.f)) tok__jr_buf_puts(r, b, v.u.f < 0 ? "-Infinity" : "Infinity");
     else {
-      jv_float_repr(tmp, sizeof tmp, v.u.f);
-      jr_buf_puts(r, b, tmp);
+      tok__jv_float_repr(tmp, sizeof tmp, v.u.f);
+      tok__jr_buf_puts(r, b, tmp);
     }
     return;
   case JV_STR: json_str_out(r, b, v.u.s.p, v.u.s.n, o->ensure_ascii); return;
   case JV_LIST:
-    if (v.tuple == JV_GEN) jr_fail(r, TOK_ERENDER, "Object of type generator is not JSON serializable");
+    if (v.tuple == JV_GEN) tok__jr_fail(r, TOK_ERENDER, "Object of type generator is not JSON serializable");
     if (!v.u.l->n) {
-      jr_buf_puts(r, b, "[]");
+      tok__jr_buf_puts(r, b, "[]");
       return;
     }
-    jr_buf_puts(r, b, "[");
+    tok__jr_buf_puts(r, b, "[");
     for (size_t i = 0; i < v.u.l->n; i++) {
-      if (i) jr_buf_put(r, b, o->item_sep, o->item_sep_len);
+      if (i) tok__jr_buf_put(r, b, o->item_sep, o->item_sep_len);
       if (o->indent) json_newline(r, b, o, level + 1);
-      jv_json_out(r, b, v.u.l->v[i], o, level + 1);
+      tok__jv_json_out(r, b, v.u.l->v[i], o, level + 1);
     }
     if (o->indent) json_newline(r, b, o, level);
-    jr_buf_puts(r, b, "]");
+    tok__jr_buf_puts(r, b, "]");
     return;
   case JV_DICT: {
     const jdict *d = v.u.d;
     if (!d->n) {
-      jr_buf_puts(r, b, "{}");
+      tok__jr_buf_puts(r, b, "{}");
       return;
     }
-    size_t *order = jr_alloc(r, d->n * sizeof *order);
+    size_t *order = tok__jr_alloc(r, d->n * sizeof *order);
     for (size_t i = 0; i < d->n; i++) order[i] = i;
     if (o->sort_keys) { /* insertion sort: stable, keys are few; steps bound the rest */
       for (size_t i = 1; i < d->n; i++) {
         size_t x = order[i], j = i;
-        while (j > 0 && jv_cmp(r, d->k[order[j - 1]], d->k[x]) > 0) {
+        while (j > 0 && tok__jv_cmp(r, d->k[order[j - 1]], d->k[x]) > 0) {
           order[j] = order[j - 1];
           j--;
-          jr_step(r, 1);
+          tok__jr_step(r, 1);
         }
         order[j] = x;
       }
     }
-    jr_buf_puts(r, b, "{");
+    tok__jr_buf_puts(r, b, "{");
     for (size_t i = 0; i < d->n; i++) {
-      if (i) jr_buf_put(r, b, o->item_sep, o->item_sep_len);
+      if (i) tok__jr_buf_put(r, b, o->item_sep, o->item_sep_len);
       if (o->indent) json_newline(r, b, o, level + 1);
       json_key_out(r, b, d->k[order[i]], o);
-      jr_buf_put(r, b, o->key_sep, o->key_sep_len);
-      jv_json_out(r, b, d->v[order[i]], o, level + 1);
+      tok__jr_buf_put(r, b, o->key_sep, o->key_sep_len);
+      tok__jv_json_out(r, b, d->v[order[i]], o, level + 1);
     }
     if (o->indent) json_newline(r, b, o, level);
-    jr_buf_puts(r, b, "}");
+    tok__jr_buf_puts(r, b, "}");
     return;
   }
   default:
-    jr_fail(r, TOK_ERENDER, "Object of type %s is not JSON serializable", jv_type_name(v));
+    tok__jr_fail(r, TOK_ERENDER, "Object of type %s is not JSON serializable", tok__jv_type_name(v));
   }
 }
 
@@ -734,7 +734,7 @@ typedef struct jin {
 
 _Noreturn static void jin_fail(jin *j, const char *msg)
 {
-  jr_fail(j->r, TOK_EINVAL, "%s: invalid JSON at byte %zu: %s", j->what, j->i, msg);
+  tok__jr_fail(j->r, TOK_EINVAL, "%s: invalid JSON at byte %zu: %s", j->what, j->i, msg);
 }
 
 static void jin_ws(jin *j)
@@ -776,8 +776,8 @@ static jv jin_string(jin *j)
   if (j->i >= j->n) jin_fail(j, "unterminated string");
   size_t end = j->i++;
   if (!tok_utf8_valid(j->s + start, end - start, NULL)) jin_fail(j, "string is not valid UTF-8");
-  if (plain) return jv_str(j->s + start, end - start);
-  char *o = jr_alloc(j->r, end - start + 1);
+  if (plain) return tok__jv_str(j->s + start, end - start);
+  char *o = tok__jr_alloc(j->r, end - start + 1);
   size_t n = 0;
   for (size_t i = start; i < end;) {
     if (j->s[i] != '\\') {
@@ -817,7 +817,7 @@ static jv jin_string(jin *j)
     }
   }
   o[n] = 0;
-  return jv_str(o, n);
+  return tok__jv_str(o, n);
 }
 
 static jv jin_value(jin *j);
@@ -847,18 +847,18 @@ static jv jin_number(jin *j)
   size_t len = j->i - start;
   if (len >= sizeof tmp) {
     if (!is_float) jin_fail(j, "integer out of range (64-bit)");
-    char *big = jr_alloc(j->r, len + 1);
+    char *big = tok__jr_alloc(j->r, len + 1);
     memcpy(big, j->s + start, len);
     big[len] = 0;
-    return jv_float(strtod(big, NULL));
+    return tok__jv_float(strtod(big, NULL));
   }
   memcpy(tmp, j->s + start, len);
   tmp[len] = 0;
-  if (is_float) return jv_float(strtod(tmp, NULL));
+  if (is_float) return tok__jv_float(strtod(tmp, NULL));
   errno = 0;
   long long v = strtoll(tmp, NULL, 10);
   if (errno) jin_fail(j, "integer out of range (64-bit)");
-  return jv_int(v);
+  return tok__jv_int(v);
 }
 
 static bool jin_word(jin *j, const char *w)
@@ -873,7 +873,7 @@ static bool jin_word(jin *j, const char *w)
 
 static jv jin_value(jin *j)
 {
-  jr_step(j->r, 1);
+  tok__jr_step(j->r, 1);
   jin_ws(j);
   if (j->i >= j->n) jin_fail(j, "unexpected end");
   char c = j->s[j->i];
@@ -885,13 +885,13 @@ static jv jin_value(jin *j)
     jv out;
     if (c == '[') {
       size_t n = 0, cap = 8;
-      jv *items = jr_alloc(j->r, cap * sizeof(jv));
+      jv *items = tok__jr_alloc(j->r, cap * sizeof(jv));
       if (j->i < j->n && j->s[j->i] == ']') j->i++;
       else
         for (;;) {
           jv x = jin_value(j);
           if (n == cap) {
-            jv *g = jr_alloc(j->r, 2 * cap * sizeof(jv));
+            jv *g = tok__jr_alloc(j->r, 2 * cap * sizeof(jv));
             memcpy(g, items, n * sizeof(jv));
             items = g;
             cap *= 2;
@@ -902,11 +902,11 @@ static jv jin_value(jin *j)
           if (j->i < j->n && j->s[j->i] == ']') { j->i++; break; }
           jin_fail(j, "expected ',' or ']'");
         }
-      out = jv_list_new(j->r, 0);
+      out = tok__jv_list_new(j->r, 0);
       out.u.l->n = n;
       out.u.l->v = items;
     } else {
-      jdict *d = jd_new(j->r, 8);
+      jdict *d = tok__jd_new(j->r, 8);
       if (j->i < j->n && j->s[j->i] == '}') j->i++;
       else
         for (;;) {
@@ -918,10 +918,10 @@ static jv jin_value(jin *j)
           j->i++;
           jv v = jin_value(j);
           /* duplicate keys: the last value wins (Python's json); the scan is bounded by steps */
-          const jv *old = jd_get_str(d, k.u.s.p, k.u.s.n);
-          jr_step(j->r, d->n / 16);
+          const jv *old = tok__jd_get_str(d, k.u.s.p, k.u.s.n);
+          tok__jr_step(j->r, d->n / 16);
           if (old) *(jv *)old = v;
-          else jd_push(j->r, d, k, v);
+          else tok__jd_push(j->r, d, k, v);
           jin_ws(j);
           if (j->i < j->n && j->s[j->i] == ',') { j->i++; continue; }
           if (j->i < j->n && j->s[j->i] == '}') { j->i++; break; }
@@ -932,14 +932,14 @@ static jv jin_value(jin *j)
     j->depth--;
     return out;
   }
-  if (jin_word(j, "true")) return jv_bool(true);
-  if (jin_word(j, "false")) return jv_bool(false);
-  if (jin_word(j, "null")) return jv_none();
+  if (jin_word(j, "true")) return tok__jv_bool(true);
+  if (jin_word(j, "false")) return tok__jv_bool(false);
+  if (jin_word(j, "null")) return tok__jv_none();
   if (c == '-' || (c >= '0' && c <= '9')) return jin_number(j);
   jin_fail(j, "unexpected character");
 }
 
-jv jv_from_json(jrender *r, const char *s, size_t n, const char *what)
+jv tok__jv_from_json(jrender *r, const char *s, size_t n, const char *what)
 {
   jin j = {.r = r, .s = s, .n = n, .what = what};
   jv v = jin_value(&j);
@@ -952,7 +952,7 @@ jv jv_from_json(jrender *r, const char *s, size_t n, const char *what)
 static bool span_bool(jin *j, jv v, const char *name)
 {
   if (v.t != JV_BOOL) {
-    jr_fail(j->r, TOK_EINVAL, "%s: expected true or false", name);
+    tok__jr_fail(j->r, TOK_EINVAL, "%s: expected true or false", name);
   }
   return v.u.b;
 }
@@ -977,7 +977,7 @@ tok_err tok_chat_request_from_body(const char *body, size_t len, tok_chat_reques
   *add_special_tokens = false;
   jin j = {.r = r, .s = body, .n = len, .what = "request body"};
   jin_ws(&j);
-  if (j.i >= j.n || body[j.i] != '{') jr_fail(r, TOK_EINVAL, "request body: expected a JSON object");
+  if (j.i >= j.n || body[j.i] != '{') tok__jr_fail(r, TOK_EINVAL, "request body: expected a JSON object");
   j.i++;
   jin_ws(&j);
   if (j.i < j.n && body[j.i] == '}') j.i++;
@@ -1022,9 +1022,9 @@ tok_err tok_chat_request_from_body(const char *body, size_t len, tok_chat_reques
     }
   jin_ws(&j);
   if (j.i != j.n) jin_fail(&j, "trailing characters");
-  if (!req->messages_json) jr_fail(r, TOK_EINVAL, "messages: required");
+  if (!req->messages_json) tok__jr_fail(r, TOK_EINVAL, "messages: required");
 done:
-  ja_free(&r->arena);
+  tok__ja_free(&r->arena);
   free(r);
   return rc;
 }

@@ -31,12 +31,12 @@ static bool str_is(jv v, const char *s)
 
 static const jv *get(jv dict, const char *k)
 {
-  return jd_get_str(dict.u.d, k, strlen(k));
+  return tok__jd_get_str(dict.u.d, k, strlen(k));
 }
 
 static void put(jrender *r, jdict *d, const char *k, jv v)
 {
-  jd_set(r, d, jv_str(k, strlen(k)), v);
+  tok__jd_set(r, d, tok__jv_str(k, strlen(k)), v);
 }
 
 static void drop(jdict *d, const char *k)
@@ -53,8 +53,8 @@ static void drop(jdict *d, const char *k)
 
 static jv text_part(jrender *r, jv text)
 {
-  jdict *p = jd_new(r, 2);
-  put(r, p, "type", jv_str("text", 4));
+  jdict *p = tok__jd_new(r, 2);
+  put(r, p, "type", tok__jv_str("text", 4));
   put(r, p, "text", text);
   return (jv){.t = JV_DICT, .u.d = p};
 }
@@ -65,15 +65,15 @@ static jv text_part(jrender *r, jv text)
  * refused. Returns a list of strings. */
 static jv content_texts(jrender *r, jv content, size_t mi)
 {
-  if (content.t == JV_UNDEF || content.t == JV_NONE) return jv_list_new(r, 0);
+  if (content.t == JV_UNDEF || content.t == JV_NONE) return tok__jv_list_new(r, 0);
   if (content.t == JV_STR) {
-    jv l = jv_list_new(r, 1);
+    jv l = tok__jv_list_new(r, 1);
     l.u.l->v[0] = content;
     return l;
   }
   if (content.t != JV_LIST)
-    jr_fail(r, TOK_EINVAL, "messages[%zu]: \"content\" must be a string, a list of parts or null", mi);
-  jv out = jv_list_new(r, content.u.l->n);
+    tok__jr_fail(r, TOK_EINVAL, "messages[%zu]: \"content\" must be a string, a list of parts or null", mi);
+  jv out = tok__jv_list_new(r, content.u.l->n);
   size_t n = 0;
   for (size_t i = 0; i < content.u.l->n; i++) {
     jv part = content.u.l->v[i];
@@ -82,19 +82,19 @@ static jv content_texts(jrender *r, jv content, size_t mi)
       continue;
     }
     if (part.t != JV_DICT)
-      jr_fail(r, TOK_EINVAL, "messages[%zu].content[%zu]: a content part must be an object", mi, i);
+      tok__jr_fail(r, TOK_EINVAL, "messages[%zu].content[%zu]: a content part must be an object", mi, i);
     const jv *type = get(part, "type");
     if (!type || type->t != JV_STR)
-      jr_fail(r, TOK_EINVAL, "messages[%zu].content[%zu]: Missing 'type' field in multimodal part.", mi, i);
+      tok__jr_fail(r, TOK_EINVAL, "messages[%zu].content[%zu]: Missing 'type' field in multimodal part.", mi, i);
     const char *key = str_is(*type, "refusal") ? "refusal" : str_is(*type, "thinking") ? "thinking" : "text";
     if (!str_is(*type, "text") && !str_is(*type, "input_text") && !str_is(*type, "output_text") &&
         !str_is(*type, "refusal") && !str_is(*type, "thinking"))
-      jr_fail(r, TOK_EINVAL, "messages[%zu].content[%zu]: content part type '%.*s' is not supported (text only)",
+      tok__jr_fail(r, TOK_EINVAL, "messages[%zu].content[%zu]: content part type '%.*s' is not supported (text only)",
               mi, i, (int)(type->u.s.n > 40 ? 40 : type->u.s.n), type->u.s.p);
     const jv *text = get(part, key);
     if ((!text || text->t == JV_NONE) && (str_is(*type, "text") || str_is(*type, "refusal"))) continue;
     if (!text || text->t != JV_STR)
-      jr_fail(r, TOK_EINVAL, "messages[%zu].content[%zu]: a %.*s part needs a string \"%s\"", mi, i,
+      tok__jr_fail(r, TOK_EINVAL, "messages[%zu].content[%zu]: a %.*s part needs a string \"%s\"", mi, i,
               (int)type->u.s.n, type->u.s.p, key);
     out.u.l->v[n++] = *text;
   }
@@ -107,7 +107,7 @@ static jv join_lines(jrender *r, jv texts)
   size_t total = 0;
   for (size_t i = 0; i < texts.u.l->n; i++) total += texts.u.l->v[i].u.s.n + 1;
   if (texts.u.l->n == 1) return texts.u.l->v[0];
-  char *o = jr_alloc(r, total + 1);
+  char *o = tok__jr_alloc(r, total + 1);
   size_t at = 0;
   for (size_t i = 0; i < texts.u.l->n; i++) {
     if (i) o[at++] = '\n';
@@ -115,7 +115,7 @@ static jv join_lines(jrender *r, jv texts)
     at += texts.u.l->v[i].u.s.n;
   }
   o[at] = 0;
-  return jv_str(o, at);
+  return tok__jv_str(o, at);
 }
 
 /* json.loads(s) when it gives an object, else None: a parse failure must not end the
@@ -126,21 +126,21 @@ static jv try_json_object(jrender *r, jv s)
   memcpy(saved, r->exit, sizeof saved);
   tok_error keep;
   if (r->err) keep = *r->err;
-  volatile jv v = jv_none();
+  volatile jv v = tok__jv_none();
   if (setjmp(r->exit) == 0) {
-    jv parsed = jv_from_json(r, s.u.s.p, s.u.s.n, "arguments");
+    jv parsed = tok__jv_from_json(r, s.u.s.p, s.u.s.n, "arguments");
     v = parsed;
   }
   memcpy(r->exit, saved, sizeof saved);
   if (r->err) *r->err = keep;
   jv out = v;
-  return out.t == JV_DICT ? out : jv_none();
+  return out.t == JV_DICT ? out : tok__jv_none();
 }
 
 /* _postprocess_messages: one assistant message's tool calls. */
 static void tool_calls(jrender *r, jdict *m, size_t mi)
 {
-  const jv *tc = jd_get_str(m, "tool_calls", 10);
+  const jv *tc = tok__jd_get_str(m, "tool_calls", 10);
   if (!tc || tc->t != JV_LIST) return;
   if (tc->u.l->n == 0) { /* keeps templates on the plain assistant path */
     drop(m, "tool_calls");
@@ -149,56 +149,56 @@ static void tool_calls(jrender *r, jdict *m, size_t mi)
   for (size_t i = 0; i < tc->u.l->n; i++) {
     jv item = tc->u.l->v[i];
     if (item.t != JV_DICT)
-      jr_fail(r, TOK_EINVAL, "messages[%zu].tool_calls[%zu]: assistant tool_calls entries must be objects.", mi, i);
+      tok__jr_fail(r, TOK_EINVAL, "messages[%zu].tool_calls[%zu]: assistant tool_calls entries must be objects.", mi, i);
     const jv *type = get(item, "type"), *fn = get(item, "function");
     if ((type && !str_is(*type, "function")) || !fn || fn->t != JV_DICT)
-      jr_fail(r, TOK_EINVAL, "messages[%zu].tool_calls[%zu]: chat completions only support assistant tool_calls "
+      tok__jr_fail(r, TOK_EINVAL, "messages[%zu].tool_calls[%zu]: chat completions only support assistant tool_calls "
               "of type 'function'.", mi, i);
     const jv *args = get(*fn, "arguments");
-    jv parsed = jv_none();
-    if (args && jv_truthy(*args)) {
+    jv parsed = tok__jv_none();
+    if (args && tok__jv_truthy(*args)) {
       if (args->t == JV_DICT) parsed = *args;
       else if (args->t == JV_STR) parsed = try_json_object(r, *args);
     }
-    if (parsed.t != JV_DICT) parsed = (jv){.t = JV_DICT, .u.d = jd_new(r, 0)};
+    if (parsed.t != JV_DICT) parsed = (jv){.t = JV_DICT, .u.d = tok__jd_new(r, 0)};
     put(r, fn->u.d, "arguments", parsed);
   }
 }
 
 jv tok__chat_normalize_messages(jrender *r, jv msgs, bool openai_format)
 {
-  jv out = jv_list_new(r, msgs.u.l->n);
+  jv out = tok__jv_list_new(r, msgs.u.l->n);
   for (size_t i = 0; i < msgs.u.l->n; i++) {
     jv m = msgs.u.l->v[i];
-    if (m.t != JV_DICT) jr_fail(r, TOK_EINVAL, "messages[%zu]: expected an object", i);
+    if (m.t != JV_DICT) tok__jr_fail(r, TOK_EINVAL, "messages[%zu]: expected an object", i);
     const jv *role = get(m, "role");
-    if (!role || role->t != JV_STR) jr_fail(r, TOK_EINVAL, "messages[%zu]: \"role\" must be a string", i);
+    if (!role || role->t != JV_STR) tok__jr_fail(r, TOK_EINVAL, "messages[%zu]: \"role\" must be a string", i);
     const jv *content = get(m, "content");
     /* the request validator renames reasoning_content to reasoning when reasoning is unset */
     const jv *reasoning = get(m, "reasoning");
     if (!reasoning || reasoning->t == JV_NONE) reasoning = get(m, "reasoning_content");
     if (reasoning && reasoning->t == JV_NONE) reasoning = NULL;
-    jv texts = content_texts(r, content ? *content : jv_none(), i);
-    jdict *n = jd_new(r, 8);
+    jv texts = content_texts(r, content ? *content : tok__jv_none(), i);
+    jdict *n = tok__jd_new(r, 8);
     put(r, n, "role", *role);
     jv c;
     if (openai_format) {
-      c = jv_list_new(r, texts.u.l->n);
+      c = tok__jv_list_new(r, texts.u.l->n);
       for (size_t k = 0; k < texts.u.l->n; k++) c.u.l->v[k] = text_part(r, texts.u.l->v[k]);
     } else {
       c = join_lines(r, texts);
     }
-    if (str_is(*role, "tool")) c = texts.u.l->n ? join_lines(r, texts) : jv_str("", 0);
+    if (str_is(*role, "tool")) c = texts.u.l->n ? join_lines(r, texts) : tok__jv_str("", 0);
     put(r, n, "content", c);
     if (str_is(*role, "assistant")) {
       const jv *tc = get(m, "tool_calls");
       if (tc && tc->t != JV_NONE) {
         if (tc->t != JV_LIST)
-          jr_fail(r, TOK_EINVAL, "messages[%zu]: \"tool_calls\" must be a list", i);
+          tok__jr_fail(r, TOK_EINVAL, "messages[%zu]: \"tool_calls\" must be a list", i);
         put(r, n, "tool_calls", *tc);
       }
       if (reasoning) {
-        if (reasoning->t != JV_STR) jr_fail(r, TOK_EINVAL, "messages[%zu]: \"reasoning\" must be a string", i);
+        if (reasoning->t != JV_STR) tok__jr_fail(r, TOK_EINVAL, "messages[%zu]: \"reasoning\" must be a string", i);
         put(r, n, "reasoning", *reasoning);
         put(r, n, "reasoning_content", *reasoning);
       }
@@ -212,7 +212,7 @@ jv tok__chat_normalize_messages(jrender *r, jv msgs, bool openai_format)
     if (task && task->t == JV_STR) put(r, n, "task", *task);
     if (str_is(*role, "developer")) {
       const jv *tools = get(m, "tools");
-      put(r, n, "tools", tools ? *tools : jv_none());
+      put(r, n, "tools", tools ? *tools : tok__jv_none());
     }
     if (str_is(*role, "assistant")) tool_calls(r, n, i);
     out.u.l->v[i] = (jv){.t = JV_DICT, .u.d = n};
@@ -222,27 +222,27 @@ jv tok__chat_normalize_messages(jrender *r, jv msgs, bool openai_format)
 
 jv tok__chat_normalize_tools(jrender *r, jv tools)
 {
-  if (tools.t == JV_NONE || tools.t == JV_UNDEF) return jv_none();
-  if (tools.t != JV_LIST) jr_fail(r, TOK_EINVAL, "tools: expected a list of tool objects");
-  jv out = jv_list_new(r, tools.u.l->n);
+  if (tools.t == JV_NONE || tools.t == JV_UNDEF) return tok__jv_none();
+  if (tools.t != JV_LIST) tok__jr_fail(r, TOK_EINVAL, "tools: expected a list of tool objects");
+  jv out = tok__jv_list_new(r, tools.u.l->n);
   for (size_t i = 0; i < tools.u.l->n; i++) {
     jv t = tools.u.l->v[i];
     const jv *type = t.t == JV_DICT ? get(t, "type") : NULL;
     const jv *fn = t.t == JV_DICT ? get(t, "function") : NULL;
     if (t.t != JV_DICT || (type && !str_is(*type, "function")) || !fn || fn->t != JV_DICT)
-      jr_fail(r, TOK_EINVAL, "tools[%zu]: expected {\"type\": \"function\", \"function\": {...}}", i);
+      tok__jr_fail(r, TOK_EINVAL, "tools[%zu]: expected {\"type\": \"function\", \"function\": {...}}", i);
     const jv *name = get(*fn, "name"), *desc = get(*fn, "description"), *params = get(*fn, "parameters");
-    if (!name || name->t != JV_STR) jr_fail(r, TOK_EINVAL, "tools[%zu].function: \"name\" must be a string", i);
+    if (!name || name->t != JV_STR) tok__jr_fail(r, TOK_EINVAL, "tools[%zu].function: \"name\" must be a string", i);
     if (desc && desc->t != JV_STR && desc->t != JV_NONE)
-      jr_fail(r, TOK_EINVAL, "tools[%zu].function: \"description\" must be a string", i);
+      tok__jr_fail(r, TOK_EINVAL, "tools[%zu].function: \"description\" must be a string", i);
     if (params && params->t != JV_DICT && params->t != JV_NONE)
-      jr_fail(r, TOK_EINVAL, "tools[%zu].function: \"parameters\" must be an object", i);
-    jdict *f = jd_new(r, 3);
+      tok__jr_fail(r, TOK_EINVAL, "tools[%zu].function: \"parameters\" must be an object", i);
+    jdict *f = tok__jd_new(r, 3);
     put(r, f, "name", *name);
-    put(r, f, "description", desc ? *desc : jv_none());
-    put(r, f, "parameters", params ? *params : jv_none());
-    jdict *d = jd_new(r, 2);
-    put(r, d, "type", jv_str("function", 8));
+    put(r, f, "description", desc ? *desc : tok__jv_none());
+    put(r, f, "parameters", params ? *params : tok__jv_none());
+    jdict *d = tok__jd_new(r, 2);
+    put(r, d, "type", tok__jv_str("function", 8));
     put(r, d, "function", (jv){.t = JV_DICT, .u.d = f});
     out.u.l->v[i] = (jv){.t = JV_DICT, .u.d = d};
   }

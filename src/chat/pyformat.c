@@ -19,20 +19,20 @@
 
 #include "chat/jinja_int.h"
 
-#define FAIL(...) jr_fail(r, TOK_ERENDER, __VA_ARGS__)
+#define FAIL(...) tok__jr_fail(r, TOK_ERENDER, __VA_ARGS__)
 
 /* markupsafe.escape of a str: & < > ' " (the order and the entities are markupsafe's) */
 jv tok__markup_escape(jrender *r, jv v)
 {
   if (v.t == JV_STR && v.tuple == JV_MARKUP) return v;
-  jv s = jv_to_str(r, v);
-  jr_step(r, s.u.s.n / 64);
+  jv s = tok__jv_to_str(r, v);
+  tok__jr_step(r, s.u.s.n / 64);
   size_t extra = 0;
   for (size_t i = 0; i < s.u.s.n; i++) {
     char c = s.u.s.p[i];
     extra += c == '&' ? 4 : c == '<' || c == '>' ? 3 : c == '\'' || c == '"' ? 4 : 0;
   }
-  char *o = jr_alloc(r, s.u.s.n + extra + 1);
+  char *o = tok__jr_alloc(r, s.u.s.n + extra + 1);
   size_t n = 0;
   for (size_t i = 0; i < s.u.s.n; i++) {
     const char *rep = NULL;
@@ -49,7 +49,7 @@ jv tok__markup_escape(jrender *r, jv v)
     n += k;
   }
   o[n] = 0;
-  jv out = jv_str(o, n);
+  jv out = tok__jv_str(o, n);
   out.tuple = JV_MARKUP;
   return out;
 }
@@ -63,8 +63,8 @@ static int64_t fmt_int(jrender *r, jv v, char conv)
     return (int64_t)v.u.f; /* Python's int(): towards zero */
   }
   if (conv == 'd' || conv == 'i')
-    FAIL("%%%c format: a real number is required, not %s", conv, jv_type_name(v));
-  FAIL("%%%c format: an integer is required, not %s", conv, jv_type_name(v));
+    FAIL("%%%c format: a real number is required, not %s", conv, tok__jv_type_name(v));
+  FAIL("%%%c format: an integer is required, not %s", conv, tok__jv_type_name(v));
 }
 
 static double fmt_float(jrender *r, jv v, char conv)
@@ -72,25 +72,25 @@ static double fmt_float(jrender *r, jv v, char conv)
   if (v.t == JV_FLOAT) return v.u.f;
   if (v.t == JV_INT) return (double)v.u.i;
   if (v.t == JV_BOOL) return v.u.b;
-  FAIL("must be real number, not %s (%%%c)", jv_type_name(v), conv);
+  FAIL("must be real number, not %s (%%%c)", tok__jv_type_name(v), conv);
 }
 
 /* pads text to width code points, as Python does for %s and numbers */
 static void put_padded(jrender *r, const char *p, size_t n, long width, bool left, bool zero)
 {
-  size_t chars = jv_str_chars(p, n);
+  size_t chars = tok__jv_str_chars(p, n);
   size_t pad = width > 0 && (size_t)width > chars ? (size_t)width - chars : 0;
   if (pad > (1u << 20)) FAIL("format width too large");
   if (!left && zero && pad && n && (p[0] == '-' || p[0] == '+' || p[0] == ' ')) {
-    jr_buf_put(r, r->out, p, 1); /* the sign goes before the zeros */
+    tok__jr_buf_put(r, r->out, p, 1); /* the sign goes before the zeros */
     p++;
     n--;
   }
   if (!left)
-    for (size_t i = 0; i < pad; i++) jr_buf_put(r, r->out, zero ? "0" : " ", 1);
-  jr_buf_put(r, r->out, p, n);
+    for (size_t i = 0; i < pad; i++) tok__jr_buf_put(r, r->out, zero ? "0" : " ", 1);
+  tok__jr_buf_put(r, r->out, p, n);
   if (left)
-    for (size_t i = 0; i < pad; i++) jr_buf_put(r, r->out, " ", 1);
+    for (size_t i = 0; i < pad; i++) tok__jr_buf_put(r, r->out, " ", 1);
 }
 
 jv tok__py_percent(jrender *r, jv fmt, jv argv)
@@ -104,24 +104,24 @@ jv tok__py_percent(jrender *r, jv fmt, jv argv)
     n_items = argv.u.l->n;
   }
   const char *p = fmt.u.s.p, *end = p + fmt.u.s.n;
-  jr_step(r, fmt.u.s.n / 64);
-  jdivert *d = jr_divert_begin(r);
+  tok__jr_step(r, fmt.u.s.n / 64);
+  jdivert *d = tok__jr_divert_begin(r);
   while (p < end) {
     const char *pct = memchr(p, '%', (size_t)(end - p));
     if (!pct) {
-      jr_buf_put(r, r->out, p, (size_t)(end - p));
+      tok__jr_buf_put(r, r->out, p, (size_t)(end - p));
       break;
     }
-    jr_buf_put(r, r->out, p, (size_t)(pct - p));
+    tok__jr_buf_put(r, r->out, p, (size_t)(pct - p));
     p = pct + 1;
-    jr_step(r, 1);
-    jv x = jv_none();
+    tok__jr_step(r, 1);
+    jv x = tok__jv_none();
     bool have_key = false;
     if (p < end && *p == '(') {
       const char *close = memchr(p, ')', (size_t)(end - p));
       if (!close) FAIL("incomplete format key");
       if (!mapping) FAIL("format requires a mapping");
-      const jv *hit = jd_get_str(argv.u.d, p + 1, (size_t)(close - p - 1));
+      const jv *hit = tok__jd_get_str(argv.u.d, p + 1, (size_t)(close - p - 1));
       if (!hit) FAIL("KeyError: '%.*s'", (int)(close - p - 1 > 60 ? 60 : close - p - 1), p + 1);
       x = *hit;
       have_key = true;
@@ -150,7 +150,7 @@ jv tok__py_percent(jrender *r, jv fmt, jv argv)
     if (p >= end) FAIL("incomplete format");
     char conv = *p++;
     if (conv == '%') {
-      jr_buf_put(r, r->out, "%", 1);
+      tok__jr_buf_put(r, r->out, "%", 1);
       continue;
     }
     if (!have_key) {
@@ -164,17 +164,17 @@ jv tok__py_percent(jrender *r, jv fmt, jv argv)
     switch (conv) {
     case 's': case 'r': case 'a': {
       jv s;
-      if (conv == 's') s = jv_to_str(r, x);
+      if (conv == 's') s = tok__jv_to_str(r, x);
       else {
-        jdivert *rd = jr_divert_begin(r);
-        jv_repr_out(r, r->out, x);
-        s = jr_divert_end(r, rd);
+        jdivert *rd = tok__jr_divert_begin(r);
+        tok__jv_repr_out(r, r->out, x);
+        s = tok__jr_divert_end(r, rd);
       }
       if (markup) s = tok__markup_escape(r, s);
       size_t n = s.u.s.n;
       if (prec >= 0) {
         size_t i = 0;
-        for (long k = 0; k < prec && i < n; k++) jv_next_cp(s.u.s.p, n, &i);
+        for (long k = 0; k < prec && i < n; k++) tok__jv_next_cp(s.u.s.p, n, &i);
         n = i;
       }
       put_padded(r, s.u.s.p, n, width, left, false);
@@ -220,7 +220,7 @@ jv tok__py_percent(jrender *r, jv fmt, jv argv)
       break;
     }
     case 'c': {
-      if (x.t == JV_STR && jv_str_chars(x.u.s.p, x.u.s.n) == 1) {
+      if (x.t == JV_STR && tok__jv_str_chars(x.u.s.p, x.u.s.n) == 1) {
         put_padded(r, x.u.s.p, x.u.s.n, width, left, false);
         break;
       }
@@ -236,7 +236,7 @@ jv tok__py_percent(jrender *r, jv fmt, jv argv)
     }
   }
   if (!mapping && used < n_items) FAIL("not all arguments converted during string formatting");
-  jv out = jr_divert_end(r, d);
+  jv out = tok__jr_divert_end(r, d);
   out.tuple = markup ? JV_MARKUP : 0;
   return out;
 }

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "chat/chat.h"
+#include "tok_chat.h"
 #include "cli/cli.h"
 #include "tok.h"
 #include "common/util.h"

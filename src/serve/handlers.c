@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat/chat.h"
+#include "tok_chat.h"
 #include "serve/json.h"
 #include "serve/pool.h"
 #include "serve/cost.h"

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "chat/chat.h"
+#include "tok_chat.h"
 #include "common/util.h"
 
 /* ---------------------------------------------------------------------------------------

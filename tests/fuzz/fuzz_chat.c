@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat/chat.h"
+#include "tok_chat.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 

@@ -1,9 +1,10 @@
 /*
- * chat.h — chat templates: render a conversation with the model's Jinja chat template
- * exactly as Hugging Face transformers' apply_chat_template(tokenize=False) does, in C.
+ * tok_chat.h — libtokd's chat-template API, beside tok.h: render a conversation with the
+ * model's Jinja chat template exactly as Hugging Face transformers'
+ * apply_chat_template(tokenize=False) does, in C, after preparing the messages as vLLM's
+ * chat parser does. Installed with tok.h (make install); the engine is src/chat/.
  *
- * The engine implements the subset of Jinja that chat templates use (see README, "Chat
- * templates") with jinja2's semantics as transformers configures it: the immutable
+ * The engine implements the subset of Jinja that chat templates use (see docs/chat-templates.md) with jinja2's semantics as transformers configures it: the immutable
  * sandbox, trim_blocks and lstrip_blocks on, the loopcontrols extension, transformers'
  * tojson, raise_exception and strftime_now. A construct outside the subset is refused when
  * the template is parsed (TOK_ETEMPLATE naming it and its line), never rendered wrongly.
