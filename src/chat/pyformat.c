@@ -19,6 +19,8 @@
 
 #include "chat/jinja_int.h"
 
+#define MAX_NUM_PREC 400
+
 #define FAIL(...) tok__jr_fail(r, TOK_ERENDER, __VA_ARGS__)
 
 /* markupsafe.escape of a str: & < > ' " (the order and the entities are markupsafe's) */
@@ -160,7 +162,12 @@ jv tok__py_percent(jrender *r, jv fmt, jv argv)
         x = items[used++];
       }
     }
-    char spec[32], buf[512];
+    /* a number's digits go through buf: 22 of an int64, 309 before the point of a double,
+     * and at most MAX_NUM_PREC after it (Python has no cap; a larger precision is refused,
+     * never cut) */
+    char spec[32], buf[1024];
+    if (prec > MAX_NUM_PREC && strchr("diuxXofFeEgG", conv))
+      FAIL("tokd formats numbers with a precision of at most 400 digits");
     switch (conv) {
     case 's': case 'r': case 'a': {
       jv s;
@@ -183,31 +190,28 @@ jv tok__py_percent(jrender *r, jv fmt, jv argv)
     case 'd': case 'i': case 'x': case 'X': case 'o': case 'u': {
       int64_t v = fmt_int(r, x, conv);
       char c = conv == 'i' || conv == 'u' ? 'd' : conv;
+      /* digits without C's '#': Python's alternate form is a prefix 0o, 0x or 0X after the
+       * sign, also for zero and with a precision (C's '#' makes octal's leading zero part of
+       * the precision and writes no prefix for zero) */
       if (c == 'd')
         snprintf(spec, sizeof spec, "%%%s%s.%ldll%c", plus ? "+" : "", space ? " " : "",
                  prec < 0 ? 1L : prec, c);
       else
-        snprintf(spec, sizeof spec, "%%%s.%ldll%c", alt ? "#" : "", prec < 0 ? 1L : prec, c);
-      if (c != 'd' && v < 0) { /* Python prints the sign, C prints two's complement */
-        int k = snprintf(buf + 1, sizeof buf - 1, spec, (long long)(v == INT64_MIN ? v : -v));
-        buf[0] = '-';
-        if (alt && c == 'o') memmove(buf + 3, buf + 2, (size_t)k), buf[2] = 'o'; /* -0o17 */
-        put_padded(r, buf, strlen(buf), width, left, zero && !left);
-      } else {
-        snprintf(buf, sizeof buf, spec, (long long)v);
-        if (alt && c == 'o' && v) { /* Python: 0o17, C: 017 */
-          size_t k = strlen(buf);
-          memmove(buf + 2, buf + 1, k);
-          buf[1] = 'o';
-        }
-        put_padded(r, buf, strlen(buf), width, left, zero && !left);
-      }
+        snprintf(spec, sizeof spec, "%%.%ldll%c", prec < 0 ? 1L : prec, c);
+      size_t k = 0;
+      if (c != 'd' && (v < 0 || plus || space)) /* Python prints the sign, C two's complement */
+        buf[k++] = v < 0 ? '-' : plus ? '+' : ' ';
+      if (c != 'd' && alt) buf[k++] = '0', buf[k++] = c == 'o' ? 'o' : c;
+      unsigned long long mag = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
+      if (c == 'd') snprintf(buf, sizeof buf, spec, (long long)v);
+      else snprintf(buf + k, sizeof buf - k, spec, mag);
+      put_padded(r, buf, strlen(buf), width, left, zero && !left);
       break;
     }
     case 'f': case 'F': case 'e': case 'E': case 'g': case 'G': {
       double v = fmt_float(r, x, conv);
       snprintf(spec, sizeof spec, "%%%s%s%s.%ld%c", plus ? "+" : "", space ? " " : "", alt ? "#" : "",
-               prec < 0 ? 6L : prec > 200 ? 200L : prec, conv);
+               prec < 0 ? 6L : prec, conv);
       snprintf(buf, sizeof buf, spec, v);
       if (isinf(v) || isnan(v)) { /* Python: inf, nan (lower case for f/e/g) */
         const char *t = isnan(v) ? "nan" : v < 0 ? "-inf" : plus ? "+inf" : "inf";
