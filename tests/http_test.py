@@ -361,6 +361,15 @@ def test_render_api(s):
           and len({x["request_id"] for x in body}) == 2, body)
     st, body, _ = s.json("POST", "/v1/completions/render", {"prompt": [[1, 2, 3], [4]]})
     check("completions render: lists of token ids", st == 200 and [x["token_ids"] for x in body] == [[1, 2, 3], [4]], body)
+    # long stop lists are deduplicated in one pass (each id was compared with every kept
+    # one: 200,000 ids took minutes of a core); first occurrences kept, in order
+    ids = list(range(1000000, 1200000)) + [1000000, 1000001]
+    st, body, _ = s.json("POST", "/v1/completions/render", {"prompt": "hi", "stop_token_ids": ids})
+    check("render: 200,000 stop ids deduplicated", st == 200 and
+          body[0]["sampling_params"]["stop_token_ids"] == ids[:200000], (st, str(body)[:200]))
+    st, body, _ = s.json("POST", "/v1/completions/render", {"prompt": "hi", "bad_words": ["a", "b", "a", "c"]})
+    check("render: bad words deduplicated in order", st == 200 and
+          body[0]["sampling_params"]["bad_words"] == ["a", "b", "c"], (st, str(body)[:300]))
     st, body, _ = s.json("POST", "/v1/completions/render", {"prompt": [7, 8]})
     check("completions render: token ids", st == 200 and len(body) == 1 and body[0]["token_ids"] == [7, 8], body)
     # sampling fields: each case compared with the Python transcription of vLLM's rules

@@ -162,6 +162,54 @@ static bool get_bool(reader *rd, tokd_field f, bool *out)
 
 /* A list of strings (a string alone when one_string: "stop"), deduplicated when dedup
  * (dict.fromkeys keeps the first); an array, maybe empty, in *out (owned by the reader). */
+/* The items of a list kept so far, for dropping repeats in one pass (a body of 4 MiB can
+ * hold half a million ids: comparing each with every kept one was minutes of a core). Open
+ * addressing over the items' hashes; equal hashes are compared. */
+typedef struct kept_set {
+  const cJSON **slot;
+  size_t mask;
+} kept_set;
+
+static bool kept_init(kept_set *k, const cJSON *list)
+{
+  size_t n = (size_t)cJSON_GetArraySize(list), cap = 16;
+  while (cap < 2 * n) cap *= 2;
+  k->mask = cap - 1;
+  return (k->slot = calloc(cap, sizeof *k->slot)) != NULL;
+}
+
+static uint64_t item_hash(const cJSON *item)
+{
+  uint64_t h = 1469598103934665603ull;
+  if (cJSON_IsString(item))
+    for (const unsigned char *p = (const unsigned char *)item->valuestring; *p; p++) h = (h ^ *p) * 1099511628211ull;
+  else {
+    uint64_t bits;
+    double d = item->valuedouble == 0 ? 0 : item->valuedouble; /* -0 == 0 */
+    memcpy(&bits, &d, sizeof bits);
+    h = (h ^ bits) * 1099511628211ull;
+  }
+  return h ^ h >> 29;
+}
+
+static bool same_item(const cJSON *a, const cJSON *b)
+{
+  return cJSON_IsString(a) ? cJSON_IsString(b) && !strcmp(a->valuestring, b->valuestring)
+                           : !cJSON_IsString(b) && a->valuedouble == b->valuedouble;
+}
+
+/* true when an equal item was kept already; otherwise it is now */
+static bool kept_before(kept_set *k, const cJSON *item)
+{
+  for (size_t i = item_hash(item) & k->mask;; i = (i + 1) & k->mask) {
+    if (!k->slot[i]) {
+      k->slot[i] = item;
+      return false;
+    }
+    if (same_item(k->slot[i], item)) return true;
+  }
+}
+
 static bool get_strings(reader *rd, tokd_field f, bool one_string, bool dedup, cJSON **out)
 {
   const cJSON *v;
@@ -173,15 +221,19 @@ static bool get_strings(reader *rd, tokd_field f, bool one_string, bool dedup, c
   if (!v) return true;
   if (cJSON_IsString(v) && one_string) return cJSON_AddItemToArray(list, cJSON_CreateString(v->valuestring)), true;
   if (!cJSON_IsArray(v)) return type_error(rd, f, one_string ? "a string or a list of strings" : "a list of strings");
+  kept_set kept = {0};
+  if (dedup && !kept_init(&kept, v)) return tokd_too_large(rd->e);
   const cJSON *item;
+  bool ok = true;
   cJSON_ArrayForEach(item, v) {
-    if (!cJSON_IsString(item)) return type_error(rd, f, one_string ? "a string or a list of strings" : "a list of strings");
-    bool seen = false;
-    const cJSON *k;
-    cJSON_ArrayForEach(k, list) seen |= dedup && !strcmp(k->valuestring, item->valuestring);
-    if (!seen) cJSON_AddItemToArray(list, cJSON_CreateString(item->valuestring));
+    if (!cJSON_IsString(item)) {
+      ok = type_error(rd, f, one_string ? "a string or a list of strings" : "a list of strings");
+      break;
+    }
+    if (!dedup || !kept_before(&kept, item)) cJSON_AddItemToArray(list, cJSON_CreateString(item->valuestring));
   }
-  return true;
+  free(kept.slot);
+  return ok;
 }
 
 static bool get_ints(reader *rd, tokd_field f, bool dedup, cJSON **out, bool *given)
@@ -195,15 +247,19 @@ static bool get_ints(reader *rd, tokd_field f, bool dedup, cJSON **out, bool *gi
   *out = list;
   if (!v) return true;
   if (!cJSON_IsArray(v)) return type_error(rd, f, "a list of integers");
+  kept_set kept = {0};
+  if (dedup && !kept_init(&kept, v)) return tokd_too_large(rd->e);
   const cJSON *item;
+  bool ok = true;
   cJSON_ArrayForEach(item, v) {
-    if (!is_int(item)) return type_error(rd, f, "a list of integers");
-    bool seen = false;
-    const cJSON *k;
-    cJSON_ArrayForEach(k, list) seen |= dedup && k->valuedouble == item->valuedouble;
-    if (!seen) cJSON_AddItemToArray(list, cJSON_CreateNumber(item->valuedouble));
+    if (!is_int(item)) {
+      ok = type_error(rd, f, "a list of integers");
+      break;
+    }
+    if (!dedup || !kept_before(&kept, item)) cJSON_AddItemToArray(list, cJSON_CreateNumber(item->valuedouble));
   }
-  return true;
+  free(kept.slot);
+  return ok;
 }
 
 /* Python's repr of a float, for messages */
