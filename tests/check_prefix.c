@@ -151,6 +151,20 @@ START_TEST(test_prefix_cache_exact)
     tok_error err;
     ck_assert_int_eq(tok_count(enc, s, text, len, &cached, &count, NULL, &err), TOK_OK);
     ck_assert_uint_eq(count, n_want);
+    /* another set of specials over the same text (fewer boundaries, other ids): never the
+     * entries made with the first set */
+    tok_special_set one;
+    tok_special_set_none(enc, &one);
+    const tok_encoding_info *info = tok_encoding_get_info(enc);
+    if (info->n_special) tok_special_set_add(enc, &one, info->special[0].text, info->special[0].text_len, NULL);
+    tok_encode_opts other = {.allowed_special = &one, .prefix_cache = cache}, other_plain = {.allowed_special = &one};
+    for (int k = 0; k < 2; k++) {
+      size_t n_o, n_ow;
+      uint32_t *o = encode_copy(enc, s, text, len, &other, &n_o);
+      uint32_t *ow = encode_copy(enc, s, text, len, &other_plain, &n_ow);
+      same_ids("another set of specials", o, n_o, ow, n_ow);
+      free(o), free(ow);
+    }
     /* the post-processor's ids stay outside what is remembered */
     tok_encode_opts post = cached, post_plain = plain;
     post.add_special_tokens = post_plain.add_special_tokens = true;

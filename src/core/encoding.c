@@ -6,6 +6,7 @@
  * tokens matched after normalization, and each added token's decoded bytes.
  */
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "core/internal.h"
@@ -17,6 +18,8 @@ tok_encoding *tok__encoding_new(const char *name)
   enc->aliases = calloc(1, sizeof *enc->aliases);
   enc->name = strdup(name);
   enc->raw_tokens.single_first = enc->norm_tokens.single_first = -1;
+  static atomic_ullong serials;
+  enc->serial = atomic_fetch_add(&serials, 1) + 1;
   if (!enc->aliases || !enc->name) {
     tok__encoding_free(enc);
     return NULL;

@@ -361,6 +361,8 @@ struct tok_encoding {
   uint64_t *added_bits;      /* a bit per id below id_end_all: the id is an added token */
   uint32_t *added_sorted;    /* n_added pairs (id, index into added), sorted by id */
   uint32_t id_end_all;       /* highest id of model and added tokens + 1 */
+  uint64_t serial;           /* unique in the process, never reused (the prefix cache's key:
+                                an address can be reused by a later registry) */
 };
 
 struct tok_registry {
@@ -442,6 +444,7 @@ struct tok_scratch {
 /* prefix.c: the prefix cache. A job is one text's boundaries (in the scratch), its key,
  * and what a lookup found. */
 typedef struct tok__prefix_job {
+  const tok_special_set *allowed; /* the specials that may match (NULL: all) */
   uint64_t allowed_fp;
   uint64_t key;            /* of text[0, last_bound) */
   size_t n_bounds;         /* in scratch->pc_pos / pc_key */

@@ -26,9 +26,10 @@
  * stopped at p in both for the same reason. So A and B have the same matches and the same
  * stretches before p, and the encoder restarts at p with the same state. A prefix that
  * ends inside a special token's text, inside a UTF-8 character or inside normalized text
- * is never a boundary of B, so it is never used. The key also holds the encoding and the
- * set of specials that may match (a different set gives other boundaries); offsets, early
- * stops and multi-threaded splits do not use the cache.
+ * is never a boundary of B, so it is never used. An entry also holds the encoding (its
+ * serial, never reused by a later registry) and the set of specials that may match (a
+ * different set gives other boundaries and ids), both compared whole on every hit, never
+ * trusted to a hash; offsets, early stops and multi-threaded splits do not use the cache.
  *
  * Structure. One cache serves every tokenizer of a process within one byte budget. It is
  * split into shards, each with its own lock, hash table and LRU list, so threads working
@@ -43,6 +44,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,17 +57,22 @@
 typedef struct pc_entry {
   struct pc_entry *next_in_bucket;
   struct pc_entry *lru_prev, *lru_next; /* most recent at the head */
-  const tok_encoding *enc;
+  uint64_t enc_serial; /* the encoding (tok_encoding.serial, never reused) */
   uint64_t key;        /* hash of text[0, bound) with the encoding and the specials' set */
-  uint64_t allowed_fp; /* which specials may match */
+  uint64_t allowed_fp; /* a hash of which specials may match ... */
+  uint32_t allowed_words; /* ... and the set itself, compared whole: ALL_SPECIALS or a count
+                             of 64-bit words after the ids and the text */
   uint32_t bound;      /* the last boundary (the whole length when exact_only) */
   uint32_t bound_ids;  /* ids of text[0, bound) */
   uint32_t text_len, n_ids;
   bool exact_only;     /* no boundary: answers only the same text */
   size_t size;         /* bytes charged to the budget */
-  uint32_t *ids;       /* n_ids, then the text's bytes (in the same allocation) */
+  uint32_t *ids;       /* n_ids, then the text's bytes, then the set's words (one allocation) */
   uint8_t *text;
+  uint64_t *allowed;
 } pc_entry;
+
+#define ALL_SPECIALS UINT32_MAX /* allowed NULL: every special may match */
 
 typedef struct pc_shard {
   pthread_mutex_t lock;
@@ -102,19 +109,35 @@ static inline uint64_t finish(uint64_t h, const uint8_t *text, size_t from, size
   return h ^ (h >> 32);
 }
 
-static uint64_t fingerprint_allowed(const tok_special_set *allowed)
+/* A seeded hash of the set (it spreads keys; the set itself is compared, so a forged
+ * collision gains nothing). */
+static uint64_t fingerprint_allowed(uint64_t seed, const tok_special_set *allowed)
 {
-  if (!allowed) return 0x5bd1e995u; /* every special may match */
-  uint64_t h = allowed->n;
+  if (!allowed) return mix(seed, 0x5bd1e995u); /* every special may match */
+  uint64_t h = mix(seed, allowed->n);
   for (size_t i = 0; i < (allowed->n + 63) / 64; i++) h = mix(h, allowed->bits[i]);
   return h | 1;
+}
+
+static uint32_t allowed_words(const tok_special_set *allowed)
+{
+  return allowed ? (uint32_t)((allowed->n + 63) / 64) : ALL_SPECIALS;
+}
+
+/* e was made with the same encoding and the same set of specials */
+static bool same_setting(const pc_entry *e, const tok_encoding *enc, const tok__prefix_job *job)
+{
+  const tok_special_set *a = job->allowed;
+  if (e->enc_serial != enc->serial || e->allowed_fp != job->allowed_fp || e->allowed_words != allowed_words(a))
+    return false;
+  return !a || !memcmp(e->allowed, a->bits, (size_t)e->allowed_words * sizeof *e->allowed);
 }
 
 /* The keys of text[0, pos[i]) for ascending positions pos[0..n). */
 static void prefix_keys(uint64_t seed, const tok_encoding *enc, uint64_t allowed_fp, const uint8_t *text,
                         const uint32_t *pos, size_t n, uint64_t *keys)
 {
-  uint64_t h = mix(seed ^ (uint64_t)(uintptr_t)enc, allowed_fp);
+  uint64_t h = mix(seed ^ enc->serial, allowed_fp);
   size_t done = 0; /* bytes folded into h, a multiple of 8 */
   for (size_t i = 0; i < n; i++) {
     for (; done + 8 <= pos[i]; done += 8) h = mix(h, tok__load64(text + done));
@@ -129,11 +152,14 @@ tok_prefix_cache *tok_prefix_cache_new(size_t budget_bytes)
 {
   tok_prefix_cache *c = calloc(1, sizeof *c);
   if (!c) return NULL;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  /* the seed only spreads keys over shards and buckets: equal hashes are compared byte by
-   * byte, so a guessed seed costs probes, never a wrong id */
-  c->seed = mix((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32), (uint64_t)getpid() ^ (uint64_t)(uintptr_t)c);
+  /* the seed only spreads keys over shards and buckets: the bytes, the encoding and the set
+   * of specials are compared on every hit, so a guessed seed costs probes, never a wrong id;
+   * a random one keeps clients from aiming their texts at one shard */
+  if (getrandom(&c->seed, sizeof c->seed, GRND_NONBLOCK) != (ssize_t)sizeof c->seed) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    c->seed = mix((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32), (uint64_t)getpid() ^ (uint64_t)(uintptr_t)c);
+  }
   for (int i = 0; i < SHARDS; i++) {
     pc_shard *sh = &c->shard[i];
     pthread_mutex_init(&sh->lock, NULL);
@@ -229,7 +255,7 @@ static void shard_grow(pc_shard *sh)
 tok_err tok__prefix_plan(const tok_prefix_cache *c, const tok_encoding *enc, const tok_special_set *allowed,
                          tok_scratch *s, const uint8_t *text, size_t len, tok__prefix_job *job, tok_error *err)
 {
-  *job = (tok__prefix_job){.allowed_fp = fingerprint_allowed(allowed)};
+  *job = (tok__prefix_job){.allowed_fp = fingerprint_allowed(c->seed, allowed), .allowed = allowed};
   size_t n = 0;
   /* the raw matches' ends, as encode_range finds them */
   for (size_t at = 0, a, b; enc->raw_tokens.n_nodes > 1; at = b) {
@@ -277,8 +303,8 @@ bool tok__prefix_lookup(const tok_prefix_cache *c_const, const tok_encoding *enc
   pc_shard *sh = shard_of(c, job->key);
   pthread_mutex_lock(&sh->lock);
   for (pc_entry *e = sh->bucket[job->key & sh->mask]; e; e = e->next_in_bucket)
-    if (e->key == job->key && e->enc == enc && e->allowed_fp == job->allowed_fp && e->text_len == len &&
-        e->bound == job->last_bound && !memcmp(e->text, text, len)) {
+    if (e->key == job->key && same_setting(e, enc, job) && e->text_len == len && e->bound == job->last_bound &&
+        !memcmp(e->text, text, len)) {
       if (!take(e, e->n_ids, room, ctx)) break; /* out of memory: encode as if not cached */
       job->hit_bound = (uint32_t)len;
       job->hit_ids = e->n_ids;
@@ -303,8 +329,8 @@ bool tok__prefix_lookup(const tok_prefix_cache *c_const, const tok_encoding *enc
     sh = shard_of(c, key);
     pthread_mutex_lock(&sh->lock);
     for (pc_entry *e = sh->bucket[key & sh->mask]; e; e = e->next_in_bucket)
-      if (e->key == key && !e->exact_only && e->bound == bound && e->enc == enc &&
-          e->allowed_fp == job->allowed_fp && !memcmp(e->text, text, bound)) {
+      if (e->key == key && !e->exact_only && e->bound == bound && same_setting(e, enc, job) &&
+          !memcmp(e->text, text, bound)) {
         if (!take(e, e->bound_ids, room, ctx)) break;
         job->hit_bound = bound;
         job->hit_ids = e->bound_ids;
@@ -327,7 +353,11 @@ void tok__prefix_insert(const tok_prefix_cache *c_const, const tok_encoding *enc
   tok_prefix_cache *c = (tok_prefix_cache *)c_const;
   bool exact_only = job->n_bounds == 0;
   pc_shard *sh = shard_of(c, job->key);
-  size_t size = sizeof(pc_entry) + n_ids * sizeof *ids + len;
+  uint32_t words = allowed_words(job->allowed);
+  size_t set_bytes = words == ALL_SPECIALS ? 0 : (size_t)words * sizeof(uint64_t);
+  /* the set's words aligned after the ids and the text */
+  size_t set_at = (sizeof(pc_entry) + n_ids * sizeof *ids + len + 7) & ~(size_t)7;
+  size_t size = set_at + set_bytes;
   if (size > sh->budget || len > UINT32_MAX || n_ids > UINT32_MAX) return;
   if (exact_only) {
     /* the doorkeeper: a text without boundaries is kept on its second sight */
@@ -340,19 +370,22 @@ void tok__prefix_insert(const tok_prefix_cache *c_const, const tok_encoding *enc
   }
   pc_entry *e = malloc(size);
   if (!e) return;
-  *e = (pc_entry){.enc = enc, .key = job->key, .allowed_fp = job->allowed_fp, .bound = job->last_bound,
+  *e = (pc_entry){.enc_serial = enc->serial, .key = job->key, .allowed_fp = job->allowed_fp,
+                  .allowed_words = words, .bound = job->last_bound,
                   .bound_ids = (uint32_t)job->last_bound_ids, .text_len = (uint32_t)len, .n_ids = (uint32_t)n_ids,
                   .exact_only = exact_only, .size = size};
   e->ids = (uint32_t *)(e + 1);
   e->text = (uint8_t *)(e->ids + n_ids);
+  e->allowed = (uint64_t *)((uint8_t *)e + set_at);
   memcpy(e->ids, ids, n_ids * sizeof *ids);
   memcpy(e->text, text, len);
+  if (set_bytes) memcpy(e->allowed, job->allowed->bits, set_bytes);
   uint64_t evicted = 0;
   pthread_mutex_lock(&sh->lock);
   /* the same text already there (another thread's, or a race): keep that one */
   for (pc_entry *o = sh->bucket[e->key & sh->mask]; o; o = o->next_in_bucket)
-    if (o->key == e->key && o->enc == enc && o->allowed_fp == e->allowed_fp && o->text_len == len &&
-        o->bound == e->bound && !memcmp(o->text, text, len)) {
+    if (o->key == e->key && same_setting(o, enc, job) && o->text_len == len && o->bound == e->bound &&
+        !memcmp(o->text, text, len)) {
       pthread_mutex_unlock(&sh->lock);
       free(e);
       return;
