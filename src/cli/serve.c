@@ -61,7 +61,8 @@ static void json_list_add(tok_buf *list, const char *s)
  * the drain below, so a thread of its own takes SIGTERM and SIGINT meanwhile and ends the
  * process at once, as the signal's default action would (exit status 128 + signal):
  * nothing is serving yet, so there is nothing to drain. SIGUSR2, sent to this thread only,
- * says start-up is over; a stop signal that races with it is passed on to the main loop. */
+ * says start-up is over; a stop signal that comes once the listener may accept connections
+ * is passed on to the main loop, which drains. */
 typedef struct startup_watch {
   pthread_t thread;
   atomic_int started;
@@ -79,7 +80,9 @@ static void *startup_watch_main(void *arg)
   while (sigwait(&sigs, &sig) != 0) {
   }
   if (sig == SIGUSR2) return NULL;
-  if (atomic_load(&w->started)) {
+  /* once the listener may have accepted a connection, the signal is the main loop's: it
+   * drains (tokd_daemon_start may still be finishing: the signal waits, pending, for it) */
+  if (atomic_load(&w->started) || atomic_load(&tokd_daemon_server()->listening)) {
     kill(getpid(), sig);
     return NULL;
   }

@@ -777,6 +777,8 @@ static int start_daemon(unsigned io_threads)
     fprintf(stderr, "tokd: cannot start the lingering-close thread\n");
     return 1;
   }
+  /* from here on a stop signal must drain, not end the process (cli/serve.c) */
+  atomic_store(&S.listening, 1);
   DAEMON = MHD_start_daemon(
       flags, (uint16_t)S.cfg.port, NULL, NULL, on_access, NULL,
       MHD_OPTION_ARRAY, where,

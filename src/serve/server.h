@@ -31,6 +31,7 @@ typedef struct tokd_server {
   tok_prefix_cache *prefix_cache; /* NULL: off (--prefix-cache-bytes 0) */
   atomic_int ready;       /* tokenizers loaded and listening */
   atomic_int draining;    /* SIGTERM seen */
+  atomic_int listening;   /* connections may be accepted (set just before the listener starts) */
   atomic_int warm;        /* the backtracking encoder's tables are built (tok_registry_warm) */
   atomic_uint inflight;   /* requests whose body is complete, queued or computing */
   atomic_uint active;     /* requests begun and not yet completed (what a drain waits for) */
