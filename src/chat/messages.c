@@ -127,11 +127,18 @@ static jv try_json_object(jrender *r, jv s)
   tok_error keep;
   if (r->err) keep = *r->err;
   volatile jv v = tok__jv_none();
+  volatile bool failed = false;
   if (setjmp(r->exit) == 0) {
     jv parsed = tok__jv_from_json(r, s.u.s.p, s.u.s.n, "arguments");
     v = parsed;
+  } else {
+    failed = true;
   }
   memcpy(r->exit, saved, sizeof saved);
+  /* only a parse failure becomes {}: the render's memory limit or deadline still ends it
+   * (vLLM would have parsed the text, so {} would give other ids); its error is set */
+  tok_err code = failed && r->err ? r->err->code : TOK_EINVAL;
+  if (code != TOK_EINVAL) longjmp(r->exit, (int)code);
   if (r->err) *r->err = keep;
   jv out = v;
   return out.t == JV_DICT ? out : tok__jv_none();
