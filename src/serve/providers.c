@@ -449,12 +449,14 @@ bool tokd_handle_provider(const tokd_server *srv, tokd_worker *w, const tokd_req
   tok_special_set_all(enc, &set);
   tok_encode_opts opts = {.allowed_special = &set, .prefix_cache = srv->prefix_cache};
   tok_error te;
-  size_t n;
-  bool stopped;
-  if (tok_count(enc, w->scratch, w->chat.data ? w->chat.data : "", w->chat.len, &opts, &n, &stopped, &te) != TOK_OK) {
+  /* encoded, not only counted: an agent counts a conversation before each turn, and the ids
+   * kept in the prefix cache make the next count (and the next render) cost the new turn */
+  tok_encode_result r;
+  if (tok_encode(enc, w->scratch, w->chat.data ? w->chat.data : "", w->chat.len, &opts, &r, &te) != TOK_OK) {
     tokd_core_error(e, &te, "messages");
     goto done;
   }
+  size_t n = r.len;
   /* count_tokens renders through render_chat_request, whose length check applies (no
    * output tokens requested); Responses' count is tokd's own and counts any length */
   if (!responses && !tokd_render_fits(srv, enc, n, 0, e)) goto done;
