@@ -2007,7 +2007,8 @@ static void exec(jrender *r, jframe *f, const jnode *n)
   case S_FILTER: {
     jdivert *d = tok__jr_divert_begin(r);
     exec(r, f, n->b);
-    tok__jv_str_out(r, r->out, filter_block(r, f, n->a, tok__jr_divert_end(r, d)));
+    jv v = filter_block(r, f, n->a, tok__jr_divert_end(r, d)); /* before reading r->out: it ends the divert */
+    tok__jv_str_out(r, r->out, v);
     return;
   }
   case S_MACRO: {
