@@ -4,19 +4,21 @@
 #include "serve/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static tokd_log_level shown = LOG_INFO;
+/* atomic: the start-up signal thread (cli/serve.c) may log while the daemon sets it */
+static _Atomic int shown = LOG_INFO;
 
-void tokd_log_set_level(tokd_log_level level) { shown = level; }
+void tokd_log_set_level(tokd_log_level level) { atomic_store_explicit(&shown, (int)level, memory_order_relaxed); }
 
 void tokd_log(tokd_log_level gate, tokd_log_level level, const char *fmt, ...)
 {
-  if (gate > shown) return;
+  if ((int)gate > atomic_load_explicit(&shown, memory_order_relaxed)) return;
   static const char *names[] = {"off", "error", "warn", "info"};
   char stack[2048], *line = stack;
   struct timespec t;
