@@ -220,7 +220,8 @@ int tokd_chat_load(tokd_server *srv)
     char msg[400];
     if (!info->chat_template) {
       snprintf(msg, sizeof msg, "%s has no chat template (a Hugging Face model directory with one in "
-               "tokenizer_config.json or chat_template.jinja has); send \"chat_template\"", info->name);
+               "tokenizer_config.json or chat_template.jinja has)%s", info->name,
+               srv->cfg.allow_request_chat_template ? "; send \"chat_template\"" : "");
     } else {
       tok_error err;
       if (tok_chat_template_parse(info->chat_template, strlen(info->chat_template), &srv->chat[i], &err) == TOK_OK)
