@@ -164,18 +164,9 @@ int main(void)
   setenv("CK_DEFAULT_TIMEOUT", "300", 0);
   tu_registry(); /* load once; forked tests inherit it */
   tu_hf_encoding("llama3_1");
-  SRunner *sr = srunner_create(utf8_suite());
-  srunner_add_suite(sr, phash_suite());
-  srunner_add_suite(sr, vocab_suite());
-  srunner_add_suite(sr, bpe_suite());
-  srunner_add_suite(sr, encode_suite());
-  srunner_add_suite(sr, golden_suite());
-  srunner_add_suite(sr, hf_suite());
-  srunner_add_suite(sr, normalize_suite());
-  srunner_add_suite(sr, scan_suite());
-  srunner_add_suite(sr, sweep_suite());
-  srunner_add_suite(sr, split_suite());
-  srunner_add_suite(sr, prefix_suite());
+  SRunner *sr = srunner_create(NULL);
+#define TU_ADD_SUITE(name) srunner_add_suite(sr, name##_suite());
+  TU_SUITES(TU_ADD_SUITE)
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);

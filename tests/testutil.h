@@ -36,17 +36,11 @@ const tok_encoding *tu_hf_dir_encoding(const char *model); /* deepseek_v3, llama
 /* The model, or NULL after saying it is skipped (a failure when TOKD_REQUIRE_MODELS=1). */
 const tok_encoding *tu_hf_model_or_skip(const char *model);
 
-Suite *utf8_suite(void);
-Suite *phash_suite(void);
-Suite *vocab_suite(void);
-Suite *bpe_suite(void);
-Suite *encode_suite(void);
-Suite *golden_suite(void);
-Suite *hf_suite(void);
-Suite *normalize_suite(void);
-Suite *scan_suite(void);
-Suite *sweep_suite(void);
-Suite *split_suite(void);
-Suite *prefix_suite(void);
+/* Every Check suite, in the order they run: one list for the declarations here and the
+ * runner (make unit-test SUITE=name runs one). A new tests/check_X.c adds X here. */
+#define TU_SUITES(X) \
+  X(utf8) X(phash) X(vocab) X(bpe) X(encode) X(golden) X(hf) X(normalize) X(scan) X(sweep) X(split) X(prefix)
+#define TU_DECLARE_SUITE(name) Suite *name##_suite(void);
+TU_SUITES(TU_DECLARE_SUITE)
 
 #endif
