@@ -1,10 +1,11 @@
 /*
- * serve.c — the `tokd serve` command: the server (serve/daemon.h) wrapped with signals and
- * lifecycle log lines; `--print-memory`.
+ * serve.c — the `tokd serve` command: the server object (serve/server.h) wrapped with
+ * signals and lifecycle log lines; `--print-memory`.
  *
  * Signals are taken synchronously: SIGTERM and SIGINT are blocked in every thread and the
- * main thread waits for them with sigwait, then drains (tokd_daemon_stop). During start-up
- * a thread of its own takes them (startup_watch below), since nothing is serving yet.
+ * main thread waits for them with sigwait, then drains (tokd_server_stop). While the
+ * tokenizers load (tokd_server_new) a thread of its own takes them (startup_watch below),
+ * since nothing is serving yet.
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -17,7 +18,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "serve/daemon.h"
+#include "serve/server.h"
 #include "serve/json.h"
 #include "serve/log.h"
 #include "serve/metrics.h"
@@ -57,20 +58,15 @@ static void json_list_add(tok_buf *list, const char *s)
   tokd_json_string(list, s, strlen(s));
 }
 
-/* Start-up (loading tokenizers, building tables, probing sockets) is not interruptible by
- * the drain below, so a thread of its own takes SIGTERM and SIGINT meanwhile and ends the
+/* Loading the tokenizers (building tables, reading caches) is not interruptible by the
+ * drain below, so a thread of its own takes SIGTERM and SIGINT meanwhile and ends the
  * process at once, as the signal's default action would (exit status 128 + signal):
- * nothing is serving yet, so there is nothing to drain. SIGUSR2, sent to this thread only,
- * says start-up is over; a stop signal that comes once the listener may accept connections
- * is passed on to the main loop, which drains. */
-typedef struct startup_watch {
-  pthread_t thread;
-  atomic_int started;
-} startup_watch;
-
+ * nothing is listening yet, so there is nothing to drain. SIGUSR2, sent to this thread
+ * only, says loading is over; a stop signal that comes after that stays pending until the
+ * main loop's sigwait, which drains. */
 static void *startup_watch_main(void *arg)
 {
-  startup_watch *w = arg;
+  (void)arg;
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
@@ -80,12 +76,6 @@ static void *startup_watch_main(void *arg)
   while (sigwait(&sigs, &sig) != 0) {
   }
   if (sig == SIGUSR2) return NULL;
-  /* once the listener may have accepted a connection, the signal is the main loop's: it
-   * drains (tokd_daemon_start may still be finishing: the signal waits, pending, for it) */
-  if (atomic_load(&w->started) || atomic_load(&tokd_daemon_server()->listening)) {
-    kill(getpid(), sig);
-    return NULL;
-  }
   tokd_log(LOG_ERROR, LOG_INFO, "\"msg\":\"stopped during start-up\",\"signal\":\"%s\"",
            sig == SIGTERM ? "SIGTERM" : "SIGINT");
   _exit(128 + sig);
@@ -109,23 +99,28 @@ int tokd_serve_main(int argc, char **argv)
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   sigdelset(&sigs, SIGUSR2);
   signal(SIGPIPE, SIG_IGN);
-  startup_watch watch = {0};
-  bool watching = pthread_create(&watch.thread, NULL, startup_watch_main, &watch) == 0;
-  rc = tokd_daemon_start(&cfg);
+  pthread_t watch;
+  bool watching = pthread_create(&watch, NULL, startup_watch_main, NULL) == 0;
+  tokd_server *srv = NULL;
+  rc = tokd_server_new(&cfg, &srv);
   if (watching) {
-    atomic_store(&watch.started, 1);
-    pthread_kill(watch.thread, SIGUSR2);
-    pthread_join(watch.thread, NULL);
+    pthread_kill(watch, SIGUSR2);
+    pthread_join(watch, NULL);
   }
   if (rc != 0) return rc;
-  const tokd_server *srv = tokd_daemon_server();
+  if ((rc = tokd_server_start(srv)) != 0) {
+    tokd_server_stop(srv);
+    tokd_server_free(srv);
+    return rc;
+  }
   if (srv->cfg.print_memory) {
     /* as a server is when it turns ready: warmed, idle */
     while (!atomic_load(&srv->warm)) nanosleep(&(struct timespec){0, 5000000}, NULL);
     malloc_trim(0);
     print_memory(srv);
     fflush(stdout);
-    tokd_daemon_stop(); /* --print-memory starts with no drain delay (below) */
+    tokd_server_stop(srv); /* --print-memory starts with no drain delay (above) */
+    tokd_server_free(srv);
     return 0;
   }
 
@@ -139,7 +134,7 @@ int tokd_serve_main(int argc, char **argv)
            "\"encodings\":[%.*s],\"default_encoding\":\"%s\",\"load_ms\":%.1f,\"rss_bytes\":%llu,"
            "\"max_memory\":%zu,\"version\":\"%s\"",
            srv->cfg.listen.tcp ? "\"" : "", srv->cfg.listen.tcp ? srv->cfg.host : "null", srv->cfg.listen.tcp ? "\"" : "",
-           tokd_daemon_port(), (int)unix_paths.len, unix_paths.data ? unix_paths.data : "", srv->cfg.threads, srv->io_threads,
+           tokd_server_port(srv), (int)unix_paths.len, unix_paths.data ? unix_paths.data : "", srv->cfg.threads, srv->io_threads,
            (int)names.len, names.data ? names.data : "",
            tok_encoding_get_info(srv->default_enc)->name, srv->load_ms, tokd_rss_bytes(), srv->cfg.max_memory,
            TOKD_VERSION);
@@ -151,7 +146,8 @@ int tokd_serve_main(int argc, char **argv)
   }
   tokd_log(LOG_ERROR, LOG_INFO, "\"msg\":\"draining\",\"signal\":\"%s\",\"inflight\":%u,\"drain_delay_s\":%u",
            sig == SIGTERM ? "SIGTERM" : "SIGINT", atomic_load(&srv->active), srv->cfg.drain_delay_s);
-  unsigned left = tokd_daemon_stop();
+  unsigned left = tokd_server_stop(srv);
+  tokd_server_free(srv);
   tokd_log(LOG_ERROR, LOG_INFO, "\"msg\":\"stopped\",\"unfinished\":%u", left);
   return 0;
 }

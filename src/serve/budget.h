@@ -4,6 +4,10 @@
  * upper bound of everything it will allocate: the body, the parse, the work arrays, the
  * response) and gives it back when its response has been sent; one that would not fit is
  * answered 503 with Retry-After instead of being read. Lock-free (a compare-and-swap).
+ *
+ * The server owns one (tokd_server.budget) and reaches it through a pointer, so handlers,
+ * which see the server as const, take and give without casting; the lingering-close
+ * thread holds the same pointer.
  */
 #ifndef TOKD_BUDGET_H
 #define TOKD_BUDGET_H
@@ -19,10 +23,13 @@ typedef struct tokd_budget {
   atomic_ullong rejected; /* reservations refused */
 } tokd_budget;
 
-void tokd_budget_init(tokd_budget *b, size_t limit);
-/* Takes n bytes if they fit; false (and counts a rejection) if not. */
+/* A budget of limit bytes, none used. NULL when out of memory. */
+tokd_budget *tokd_budget_new(size_t limit);
+void tokd_budget_free(tokd_budget *b);
+/* Takes n bytes if they fit; false (and counts a rejection) if not. Thread-safe. */
 bool tokd_budget_take(tokd_budget *b, size_t n);
 void tokd_budget_give(tokd_budget *b, size_t n);
-size_t tokd_budget_free(const tokd_budget *b);
+/* Bytes not taken now. */
+size_t tokd_budget_available(const tokd_budget *b);
 
 #endif

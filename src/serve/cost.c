@@ -31,7 +31,7 @@ typedef struct package {
   unsigned long long last_uj;
 } package;
 
-static struct {
+struct tokd_cost {
   tokd_cost_cfg cfg;
   pthread_t thread;
   pthread_mutex_t lock;
@@ -43,7 +43,7 @@ static struct {
   double cpu_last, joules;
   sample ring[WINDOW + 1];
   unsigned head, filled;
-} C = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+};
 
 void tokd_process_cpu(double *user, double *system)
 {
@@ -81,114 +81,128 @@ static void machine_cpu(unsigned long long *busy, unsigned long long *total)
 
 /* The package zones: top-level intel-rapl:N (not intel-rapl:N:M, its sub-zones), whose
  * energy counter is readable (root only on kernels since 5.10, CVE-2020-8694). */
-static void find_packages(const char *dir)
+static void find_packages(tokd_cost *C, const char *dir)
 {
   DIR *d = opendir(dir);
   if (!d) return;
-  for (struct dirent *e; (e = readdir(d)) && C.n_pkgs < MAX_PACKAGES;) {
+  for (struct dirent *e; (e = readdir(d)) && C->n_pkgs < MAX_PACKAGES;) {
     const char *colon = strchr(e->d_name, ':');
     if (strncmp(e->d_name, "intel-rapl:", 11) || !colon || strchr(colon + 1, ':')) continue;
-    package *p = &C.pkgs[C.n_pkgs];
+    package *p = &C->pkgs[C->n_pkgs];
     char max_path[600];
     snprintf(p->path, sizeof p->path, "%s/%s/energy_uj", dir, e->d_name);
     snprintf(max_path, sizeof max_path, "%s/%s/max_energy_range_uj", dir, e->d_name);
-    if (read_ull(p->path, &p->last_uj) && read_ull(max_path, &p->max_uj) && p->max_uj) C.n_pkgs++;
+    if (read_ull(p->path, &p->last_uj) && read_ull(max_path, &p->max_uj) && p->max_uj) C->n_pkgs++;
   }
   closedir(d);
 }
 
-static void take_sample(void)
+static void take_sample(tokd_cost *C)
 {
   double user, sys;
   tokd_process_cpu(&user, &sys);
-  double cpu = user + sys, d_cpu = cpu - C.cpu_last;
-  C.cpu_last = cpu;
-  if (C.n_pkgs) {
+  double cpu = user + sys, d_cpu = cpu - C->cpu_last;
+  C->cpu_last = cpu;
+  if (C->n_pkgs) {
     unsigned long long busy, total, d_uj = 0;
     machine_cpu(&busy, &total);
-    for (unsigned i = 0; i < C.n_pkgs; i++) {
+    for (unsigned i = 0; i < C->n_pkgs; i++) {
       unsigned long long now;
-      if (!read_ull(C.pkgs[i].path, &now)) continue;
-      d_uj += now >= C.pkgs[i].last_uj ? now - C.pkgs[i].last_uj : C.pkgs[i].max_uj - C.pkgs[i].last_uj + now;
-      C.pkgs[i].last_uj = now;
+      if (!read_ull(C->pkgs[i].path, &now)) continue;
+      d_uj += now >= C->pkgs[i].last_uj ? now - C->pkgs[i].last_uj : C->pkgs[i].max_uj - C->pkgs[i].last_uj + now;
+      C->pkgs[i].last_uj = now;
     }
     /* tokd's share of the busy CPU time of the machine in this interval */
-    double d_busy = (double)(busy - C.machine_busy) / (double)sysconf(_SC_CLK_TCK);
+    double d_busy = (double)(busy - C->machine_busy) / (double)sysconf(_SC_CLK_TCK);
     double share = d_busy > 0 ? d_cpu / d_busy : 0;
     if (share > 1) share = 1;
     if (share < 0) share = 0;
-    C.machine_busy = busy, C.machine_total = total;
-    C.joules += (double)d_uj / 1e6 * share;
+    C->machine_busy = busy, C->machine_total = total;
+    C->joules += (double)d_uj / 1e6 * share;
   } else {
-    C.joules += d_cpu * C.cfg.watts_per_core;
+    C->joules += d_cpu * C->cfg.watts_per_core;
   }
   tokd_metrics_totals t;
-  tokd_metrics_totals_read(C.cfg.metrics, &t);
-  sample *s = &C.ring[C.head];
-  *s = (sample){.t = tokd_now(), .cpu = cpu, .joules = C.joules};
+  tokd_metrics_totals_read(C->cfg.metrics, &t);
+  sample *s = &C->ring[C->head];
+  *s = (sample){.t = tokd_now(), .cpu = cpu, .joules = C->joules};
   for (int ep = 0; ep < EP__COUNT; ep++) {
     s->tokens += t.tokens[ep];
     s->requests[ep] = t.requests[ep];
     s->request_cpu[ep] = t.cpu[ep];
   }
-  C.head = (C.head + 1) % (WINDOW + 1);
-  if (C.filled < WINDOW + 1) C.filled++;
+  C->head = (C->head + 1) % (WINDOW + 1);
+  if (C->filled < WINDOW + 1) C->filled++;
 }
 
 static void *sampler(void *arg)
 {
-  (void)arg;
-  pthread_mutex_lock(&C.lock);
-  while (!C.stop) {
+  tokd_cost *C = arg;
+  pthread_mutex_lock(&C->lock);
+  while (!C->stop) {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += 1;
-    pthread_cond_timedwait(&C.wake, &C.lock, &until);
-    if (!C.stop) take_sample();
+    pthread_cond_timedwait(&C->wake, &C->lock, &until);
+    if (!C->stop) take_sample(C);
   }
-  pthread_mutex_unlock(&C.lock);
+  pthread_mutex_unlock(&C->lock);
   return NULL;
 }
 
-bool tokd_cost_start(const tokd_cost_cfg *cfg)
+tokd_cost *tokd_cost_new(const tokd_cost_cfg *cfg)
 {
-  C.cfg = *cfg;
-  C.n_pkgs = 0;
-  C.joules = 0;
-  C.head = C.filled = 0;
-  C.stop = false;
-  find_packages(cfg->powercap_dir ? cfg->powercap_dir : "/sys/class/powercap");
-  machine_cpu(&C.machine_busy, &C.machine_total);
+  tokd_cost *C = calloc(1, sizeof *C);
+  if (!C) return NULL;
+  pthread_mutex_init(&C->lock, NULL);
+  pthread_cond_init(&C->wake, NULL);
+  C->cfg = *cfg;
+  find_packages(C, cfg->powercap_dir ? cfg->powercap_dir : "/sys/class/powercap");
+  return C;
+}
+
+bool tokd_cost_start(tokd_cost *C)
+{
+  machine_cpu(&C->machine_busy, &C->machine_total);
   double user, sys;
   tokd_process_cpu(&user, &sys);
-  C.cpu_last = user + sys;
-  pthread_mutex_lock(&C.lock);
-  take_sample(); /* the window's first edge */
-  pthread_mutex_unlock(&C.lock);
-  C.running = pthread_create(&C.thread, NULL, sampler, NULL) == 0;
-  return C.running;
+  C->cpu_last = user + sys;
+  pthread_mutex_lock(&C->lock);
+  C->stop = false;
+  take_sample(C); /* the window's first edge */
+  pthread_mutex_unlock(&C->lock);
+  C->running = pthread_create(&C->thread, NULL, sampler, C) == 0;
+  return C->running;
 }
 
-void tokd_cost_stop(void)
+void tokd_cost_stop(tokd_cost *C)
 {
-  if (!C.running) return;
-  pthread_mutex_lock(&C.lock);
-  C.stop = true;
-  pthread_cond_signal(&C.wake);
-  pthread_mutex_unlock(&C.lock);
-  pthread_join(C.thread, NULL);
-  C.running = false;
+  if (!C || !C->running) return;
+  pthread_mutex_lock(&C->lock);
+  C->stop = true;
+  pthread_cond_signal(&C->wake);
+  pthread_mutex_unlock(&C->lock);
+  pthread_join(C->thread, NULL);
+  C->running = false;
 }
 
-void tokd_cost_read(tokd_cost *out)
+void tokd_cost_free(tokd_cost *C)
 {
-  *out = (tokd_cost){.watts_per_core = C.cfg.watts_per_core};
-  pthread_mutex_lock(&C.lock);
-  out->measured = C.n_pkgs > 0;
-  out->joules = C.joules;
-  if (C.filled >= 2) {
-    const sample *last = &C.ring[(C.head + WINDOW) % (WINDOW + 1)];
-    const sample *first = &C.ring[(C.head + WINDOW + 1 - C.filled) % (WINDOW + 1)];
+  if (!C) return;
+  pthread_mutex_destroy(&C->lock);
+  pthread_cond_destroy(&C->wake);
+  free(C);
+}
+
+void tokd_cost_read(tokd_cost *C, tokd_cost_figures *out)
+{
+  *out = (tokd_cost_figures){.watts_per_core = C->cfg.watts_per_core};
+  pthread_mutex_lock(&C->lock);
+  out->measured = C->n_pkgs > 0;
+  out->joules = C->joules;
+  if (C->filled >= 2) {
+    const sample *last = &C->ring[(C->head + WINDOW) % (WINDOW + 1)];
+    const sample *first = &C->ring[(C->head + WINDOW + 1 - C->filled) % (WINDOW + 1)];
     out->window_s = last->t - first->t;
     out->window_cpu = last->cpu - first->cpu;
     out->window_joules = last->joules - first->joules;
@@ -198,5 +212,5 @@ void tokd_cost_read(tokd_cost *out)
       out->window_request_cpu[ep] = last->request_cpu[ep] - first->request_cpu[ep];
     }
   }
-  pthread_mutex_unlock(&C.lock);
+  pthread_mutex_unlock(&C->lock);
 }

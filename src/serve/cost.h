@@ -32,7 +32,7 @@ typedef struct tokd_cost_cfg {
   tokd_metrics *metrics;
 } tokd_cost_cfg;
 
-typedef struct tokd_cost {
+typedef struct tokd_cost_figures {
   bool measured;             /* energy from RAPL (else the model) */
   double watts_per_core;
   double joules;             /* since start */
@@ -42,14 +42,21 @@ typedef struct tokd_cost {
   unsigned long long window_tokens;
   unsigned long long window_requests[EP__COUNT];
   double window_request_cpu[EP__COUNT]; /* worker CPU seconds computing answers */
-} tokd_cost;
+} tokd_cost_figures;
 
-/* Starts the sampler. false if its thread cannot start. */
-bool tokd_cost_start(const tokd_cost_cfg *cfg);
-void tokd_cost_stop(void);
+typedef struct tokd_cost tokd_cost;
+
+/* A sampler for cfg (it finds the powercap packages now), not started. NULL when out of
+ * memory. */
+tokd_cost *tokd_cost_new(const tokd_cost_cfg *cfg);
+/* Takes the first sample and starts the sampling thread. false if it cannot start. */
+bool tokd_cost_start(tokd_cost *c);
+void tokd_cost_stop(tokd_cost *c);
+/* Frees a stopped sampler; NULL is ignored. */
+void tokd_cost_free(tokd_cost *c);
 
 /* The latest figures (thread-safe). */
-void tokd_cost_read(tokd_cost *out);
+void tokd_cost_read(tokd_cost *c, tokd_cost_figures *out);
 
 /* This process's user and system CPU seconds. */
 void tokd_process_cpu(double *user, double *system);

@@ -55,13 +55,10 @@ void tokd_worker_trim(tokd_worker *w, size_t keep_bytes)
 
 /* ---------------------------------------------------------------------------------------
  * One long text on several threads (tok_split). The whole server lends at most
- * --split-threads - 1 helper threads at a time (SPLIT_BUSY), so that big requests cannot
- * multiply the threads; a request that finds none spare, or whose helpers' copy of the ids
+ * --split-threads - 1 helper threads at a time (tokd_split_gate), so that big requests
+ * cannot multiply the threads; a request that finds none spare, or whose helpers' copy of the ids
  * does not fit in the memory budget, encodes on its worker alone, with the same result.
  */
-static atomic_uint SPLIT_BUSY;
-static atomic_ullong SPLIT_TEXTS, SPLIT_HELPERS; /* for /metrics */
-
 typedef struct split_lease {
   tok_split split;
   size_t memory; /* taken from the budget */
@@ -77,29 +74,27 @@ static void split_begin(const tokd_server *srv, tokd_worker *w, const tok_encodi
   *lease = (split_lease){0};
   unsigned cap = srv->cfg.split_threads;
   if (cap < 2 || longest < 2 * TOK_SPLIT_MIN_PART || !tok_encoding_splits(enc)) return;
-  unsigned want = (unsigned)(longest / TOK_SPLIT_MIN_PART) - 1, busy = atomic_load(&SPLIT_BUSY);
+  tokd_split_gate *gate = srv->split;
+  unsigned want = (unsigned)(longest / TOK_SPLIT_MIN_PART) - 1, busy = atomic_load(&gate->busy);
   if (want > cap - 1) want = cap - 1;
   if (want > 64) want = 64;
   do {
     if (busy >= cap - 1) return;
     if (want > cap - 1 - busy) want = cap - 1 - busy;
-  } while (!atomic_compare_exchange_weak(&SPLIT_BUSY, &busy, busy + want));
+  } while (!atomic_compare_exchange_weak(&gate->busy, &busy, busy + want));
   size_t memory = longest * SPLIT_BYTES_PER_BYTE(offsets);
-
-  /* the budget is the server's one mutable counter; handlers see the server as const */
-  tokd_budget *budget = (tokd_budget *)&srv->budget;
-  if (!tokd_budget_take(budget, memory)) {
-    atomic_fetch_sub(&SPLIT_BUSY, want);
+  if (!tokd_budget_take(srv->budget, memory)) {
+    atomic_fetch_sub(&gate->busy, want);
     return;
   }
   while (w->n_helpers < want && (w->helpers[w->n_helpers] = tok_scratch_new(&srv->limits)))
     w->n_helpers++;
   lease->split = (tok_split){.helpers = w->helpers, .n_helpers = want < w->n_helpers ? want : w->n_helpers};
   lease->memory = memory;
-  atomic_fetch_sub(&SPLIT_BUSY, want - lease->split.n_helpers);
+  atomic_fetch_sub(&gate->busy, want - lease->split.n_helpers);
   if (lease->split.n_helpers) {
-    atomic_fetch_add_explicit(&SPLIT_TEXTS, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&SPLIT_HELPERS, lease->split.n_helpers, memory_order_relaxed);
+    atomic_fetch_add_explicit(&gate->texts, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&gate->helpers, lease->split.n_helpers, memory_order_relaxed);
   }
 }
 
@@ -108,8 +103,8 @@ static void split_end(const tokd_server *srv, split_lease *lease)
   /* the helpers' copies are spent: their memory goes back with the lease */
   for (unsigned i = 0; i < lease->split.n_helpers; i++)
     tok_scratch_trim(lease->split.helpers[i], (size_t)64 << 10);
-  if (lease->memory) tokd_budget_give((tokd_budget *)&srv->budget, lease->memory);
-  atomic_fetch_sub(&SPLIT_BUSY, lease->split.n_helpers);
+  if (lease->memory) tokd_budget_give(srv->budget, lease->memory);
+  atomic_fetch_sub(&srv->split->busy, lease->split.n_helpers);
   *lease = (split_lease){0};
 }
 
@@ -558,7 +553,7 @@ bool tokd_server_ready(const tokd_server *srv)
 {
   return atomic_load(&srv->ready) && !atomic_load(&srv->draining) &&
          atomic_load(&srv->inflight) < srv->cfg.max_inflight &&
-         tokd_budget_free(&srv->budget) >= (1u << 20);
+         tokd_budget_available(srv->budget) >= (1u << 20);
 }
 
 bool tokd_handle_ready(const tokd_server *srv, tokd_worker *w, const tokd_request *req,
@@ -586,18 +581,18 @@ bool tokd_handle_metrics(const tokd_server *srv, tokd_worker *w, const tokd_requ
       .encodings = (unsigned)tok_registry_count(srv->reg),
       .inflight = atomic_load(&srv->inflight),
       .queued = srv->pool ? tokd_pool_queued(srv->pool) : 0,
-      .connections = tokd_watchdog_count(),
-      .budget_bytes = srv->budget.limit,
-      .budget_used = atomic_load(&srv->budget.used),
-      .budget_peak = atomic_load(&srv->budget.peak),
-      .budget_rejected = atomic_load(&srv->budget.rejected),
+      .connections = tokd_watchdog_count(srv->watchdog),
+      .budget_bytes = srv->budget->limit,
+      .budget_used = atomic_load(&srv->budget->used),
+      .budget_peak = atomic_load(&srv->budget->peak),
+      .budget_rejected = atomic_load(&srv->budget->rejected),
       .warm = atomic_load(&srv->warm),
-      .split_texts = atomic_load(&SPLIT_TEXTS),
-      .split_helpers = atomic_load(&SPLIT_HELPERS),
+      .split_texts = atomic_load(&srv->split->texts),
+      .split_helpers = atomic_load(&srv->split->helpers),
   };
-  tokd_linger_get_stats(&g.linger);
-  tokd_cost cost;
-  tokd_cost_read(&cost);
+  tokd_linger_get_stats(srv->linger, &g.linger);
+  tokd_cost_figures cost;
+  tokd_cost_read(srv->cost, &cost);
   g.cost = &cost;
   g.reg = srv->reg;
   tok_prefix_cache_stats pc;

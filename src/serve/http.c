@@ -1,5 +1,6 @@
 /*
- * daemon.c — `tokd serve`: the HTTP side, on libmicrohttpd (epoll thread pool).
+ * http.c — `tokd serve`'s HTTP side, on libmicrohttpd (epoll thread pool); the server object
+ * (server.h) is every callback's context.
  *
  * A request goes through these steps, each with its limit decided as early as it can be:
  *   1. the request line: a path with %00, control characters or invalid UTF-8 is marked
@@ -25,21 +26,16 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <malloc.h>
 #include <microhttpd.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "serve/cost.h"
-#include "serve/daemon.h"
+#include "serve/http.h"
 #include "serve/json.h"
 #include "serve/linger.h"
 #include "serve/listen.h"
@@ -67,39 +63,12 @@
 #define SMALL_BODY ((size_t)64 << 10)
 /* Answers up to this size are handed to libmicrohttpd whole; larger ones piece by piece. */
 #define WHOLE_ANSWER ((size_t)64 << 10)
-/* Rate-limit grace before --min-rate applies, seconds. */
-#define RATE_GRACE 5.0
-
-static tokd_server S;
-static tokd_pool *POOL;
-static struct MHD_Daemon *DAEMON;
-static atomic_int CANCEL; /* drain timed out: queued jobs answer 503 */
-static atomic_ullong REQUEST_SEQ;
-static unsigned long long ID_PREFIX;
-static pthread_t WARM_THREAD; /* builds the backtracking tables after start-up */
-static double START, READY_MS;
-static bool WARMING;
-
-/* Builds the backtracking tables the image did not bring (Hugging Face models); the
- * server is ready once they are, so no request meets the slower heap merger for want of
- * them. */
-static void *warm_main(void *srv)
-{
-  tokd_server *s = srv;
-  tok_registry_warm(s->reg);
-  atomic_store(&s->warm, 1);
-  atomic_store(&s->ready, 1);
-  READY_MS = (tokd_now() - START) * 1e3;
-  tokd_log(LOG_ERROR, LOG_INFO, "\"msg\":\"ready\",\"ready_ms\":%.1f,\"rss_bytes\":%llu", READY_MS,
-           tokd_rss_bytes());
-  return NULL;
-}
-
 typedef enum { BODY_JSON, BODY_TEXT, BODY_SNIFF } body_kind;
 typedef enum { ST_NEW, ST_BODY, ST_QUEUED, ST_DONE, ST_ANSWERED } req_state;
 
 typedef struct req_ctx {
   tokd_job job; /* first: the pool's link (a tokd_job * is a req_ctx *) */
+  tokd_server *srv;
   struct MHD_Connection *conn;
   tokd_wd_conn *wd;
   tokd_endpoint ep;
@@ -161,6 +130,7 @@ static void free_piecewise(void *cls)
 /* Queues ctx's answer (ctx->answer, owned) with its status. */
 static enum MHD_Result queue_answer(req_ctx *ctx, const char *content_type)
 {
+  tokd_server *srv = ctx->srv;
   struct MHD_Response *resp = NULL;
   size_t len = ctx->answer_len;
   if (len > WHOLE_ANSWER) {
@@ -191,7 +161,7 @@ static enum MHD_Result queue_answer(req_ctx *ctx, const char *content_type)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                             TOKD_ROUTES[ctx->ep].method == TOKD_POST ? "POST" : "GET, HEAD");
   if (ctx->status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-  if (ctx->close || atomic_load(&S.draining))
+  if (ctx->close || atomic_load(&srv->draining))
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result r = MHD_queue_response(ctx->conn, ctx->status, resp);
   MHD_destroy_response(resp);
@@ -264,12 +234,13 @@ static const char *uri_problem(const char *uri)
  * context starts here. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-  (void)cls;
+  tokd_server *srv = cls;
   req_ctx *ctx = calloc(1, sizeof *ctx);
   if (!ctx) return NULL;
+  ctx->srv = srv;
   ctx->conn = conn;
   ctx->started = tokd_now();
-  atomic_fetch_add(&S.active, 1);
+  atomic_fetch_add(&srv->active, 1);
   ctx->uri_problem = uri_problem(uri);
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   ctx->wd = ci ? ci->socket_context : NULL;
@@ -277,26 +248,19 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
   return ctx;
 }
 
-/* A connection's memory: libmicrohttpd's pool for the request head and its I/O buffers
- * (CONN_POOL), its own and our structures (measured: 4.7 KB resident for an idle
- * connection, 33.5 KB for one holding a 30 KB head with a 32 KiB pool). Each open
- * connection reserves this much of the budget, so the budget bounds connections too. */
-#define CONN_POOL ((size_t)16 << 10)
-#define CONN_RESERVE (CONN_POOL + ((size_t)3 << 10))
-
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
-  (void)cls;
+  tokd_server *srv = cls;
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
   if (code == MHD_CONNECTION_NOTIFY_STARTED) {
     /* a connection is watched iff it holds its reservation; one that cannot have either
      * is shut at once (libmicrohttpd then closes it) */
     *socket_context = NULL;
     if (!ci) return;
-    if (tokd_budget_take(&S.budget, CONN_RESERVE)) {
-      if ((*socket_context = tokd_watchdog_add(ci->connect_fd))) return;
-      tokd_budget_give(&S.budget, CONN_RESERVE);
+    if (tokd_budget_take(srv->budget, TOKD_CONN_RESERVE)) {
+      if ((*socket_context = tokd_watchdog_add(srv->watchdog, ci->connect_fd))) return;
+      tokd_budget_give(srv->budget, TOKD_CONN_RESERVE);
     }
     shutdown(ci->connect_fd, SHUT_RDWR);
   } else if (*socket_context) {
@@ -304,7 +268,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
      * read lingers instead (linger.h), holding its reservation until it closes there */
     uint64_t linger = tokd_watchdog_remove(*socket_context);
     *socket_context = NULL;
-    if (!(linger && ci && tokd_linger_add(ci->connect_fd, linger))) tokd_budget_give(&S.budget, CONN_RESERVE);
+    if (!(linger && ci && tokd_linger_add(srv->linger, ci->connect_fd, linger))) tokd_budget_give(srv->budget, TOKD_CONN_RESERVE);
   }
 }
 
@@ -363,6 +327,7 @@ static enum MHD_Result copy_query(void *cls, enum MHD_ValueKind kind, const char
 
 static void make_request_id(req_ctx *ctx, const char *given)
 {
+  tokd_server *srv = ctx->srv;
   size_t n = 0;
   if (given) {
     /* echo a client's id if it is printable and short; anything else is replaced */
@@ -373,8 +338,8 @@ static void make_request_id(req_ctx *ctx, const char *given)
       return;
     }
   }
-  snprintf(ctx->request_id, sizeof ctx->request_id, "%012llx-%08llx", ID_PREFIX,
-           atomic_fetch_add_explicit(&REQUEST_SEQ, 1, memory_order_relaxed));
+  snprintf(ctx->request_id, sizeof ctx->request_id, "%012llx-%08llx", srv->id_prefix,
+           atomic_fetch_add_explicit(&srv->request_seq, 1, memory_order_relaxed));
 }
 
 static bool content_type_kind(struct MHD_Connection *c, body_kind *kind, tokd_http_error *e)
@@ -410,9 +375,10 @@ static bool content_type_kind(struct MHD_Connection *c, body_kind *kind, tokd_ht
  * it reads gets the answer instead of a reset. */
 static enum MHD_Result refuse_early(req_ctx *ctx, const tokd_http_error *e, const framing *f, bool close)
 {
+  tokd_server *srv = ctx->srv;
   bool body = f->transfer_encodings || (f->content_lengths && (f->length_bad || f->length > 0));
   if (body) {
-    uint64_t cap = S.cfg.linger_bytes;
+    uint64_t cap = srv->cfg.linger_bytes;
     if (!f->transfer_encodings && !f->length_bad && f->length < cap) cap = f->length;
     tokd_watchdog_linger(ctx->wd, cap);
   }
@@ -422,6 +388,7 @@ static enum MHD_Result refuse_early(req_ctx *ctx, const tokd_http_error *e, cons
 /* The headers are in: route, framing, admission. */
 static enum MHD_Result begin(req_ctx *ctx, const char *url, const char *method, const char *version)
 {
+  tokd_server *srv = ctx->srv;
   tokd_http_error e;
   static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
   ctx->method = "OTHER"; /* logged as is, so only a known method name is kept */
@@ -431,7 +398,7 @@ static enum MHD_Result begin(req_ctx *ctx, const char *url, const char *method, 
   MHD_get_connection_values(ctx->conn, MHD_HEADER_KIND, scan_header, &f);
   make_request_id(ctx, f.request_id);
   ctx->ep = tokd_route_find(url);
-  if (!S.cfg.ui && tokd_is_ui(ctx->ep)) ctx->ep = EP_OTHER; /* --ui off: not found */
+  if (!srv->cfg.ui && tokd_is_ui(ctx->ep)) ctx->ep = EP_OTHER; /* --ui off: not found */
   ctx->state = ST_BODY;
 
   /* (a Content-Length that is not a number never gets here: libmicrohttpd answers it
@@ -443,18 +410,20 @@ static enum MHD_Result begin(req_ctx *ctx, const char *url, const char *method, 
       : !f.host && !strcmp(version, MHD_HTTP_VERSION_1_1) ? "an HTTP/1.1 request without Host"
       : ctx->uri_problem;
   if (framing_error) {
-    tokd_metrics_framing(S.metrics);
+    tokd_metrics_framing(srv->metrics);
     tokd_error_set(&e, 400, "bad_request", NULL, "refused: %s", framing_error);
     return refuse_early(ctx, &e, &f, true);
   }
   if (f.transfer_encodings && strcasecmp(f.te, "chunked") != 0) {
-    tokd_metrics_framing(S.metrics);
+    tokd_metrics_framing(srv->metrics);
     tokd_error_set(&e, 501, "unsupported_transfer_encoding", NULL,
                    "Transfer-Encoding \"%.40s\" is not supported; send Content-Length or chunked", f.te);
     return refuse_early(ctx, &e, &f, true);
   }
   if (ctx->ep == EP_OTHER) {
-    tokd_error_set(&e, 404, "unknown_route", NULL, "no such endpoint: %.100s (try %s)", url, tokd_route_list());
+    char routes[1024];
+    tokd_error_set(&e, 404, "unknown_route", NULL, "no such endpoint: %.100s (try %s)", url,
+                   tokd_route_list(routes, sizeof routes));
     return refuse_early(ctx, &e, &f, false);
   }
   const tokd_route *route = &TOKD_ROUTES[ctx->ep];
@@ -471,28 +440,28 @@ static enum MHD_Result begin(req_ctx *ctx, const char *url, const char *method, 
   }
   if (!content_type_kind(ctx->conn, &ctx->kind, &e)) return refuse_early(ctx, &e, &f, true);
   ctx->chunked = f.transfer_encodings > 0;
-  if (!ctx->chunked && (f.length_bad || f.length > S.cfg.max_body_bytes)) {
+  if (!ctx->chunked && (f.length_bad || f.length > srv->cfg.max_body_bytes)) {
     tokd_error_set(&e, 413, "body_too_large", NULL,
                    "request body of %.20s bytes exceeds the limit of %zu bytes (--max-body-bytes)",
-                   f.first_length, S.cfg.max_body_bytes);
+                   f.first_length, srv->cfg.max_body_bytes);
     return refuse_early(ctx, &e, &f, true);
   }
   /* the memory this request may use, reserved before its body is read; a chunked body
    * reserves as it grows */
   size_t want = reserve_for(ctx->ep, ctx->chunked ? 0 : f.length, false);
-  if (want > S.budget.limit) {
+  if (want > srv->budget->limit) {
     tokd_error_set(&e, 413, "body_too_large", NULL,
                    "a body of %llu bytes needs more memory than --max-memory allows one request", f.length);
     return refuse_early(ctx, &e, &f, true);
   }
-  if (!tokd_budget_take(&S.budget, want)) {
+  if (!tokd_budget_take(srv->budget, want)) {
     tokd_error_set(&e, 503, "overloaded", NULL,
                    "the server's memory budget is spent by requests in progress; retry after a moment");
     return refuse_early(ctx, &e, &f, true);
   }
   ctx->reserved = want;
   MHD_get_connection_values(ctx->conn, MHD_GET_ARGUMENT_KIND, copy_query, ctx);
-  ctx->body.limit = S.cfg.max_body_bytes;
+  ctx->body.limit = srv->cfg.max_body_bytes;
   if (!ctx->chunked && f.length > 0 && tok_buf_reserve(&ctx->body, (size_t)f.length) != TOK_OK)
     ctx->no_memory = true;
   tokd_watchdog_phase(ctx->wd, WD_BODY);
@@ -502,6 +471,7 @@ static enum MHD_Result begin(req_ctx *ctx, const char *url, const char *method, 
 /* Part of the body arrived. */
 static enum MHD_Result body_data(req_ctx *ctx, const char *data, size_t n)
 {
+  tokd_server *srv = ctx->srv;
   tokd_watchdog_progress(ctx->wd, n);
   if (ctx->state != ST_BODY) return MHD_YES; /* answered already: drop the rest */
   if (ctx->overflow || ctx->no_memory) {
@@ -510,12 +480,12 @@ static enum MHD_Result body_data(req_ctx *ctx, const char *data, size_t n)
      * answered at its end; past that the connection is cut, so a client cannot stream
      * forever (and the watchdog's --min-rate holds meanwhile) */
     ctx->dropped += n;
-    return ctx->dropped > S.cfg.linger_bytes ? MHD_NO : MHD_YES;
+    return ctx->dropped > srv->cfg.linger_bytes ? MHD_NO : MHD_YES;
   }
   if (ctx->chunked && reserve_for(ctx->ep, ctx->body.len + n, false) > ctx->reserved) {
     /* grow the reservation in steps of 64 KiB of body */
     size_t want = reserve_for(ctx->ep, ctx->body.len + n + (64 << 10), false);
-    if (!tokd_budget_take(&S.budget, want - ctx->reserved)) {
+    if (!tokd_budget_take(srv->budget, want - ctx->reserved)) {
       ctx->no_memory = true;
       return MHD_YES;
     }
@@ -540,6 +510,7 @@ static double thread_cpu(void)
 static void run_job(tokd_job *job, tokd_worker *w)
 {
   req_ctx *ctx = (req_ctx *)job;
+  tokd_server *srv = ctx->srv;
   double cpu0 = thread_cpu();
   tokd_http_error e;
   tokd_request req;
@@ -547,7 +518,7 @@ static void run_job(tokd_job *job, tokd_worker *w)
   /* the answer may use what the reservation holds beyond the body */
   tok_buf out = {.limit = ctx->reserved - ctx->body.len};
   bool ok;
-  if (atomic_load(&CANCEL) || !w) {
+  if (atomic_load(&srv->cancel) || !w) {
     tokd_error_set(&e, 503, "overloaded", NULL, w ? "the server is shutting down" : "out of memory; retry later");
     ok = false;
   } else {
@@ -558,7 +529,7 @@ static void run_job(tokd_job *job, tokd_worker *w)
       while (i < ctx->body.len && strchr(" \t\r\n", ctx->body.data[i])) i++;
       kind = i < ctx->body.len && ctx->body.data[i] == '{' ? BODY_JSON : BODY_TEXT;
     }
-    tokd_parse_limits lim = {S.cfg.max_batch, S.cfg.max_tokens};
+    tokd_parse_limits lim = {srv->cfg.max_batch, srv->cfg.max_tokens};
     /* an empty body has no buffer: the parsers get an empty string, not NULL (pointer
      * arithmetic on NULL, even + 0, is undefined; clang's UBSan in fuzz_http found it) */
     char no_body[1] = "";
@@ -570,12 +541,12 @@ static void run_job(tokd_job *job, tokd_worker *w)
     if (ok && (req.offsets || req.token_strings || chat)) {
       /* a richer answer, or a chat render: top the reservation up */
       size_t want = reserve_for(ctx->ep, ctx->body.len, true) + (chat ? RESERVE_CHAT : 0);
-      if (want > S.budget.limit) {
+      if (want > srv->budget->limit) {
         tokd_error_set(&e, 413, "body_too_large", NULL,
                        "offsets, token strings or a chat render for a body of %zu bytes need more memory than "
                        "--max-memory allows one request", ctx->body.len);
         ok = false;
-      } else if (want > ctx->reserved && !tokd_budget_take(&S.budget, want - ctx->reserved)) {
+      } else if (want > ctx->reserved && !tokd_budget_take(srv->budget, want - ctx->reserved)) {
         tokd_error_set(&e, 503, "overloaded",
                        NULL, "the server's memory budget is spent by requests in progress; retry after a moment");
         ok = false;
@@ -584,7 +555,7 @@ static void run_job(tokd_job *job, tokd_worker *w)
       }
       out.limit = ctx->reserved - ctx->body.len;
     }
-    if (ok) ok = TOKD_HANDLERS[ctx->ep](&S, w, &req, &out, &ctx->tokens, &e);
+    if (ok) ok = TOKD_HANDLERS[ctx->ep](srv, w, &req, &out, &ctx->tokens, &e);
   }
   tokd_request_free(&req);
   if (ok) {
@@ -598,7 +569,7 @@ static void run_job(tokd_job *job, tokd_worker *w)
   /* the body is spent; while the answer is sent the request holds only the answer */
   size_t keep = RESERVE_BASE + ctx->answer_len;
   if (ctx->reserved > keep) {
-    tokd_budget_give(&S.budget, ctx->reserved - keep);
+    tokd_budget_give(srv->budget, ctx->reserved - keep);
     ctx->reserved = keep;
   }
   free(ctx->body.data);
@@ -609,7 +580,7 @@ static void run_job(tokd_job *job, tokd_worker *w)
   /* the in-flight slot is free once the work is done: a client slow to read its answer
    * holds only the answer's memory (and the watchdog limits how long) */
   ctx->counted = false;
-  atomic_fetch_sub(&S.inflight, 1);
+  atomic_fetch_sub(&srv->inflight, 1);
   /* from here on ctx belongs to the I/O thread again */
   MHD_resume_connection(ctx->conn);
 }
@@ -617,12 +588,13 @@ static void run_job(tokd_job *job, tokd_worker *w)
 /* The body is complete. */
 static enum MHD_Result complete(req_ctx *ctx)
 {
+  tokd_server *srv = ctx->srv;
   tokd_http_error e;
   const tokd_route *route = &TOKD_ROUTES[ctx->ep];
   if (route->method == TOKD_GET) {
     tok_buf out = {.limit = 1 << 24};
     double cpu0 = thread_cpu();
-    bool ok = TOKD_HANDLERS[ctx->ep](&S, NULL, NULL, &out, &ctx->tokens, &e);
+    bool ok = TOKD_HANDLERS[ctx->ep](srv, NULL, NULL, &out, &ctx->tokens, &e);
     ctx->cpu_s = thread_cpu() - cpu0;
     if (!ok) {
       tok_buf_free(&out);
@@ -635,7 +607,7 @@ static enum MHD_Result complete(req_ctx *ctx)
   }
   if (ctx->overflow) {
     tokd_error_set(&e, 413, "body_too_large", NULL, "request body exceeds the limit of %zu bytes (--max-body-bytes)",
-                   S.cfg.max_body_bytes);
+                   srv->cfg.max_body_bytes);
     return answer_error(ctx, &e, false);
   }
   if (ctx->no_memory) {
@@ -644,10 +616,10 @@ static enum MHD_Result complete(req_ctx *ctx)
   }
   /* an in-flight slot: taken by requests whose body is complete, so slow uploads cannot
    * hold them */
-  if (atomic_fetch_add(&S.inflight, 1) >= S.cfg.max_inflight) {
-    atomic_fetch_sub(&S.inflight, 1);
+  if (atomic_fetch_add(&srv->inflight, 1) >= srv->cfg.max_inflight) {
+    atomic_fetch_sub(&srv->inflight, 1);
     tokd_error_set(&e, 503, "overloaded", NULL,
-                   "more than %u requests in flight; retry after a moment", S.cfg.max_inflight);
+                   "more than %u requests in flight; retry after a moment", srv->cfg.max_inflight);
     return answer_error(ctx, &e, false);
   }
   ctx->counted = true;
@@ -660,7 +632,7 @@ static enum MHD_Result complete(req_ctx *ctx)
   ctx->job.run = run_job;
   tokd_watchdog_phase(ctx->wd, WD_WORK);
   MHD_suspend_connection(ctx->conn);
-  tokd_pool_submit(POOL, &ctx->job);
+  tokd_pool_submit(srv->pool, &ctx->job);
   return MHD_YES;
 }
 
@@ -689,13 +661,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-  (void)cls, (void)c;
+  tokd_server *srv = cls;
+  (void)c;
   req_ctx *ctx = *con_cls;
   if (!ctx) return;
   double seconds = tokd_now() - ctx->started;
   unsigned status = ctx->status;
   if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && ctx->state != ST_ANSWERED) status = 499; /* client went away */
-  tokd_metrics_record(S.metrics, ctx->ep, status, seconds, ctx->body.len, ctx->tokens, ctx->cpu_s);
+  tokd_metrics_record(srv->metrics, ctx->ep, status, seconds, ctx->body.len, ctx->tokens, ctx->cpu_s);
   tokd_log_level level = status >= 500 ? LOG_ERROR : status >= 400 ? LOG_WARN : LOG_INFO;
   tokd_log(level, level,
            "\"msg\":\"request\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%u,\"duration_ms\":%.3f,"
@@ -703,9 +676,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
            ctx->method ? ctx->method : "OTHER", ctx->ep == EP_OTHER ? "other" : TOKD_ROUTES[ctx->ep].path,
            status, seconds * 1e3, ctx->body.len, ctx->tokens, ctx->request_id,
            toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? ",\"error\":\"timeout\"" : "");
-  if (ctx->counted) atomic_fetch_sub(&S.inflight, 1);
-  atomic_fetch_sub(&S.active, 1);
-  if (ctx->reserved) tokd_budget_give(&S.budget, ctx->reserved);
+  if (ctx->counted) atomic_fetch_sub(&srv->inflight, 1);
+  atomic_fetch_sub(&srv->active, 1);
+  if (ctx->reserved) tokd_budget_give(srv->budget, ctx->reserved);
   tokd_watchdog_phase(ctx->wd, WD_IDLE);
   for (size_t i = 0; i < ctx->n_query; i++) free((char *)ctx->query[i].key);
   free(ctx->query);
@@ -716,234 +689,76 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 }
 
 /* ---------------------------------------------------------------------------------------
- * Start-up and shutdown
+ * Start and stop (server.c calls these)
  */
-static unsigned raise_fd_limit(unsigned want)
-{
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return want;
-  if (rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-    getrlimit(RLIMIT_NOFILE, &rl);
-  }
-  /* descriptors for the listener, the event loops, the log and the loaders */
-  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)want + 64)
-    return rl.rlim_cur > 128 ? (unsigned)rl.rlim_cur - 64 : 64;
-  return want;
-}
-
-static int start_daemon(unsigned io_threads)
+int tokd_http_start(tokd_server *srv)
 {
   struct sockaddr_storage addr = {0};
   /* epoll thread pool; a single thread uses poll(2) instead: measured with tokd-load, the
    * single-threaded epoll mode of libmicrohttpd 0.9.75 stopped accepting a burst of 256 new
    * connections (they sat in the accept queue until they timed out), poll did not */
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
-                   (io_threads > 1 ? MHD_USE_EPOLL : MHD_USE_POLL);
-  const tokd_listen_spec *ls = &S.cfg.listen;
+                   (srv->io_threads > 1 ? MHD_USE_EPOLL : MHD_USE_POLL);
+  const tokd_listen_spec *ls = &srv->cfg.listen;
   /* libmicrohttpd's own listener: the TCP address, else the first Unix socket (listen.h) */
   struct MHD_OptionItem where[] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
   if (ls->tcp) {
     struct sockaddr_in *in4 = (struct sockaddr_in *)&addr;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
-    if (inet_pton(AF_INET, S.cfg.host, &in4->sin_addr) == 1) {
+    if (inet_pton(AF_INET, srv->cfg.host, &in4->sin_addr) == 1) {
       in4->sin_family = AF_INET;
-      in4->sin_port = htons((uint16_t)S.cfg.port);
-    } else if (inet_pton(AF_INET6, S.cfg.host, &in6->sin6_addr) == 1) {
+      in4->sin_port = htons((uint16_t)srv->cfg.port);
+    } else if (inet_pton(AF_INET6, srv->cfg.host, &in6->sin6_addr) == 1) {
       in6->sin6_family = AF_INET6;
-      in6->sin6_port = htons((uint16_t)S.cfg.port);
+      in6->sin6_port = htons((uint16_t)srv->cfg.port);
       flags |= MHD_USE_IPv6;
     } else {
-      fprintf(stderr, "tokd: --host %s is not an IPv4 or IPv6 address\n", S.cfg.host);
+      fprintf(stderr, "tokd: --host %s is not an IPv4 or IPv6 address\n", srv->cfg.host);
       return 2;
     }
     where[0] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &addr};
+  } else {
+    where[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, tokd_listener_fd(srv->listener, 0), NULL};
   }
-  int rc = tokd_listen_unix_open(ls, S.cfg.socket_mode);
-  if (rc) return rc;
-  if (!ls->tcp) where[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, tokd_listen_unix_fd(0), NULL};
-  /* descriptors for the connections first, then as many again for lingering sockets
-   * (linger.h), which are no longer libmicrohttpd's and so not in its limit */
-  unsigned fds = raise_fd_limit(2 * S.cfg.max_connections);
-  unsigned max_conn = fds < S.cfg.max_connections ? fds : S.cfg.max_connections;
-  if (max_conn < S.cfg.max_connections || fds - max_conn < S.cfg.max_connections)
-    tokd_log(LOG_WARN, LOG_WARN, "\"msg\":\"file descriptor limit\",\"max_connections\":%u,\"max_lingering\":%u",
-             max_conn, fds - max_conn);
-  tokd_linger_cfg lc = {.max = fds - max_conn, .seconds = S.cfg.linger_s, .budget = &S.budget,
-                        .reserve = CONN_RESERVE};
-  if (S.cfg.linger_s && lc.max && !tokd_linger_start(&lc)) {
-    tokd_listen_unix_close();
-    fprintf(stderr, "tokd: cannot start the lingering-close thread\n");
-    return 1;
-  }
-  /* from here on a stop signal must drain, not end the process (cli/serve.c) */
-  atomic_store(&S.listening, 1);
-  DAEMON = MHD_start_daemon(
-      flags, (uint16_t)S.cfg.port, NULL, NULL, on_access, NULL,
+  srv->http = MHD_start_daemon(
+      flags, (uint16_t)srv->cfg.port, NULL, NULL, on_access, srv,
       MHD_OPTION_ARRAY, where,
-      MHD_OPTION_THREAD_POOL_SIZE, io_threads > 1 ? io_threads : 0u,
-      MHD_OPTION_CONNECTION_LIMIT, max_conn,
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)S.cfg.conn_timeout_s,
+      MHD_OPTION_THREAD_POOL_SIZE, srv->io_threads > 1 ? srv->io_threads : 0u,
+      MHD_OPTION_CONNECTION_LIMIT, srv->max_connections,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg.conn_timeout_s,
       /* the request head (at most about 15 KiB: 431 beyond), one read buffer and our small
        * writes; bodies are buffered by us (in the request's reservation), not here */
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_POOL,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, TOKD_CONN_POOL,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-      MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
-      MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+      MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
       MHD_OPTION_END);
-  if (!DAEMON || !tokd_listen_accept_start(DAEMON, ls->tcp ? 0 : 1)) {
+  if (!srv->http || !tokd_listener_start(srv->listener, srv->http, ls->tcp ? 0 : 1)) {
     int why = errno;
-    if (DAEMON) MHD_stop_daemon(DAEMON), DAEMON = NULL;
-    tokd_linger_stop();
-    tokd_listen_unix_close();
-    if (ls->tcp) fprintf(stderr, "tokd: cannot listen on %s:%u: %s\n", S.cfg.host, S.cfg.port, strerror(why));
+    if (srv->http) MHD_stop_daemon(srv->http), srv->http = NULL;
+    if (ls->tcp) fprintf(stderr, "tokd: cannot listen on %s:%u: %s\n", srv->cfg.host, srv->cfg.port, strerror(why));
     else fprintf(stderr, "tokd: cannot listen on unix:%s: %s\n", ls->unix_paths[0], strerror(why));
     return 1;
   }
   return 0;
 }
 
-static void sleep_seconds(double s)
+void tokd_http_quiesce(tokd_server *srv)
 {
-  struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-  nanosleep(&t, NULL);
-}
-
-/* Loads the tokenizers and starts the workers, the watchdog and the listener for cfg
- * (taken over). 0, or an exit status after a message on stderr. */
-int tokd_daemon_start(const tokd_config *cfg)
-{
-  int rc;
-  S.cfg = *cfg;
-  tokd_log_set_level(S.cfg.log_level);
-  /* A fixed mmap threshold stops glibc from raising it after the loader frees its large
-   * temporaries, which left later tables in the heap between freed holes: resident memory
-   * after start-up varied from 13.6 to 17.5 MB between runs without it. It also makes
-   * large request buffers (bodies, answers) mmap'd, so freeing one gives it back. */
-  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-  double t0 = START = tokd_now();
-  tok_error err;
-  char cache[4096];
-  tok_load_opts lo = {.vocab_dir = S.cfg.vocab_dir, .encodings = S.cfg.encodings,
-                      .tokenizers = S.cfg.tokenizers, .n_tokenizers = S.cfg.n_tokenizers,
-                      .cache_dir = tokd_cache_dir(S.cfg.cache_dir, cache, sizeof cache)};
-  if (tok_registry_load(&lo, &S.reg, &err) != TOK_OK) {
-    fprintf(stderr, "tokd: %s\n", err.detail);
-    return err.code == TOK_EUNKNOWN_ENCODING ? 2 : 1;
-  }
-  const char *refused = tok_registry_cache_refused(S.reg);
-  if (refused) {
-    tok_buf quoted = {0};
-    bool ok = tokd_json_string(&quoted, refused, strlen(refused)) == TOK_OK;
-    tokd_log(LOG_WARN, LOG_WARN, "\"msg\":\"table cache off\",\"reason\":%.*s", ok ? (int)quoted.len : 4,
-             ok ? quoted.data : "null");
-    tok_buf_free(&quoted);
-  }
-  /* Loading leaves megabytes of freed temporaries in the heap; a sidecar is judged by its
-   * resident memory, so hand them back now (measured: 12.6 -> 8.2 MB for cl100k+o200k). */
-  malloc_trim(0);
-  S.load_ms = (tokd_now() - t0) * 1e3;
-  const char *def = S.cfg.default_encoding ? S.cfg.default_encoding
-                    : S.cfg.n_tokenizers   ? S.cfg.tokenizers[0].name
-                                           : "cl100k_base";
-  S.default_enc = tok_registry_find(S.reg, def, strlen(def));
-  if (!S.default_enc && S.cfg.default_encoding) {
-    fprintf(stderr, "tokd: --default-encoding %s is not loaded\n", def);
-    tok_registry_free(S.reg);
-    return 2;
-  }
-  if (!S.default_enc) S.default_enc = tok_registry_at(S.reg, 0);
-  S.limits = (tok_limits){.max_tokens_out = S.cfg.max_tokens};
-  /* at least two workers: large jobs may take all but one, so small ones always find one */
-  S.n_workers = S.cfg.threads > 1 ? S.cfg.threads : 2;
-  tokd_budget_init(&S.budget, S.cfg.max_memory);
-  if (S.cfg.prefix_cache_bytes && !(S.prefix_cache = tok_prefix_cache_new(S.cfg.prefix_cache_bytes))) {
-    fprintf(stderr, "tokd: out of memory\n");
-    return 1;
-  }
-  ID_PREFIX = ((unsigned long long)time(NULL) << 16 ^ (unsigned long long)getpid()) & 0xffffffffffffull;
-  int lens_rc = tokd_model_lens_load(&S);
-  if (lens_rc) {
-    tok_registry_free(S.reg);
-    return lens_rc;
-  }
-  if (tokd_chat_load(&S) != 0 || !(S.metrics = tokd_metrics_new(S.cfg.threads + 4)) ||
-      tokd_encodings_json(&S, &S.encodings_json) != TOK_OK) {
-    fprintf(stderr, "tokd: out of memory\n");
-    return 1;
-  }
-  tokd_watchdog_cfg wc = {.header_timeout = S.cfg.header_timeout_s, .idle_timeout = S.cfg.conn_timeout_s,
-                          .min_rate = (double)S.cfg.min_rate, .grace = RATE_GRACE, .metrics = S.metrics};
-  tokd_cost_cfg cc = {.watts_per_core = S.cfg.watts_per_core, .powercap_dir = S.cfg.powercap_dir,
-                      .metrics = S.metrics};
-  S.pool = POOL = tokd_pool_start(&S, S.n_workers);
-  if (!POOL || !tokd_watchdog_start(&wc) || !tokd_cost_start(&cc)) {
-    fprintf(stderr, "tokd: cannot start worker threads\n");
-    return 1;
-  }
-  S.io_threads = S.cfg.threads > 1 ? (S.cfg.threads < 4 ? S.cfg.threads : 4) : 1;
-  if ((rc = start_daemon(S.io_threads)) != 0) return rc;
-  /* /health answers from here on; /ready once every tokenizer has its fast encoder (the
-   * built-in ones have it from the image, a Hugging Face model's tables take 25-175 ms) */
-  WARMING = pthread_create(&WARM_THREAD, NULL, warm_main, &S) == 0;
-  if (!WARMING) warm_main(&S);
-  return 0;
-}
-
-unsigned tokd_daemon_port(void)
-{
-  if (!S.cfg.listen.tcp) return 0;
-  const union MHD_DaemonInfo *info = DAEMON ? MHD_get_daemon_info(DAEMON, MHD_DAEMON_INFO_BIND_PORT) : NULL;
-  return info ? info->port : S.cfg.port;
-}
-
-size_t tokd_daemon_conn_reserve(void)
-{
-  return CONN_RESERVE;
-}
-
-const tokd_server *tokd_daemon_server(void)
-{
-  return &S;
-}
-
-/* Drain: not ready (still listening, so probes see it) for --drain-delay, then no new
- * connections, then in-flight requests finish (up to --drain-timeout); then everything
- * stops and is freed. Returns the requests left unfinished. */
-unsigned tokd_daemon_stop(void)
-{
-  atomic_store(&S.draining, 1);
-  sleep_seconds(S.cfg.drain_delay_s);
-  MHD_socket listen_fd = MHD_quiesce_daemon(DAEMON);
+  MHD_socket listen_fd = MHD_quiesce_daemon(srv->http);
   if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
-  tokd_listen_unix_close(); /* new clients now find no socket file */
-  double deadline = tokd_now() + S.cfg.drain_timeout_s;
-  while (atomic_load(&S.active) > 0 && tokd_now() < deadline) sleep_seconds(0.005);
-  unsigned left = atomic_load(&S.active);
-  /* past the deadline, queued jobs answer 503 at once; running ones finish (their work is
-   * bounded), and no connection may stay suspended when the daemon stops */
-  atomic_store(&CANCEL, 1);
-  while (atomic_load(&S.inflight) > 0) sleep_seconds(0.005);
-  MHD_stop_daemon(DAEMON);
-  DAEMON = NULL;
-  tokd_linger_stop();
-  tokd_pool_stop(POOL);
-  S.pool = POOL = NULL;
-  tokd_watchdog_stop();
-  tokd_cost_stop();
-  tokd_metrics_free(S.metrics);
-  tok_buf_free(&S.encodings_json);
-  tokd_chat_free(&S);
-  tok_prefix_cache_free(S.prefix_cache);
-  free(S.model_len);
-  if (WARMING) pthread_join(WARM_THREAD, NULL);
-  WARMING = false;
-  tok_registry_free(S.reg);
-  tokd_sources_free(S.cfg.tokenizers, S.cfg.n_tokenizers);
-  tokd_listen_spec_free(&S.cfg.listen);
-  S = (tokd_server){0};
-  atomic_store(&CANCEL, 0);
-  return left;
+}
+
+void tokd_http_stop(tokd_server *srv)
+{
+  MHD_stop_daemon(srv->http);
+  srv->http = NULL;
+}
+
+unsigned tokd_http_port(const tokd_server *srv)
+{
+  if (!srv->cfg.listen.tcp) return 0;
+  const union MHD_DaemonInfo *info = srv->http ? MHD_get_daemon_info(srv->http, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+  return info ? info->port : srv->cfg.port;
 }

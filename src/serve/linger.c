@@ -34,7 +34,7 @@ typedef struct slot {
   uint64_t left;     /* bytes it may still read */
 } slot;
 
-static struct {
+struct tokd_linger {
   pthread_mutex_t lock;
   pthread_t thread;
   bool running;
@@ -45,56 +45,58 @@ static struct {
   unsigned free_head; /* cfg.max: none free */
   unsigned count;
   tokd_linger_stats stats;
-} L = {.lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .wakefd = -1};
+  char buf[64 << 10]; /* what clients send is read into this and dropped (the thread's) */
+};
 
 /* The lock is held. */
-static void end_slot(unsigned i, tokd_linger_end why)
+static void end_slot(tokd_linger *l, unsigned i, tokd_linger_end why)
 {
-  slot *s = &L.slots[i];
-  epoll_ctl(L.epfd, EPOLL_CTL_DEL, s->fd, NULL);
+  slot *s = &l->slots[i];
+  epoll_ctl(l->epfd, EPOLL_CTL_DEL, s->fd, NULL);
   close(s->fd);
   s->fd = -1;
-  s->next_free = L.free_head;
-  L.free_head = i;
-  L.count--;
-  L.stats.ended[why]++;
-  if (L.cfg.budget) tokd_budget_give(L.cfg.budget, L.cfg.reserve);
+  s->next_free = l->free_head;
+  l->free_head = i;
+  l->count--;
+  l->stats.ended[why]++;
+  if (l->cfg.budget) tokd_budget_give(l->cfg.budget, l->cfg.reserve);
 }
 
-bool tokd_linger_add(int fd, uint64_t bytes)
+bool tokd_linger_add(tokd_linger *l, int fd, uint64_t bytes)
 {
   bool taken = false;
-  pthread_mutex_lock(&L.lock);
-  if (!L.running || atomic_load(&L.stop)) goto out;
-  if (L.free_head == L.cfg.max) {
-    L.stats.refused++;
+  if (!l) return false;
+  pthread_mutex_lock(&l->lock);
+  if (!l->running || atomic_load(&l->stop)) goto out;
+  if (l->free_head == l->cfg.max) {
+    l->stats.refused++;
     goto out;
   }
   int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (dup_fd < 0) {
-    L.stats.refused++;
+    l->stats.refused++;
     goto out;
   }
-  unsigned i = L.free_head;
-  slot *s = &L.slots[i];
+  unsigned i = l->free_head;
+  slot *s = &l->slots[i];
   /* the answer is in the socket's send buffer: the FIN follows it, so the client sees the
    * answer end while its own sending may go on */
   shutdown(dup_fd, SHUT_WR);
   fcntl(dup_fd, F_SETFL, fcntl(dup_fd, F_GETFL) | O_NONBLOCK);
   struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = i};
-  if (epoll_ctl(L.epfd, EPOLL_CTL_ADD, dup_fd, &ev) != 0) {
+  if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, dup_fd, &ev) != 0) {
     close(dup_fd);
-    L.stats.refused++;
+    l->stats.refused++;
     goto out;
   }
-  L.free_head = s->next_free;
+  l->free_head = s->next_free;
   s->fd = dup_fd;
-  s->deadline = tokd_now() + L.cfg.seconds;
+  s->deadline = tokd_now() + l->cfg.seconds;
   s->left = bytes;
-  L.count++;
+  l->count++;
   taken = true;
 out:
-  pthread_mutex_unlock(&L.lock);
+  pthread_mutex_unlock(&l->lock);
   return taken;
 }
 
@@ -128,97 +130,104 @@ static bool drain(slot *s, char *buf, size_t cap, uint64_t *dropped, tokd_linger
 
 static void *linger_main(void *arg)
 {
-  (void)arg;
-  enum { BUF = 64 << 10, EVENTS = 64 };
-  static char buf[BUF]; /* only this thread uses it */
+  tokd_linger *l = arg;
+  enum { EVENTS = 64 };
   struct epoll_event evs[EVENTS];
   double next_sweep = tokd_now() + TICK_MS / 1e3;
-  while (!atomic_load(&L.stop)) {
-    int n = epoll_wait(L.epfd, evs, EVENTS, TICK_MS);
+  while (!atomic_load(&l->stop)) {
+    int n = epoll_wait(l->epfd, evs, EVENTS, TICK_MS);
     for (int k = 0; k < n; k++) {
-      if (evs[k].data.u32 == L.cfg.max) continue; /* the wake-up */
+      if (evs[k].data.u32 == l->cfg.max) continue; /* the wake-up */
       unsigned i = evs[k].data.u32;
-      pthread_mutex_lock(&L.lock);
-      slot copy = L.slots[i];
-      pthread_mutex_unlock(&L.lock);
+      pthread_mutex_lock(&l->lock);
+      slot copy = l->slots[i];
+      pthread_mutex_unlock(&l->lock);
       if (copy.fd < 0) continue; /* ended earlier in this round */
       uint64_t dropped = 0;
       tokd_linger_end why = LINGER_DONE;
-      bool more = drain(&copy, buf, sizeof buf, &dropped, &why);
-      pthread_mutex_lock(&L.lock);
-      L.slots[i].left = copy.left;
-      L.stats.dropped_bytes += dropped;
-      if (!more) end_slot(i, why);
-      pthread_mutex_unlock(&L.lock);
+      bool more = drain(&copy, l->buf, sizeof l->buf, &dropped, &why);
+      pthread_mutex_lock(&l->lock);
+      l->slots[i].left = copy.left;
+      l->stats.dropped_bytes += dropped;
+      if (!more) end_slot(l, i, why);
+      pthread_mutex_unlock(&l->lock);
     }
     double now = tokd_now();
     if (now < next_sweep) continue;
     next_sweep = now + TICK_MS / 1e3;
-    pthread_mutex_lock(&L.lock);
-    for (unsigned i = 0; i < L.cfg.max && L.count; i++)
-      if (L.slots[i].fd >= 0 && now >= L.slots[i].deadline) end_slot(i, LINGER_TIMEOUT);
-    pthread_mutex_unlock(&L.lock);
+    pthread_mutex_lock(&l->lock);
+    for (unsigned i = 0; i < l->cfg.max && l->count; i++)
+      if (l->slots[i].fd >= 0 && now >= l->slots[i].deadline) end_slot(l, i, LINGER_TIMEOUT);
+    pthread_mutex_unlock(&l->lock);
   }
   return NULL;
 }
 
-bool tokd_linger_start(const tokd_linger_cfg *cfg)
+tokd_linger *tokd_linger_new(const tokd_linger_cfg *cfg)
 {
-  L.cfg = *cfg;
-  if (L.cfg.max == 0) return false;
-  L.slots = calloc(L.cfg.max, sizeof *L.slots);
-  L.epfd = epoll_create1(EPOLL_CLOEXEC);
-  L.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  struct epoll_event ev = {.events = EPOLLIN, .data.u32 = L.cfg.max};
-  if (!L.slots || L.epfd < 0 || L.wakefd < 0 || epoll_ctl(L.epfd, EPOLL_CTL_ADD, L.wakefd, &ev) != 0)
-    goto fail;
-  for (unsigned i = 0; i < L.cfg.max; i++) L.slots[i] = (slot){.fd = -1, .next_free = i + 1};
-  L.free_head = 0;
-  L.count = 0;
-  L.stats = (tokd_linger_stats){0};
-  atomic_store(&L.stop, false);
-  if (pthread_create(&L.thread, NULL, linger_main, NULL) != 0) goto fail;
-  pthread_mutex_lock(&L.lock);
-  L.running = true;
-  pthread_mutex_unlock(&L.lock);
-  return true;
-fail:
-  free(L.slots);
-  L.slots = NULL;
-  if (L.epfd >= 0) close(L.epfd);
-  if (L.wakefd >= 0) close(L.wakefd);
-  L.epfd = L.wakefd = -1;
-  return false;
+  if (cfg->max == 0) return NULL;
+  tokd_linger *l = calloc(1, sizeof *l);
+  if (!l) return NULL;
+  pthread_mutex_init(&l->lock, NULL);
+  l->cfg = *cfg;
+  l->slots = calloc(cfg->max, sizeof *l->slots);
+  l->epfd = epoll_create1(EPOLL_CLOEXEC);
+  l->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  struct epoll_event ev = {.events = EPOLLIN, .data.u32 = cfg->max};
+  if (!l->slots || l->epfd < 0 || l->wakefd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &ev) != 0) {
+    tokd_linger_free(l);
+    return NULL;
+  }
+  for (unsigned i = 0; i < cfg->max; i++) l->slots[i] = (slot){.fd = -1, .next_free = i + 1};
+  return l;
 }
 
-void tokd_linger_stop(void)
+bool tokd_linger_start(tokd_linger *l)
 {
-  pthread_mutex_lock(&L.lock);
-  bool was = L.running;
-  L.running = false;
-  pthread_mutex_unlock(&L.lock);
+  atomic_store(&l->stop, false);
+  if (pthread_create(&l->thread, NULL, linger_main, l) != 0) return false;
+  pthread_mutex_lock(&l->lock);
+  l->running = true;
+  pthread_mutex_unlock(&l->lock);
+  return true;
+}
+
+void tokd_linger_stop(tokd_linger *l)
+{
+  if (!l) return;
+  pthread_mutex_lock(&l->lock);
+  bool was = l->running;
+  l->running = false;
+  pthread_mutex_unlock(&l->lock);
   if (!was) return;
-  atomic_store(&L.stop, true);
+  atomic_store(&l->stop, true);
   uint64_t one = 1;
-  if (write(L.wakefd, &one, sizeof one) < 0) {
+  if (write(l->wakefd, &one, sizeof one) < 0) {
     /* the thread still sees stop within a tick */
   }
-  pthread_join(L.thread, NULL);
-  pthread_mutex_lock(&L.lock);
-  for (unsigned i = 0; i < L.cfg.max; i++)
-    if (L.slots[i].fd >= 0) end_slot(i, LINGER_TIMEOUT);
-  pthread_mutex_unlock(&L.lock);
-  close(L.epfd);
-  close(L.wakefd);
-  L.epfd = L.wakefd = -1;
-  free(L.slots);
-  L.slots = NULL;
+  pthread_join(l->thread, NULL);
+  pthread_mutex_lock(&l->lock);
+  for (unsigned i = 0; i < l->cfg.max; i++)
+    if (l->slots[i].fd >= 0) end_slot(l, i, LINGER_TIMEOUT);
+  pthread_mutex_unlock(&l->lock);
 }
 
-void tokd_linger_get_stats(tokd_linger_stats *out)
+void tokd_linger_free(tokd_linger *l)
 {
-  pthread_mutex_lock(&L.lock);
-  *out = L.stats;
-  out->lingering = L.count;
-  pthread_mutex_unlock(&L.lock);
+  if (!l) return;
+  if (l->epfd >= 0) close(l->epfd);
+  if (l->wakefd >= 0) close(l->wakefd);
+  pthread_mutex_destroy(&l->lock);
+  free(l->slots);
+  free(l);
+}
+
+void tokd_linger_get_stats(tokd_linger *l, tokd_linger_stats *out)
+{
+  *out = (tokd_linger_stats){0};
+  if (!l) return;
+  pthread_mutex_lock(&l->lock);
+  *out = l->stats;
+  out->lingering = l->count;
+  pthread_mutex_unlock(&l->lock);
 }

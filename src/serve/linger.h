@@ -50,17 +50,25 @@ typedef struct tokd_linger_stats {
   unsigned long long dropped_bytes;       /* read and thrown away */
 } tokd_linger_stats;
 
-/* Starts the thread. false when it cannot (then tokd_linger_add always refuses). */
-bool tokd_linger_start(const tokd_linger_cfg *cfg);
+typedef struct tokd_linger tokd_linger;
+
+/* A lingering-close set for cfg (cfg->max > 0), not started. NULL when out of memory or
+ * descriptors. */
+tokd_linger *tokd_linger_new(const tokd_linger_cfg *cfg);
+/* Starts the thread. false when it cannot (then tokd_linger_add refuses). */
+bool tokd_linger_start(tokd_linger *l);
 /* Closes every lingering socket and stops the thread. */
-void tokd_linger_stop(void);
+void tokd_linger_stop(tokd_linger *l);
+/* Frees a stopped set; NULL is ignored. */
+void tokd_linger_free(tokd_linger *l);
 
 /* Lingers on socket fd (which the caller goes on to close): reads and drops up to bytes
  * more. true when it took it — the connection's budget share is then given back here when
- * the socket closes; false when it is full, stopped or out of descriptors (the caller
+ * the socket closes; false when l is NULL, full, stopped or out of descriptors (the caller
  * gives the share back and closes as before). Thread-safe. */
-bool tokd_linger_add(int fd, uint64_t bytes);
+bool tokd_linger_add(tokd_linger *l, int fd, uint64_t bytes);
 
-void tokd_linger_get_stats(tokd_linger_stats *out);
+/* Its counters (all zero for NULL). Thread-safe. */
+void tokd_linger_get_stats(tokd_linger *l, tokd_linger_stats *out);
 
 #endif

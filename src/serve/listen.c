@@ -21,19 +21,23 @@
 #include "serve/json.h"
 #include "serve/log.h"
 
+#define PATH_CAP sizeof ((struct sockaddr_un *)0)->sun_path
+
 typedef struct unix_sock {
   int fd;
-  char path[sizeof ((struct sockaddr_un *)0)->sun_path];
+  char path[PATH_CAP];
   dev_t dev;
   ino_t ino;
 } unix_sock;
 
-static unix_sock SOCKS[TOKD_MAX_UNIX];
-static unsigned N_SOCKS, FIRST_ACCEPTED;
-static pthread_t ACCEPT_THREAD;
-static bool ACCEPTING;
-static int WAKE_FD = -1;
-static struct MHD_Daemon *TARGET;
+struct tokd_listener {
+  unix_sock socks[TOKD_MAX_UNIX];
+  unsigned n_socks, first_accepted;
+  pthread_t accept_thread;
+  bool accepting;
+  int wake_fd;
+  struct MHD_Daemon *target;
+};
 
 void tokd_listen_spec_free(tokd_listen_spec *spec)
 {
@@ -51,9 +55,9 @@ int tokd_listen_parse(const char *value, const char *source, tokd_listen_spec *s
     if (!strncmp(p, "unix:", 5)) {
       const char *path = p + 5;
       size_t len = strlen(path);
-      if (!len || len >= sizeof SOCKS[0].path) {
+      if (!len || len >= PATH_CAP) {
         fprintf(stderr, "tokd: %s: a Unix socket path must have 1 to %zu bytes (got %zu)\n", source,
-                sizeof SOCKS[0].path - 1, len);
+                PATH_CAP - 1, len);
         goto fail;
       }
       if (s.n_unix == TOKD_MAX_UNIX) {
@@ -116,7 +120,7 @@ static bool socket_alive(const struct sockaddr_un *addr)
  * symlink between bind and listen, or at removal. 0, or 2 after printing why. */
 static int check_dir(const char *path)
 {
-  char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
+  char dir[PATH_CAP];
   memcpy(dir, path, strlen(path) + 1);
   char *slash = strrchr(dir, '/');
   if (!slash) memcpy(dir, ".", 2);
@@ -199,31 +203,39 @@ static int open_one(unix_sock *u, const char *path, unsigned mode)
   return 0;
 }
 
-int tokd_listen_unix_open(const tokd_listen_spec *spec, unsigned mode)
+tokd_listener *tokd_listener_new(const tokd_listen_spec *spec, unsigned mode, int *rc)
 {
-  for (unsigned i = 0; i < spec->n_unix; i++) {
-    int rc = open_one(&SOCKS[N_SOCKS], spec->unix_paths[i], mode);
-    if (rc) {
-      tokd_listen_unix_close();
-      return rc;
-    }
-    N_SOCKS++;
+  tokd_listener *l = calloc(1, sizeof *l);
+  if (!l) {
+    fprintf(stderr, "tokd: out of memory\n");
+    *rc = 1;
+    return NULL;
   }
-  return 0;
+  l->wake_fd = -1;
+  for (unsigned i = 0; i < spec->n_unix; i++) {
+    if ((*rc = open_one(&l->socks[l->n_socks], spec->unix_paths[i], mode)) != 0) {
+      tokd_listener_free(l);
+      return NULL;
+    }
+    l->n_socks++;
+  }
+  *rc = 0;
+  return l;
 }
 
-int tokd_listen_unix_fd(unsigned i)
+int tokd_listener_fd(const tokd_listener *l, unsigned i)
 {
-  return i < N_SOCKS ? SOCKS[i].fd : -1;
+  return i < l->n_socks ? l->socks[i].fd : -1;
 }
 
 static void *accept_main(void *arg)
 {
-  (void)arg;
+  tokd_listener *l = arg;
   struct pollfd pfd[TOKD_MAX_UNIX + 1];
   unsigned n = 0;
-  for (unsigned i = FIRST_ACCEPTED; i < N_SOCKS; i++) pfd[n++] = (struct pollfd){.fd = SOCKS[i].fd, .events = POLLIN};
-  pfd[n] = (struct pollfd){.fd = WAKE_FD, .events = POLLIN};
+  for (unsigned i = l->first_accepted; i < l->n_socks; i++)
+    pfd[n++] = (struct pollfd){.fd = l->socks[i].fd, .events = POLLIN};
+  pfd[n] = (struct pollfd){.fd = l->wake_fd, .events = POLLIN};
   for (;;) {
     if (poll(pfd, n + 1, -1) < 0 && errno != EINTR) break;
     if (pfd[n].revents) break;
@@ -242,54 +254,56 @@ static void *accept_main(void *arg)
         }
         /* libmicrohttpd closes the socket itself when it refuses it (connection limit);
          * the peer address is unnamed for an ordinary client: pass the whole struct */
-        MHD_add_connection(TARGET, fd, (const struct sockaddr *)&peer, sizeof peer);
+        MHD_add_connection(l->target, fd, (const struct sockaddr *)&peer, sizeof peer);
       }
     }
   }
   return NULL;
 }
 
-bool tokd_listen_accept_start(void *daemon, unsigned first)
+bool tokd_listener_start(tokd_listener *l, void *daemon, unsigned first)
 {
-  TARGET = daemon;
-  FIRST_ACCEPTED = first;
-  if (first >= N_SOCKS) return true;
-  if ((WAKE_FD = eventfd(0, EFD_CLOEXEC)) < 0) return false;
-  if (pthread_create(&ACCEPT_THREAD, NULL, accept_main, NULL) != 0) {
-    close(WAKE_FD);
-    WAKE_FD = -1;
+  l->target = daemon;
+  l->first_accepted = first;
+  if (first >= l->n_socks) return true;
+  if ((l->wake_fd = eventfd(0, EFD_CLOEXEC)) < 0) return false;
+  if (pthread_create(&l->accept_thread, NULL, accept_main, l) != 0) {
+    close(l->wake_fd);
+    l->wake_fd = -1;
     return false;
   }
-  ACCEPTING = true;
+  l->accepting = true;
   return true;
 }
 
-void tokd_listen_accept_stop(void)
+void tokd_listener_stop(tokd_listener *l)
 {
-  if (ACCEPTING) {
+  if (!l) return;
+  if (l->accepting) {
     uint64_t one = 1;
-    if (write(WAKE_FD, &one, sizeof one) != sizeof one) {
+    if (write(l->wake_fd, &one, sizeof one) != sizeof one) {
       /* an eventfd write fails only on overflow; the thread is woken either way */
     }
-    pthread_join(ACCEPT_THREAD, NULL);
-    ACCEPTING = false;
+    pthread_join(l->accept_thread, NULL);
+    l->accepting = false;
   }
-  if (WAKE_FD >= 0) close(WAKE_FD), WAKE_FD = -1;
-  for (unsigned i = FIRST_ACCEPTED; i < N_SOCKS; i++)
-    if (SOCKS[i].fd >= 0) close(SOCKS[i].fd), SOCKS[i].fd = -1;
-}
-
-void tokd_listen_unix_close(void)
-{
-  /* the sockets before FIRST_ACCEPTED are libmicrohttpd's: it (or whoever quiesced it)
-   * closes them; accept_stop closes the rest */
-  tokd_listen_accept_stop();
-  for (unsigned i = 0; i < N_SOCKS; i++) {
+  if (l->wake_fd >= 0) close(l->wake_fd), l->wake_fd = -1;
+  /* the sockets before first_accepted are libmicrohttpd's: it (or whoever quiesced it)
+   * closes them */
+  for (unsigned i = l->first_accepted; i < l->n_socks; i++)
+    if (l->socks[i].fd >= 0) close(l->socks[i].fd), l->socks[i].fd = -1;
+  for (unsigned i = 0; i < l->n_socks; i++) {
     struct stat st;
     /* a socket that another process has since put at the path is not ours to remove */
-    if (lstat(SOCKS[i].path, &st) == 0 && st.st_dev == SOCKS[i].dev && st.st_ino == SOCKS[i].ino)
-      unlink(SOCKS[i].path);
+    if (lstat(l->socks[i].path, &st) == 0 && st.st_dev == l->socks[i].dev && st.st_ino == l->socks[i].ino)
+      unlink(l->socks[i].path);
   }
-  N_SOCKS = FIRST_ACCEPTED = 0;
-  TARGET = NULL;
+  l->n_socks = l->first_accepted = 0;
+  l->target = NULL;
+}
+
+void tokd_listener_free(tokd_listener *l)
+{
+  tokd_listener_stop(l);
+  free(l);
 }

@@ -44,22 +44,25 @@ typedef struct tokd_listen_spec {
 int tokd_listen_parse(const char *value, const char *source, tokd_listen_spec *spec);
 void tokd_listen_spec_free(tokd_listen_spec *spec);
 
-/* Binds and listens on every Unix socket of spec with the given file mode. Returns 0, or
- * an exit status after printing why (nothing left bound then). */
-int tokd_listen_unix_open(const tokd_listen_spec *spec, unsigned mode);
+typedef struct tokd_listener tokd_listener;
 
-/* The listening descriptor of the i-th Unix socket (for MHD_OPTION_LISTEN_SOCKET). */
-int tokd_listen_unix_fd(unsigned i);
+/* Binds and listens on every Unix socket of spec with the given file mode (none when spec
+ * has only TCP). NULL and *rc an exit status after printing why (nothing left bound). */
+tokd_listener *tokd_listener_new(const tokd_listen_spec *spec, unsigned mode, int *rc);
+
+/* The listening descriptor of the i-th Unix socket (for MHD_OPTION_LISTEN_SOCKET), or -1. */
+int tokd_listener_fd(const tokd_listener *l, unsigned i);
 
 /* Starts the thread that accepts on the Unix sockets from `first` on and hands each
- * connection to daemon (a struct MHD_Daemon *). false if it cannot start. */
-bool tokd_listen_accept_start(void *daemon, unsigned first);
+ * connection to daemon (a struct MHD_Daemon *); the sockets before `first` are
+ * libmicrohttpd's own. false if it cannot start. */
+bool tokd_listener_start(tokd_listener *l, void *daemon, unsigned first);
 
-/* Stops accepting (the thread, then the listening sockets not given to libmicrohttpd). */
-void tokd_listen_accept_stop(void);
-
-/* Removes the socket files this process made (each only if it is still the same file) and
- * closes what is still open. */
-void tokd_listen_unix_close(void);
+/* Stops accepting (the thread, then the listening sockets not given to libmicrohttpd) and
+ * removes the socket files this process made (each only if it is still the same file), so
+ * new clients find no socket. Idempotent. */
+void tokd_listener_stop(tokd_listener *l);
+/* Stops if needed and frees; NULL is ignored. */
+void tokd_listener_free(tokd_listener *l);
 
 #endif

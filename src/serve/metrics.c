@@ -7,6 +7,7 @@
 #include "serve/cost.h"
 #include "common/util.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,12 +37,9 @@ struct tokd_metrics {
   atomic_ullong dropped[DROP__COUNT];
   atomic_ullong framing;
   unsigned n_shards;
-  atomic_uint next_shard;
   time_t start;
   shard *shards;
 };
-
-static _Thread_local int my_shard = -1;
 
 tokd_metrics *tokd_metrics_new(unsigned shards)
 {
@@ -67,10 +65,11 @@ void tokd_metrics_free(tokd_metrics *m)
 void tokd_metrics_record(tokd_metrics *m, tokd_endpoint ep, unsigned status, double seconds,
                          uint64_t bytes_in, uint64_t tokens, double cpu_seconds)
 {
-  if (my_shard < 0)
-    my_shard = (int)(atomic_fetch_add_explicit(&m->next_shard, 1, memory_order_relaxed) %
-                     m->n_shards);
-  shard *s = &m->shards[my_shard];
+  /* the shard of the CPU this thread runs on: threads on different CPUs do not share
+   * counters' cache lines, and the counters are atomic, so a thread moved between the
+   * call and the add costs a shared line, never a lost count */
+  int cpu = sched_getcpu();
+  shard *s = &m->shards[(unsigned)(cpu < 0 ? 0 : cpu) % m->n_shards];
   size_t si = 0;
   while (si < N_STATUS && STATUSES[si] != status) si++;
   size_t bi = 0;
@@ -139,7 +138,7 @@ static bool is_decode(int ep)
 }
 
 /* CPU and energy: the process's, per token, per request class (cost.h) */
-static tok_err render_cost(tokd_metrics *m, tok_buf *out, const tokd_cost *c)
+static tok_err render_cost(tokd_metrics *m, tok_buf *out, const tokd_cost_figures *c)
 {
   tok_err rc;
   double user, sys;

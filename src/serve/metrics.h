@@ -1,7 +1,7 @@
 /*
  * metrics.h — request counters and latency histograms, exposed in Prometheus text format.
  *
- * Each worker thread writes its own shard (relaxed atomics, no locks, no shared cache
+ * Each CPU has its own shard (relaxed atomics, no locks, no shared cache
  * lines in the common case); /metrics adds the shards up. Names use base units (seconds,
  * bytes) and counters end in _total, as Prometheus conventions ask.
  */
@@ -20,6 +20,7 @@ typedef enum { DROP_HEADERS, DROP_BODY, DROP_RESPONSE, DROP_IDLE, DROP__COUNT } 
 
 typedef struct tokd_metrics tokd_metrics;
 
+/* Counters in `shards` shards (one per CPU is best). NULL when out of memory. */
 tokd_metrics *tokd_metrics_new(unsigned shards);
 void tokd_metrics_free(tokd_metrics *m);
 
@@ -50,7 +51,7 @@ typedef struct tokd_metrics_gauges {
   int warm;                /* the backtracking tables are built */
   unsigned long long split_texts, split_helpers; /* texts given helper threads; threads lent */
   tokd_linger_stats linger; /* lingering closes (linger.h) */
-  const struct tokd_cost *cost; /* CPU and energy (cost.h) */
+  const struct tokd_cost_figures *cost; /* CPU and energy (cost.h) */
   const tok_registry *reg;      /* the tokenizers, for their memory (tok_registry_memory) */
   const tok_prefix_cache_stats *prefix_cache; /* NULL: off */
 } tokd_metrics_gauges;

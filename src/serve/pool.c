@@ -16,6 +16,7 @@ struct tokd_pool {
   tokd_job *head[2], *tail[2]; /* [0] small, [1] large */
   unsigned queued;
   unsigned n, running_large;
+  unsigned started; /* threads running */
   bool stopping;
   const tokd_server *srv;
   pthread_t *threads;
@@ -60,25 +61,29 @@ static void *worker_main(void *arg)
   return NULL;
 }
 
-tokd_pool *tokd_pool_start(const tokd_server *srv, unsigned n)
+tokd_pool *tokd_pool_new(const tokd_server *srv, unsigned n)
 {
   tokd_pool *p = calloc(1, sizeof *p);
   if (!p) return NULL;
   p->srv = srv;
   p->n = n ? n : 1;
-  pthread_mutex_init(&p->lock, NULL);
-  pthread_cond_init(&p->wake, NULL);
   if (!(p->threads = calloc(p->n, sizeof *p->threads))) {
     free(p);
     return NULL;
   }
-  for (unsigned i = 0; i < p->n; i++)
-    if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0) {
-      p->n = i;
-      tokd_pool_stop(p);
-      return NULL;
-    }
+  pthread_mutex_init(&p->lock, NULL);
+  pthread_cond_init(&p->wake, NULL);
   return p;
+}
+
+bool tokd_pool_start(tokd_pool *p)
+{
+  for (p->started = 0; p->started < p->n; p->started++)
+    if (pthread_create(&p->threads[p->started], NULL, worker_main, p) != 0) {
+      tokd_pool_stop(p);
+      return false;
+    }
+  return true;
 }
 
 void tokd_pool_submit(tokd_pool *p, tokd_job *job)
@@ -109,7 +114,13 @@ void tokd_pool_stop(tokd_pool *p)
   p->stopping = true;
   pthread_cond_broadcast(&p->wake);
   pthread_mutex_unlock(&p->lock);
-  for (unsigned i = 0; i < p->n; i++) pthread_join(p->threads[i], NULL);
+  for (unsigned i = 0; i < p->started; i++) pthread_join(p->threads[i], NULL);
+  p->started = 0;
+}
+
+void tokd_pool_free(tokd_pool *p)
+{
+  if (!p) return;
   pthread_mutex_destroy(&p->lock);
   pthread_cond_destroy(&p->wake);
   free(p->threads);

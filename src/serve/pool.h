@@ -29,12 +29,17 @@ struct tokd_job {
 
 typedef struct tokd_pool tokd_pool;
 
-/* Starts n workers (each with a tokd_worker for srv). NULL when out of memory or threads. */
-tokd_pool *tokd_pool_start(const tokd_server *srv, unsigned n);
-/* Queues a job (never blocks, never fails: the queue is the jobs' own links). */
+/* A pool of n workers (each will have a tokd_worker for srv), not started. NULL when out
+ * of memory. */
+tokd_pool *tokd_pool_new(const tokd_server *srv, unsigned n);
+/* Starts the worker threads. false when one cannot start (those started are stopped). */
+bool tokd_pool_start(tokd_pool *p);
+/* Queues a job (never blocks, never fails: the queue is the jobs' own links). Thread-safe. */
 void tokd_pool_submit(tokd_pool *p, tokd_job *job);
 unsigned tokd_pool_queued(tokd_pool *p);
 /* Stops the workers after the jobs already queued have run. */
 void tokd_pool_stop(tokd_pool *p);
+/* Frees a stopped (or never started) pool; NULL is ignored. */
+void tokd_pool_free(tokd_pool *p);
 
 #endif

@@ -40,17 +40,16 @@ tokd_error_shape tokd_route_error_shape(tokd_endpoint ep)
   }
 }
 
-const char *tokd_route_list(void)
+const char *tokd_route_list(char *list, size_t cap)
 {
-  static char list[1024];
-  if (list[0]) return list;
   size_t o = 0;
+  list[0] = '\0';
   for (int m = 0; m < 2; m++) {
-    o += (size_t)snprintf(list + o, sizeof list - o, "%s%s ", m ? " or " : "", m ? "GET" : "POST");
+    if (o < cap) o += (size_t)snprintf(list + o, cap - o, "%s%s ", m ? " or " : "", m ? "GET" : "POST");
     bool first = true;
     for (int i = 0; i < EP_OTHER; i++)
       if ((int)TOKD_ROUTES[i].method == (m ? TOKD_GET : TOKD_POST) && i != EP_UI_JS && i != EP_UI_CSS) {
-        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", first ? "" : ", ", TOKD_ROUTES[i].path);
+        if (o < cap) o += (size_t)snprintf(list + o, cap - o, "%s%s", first ? "" : ", ", TOKD_ROUTES[i].path);
         first = false;
       }
   }

@@ -14,6 +14,7 @@
 #define TOKD_ROUTES_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* TOKD_FIELDS(X): X(ID, "name") — every request field, JSON key and query parameter */
@@ -184,7 +185,8 @@ tokd_endpoint tokd_route_find(const char *path);
  * they do not serve (404) and keep their fields raw for render.c and providers.c. */
 typedef enum { TOKD_ERRORS_TOKD, TOKD_ERRORS_VLLM, TOKD_ERRORS_ANTHROPIC } tokd_error_shape;
 tokd_error_shape tokd_route_error_shape(tokd_endpoint ep);
-/* "POST /encode, /count, ... or GET /encodings, ..." for the 404 message. */
-const char *tokd_route_list(void);
+/* "POST /encode, /count, ... or GET /encodings, ..." for the 404 message, written into
+ * list (cut short to fit cap; 1 KiB holds every route); returns list. */
+const char *tokd_route_list(char *list, size_t cap);
 
 #endif

@@ -1,16 +1,25 @@
 /*
- * server.h — what the parts of `tokd serve` share: the server context (configuration,
- * tokenizers, metrics, memory budget; immutable or atomic after start-up) and a worker's
- * state, and the handlers the route table names.
+ * server.h — `tokd serve` as one object: the tokd_server owns the configuration, the
+ * tokenizers, and its parts, each a handle with the same life (new, start, stop, free):
+ * the memory budget (budget.h), the metrics (metrics.h), the prefix cache, the worker pool
+ * (pool.h), the connection watchdog (watchdog.h), the lingering-close set (linger.h), the
+ * cost sampler (cost.h), the Unix-socket listener (listen.h) and libmicrohttpd (http.h).
+ * No file of src/serve keeps mutable state of its own: a second server in one process (a
+ * test, the fuzz target) shares nothing with the first.
  *
  * Threads: libmicrohttpd's I/O threads read requests and write responses and answer the
  * cheap GET endpoints themselves; every POST becomes a job for the worker pool (pool.h),
  * whose threads each own a tokd_worker (scratch memory), so a long request never holds up
  * the I/O of others, and the request path takes no locks besides the job queue.
+ *
+ * Handlers see the server as const: what they change (the budget, the split gate, the
+ * metrics, the prefix cache) is reached through pointers to thread-safe parts, and the
+ * state below is atomic.
  */
 #ifndef TOKD_SERVER_H
 #define TOKD_SERVER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -20,31 +29,73 @@
 #include "serve/request.h"
 #include "tok.h"
 
+/* The helper threads lent to long texts (tok_split): at most --split-threads - 1 at a time
+ * over the whole server, so that big requests cannot multiply the threads (handlers.c). */
+typedef struct tokd_split_gate {
+  atomic_uint busy;       /* lent now */
+  atomic_ullong texts;    /* texts encoded with helpers, since start (/metrics) */
+  atomic_ullong helpers;  /* helpers lent, since start */
+} tokd_split_gate;
+
 typedef struct tokd_server {
+  /* settled by tokd_server_new, then read-only */
   tokd_config cfg;
   tok_registry *reg;
   const tok_encoding *default_enc;
-  tokd_metrics *metrics;
-  tokd_budget budget;
   tok_buf encodings_json; /* GET /encodings, built once at start-up */
   tok_limits limits;
-  tok_prefix_cache *prefix_cache; /* NULL: off (--prefix-cache-bytes 0) */
-  atomic_int ready;       /* tokenizers loaded and listening */
-  atomic_int draining;    /* SIGTERM seen */
-  atomic_int listening;   /* connections may be accepted (set just before the listener starts) */
-  atomic_int warm;        /* the backtracking encoder's tables are built (tok_registry_warm) */
-  atomic_uint inflight;   /* requests whose body is complete, queued or computing */
-  atomic_uint active;     /* requests begun and not yet completed (what a drain waits for) */
   unsigned n_workers;
   unsigned io_threads;    /* libmicrohttpd's */
+  unsigned max_connections; /* libmicrohttpd's limit (--max-connections, or fewer descriptors) */
+  double started;         /* tokd_now() when loading began */
   double load_ms;         /* loading the tokenizers took */
-  struct tokd_pool *pool; /* the workers (pool.h), for the queue length */
+  unsigned long long id_prefix; /* of the request ids it makes (time and process) */
   /* each loaded tokenizer's chat template, parsed at start-up (by registry index); NULL
    * with chat_error[i] set when it has none or it cannot be used */
   struct tok_chat_template **chat;
   char **chat_error;
   uint64_t *model_len; /* --model-max-len by registry index (0: not given) */
+
+  /* its parts */
+  tokd_budget *budget;
+  tokd_metrics *metrics;
+  tok_prefix_cache *prefix_cache; /* NULL: off (--prefix-cache-bytes 0) */
+  tokd_split_gate *split;
+  struct tokd_pool *pool;
+  struct tokd_watchdog *watchdog;
+  struct tokd_linger *linger;     /* NULL: --linger 0, or no descriptors to spare */
+  struct tokd_cost *cost;
+  struct tokd_listener *listener; /* the Unix sockets */
+  struct MHD_Daemon *http;        /* http.c */
+  pthread_t warm_thread;          /* builds the backtracking tables after start-up */
+  bool warming;                   /* warm_thread is to be joined */
+
+  /* state */
+  atomic_int ready;       /* tokenizers loaded and listening */
+  atomic_int draining;    /* SIGTERM seen */
+  atomic_int warm;        /* the backtracking encoder's tables are built (tok_registry_warm) */
+  atomic_int cancel;      /* the drain timed out: queued jobs answer 503 */
+  atomic_uint inflight;   /* requests whose body is complete, queued or computing */
+  atomic_uint active;     /* requests begun and not yet completed (what a drain waits for) */
+  atomic_ullong request_seq; /* of the request ids it makes */
 } tokd_server;
+
+/* Loads the tokenizers for cfg (taken over: freed by tokd_server_free) and makes the
+ * server's parts, without starting a thread or listening. 0 and *out, or an exit status
+ * after a message on stderr. A SIGTERM meanwhile is the caller's (cli/serve.c). */
+int tokd_server_new(const tokd_config *cfg, tokd_server **out);
+/* Starts the workers, the watchdog, the cost sampler and the lingering-close thread, then
+ * listens (/health answers from here on; /ready once every tokenizer has its fast encoder).
+ * 0, or an exit status after a message on stderr (then stop and free it). */
+int tokd_server_start(tokd_server *srv);
+/* The TCP port it listens on (the bound one when --port 0); 0 without TCP. */
+unsigned tokd_server_port(const tokd_server *srv);
+/* Drains: not ready (still listening, so probes see it) for --drain-delay, then no new
+ * connections, then in-flight requests finish (up to --drain-timeout); then every thread
+ * stops. Returns the requests left unfinished. Also stops a server whose start failed. */
+unsigned tokd_server_stop(tokd_server *srv);
+/* Frees a stopped server (or one never started); NULL is ignored. */
+void tokd_server_free(tokd_server *srv);
 
 /* Parses the chat templates of the loaded tokenizers (a template that fails is logged and
  * reported on use, not fatal: the tokenizer still serves plain text). */

@@ -21,6 +21,7 @@
 #define PEEK_EVERY 0.5
 
 struct tokd_wd_conn {
+  tokd_watchdog *wd; /* the watchdog it is registered with */
   tokd_wd_conn *prev, *next;
   int fd;
   tokd_wd_phase phase;
@@ -31,7 +32,7 @@ struct tokd_wd_conn {
   bool dropped;
 };
 
-static struct {
+struct tokd_watchdog {
   pthread_mutex_t lock;
   pthread_t thread;
   bool running, stop;
@@ -39,36 +40,54 @@ static struct {
   tokd_wd_conn *head;
   unsigned count;
   unsigned long long closed;
-} W = {.lock = PTHREAD_MUTEX_INITIALIZER};
+};
 
-tokd_wd_conn *tokd_watchdog_add(int fd)
+tokd_watchdog *tokd_watchdog_new(const tokd_watchdog_cfg *cfg)
+{
+  tokd_watchdog *wd = calloc(1, sizeof *wd);
+  if (!wd) return NULL;
+  pthread_mutex_init(&wd->lock, NULL);
+  wd->cfg = *cfg;
+  return wd;
+}
+
+void tokd_watchdog_free(tokd_watchdog *wd)
+{
+  if (!wd) return;
+  pthread_mutex_destroy(&wd->lock);
+  free(wd);
+}
+
+tokd_wd_conn *tokd_watchdog_add(tokd_watchdog *wd, int fd)
 {
   tokd_wd_conn *c = calloc(1, sizeof *c);
   if (!c) return NULL;
+  c->wd = wd;
   c->fd = fd;
   c->phase = WD_HEADERS;
   c->since = tokd_now();
-  pthread_mutex_lock(&W.lock);
-  c->next = W.head;
-  if (W.head) W.head->prev = c;
-  W.head = c;
-  W.count++;
-  pthread_mutex_unlock(&W.lock);
+  pthread_mutex_lock(&wd->lock);
+  c->next = wd->head;
+  if (wd->head) wd->head->prev = c;
+  wd->head = c;
+  wd->count++;
+  pthread_mutex_unlock(&wd->lock);
   return c;
 }
 
 uint64_t tokd_watchdog_remove(tokd_wd_conn *c)
 {
   if (!c) return 0;
-  pthread_mutex_lock(&W.lock);
+  tokd_watchdog *wd = c->wd;
+  pthread_mutex_lock(&wd->lock);
   /* a connection shut for a slow or vanished client gets no lingering */
   uint64_t linger = c->dropped ? 0 : c->linger;
   if (c->prev) c->prev->next = c->next;
-  else W.head = c->next;
+  else wd->head = c->next;
   if (c->next) c->next->prev = c->prev;
-  W.count--;
-  W.closed++;
-  pthread_mutex_unlock(&W.lock);
+  wd->count--;
+  wd->closed++;
+  pthread_mutex_unlock(&wd->lock);
   free(c);
   return linger;
 }
@@ -76,34 +95,34 @@ uint64_t tokd_watchdog_remove(tokd_wd_conn *c)
 void tokd_watchdog_linger(tokd_wd_conn *c, uint64_t bytes)
 {
   if (!c) return;
-  pthread_mutex_lock(&W.lock);
+  pthread_mutex_lock(&c->wd->lock);
   c->linger = bytes;
-  pthread_mutex_unlock(&W.lock);
+  pthread_mutex_unlock(&c->wd->lock);
 }
 
 void tokd_watchdog_phase(tokd_wd_conn *c, tokd_wd_phase phase)
 {
   if (!c) return;
-  pthread_mutex_lock(&W.lock);
+  pthread_mutex_lock(&c->wd->lock);
   c->phase = phase;
   c->since = tokd_now();
   c->bytes = 0;
-  pthread_mutex_unlock(&W.lock);
+  pthread_mutex_unlock(&c->wd->lock);
 }
 
 void tokd_watchdog_progress(tokd_wd_conn *c, uint64_t bytes)
 {
   if (!c) return;
-  pthread_mutex_lock(&W.lock);
+  pthread_mutex_lock(&c->wd->lock);
   c->bytes += bytes;
-  pthread_mutex_unlock(&W.lock);
+  pthread_mutex_unlock(&c->wd->lock);
 }
 
-unsigned tokd_watchdog_count(void)
+unsigned tokd_watchdog_count(tokd_watchdog *wd)
 {
-  pthread_mutex_lock(&W.lock);
-  unsigned n = W.count;
-  pthread_mutex_unlock(&W.lock);
+  pthread_mutex_lock(&wd->lock);
+  unsigned n = wd->count;
+  pthread_mutex_unlock(&wd->lock);
   return n;
 }
 
@@ -122,20 +141,20 @@ static bool client_gone(tokd_wd_conn *c, double now)
 }
 
 /* Whether c is past its deadline at time now, and why. */
-static bool overdue(const tokd_wd_conn *c, double now, tokd_drop_reason *why)
+static bool overdue(const tokd_watchdog_cfg *cfg, const tokd_wd_conn *c, double now, tokd_drop_reason *why)
 {
   double elapsed = now - c->since;
   switch (c->phase) {
   case WD_HEADERS:
     *why = DROP_HEADERS;
-    return elapsed > W.cfg.header_timeout;
+    return elapsed > cfg->header_timeout;
   case WD_IDLE:
     *why = DROP_IDLE;
-    return elapsed > W.cfg.idle_timeout;
+    return elapsed > cfg->idle_timeout;
   case WD_BODY:
   case WD_RESPONSE:
     *why = c->phase == WD_BODY ? DROP_BODY : DROP_RESPONSE;
-    return elapsed > W.cfg.grace && (double)c->bytes < (elapsed - W.cfg.grace) * W.cfg.min_rate;
+    return elapsed > cfg->grace && (double)c->bytes < (elapsed - cfg->grace) * cfg->min_rate;
   default:
     return false;
   }
@@ -143,30 +162,30 @@ static bool overdue(const tokd_wd_conn *c, double now, tokd_drop_reason *why)
 
 static void *watch(void *arg)
 {
-  (void)arg;
+  tokd_watchdog *wd = arg;
   struct timespec tick = {0, 100 * 1000 * 1000};
   unsigned long long trimmed_at = 0;
   double last_trim = tokd_now();
-  pthread_mutex_lock(&W.lock);
-  while (!W.stop) {
-    pthread_mutex_unlock(&W.lock);
+  pthread_mutex_lock(&wd->lock);
+  while (!wd->stop) {
+    pthread_mutex_unlock(&wd->lock);
     nanosleep(&tick, NULL);
     double now = tokd_now();
     if (now - last_trim > TRIM_EVERY) {
       /* connection buffers are small heap blocks; after many connections have gone they
        * leave the heap fragmented (measured: 34 MB resident after 2,000 connections with
        * full request heads closed), so hand the free pages back */
-      pthread_mutex_lock(&W.lock);
-      unsigned long long closed = W.closed;
-      pthread_mutex_unlock(&W.lock);
+      pthread_mutex_lock(&wd->lock);
+      unsigned long long closed = wd->closed;
+      pthread_mutex_unlock(&wd->lock);
       if (closed - trimmed_at >= TRIM_AFTER) {
         malloc_trim(0);
         trimmed_at = closed;
       }
       last_trim = now;
     }
-    pthread_mutex_lock(&W.lock);
-    for (tokd_wd_conn *c = W.head; c; c = c->next) {
+    pthread_mutex_lock(&wd->lock);
+    for (tokd_wd_conn *c = wd->head; c; c = c->next) {
       tokd_drop_reason why;
       if (c->dropped) continue;
       if (client_gone(c, now)) {
@@ -174,32 +193,31 @@ static void *watch(void *arg)
         c->dropped = true;
         continue;
       }
-      if (!overdue(c, now, &why)) continue;
+      if (!overdue(&wd->cfg, c, now, &why)) continue;
       /* the socket stays open (libmicrohttpd closes it after it tells us, under this lock)
        * so this cannot hit a reused descriptor */
       shutdown(c->fd, SHUT_RDWR);
       c->dropped = true;
-      if (W.cfg.metrics) tokd_metrics_drop(W.cfg.metrics, why);
+      if (wd->cfg.metrics) tokd_metrics_drop(wd->cfg.metrics, why);
     }
   }
-  pthread_mutex_unlock(&W.lock);
+  pthread_mutex_unlock(&wd->lock);
   return NULL;
 }
 
-bool tokd_watchdog_start(const tokd_watchdog_cfg *cfg)
+bool tokd_watchdog_start(tokd_watchdog *wd)
 {
-  W.cfg = *cfg;
-  W.stop = false;
-  W.running = pthread_create(&W.thread, NULL, watch, NULL) == 0;
-  return W.running;
+  wd->stop = false;
+  wd->running = pthread_create(&wd->thread, NULL, watch, wd) == 0;
+  return wd->running;
 }
 
-void tokd_watchdog_stop(void)
+void tokd_watchdog_stop(tokd_watchdog *wd)
 {
-  if (!W.running) return;
-  pthread_mutex_lock(&W.lock);
-  W.stop = true;
-  pthread_mutex_unlock(&W.lock);
-  pthread_join(W.thread, NULL);
-  W.running = false;
+  if (!wd || !wd->running) return;
+  pthread_mutex_lock(&wd->lock);
+  wd->stop = true;
+  pthread_mutex_unlock(&wd->lock);
+  pthread_join(wd->thread, NULL);
+  wd->running = false;
 }

@@ -39,14 +39,21 @@ typedef struct tokd_watchdog_cfg {
   tokd_metrics *metrics;
 } tokd_watchdog_cfg;
 
-/* Starts the checking thread. false when it cannot. */
-bool tokd_watchdog_start(const tokd_watchdog_cfg *cfg);
-void tokd_watchdog_stop(void);
+typedef struct tokd_watchdog tokd_watchdog;
 
+/* A watchdog for cfg, not started. NULL when out of memory. */
+tokd_watchdog *tokd_watchdog_new(const tokd_watchdog_cfg *cfg);
+/* Starts the checking thread. false when it cannot. */
+bool tokd_watchdog_start(tokd_watchdog *wd);
+void tokd_watchdog_stop(tokd_watchdog *wd);
+/* Frees a stopped watchdog whose connections have all been removed; NULL is ignored. */
+void tokd_watchdog_free(tokd_watchdog *wd);
+
+/* The calls below are thread-safe (one lock per watchdog). */
 /* A connection opened on socket fd; NULL when out of memory (it is then not watched). */
-tokd_wd_conn *tokd_watchdog_add(int fd);
+tokd_wd_conn *tokd_watchdog_add(tokd_watchdog *wd, int fd);
 /* It closed. Returns the bytes it should linger for (tokd_watchdog_linger; linger.h), 0
- * for none or when the watchdog shut it. */
+ * for none or when the watchdog shut it. c may be NULL (returns 0). */
 uint64_t tokd_watchdog_remove(tokd_wd_conn *c);
 /* Its request was answered before the body was read: when it closes, up to bytes more of
  * the body should be read and dropped so that the client can read the answer. */
@@ -56,6 +63,6 @@ void tokd_watchdog_phase(tokd_wd_conn *c, tokd_wd_phase phase);
 /* bytes more of the body arrived, or of the response were taken. */
 void tokd_watchdog_progress(tokd_wd_conn *c, uint64_t bytes);
 /* Connections open now. */
-unsigned tokd_watchdog_count(void);
+unsigned tokd_watchdog_count(tokd_watchdog *wd);
 
 #endif

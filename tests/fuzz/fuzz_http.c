@@ -1,5 +1,5 @@
 /*
- * fuzz_http.c — fuzz target for the whole HTTP request path: the real daemon (daemon.c,
+ * fuzz_http.c — fuzz target for the whole HTTP request path: the real server (server.c, http.c,
  * libmicrohttpd, the watchdog, the pool, the handlers) runs in this process on a loopback
  * port, and each input is sent as raw bytes on a fresh connection, which is then closed.
  *
@@ -22,7 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "serve/daemon.h"
+#include "serve/http.h"
+#include "serve/server.h"
 #include "tok.h"
 #include "common/util.h"
 #include "serve/watchdog.h"
@@ -30,6 +31,7 @@
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
 static unsigned PORT;
+static tokd_server *SRV; /* lives as long as the process */
 
 static void start(void)
 {
@@ -42,11 +44,11 @@ static void start(void)
   bool exit_now;
   signal(SIGPIPE, SIG_IGN);
   if (tokd_config_parse((int)(sizeof argv / sizeof argv[0]) - 1, argv, &cfg, &exit_now) != 0 || exit_now ||
-      tokd_daemon_start(&cfg) != 0) {
+      tokd_server_new(&cfg, &SRV) != 0 || tokd_server_start(SRV) != 0) {
     fprintf(stderr, "fuzz_http: the daemon does not start (run from the repository root)\n");
     abort();
   }
-  PORT = tokd_daemon_port();
+  PORT = tokd_server_port(SRV);
 }
 
 static void sleep_us(long us)
@@ -101,12 +103,12 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     every = e && atol(e) > 0 ? (unsigned long)atol(e) : 1;
   }
   if (++n_inputs % every) return 0;
-  const tokd_server *s = tokd_daemon_server();
+  const tokd_server *s = SRV;
   double deadline = tokd_now() + 10;
   for (;;) {
-    unsigned conns = tokd_watchdog_count(), active = atomic_load(&s->active), inflight = atomic_load(&s->inflight);
-    size_t used = atomic_load(&s->budget.used);
-    if (!active && !inflight && used == (size_t)conns * tokd_daemon_conn_reserve()) break;
+    unsigned conns = tokd_watchdog_count(s->watchdog), active = atomic_load(&s->active), inflight = atomic_load(&s->inflight);
+    size_t used = atomic_load(&s->budget->used);
+    if (!active && !inflight && used == (size_t)conns * TOKD_CONN_RESERVE) break;
     if (tokd_now() > deadline) {
       fprintf(stderr, "fuzz_http: not settled after 10 s: %u connections, %u active, %u in flight, %zu bytes reserved\n",
               conns, active, inflight, used);
