@@ -20,7 +20,7 @@
 #include "cli/cli.h"
 #include "serve/server.h"
 #include "serve/json.h"
-#include "serve/log.h"
+#include "common/log.h"
 #include "serve/metrics.h"
 #include "common/util.h"
 

@@ -8,10 +8,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/log.h"
 #include "serve/listen.h"
 #include "tok.h"
-
-typedef enum { LOG_OFF = 0, LOG_ERROR = 1, LOG_WARN = 2, LOG_INFO = 3 } tokd_log_level;
 
 typedef struct tokd_config {
   const char *host;             /* the TCP listener (from --listen if it names one) */

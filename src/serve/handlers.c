@@ -1,6 +1,6 @@
 /*
  * handlers.c — one function per endpoint of the route table (routes.h): a parsed request
- * in, a JSON answer (or an error) out. No HTTP here: the daemon (daemon.c) owns
+ * in, a JSON answer (or an error) out. No HTTP here: the request path (http.c) owns
  * connections, bodies and limits; the core (tok.h) does the tokenizing.
  */
 #include <stdio.h>

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "serve/json.h"
-#include "serve/log.h"
+#include "common/log.h"
 
 #define PATH_CAP sizeof ((struct sockaddr_un *)0)->sun_path
 

@@ -17,7 +17,7 @@
  * truncate_prompt_tokens (from the left unless truncation_side says right), then a prompt
  * longer than max_model_len minus the requested output tokens is refused with vLLM's
  * message. max_tokens is then get_max_tokens': the request's, at most what the context has
- * left. Errors are answered in vLLM's shape (daemon.c, json.c).
+ * left. Errors are answered in vLLM's shape (http.c, json.c).
  *
  * Not rendered here: generation_config.json defaults (vLLM's "auto" generation config),
  * multimodal features (always null: tokd is text-only), logprobs, structured outputs,

@@ -25,7 +25,7 @@
 #include "serve/json.h"
 #include "serve/linger.h"
 #include "serve/listen.h"
-#include "serve/log.h"
+#include "common/log.h"
 #include "serve/pool.h"
 #include "serve/server.h"
 #include "serve/watchdog.h"

@@ -1,11 +1,14 @@
 /*
  * log.h — one JSON object per line on stdout, each written with a single write(2) so
- * lines from different threads never interleave.
+ * lines from different threads never interleave. The level is the process's, as stdout
+ * is (set once by `tokd serve` from --log-level; atomic, since the start-up signal thread
+ * may log meanwhile).
  */
 #ifndef TOKD_LOG_H
 #define TOKD_LOG_H
 
-#include "serve/config.h"
+/* Levels, least verbose first: a line shows when its gate is at most the level set. */
+typedef enum { LOG_OFF = 0, LOG_ERROR = 1, LOG_WARN = 2, LOG_INFO = 3 } tokd_log_level;
 
 /* Sets the level lines are shown at (the server's --log-level). */
 void tokd_log_set_level(tokd_log_level level);

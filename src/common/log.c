@@ -1,7 +1,7 @@
 /*
  * log.c — see log.h.
  */
-#include "serve/log.h"
+#include "common/log.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
