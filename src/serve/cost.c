@@ -138,6 +138,7 @@ static void take_sample(tokd_cost *C)
 static void *sampler(void *arg)
 {
   tokd_cost *C = arg;
+  pthread_setname_np(pthread_self(), "tokd-cost");
   pthread_mutex_lock(&C->lock);
   while (!C->stop) {
     struct timespec until;

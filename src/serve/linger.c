@@ -131,6 +131,7 @@ static bool drain(slot *s, char *buf, size_t cap, uint64_t *dropped, tokd_linger
 static void *linger_main(void *arg)
 {
   tokd_linger *l = arg;
+  pthread_setname_np(pthread_self(), "tokd-linger");
   enum { EVENTS = 64 };
   struct epoll_event evs[EVENTS];
   double next_sweep = tokd_now() + TICK_MS / 1e3;

@@ -231,6 +231,7 @@ int tokd_listener_fd(const tokd_listener *l, unsigned i)
 static void *accept_main(void *arg)
 {
   tokd_listener *l = arg;
+  pthread_setname_np(pthread_self(), "tokd-accept");
   struct pollfd pfd[TOKD_MAX_UNIX + 1];
   unsigned n = 0;
   for (unsigned i = l->first_accepted; i < l->n_socks; i++)

@@ -40,6 +40,7 @@ static tokd_job *take(tokd_pool *p)
 static void *worker_main(void *arg)
 {
   tokd_pool *p = arg;
+  pthread_setname_np(pthread_self(), "tokd-worker"); /* top -H, perf, gdb */
   tokd_worker *w = tokd_worker_new(p->srv);
   pthread_mutex_lock(&p->lock);
   for (;;) {

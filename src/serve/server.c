@@ -39,6 +39,7 @@
 static void *warm_main(void *arg)
 {
   tokd_server *srv = arg;
+  pthread_setname_np(pthread_self(), "tokd-warm");
   tok_registry_warm(srv->reg);
   atomic_store(&srv->warm, 1);
   atomic_store(&srv->ready, 1);

@@ -163,6 +163,7 @@ static bool overdue(const tokd_watchdog_cfg *cfg, const tokd_wd_conn *c, double 
 static void *watch(void *arg)
 {
   tokd_watchdog *wd = arg;
+  pthread_setname_np(pthread_self(), "tokd-watchdog");
   struct timespec tick = {0, 100 * 1000 * 1000};
   unsigned long long trimmed_at = 0;
   double last_trim = tokd_now();
