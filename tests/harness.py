@@ -167,15 +167,16 @@ class Server:
     busy machine, and tests start from a ready server, never from a moment after start.
     A server that does not get there within `seconds` is killed and RuntimeError raised.
 
-    --drain-delay 0 is added unless given (a test that stops a server needs no delay).
+    --drain-delay 0 is added unless given (a test that stops a server needs no delay);
+    drain_delay=None leaves it out (an older binary compared with this one may not know it).
     The log's lines (stdout) are kept in self.lines, read by a thread; stderr is a pipe,
     read after stop() for sanitizer reports. self.info is the listening line."""
 
-    def __init__(self, *args, tokd=None, env=None, port=0, ready=True, seconds=60):
+    def __init__(self, *args, tokd=None, env=None, port=0, ready=True, seconds=60, drain_delay=0):
         full_env = dict(os.environ, **(env or {}))
         where = [] if "--listen" in args else ["--host", "127.0.0.1", "--port", str(port)]
-        if "--drain-delay" not in args:
-            args = (*args, "--drain-delay", "0")
+        if drain_delay is not None and "--drain-delay" not in args:
+            args = (*args, "--drain-delay", str(drain_delay))
         self.proc = subprocess.Popen([tokd or TOKD, "serve", *where, *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env)
         self.lines, self.info, self.port = [], None, None
