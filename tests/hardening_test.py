@@ -20,7 +20,7 @@ import threading
 import time
 
 from harness import (ROOT, TOKD, Server, check, open_request, raw, raw_request, read_to_end, run_tests,
-                     select_tests, summary, wait_for)
+                     select_tests, status_of, summary, wait_for)
 
 SANITIZED = "build-" in TOKD  # sanitizer builds: memory figures are not the product's
 CONN_RESERVE = 19 << 10  # what each open connection reserves of the budget (daemon.c)
@@ -497,7 +497,7 @@ def test_framing():
         ]
         for name, data, want in cases:
             out = raw(s.port, data, timeout=5)
-            status = int(out[9:12]) if out.startswith(b"HTTP/1.1 ") else 0
+            status = status_of(out)
             check(f"{name}: {want}, closed at once", status == want and b"<timeout>" not in out, out[:80])
             check(f"{name}: the smuggled request is not answered", b'{"status":"ok"}' not in out, out[-120:])
             if status == want and want != 400 or b"application/json" in out:
