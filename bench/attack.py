@@ -16,70 +16,37 @@ import os
 import re
 import resource
 import socket
-import subprocess
 import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from harness import Server, open_request, raw, read_to_end, request_bytes, status_of  # noqa: E402
+
 resource.setrlimit(resource.RLIMIT_NOFILE, (8192, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
 
-class Server:
-    def __init__(self, binary, *args):
-        self.proc = subprocess.Popen([binary, "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "error", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        for line in self.proc.stdout:
-            if b'"listening"' in line:
-                self.port = json.loads(line)["port"]
-                break
-        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
-
-    def mb(self, key):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith(key):
-                    return int(line.split()[1]) / 1024
-        return 0
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait()
+def server(binary, *args):
+    """The binary's server with its defaults (and nothing an older binary may not know)."""
+    return Server("--log-level", "error", *args, tokd=binary, drain_delay=None)
 
 
-def raw(port, data, timeout=10):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    try:
-        s.sendall(data)
-    except OSError:
-        pass
-    out = b""
-    try:
-        while True:
-            b = s.recv(1 << 20)
-            if not b:
-                break
-            out += b
-    except socket.timeout:
-        out += b"<timeout>"
-    except OSError:
-        pass
-    s.close()
-    return out
+def mb(s, key):
+    """A /proc/PID/status figure of the server in MiB."""
+    return s.proc_status(key) / (1 << 20)
 
 
 def post(path, body, ctype="text/plain"):
-    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n").encode() + body
+    return request_bytes("POST", path, body, ctype)
 
 
-def status(out):
-    return int(out[9:12]) if out.startswith(b"HTTP/1.1 ") else 0
+HEALTH = request_bytes("GET", "/health")
 
 
 def timed(port, data, timeout=10):
     t = time.time()
     out = raw(port, data, timeout)
-    return status(out), time.time() - t
+    return status_of(out), time.time() - t
 
 
 def pct(xs, p):
@@ -90,33 +57,33 @@ def pct(xs, p):
 def run(binary):
     print(f"== {binary}")
     # 1. one large decode
-    s = Server(binary)
+    s = server(binary)
     ids = json.dumps({"tokens": [15339] * 500000}).encode()
-    idle = s.mb("VmRSS")
-    st = status(raw(s.port, post("/decode", ids, "application/json"), 60))
-    print(f"decode of {len(ids) / 1e6:.1f} MB of ids: {st}, peak {s.mb('VmHWM') - idle:+.0f} MB, "
-          f"after {s.mb('VmRSS') - idle:+.0f} MB over idle ({idle:.0f} MB)")
-    s.stop()
+    idle = mb(s, "VmRSS")
+    st = status_of(raw(s.port, post("/decode", ids, "application/json"), 60))
+    print(f"decode of {len(ids) / 1e6:.1f} MB of ids: {st}, peak {mb(s, 'VmHWM') - idle:+.0f} MB, "
+          f"after {mb(s, 'VmRSS') - idle:+.0f} MB over idle ({idle:.0f} MB)")
+    s.kill()
 
     # 2. concurrent uploads
-    s = Server(binary)
-    idle = s.mb("VmRSS")
+    s = server(binary)
+    idle = mb(s, "VmRSS")
     body = b"hello world " * 333333  # 4 MB
     results = []
     def upload():
-        results.append(status(raw(s.port, post("/count", body), 120)))
+        results.append(status_of(raw(s.port, post("/count", body), 120)))
     ts = [threading.Thread(target=upload) for _ in range(60)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
     codes = {c: results.count(c) for c in set(results)}
-    print(f"60 concurrent 4 MB uploads: statuses {codes}, peak {s.mb('VmHWM') - idle:+.0f} MB over idle")
-    s.stop()
+    print(f"60 concurrent 4 MB uploads: statuses {codes}, peak {mb(s, 'VmHWM') - idle:+.0f} MB over idle")
+    s.kill()
 
     # 3. clients that never read their large answers
-    s = Server(binary)
-    idle = s.mb("VmRSS")
+    s = server(binary)
+    idle = mb(s, "VmRSS")
     readers = []
     for _ in range(20):
         c = socket.socket()
@@ -125,14 +92,14 @@ def run(binary):
         c.sendall(post("/decode", json.dumps({"tokens": list(range(1000, 99000)) * 3}).encode(), "application/json"))
         readers.append(c)
     time.sleep(8)
-    print(f"20 clients not reading ~1.5 MB answers: {s.mb('VmRSS') - idle:+.0f} MB held after 8 s, "
-          f"/health {timed(s.port, b'GET /health HTTP/1.1' + bytes([13, 10]) + b'Host: x' + bytes([13, 10]) * 2)[0]}")
+    print(f"20 clients not reading ~1.5 MB answers: {mb(s, 'VmRSS') - idle:+.0f} MB held after 8 s, "
+          f"/health {timed(s.port, HEALTH)[0]}")
     for c in readers:
         c.close()
-    s.stop()
+    s.kill()
 
     # 4. header tricklers
-    s = Server(binary)
+    s = server(binary)
     slow = [socket.create_connection(("127.0.0.1", s.port), timeout=5) for _ in range(1200)]
     for c in slow:
         c.sendall(b"GET /hea")
@@ -154,10 +121,10 @@ def run(binary):
         c.close()
     print(f"1,200 connections trickling header bytes: POSTs answered 200 after 2 s {sum(r[0] == 200 for r in res)}/10, "
           f"after 14 s {sum(r[0] == 200 for r in later)}/10")
-    s.stop()
+    s.kill()
 
     # 5. slow bodies against the in-flight slots
-    s = Server(binary)
+    s = server(binary)
     bodies = []
     for _ in range(600):
         c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
@@ -165,15 +132,15 @@ def run(binary):
         bodies.append(c)
     time.sleep(1)
     st_post = timed(s.port, post("/count", b"hello"), 5)[0]
-    st_ready = timed(s.port, b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5)[0]
+    st_ready = timed(s.port, request_bytes("GET", "/ready"), 5)[0]
     print(f"600 slow request bodies: a new POST gets {st_post}, /ready says {st_ready}")
     for c in bodies:
         c.close()
-    s.stop()
+    s.kill()
 
     # 6. head-of-line blocking: two clients (processes, not threads: Python's lock would
     # pace them) looping large one-character counts while one client times small requests
-    s = Server(binary)
+    s = server(binary)
     big = post("/count", b"a" * 4000000)
     def hog(port, seconds):
         end = time.time() + seconds
@@ -187,40 +154,27 @@ def run(binary):
     t_end = time.time() + 10
     while time.time() < t_end:
         small.append(timed(s.port, post("/encode", b'{"text": "hello world"}', "application/json"), 10)[1])
-        health.append(timed(s.port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 10)[1])
+        health.append(timed(s.port, HEALTH, 10)[1])
     for h in hogs:
         h.join()
     print(f"two clients looping 4 MB one-letter /count: a third client's small /encode: {len(small)} in 10 s "
           f"(one at a time, each followed by /health), p50 {pct(small, .5) * 1e3:.2f} ms, p99 {pct(small, .99) * 1e3:.1f} ms, "
           f"max {max(small) * 1e3:.0f} ms; /health p99 {pct(health, .99) * 1e3:.1f} ms, max {max(health) * 1e3:.0f} ms")
-    s.stop()
+    s.kill()
 
     # 7. a backlog of complete uploads
-    s = Server(binary, "--threads", "1", "--timeout", "5")
+    s = server(binary, "--threads", "1", "--timeout", "5")
     body = b"word " * 20000
-    socks = []
-    for _ in range(120):
-        c = socket.create_connection(("127.0.0.1", s.port), timeout=60)
-        c.sendall(post("/encode", body))
-        socks.append(c)
+    socks = [open_request(s.port, "POST", "/encode", body, "text/plain") for _ in range(120)]
     answered = 0
     for c in socks:
-        out = b""
-        try:
-            while True:
-                b = c.recv(1 << 20)
-                if not b:
-                    break
-                out += b
-        except OSError:
-            pass
-        answered += out.startswith(b"HTTP/1.1 ")
+        answered += read_to_end(c).startswith(b"HTTP/1.1 ")
         c.close()
     print(f"120 complete 100 KB uploads at once (1 thread, --timeout 5): {answered} answered")
-    s.stop()
+    s.kill()
 
     # 8. framing
-    s = Server(binary)
+    s = server(binary)
     smuggled = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
     cases = [
         ("CL + TE", b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
@@ -240,7 +194,7 @@ def run(binary):
         t = time.time()
         out = raw(s.port, data, 6)
         n = len(re.findall(rb"(?:^|\r\n|\n)HTTP/1\.1 \d\d\d ", out))  # status lines (a message may say HTTP/1.1)
-        line.append(f"{name}: {status(out) or 'none'}{' x' + str(n) if n > 1 else ''}"
+        line.append(f"{name}: {status_of(out) or 'none'}{' x' + str(n) if n > 1 else ''}"
                     f"{' (%.0f s)' % (time.time() - t) if time.time() - t > 1 else ''}")
     print("framing: " + "; ".join(line))
     def chunked(n):
@@ -248,13 +202,13 @@ def run(binary):
         return (b"POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n"
                 b"Connection: close\r\n\r\n" + b"".join(b"%x\r\n" % 65536 + b[i:i + 65536] + b"\r\n"
                                                        for i in range(0, n, 65536)) + b"0\r\n\r\n")
-    print(f"chunked body 1.5x the cap: {status(raw(s.port, chunked(12 << 20), 20)) or 'cut without answer'}")
+    print(f"chunked body 1.5x the cap: {status_of(raw(s.port, chunked(12 << 20), 20)) or 'cut without answer'}")
     for ids in [b"[0.99999999999999999]", b"[01]"]:
         out = raw(s.port, post("/decode", b'{"tokens": ' + ids + b"}", "application/json"))
-        print(f"id {ids.decode()}: {status(out)} {out.split(bytes([13, 10]) * 2, 1)[-1][:70].decode(errors='replace')}")
+        print(f"id {ids.decode()}: {status_of(out)} {out.split(bytes([13, 10]) * 2, 1)[-1][:70].decode(errors='replace')}")
     out = raw(s.port, post("/decode", b'\xef\xbb\xbf{"tokens": [15339]}', "application/x-www-form-urlencoded"))
     print(f"BOM + JSON sent as form data: {out.split(bytes([13, 10]) * 2, 1)[-1][:70].decode(errors='replace')}")
-    s.stop()
+    s.kill()
 
 
 if __name__ == "__main__":

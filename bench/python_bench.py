@@ -16,17 +16,18 @@ Usage: /usr/bin/python3 bench/python_bench.py build/tokd [SECONDS]
 import http.client
 import json
 import os
-import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "python"))
 sys.path.insert(0, os.path.join(ROOT, "bench", "servers"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 os.environ.setdefault("BPE_RANKS", os.path.join(ROOT, "vocab", "cl100k_base.tiktoken"))
 
 import pure_bpe  # noqa: E402
 import tokd  # noqa: E402
+from harness import Server  # noqa: E402
 
 TOKD = sys.argv[1]
 SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 2.0
@@ -62,10 +63,8 @@ def main():
     want_short, want_big = enc.encode_ordinary(PROMPT), enc.encode_ordinary(big)
     assert pure_bpe.encode(PROMPT) == want_short and pure_bpe.encode(big[:200000]) == want_big[:len(pure_bpe.encode(big[:200000]))]
 
-    server = subprocess.Popen([TOKD, "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "error",
-                               "--encodings", "cl100k_base", "--threads", "1"], stdout=subprocess.PIPE)
-    port = next(json.loads(l)["port"] for l in server.stdout if b'"listening"' in l)
-    conn = http.client.HTTPConnection("127.0.0.1", port)
+    server = Server("--log-level", "error", "--encodings", "cl100k_base", "--threads", "1", tokd=TOKD)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port)
 
     def over_http(text):
         conn.request("POST", "/encode", body=json.dumps({"text": text}), headers={"Content-Type": "application/json"})
@@ -74,7 +73,7 @@ def main():
     assert over_http(PROMPT) == want_short
     rows = []
     for name, fn, pid in [("tokd in process", lambda: enc.encode_ordinary(PROMPT), None),
-                          ("tokd over HTTP", lambda: over_http(PROMPT), server.pid),
+                          ("tokd over HTTP", lambda: over_http(PROMPT), server.proc.pid),
                           ("pure-Python BPE", lambda: pure_bpe.encode(PROMPT), None)]:
         cps, cpu = rate(fn, pid)
         rows.append((name, cps, cpu))

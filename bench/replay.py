@@ -14,13 +14,13 @@ and the cache's hits and saved bytes.
 
 usage: bench/replay.py build/tokd MODEL_DIR HELD_OUT_TEXT [sessions] [turns]
 """
-import http.client
 import json
+import os
 import random
-import re
-import subprocess
 import sys
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from harness import Server  # noqa: E402
 
 TOKD, MODEL, TEXT = sys.argv[1], sys.argv[2], sys.argv[3]
 SESSIONS = int(sys.argv[4]) if len(sys.argv) > 4 else 16
@@ -41,43 +41,18 @@ def pieces(path, seed):
         at += n
 
 
-class Tokd:
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([TOKD, "serve", "--host", "127.0.0.1", "--port", "0", "--threads", "1",
-                                      "--split-threads", "1", "--log-level", "error", "--drain-delay", "0",
-                                      "--tokenizer", f"qwen3={MODEL}", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        for line in self.proc.stdout:
-            if '"listening"' in line:
-                self.port = json.loads(line)["port"]
-                break
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        deadline = time.time() + 60
-        while self.get("/ready")[0] != 200 and time.time() < deadline:
-            time.sleep(0.05)
+class Tokd(Server):
+    """tokd with one worker and Qwen3 (MODEL), as the replay measures it."""
 
-    def get(self, path):
-        self.conn.request("GET", path)
-        r = self.conn.getresponse()
-        return r.status, r.read()
+    def __init__(self, *args):
+        super().__init__("--threads", "1", "--split-threads", "1", "--log-level", "error",
+                         "--tokenizer", f"qwen3={MODEL}", *args, tokd=TOKD)
 
     def tokenize(self, messages):
-        body = json.dumps({"model": "qwen3", "messages": messages})
-        self.conn.request("POST", "/tokenize", body=body, headers={"Content-Type": "application/json"})
-        r = self.conn.getresponse()
-        data = r.read()
-        if r.status != 200:
+        status, hdrs, data = self.request("POST", "/tokenize", {"model": "qwen3", "messages": messages}, timeout=60)
+        if status != 200:
             raise RuntimeError(data[:300])
         return json.loads(data)["tokens"]
-
-    def metric(self, pattern):
-        text = self.get("/metrics")[1].decode()
-        m = re.search(r"^" + re.escape(pattern) + r" (\S+)$", text, re.M)
-        return float(m.group(1)) if m else 0.0
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
 
 
 def replay(server):
@@ -91,9 +66,9 @@ def replay(server):
         third = thirds[min(2, turn * 3 // TURNS)]
         for s in range(SESSIONS):
             histories[s].append({"role": "user", "content": next(msgs)})
-            before = server.metric(cpu)
+            before = server.metric(cpu, 0.0)
             ids = server.tokenize(histories[s])
-            third[0] += server.metric(cpu) - before
+            third[0] += server.metric(cpu, 0.0) - before
             third[1] += 1
             third[2] += sum(len(m["content"].encode()) for m in histories[s])
             answers.append(ids)
@@ -107,8 +82,8 @@ def main():
         server = Tokd(*args)
         try:
             thirds, answers = replay(server)
-            hits = server.metric('tokd_prefix_cache_lookups_total{result="hit"}')
-            saved = server.metric("tokd_prefix_cache_saved_bytes_total")
+            hits = server.metric('tokd_prefix_cache_lookups_total{result="hit"}', 0.0)
+            saved = server.metric("tokd_prefix_cache_saved_bytes_total", 0.0)
         finally:
             server.stop()
         results[label] = (thirds, answers, hits, saved)

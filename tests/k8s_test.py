@@ -10,24 +10,13 @@ import glob
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 
 import yaml
 
-TOKD = os.path.abspath(sys.argv[1])
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = {"passed": 0, "failed": 0}
-
-
-def check(name, cond, detail=""):
-    RESULTS["passed" if cond else "failed"] += 1
-    if not cond:
-        print(f"FAIL: {name} {detail}")
+from harness import ROOT, TOKD, Server, check, summary
 
 
 def serve_help():
@@ -53,43 +42,20 @@ def dockerfile():
     return user, port, entry
 
 
-def wait_ready(port, seconds=60):
-    """Until /ready answers 200 ("listening" comes before the tables are warm, later on a
-    busy machine): probes are checked against a ready server, never a moment after start."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5).status == 200:
-                return
-        except Exception:
-            pass
-        time.sleep(0.02)
-
-
 def answered_paths(paths):
-    """Starts tokd and returns the probe paths it answers with 200."""
-    proc = subprocess.Popen([TOKD, "serve", "--host", "127.0.0.1", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    ok = set()
+    """Starts tokd (ready: probes are checked against a ready server, never a moment after
+    start) and returns the probe paths it answers with 200."""
+    s = Server()
+
+    def answered(path):
+        try:
+            return s.request("GET", path, timeout=5)[0] == 200
+        except OSError:
+            return False
     try:
-        port = None
-        for _ in range(50):
-            line = proc.stdout.readline()
-            m = re.search(r'"port":(\d+)', line)
-            if m:
-                port = int(m.group(1))
-                break
-        wait_ready(port)
-        for p in paths:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}{p}", timeout=5).status == 200:
-                    ok.add(p)
-            except Exception:
-                pass
+        return set(filter(answered, paths))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    return ok
+        s.stop()
 
 
 def run_exec_probes(probes):
@@ -97,23 +63,15 @@ def run_exec_probes(probes):
     (its Unix socket moved to a temporary directory, its port to a free one)."""
     tmp = tempfile.mkdtemp(prefix="tokd-k8s-")
     sock = os.path.join(tmp, "tokd.sock")
-    proc = subprocess.Popen([TOKD, "serve", "--listen", f"127.0.0.1:0,unix:{sock}", "--drain-delay", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    s = Server("--listen", f"127.0.0.1:0,unix:{sock}")
     try:
-        port = None
-        for _ in range(50):
-            m = re.search(r'"port":(\d+)', proc.stdout.readline())
-            if m:
-                port = m.group(1)
-                break
-        wait_ready(port)
+        port = str(s.port)
         for where, probe, args, manifest_port, sockets in probes:
             args = [sock if a in sockets else port if a == str(manifest_port) else a for a in args]
             rc = subprocess.run([TOKD, "health", *args], capture_output=True, timeout=10).returncode
             check(f"{where}: {probe} `tokd health {' '.join(args)}` answers 0 against a running tokd", rc == 0, rc)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        s.stop()
         for name in os.listdir(tmp):
             os.unlink(os.path.join(tmp, name))
         os.rmdir(tmp)
@@ -250,8 +208,7 @@ def main():
     ok = answered_paths(probe_paths)
     check("probe paths answered 200 by a running tokd", ok == probe_paths, (probe_paths, ok))
     run_exec_probes(exec_probes)
-    print(f"k8s: {RESULTS['passed']} passed, {RESULTS['failed']} failed")
-    return 1 if RESULTS["failed"] else 0
+    return summary("k8s")
 
 
 if __name__ == "__main__":
