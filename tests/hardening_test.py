@@ -23,7 +23,7 @@ from harness import (ROOT, TOKD, Server, check, open_request, raw, raw_request, 
                      select_tests, status_of, summary, wait_for)
 
 SANITIZED = "build-" in TOKD  # sanitizer builds: memory figures are not the product's
-CONN_RESERVE = 19 << 10  # what each open connection reserves of the budget (daemon.c)
+CONN_RESERVE = 19 << 10  # what each open connection reserves of the budget (http.h: TOKD_CONN_RESERVE)
 
 
 def server(*args):
