@@ -566,6 +566,9 @@ def test_split(s):
 
 
 def test_metrics_and_logs(s):
+    # its own traffic, so that it holds when run alone (ONLY=test_metrics_and_logs)
+    for i in range(60):
+        s.request("POST", "/encode", {"text": f"metrics {i}"}, {"X-Request-Id": "abc-123"} if i == 0 else None)
     st, hdrs, raw = s.request("GET", "/metrics")
     text = raw.decode()
     check("metrics content type", st == 200 and hdrs["content-type"].startswith("text/plain"))
