@@ -20,66 +20,6 @@
 
 #define MAX_STDIN ((size_t)1 << 30)
 
-static const char USAGE[] =
-    "usage: tokd COMMAND [OPTIONS]\n"
-    "\n"
-    "Commands:\n"
-    "  serve                 run the HTTP service (see `tokd serve --help`)\n"
-    "  health                probe a running server's /ready; exit 0 when ready\n"
-
-    "  encode                read UTF-8 text on stdin, print token ids separated by spaces\n"
-    "  decode                read whitespace-separated ids on stdin, write their bytes\n"
-    "  count                 read UTF-8 text on stdin, print the number of tokens\n"
-    "  bench FILE...         single-thread in-process encode throughput per file\n"
-    "  encodings             list the encodings that would be loaded\n"
-    "  chat                  read a chat request (JSON, as vLLM's /tokenize with messages) on\n"
-    "                        stdin, render the model's chat template, print the token ids\n"
-    "\n"
-    "Options of encode, decode, count, bench, encodings:\n"
-    "  -e, --encoding NAME   r50k_base (gpt2), p50k_base, p50k_edit, cl100k_base (default),\n"
-    "                        o200k_base, a custom encoding from --vocab-dir, or the NAME of a\n"
-    "                        --tokenizer\n"
-    "  -t, --tokenizer NAME=PATH\n"
-    "                        a Hugging Face tokenizer.json, or a model directory holding one\n"
-    "                        (tokenizer_config.json beside it is applied as transformers\n"
-    "                        does); repeatable (env TOKD_TOKENIZERS=NAME=PATH,...)\n"
-    "  -m, --model NAME      pick the encoding of an OpenAI model (gpt-4o, gpt-3.5-turbo, ...)\n"
-    "      --vocab-dir DIR   load DIR/*.manifest and their rank files instead of the built-in\n"
-    "                        vocabularies (env TOKD_VOCAB_DIR)\n"
-    "      --allowed-special all|none|TOKEN[,TOKEN...]\n"
-    "                        special-token texts that encode to their ids (default: none for\n"
-    "                        tiktoken encodings, like tiktoken's encode_ordinary; all for\n"
-    "                        Hugging Face tokenizers, as they do)\n"
-    "      --disallowed-special\n"
-    "                        fail (exit 2) when the text contains a special token that is\n"
-    "                        not allowed, like tiktoken's encode() default\n"
-    "      --add-special-tokens\n"
-    "                        encode/count: add the tokenizer's BOS/EOS (its post-processor)\n"
-    "      --skip-special-tokens\n"
-    "                        decode: leave special tokens out\n"
-    "      --bytes           decode: write the exact bytes (the default for tiktoken\n"
-    "                        encodings; Hugging Face tokenizers write their decoder's text)\n"
-    "      --lossy           encode/count: replace invalid UTF-8 with U+FFFD instead of failing;\n"
-    "                        decode: replace invalid UTF-8 in the output with U+FFFD\n"
-    "      --seconds S       bench: time per file (default 1)\n"
-    "      --slices BYTES    bench: encode each file as consecutive texts of at most BYTES\n"
-    "                        (cut between characters), one call each, as a server sees a\n"
-    "                        stream of requests; the first pass over them is the figure for\n"
-    "                        text never seen before\n"
-    "  -j, --threads N       encode, count, bench: cut a text of 512 KiB or more at spaces\n"
-    "                        between words and encode the parts on N threads, with the same\n"
-    "                        result (byte-level BPE tokenizers: the OpenAI encodings, Llama 3,\n"
-    "                        Qwen, DeepSeek-V3, GPT-OSS; default: the online CPUs for encode\n"
-    "                        and count, 1 for bench)\n"
-    "      --chat-template FILE\n"
-    "                        chat: use this Jinja template instead of the model's\n"
-    "      --render-only     chat: print the rendered text instead of the ids\n"
-    "      --bench           chat: render (and encode) repeatedly for --seconds; print the\n"
-    "                        microseconds per conversation as JSON\n"
-    "  -h, --help            this text\n"
-    "\n"
-    "Invalid UTF-8 input makes encode and count exit with status 2 and name the byte offset.\n";
-
 typedef struct cli_opts {
   const char *encoding;
   const char *model;
@@ -101,6 +41,140 @@ typedef struct cli_opts {
   char **files;
   int n_files;
 } cli_opts;
+
+/* ---------------------------------------------------------------------------------------
+ * The options of encode, decode, count, bench, encodings and chat, in one table: each row
+ * gives the flag, its short letter, its argument's name, its environment variable, what
+ * it sets and its help text, and the help text, getopt_long's array and the environment
+ * reads are all made from it (as `serve`'s settings in config.c), so they cannot disagree.
+ * A flag beats its variable.
+ */
+typedef enum {
+  O_STR,     /* const char *; an empty variable counts as unset */
+  O_FLAG,    /* bool, no argument */
+  O_SOURCES, /* NAME=PATH into tokenizers (repeatable; the variable takes a comma list) */
+  O_SECONDS, /* double, strictly between min and max */
+  O_UINT,    /* unsigned, min to max */
+  O_SIZE,    /* size_t, min to max */
+  O_HELP,
+} opt_type;
+
+typedef struct cli_option {
+  const char *name;
+  char letter; /* 0: none */
+  const char *arg; /* the argument's name in the help; NULL for O_FLAG and O_HELP */
+  const char *env; /* NULL: none */
+  opt_type type;
+  size_t offset;
+  unsigned long long min, max;
+  const char *help;
+} cli_option;
+
+#define OFF(field) offsetof(cli_opts, field)
+static const cli_option OPTIONS[] = {
+    {"encoding", 'e', "NAME", NULL, O_STR, OFF(encoding), 0, 0,
+     "r50k_base (gpt2), p50k_base, p50k_edit, cl100k_base (default), o200k_base, a custom "
+     "encoding from --vocab-dir, or the NAME of a --tokenizer"},
+    {"tokenizer", 't', "NAME=PATH", "TOKD_TOKENIZERS", O_SOURCES, OFF(tokenizers), 0, 0,
+     "a Hugging Face tokenizer.json, or a model directory holding one (tokenizer_config.json "
+     "beside it is applied as transformers does); repeatable, and the variable takes a comma list"},
+    {"model", 'm', "NAME", NULL, O_STR, OFF(model), 0, 0,
+     "pick the encoding of an OpenAI model (gpt-4o, gpt-3.5-turbo, ...)"},
+    {"vocab-dir", 0, "DIR", "TOKD_VOCAB_DIR", O_STR, OFF(vocab_dir), 0, 0,
+     "load DIR/*.manifest and their rank files instead of the built-in vocabularies"},
+    {"allowed-special", 0, "all|none|TOKEN[,TOKEN...]", NULL, O_STR, OFF(allowed), 0, 0,
+     "special-token texts that encode to their ids (default: none for tiktoken encodings, "
+     "like tiktoken's encode_ordinary; all for Hugging Face tokenizers, as they do)"},
+    {"disallowed-special", 0, NULL, NULL, O_FLAG, OFF(disallowed), 0, 0,
+     "fail (exit 2) when the text contains a special token that is not allowed, like "
+     "tiktoken's encode() default"},
+    {"add-special-tokens", 0, NULL, NULL, O_FLAG, OFF(add_special), 0, 0,
+     "encode/count: add the tokenizer's BOS/EOS (its post-processor)"},
+    {"skip-special-tokens", 0, NULL, NULL, O_FLAG, OFF(skip_special), 0, 0, "decode: leave special tokens out"},
+    {"bytes", 0, NULL, NULL, O_FLAG, OFF(bytes), 0, 0,
+     "decode: write the exact bytes (the default for tiktoken encodings; Hugging Face "
+     "tokenizers write their decoder's text)"},
+    {"lossy", 0, NULL, NULL, O_FLAG, OFF(lossy), 0, 0,
+     "encode/count: replace invalid UTF-8 with U+FFFD instead of failing; decode: replace "
+     "invalid UTF-8 in the output with U+FFFD"},
+    {"seconds", 0, "S", NULL, O_SECONDS, OFF(seconds), 0, 3600, "bench: time per file (default 1)"},
+    {"slices", 0, "BYTES", NULL, O_SIZE, OFF(slices), 4, 1ull << 30,
+     "bench: encode each file as consecutive texts of at most BYTES (cut between characters), "
+     "one call each, as a server sees a stream of requests; the first pass over them is the "
+     "figure for text never seen before"},
+    {"threads", 'j', "N", NULL, O_UINT, OFF(threads), 1, TOKD_MAX_THREADS,
+     "encode, count, bench: cut a text of 512 KiB or more at spaces between words and encode "
+     "the parts on N threads, with the same result (byte-level BPE tokenizers: the OpenAI "
+     "encodings, Llama 3, Qwen, DeepSeek-V3, GPT-OSS; default: the online CPUs for encode "
+     "and count, 1 for bench)"},
+    {"chat-template", 0, "FILE", NULL, O_STR, OFF(chat_template), 0, 0,
+     "chat: use this Jinja template instead of the model's"},
+    {"render-only", 0, NULL, NULL, O_FLAG, OFF(render_only), 0, 0, "chat: print the rendered text instead of the ids"},
+    {"bench", 0, NULL, NULL, O_FLAG, OFF(chat_bench), 0, 0,
+     "chat: render (and encode) repeatedly for --seconds; print the microseconds per "
+     "conversation as JSON"},
+    {"help", 'h', NULL, NULL, O_HELP, 0, 0, 0, "this text"},
+};
+#undef OFF
+#define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
+
+static const char USAGE_HEAD[] =
+    "usage: tokd COMMAND [OPTIONS]\n"
+    "\n"
+    "Commands:\n"
+    "  serve                 run the HTTP service (see `tokd serve --help`)\n"
+    "  health                probe a running server's /ready; exit 0 when ready\n"
+    "  encode                read UTF-8 text on stdin, print token ids separated by spaces\n"
+    "  decode                read whitespace-separated ids on stdin, write their bytes\n"
+    "  count                 read UTF-8 text on stdin, print the number of tokens\n"
+    "  bench FILE...         single-thread in-process encode throughput per file\n"
+    "  encodings             list the encodings that would be loaded\n"
+    "  chat                  read a chat request (JSON, as vLLM's /tokenize with messages) on\n"
+    "                        stdin, render the model's chat template, print the token ids\n"
+    "\n"
+    "Options of encode, decode, count, bench, encodings, chat:\n";
+static const char USAGE_TAIL[] =
+    "\n"
+    "Invalid UTF-8 input makes encode and count exit with status 2 and name the byte offset.\n";
+
+/* Prints text from column `indent`, wrapped before column 92 at spaces. */
+static void print_wrapped(FILE *out, const char *text, int indent)
+{
+  int col = indent;
+  for (const char *p = text; *p;) {
+    size_t word = strcspn(p, " ");
+    if (col > indent && col + 1 + (int)word > 92) {
+      fprintf(out, "\n%*s", indent, "");
+      col = indent;
+    } else if (col > indent) {
+      fputc(' ', out);
+      col++;
+    }
+    fwrite(p, 1, word, out);
+    col += (int)word;
+    p += word;
+    while (*p == ' ') p++;
+  }
+  fputc('\n', out);
+}
+
+static void print_usage(FILE *out)
+{
+  fputs(USAGE_HEAD, out);
+  for (size_t i = 0; i < N_OPTIONS; i++) {
+    const cli_option *op = &OPTIONS[i];
+    char left[64], help[512];
+    int n = op->letter ? snprintf(left, sizeof left, "  -%c, --%s", op->letter, op->name)
+                       : snprintf(left, sizeof left, "      --%s", op->name);
+    if (op->arg) snprintf(left + n, sizeof left - (size_t)n, " %s", op->arg);
+    snprintf(help, sizeof help, op->env ? "%s (env %s)" : "%s", op->help, op->env);
+    /* the help beside the flag when it fits, else on the next line */
+    if (strlen(left) + 1 < 24) fprintf(out, "%-24s", left);
+    else fprintf(out, "%s\n%24s", left, "");
+    print_wrapped(out, help, 24);
+  }
+  fputs(USAGE_TAIL, out);
+}
 
 static int die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int die(int status, const char *fmt, ...)
@@ -127,77 +201,82 @@ static int status_of(tok_err code)
   }
 }
 
+/* Sets what op names from value (a flag's argument, or its variable's value: source says
+ * which, for the messages). Returns 0, or an exit status after printing why. */
+static int set_option(cli_opts *o, const cli_option *op, const char *value, const char *source)
+{
+  char *field = (char *)o + op->offset;
+  char *end;
+  switch (op->type) {
+  case O_STR:
+    *(const char **)field = *value || source[0] == '-' ? value : NULL;
+    return 0;
+  case O_FLAG:
+    *(bool *)field = true;
+    return 0;
+  case O_SOURCES:
+    return tokd_sources_parse(value, source, &o->tokenizers, &o->n_tokenizers);
+  case O_SECONDS: {
+    double d = strtod(value, NULL);
+    if (!(d > (double)op->min && d < (double)op->max))
+      return die(2, "%s must be in (%llu, %llu)", source, op->min, op->max);
+    *(double *)field = d;
+    return 0;
+  }
+  case O_UINT: case O_SIZE: {
+    unsigned long long n = strtoull(value, &end, 10);
+    if (*end || !*value || value[0] == '-' || n < op->min || n > op->max)
+      return die(2, "%s must be %llu to %llu", source, op->min, op->max);
+    if (op->type == O_UINT) *(unsigned *)field = (unsigned)n;
+    else *(size_t *)field = (size_t)n;
+    return 0;
+  }
+  case O_HELP:
+    break;
+  }
+  return 0;
+}
+
 static int parse_opts(int argc, char **argv, cli_opts *o)
 {
-  static const struct option longs[] = {
-      {"encoding", required_argument, NULL, 'e'},
-      {"model", required_argument, NULL, 'm'},
-      {"vocab-dir", required_argument, NULL, 'V'},
-      {"allowed-special", required_argument, NULL, 'a'},
-      {"disallowed-special", no_argument, NULL, 'd'},
-      {"lossy", no_argument, NULL, 'l'},
-      {"tokenizer", required_argument, NULL, 't'},
-      {"add-special-tokens", no_argument, NULL, 'A'},
-      {"skip-special-tokens", no_argument, NULL, 'S'},
-      {"bytes", no_argument, NULL, 'B'},
-      {"seconds", required_argument, NULL, 's'},
-      {"chat-template", required_argument, NULL, 'C'},
-      {"render-only", no_argument, NULL, 'R'},
-      {"bench", no_argument, NULL, 'N'},
-      {"threads", required_argument, NULL, 'j'},
-      {"slices", required_argument, NULL, 'L'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0},
-  };
-  *o = (cli_opts){.encoding = NULL, .vocab_dir = getenv("TOKD_VOCAB_DIR"), .seconds = 1.0};
-  if (o->vocab_dir && !*o->vocab_dir) o->vocab_dir = NULL;
-  const char *env_tokenizers = getenv("TOKD_TOKENIZERS");
-  bool flag_tokenizers = false;
-  int c, rc;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "e:m:t:h", longs, NULL)) != -1) {
-    switch (c) {
-    case 't':
-      flag_tokenizers = true;
-      if ((rc = tokd_sources_parse(optarg, "--tokenizer", &o->tokenizers, &o->n_tokenizers)) != 0) return rc;
-      break;
-    case 'A': o->add_special = true; break;
-    case 'S': o->skip_special = true; break;
-    case 'B': o->bytes = true; break;
-    case 'C': o->chat_template = optarg; break;
-    case 'R': o->render_only = true; break;
-    case 'N': o->chat_bench = true; break;
-    case 'e': o->encoding = optarg; break;
-    case 'm': o->model = optarg; break;
-    case 'V': o->vocab_dir = optarg; break;
-    case 'a': o->allowed = optarg; break;
-    case 'd': o->disallowed = true; break;
-    case 'l': o->lossy = true; break;
-    case 's':
-      o->seconds = strtod(optarg, NULL);
-      if (!(o->seconds > 0 && o->seconds < 3600)) return die(2, "--seconds must be in (0, 3600)");
-      break;
-    case 'j': {
-      char *end;
-      unsigned long n = strtoul(optarg, &end, 10);
-      if (*end || n < 1 || n > TOKD_MAX_THREADS) return die(2, "--threads must be 1 to %d", TOKD_MAX_THREADS);
-      o->threads = (unsigned)n;
-      break;
-    }
-    case 'L': {
-      char *end;
-      unsigned long long n = strtoull(optarg, &end, 10);
-      if (*end || n < 4 || n > (1ull << 30)) return die(2, "--slices must be 4 to 2^30 bytes");
-      o->slices = (size_t)n;
-      break;
-    }
-    case 'h': fputs(USAGE, stdout); exit(0);
-    default: return die(2, "see `tokd --help`");
+  struct option longs[N_OPTIONS + 1];
+  char shorts[2 * N_OPTIONS + 1];
+  size_t n_shorts = 0;
+  for (size_t i = 0; i < N_OPTIONS; i++) {
+    const cli_option *op = &OPTIONS[i];
+    bool takes = op->type != O_FLAG && op->type != O_HELP;
+    longs[i] = (struct option){op->name, takes ? required_argument : no_argument, NULL, (int)(256 + i)};
+    if (op->letter) {
+      shorts[n_shorts++] = op->letter;
+      if (takes) shorts[n_shorts++] = ':';
     }
   }
-  if (!flag_tokenizers && env_tokenizers && *env_tokenizers &&
-      (rc = tokd_sources_parse(env_tokenizers, "TOKD_TOKENIZERS", &o->tokenizers, &o->n_tokenizers)) != 0)
-    return rc;
+  longs[N_OPTIONS] = (struct option){NULL, 0, NULL, 0};
+  shorts[n_shorts] = '\0';
+  *o = (cli_opts){.seconds = 1.0};
+  bool given[N_OPTIONS] = {false};
+  int c, rc;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
+    size_t i = 0;
+    if (c >= 256 && c < 256 + (int)N_OPTIONS) i = (size_t)c - 256;
+    else
+      while (i < N_OPTIONS && (!OPTIONS[i].letter || OPTIONS[i].letter != c)) i++;
+    if (i == N_OPTIONS) return die(2, "see `tokd --help`");
+    if (OPTIONS[i].type == O_HELP) {
+      print_usage(stdout);
+      exit(0);
+    }
+    char source[64];
+    snprintf(source, sizeof source, "--%s", OPTIONS[i].name);
+    given[i] = true;
+    if ((rc = set_option(o, &OPTIONS[i], optarg, source)) != 0) return rc;
+  }
+  /* the variables of what no flag set */
+  for (size_t i = 0; i < N_OPTIONS; i++) {
+    const char *v = OPTIONS[i].env && !given[i] ? getenv(OPTIONS[i].env) : NULL;
+    if (v && *v && (rc = set_option(o, &OPTIONS[i], v, OPTIONS[i].env)) != 0) return rc;
+  }
   o->files = argv + optind;
   o->n_files = argc - optind;
   if (o->model) {
@@ -588,12 +667,12 @@ static int cmd_chat(const cli_opts *o)
 int main(int argc, char **argv)
 {
   if (argc < 2) {
-    fputs(USAGE, stderr);
+    print_usage(stderr);
     return 2;
   }
   const char *cmd = argv[1];
   if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-    fputs(USAGE, stdout);
+    print_usage(stdout);
     return 0;
   }
   if (!strcmp(cmd, "serve")) return tokd_serve_main(argc - 1, argv + 1);
