@@ -53,57 +53,59 @@ static void free_parts(tok_scratch *s)
   s->piece_cap = 0;
 }
 
-void tok_scratch_free(tok_scratch *s)
+/* Frees the scratch's growable buffers that hold more than keep_bytes (all of them when
+ * `all`, whatever their recorded size: a buffer half-grown by a failed allocation too).
+ * tok_scratch_trim and tok_scratch_free both come here, so a new buffer is released in
+ * one place. */
+static void release_buffers(tok_scratch *s, size_t keep_bytes, bool all)
 {
-  if (!s) return;
-  pcre2_match_data_free(s->md);
-  pcre2_match_context_free(s->mctx);
-  pcre2_jit_stack_free(s->jit_stack);
-  free(s->ids);
-  free(s->offsets);
-  free_parts(s);
-  for (int i = 0; i < 2; i++) text_buf_free(&s->norm[i]), tok_buf_free(&s->dec[i]);
-  for (int i = 0; i < TOK__MAX_PRE_STEPS; i++) text_buf_free(&s->level[i]);
-  free(s->dec_tok);
-  free(s->dec_tok2);
-  free(s->u32);
-  free(s->piece_cache);
-  free(s->pc_pos);
-  free(s->pc_key);
-  free(s);
-}
-
-void tok_scratch_trim(tok_scratch *s, size_t keep_bytes)
-{
-  if (s->ids_cap * 3 * sizeof(uint32_t) > keep_bytes) {
+#define OVER(bytes) (all || (bytes) > keep_bytes)
+  if (OVER(s->ids_cap * 3 * sizeof(uint32_t))) {
     free(s->ids);
     free(s->offsets);
     s->ids = s->offsets = NULL;
     s->ids_cap = 0;
   }
   /* the part arrays: 6 of 4 bytes and 1 of 1 byte per piece byte */
-  if (s->piece_cap * 25 > keep_bytes) free_parts(s);
+  if (OVER(s->piece_cap * 25)) free_parts(s);
   for (int i = 0; i < 2; i++) {
-    if (s->norm[i].cap * 9 > keep_bytes) text_buf_free(&s->norm[i]);
-    if (s->dec[i].cap > keep_bytes) tok_buf_free(&s->dec[i]);
+    if (OVER(s->norm[i].cap * 9)) text_buf_free(&s->norm[i]);
+    if (OVER(s->dec[i].cap)) tok_buf_free(&s->dec[i]);
   }
   for (int i = 0; i < TOK__MAX_PRE_STEPS; i++)
-    if (s->level[i].cap * 9 > keep_bytes) text_buf_free(&s->level[i]);
-  if (s->dec_tok_cap[0] * 8 > keep_bytes || s->dec_tok_cap[1] * 8 > keep_bytes) {
+    if (OVER(s->level[i].cap * 9)) text_buf_free(&s->level[i]);
+  if (OVER(s->dec_tok_cap[0] * 8) || OVER(s->dec_tok_cap[1] * 8)) {
     free(s->dec_tok), free(s->dec_tok2);
     s->dec_tok = s->dec_tok2 = NULL;
     s->dec_tok_cap[0] = s->dec_tok_cap[1] = 0;
   }
-  if (s->pc_cap * 12 > keep_bytes) {
+  if (OVER(s->pc_cap * 12)) {
     free(s->pc_pos), free(s->pc_key);
     s->pc_pos = NULL, s->pc_key = NULL;
     s->pc_cap = 0;
   }
-  if (s->u32_cap * 4 > keep_bytes) {
+  if (OVER(s->u32_cap * 4)) {
     free(s->u32);
     s->u32 = NULL;
     s->u32_cap = 0;
   }
+#undef OVER
+}
+
+void tok_scratch_free(tok_scratch *s)
+{
+  if (!s) return;
+  pcre2_match_data_free(s->md);
+  pcre2_match_context_free(s->mctx);
+  pcre2_jit_stack_free(s->jit_stack);
+  release_buffers(s, 0, true);
+  free(s->piece_cache);
+  free(s);
+}
+
+void tok_scratch_trim(tok_scratch *s, size_t keep_bytes)
+{
+  release_buffers(s, keep_bytes, false);
 }
 
 tok_work_stats tok_scratch_stats(const tok_scratch *s) { return s->stats; }
