@@ -88,15 +88,15 @@ $(BUILD)/%.o: src/%.c $(wildcard include/*.h) $(wildcard src/*/*.h) Makefile | $
 	@mkdir -p $(@D)
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/serve/ui_data.o: src/serve/ui_data.S $(wildcard src/ui/*) | $(DEPS_OK)
+$(BUILD)/serve/ui_data.o: src/serve/ui_data.S src/common/incbin.h $(wildcard src/ui/*) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) -c -o $@ src/serve/ui_data.S
 
-$(BUILD)/embed_data.o: src/core/embed.S $(VOCAB) | $(DEPS_OK)
+$(BUILD)/embed_data.o: src/core/embed.S src/common/incbin.h $(VOCAB) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) -c -o $@ src/core/embed.S
 
-$(BUILD)/embed_ranks.o: src/core/embed.S $(VOCAB) | $(DEPS_OK)
+$(BUILD)/embed_ranks.o: src/core/embed.S src/common/incbin.h $(VOCAB) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) -DTOKD_EMBED_RANKS -c -o $@ src/core/embed.S
 
