@@ -591,9 +591,8 @@ END_TEST
 
 Suite *bpe_suite(void)
 {
-  Suite *s = suite_create("bpe");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 120);
+  TCase *tc;
+  Suite *s = tu_suite("bpe", "core", 120, &tc);
   tcase_add_test(tc, test_mergers_agree);
   tcase_add_test(tc, test_heap_matches_reference);
   tcase_add_test(tc, test_long_runs_bounded);
@@ -605,6 +604,5 @@ Suite *bpe_suite(void)
   tcase_add_test(tc, test_bt_cache_files_are_ours);
   tcase_add_loop_test(tc, test_backtrack_matches_heap, 0, 10);
   tcase_add_loop_test(tc, test_backtrack_every_token, 0, 10);
-  suite_add_tcase(s, tc);
   return s;
 }

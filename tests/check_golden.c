@@ -104,11 +104,9 @@ END_TEST
 
 Suite *golden_suite(void)
 {
-  Suite *s = suite_create("golden");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 120);
+  TCase *tc;
+  Suite *s = tu_suite("golden", "core", 120, &tc);
   tcase_add_loop_test(tc, test_golden, 0, 5);
   tcase_add_loop_test(tc, test_random_round_trip, 0, 5);
-  suite_add_tcase(s, tc);
   return s;
 }

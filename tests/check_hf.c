@@ -467,15 +467,13 @@ END_TEST
 
 Suite *hf_suite(void)
 {
-  Suite *s = suite_create("hf");
-  TCase *tc = tcase_create("models");
-  tcase_set_timeout(tc, 300);
+  TCase *tc;
+  Suite *s = tu_suite("hf", "models", 300, &tc);
   tcase_add_loop_test(tc, test_hf_golden, 0, TU_N_HF_MODELS);
   tcase_add_loop_test(tc, test_hf_added_tokens, 0, TU_N_HF_MODELS);
   tcase_add_loop_test(tc, test_hf_decode, 0, TU_N_HF_MODELS);
   tcase_add_loop_test(tc, test_hf_token_strings, 0, TU_N_HF_MODELS);
   tcase_add_test(tc, test_hf_config);
-  suite_add_tcase(s, tc);
   TCase *files = tcase_create("files");
   tcase_add_test(files, test_hf_tiny);
   tcase_add_test(files, test_hf_piece_cache_partial);

@@ -107,11 +107,9 @@ END_TEST
 
 Suite *normalize_suite(void)
 {
-  Suite *s = suite_create("normalize");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 120);
+  TCase *tc;
+  Suite *s = tu_suite("normalize", "core", 120, &tc);
   tcase_add_test(tc, test_stable_characters);
   tcase_add_test(tc, test_forms_match_utf8proc);
-  suite_add_tcase(s, tc);
   return s;
 }

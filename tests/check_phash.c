@@ -103,13 +103,11 @@ END_TEST
 
 Suite *phash_suite(void)
 {
-  Suite *s = suite_create("phash");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 60);
+  TCase *tc;
+  Suite *s = tu_suite("phash", "core", 60, &tc);
   tcase_add_test(tc, test_random_keys);
   tcase_add_test(tc, test_duplicates);
   tcase_add_test(tc, test_head8);
   tcase_add_test(tc, test_strangers);
-  suite_add_tcase(s, tc);
   return s;
 }

@@ -358,13 +358,11 @@ END_TEST
 
 Suite *prefix_suite(void)
 {
-  Suite *s = suite_create("prefix");
-  TCase *tc = tcase_create("cache");
-  tcase_set_timeout(tc, 300);
+  TCase *tc;
+  Suite *s = tu_suite("prefix", "cache", 300, &tc);
   tcase_add_loop_test(tc, test_prefix_cache_exact, 0, N_ENCODINGS);
   tcase_add_test(tc, test_prefix_cache_turns);
   tcase_add_test(tc, test_prefix_cache_budget);
   tcase_add_test(tc, test_prefix_cache_threads);
-  suite_add_tcase(s, tc);
   return s;
 }

@@ -233,13 +233,11 @@ END_TEST
 
 Suite *scan_suite(void)
 {
-  Suite *s = suite_create("scan");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 120);
+  TCase *tc;
+  Suite *s = tu_suite("scan", "core", 120, &tc);
   tcase_add_test(tc, test_recognize);
   tcase_add_test(tc, test_corpus);
   tcase_add_test(tc, test_random);
   tcase_add_test(tc, test_version_difference);
-  suite_add_tcase(s, tc);
   return s;
 }

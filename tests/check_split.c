@@ -248,13 +248,11 @@ END_TEST
 
 Suite *split_suite(void)
 {
-  Suite *s = suite_create("split");
-  TCase *tc = tcase_create("split");
-  tcase_set_timeout(tc, 300);
+  TCase *tc;
+  Suite *s = tu_suite("split", "split", 300, &tc);
   tcase_add_loop_test(tc, test_split_points, 0, N_ENCODINGS);
   tcase_add_loop_test(tc, test_split_threads, 0, N_ENCODINGS);
   tcase_add_test(tc, test_split_limits);
   tcase_add_test(tc, test_split_which);
-  suite_add_tcase(s, tc);
   return s;
 }

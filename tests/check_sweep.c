@@ -92,10 +92,8 @@ END_TEST
 
 Suite *sweep_suite(void)
 {
-  Suite *s = suite_create("sweep");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 300);
+  TCase *tc;
+  Suite *s = tu_suite("sweep", "core", 300, &tc);
   tcase_add_test(tc, test_every_code_point);
-  suite_add_tcase(s, tc);
   return s;
 }

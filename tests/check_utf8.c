@@ -213,15 +213,13 @@ END_TEST
 
 Suite *utf8_suite(void)
 {
-  Suite *s = suite_create("utf8");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 120); /* the vector test's million texts, under the sanitizers */
+  TCase *tc;
+  Suite *s = tu_suite("utf8", "core", 120, &tc); /* the vector test's million texts, under the sanitizers */
   tcase_add_test(tc, test_validate);
   tcase_add_test(tc, test_validate_random);
   tcase_add_test(tc, test_validate_vector);
   tcase_add_test(tc, test_lossy);
   tcase_add_test(tc, test_complete_len);
   tcase_add_test(tc, test_buf_limit);
-  suite_add_tcase(s, tc);
   return s;
 }

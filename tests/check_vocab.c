@@ -221,9 +221,8 @@ END_TEST
 
 Suite *vocab_suite(void)
 {
-  Suite *s = suite_create("vocab");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 60);
+  TCase *tc;
+  Suite *s = tu_suite("vocab", "core", 60, &tc);
   tcase_add_test(tc, test_custom_encoding);
   tcase_add_test(tc, test_bad_rank_files);
   tcase_add_test(tc, test_bad_manifests);
@@ -232,6 +231,5 @@ Suite *vocab_suite(void)
   tcase_add_test(tc, test_models);
   tcase_add_test(tc, test_every_token_whole);
   tcase_add_test(tc, test_outlier_after_run);
-  suite_add_tcase(s, tc);
   return s;
 }

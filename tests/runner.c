@@ -138,6 +138,15 @@ uint32_t *tu_parse_ids(const char *text, size_t *n)
   return ids;
 }
 
+Suite *tu_suite(const char *name, const char *case_name, double timeout_s, TCase **tc)
+{
+  Suite *s = suite_create(name);
+  *tc = tcase_create(case_name);
+  tcase_set_timeout(*tc, timeout_s);
+  suite_add_tcase(s, *tc);
+  return s;
+}
+
 const char *tu_tempdir(void)
 {
   static char dir[64];

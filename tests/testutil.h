@@ -36,6 +36,10 @@ const tok_encoding *tu_hf_dir_encoding(const char *model); /* deepseek_v3, llama
 /* The model, or NULL after saying it is skipped (a failure when TOKD_REQUIRE_MODELS=1). */
 const tok_encoding *tu_hf_model_or_skip(const char *model);
 
+/* A suite of one test case (more may be added): the case's tests time out after timeout_s
+ * seconds; *tc receives the case, for the tests. */
+Suite *tu_suite(const char *name, const char *case_name, double timeout_s, TCase **tc);
+
 /* Every Check suite, in the order they run: one list for the declarations here and the
  * runner (make unit-test SUITE=name runs one). A new tests/check_X.c adds X here. */
 #define TU_SUITES(X) \
