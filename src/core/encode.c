@@ -335,6 +335,16 @@ static tok_err encode_direct(encode_state *st, tok__scan_kind kind, const uint8_
   return TOK_OK;
 }
 
+/* The next allowed added token of group mt in t[pos..n): its index, at [*a, *b); or -1,
+ * with *a = *b = n (the rest of the text is ordinary). */
+static long next_added(const encode_state *st, const tok__matcher *mt, const uint8_t *t, size_t n, size_t pos,
+                       size_t *a, size_t *b)
+{
+  long k = mt->n_nodes > 1 ? tok__added_next(mt, st->enc->added, st->allowed, t, n, pos, pos, a, b) : -1;
+  if (k < 0) *a = *b = n;
+  return k;
+}
+
 /* Normalized added tokens, then pre-tokenization, over one stretch of (normalized) text.
  * align NULL: byte i is original base + i. */
 static tok_err encode_stretch(encode_state *st, const uint8_t *t, size_t n, const uint32_t *align,
@@ -345,11 +355,8 @@ static tok_err encode_stretch(encode_state *st, const uint8_t *t, size_t n, cons
   size_t pos = 0;
   tok_err rc;
   while (!st->stopped) {
-    size_t a = n, b = n;
-    long k = enc->norm_tokens.n_nodes > 1
-                 ? tok__added_next(&enc->norm_tokens, enc->added, st->allowed, t, n, pos, pos, &a, &b)
-                 : -1;
-    if (k < 0) a = b = n;
+    size_t a, b;
+    long k = next_added(st, &enc->norm_tokens, t, n, pos, &a, &b);
     if (a > pos) {
       tok__scan_kind kind = tok__pretok_direct(&enc->pre, st->s);
       rc = kind != TOK__SCAN_NONE
@@ -406,11 +413,8 @@ static tok_err encode_range(encode_state *st, const uint8_t *text, size_t from, 
   tok_err rc;
   size_t pos = from;
   while (!st->stopped) {
-    size_t a = to, b = to;
-    long k = enc->raw_tokens.n_nodes > 1
-                 ? tok__added_next(&enc->raw_tokens, enc->added, st->allowed, text, to, pos, pos, &a, &b)
-                 : -1;
-    if (k < 0) a = b = to;
+    size_t a, b;
+    long k = next_added(st, &enc->raw_tokens, text, to, pos, &a, &b);
     if (a > pos && (rc = encode_segment(st, text, pos, a)) != TOK_OK) return rc;
     if (k < 0 || st->stopped) break;
     if ((rc = push_id(st, enc->added[k].id, (uint32_t)a, (uint32_t)b)) != TOK_OK) return rc;
