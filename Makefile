@@ -40,7 +40,7 @@ TOKD_CFLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"$(VERSION)"' -Iinclude -I
 DEPS_OK := $(BUILD)/.deps-ok
 
 CORE_SRC := $(addprefix src/core/,err.c buf.c utf8.c unicode.c unicode_data.c scan.c base64.c sha256.c phash.c vocab.c \
-	added.c normalize.c pretok.c bpe.c backtrack.c decode.c encoding.c encode.c prefix.c models.c embed.c memory.c) \
+	added.c normalize.c pretok.c bpe.c backtrack.c decode.c encoding.c encode.c prefix.c models.c embed.c memory.c image.c) \
 	$(addprefix src/load/,registry.c tiktoken.c hf.c jscan.c) \
 	$(addprefix src/chat/,jvalue.c jinja.c eval.c pyformat.c chat.c messages.c)
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o $(BUILD)/bt_image.o
