@@ -48,7 +48,7 @@ CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o $(BUILD)/bt_i
 # empty image and the rank files embedded (libtokd has the image instead of the rank files)
 GEN_OBJ := $(filter-out $(BUILD)/bt_image.o $(BUILD)/embed_data.o,$(CORE_OBJ)) $(BUILD)/bt_image_none.o \
 	$(BUILD)/embed_ranks.o
-COMMON_SRC := src/common/util.c
+COMMON_SRC := src/common/util.c src/common/options.c
 SERVE_SRC := $(addprefix src/serve/,daemon.c config.c metrics.c json.c request.c routes.c handlers.c render.c providers.c \
 	pool.c budget.c watchdog.c linger.c listen.c cost.c log.c ui.c)
 TOKD_SRC := $(SERVE_SRC) $(COMMON_SRC) src/cli/main.c src/cli/health.c src/cli/serve.c

@@ -6,7 +6,6 @@
  * encoding); 1 anything else (I/O, out of memory).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include "tok_chat.h"
 #include "cli/cli.h"
 #include "tok.h"
+#include "common/options.h"
 #include "common/util.h"
 
 #define MAX_STDIN ((size_t)1 << 30)
@@ -45,75 +45,71 @@ typedef struct cli_opts {
 /* ---------------------------------------------------------------------------------------
  * The options of encode, decode, count, bench, encodings and chat, in one table: each row
  * gives the flag, its short letter, its argument's name, its environment variable, what
- * it sets and its help text, and the help text, getopt_long's array and the environment
- * reads are all made from it (as `serve`'s settings in config.c), so they cannot disagree.
- * A flag beats its variable.
+ * it sets and its help text; getopt_long's array, the environment reads and the checks of
+ * the values are made from it by common/options.c (as for `serve`'s settings in
+ * serve/config.c), and the help text below. A flag beats its variable.
  */
-typedef enum {
-  O_STR,     /* const char *; an empty variable counts as unset */
-  O_FLAG,    /* bool, no argument */
-  O_SOURCES, /* NAME=PATH into tokenizers (repeatable; the variable takes a comma list) */
-  O_SECONDS, /* double, strictly between min and max */
-  O_UINT,    /* unsigned, min to max */
-  O_SIZE,    /* size_t, min to max */
-  O_HELP,
-} opt_type;
+static int parse_sources(void *settings, const char *value, const char *source)
+{
+  cli_opts *o = settings;
+  return tokd_sources_parse(value, source, &o->tokenizers, &o->n_tokenizers);
+}
 
-typedef struct cli_option {
-  const char *name;
-  char letter; /* 0: none */
-  const char *arg; /* the argument's name in the help; NULL for O_FLAG and O_HELP */
-  const char *env; /* NULL: none */
-  opt_type type;
-  size_t offset;
-  unsigned long long min, max;
-  const char *help;
-} cli_option;
+static int parse_seconds(void *settings, const char *value, const char *source)
+{
+  double d = strtod(value, NULL);
+  if (!(d > 0 && d < 3600)) {
+    fprintf(stderr, "tokd: %s must be in (0, 3600)\n", source);
+    return 2;
+  }
+  ((cli_opts *)settings)->seconds = d;
+  return 0;
+}
 
 #define OFF(field) offsetof(cli_opts, field)
-static const cli_option OPTIONS[] = {
-    {"encoding", 'e', "NAME", NULL, O_STR, OFF(encoding), 0, 0,
+static const tokd_option OPTIONS[] = {
+    {"encoding", 'e', "NAME", NULL, TOKD_OPT_STR, OFF(encoding), 0, 0, NULL,
      "r50k_base (gpt2), p50k_base, p50k_edit, cl100k_base (default), o200k_base, a custom "
      "encoding from --vocab-dir, or the NAME of a --tokenizer"},
-    {"tokenizer", 't', "NAME=PATH", "TOKD_TOKENIZERS", O_SOURCES, OFF(tokenizers), 0, 0,
+    {"tokenizer", 't', "NAME=PATH", "TOKD_TOKENIZERS", TOKD_OPT_CUSTOM, OFF(tokenizers), 0, 0, parse_sources,
      "a Hugging Face tokenizer.json, or a model directory holding one (tokenizer_config.json "
      "beside it is applied as transformers does); repeatable, and the variable takes a comma list"},
-    {"model", 'm', "NAME", NULL, O_STR, OFF(model), 0, 0,
+    {"model", 'm', "NAME", NULL, TOKD_OPT_STR, OFF(model), 0, 0, NULL,
      "pick the encoding of an OpenAI model (gpt-4o, gpt-3.5-turbo, ...)"},
-    {"vocab-dir", 0, "DIR", "TOKD_VOCAB_DIR", O_STR, OFF(vocab_dir), 0, 0,
+    {"vocab-dir", 0, "DIR", "TOKD_VOCAB_DIR", TOKD_OPT_STR, OFF(vocab_dir), 0, 0, NULL,
      "load DIR/*.manifest and their rank files instead of the built-in vocabularies"},
-    {"allowed-special", 0, "all|none|TOKEN[,TOKEN...]", NULL, O_STR, OFF(allowed), 0, 0,
+    {"allowed-special", 0, "all|none|TOKEN[,TOKEN...]", NULL, TOKD_OPT_STR, OFF(allowed), 0, 0, NULL,
      "special-token texts that encode to their ids (default: none for tiktoken encodings, "
      "like tiktoken's encode_ordinary; all for Hugging Face tokenizers, as they do)"},
-    {"disallowed-special", 0, NULL, NULL, O_FLAG, OFF(disallowed), 0, 0,
+    {"disallowed-special", 0, NULL, NULL, TOKD_OPT_FLAG, OFF(disallowed), 0, 0, NULL,
      "fail (exit 2) when the text contains a special token that is not allowed, like "
      "tiktoken's encode() default"},
-    {"add-special-tokens", 0, NULL, NULL, O_FLAG, OFF(add_special), 0, 0,
+    {"add-special-tokens", 0, NULL, NULL, TOKD_OPT_FLAG, OFF(add_special), 0, 0, NULL,
      "encode/count: add the tokenizer's BOS/EOS (its post-processor)"},
-    {"skip-special-tokens", 0, NULL, NULL, O_FLAG, OFF(skip_special), 0, 0, "decode: leave special tokens out"},
-    {"bytes", 0, NULL, NULL, O_FLAG, OFF(bytes), 0, 0,
+    {"skip-special-tokens", 0, NULL, NULL, TOKD_OPT_FLAG, OFF(skip_special), 0, 0, NULL, "decode: leave special tokens out"},
+    {"bytes", 0, NULL, NULL, TOKD_OPT_FLAG, OFF(bytes), 0, 0, NULL,
      "decode: write the exact bytes (the default for tiktoken encodings; Hugging Face "
      "tokenizers write their decoder's text)"},
-    {"lossy", 0, NULL, NULL, O_FLAG, OFF(lossy), 0, 0,
+    {"lossy", 0, NULL, NULL, TOKD_OPT_FLAG, OFF(lossy), 0, 0, NULL,
      "encode/count: replace invalid UTF-8 with U+FFFD instead of failing; decode: replace "
      "invalid UTF-8 in the output with U+FFFD"},
-    {"seconds", 0, "S", NULL, O_SECONDS, OFF(seconds), 0, 3600, "bench: time per file (default 1)"},
-    {"slices", 0, "BYTES", NULL, O_SIZE, OFF(slices), 4, 1ull << 30,
+    {"seconds", 0, "S", NULL, TOKD_OPT_CUSTOM, OFF(seconds), 0, 3600, parse_seconds, "bench: time per file (default 1)"},
+    {"slices", 0, "BYTES", NULL, TOKD_OPT_SIZE, OFF(slices), 4, 1ull << 30, NULL,
      "bench: encode each file as consecutive texts of at most BYTES (cut between characters), "
      "one call each, as a server sees a stream of requests; the first pass over them is the "
      "figure for text never seen before"},
-    {"threads", 'j', "N", NULL, O_UINT, OFF(threads), 1, TOKD_MAX_THREADS,
+    {"threads", 'j', "N", NULL, TOKD_OPT_UINT, OFF(threads), 1, TOKD_MAX_THREADS, NULL,
      "encode, count, bench: cut a text of 512 KiB or more at spaces between words and encode "
      "the parts on N threads, with the same result (byte-level BPE tokenizers: the OpenAI "
      "encodings, Llama 3, Qwen, DeepSeek-V3, GPT-OSS; default: the online CPUs for encode "
      "and count, 1 for bench)"},
-    {"chat-template", 0, "FILE", NULL, O_STR, OFF(chat_template), 0, 0,
+    {"chat-template", 0, "FILE", NULL, TOKD_OPT_STR, OFF(chat_template), 0, 0, NULL,
      "chat: use this Jinja template instead of the model's"},
-    {"render-only", 0, NULL, NULL, O_FLAG, OFF(render_only), 0, 0, "chat: print the rendered text instead of the ids"},
-    {"bench", 0, NULL, NULL, O_FLAG, OFF(chat_bench), 0, 0,
+    {"render-only", 0, NULL, NULL, TOKD_OPT_FLAG, OFF(render_only), 0, 0, NULL, "chat: print the rendered text instead of the ids"},
+    {"bench", 0, NULL, NULL, TOKD_OPT_FLAG, OFF(chat_bench), 0, 0, NULL,
      "chat: render (and encode) repeatedly for --seconds; print the microseconds per "
      "conversation as JSON"},
-    {"help", 'h', NULL, NULL, O_HELP, 0, 0, 0, "this text"},
+    {"help", 'h', NULL, NULL, TOKD_OPT_HELP, 0, 0, 0, NULL, "this text"},
 };
 #undef OFF
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
@@ -162,7 +158,7 @@ static void print_usage(FILE *out)
 {
   fputs(USAGE_HEAD, out);
   for (size_t i = 0; i < N_OPTIONS; i++) {
-    const cli_option *op = &OPTIONS[i];
+    const tokd_option *op = &OPTIONS[i];
     char left[64], help[512];
     int n = op->letter ? snprintf(left, sizeof left, "  -%c, --%s", op->letter, op->name)
                        : snprintf(left, sizeof left, "      --%s", op->name);
@@ -201,84 +197,20 @@ static int status_of(tok_err code)
   }
 }
 
-/* Sets what op names from value (a flag's argument, or its variable's value: source says
- * which, for the messages). Returns 0, or an exit status after printing why. */
-static int set_option(cli_opts *o, const cli_option *op, const char *value, const char *source)
-{
-  char *field = (char *)o + op->offset;
-  char *end;
-  switch (op->type) {
-  case O_STR:
-    *(const char **)field = *value || source[0] == '-' ? value : NULL;
-    return 0;
-  case O_FLAG:
-    *(bool *)field = true;
-    return 0;
-  case O_SOURCES:
-    return tokd_sources_parse(value, source, &o->tokenizers, &o->n_tokenizers);
-  case O_SECONDS: {
-    double d = strtod(value, NULL);
-    if (!(d > (double)op->min && d < (double)op->max))
-      return die(2, "%s must be in (%llu, %llu)", source, op->min, op->max);
-    *(double *)field = d;
-    return 0;
-  }
-  case O_UINT: case O_SIZE: {
-    unsigned long long n = strtoull(value, &end, 10);
-    if (*end || !*value || value[0] == '-' || n < op->min || n > op->max)
-      return die(2, "%s must be %llu to %llu", source, op->min, op->max);
-    if (op->type == O_UINT) *(unsigned *)field = (unsigned)n;
-    else *(size_t *)field = (size_t)n;
-    return 0;
-  }
-  case O_HELP:
-    break;
-  }
-  return 0;
-}
-
 static int parse_opts(int argc, char **argv, cli_opts *o)
 {
-  struct option longs[N_OPTIONS + 1];
-  char shorts[2 * N_OPTIONS + 1];
-  size_t n_shorts = 0;
-  for (size_t i = 0; i < N_OPTIONS; i++) {
-    const cli_option *op = &OPTIONS[i];
-    bool takes = op->type != O_FLAG && op->type != O_HELP;
-    longs[i] = (struct option){op->name, takes ? required_argument : no_argument, NULL, (int)(256 + i)};
-    if (op->letter) {
-      shorts[n_shorts++] = op->letter;
-      if (takes) shorts[n_shorts++] = ':';
-    }
-  }
-  longs[N_OPTIONS] = (struct option){NULL, 0, NULL, 0};
-  shorts[n_shorts] = '\0';
   *o = (cli_opts){.seconds = 1.0};
   bool given[N_OPTIONS] = {false};
-  int c, rc;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
-    size_t i = 0;
-    if (c >= 256 && c < 256 + (int)N_OPTIONS) i = (size_t)c - 256;
-    else
-      while (i < N_OPTIONS && (!OPTIONS[i].letter || OPTIONS[i].letter != c)) i++;
-    if (i == N_OPTIONS) return die(2, "see `tokd --help`");
-    if (OPTIONS[i].type == O_HELP) {
-      print_usage(stdout);
-      exit(0);
-    }
-    char source[64];
-    snprintf(source, sizeof source, "--%s", OPTIONS[i].name);
-    given[i] = true;
-    if ((rc = set_option(o, &OPTIONS[i], optarg, source)) != 0) return rc;
+  int rest, rc = tokd_options_flags(OPTIONS, N_OPTIONS, o, argc, argv, given, &rest, "`tokd --help`");
+  if (rc == -1) {
+    print_usage(stdout);
+    exit(0);
   }
-  /* the variables of what no flag set */
-  for (size_t i = 0; i < N_OPTIONS; i++) {
-    const char *v = OPTIONS[i].env && !given[i] ? getenv(OPTIONS[i].env) : NULL;
-    if (v && *v && (rc = set_option(o, &OPTIONS[i], v, OPTIONS[i].env)) != 0) return rc;
-  }
-  o->files = argv + optind;
-  o->n_files = argc - optind;
+  /* then the variables of what no flag set */
+  if (!rc) rc = tokd_options_env(OPTIONS, N_OPTIONS, o, given);
+  if (rc) return rc;
+  o->files = argv + rest;
+  o->n_files = argc - rest;
   if (o->model) {
     /* the same rule as the server's "model": an OpenAI model's encoding, else a tokenizer */
     const char *enc = tokd_model_to_name(o->model);
