@@ -80,14 +80,7 @@ START_TEST(test_random_round_trip)
       const uint32_t *r = ranges[x % 12];
       uint32_t c = r[0] + (x >> 8) % (r[1] - r[0] + 1);
       if (c >= 0xd800 && c <= 0xdfff) continue;
-      if (c < 0x80) text[len++] = (char)c;
-      else if (c < 0x800) text[len++] = (char)(0xc0 | c >> 6), text[len++] = (char)(0x80 | (c & 63));
-      else if (c < 0x10000)
-        text[len++] = (char)(0xe0 | c >> 12), text[len++] = (char)(0x80 | ((c >> 6) & 63)),
-        text[len++] = (char)(0x80 | (c & 63));
-      else
-        text[len++] = (char)(0xf0 | c >> 18), text[len++] = (char)(0x80 | ((c >> 12) & 63)),
-        text[len++] = (char)(0x80 | ((c >> 6) & 63)), text[len++] = (char)(0x80 | (c & 63));
+      len += tu_utf8_put(text + len, c);
       if ((x & 255) == 0) break;
     }
     tok_encode_result r;

@@ -138,6 +138,25 @@ uint32_t *tu_parse_ids(const char *text, size_t *n)
   return ids;
 }
 
+size_t tu_utf8_put(char *out, uint32_t c)
+{
+  if (c < 0x80) {
+    out[0] = (char)c;
+    return 1;
+  }
+  if (c < 0x800) {
+    out[0] = (char)(0xc0 | c >> 6), out[1] = (char)(0x80 | (c & 63));
+    return 2;
+  }
+  if (c < 0x10000) {
+    out[0] = (char)(0xe0 | c >> 12), out[1] = (char)(0x80 | ((c >> 6) & 63)), out[2] = (char)(0x80 | (c & 63));
+    return 3;
+  }
+  out[0] = (char)(0xf0 | c >> 18), out[1] = (char)(0x80 | ((c >> 12) & 63));
+  out[2] = (char)(0x80 | ((c >> 6) & 63)), out[3] = (char)(0x80 | (c & 63));
+  return 4;
+}
+
 Suite *tu_suite(const char *name, const char *case_name, double timeout_s, TCase **tc)
 {
   Suite *s = suite_create(name);

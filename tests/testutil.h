@@ -22,6 +22,10 @@ char *tu_read_file(const char *path, size_t *len);
 /* Parses a whitespace-separated id list; caller frees. */
 uint32_t *tu_parse_ids(const char *text, size_t *n);
 
+/* Writes code point c (not a surrogate, at most U+10FFFF) as UTF-8 at out (room for 4
+ * bytes); returns how many bytes. For the random-text tests. */
+size_t tu_utf8_put(char *out, uint32_t c);
+
 /* Writes a file under a fresh temporary directory; returns the directory (static). */
 const char *tu_tempdir(void);
 void tu_write(const char *dir, const char *name, const char *text);
