@@ -287,11 +287,7 @@ static void expect_refused(const char *sections, tok_err code, const char *needl
 {
   tok_registry *reg = NULL;
   tok_error err;
-  tok_err rc = load_tiny(sections, &reg, &err);
-  ck_assert_msg(rc == code, "want %s, got %s (%s)", tok_err_name(code), tok_err_name(rc),
-                rc ? err.detail : "loaded");
-  ck_assert_msg(strstr(err.detail, needle) != NULL, "\"%s\" lacks \"%s\"", err.detail, needle);
-  ck_assert(reg == NULL);
+  tu_assert_refused(load_tiny(sections, &reg, &err), reg, &err, code, needle);
 }
 
 /* Protects: each component tokd does not implement is refused at load, naming it and its

@@ -66,11 +66,7 @@ static void expect_load_error(const char *dir, tok_err code, const char *needle)
 {
   tok_registry *reg = NULL;
   tok_error err;
-  tok_err rc = tok_registry_load(&(tok_load_opts){.vocab_dir = dir}, &reg, &err);
-  ck_assert_msg(rc == code, "want %s, got %s (%s)", tok_err_name(code), tok_err_name(rc),
-                rc ? err.detail : "ok");
-  ck_assert_msg(strstr(err.detail, needle) != NULL, "\"%s\" lacks \"%s\"", err.detail, needle);
-  ck_assert(reg == NULL);
+  tu_assert_refused(tok_registry_load(&(tok_load_opts){.vocab_dir = dir}, &reg, &err), reg, &err, code, needle);
 }
 
 /* Protects: malformed rank files are refused with the file name and line number. */

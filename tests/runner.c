@@ -138,6 +138,14 @@ uint32_t *tu_parse_ids(const char *text, size_t *n)
   return ids;
 }
 
+void tu_assert_refused(tok_err rc, const tok_registry *reg, const tok_error *err, tok_err code, const char *needle)
+{
+  ck_assert_msg(rc == code, "want %s, got %s (%s)", tok_err_name(code), tok_err_name(rc),
+                rc ? err->detail : "loaded");
+  ck_assert_msg(strstr(err->detail, needle) != NULL, "\"%s\" lacks \"%s\"", err->detail, needle);
+  ck_assert(reg == NULL);
+}
+
 size_t tu_utf8_put(char *out, uint32_t c)
 {
   if (c < 0x80) {

@@ -22,6 +22,10 @@ char *tu_read_file(const char *path, size_t *len);
 /* Parses a whitespace-separated id list; caller frees. */
 uint32_t *tu_parse_ids(const char *text, size_t *n);
 
+/* Asserts that a load (its result rc, registry and error) was refused with code, its
+ * message containing needle, and no registry made. */
+void tu_assert_refused(tok_err rc, const tok_registry *reg, const tok_error *err, tok_err code, const char *needle);
+
 /* Writes code point c (not a surrogate, at most U+10FFFF) as UTF-8 at out (room for 4
  * bytes); returns how many bytes. For the random-text tests. */
 size_t tu_utf8_put(char *out, uint32_t c);
