@@ -80,24 +80,18 @@ START_TEST(test_hf_golden)
   const tok_encoding *enc = model_or_skip(model);
   if (!enc) return;
   tok_scratch *s = tok_scratch_new(NULL);
-  DIR *d = opendir("data/corpus");
-  ck_assert(d != NULL);
   int files = 0;
-  struct dirent *de;
-  while ((de = readdir(d))) {
-    size_t n = strlen(de->d_name);
-    if (n < 5 || strcmp(de->d_name + n - 4, ".txt") != 0) continue;
+  for (const char *const *name = tu_corpus(); *name; name++) {
     char text[512], ids[512], decoded[512], special[512];
-    snprintf(text, sizeof text, "data/corpus/%s", de->d_name);
-    snprintf(ids, sizeof ids, "data/hf/%s/%s.ids", model, de->d_name);
-    snprintf(decoded, sizeof decoded, "data/hf/%s/%s.decoded", model, de->d_name);
-    snprintf(special, sizeof special, "data/hf/%s/special/%s.ids", model, de->d_name);
+    snprintf(text, sizeof text, "data/corpus/%s", *name);
+    snprintf(ids, sizeof ids, "data/hf/%s/%s.ids", model, *name);
+    snprintf(decoded, sizeof decoded, "data/hf/%s/%s.decoded", model, *name);
+    snprintf(special, sizeof special, "data/hf/%s/special/%s.ids", model, *name);
     check_file(enc, s, model, text, ids, false, decoded);
     struct stat st;
     if (stat(special, &st) == 0) check_file(enc, s, model, text, special, true, NULL);
     files++;
   }
-  closedir(d);
   ck_assert_int_ge(files, 30);
   tok_scratch_free(s);
 }

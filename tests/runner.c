@@ -103,6 +103,32 @@ const tok_encoding *tu_encoding(const char *name)
   return enc;
 }
 
+static char *corpus_names[256]; /* NULL-terminated */
+
+static int by_name(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void read_corpus_names(void)
+{
+  DIR *d = opendir("data/corpus");
+  size_t n = 0;
+  for (struct dirent *e; d && (e = readdir(d)) && n + 1 < sizeof corpus_names / sizeof *corpus_names;) {
+    size_t len = strlen(e->d_name);
+    if (len > 4 && !strcmp(e->d_name + len - 4, ".txt")) corpus_names[n++] = strdup(e->d_name);
+  }
+  if (d) closedir(d);
+  qsort(corpus_names, n, sizeof *corpus_names, by_name);
+}
+
+const char *const *tu_corpus(void)
+{
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, read_corpus_names);
+  return (const char *const *)corpus_names;
+}
+
 char *tu_read_file(const char *path, size_t *len)
 {
   FILE *f = fopen(path, "rb");

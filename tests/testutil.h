@@ -16,6 +16,10 @@
 const tok_registry *tu_registry(void);
 const tok_encoding *tu_encoding(const char *name);
 
+/* The names of the corpus's texts (data/corpus/NAME.txt), sorted, NULL-terminated; read
+ * once per test process. */
+const char *const *tu_corpus(void);
+
 /* Reads a whole file; aborts the test when it cannot. Caller frees. */
 char *tu_read_file(const char *path, size_t *len);
 
