@@ -6,7 +6,6 @@
  * $TOKD_MODELS_DIR); without them the model tests say so and pass, unless
  * TOKD_REQUIRE_MODELS=1 (set by .ci/run), which makes their absence a failure. */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <sys/stat.h>
 
 #include "testutil.h"
