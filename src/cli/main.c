@@ -133,42 +133,10 @@ static const char USAGE_TAIL[] =
     "\n"
     "Invalid UTF-8 input makes encode and count exit with status 2 and name the byte offset.\n";
 
-/* Prints text from column `indent`, wrapped before column 92 at spaces. */
-static void print_wrapped(FILE *out, const char *text, int indent)
-{
-  int col = indent;
-  for (const char *p = text; *p;) {
-    size_t word = strcspn(p, " ");
-    if (col > indent && col + 1 + (int)word > 92) {
-      fprintf(out, "\n%*s", indent, "");
-      col = indent;
-    } else if (col > indent) {
-      fputc(' ', out);
-      col++;
-    }
-    fwrite(p, 1, word, out);
-    col += (int)word;
-    p += word;
-    while (*p == ' ') p++;
-  }
-  fputc('\n', out);
-}
-
 static void print_usage(FILE *out)
 {
   fputs(USAGE_HEAD, out);
-  for (size_t i = 0; i < N_OPTIONS; i++) {
-    const tokd_option *op = &OPTIONS[i];
-    char left[64], help[512];
-    int n = op->letter ? snprintf(left, sizeof left, "  -%c, --%s", op->letter, op->name)
-                       : snprintf(left, sizeof left, "      --%s", op->name);
-    if (op->arg) snprintf(left + n, sizeof left - (size_t)n, " %s", op->arg);
-    snprintf(help, sizeof help, op->env ? "%s (env %s)" : "%s", op->help, op->env);
-    /* the help beside the flag when it fits, else on the next line */
-    if (strlen(left) + 1 < 24) fprintf(out, "%-24s", left);
-    else fprintf(out, "%s\n%24s", left, "");
-    print_wrapped(out, help, 24);
-  }
+  tokd_options_print(out, OPTIONS, N_OPTIONS);
   fputs(USAGE_TAIL, out);
 }
 

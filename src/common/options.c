@@ -130,3 +130,39 @@ int tokd_options_flags(const tokd_option *opts, size_t n, void *settings, int ar
   *rest = optind;
   return 0;
 }
+
+/* Prints text from column `indent`, wrapped before column 92 at spaces. */
+static void print_wrapped(FILE *out, const char *text, int indent)
+{
+  int col = indent;
+  for (const char *p = text; *p;) {
+    size_t word = strcspn(p, " ");
+    if (col > indent && col + 1 + (int)word > 92) {
+      fprintf(out, "\n%*s", indent, "");
+      col = indent;
+    } else if (col > indent) {
+      fputc(' ', out);
+      col++;
+    }
+    fwrite(p, 1, word, out);
+    col += (int)word;
+    p += word;
+    while (*p == ' ') p++;
+  }
+  fputc('\n', out);
+}
+
+void tokd_options_print(FILE *out, const tokd_option *opts, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    const tokd_option *op = &opts[i];
+    char left[64], help[512];
+    int k = op->letter ? snprintf(left, sizeof left, "  -%c, --%s", op->letter, op->name)
+                       : snprintf(left, sizeof left, "      --%s", op->name);
+    if (op->arg) snprintf(left + k, sizeof left - (size_t)k, " %s", op->arg);
+    snprintf(help, sizeof help, op->env ? "%s (env %s)" : "%s", op->help, op->env);
+    if (strlen(left) + 1 < 24) fprintf(out, "%-24s", left);
+    else fprintf(out, "%s\n%24s", left, "");
+    print_wrapped(out, help, 24);
+  }
+}

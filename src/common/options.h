@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 typedef enum {
   TOKD_OPT_STR,    /* const char *: the value as given; empty = unset (NULL) */
@@ -58,5 +59,10 @@ int tokd_options_env(const tokd_option *opts, size_t n, void *settings, const bo
  * printed); or an exit status after printing why (an unknown flag: "tokd: see" and see). */
 int tokd_options_flags(const tokd_option *opts, size_t n, void *settings, int argc, char **argv, bool *given,
                        int *rest, const char *see);
+
+/* Prints the options' help as the commands other than `serve` do: "  -e, --name ARG",
+ * then the help (and "(env VAR)") wrapped at column 92 from column 24, beside the flag
+ * when it fits, else on the next line. */
+void tokd_options_print(FILE *out, const tokd_option *opts, size_t n);
 
 #endif
