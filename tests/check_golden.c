@@ -88,11 +88,5 @@ START_TEST(test_random_round_trip)
 }
 END_TEST
 
-Suite *golden_suite(void)
-{
-  TCase *tc;
-  Suite *s = tu_suite("golden", "core", 120, &tc);
-  tcase_add_loop_test(tc, test_golden, 0, 5);
-  tcase_add_loop_test(tc, test_random_round_trip, 0, 5);
-  return s;
-}
+#define GOLDEN_TESTS(T, L) L(test_golden, 5) L(test_random_round_trip, 5)
+TU_SUITE(golden, "core", 120, GOLDEN_TESTS)

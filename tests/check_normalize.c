@@ -105,11 +105,5 @@ START_TEST(test_forms_match_utf8proc)
 }
 END_TEST
 
-Suite *normalize_suite(void)
-{
-  TCase *tc;
-  Suite *s = tu_suite("normalize", "core", 120, &tc);
-  tcase_add_test(tc, test_stable_characters);
-  tcase_add_test(tc, test_forms_match_utf8proc);
-  return s;
-}
+#define NORMALIZE_TESTS(T, L) T(test_stable_characters) T(test_forms_match_utf8proc)
+TU_SUITE(normalize, "core", 120, NORMALIZE_TESTS)

@@ -101,13 +101,5 @@ START_TEST(test_strangers)
 }
 END_TEST
 
-Suite *phash_suite(void)
-{
-  TCase *tc;
-  Suite *s = tu_suite("phash", "core", 60, &tc);
-  tcase_add_test(tc, test_random_keys);
-  tcase_add_test(tc, test_duplicates);
-  tcase_add_test(tc, test_head8);
-  tcase_add_test(tc, test_strangers);
-  return s;
-}
+#define PHASH_TESTS(T, L) T(test_random_keys) T(test_duplicates) T(test_head8) T(test_strangers)
+TU_SUITE(phash, "core", 60, PHASH_TESTS)

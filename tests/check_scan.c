@@ -225,13 +225,5 @@ START_TEST(test_version_difference)
 }
 END_TEST
 
-Suite *scan_suite(void)
-{
-  TCase *tc;
-  Suite *s = tu_suite("scan", "core", 120, &tc);
-  tcase_add_test(tc, test_recognize);
-  tcase_add_test(tc, test_corpus);
-  tcase_add_test(tc, test_random);
-  tcase_add_test(tc, test_version_difference);
-  return s;
-}
+#define SCAN_TESTS(T, L) T(test_recognize) T(test_corpus) T(test_random) T(test_version_difference)
+TU_SUITE(scan, "core", 120, SCAN_TESTS)

@@ -90,10 +90,5 @@ START_TEST(test_every_code_point)
 }
 END_TEST
 
-Suite *sweep_suite(void)
-{
-  TCase *tc;
-  Suite *s = tu_suite("sweep", "core", 300, &tc);
-  tcase_add_test(tc, test_every_code_point);
-  return s;
-}
+#define SWEEP_TESTS(T, L) T(test_every_code_point)
+TU_SUITE(sweep, "core", 300, SWEEP_TESTS)

@@ -215,17 +215,7 @@ START_TEST(test_outlier_after_run)
 }
 END_TEST
 
-Suite *vocab_suite(void)
-{
-  TCase *tc;
-  Suite *s = tu_suite("vocab", "core", 60, &tc);
-  tcase_add_test(tc, test_custom_encoding);
-  tcase_add_test(tc, test_bad_rank_files);
-  tcase_add_test(tc, test_bad_manifests);
-  tcase_add_test(tc, test_unknown_encoding);
-  tcase_add_test(tc, test_embedded_checksums);
-  tcase_add_test(tc, test_models);
-  tcase_add_test(tc, test_every_token_whole);
-  tcase_add_test(tc, test_outlier_after_run);
-  return s;
-}
+#define VOCAB_TESTS(T, L) T(test_custom_encoding) T(test_bad_rank_files) T(test_bad_manifests) \
+  T(test_unknown_encoding) T(test_embedded_checksums) T(test_models) T(test_every_token_whole) \
+  T(test_outlier_after_run)
+TU_SUITE(vocab, "core", 60, VOCAB_TESTS)

@@ -52,6 +52,19 @@ const tok_encoding *tu_hf_model_or_skip(const char *model);
  * seconds; *tc receives the case, for the tests. */
 Suite *tu_suite(const char *name, const char *case_name, double timeout_s, TCase **tc);
 
+/* A suite of one test case from a list of its tests, TESTS(T, L): T(test) for a test,
+ * L(test, n) for a loop test run for _i = 0..n-1. Defines Suite *NAME_suite(void). */
+#define TU_ADD_TEST(test) tcase_add_test(tc, test);
+#define TU_ADD_LOOP(test, n) tcase_add_loop_test(tc, test, 0, n);
+#define TU_SUITE(name, case_name, timeout_s, TESTS)                 \
+  Suite *name##_suite(void)                                         \
+  {                                                                 \
+    TCase *tc;                                                      \
+    Suite *s = tu_suite(#name, case_name, timeout_s, &tc);          \
+    TESTS(TU_ADD_TEST, TU_ADD_LOOP)                                 \
+    return s;                                                       \
+  }
+
 /* Every Check suite, in the order they run: one list for the declarations here and the
  * runner (make unit-test SUITE=name runs one). A new tests/check_X.c adds X here. */
 #define TU_SUITES(X) \
