@@ -105,12 +105,17 @@ static unsigned long long sum(tokd_metrics *m, size_t field_offset, size_t index
   return total;
 }
 
+/* Where endpoint ep's counts by status start in a shard. */
+static size_t request_row(int ep)
+{
+  return offsetof(shard, requests) + (size_t)ep * sizeof(atomic_ullong) * (N_STATUS + 1);
+}
+
 void tokd_metrics_totals_read(tokd_metrics *m, tokd_metrics_totals *t)
 {
   for (int ep = 0; ep < EP__COUNT; ep++) {
-    size_t row = offsetof(shard, requests) + (size_t)ep * sizeof(atomic_ullong) * (N_STATUS + 1);
     t->requests[ep] = 0;
-    for (size_t si = 0; si <= N_STATUS; si++) t->requests[ep] += sum(m, row, si);
+    for (size_t si = 0; si <= N_STATUS; si++) t->requests[ep] += sum(m, request_row(ep), si);
     t->tokens[ep] = sum(m, offsetof(shard, tokens), (size_t)ep);
     t->cpu[ep] = (double)sum(m, offsetof(shard, cpu_ns), (size_t)ep) / 1e9;
   }
@@ -206,11 +211,6 @@ static tok_err put_pairs_u(render_ctx *c, const char *key, size_t n, const char 
   tok_err rc = TOK_OK;
   for (size_t i = 0; i < n && rc == TOK_OK; i++) rc = put_u(c, labels(c, "%s=\"%s\"", key, names[i]), values[i]);
   return rc;
-}
-
-static size_t request_row(int ep)
-{
-  return offsetof(shard, requests) + (size_t)ep * sizeof(atomic_ullong) * (N_STATUS + 1);
 }
 
 static tok_err put_requests(render_ctx *c)
