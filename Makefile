@@ -40,7 +40,7 @@ TOKD_CFLAGS := -std=c11 -D_GNU_SOURCE -DTOKD_VERSION='"$(VERSION)"' -Iinclude -I
 DEPS_OK := $(BUILD)/.deps-ok
 
 CORE_SRC := $(addprefix src/core/,err.c buf.c utf8.c unicode.c unicode_data.c scan.c base64.c sha256.c phash.c vocab.c \
-	added.c normalize.c pretok.c bpe.c backtrack.c decode.c encoding.c encode.c prefix.c models.c embed.c memory.c) \
+	added.c normalize.c pretok.c bpe.c backtrack.c decode.c encoding.c encode.c prefix.c models.c embed.c memory.c image.c) \
 	$(addprefix src/load/,registry.c tiktoken.c hf.c jscan.c) \
 	$(addprefix src/chat/,jvalue.c jinja.c eval.c pyformat.c chat.c messages.c)
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o $(BUILD)/bt_image.o
@@ -48,7 +48,7 @@ CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o $(BUILD)/bt_i
 # empty image and the rank files embedded (libtokd has the image instead of the rank files)
 GEN_OBJ := $(filter-out $(BUILD)/bt_image.o $(BUILD)/embed_data.o,$(CORE_OBJ)) $(BUILD)/bt_image_none.o \
 	$(BUILD)/embed_ranks.o
-COMMON_SRC := src/common/util.c src/common/log.c
+COMMON_SRC := src/common/util.c src/common/log.c src/common/options.c
 SERVE_SRC := $(addprefix src/serve/,http.c server.c config.c metrics.c json.c request.c routes.c handlers.c render.c providers.c \
 	pool.c budget.c watchdog.c linger.c listen.c cost.c ui.c)
 TOKD_SRC := $(SERVE_SRC) $(COMMON_SRC) src/cli/main.c src/cli/health.c src/cli/serve.c
@@ -88,15 +88,15 @@ $(BUILD)/%.o: src/%.c $(wildcard include/*.h) $(wildcard src/*/*.h) Makefile | $
 	@mkdir -p $(@D)
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/serve/ui_data.o: src/serve/ui_data.S $(wildcard src/ui/*) | $(DEPS_OK)
+$(BUILD)/serve/ui_data.o: src/serve/ui_data.S src/common/incbin.h $(wildcard src/ui/*) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) -c -o $@ src/serve/ui_data.S
 
-$(BUILD)/embed_data.o: src/core/embed.S $(VOCAB) | $(DEPS_OK)
+$(BUILD)/embed_data.o: src/core/embed.S src/common/incbin.h $(VOCAB) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) -c -o $@ src/core/embed.S
 
-$(BUILD)/embed_ranks.o: src/core/embed.S $(VOCAB) | $(DEPS_OK)
+$(BUILD)/embed_ranks.o: src/core/embed.S src/common/incbin.h $(VOCAB) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) -DTOKD_EMBED_RANKS -c -o $@ src/core/embed.S
 

@@ -589,22 +589,8 @@ START_TEST(test_bt_cache_files_are_ours)
 }
 END_TEST
 
-Suite *bpe_suite(void)
-{
-  Suite *s = suite_create("bpe");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 120);
-  tcase_add_test(tc, test_mergers_agree);
-  tcase_add_test(tc, test_heap_matches_reference);
-  tcase_add_test(tc, test_long_runs_bounded);
-  tcase_add_test(tc, test_heap_runs_bounded);
-  tcase_add_test(tc, test_million_a);
-  tcase_add_test(tc, test_bt_image_current);
-  tcase_add_test(tc, test_model_image_current);
-  tcase_add_loop_test(tc, test_bt_cache, 0, 2);
-  tcase_add_test(tc, test_bt_cache_files_are_ours);
-  tcase_add_loop_test(tc, test_backtrack_matches_heap, 0, 10);
-  tcase_add_loop_test(tc, test_backtrack_every_token, 0, 10);
-  suite_add_tcase(s, tc);
-  return s;
-}
+#define BPE_TESTS(T, L) T(test_mergers_agree) T(test_heap_matches_reference) \
+  T(test_long_runs_bounded) T(test_heap_runs_bounded) T(test_million_a) T(test_bt_image_current) \
+  T(test_model_image_current) L(test_bt_cache, 2) T(test_bt_cache_files_are_ours) \
+  L(test_backtrack_matches_heap, 10) L(test_backtrack_every_token, 10)
+TU_SUITE(bpe, "core", 120, BPE_TESTS)

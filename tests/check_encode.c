@@ -328,9 +328,8 @@ END_TEST
 
 Suite *encode_suite(void)
 {
-  Suite *s = suite_create("encode");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 120);
+  TCase *tc;
+  Suite *s = tu_suite("encode", "core", 120, &tc);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_special_tokens);
   tcase_add_test(tc, test_invalid_utf8);
@@ -343,6 +342,5 @@ Suite *encode_suite(void)
   tcase_add_test(tc, test_piece_cache_models);
   tcase_add_test(tc, test_piece_cache_long_pieces);
   tcase_add_test(tc, test_threads);
-  suite_add_tcase(s, tc);
   return s;
 }

@@ -1,6 +1,5 @@
 /* check_golden.c — exact equality with the reference tokenizer (npm tiktoken) on every
  * corpus file and encoding, plus round trips. Vectors: tests/tools/gen_golden.sh. */
-#include <dirent.h>
 
 #include "testutil.h"
 
@@ -47,17 +46,11 @@ static int compare_file(const char *encoding, const char *file, bool allow_all)
 START_TEST(test_golden)
 {
   const char *encoding = TU_ENCODINGS[_i];
-  DIR *d = opendir("data/corpus");
-  ck_assert(d != NULL);
   int files = 0;
-  struct dirent *de;
-  while ((de = readdir(d))) {
-    size_t n = strlen(de->d_name);
-    if (n < 5 || strcmp(de->d_name + n - 4, ".txt") != 0) continue;
-    files += compare_file(encoding, de->d_name, false);
-    if (strstr(de->d_name, "special")) files += compare_file(encoding, de->d_name, true);
+  for (const char *const *name = tu_corpus(); *name; name++) {
+    files += compare_file(encoding, *name, false);
+    if (strstr(*name, "special")) files += compare_file(encoding, *name, true);
   }
-  closedir(d);
   ck_assert_int_ge(files, 30);
 }
 END_TEST
@@ -80,14 +73,7 @@ START_TEST(test_random_round_trip)
       const uint32_t *r = ranges[x % 12];
       uint32_t c = r[0] + (x >> 8) % (r[1] - r[0] + 1);
       if (c >= 0xd800 && c <= 0xdfff) continue;
-      if (c < 0x80) text[len++] = (char)c;
-      else if (c < 0x800) text[len++] = (char)(0xc0 | c >> 6), text[len++] = (char)(0x80 | (c & 63));
-      else if (c < 0x10000)
-        text[len++] = (char)(0xe0 | c >> 12), text[len++] = (char)(0x80 | ((c >> 6) & 63)),
-        text[len++] = (char)(0x80 | (c & 63));
-      else
-        text[len++] = (char)(0xf0 | c >> 18), text[len++] = (char)(0x80 | ((c >> 12) & 63)),
-        text[len++] = (char)(0x80 | ((c >> 6) & 63)), text[len++] = (char)(0x80 | (c & 63));
+      len += tu_utf8_put(text + len, c);
       if ((x & 255) == 0) break;
     }
     tok_encode_result r;
@@ -102,13 +88,5 @@ START_TEST(test_random_round_trip)
 }
 END_TEST
 
-Suite *golden_suite(void)
-{
-  Suite *s = suite_create("golden");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 120);
-  tcase_add_loop_test(tc, test_golden, 0, 5);
-  tcase_add_loop_test(tc, test_random_round_trip, 0, 5);
-  suite_add_tcase(s, tc);
-  return s;
-}
+#define GOLDEN_TESTS(T, L) L(test_golden, 5) L(test_random_round_trip, 5)
+TU_SUITE(golden, "core", 120, GOLDEN_TESTS)

@@ -6,7 +6,6 @@
  * $TOKD_MODELS_DIR); without them the model tests say so and pass, unless
  * TOKD_REQUIRE_MODELS=1 (set by .ci/run), which makes their absence a failure. */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <sys/stat.h>
 
 #include "testutil.h"
@@ -80,24 +79,18 @@ START_TEST(test_hf_golden)
   const tok_encoding *enc = model_or_skip(model);
   if (!enc) return;
   tok_scratch *s = tok_scratch_new(NULL);
-  DIR *d = opendir("data/corpus");
-  ck_assert(d != NULL);
   int files = 0;
-  struct dirent *de;
-  while ((de = readdir(d))) {
-    size_t n = strlen(de->d_name);
-    if (n < 5 || strcmp(de->d_name + n - 4, ".txt") != 0) continue;
+  for (const char *const *name = tu_corpus(); *name; name++) {
     char text[512], ids[512], decoded[512], special[512];
-    snprintf(text, sizeof text, "data/corpus/%s", de->d_name);
-    snprintf(ids, sizeof ids, "data/hf/%s/%s.ids", model, de->d_name);
-    snprintf(decoded, sizeof decoded, "data/hf/%s/%s.decoded", model, de->d_name);
-    snprintf(special, sizeof special, "data/hf/%s/special/%s.ids", model, de->d_name);
+    snprintf(text, sizeof text, "data/corpus/%s", *name);
+    snprintf(ids, sizeof ids, "data/hf/%s/%s.ids", model, *name);
+    snprintf(decoded, sizeof decoded, "data/hf/%s/%s.decoded", model, *name);
+    snprintf(special, sizeof special, "data/hf/%s/special/%s.ids", model, *name);
     check_file(enc, s, model, text, ids, false, decoded);
     struct stat st;
     if (stat(special, &st) == 0) check_file(enc, s, model, text, special, true, NULL);
     files++;
   }
-  closedir(d);
   ck_assert_int_ge(files, 30);
   tok_scratch_free(s);
 }
@@ -287,11 +280,7 @@ static void expect_refused(const char *sections, tok_err code, const char *needl
 {
   tok_registry *reg = NULL;
   tok_error err;
-  tok_err rc = load_tiny(sections, &reg, &err);
-  ck_assert_msg(rc == code, "want %s, got %s (%s)", tok_err_name(code), tok_err_name(rc),
-                rc ? err.detail : "loaded");
-  ck_assert_msg(strstr(err.detail, needle) != NULL, "\"%s\" lacks \"%s\"", err.detail, needle);
-  ck_assert(reg == NULL);
+  tu_assert_refused(load_tiny(sections, &reg, &err), reg, &err, code, needle);
 }
 
 /* Protects: each component tokd does not implement is refused at load, naming it and its
@@ -418,14 +407,7 @@ static size_t random_text(uint32_t *x, char *text, size_t cap)
     *x ^= *x << 13, *x ^= *x >> 17, *x ^= *x << 5;
     const uint32_t *r = ranges[*x % 16];
     uint32_t c = r[0] + (*x >> 8) % (r[1] - r[0] + 1);
-    if (c < 0x80) text[len++] = (char)c;
-    else if (c < 0x800) text[len++] = (char)(0xc0 | c >> 6), text[len++] = (char)(0x80 | (c & 63));
-    else if (c < 0x10000)
-      text[len++] = (char)(0xe0 | c >> 12), text[len++] = (char)(0x80 | ((c >> 6) & 63)),
-      text[len++] = (char)(0x80 | (c & 63));
-    else
-      text[len++] = (char)(0xf0 | c >> 18), text[len++] = (char)(0x80 | ((c >> 12) & 63)),
-      text[len++] = (char)(0x80 | ((c >> 6) & 63)), text[len++] = (char)(0x80 | (c & 63));
+    len += tu_utf8_put(text + len, c);
     if ((*x & 127) == 0) break;
   }
   return len;
@@ -467,15 +449,13 @@ END_TEST
 
 Suite *hf_suite(void)
 {
-  Suite *s = suite_create("hf");
-  TCase *tc = tcase_create("models");
-  tcase_set_timeout(tc, 300);
+  TCase *tc;
+  Suite *s = tu_suite("hf", "models", 300, &tc);
   tcase_add_loop_test(tc, test_hf_golden, 0, TU_N_HF_MODELS);
   tcase_add_loop_test(tc, test_hf_added_tokens, 0, TU_N_HF_MODELS);
   tcase_add_loop_test(tc, test_hf_decode, 0, TU_N_HF_MODELS);
   tcase_add_loop_test(tc, test_hf_token_strings, 0, TU_N_HF_MODELS);
   tcase_add_test(tc, test_hf_config);
-  suite_add_tcase(s, tc);
   TCase *files = tcase_create("files");
   tcase_add_test(files, test_hf_tiny);
   tcase_add_test(files, test_hf_piece_cache_partial);

@@ -105,13 +105,5 @@ START_TEST(test_forms_match_utf8proc)
 }
 END_TEST
 
-Suite *normalize_suite(void)
-{
-  Suite *s = suite_create("normalize");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 120);
-  tcase_add_test(tc, test_stable_characters);
-  tcase_add_test(tc, test_forms_match_utf8proc);
-  suite_add_tcase(s, tc);
-  return s;
-}
+#define NORMALIZE_TESTS(T, L) T(test_stable_characters) T(test_forms_match_utf8proc)
+TU_SUITE(normalize, "core", 120, NORMALIZE_TESTS)

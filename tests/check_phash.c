@@ -101,15 +101,5 @@ START_TEST(test_strangers)
 }
 END_TEST
 
-Suite *phash_suite(void)
-{
-  Suite *s = suite_create("phash");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 60);
-  tcase_add_test(tc, test_random_keys);
-  tcase_add_test(tc, test_duplicates);
-  tcase_add_test(tc, test_head8);
-  tcase_add_test(tc, test_strangers);
-  suite_add_tcase(s, tc);
-  return s;
-}
+#define PHASH_TESTS(T, L) T(test_random_keys) T(test_duplicates) T(test_head8) T(test_strangers)
+TU_SUITE(phash, "core", 60, PHASH_TESTS)

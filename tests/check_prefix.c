@@ -356,15 +356,6 @@ START_TEST(test_prefix_cache_threads)
 }
 END_TEST
 
-Suite *prefix_suite(void)
-{
-  Suite *s = suite_create("prefix");
-  TCase *tc = tcase_create("cache");
-  tcase_set_timeout(tc, 300);
-  tcase_add_loop_test(tc, test_prefix_cache_exact, 0, N_ENCODINGS);
-  tcase_add_test(tc, test_prefix_cache_turns);
-  tcase_add_test(tc, test_prefix_cache_budget);
-  tcase_add_test(tc, test_prefix_cache_threads);
-  suite_add_tcase(s, tc);
-  return s;
-}
+#define PREFIX_TESTS(T, L) L(test_prefix_cache_exact, N_ENCODINGS) T(test_prefix_cache_turns) \
+  T(test_prefix_cache_budget) T(test_prefix_cache_threads)
+TU_SUITE(prefix, "cache", 300, PREFIX_TESTS)

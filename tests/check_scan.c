@@ -7,7 +7,6 @@
  * asking PCRE2 about each of the 1,112,064, and kept out of the random text; everything
  * else must split identically.
  */
-#include <dirent.h>
 
 #include "core/internal.h"
 #include "testutil.h"
@@ -133,14 +132,10 @@ START_TEST(test_corpus)
 {
   find_differences();
   pcre2_match_data *md = pcre2_match_data_create(1, NULL);
-  DIR *d = opendir("data/corpus");
-  ck_assert_ptr_nonnull(d);
-  struct dirent *e;
   size_t files = 0;
-  while ((e = readdir(d))) {
-    if (e->d_name[0] == '.') continue;
+  for (const char *const *name = tu_corpus(); *name; name++) {
     char path[512];
-    snprintf(path, sizeof path, "data/corpus/%s", e->d_name);
+    snprintf(path, sizeof path, "data/corpus/%s", *name);
     size_t len;
     char *text = tu_read_file(path, &len);
     len = without_differences(text, len);
@@ -153,7 +148,6 @@ START_TEST(test_corpus)
     free(text);
     files++;
   }
-  closedir(d);
   ck_assert_uint_ge(files, 30);
   pcre2_match_data_free(md);
 }
@@ -231,15 +225,5 @@ START_TEST(test_version_difference)
 }
 END_TEST
 
-Suite *scan_suite(void)
-{
-  Suite *s = suite_create("scan");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 120);
-  tcase_add_test(tc, test_recognize);
-  tcase_add_test(tc, test_corpus);
-  tcase_add_test(tc, test_random);
-  tcase_add_test(tc, test_version_difference);
-  suite_add_tcase(s, tc);
-  return s;
-}
+#define SCAN_TESTS(T, L) T(test_recognize) T(test_corpus) T(test_random) T(test_version_difference)
+TU_SUITE(scan, "core", 120, SCAN_TESTS)

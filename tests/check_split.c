@@ -246,15 +246,6 @@ START_TEST(test_split_which)
 }
 END_TEST
 
-Suite *split_suite(void)
-{
-  Suite *s = suite_create("split");
-  TCase *tc = tcase_create("split");
-  tcase_set_timeout(tc, 300);
-  tcase_add_loop_test(tc, test_split_points, 0, N_ENCODINGS);
-  tcase_add_loop_test(tc, test_split_threads, 0, N_ENCODINGS);
-  tcase_add_test(tc, test_split_limits);
-  tcase_add_test(tc, test_split_which);
-  suite_add_tcase(s, tc);
-  return s;
-}
+#define SPLIT_TESTS(T, L) L(test_split_points, N_ENCODINGS) L(test_split_threads, N_ENCODINGS) \
+  T(test_split_limits) T(test_split_which)
+TU_SUITE(split, "split", 300, SPLIT_TESTS)

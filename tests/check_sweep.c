@@ -90,12 +90,5 @@ START_TEST(test_every_code_point)
 }
 END_TEST
 
-Suite *sweep_suite(void)
-{
-  Suite *s = suite_create("sweep");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 300);
-  tcase_add_test(tc, test_every_code_point);
-  suite_add_tcase(s, tc);
-  return s;
-}
+#define SWEEP_TESTS(T, L) T(test_every_code_point)
+TU_SUITE(sweep, "core", 300, SWEEP_TESTS)

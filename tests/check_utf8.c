@@ -211,17 +211,6 @@ START_TEST(test_buf_limit)
 }
 END_TEST
 
-Suite *utf8_suite(void)
-{
-  Suite *s = suite_create("utf8");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 120); /* the vector test's million texts, under the sanitizers */
-  tcase_add_test(tc, test_validate);
-  tcase_add_test(tc, test_validate_random);
-  tcase_add_test(tc, test_validate_vector);
-  tcase_add_test(tc, test_lossy);
-  tcase_add_test(tc, test_complete_len);
-  tcase_add_test(tc, test_buf_limit);
-  suite_add_tcase(s, tc);
-  return s;
-}
+#define UTF8_TESTS(T, L) T(test_validate) T(test_validate_random) T(test_validate_vector) \
+  T(test_lossy) T(test_complete_len) T(test_buf_limit)
+TU_SUITE(utf8, "core", 120, UTF8_TESTS) /* the vector test's million texts, under the sanitizers */

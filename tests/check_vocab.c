@@ -66,11 +66,7 @@ static void expect_load_error(const char *dir, tok_err code, const char *needle)
 {
   tok_registry *reg = NULL;
   tok_error err;
-  tok_err rc = tok_registry_load(&(tok_load_opts){.vocab_dir = dir}, &reg, &err);
-  ck_assert_msg(rc == code, "want %s, got %s (%s)", tok_err_name(code), tok_err_name(rc),
-                rc ? err.detail : "ok");
-  ck_assert_msg(strstr(err.detail, needle) != NULL, "\"%s\" lacks \"%s\"", err.detail, needle);
-  ck_assert(reg == NULL);
+  tu_assert_refused(tok_registry_load(&(tok_load_opts){.vocab_dir = dir}, &reg, &err), reg, &err, code, needle);
 }
 
 /* Protects: malformed rank files are refused with the file name and line number. */
@@ -219,19 +215,7 @@ START_TEST(test_outlier_after_run)
 }
 END_TEST
 
-Suite *vocab_suite(void)
-{
-  Suite *s = suite_create("vocab");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 60);
-  tcase_add_test(tc, test_custom_encoding);
-  tcase_add_test(tc, test_bad_rank_files);
-  tcase_add_test(tc, test_bad_manifests);
-  tcase_add_test(tc, test_unknown_encoding);
-  tcase_add_test(tc, test_embedded_checksums);
-  tcase_add_test(tc, test_models);
-  tcase_add_test(tc, test_every_token_whole);
-  tcase_add_test(tc, test_outlier_after_run);
-  suite_add_tcase(s, tc);
-  return s;
-}
+#define VOCAB_TESTS(T, L) T(test_custom_encoding) T(test_bad_rank_files) T(test_bad_manifests) \
+  T(test_unknown_encoding) T(test_embedded_checksums) T(test_models) T(test_every_token_whole) \
+  T(test_outlier_after_run)
+TU_SUITE(vocab, "core", 60, VOCAB_TESTS)

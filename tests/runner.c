@@ -103,6 +103,32 @@ const tok_encoding *tu_encoding(const char *name)
   return enc;
 }
 
+static char *corpus_names[256]; /* NULL-terminated */
+
+static int by_name(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void read_corpus_names(void)
+{
+  DIR *d = opendir("data/corpus");
+  size_t n = 0;
+  for (struct dirent *e; d && (e = readdir(d)) && n + 1 < sizeof corpus_names / sizeof *corpus_names;) {
+    size_t len = strlen(e->d_name);
+    if (len > 4 && !strcmp(e->d_name + len - 4, ".txt")) corpus_names[n++] = strdup(e->d_name);
+  }
+  if (d) closedir(d);
+  qsort(corpus_names, n, sizeof *corpus_names, by_name);
+}
+
+const char *const *tu_corpus(void)
+{
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, read_corpus_names);
+  return (const char *const *)corpus_names;
+}
+
 char *tu_read_file(const char *path, size_t *len)
 {
   FILE *f = fopen(path, "rb");
@@ -136,6 +162,42 @@ uint32_t *tu_parse_ids(const char *text, size_t *n)
   }
   *n = len;
   return ids;
+}
+
+void tu_assert_refused(tok_err rc, const tok_registry *reg, const tok_error *err, tok_err code, const char *needle)
+{
+  ck_assert_msg(rc == code, "want %s, got %s (%s)", tok_err_name(code), tok_err_name(rc),
+                rc ? err->detail : "loaded");
+  ck_assert_msg(strstr(err->detail, needle) != NULL, "\"%s\" lacks \"%s\"", err->detail, needle);
+  ck_assert(reg == NULL);
+}
+
+size_t tu_utf8_put(char *out, uint32_t c)
+{
+  if (c < 0x80) {
+    out[0] = (char)c;
+    return 1;
+  }
+  if (c < 0x800) {
+    out[0] = (char)(0xc0 | c >> 6), out[1] = (char)(0x80 | (c & 63));
+    return 2;
+  }
+  if (c < 0x10000) {
+    out[0] = (char)(0xe0 | c >> 12), out[1] = (char)(0x80 | ((c >> 6) & 63)), out[2] = (char)(0x80 | (c & 63));
+    return 3;
+  }
+  out[0] = (char)(0xf0 | c >> 18), out[1] = (char)(0x80 | ((c >> 12) & 63));
+  out[2] = (char)(0x80 | ((c >> 6) & 63)), out[3] = (char)(0x80 | (c & 63));
+  return 4;
+}
+
+Suite *tu_suite(const char *name, const char *case_name, double timeout_s, TCase **tc)
+{
+  Suite *s = suite_create(name);
+  *tc = tcase_create(case_name);
+  tcase_set_timeout(*tc, timeout_s);
+  suite_add_tcase(s, *tc);
+  return s;
 }
 
 const char *tu_tempdir(void)

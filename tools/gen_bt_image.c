@@ -1,7 +1,7 @@
 /*
  * gen_bt_image.c — writes the model and the backtracking encoder's tables of every
- * built-in vocabulary as one image (vocab.c and backtrack.c, "Images"), which bt_image.S
- * embeds in libtokd.
+ * built-in vocabulary as one image (vocab.c and backtrack.c, "Images"; the blob format is
+ * core/image.h), which bt_image.S embeds in libtokd.
  *
  *   gen_bt_image OUT
  *

@@ -3,6 +3,7 @@
  * container HEALTHCHECKs and probes in images without a shell or curl.
  */
 #include <netdb.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,25 +14,49 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/options.h"
+
+typedef struct health_opts {
+  const char *host, *port, *path, *unix_path;
+  unsigned timeout;
+} health_opts;
+
+/* The options, in one table (common/options.h): the help, getopt_long's array and
+ * TOKD_PORT's read come from it. */
+#define OFF(field) offsetof(health_opts, field)
+static const tokd_option OPTIONS[] = {
+    {"host", 0, "H", NULL, TOKD_OPT_STR, OFF(host), 0, 0, NULL, "the server's address (default 127.0.0.1)"},
+    {"port", 0, "P", "TOKD_PORT", TOKD_OPT_STR, OFF(port), 0, 0, NULL, "its TCP port (default 8080)"},
+    {"unix", 0, "SOCKET", NULL, TOKD_OPT_STR, OFF(unix_path), 0, 0, NULL, "its Unix socket, instead of TCP"},
+    {"path", 0, "PATH", NULL, TOKD_OPT_STR, OFF(path), 0, 0, NULL, "what to GET (default /ready)"},
+    {"timeout", 0, "S", NULL, TOKD_OPT_UINT, OFF(timeout), 0, 3600, NULL,
+     "seconds to wait for the answer (default 2; 0 counts as 1)"},
+    {"help", 'h', NULL, NULL, TOKD_OPT_HELP, 0, 0, 0, NULL, "this text"},
+};
+#undef OFF
+#define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 
 int tokd_health_main(int argc, char **argv)
 {
-  const char *host = "127.0.0.1", *port = getenv("TOKD_PORT"), *path = "/ready", *unix_path = NULL;
-  unsigned timeout = 2;
-  if (!port || !*port) port = "8080";
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--port") && i + 1 < argc) port = argv[++i];
-    else if (!strcmp(argv[i], "--host") && i + 1 < argc) host = argv[++i];
-    else if (!strcmp(argv[i], "--path") && i + 1 < argc) path = argv[++i];
-    else if (!strcmp(argv[i], "--unix") && i + 1 < argc) unix_path = argv[++i];
-    else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) timeout = (unsigned)atoi(argv[++i]);
-    else {
-      fprintf(stderr, "usage: tokd health [--host H] [--port P | --unix SOCKET] [--path /ready] [--timeout S]\n"
-                      "exit 0 when http://H:P/ready (or /ready on the Unix socket) answers 200\n"
-                      "(env TOKD_PORT sets the port)\n");
-      return strcmp(argv[i], "--help") ? 2 : 0;
-    }
+  health_opts o = {.timeout = 2};
+  int rest, rc = tokd_options_env(OPTIONS, N_OPTIONS, &o, NULL);
+  if (!rc) rc = tokd_options_flags(OPTIONS, N_OPTIONS, &o, argc, argv, NULL, &rest, "`tokd health --help`");
+  if (!rc && rest < argc) {
+    fprintf(stderr, "tokd health: unexpected argument \"%s\"; see `tokd health --help`\n", argv[rest]);
+    rc = 2;
   }
+  if (rc == -1) {
+    fputs("usage: tokd health [OPTIONS]\n"
+          "Exits 0 when GET /ready on a local server (TCP, or its Unix socket) answers 200, 1 when\n"
+          "it does not, 2 on bad usage.\n\n",
+          stdout);
+    tokd_options_print(stdout, OPTIONS, N_OPTIONS);
+    return 0;
+  }
+  if (rc) return rc;
+  const char *host = o.host ? o.host : "127.0.0.1", *port = o.port ? o.port : "8080";
+  const char *path = o.path ? o.path : "/ready", *unix_path = o.unix_path;
+  unsigned timeout = o.timeout;
   struct timeval tv = {.tv_sec = timeout ? timeout : 1};
   struct sockaddr_un un = {.sun_family = AF_UNIX};
   struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;

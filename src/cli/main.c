@@ -6,7 +6,6 @@
  * encoding); 1 anything else (I/O, out of memory).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,69 +15,10 @@
 #include "tok_chat.h"
 #include "cli/cli.h"
 #include "tok.h"
+#include "common/options.h"
 #include "common/util.h"
 
 #define MAX_STDIN ((size_t)1 << 30)
-
-static const char USAGE[] =
-    "usage: tokd COMMAND [OPTIONS]\n"
-    "\n"
-    "Commands:\n"
-    "  serve                 run the HTTP service (see `tokd serve --help`)\n"
-    "  health                probe a running server's /ready; exit 0 when ready\n"
-
-    "  encode                read UTF-8 text on stdin, print token ids separated by spaces\n"
-    "  decode                read whitespace-separated ids on stdin, write their bytes\n"
-    "  count                 read UTF-8 text on stdin, print the number of tokens\n"
-    "  bench FILE...         single-thread in-process encode throughput per file\n"
-    "  encodings             list the encodings that would be loaded\n"
-    "  chat                  read a chat request (JSON, as vLLM's /tokenize with messages) on\n"
-    "                        stdin, render the model's chat template, print the token ids\n"
-    "\n"
-    "Options of encode, decode, count, bench, encodings:\n"
-    "  -e, --encoding NAME   r50k_base (gpt2), p50k_base, p50k_edit, cl100k_base (default),\n"
-    "                        o200k_base, a custom encoding from --vocab-dir, or the NAME of a\n"
-    "                        --tokenizer\n"
-    "  -t, --tokenizer NAME=PATH\n"
-    "                        a Hugging Face tokenizer.json, or a model directory holding one\n"
-    "                        (tokenizer_config.json beside it is applied as transformers\n"
-    "                        does); repeatable (env TOKD_TOKENIZERS=NAME=PATH,...)\n"
-    "  -m, --model NAME      pick the encoding of an OpenAI model (gpt-4o, gpt-3.5-turbo, ...)\n"
-    "      --vocab-dir DIR   load DIR/*.manifest and their rank files instead of the built-in\n"
-    "                        vocabularies (env TOKD_VOCAB_DIR)\n"
-    "      --allowed-special all|none|TOKEN[,TOKEN...]\n"
-    "                        special-token texts that encode to their ids (default: none for\n"
-    "                        tiktoken encodings, like tiktoken's encode_ordinary; all for\n"
-    "                        Hugging Face tokenizers, as they do)\n"
-    "      --disallowed-special\n"
-    "                        fail (exit 2) when the text contains a special token that is\n"
-    "                        not allowed, like tiktoken's encode() default\n"
-    "      --add-special-tokens\n"
-    "                        encode/count: add the tokenizer's BOS/EOS (its post-processor)\n"
-    "      --skip-special-tokens\n"
-    "                        decode: leave special tokens out\n"
-    "      --bytes           decode: write the exact bytes (the default for tiktoken\n"
-    "                        encodings; Hugging Face tokenizers write their decoder's text)\n"
-    "      --lossy           encode/count: replace invalid UTF-8 with U+FFFD instead of failing;\n"
-    "                        decode: replace invalid UTF-8 in the output with U+FFFD\n"
-    "      --seconds S       bench: time per file (default 1)\n"
-    "      --slices BYTES    bench: encode each file as consecutive texts of at most BYTES\n"
-    "                        (cut between characters), one call each, as a server sees a\n"
-    "                        stream of requests; the first pass over them is the figure for\n"
-    "                        text never seen before\n"
-    "  -j, --threads N       encode, count, bench: cut a text of 512 KiB or more at spaces\n"
-    "                        between words and encode the parts on N threads, with the same\n"
-    "                        result (byte-level BPE tokenizers: the OpenAI encodings, Llama 3,\n"
-    "                        Qwen, DeepSeek-V3, GPT-OSS; default: the online CPUs for encode\n"
-    "                        and count, 1 for bench)\n"
-    "      --chat-template FILE\n"
-    "                        chat: use this Jinja template instead of the model's\n"
-    "      --render-only     chat: print the rendered text instead of the ids\n"
-    "      --bench           chat: render (and encode) repeatedly for --seconds; print the\n"
-    "                        microseconds per conversation as JSON\n"
-    "  -h, --help            this text\n"
-    "\n"
-    "Invalid UTF-8 input makes encode and count exit with status 2 and name the byte offset.\n";
 
 typedef struct cli_opts {
   const char *encoding;
@@ -101,6 +41,104 @@ typedef struct cli_opts {
   char **files;
   int n_files;
 } cli_opts;
+
+/* ---------------------------------------------------------------------------------------
+ * The options of encode, decode, count, bench, encodings and chat, in one table: each row
+ * gives the flag, its short letter, its argument's name, its environment variable, what
+ * it sets and its help text; getopt_long's array, the environment reads and the checks of
+ * the values are made from it by common/options.c (as for `serve`'s settings in
+ * serve/config.c), and the help text below. A flag beats its variable.
+ */
+static int parse_sources(void *settings, const char *value, const char *source)
+{
+  cli_opts *o = settings;
+  return tokd_sources_parse(value, source, &o->tokenizers, &o->n_tokenizers);
+}
+
+static int parse_seconds(void *settings, const char *value, const char *source)
+{
+  double d = strtod(value, NULL);
+  if (!(d > 0 && d < 3600)) {
+    fprintf(stderr, "tokd: %s must be in (0, 3600)\n", source);
+    return 2;
+  }
+  ((cli_opts *)settings)->seconds = d;
+  return 0;
+}
+
+#define OFF(field) offsetof(cli_opts, field)
+static const tokd_option OPTIONS[] = {
+    {"encoding", 'e', "NAME", NULL, TOKD_OPT_STR, OFF(encoding), 0, 0, NULL,
+     "r50k_base (gpt2), p50k_base, p50k_edit, cl100k_base (default), o200k_base, a custom "
+     "encoding from --vocab-dir, or the NAME of a --tokenizer"},
+    {"tokenizer", 't', "NAME=PATH", "TOKD_TOKENIZERS", TOKD_OPT_CUSTOM, OFF(tokenizers), 0, 0, parse_sources,
+     "a Hugging Face tokenizer.json, or a model directory holding one (tokenizer_config.json "
+     "beside it is applied as transformers does); repeatable, and the variable takes a comma list"},
+    {"model", 'm', "NAME", NULL, TOKD_OPT_STR, OFF(model), 0, 0, NULL,
+     "pick the encoding of an OpenAI model (gpt-4o, gpt-3.5-turbo, ...)"},
+    {"vocab-dir", 0, "DIR", "TOKD_VOCAB_DIR", TOKD_OPT_STR, OFF(vocab_dir), 0, 0, NULL,
+     "load DIR/*.manifest and their rank files instead of the built-in vocabularies"},
+    {"allowed-special", 0, "all|none|TOKEN[,TOKEN...]", NULL, TOKD_OPT_STR, OFF(allowed), 0, 0, NULL,
+     "special-token texts that encode to their ids (default: none for tiktoken encodings, "
+     "like tiktoken's encode_ordinary; all for Hugging Face tokenizers, as they do)"},
+    {"disallowed-special", 0, NULL, NULL, TOKD_OPT_FLAG, OFF(disallowed), 0, 0, NULL,
+     "fail (exit 2) when the text contains a special token that is not allowed, like "
+     "tiktoken's encode() default"},
+    {"add-special-tokens", 0, NULL, NULL, TOKD_OPT_FLAG, OFF(add_special), 0, 0, NULL,
+     "encode/count: add the tokenizer's BOS/EOS (its post-processor)"},
+    {"skip-special-tokens", 0, NULL, NULL, TOKD_OPT_FLAG, OFF(skip_special), 0, 0, NULL, "decode: leave special tokens out"},
+    {"bytes", 0, NULL, NULL, TOKD_OPT_FLAG, OFF(bytes), 0, 0, NULL,
+     "decode: write the exact bytes (the default for tiktoken encodings; Hugging Face "
+     "tokenizers write their decoder's text)"},
+    {"lossy", 0, NULL, NULL, TOKD_OPT_FLAG, OFF(lossy), 0, 0, NULL,
+     "encode/count: replace invalid UTF-8 with U+FFFD instead of failing; decode: replace "
+     "invalid UTF-8 in the output with U+FFFD"},
+    {"seconds", 0, "S", NULL, TOKD_OPT_CUSTOM, OFF(seconds), 0, 3600, parse_seconds, "bench: time per file (default 1)"},
+    {"slices", 0, "BYTES", NULL, TOKD_OPT_SIZE, OFF(slices), 4, 1ull << 30, NULL,
+     "bench: encode each file as consecutive texts of at most BYTES (cut between characters), "
+     "one call each, as a server sees a stream of requests; the first pass over them is the "
+     "figure for text never seen before"},
+    {"threads", 'j', "N", NULL, TOKD_OPT_UINT, OFF(threads), 1, TOKD_MAX_THREADS, NULL,
+     "encode, count, bench: cut a text of 512 KiB or more at spaces between words and encode "
+     "the parts on N threads, with the same result (byte-level BPE tokenizers: the OpenAI "
+     "encodings, Llama 3, Qwen, DeepSeek-V3, GPT-OSS; default: the online CPUs for encode "
+     "and count, 1 for bench)"},
+    {"chat-template", 0, "FILE", NULL, TOKD_OPT_STR, OFF(chat_template), 0, 0, NULL,
+     "chat: use this Jinja template instead of the model's"},
+    {"render-only", 0, NULL, NULL, TOKD_OPT_FLAG, OFF(render_only), 0, 0, NULL, "chat: print the rendered text instead of the ids"},
+    {"bench", 0, NULL, NULL, TOKD_OPT_FLAG, OFF(chat_bench), 0, 0, NULL,
+     "chat: render (and encode) repeatedly for --seconds; print the microseconds per "
+     "conversation as JSON"},
+    {"help", 'h', NULL, NULL, TOKD_OPT_HELP, 0, 0, 0, NULL, "this text"},
+};
+#undef OFF
+#define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
+
+static const char USAGE_HEAD[] =
+    "usage: tokd COMMAND [OPTIONS]\n"
+    "\n"
+    "Commands:\n"
+    "  serve                 run the HTTP service (see `tokd serve --help`)\n"
+    "  health                probe a running server's /ready; exit 0 when ready\n"
+    "  encode                read UTF-8 text on stdin, print token ids separated by spaces\n"
+    "  decode                read whitespace-separated ids on stdin, write their bytes\n"
+    "  count                 read UTF-8 text on stdin, print the number of tokens\n"
+    "  bench FILE...         single-thread in-process encode throughput per file\n"
+    "  encodings             list the encodings that would be loaded\n"
+    "  chat                  read a chat request (JSON, as vLLM's /tokenize with messages) on\n"
+    "                        stdin, render the model's chat template, print the token ids\n"
+    "\n"
+    "Options of encode, decode, count, bench, encodings, chat:\n";
+static const char USAGE_TAIL[] =
+    "\n"
+    "Invalid UTF-8 input makes encode and count exit with status 2 and name the byte offset.\n";
+
+static void print_usage(FILE *out)
+{
+  fputs(USAGE_HEAD, out);
+  tokd_options_print(out, OPTIONS, N_OPTIONS);
+  fputs(USAGE_TAIL, out);
+}
 
 static int die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int die(int status, const char *fmt, ...)
@@ -129,77 +167,18 @@ static int status_of(tok_err code)
 
 static int parse_opts(int argc, char **argv, cli_opts *o)
 {
-  static const struct option longs[] = {
-      {"encoding", required_argument, NULL, 'e'},
-      {"model", required_argument, NULL, 'm'},
-      {"vocab-dir", required_argument, NULL, 'V'},
-      {"allowed-special", required_argument, NULL, 'a'},
-      {"disallowed-special", no_argument, NULL, 'd'},
-      {"lossy", no_argument, NULL, 'l'},
-      {"tokenizer", required_argument, NULL, 't'},
-      {"add-special-tokens", no_argument, NULL, 'A'},
-      {"skip-special-tokens", no_argument, NULL, 'S'},
-      {"bytes", no_argument, NULL, 'B'},
-      {"seconds", required_argument, NULL, 's'},
-      {"chat-template", required_argument, NULL, 'C'},
-      {"render-only", no_argument, NULL, 'R'},
-      {"bench", no_argument, NULL, 'N'},
-      {"threads", required_argument, NULL, 'j'},
-      {"slices", required_argument, NULL, 'L'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0},
-  };
-  *o = (cli_opts){.encoding = NULL, .vocab_dir = getenv("TOKD_VOCAB_DIR"), .seconds = 1.0};
-  if (o->vocab_dir && !*o->vocab_dir) o->vocab_dir = NULL;
-  const char *env_tokenizers = getenv("TOKD_TOKENIZERS");
-  bool flag_tokenizers = false;
-  int c, rc;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "e:m:t:h", longs, NULL)) != -1) {
-    switch (c) {
-    case 't':
-      flag_tokenizers = true;
-      if ((rc = tokd_sources_parse(optarg, "--tokenizer", &o->tokenizers, &o->n_tokenizers)) != 0) return rc;
-      break;
-    case 'A': o->add_special = true; break;
-    case 'S': o->skip_special = true; break;
-    case 'B': o->bytes = true; break;
-    case 'C': o->chat_template = optarg; break;
-    case 'R': o->render_only = true; break;
-    case 'N': o->chat_bench = true; break;
-    case 'e': o->encoding = optarg; break;
-    case 'm': o->model = optarg; break;
-    case 'V': o->vocab_dir = optarg; break;
-    case 'a': o->allowed = optarg; break;
-    case 'd': o->disallowed = true; break;
-    case 'l': o->lossy = true; break;
-    case 's':
-      o->seconds = strtod(optarg, NULL);
-      if (!(o->seconds > 0 && o->seconds < 3600)) return die(2, "--seconds must be in (0, 3600)");
-      break;
-    case 'j': {
-      char *end;
-      unsigned long n = strtoul(optarg, &end, 10);
-      if (*end || n < 1 || n > TOKD_MAX_THREADS) return die(2, "--threads must be 1 to %d", TOKD_MAX_THREADS);
-      o->threads = (unsigned)n;
-      break;
-    }
-    case 'L': {
-      char *end;
-      unsigned long long n = strtoull(optarg, &end, 10);
-      if (*end || n < 4 || n > (1ull << 30)) return die(2, "--slices must be 4 to 2^30 bytes");
-      o->slices = (size_t)n;
-      break;
-    }
-    case 'h': fputs(USAGE, stdout); exit(0);
-    default: return die(2, "see `tokd --help`");
-    }
+  *o = (cli_opts){.seconds = 1.0};
+  bool given[N_OPTIONS] = {false};
+  int rest, rc = tokd_options_flags(OPTIONS, N_OPTIONS, o, argc, argv, given, &rest, "`tokd --help`");
+  if (rc == -1) {
+    print_usage(stdout);
+    exit(0);
   }
-  if (!flag_tokenizers && env_tokenizers && *env_tokenizers &&
-      (rc = tokd_sources_parse(env_tokenizers, "TOKD_TOKENIZERS", &o->tokenizers, &o->n_tokenizers)) != 0)
-    return rc;
-  o->files = argv + optind;
-  o->n_files = argc - optind;
+  /* then the variables of what no flag set */
+  if (!rc) rc = tokd_options_env(OPTIONS, N_OPTIONS, o, given);
+  if (rc) return rc;
+  o->files = argv + rest;
+  o->n_files = argc - rest;
   if (o->model) {
     /* the same rule as the server's "model": an OpenAI model's encoding, else a tokenizer */
     const char *enc = tokd_model_to_name(o->model);
@@ -588,12 +567,12 @@ static int cmd_chat(const cli_opts *o)
 int main(int argc, char **argv)
 {
   if (argc < 2) {
-    fputs(USAGE, stderr);
+    print_usage(stderr);
     return 2;
   }
   const char *cmd = argv[1];
   if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-    fputs(USAGE, stdout);
+    print_usage(stdout);
     return 0;
   }
   if (!strcmp(cmd, "serve")) return tokd_serve_main(argc - 1, argv + 1);

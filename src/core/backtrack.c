@@ -54,6 +54,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/image.h"
 #include "core/internal.h"
 
 #define BT_MAX_OUTLIERS 255
@@ -470,12 +471,12 @@ const tok__bt *tok__bt_get(const tok__model *m_const, bool build)
  * work, and read-only pages of the executable that replicas on a node share through the
  * page cache (resident only where touched). Only the memo is the process's own.
  *
- * A blob: the head below, then each array at a 64-byte boundary (offsets from the blob's
- * start), the whole padded to 4096 bytes. The fingerprint hashes everything the tables
- * are derived from (tokens, ids, merges), so a blob never serves another vocabulary; the
- * version changes with the tables' meaning.
+ * A blob of kind TOK__IMAGE_BT (image.h: the format, its writer and its checks, shared
+ * with the models' blobs of vocab.c): the params below, then the arrays as sections. The
+ * fingerprint hashes everything the tables are derived from (tokens, ids, merges), so a
+ * blob never serves another vocabulary; the version changes with the tables' meaning.
  */
-#define BT_IMAGE_VERSION 2
+#define BT_IMAGE_VERSION 3
 #define BT_ARRAYS(X) \
   X(id_of) X(rank_of) X(len) X(left) X(right) X(prefix) X(root) X(trie) X(pairs) \
   X(outlier_at) X(outlier_bits4) X(outlier_bits2)
@@ -486,64 +487,38 @@ enum {
   BTA__COUNT
 };
 
-typedef struct bt_image_head {
-  char magic[8];
-  uint32_t version, head_len;
-  uint64_t fingerprint;
-  uint64_t blob_len; /* including the padding */
-  uint64_t checksum; /* of the blob's bytes after the head (checked for cache files) */
+typedef struct bt_params {
   uint32_t n_ranks, n_ids, trie_mask, pair_mask, n_outliers, pad;
   uint32_t outlier[BT_MAX_OUTLIERS + 1];
   uint64_t outlier_first[4], outlier_run[4];
   uint32_t byte_rank[256];
-  uint64_t at[BTA__COUNT], bytes[BTA__COUNT]; /* where each array is, and its size (0: NULL) */
-} bt_image_head;
-
-static const char BT_MAGIC[8] = {'t', 'o', 'k', 'd', 'b', 't', 'i', 'm'};
-
-/* bt_image.S: the blobs of the built-in vocabularies (empty in the generator itself). */
-extern const uint8_t tok__bt_image_start[], tok__bt_image_end[];
-
-static uint64_t fp_mix(uint64_t h, uint64_t v)
-{
-  h ^= v * 0x9E3779B97F4A7C15ull;
-  h = (h << 29 | h >> 35) * 0xBF58476D1CE4E5B9ull;
-  return h ^ h >> 31;
-}
-
-static uint64_t fp_bytes(uint64_t h, const void *data, size_t n)
-{
-  const uint8_t *p = data;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) h = fp_mix(h, tok__load64(p + i));
-  uint64_t tail = 0;
-  memcpy(&tail, p + i, n - i);
-  return fp_mix(fp_mix(h, tail), n);
-}
+} bt_params;
+/* the three outlier arrays may be absent */
+#define BT_OPTIONAL ((1u << BTA_outlier_at) | (1u << BTA_outlier_bits4) | (1u << BTA_outlier_bits2))
 
 /* What a model's tables are derived from, hashed (about 1 ms for 200,000 tokens). */
 static uint64_t model_fingerprint(const tok__model *m)
 {
-  uint64_t h = fp_mix(BT_IMAGE_VERSION, (uint64_t)m->id_end << 32 | m->n_tokens);
-  h = fp_mix(h, (uint64_t)m->by_list << 2 | (uint64_t)m->byte_level << 1 | (m->literal != NULL));
-  h = fp_mix(h, (uint64_t)m->n_merges << 32 | m->max_len);
-  h = fp_bytes(h, m->off, ((size_t)m->id_end + 1) * sizeof *m->off);
-  h = fp_bytes(h, m->bytes, m->off[m->id_end]);
-  h = fp_bytes(h, m->byte_id, sizeof m->byte_id);
-  if (m->literal) h = fp_bytes(h, m->literal, ((size_t)m->id_end + 63) / 64 * sizeof *m->literal);
+  uint64_t h = tok__image_mix(BT_IMAGE_VERSION, (uint64_t)m->id_end << 32 | m->n_tokens);
+  h = tok__image_mix(h, (uint64_t)m->by_list << 2 | (uint64_t)m->byte_level << 1 | (m->literal != NULL));
+  h = tok__image_mix(h, (uint64_t)m->n_merges << 32 | m->max_len);
+  h = tok__image_hash(h, m->off, ((size_t)m->id_end + 1) * sizeof *m->off);
+  h = tok__image_hash(h, m->bytes, m->off[m->id_end]);
+  h = tok__image_hash(h, m->byte_id, sizeof m->byte_id);
+  if (m->literal) h = tok__image_hash(h, m->literal, ((size_t)m->id_end + 63) / 64 * sizeof *m->literal);
   if (m->by_list) {
     size_t n_entries = m->merge_start[m->id_end];
-    h = fp_bytes(h, m->merge_id, (size_t)m->n_merges * sizeof *m->merge_id);
-    h = fp_bytes(h, m->merge_start, ((size_t)m->id_end + 1) * sizeof *m->merge_start);
-    h = fp_bytes(h, m->merge_left, n_entries * sizeof *m->merge_left);
-    h = fp_bytes(h, m->merge_prio, n_entries * sizeof *m->merge_prio);
+    h = tok__image_hash(h, m->merge_id, (size_t)m->n_merges * sizeof *m->merge_id);
+    h = tok__image_hash(h, m->merge_start, ((size_t)m->id_end + 1) * sizeof *m->merge_start);
+    h = tok__image_hash(h, m->merge_left, n_entries * sizeof *m->merge_left);
+    h = tok__image_hash(h, m->merge_prio, n_entries * sizeof *m->merge_prio);
   }
   return h;
 }
 
-/* The size each array must have, from the head's numbers (the three outlier arrays may
+/* The size each array must have, from the params' numbers (the three outlier arrays may
  * also be absent). */
-static uint64_t array_bytes(const bt_image_head *h, int which)
+static uint64_t array_bytes(const bt_params *h, int which)
 {
   switch (which) {
   case BTA_rank_of: return (uint64_t)h->n_ids * 4;
@@ -560,32 +535,20 @@ static uint64_t array_bytes(const bt_image_head *h, int which)
 /* m's tables bt as one blob (malloc'd, *len bytes), or NULL when out of memory. */
 static uint8_t *blob_make(const tok__model *m, const tok__bt *bt, size_t *len)
 {
-  bt_image_head h = {.version = BT_IMAGE_VERSION, .head_len = sizeof h, .fingerprint = m->fingerprint,
-                     .n_ranks = bt->n_ranks, .n_ids = m->id_end, .trie_mask = bt->trie_mask,
-                     .pair_mask = bt->pair_mask, .n_outliers = bt->n_outliers};
-  memcpy(h.magic, BT_MAGIC, sizeof h.magic);
-  memcpy(h.outlier, bt->outlier, sizeof bt->outlier);
-  memcpy(h.outlier_first, bt->outlier_first, sizeof h.outlier_first);
-  memcpy(h.outlier_run, bt->outlier_run, sizeof h.outlier_run);
-  memcpy(h.byte_rank, bt->byte_rank, sizeof h.byte_rank);
+  bt_params p = {.n_ranks = bt->n_ranks, .n_ids = m->id_end, .trie_mask = bt->trie_mask,
+                 .pair_mask = bt->pair_mask, .n_outliers = bt->n_outliers};
+  memcpy(p.outlier, bt->outlier, sizeof bt->outlier);
+  memcpy(p.outlier_first, bt->outlier_first, sizeof p.outlier_first);
+  memcpy(p.outlier_run, bt->outlier_run, sizeof p.outlier_run);
+  memcpy(p.byte_rank, bt->byte_rank, sizeof p.byte_rank);
   const void *data[BTA__COUNT];
-  uint64_t at = (sizeof h + 63) & ~(uint64_t)63;
-#define X(f)                                                                   \
-  data[BTA_##f] = bt->f;                                                       \
-  h.bytes[BTA_##f] = bt->f ? array_bytes(&h, BTA_##f) : 0;                     \
-  h.at[BTA_##f] = at;                                                          \
-  at = (at + h.bytes[BTA_##f] + 63) & ~(uint64_t)63;
+  uint64_t bytes[BTA__COUNT];
+#define X(f)                    \
+  data[BTA_##f] = bt->f;        \
+  bytes[BTA_##f] = array_bytes(&p, BTA_##f);
   BT_ARRAYS(X)
 #undef X
-  h.blob_len = (at + 4095) & ~(uint64_t)4095;
-  uint8_t *blob = calloc(1, h.blob_len);
-  if (!blob) return NULL;
-  for (int i = 0; i < BTA__COUNT; i++)
-    if (h.bytes[i]) memcpy(blob + h.at[i], data[i], h.bytes[i]);
-  h.checksum = fp_bytes(BT_IMAGE_VERSION, blob + sizeof h, h.blob_len - sizeof h);
-  memcpy(blob, &h, sizeof h);
-  *len = h.blob_len;
-  return blob;
+  return tok__image_make(TOK__IMAGE_BT, BT_IMAGE_VERSION, m->fingerprint, &p, sizeof p, BTA__COUNT, data, bytes, len);
 }
 
 tok_err tok__bt_image_write(const tok__model *m, FILE *out)
@@ -600,36 +563,33 @@ tok_err tok__bt_image_write(const tok__model *m, FILE *out)
   return ok ? TOK_OK : TOK_EIO;
 }
 
-/* The tables of blob (whose head fits in len bytes and is aligned) for model m, or NULL
- * when the blob is not of m or not whole. */
-static tok__bt *bt_from_blob(const tok__model *m, const uint8_t *blob, size_t len)
+/* The tables of the blob at h (len bytes readable from it, 8-byte aligned) for model m,
+ * or NULL when the blob is not of m or not whole. */
+static tok__bt *bt_from_blob(const tok__model *m, const tok__image_head *h, size_t len)
 {
-  const bt_image_head *h = (const bt_image_head *)blob;
-  if (memcmp(h->magic, BT_MAGIC, sizeof h->magic) || h->version != BT_IMAGE_VERSION ||
-      h->head_len != sizeof *h || h->fingerprint != m->fingerprint || h->n_ids != m->id_end ||
-      h->blob_len > len || h->n_outliers > BT_MAX_OUTLIERS || h->n_ranks >= RANK_MASK)
+  if (!tok__image_head_ok(h, len, TOK__IMAGE_BT, BT_IMAGE_VERSION, sizeof(bt_params), BTA__COUNT) ||
+      h->fingerprint != m->fingerprint)
     return NULL;
-  for (int i = 0; i < BTA__COUNT; i++) {
-    bool optional = i >= BTA_outlier_at;
-    if (h->bytes[i] != array_bytes(h, i) && !(optional && h->bytes[i] == 0)) return NULL;
-    if (h->at[i] % 64 || h->at[i] > h->blob_len || h->bytes[i] > h->blob_len - h->at[i]) return NULL;
-  }
+  const bt_params *p = tok__image_params(h);
+  if (p->n_ids != m->id_end || p->n_outliers > BT_MAX_OUTLIERS || p->n_ranks >= RANK_MASK) return NULL;
+  uint64_t want[BTA__COUNT];
+  for (int i = 0; i < BTA__COUNT; i++) want[i] = array_bytes(p, i);
+  if (!tok__image_sections_ok(h, want, BT_OPTIONAL)) return NULL;
   tok__bt *bt = calloc(1, sizeof *bt);
   if (!bt || !(bt->memo = tok__table_calloc((size_t)1 << MEMO_BITS, sizeof *bt->memo))) {
     free(bt);
     return NULL;
   }
   bt->in_image = true;
-  bt->n_ranks = h->n_ranks;
-  bt->n_outliers = h->n_outliers;
-  bt->trie_mask = h->trie_mask;
-  bt->pair_mask = h->pair_mask;
-  memcpy(bt->outlier, h->outlier, sizeof bt->outlier);
-  memcpy(bt->outlier_first, h->outlier_first, sizeof bt->outlier_first);
-  memcpy(bt->outlier_run, h->outlier_run, sizeof bt->outlier_run);
-  memcpy(bt->byte_rank, h->byte_rank, sizeof bt->byte_rank);
-  /* the arrays are never written once built: the image's read-only pages serve as is */
-#define X(f) bt->f = h->bytes[BTA_##f] ? (void *)(uintptr_t)(blob + h->at[BTA_##f]) : NULL;
+  bt->n_ranks = p->n_ranks;
+  bt->n_outliers = p->n_outliers;
+  bt->trie_mask = p->trie_mask;
+  bt->pair_mask = p->pair_mask;
+  memcpy(bt->outlier, p->outlier, sizeof bt->outlier);
+  memcpy(bt->outlier_first, p->outlier_first, sizeof bt->outlier_first);
+  memcpy(bt->outlier_run, p->outlier_run, sizeof bt->outlier_run);
+  memcpy(bt->byte_rank, p->byte_rank, sizeof bt->byte_rank);
+#define X(f) bt->f = tok__image_section(h, BTA_##f);
   BT_ARRAYS(X)
 #undef X
   return bt;
@@ -718,7 +678,7 @@ static uint8_t *cache_read(const char *path, size_t *len_out)
   uint8_t *copy = MAP_FAILED;
   size_t len = 0;
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
-      !(st.st_mode & (S_IWGRP | S_IWOTH)) && st.st_size >= (off_t)sizeof(bt_image_head) &&
+      !(st.st_mode & (S_IWGRP | S_IWOTH)) && st.st_size >= (off_t)sizeof(tok__image_head) &&
       st.st_size < ((off_t)1 << 32)) {
     len = (size_t)st.st_size;
     copy = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -749,11 +709,7 @@ bool tok__bt_cache_load(const tok__model *m_const, const char *dir)
   size_t len;
   uint8_t *copy = cache_read(path, &len);
   if (!copy) return false;
-  const bt_image_head *h = (const bt_image_head *)copy;
-  tok__bt *bt = NULL;
-  if (h->blob_len == len && h->head_len == sizeof *h &&
-      fp_bytes(BT_IMAGE_VERSION, copy + sizeof *h, len - sizeof *h) == h->checksum)
-    bt = bt_from_blob(m, copy, len);
+  tok__bt *bt = tok__image_checksum_ok(copy, len) ? bt_from_blob(m, (const tok__image_head *)copy, len) : NULL;
   if (bt) {
     bt->map = copy, bt->map_len = len;
     if (values_ok(m, bt) && adopt(m, bt)) return true;
@@ -766,11 +722,7 @@ bool tok__bt_cache_load(const tok__model *m_const, const char *dir)
 
 void tok__bt_cache_seal(uint8_t *blob, size_t len)
 {
-  bt_image_head h;
-  if (len < sizeof h) return;
-  memcpy(&h, blob, sizeof h);
-  h.checksum = fp_bytes(BT_IMAGE_VERSION, blob + sizeof h, len - sizeof h);
-  memcpy(blob, &h, sizeof h);
+  tok__image_seal(blob, len);
 }
 
 void tok__bt_cache_store(const tok__model *m, const char *dir)
@@ -804,20 +756,14 @@ void tok__bt_cache_store(const tok__model *m, const char *dir)
 bool tok__bt_attach_image(const tok__model *m_const)
 {
   tok__model *m = (tok__model *)m_const;
-  const uint8_t *p = tok__bt_image_start, *end = tok__bt_image_end;
   if (!m->byte_level) return false;
   /* once per model: the image, the cache file's name and its check all use it (a model
    * from the image brings it) */
   if (!m->fingerprint) m->fingerprint = model_fingerprint(m);
-  if (p >= end || atomic_load(&m->bt_state) != 0) return false;
+  if (atomic_load(&m->bt_state) != 0) return false;
   tok__bt *bt = NULL;
-  while (!bt && (size_t)(end - p) >= sizeof(bt_image_head)) {
-    const bt_image_head *h = (const bt_image_head *)p;
-    if (h->blob_len == 0 || h->blob_len % 4096 || h->blob_len > (size_t)(end - p)) break;
-    /* a model's own blob (vocab.c, "Images") is stepped over */
-    if (!memcmp(h->magic, BT_MAGIC, sizeof h->magic)) bt = bt_from_blob(m, p, (size_t)(end - p));
-    p += h->blob_len;
-  }
+  /* a model's own blob (vocab.c, "Images") is stepped over: bt_from_blob checks the kind */
+  for (const tok__image_head *h = NULL; !bt && (h = tok__image_builtin_next(h));) bt = bt_from_blob(m, h, h->blob_len);
   if (!bt) return false;
   if (!adopt(m, bt)) tok__bt_free(bt);
   return true;
@@ -828,7 +774,7 @@ void tok__bt_memory(const tok__model *m, tok__mem_acc *acc)
   if (atomic_load_explicit(&m->bt_state, memory_order_acquire) != 1) return;
   const tok__bt *bt = m->bt;
   bool file = bt->in_image && !bt->map; /* the image's pages (a cache file's are a copy) */
-  bt_image_head h = {.n_ranks = bt->n_ranks, .n_ids = m->id_end, .trie_mask = bt->trie_mask, .pair_mask = bt->pair_mask};
+  bt_params h = {.n_ranks = bt->n_ranks, .n_ids = m->id_end, .trie_mask = bt->trie_mask, .pair_mask = bt->pair_mask};
 #define X(f) tok__mem_add(acc, "bt_tables", bt->f, bt->f ? array_bytes(&h, BTA_##f) : 0, file);
   BT_ARRAYS(X)
 #undef X
@@ -848,7 +794,7 @@ bool tok__bt_same(const tok__model *m, const tok__bt *a, const tok__bt *b)
       memcmp(a->outlier_run, b->outlier_run, sizeof a->outlier_run) ||
       memcmp(a->byte_rank, b->byte_rank, sizeof a->byte_rank))
     return false;
-  bt_image_head h = {.n_ranks = a->n_ranks, .n_ids = m->id_end, .trie_mask = a->trie_mask, .pair_mask = a->pair_mask};
+  bt_params h = {.n_ranks = a->n_ranks, .n_ids = m->id_end, .trie_mask = a->trie_mask, .pair_mask = a->pair_mask};
 #define X(f)                                                                                   \
   if (!a->f != !b->f || (a->f && memcmp(a->f, b->f, (size_t)array_bytes(&h, BTA_##f)) != 0)) \
     return false;

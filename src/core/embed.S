@@ -7,14 +7,11 @@
  */
         .section .rodata.tokd_vocab, "a"
 
+#include "../common/incbin.h"
+
+        /* a page-aligned file */
         .macro EMBED sym, file
-        .balign 4096
-        .global \sym\()_start
-        .global \sym\()_end
-\sym\()_start:
-        .incbin "\file"
-\sym\()_end:
-        .byte 0
+        INCBIN \sym, "\file", 4096
         .endm
 
         /* an entry with nothing in it: "not built into this binary" */

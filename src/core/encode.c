@@ -53,57 +53,59 @@ static void free_parts(tok_scratch *s)
   s->piece_cap = 0;
 }
 
-void tok_scratch_free(tok_scratch *s)
+/* Frees the scratch's growable buffers that hold more than keep_bytes (all of them when
+ * `all`, whatever their recorded size: a buffer half-grown by a failed allocation too).
+ * tok_scratch_trim and tok_scratch_free both come here, so a new buffer is released in
+ * one place. */
+static void release_buffers(tok_scratch *s, size_t keep_bytes, bool all)
 {
-  if (!s) return;
-  pcre2_match_data_free(s->md);
-  pcre2_match_context_free(s->mctx);
-  pcre2_jit_stack_free(s->jit_stack);
-  free(s->ids);
-  free(s->offsets);
-  free_parts(s);
-  for (int i = 0; i < 2; i++) text_buf_free(&s->norm[i]), tok_buf_free(&s->dec[i]);
-  for (int i = 0; i < TOK__MAX_PRE_STEPS; i++) text_buf_free(&s->level[i]);
-  free(s->dec_tok);
-  free(s->dec_tok2);
-  free(s->u32);
-  free(s->piece_cache);
-  free(s->pc_pos);
-  free(s->pc_key);
-  free(s);
-}
-
-void tok_scratch_trim(tok_scratch *s, size_t keep_bytes)
-{
-  if (s->ids_cap * 3 * sizeof(uint32_t) > keep_bytes) {
+#define OVER(bytes) (all || (bytes) > keep_bytes)
+  if (OVER(s->ids_cap * 3 * sizeof(uint32_t))) {
     free(s->ids);
     free(s->offsets);
     s->ids = s->offsets = NULL;
     s->ids_cap = 0;
   }
   /* the part arrays: 6 of 4 bytes and 1 of 1 byte per piece byte */
-  if (s->piece_cap * 25 > keep_bytes) free_parts(s);
+  if (OVER(s->piece_cap * 25)) free_parts(s);
   for (int i = 0; i < 2; i++) {
-    if (s->norm[i].cap * 9 > keep_bytes) text_buf_free(&s->norm[i]);
-    if (s->dec[i].cap > keep_bytes) tok_buf_free(&s->dec[i]);
+    if (OVER(s->norm[i].cap * 9)) text_buf_free(&s->norm[i]);
+    if (OVER(s->dec[i].cap)) tok_buf_free(&s->dec[i]);
   }
   for (int i = 0; i < TOK__MAX_PRE_STEPS; i++)
-    if (s->level[i].cap * 9 > keep_bytes) text_buf_free(&s->level[i]);
-  if (s->dec_tok_cap[0] * 8 > keep_bytes || s->dec_tok_cap[1] * 8 > keep_bytes) {
+    if (OVER(s->level[i].cap * 9)) text_buf_free(&s->level[i]);
+  if (OVER(s->dec_tok_cap[0] * 8) || OVER(s->dec_tok_cap[1] * 8)) {
     free(s->dec_tok), free(s->dec_tok2);
     s->dec_tok = s->dec_tok2 = NULL;
     s->dec_tok_cap[0] = s->dec_tok_cap[1] = 0;
   }
-  if (s->pc_cap * 12 > keep_bytes) {
+  if (OVER(s->pc_cap * 12)) {
     free(s->pc_pos), free(s->pc_key);
     s->pc_pos = NULL, s->pc_key = NULL;
     s->pc_cap = 0;
   }
-  if (s->u32_cap * 4 > keep_bytes) {
+  if (OVER(s->u32_cap * 4)) {
     free(s->u32);
     s->u32 = NULL;
     s->u32_cap = 0;
   }
+#undef OVER
+}
+
+void tok_scratch_free(tok_scratch *s)
+{
+  if (!s) return;
+  pcre2_match_data_free(s->md);
+  pcre2_match_context_free(s->mctx);
+  pcre2_jit_stack_free(s->jit_stack);
+  release_buffers(s, 0, true);
+  free(s->piece_cache);
+  free(s);
+}
+
+void tok_scratch_trim(tok_scratch *s, size_t keep_bytes)
+{
+  release_buffers(s, keep_bytes, false);
 }
 
 tok_work_stats tok_scratch_stats(const tok_scratch *s) { return s->stats; }
@@ -333,6 +335,16 @@ static tok_err encode_direct(encode_state *st, tok__scan_kind kind, const uint8_
   return TOK_OK;
 }
 
+/* The next allowed added token of group mt in t[pos..n): its index, at [*a, *b); or -1,
+ * with *a = *b = n (the rest of the text is ordinary). */
+static long next_added(const encode_state *st, const tok__matcher *mt, const uint8_t *t, size_t n, size_t pos,
+                       size_t *a, size_t *b)
+{
+  long k = mt->n_nodes > 1 ? tok__added_next(mt, st->enc->added, st->allowed, t, n, pos, pos, a, b) : -1;
+  if (k < 0) *a = *b = n;
+  return k;
+}
+
 /* Normalized added tokens, then pre-tokenization, over one stretch of (normalized) text.
  * align NULL: byte i is original base + i. */
 static tok_err encode_stretch(encode_state *st, const uint8_t *t, size_t n, const uint32_t *align,
@@ -343,11 +355,8 @@ static tok_err encode_stretch(encode_state *st, const uint8_t *t, size_t n, cons
   size_t pos = 0;
   tok_err rc;
   while (!st->stopped) {
-    size_t a = n, b = n;
-    long k = enc->norm_tokens.n_nodes > 1
-                 ? tok__added_next(&enc->norm_tokens, enc->added, st->allowed, t, n, pos, pos, &a, &b)
-                 : -1;
-    if (k < 0) a = b = n;
+    size_t a, b;
+    long k = next_added(st, &enc->norm_tokens, t, n, pos, &a, &b);
     if (a > pos) {
       tok__scan_kind kind = tok__pretok_direct(&enc->pre, st->s);
       rc = kind != TOK__SCAN_NONE
@@ -404,11 +413,8 @@ static tok_err encode_range(encode_state *st, const uint8_t *text, size_t from, 
   tok_err rc;
   size_t pos = from;
   while (!st->stopped) {
-    size_t a = to, b = to;
-    long k = enc->raw_tokens.n_nodes > 1
-                 ? tok__added_next(&enc->raw_tokens, enc->added, st->allowed, text, to, pos, pos, &a, &b)
-                 : -1;
-    if (k < 0) a = b = to;
+    size_t a, b;
+    long k = next_added(st, &enc->raw_tokens, text, to, pos, &a, &b);
     if (a > pos && (rc = encode_segment(st, text, pos, a)) != TOK_OK) return rc;
     if (k < 0 || st->stopped) break;
     if ((rc = push_id(st, enc->added[k].id, (uint32_t)a, (uint32_t)b)) != TOK_OK) return rc;

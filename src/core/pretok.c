@@ -105,8 +105,12 @@ static tok_err segment(grouper *g, size_t a, size_t b, bool is_match)
   case TOK__SPLIT_REMOVED:
     return is_match ? TOK_OK : sub_piece(g->r, g->level, g->in, a, b);
   case TOK__SPLIT_MERGED_WITH_PREVIOUS:
-    /* a match joins the group before it, unless that group ended with a match */
-    if (is_match && !g->prev_match && g->have_pending) {
+  case TOK__SPLIT_CONTIGUOUS: {
+    /* merged with previous: a match joins the group before it, unless that group ended
+     * with a match; contiguous: runs of segments with the same kind become one group */
+    bool joins = g->have_pending && (g->behavior == TOK__SPLIT_CONTIGUOUS ? is_match == g->prev_match
+                                                                          : is_match && !g->prev_match);
+    if (joins) {
       g->pb = b;
     } else {
       rc = flush(g);
@@ -114,6 +118,7 @@ static tok_err segment(grouper *g, size_t a, size_t b, bool is_match)
     }
     g->prev_match = is_match;
     return rc;
+  }
   case TOK__SPLIT_MERGED_WITH_NEXT:
     /* a match joins the segment after it, when that one is not a match */
     if (g->have_pending && g->pending_match && !is_match) {
@@ -126,16 +131,6 @@ static tok_err segment(grouper *g, size_t a, size_t b, bool is_match)
       g->have_pending = true, g->pa = a, g->pb = b, g->pending_match = is_match;
       if (!is_match) rc = flush(g);
     }
-    return rc;
-  case TOK__SPLIT_CONTIGUOUS:
-    /* runs of segments with the same kind become one group */
-    if (g->have_pending && is_match == g->prev_match) {
-      g->pb = b;
-    } else {
-      rc = flush(g);
-      g->have_pending = true, g->pa = a, g->pb = b;
-    }
-    g->prev_match = is_match;
     return rc;
   }
   return TOK_OK;

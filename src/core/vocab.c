@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/image.h"
 #include "core/internal.h"
 
 typedef struct tok_rec {
@@ -479,13 +480,11 @@ fail:
  * read-only pages of the executable — shared by replicas on a node, resident only where
  * touched, so an encoding that is loaded but never used costs no memory of its own.
  *
- * A blob: the head, then each array at a 64-byte boundary, the whole padded to 4096 bytes.
- * It is found by the sha256 of the rank file it was built from, so it never serves another
- * file; its head begins like a backtracking blob's (magic, version, head length, a
- * fingerprint, the blob's length), so either walker can step over the other's blobs.
+ * A blob of kind TOK__IMAGE_MODEL (image.h: the format, its writer and its checks): the
+ * params below, then the arrays as sections. It is found by the sha256 of the rank file it
+ * was built from (its key), so it never serves another file.
  */
-#define MODEL_IMAGE_VERSION 1
-static const char MODEL_MAGIC[8] = {'t', 'o', 'k', 'd', 'm', 'd', 'l', '1'};
+#define MODEL_IMAGE_VERSION 2
 #define MODEL_ARRAYS(X) X(off) X(bytes) X(pilot) X(slot) X(remap) X(max_len2) X(pair_prio)
 enum {
 #define X(f) MA_##f,
@@ -494,21 +493,13 @@ enum {
   MA__COUNT
 };
 
-typedef struct model_image_head {
-  char magic[8];
-  uint32_t version, head_len;
-  uint64_t fingerprint; /* the model's (backtrack.c): its tables' blob is found by it */
-  uint64_t blob_len;    /* including the padding */
-  uint8_t key[32];      /* sha256 of the rank file */
+typedef struct model_params {
+  uint8_t key[32]; /* sha256 of the rank file */
   uint32_t id_end, n_tokens, max_len, missing_is_error;
   uint64_t seed;
   uint32_t ph_n, ph_m, n_buckets, pad;
   uint32_t byte_id[256];
-  uint64_t at[MA__COUNT], bytes[MA__COUNT];
-} model_image_head;
-
-/* bt_image.S: the blobs of the built-in vocabularies (empty in the generator itself). */
-extern const uint8_t tok__bt_image_start[], tok__bt_image_end[];
+} model_params;
 
 static bool key_of(const char *hex, uint8_t key[32])
 {
@@ -526,83 +517,71 @@ static bool imageable(const tok__model *m)
 }
 
 /* The sizes each array must have (the token bytes from off's last entry). */
-static void model_array_bytes(const model_image_head *h, uint64_t total_bytes, uint64_t out[MA__COUNT])
+static void model_array_bytes(const model_params *p, uint64_t total_bytes, uint64_t out[MA__COUNT])
 {
-  out[MA_off] = ((uint64_t)h->id_end + 1) * sizeof(uint32_t);
+  out[MA_off] = ((uint64_t)p->id_end + 1) * sizeof(uint32_t);
   out[MA_bytes] = total_bytes;
-  out[MA_pilot] = (uint64_t)h->n_buckets * sizeof(uint16_t);
-  out[MA_slot] = (uint64_t)h->ph_n * sizeof(tok__phash_slot);
-  out[MA_remap] = (uint64_t)(h->ph_m - h->ph_n) * sizeof(uint32_t);
+  out[MA_pilot] = (uint64_t)p->n_buckets * sizeof(uint16_t);
+  out[MA_slot] = (uint64_t)p->ph_n * sizeof(tok__phash_slot);
+  out[MA_remap] = (uint64_t)(p->ph_m - p->ph_n) * sizeof(uint32_t);
   out[MA_max_len2] = 65536;
   out[MA_pair_prio] = 65536 * sizeof(uint32_t);
 }
 
 tok_err tok__model_image_write(const tok__model *m, const char *sha256_hex, FILE *out)
 {
-  model_image_head h = {.version = MODEL_IMAGE_VERSION, .head_len = sizeof h, .fingerprint = m->fingerprint,
-                        .id_end = m->id_end, .n_tokens = m->n_tokens, .max_len = m->max_len,
-                        .missing_is_error = m->missing_is_error, .seed = m->index.seed, .ph_n = m->index.n,
-                        .ph_m = m->index.m, .n_buckets = m->index.n_buckets};
-  if (!imageable(m) || !key_of(sha256_hex, h.key)) return TOK_OK;
-  memcpy(h.magic, MODEL_MAGIC, sizeof h.magic);
-  memcpy(h.byte_id, m->byte_id, sizeof h.byte_id);
-  const void *data[MA__COUNT] = {m->off, m->bytes, m->index.pilot, m->index.slot, m->index.remap, m->max_len2,
-                                 m->pair_prio};
-  model_array_bytes(&h, m->off[m->id_end], h.bytes);
-  uint64_t at = (sizeof h + 63) & ~(uint64_t)63;
-  for (int i = 0; i < MA__COUNT; i++) {
-    h.at[i] = at;
-    at = (at + h.bytes[i] + 63) & ~(uint64_t)63;
-  }
-  h.blob_len = (at + 4095) & ~(uint64_t)4095;
-  uint8_t *blob = calloc(1, h.blob_len);
+  model_params p = {.id_end = m->id_end, .n_tokens = m->n_tokens, .max_len = m->max_len,
+                    .missing_is_error = m->missing_is_error, .seed = m->index.seed, .ph_n = m->index.n,
+                    .ph_m = m->index.m, .n_buckets = m->index.n_buckets};
+  if (!imageable(m) || !key_of(sha256_hex, p.key)) return TOK_OK;
+  memcpy(p.byte_id, m->byte_id, sizeof p.byte_id);
+  const void *const data[MA__COUNT] = {m->off, m->bytes, m->index.pilot, m->index.slot, m->index.remap,
+                                       m->max_len2, m->pair_prio};
+  uint64_t bytes[MA__COUNT];
+  model_array_bytes(&p, m->off[m->id_end], bytes);
+  size_t len;
+  uint8_t *blob = tok__image_make(TOK__IMAGE_MODEL, MODEL_IMAGE_VERSION, m->fingerprint, &p, sizeof p, MA__COUNT,
+                                  data, bytes, &len);
   if (!blob) return TOK_ENOMEM;
-  memcpy(blob, &h, sizeof h);
-  for (int i = 0; i < MA__COUNT; i++)
-    if (h.bytes[i]) memcpy(blob + h.at[i], data[i], h.bytes[i]);
-  bool ok = fwrite(blob, 1, h.blob_len, out) == h.blob_len;
+  bool ok = fwrite(blob, 1, len, out) == len;
   free(blob);
   return ok ? TOK_OK : TOK_EIO;
 }
 
-/* The model of blob, or NULL when the blob is not whole (the image is the executable's own,
- * built from the same sources: this guards against a truncated or mismatched build). */
-static tok__model *model_from_blob(const uint8_t *blob, size_t len)
+/* The model of a blob whose head is checked, or NULL when the blob is not whole (the image
+ * is the executable's own, built from the same sources: this guards against a truncated
+ * or mismatched build). */
+static tok__model *model_from_blob(const tok__image_head *h)
 {
-  const model_image_head *h = (const model_image_head *)blob;
-  if (h->head_len != sizeof *h || h->version != MODEL_IMAGE_VERSION || h->blob_len > len || h->ph_m < h->ph_n ||
-      h->ph_n != h->n_tokens || h->id_end == 0)
-    return NULL;
+  const model_params *p = tok__image_params(h);
+  if (p->ph_m < p->ph_n || p->ph_n != p->n_tokens || p->id_end == 0) return NULL;
+  /* the token bytes: as long as the head says, which off's last entry must say too */
   uint64_t want[MA__COUNT];
-  const uint32_t *off = (const uint32_t *)(blob + h->at[MA_off]);
-  if (h->at[MA_off] + ((uint64_t)h->id_end + 1) * 4 > h->blob_len) return NULL;
-  model_array_bytes(h, off[h->id_end], want);
-  for (int i = 0; i < MA__COUNT; i++)
-    if (h->bytes[i] != want[i] || h->at[i] % 64 || h->at[i] > h->blob_len || h->bytes[i] > h->blob_len - h->at[i])
-      return NULL;
+  model_array_bytes(p, h->bytes[MA_bytes], want);
+  if (!tok__image_sections_ok(h, want, 0) ||
+      ((const uint32_t *)tok__image_section(h, MA_off))[p->id_end] != h->bytes[MA_bytes])
+    return NULL;
   tok__model *m = calloc(1, sizeof *m);
   if (!m) return NULL;
   pthread_mutex_init(&m->bt_lock, NULL);
   m->serial = next_serial();
   m->in_image = true;
-  m->id_end = h->id_end;
-  m->n_tokens = h->n_tokens;
-  m->max_len = h->max_len;
+  m->id_end = p->id_end;
+  m->n_tokens = p->n_tokens;
+  m->max_len = p->max_len;
   m->byte_level = true;
-  m->missing_is_error = h->missing_is_error != 0;
+  m->missing_is_error = p->missing_is_error != 0;
   m->unk_id = TOK__NONE;
   m->fingerprint = h->fingerprint;
-  memcpy(m->byte_id, h->byte_id, sizeof m->byte_id);
+  memcpy(m->byte_id, p->byte_id, sizeof m->byte_id);
   for (int c = 0; c < 256; c++) m->fallback_id[c] = TOK__NONE;
-  /* never written once built: the image's read-only pages serve as is */
-#define AT(i) ((void *)(uintptr_t)(blob + h->at[i]))
-  m->off = AT(MA_off);
-  m->bytes = AT(MA_bytes);
-  m->index = (tok__phash){.seed = h->seed, .n = h->ph_n, .m = h->ph_m, .n_buckets = h->n_buckets,
-                          .pilot = AT(MA_pilot), .slot = AT(MA_slot), .remap = h->ph_m > h->ph_n ? AT(MA_remap) : NULL};
-  m->max_len2 = AT(MA_max_len2);
-  m->pair_prio = AT(MA_pair_prio);
-#undef AT
+  m->off = tok__image_section(h, MA_off);
+  m->bytes = tok__image_section(h, MA_bytes);
+  m->index = (tok__phash){.seed = p->seed, .n = p->ph_n, .m = p->ph_m, .n_buckets = p->n_buckets,
+                          .pilot = tok__image_section(h, MA_pilot), .slot = tok__image_section(h, MA_slot),
+                          .remap = p->ph_m > p->ph_n ? tok__image_section(h, MA_remap) : NULL};
+  m->max_len2 = tok__image_section(h, MA_max_len2);
+  m->pair_prio = tok__image_section(h, MA_pair_prio);
   return m;
 }
 
@@ -610,16 +589,14 @@ tok__model *tok__model_from_image(const char *sha256_hex)
 {
   uint8_t key[32];
   if (!sha256_hex || !key_of(sha256_hex, key)) return NULL;
-  for (const uint8_t *p = tok__bt_image_start, *end = tok__bt_image_end; (size_t)(end - p) >= sizeof(model_image_head);) {
-    const model_image_head *h = (const model_image_head *)p;
-    if (h->blob_len == 0 || h->blob_len % 4096 || h->blob_len > (size_t)(end - p)) break;
-    if (!memcmp(h->magic, MODEL_MAGIC, sizeof h->magic) && !memcmp(h->key, key, sizeof key)) {
-      tok__model *m = model_from_blob(p, (size_t)(end - p));
-      if (!m) return NULL;
-      tok__bt_attach_image(m); /* its tables' blob, by the fingerprint */
-      return m;
-    }
-    p += h->blob_len;
+  for (const tok__image_head *h = NULL; (h = tok__image_builtin_next(h));) {
+    if (!tok__image_head_ok(h, h->blob_len, TOK__IMAGE_MODEL, MODEL_IMAGE_VERSION, sizeof(model_params), MA__COUNT) ||
+        memcmp(((const model_params *)tok__image_params(h))->key, key, sizeof key))
+      continue;
+    tok__model *m = model_from_blob(h);
+    if (!m) return NULL;
+    tok__bt_attach_image(m); /* its tables' blob, by the fingerprint */
+    return m;
   }
   return NULL;
 }

@@ -2,107 +2,134 @@
  * config.c — flags and TOKD_* environment variables into one tokd_config.
  *
  * One table lists every setting once: its flag, its variable, its default and its bounds,
- * so the help text, the environment and the flags can never disagree.
+ * so the help text, the environment and the flags can never disagree (common/options.h
+ * parses both from it, as for the other commands' table in cli/main.c).
  */
 #include "serve/config.h"
+#include "common/options.h"
 #include "common/util.h"
 
-#include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-typedef enum { T_STR, T_UINT, T_SIZE, T_LOG, T_SOURCES, T_ONOFF, T_LISTEN, T_MODE, T_DOUBLE } setting_type;
+static const char *const LOG_NAMES[] = {"off", "error", "warn", "info"};
 
-typedef struct setting {
-  const char *flag;
-  const char *env;
-  setting_type type;
-  size_t offset;
-  unsigned long long min, max;
-  const char *help;
-} setting;
+static int parse_sources(void *settings, const char *value, const char *source)
+{
+  tokd_config *cfg = settings;
+  /* flags add to each other; the first one replaces what the variable gave */
+  if (source[0] == '-' && !cfg->tokenizers_from_flags) {
+    tokd_sources_free(cfg->tokenizers, cfg->n_tokenizers);
+    cfg->tokenizers = NULL;
+    cfg->n_tokenizers = 0;
+    cfg->tokenizers_from_flags = true;
+  }
+  return tokd_sources_parse(value, source, &cfg->tokenizers, &cfg->n_tokenizers);
+}
+
+static int parse_listen(void *settings, const char *value, const char *source)
+{
+  tokd_config *cfg = settings;
+  tokd_listen_spec spec; /* the last one given wins */
+  int rc = tokd_listen_parse(value, source, &spec);
+  if (rc) return rc;
+  tokd_listen_spec_free(&cfg->listen);
+  cfg->listen = spec;
+  return 0;
+}
+
+static int parse_log(void *settings, const char *value, const char *source)
+{
+  for (int l = 0; l < 4; l++)
+    if (strcmp(value, LOG_NAMES[l]) == 0) {
+      ((tokd_config *)settings)->log_level = (tokd_log_level)l;
+      return 0;
+    }
+  fprintf(stderr, "tokd: %s: log level must be info, warn, error or off\n", source);
+  return 2;
+}
 
 #define OFF(field) offsetof(tokd_config, field)
-static const setting SETTINGS[] = {
-    {"host", "TOKD_HOST", T_STR, OFF(host), 0, 0, "address to listen on"},
-    {"port", "TOKD_PORT", T_UINT, OFF(port), 0, 65535, "TCP port; 0 = any free port"},
-    {"listen", "TOKD_LISTEN", T_LISTEN, OFF(listen), 0, 0,
+static const tokd_option SETTINGS[] = {
+    {"host", 0, NULL, "TOKD_HOST", TOKD_OPT_STR, OFF(host), 0, 0, NULL, "address to listen on"},
+    {"port", 0, NULL, "TOKD_PORT", TOKD_OPT_UINT, OFF(port), 0, 65535, NULL, "TCP port; 0 = any free port"},
+    {"listen", 0, NULL, "TOKD_LISTEN", TOKD_OPT_CUSTOM, OFF(listen), 0, 0, parse_listen,
      "comma list of HOST:PORT (at most one) and unix:PATH listeners; given, it replaces "
      "--host/--port (name both kinds for TCP and a Unix socket at once)"},
-    {"socket-mode", "TOKD_SOCKET_MODE", T_MODE, OFF(socket_mode), 0, 0777,
+    {"socket-mode", 0, NULL, "TOKD_SOCKET_MODE", TOKD_OPT_MODE, OFF(socket_mode), 0, 0777, NULL,
      "file mode of the Unix sockets, octal"},
-    {"threads", "TOKD_THREADS", T_UINT, OFF(threads), 1, 1024, "worker threads (default: the number of CPU cores)"},
-    {"split-threads", "TOKD_SPLIT_THREADS", T_UINT, OFF(split_threads), 1, 64,
+    {"threads", 0, NULL, "TOKD_THREADS", TOKD_OPT_UINT, OFF(threads), 1, 1024, NULL, "worker threads (default: the number of CPU cores)"},
+    {"split-threads", 0, NULL, "TOKD_SPLIT_THREADS", TOKD_OPT_UINT, OFF(split_threads), 1, 64, NULL,
      "threads a text of 512 KiB or more is encoded on, cut between words (same result); at most this many - 1 helpers in all; 1 = off"},
-    {"tokenizer", "TOKD_TOKENIZERS", T_SOURCES, OFF(tokenizers), 0, 0,
+    {"tokenizer", 0, NULL, "TOKD_TOKENIZERS", TOKD_OPT_CUSTOM, OFF(tokenizers), 0, 0, parse_sources,
      "NAME=PATH: a Hugging Face tokenizer.json or model directory (repeat the flag; the "
      "variable takes a comma list)"},
-    {"encodings", "TOKD_ENCODINGS", T_STR, OFF(encodings), 0, 0,
+    {"encodings", 0, NULL, "TOKD_ENCODINGS", TOKD_OPT_STR, OFF(encodings), 0, 0, NULL,
      "comma-separated tiktoken encodings to load, or none (none given: all)"},
-    {"default-encoding", "TOKD_DEFAULT_ENCODING", T_STR, OFF(default_encoding), 0, 0,
+    {"default-encoding", 0, NULL, "TOKD_DEFAULT_ENCODING", TOKD_OPT_STR, OFF(default_encoding), 0, 0, NULL,
      "encoding for requests that name none (none given: the first --tokenizer, else "
      "cl100k_base, else the first loaded)"},
-    {"vocab-dir", "TOKD_VOCAB_DIR", T_STR, OFF(vocab_dir), 0, 0,
+    {"vocab-dir", 0, NULL, "TOKD_VOCAB_DIR", TOKD_OPT_STR, OFF(vocab_dir), 0, 0, NULL,
      "load DIR/*.manifest instead of the built-in vocabularies"},
-    {"cache-dir", "TOKD_CACHE_DIR", T_STR, OFF(cache_dir), 0, 0,
+    {"cache-dir", 0, NULL, "TOKD_CACHE_DIR", TOKD_OPT_STR, OFF(cache_dir), 0, 0, NULL,
      "where the fast encoder's tables of --tokenizer models are kept between runs (none "
      "given: $XDG_CACHE_HOME/tokd or ~/.cache/tokd; off: none)"},
-    {"max-body-bytes", "TOKD_MAX_BODY_BYTES", T_SIZE, OFF(max_body_bytes), 1, 1ull << 32,
+    {"max-body-bytes", 0, NULL, "TOKD_MAX_BODY_BYTES", TOKD_OPT_SIZE, OFF(max_body_bytes), 1, 1ull << 32, NULL,
      "largest request body in bytes; larger is 413"},
-    {"max-memory", "TOKD_MAX_MEMORY", T_SIZE, OFF(max_memory), 1u << 20, 1ull << 40,
+    {"max-memory", 0, NULL, "TOKD_MAX_MEMORY", TOKD_OPT_SIZE, OFF(max_memory), 1u << 20, 1ull << 40, NULL,
      "bytes all requests in progress may hold (bodies, work, answers); beyond it new "
      "requests get 503 before their body is read"},
-    {"prefix-cache-bytes", "TOKD_PREFIX_CACHE_BYTES", T_SIZE, OFF(prefix_cache_bytes), 0, 1ull << 40,
+    {"prefix-cache-bytes", 0, NULL, "TOKD_PREFIX_CACHE_BYTES", TOKD_OPT_SIZE, OFF(prefix_cache_bytes), 0, 1ull << 40, NULL,
      "memory for the ids of texts that come again extended or whole (chat histories resent with a new "
      "turn: tokenized only from their last special token on); never changes an id; 0 = off"},
-    {"max-tokens", "TOKD_MAX_TOKENS", T_SIZE, OFF(max_tokens), 1, 1ull << 32,
+    {"max-tokens", 0, NULL, "TOKD_MAX_TOKENS", TOKD_OPT_SIZE, OFF(max_tokens), 1, 1ull << 32, NULL,
      "most token ids in one request or response"},
-    {"max-batch", "TOKD_MAX_BATCH", T_SIZE, OFF(max_batch), 1, 1u << 20,
+    {"max-batch", 0, NULL, "TOKD_MAX_BATCH", TOKD_OPT_SIZE, OFF(max_batch), 1, 1u << 20, NULL,
      "most texts or id lists in one batch"},
-    {"max-connections", "TOKD_MAX_CONNECTIONS", T_UINT, OFF(max_connections), 1, 1000000,
+    {"max-connections", 0, NULL, "TOKD_MAX_CONNECTIONS", TOKD_OPT_UINT, OFF(max_connections), 1, 1000000, NULL,
      "open connections at most"},
-    {"max-inflight", "TOKD_MAX_INFLIGHT", T_UINT, OFF(max_inflight), 1, 1000000,
+    {"max-inflight", 0, NULL, "TOKD_MAX_INFLIGHT", TOKD_OPT_UINT, OFF(max_inflight), 1, 1000000, NULL,
      "requests processed at once; above it answers 503"},
-    {"timeout", "TOKD_TIMEOUT", T_UINT, OFF(conn_timeout_s), 1, 86400,
+    {"timeout", 0, NULL, "TOKD_TIMEOUT", TOKD_OPT_UINT, OFF(conn_timeout_s), 1, 86400, NULL,
      "seconds a kept-alive connection may stay idle"},
-    {"header-timeout", "TOKD_HEADER_TIMEOUT", T_UINT, OFF(header_timeout_s), 1, 86400,
+    {"header-timeout", 0, NULL, "TOKD_HEADER_TIMEOUT", TOKD_OPT_UINT, OFF(header_timeout_s), 1, 86400, NULL,
      "seconds a client has to send a request's head"},
-    {"min-rate", "TOKD_MIN_RATE", T_SIZE, OFF(min_rate), 1, 1ull << 30,
+    {"min-rate", 0, NULL, "TOKD_MIN_RATE", TOKD_OPT_SIZE, OFF(min_rate), 1, 1ull << 30, NULL,
      "bytes/s a client must at least send a body and read an answer at (after 5 s)"},
-    {"linger-seconds", "TOKD_LINGER_SECONDS", T_UINT, OFF(linger_s), 0, 60,
+    {"linger-seconds", 0, NULL, "TOKD_LINGER_SECONDS", TOKD_OPT_UINT, OFF(linger_s), 0, 60, NULL,
      "after answering before a body was read (413, 503), seconds to go on reading and "
      "dropping it so the client can read the answer; 0 = close at once"},
-    {"linger-bytes", "TOKD_LINGER_BYTES", T_SIZE, OFF(linger_bytes), 0, 1ull << 40,
+    {"linger-bytes", 0, NULL, "TOKD_LINGER_BYTES", TOKD_OPT_SIZE, OFF(linger_bytes), 0, 1ull << 40, NULL,
      "most bytes of such a body read and dropped (at most its Content-Length)"},
-    {"drain-delay", "TOKD_DRAIN_DELAY", T_UINT, OFF(drain_delay_s), 0, 3600,
+    {"drain-delay", 0, NULL, "TOKD_DRAIN_DELAY", TOKD_OPT_UINT, OFF(drain_delay_s), 0, 3600, NULL,
      "seconds after SIGTERM that tokd keeps listening with /ready answering 503"},
-    {"drain-timeout", "TOKD_DRAIN_TIMEOUT", T_UINT, OFF(drain_timeout_s), 0, 86400,
+    {"drain-timeout", 0, NULL, "TOKD_DRAIN_TIMEOUT", TOKD_OPT_UINT, OFF(drain_timeout_s), 0, 86400, NULL,
      "seconds in-flight requests get after SIGTERM"},
-    {"max-model-len", "TOKD_MAX_MODEL_LEN", T_UINT, OFF(max_model_len), 0, UINT_MAX,
+    {"max-model-len", 0, NULL, "TOKD_MAX_MODEL_LEN", TOKD_OPT_UINT, OFF(max_model_len), 0, UINT_MAX, NULL,
      "every model's context length (/tokenize, /v1/models, the render API's limit); 0 = each "
      "model's own, from its directory as vLLM derives it"},
-    {"model-max-len", "TOKD_MODEL_MAX_LEN", T_STR, OFF(model_max_len), 0, 0,
+    {"model-max-len", 0, NULL, "TOKD_MODEL_MAX_LEN", TOKD_OPT_STR, OFF(model_max_len), 0, 0, NULL,
      "NAME=N,...: one model's context length, over --max-model-len and its directory"},
-    {"watts-per-core", "TOKD_WATTS_PER_CORE", T_DOUBLE, OFF(watts_per_core), 0, 1000,
+    {"watts-per-core", 0, NULL, "TOKD_WATTS_PER_CORE", TOKD_OPT_DOUBLE, OFF(watts_per_core), 0, 1000, NULL,
      "energy model where RAPL is not readable: watts per busy CPU (tokd_energy_* metrics)"},
-    {"powercap-dir", "TOKD_POWERCAP_DIR", T_STR, OFF(powercap_dir), 0, 0,
+    {"powercap-dir", 0, NULL, "TOKD_POWERCAP_DIR", TOKD_OPT_STR, OFF(powercap_dir), 0, 0, NULL,
      "where the RAPL energy counters are (intel-rapl:N/energy_uj)"},
-    {"log-level", "TOKD_LOG_LEVEL", T_LOG, OFF(log_level), 0, 0,
+    {"log-level", 0, NULL, "TOKD_LOG_LEVEL", TOKD_OPT_CUSTOM, OFF(log_level), 0, 0, parse_log,
      "info (a JSON line per request), warn (4xx/5xx only), error (5xx), off"},
-    {"print-memory", "TOKD_PRINT_MEMORY", T_ONOFF, OFF(print_memory), 0, 0,
+    {"print-memory", 0, NULL, "TOKD_PRINT_MEMORY", TOKD_OPT_ONOFF, OFF(print_memory), 0, 0, NULL,
      "on: start as configured, print what memory each tokenizer and structure holds once ready, and exit"},
-    {"max-render-ms", "TOKD_MAX_RENDER_MS", T_UINT, OFF(max_render_ms), 1, 3600000,
+    {"max-render-ms", 0, NULL, "TOKD_MAX_RENDER_MS", TOKD_OPT_UINT, OFF(max_render_ms), 1, 3600000, NULL,
      "milliseconds a chat template render may take (wall clock); longer is 413"},
-    {"allow-request-chat-template", "TOKD_ALLOW_REQUEST_CHAT_TEMPLATE", T_ONOFF,
-     OFF(allow_request_chat_template), 0, 0,
+    {"allow-request-chat-template", 0, NULL, "TOKD_ALLOW_REQUEST_CHAT_TEMPLATE", TOKD_OPT_ONOFF,
+     OFF(allow_request_chat_template), 0, 0, NULL,
      "on: a request may send its own \"chat_template\" (like vLLM's "
      "--trust-request-chat-template); off: 400"},
-    {"ui", "TOKD_UI", T_ONOFF, OFF(ui), 0, 0,
+    {"ui", 0, NULL, "TOKD_UI", TOKD_OPT_ONOFF, OFF(ui), 0, 0, NULL,
      "on: the token playground page at / (and /ui); off: no HTML at all (sidecars)"},
+    {"help", 'h', NULL, NULL, TOKD_OPT_HELP, 0, 0, 0, NULL, NULL},
 };
 #define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
 
@@ -150,134 +177,43 @@ static tokd_config defaults(void)
   };
 }
 
-static const char *const LOG_NAMES[] = {"off", "error", "warn", "info"};
-
 static void print_usage(FILE *out)
 {
   tokd_config d = defaults();
   fputs(TOKD_SERVE_USAGE, out);
   for (size_t i = 0; i < N_SETTINGS; i++) {
-    const setting *st = &SETTINGS[i];
+    const tokd_option *st = &SETTINGS[i];
     const char *field = (const char *)&d + st->offset;
     char value[64];
-    if (st->type == T_STR) snprintf(value, sizeof value, "%s", *(const char *const *)field ? *(const char *const *)field : "-");
-    else if (st->type == T_SOURCES || st->type == T_LISTEN) snprintf(value, sizeof value, "-");
-    else if (st->type == T_DOUBLE) snprintf(value, sizeof value, "%g", *(const double *)field);
-    else if (st->type == T_MODE) snprintf(value, sizeof value, "%04o", *(const unsigned *)field);
-    else if (st->type == T_LOG) snprintf(value, sizeof value, "%s", LOG_NAMES[*(const tokd_log_level *)field]);
-    else if (st->type == T_ONOFF) snprintf(value, sizeof value, "%s", *(const bool *)field ? "on" : "off");
-    else if (st->type == T_UINT) snprintf(value, sizeof value, "%u", *(const unsigned *)field);
+    if (st->type == TOKD_OPT_HELP) continue;
+    if (st->type == TOKD_OPT_STR) snprintf(value, sizeof value, "%s", *(const char *const *)field ? *(const char *const *)field : "-");
+    else if (st->parse == parse_log) snprintf(value, sizeof value, "%s", LOG_NAMES[d.log_level]);
+    else if (st->type == TOKD_OPT_CUSTOM) snprintf(value, sizeof value, "-");
+    else if (st->type == TOKD_OPT_DOUBLE) snprintf(value, sizeof value, "%g", *(const double *)field);
+    else if (st->type == TOKD_OPT_MODE) snprintf(value, sizeof value, "%04o", *(const unsigned *)field);
+    else if (st->type == TOKD_OPT_ONOFF) snprintf(value, sizeof value, "%s", *(const bool *)field ? "on" : "off");
+    else if (st->type == TOKD_OPT_UINT) snprintf(value, sizeof value, "%u", *(const unsigned *)field);
     else snprintf(value, sizeof value, "%zu", *(const size_t *)field);
-    fprintf(out, "  --%-18s %-22s [%s] %s\n", st->flag, st->env, value, st->help);
+    fprintf(out, "  --%-18s %-22s [%s] %s\n", st->name, st->env, value, st->help);
   }
   fputs("  --help\n", out);
-}
-
-static int set_value(tokd_config *cfg, const setting *s, const char *value, const char *source)
-{
-  char *field = (char *)cfg + s->offset;
-  if (s->type == T_SOURCES) {
-    /* flags add to each other; the first one replaces what the variable gave */
-    if (source[0] == '-' && !cfg->tokenizers_from_flags) {
-      tokd_sources_free(cfg->tokenizers, cfg->n_tokenizers);
-      cfg->tokenizers = NULL;
-      cfg->n_tokenizers = 0;
-      cfg->tokenizers_from_flags = true;
-    }
-    return tokd_sources_parse(value, source, &cfg->tokenizers, &cfg->n_tokenizers);
-  }
-  if (s->type == T_STR) {
-    *(const char **)field = *value ? value : NULL;
-    return 0;
-  }
-  if (s->type == T_LISTEN) { /* the last one given wins */
-    tokd_listen_spec spec;
-    int rc = tokd_listen_parse(value, source, &spec);
-    if (rc) return rc;
-    tokd_listen_spec_free(&cfg->listen);
-    cfg->listen = spec;
-    return 0;
-  }
-  if (s->type == T_ONOFF) {
-    bool on = !strcmp(value, "on") || !strcmp(value, "true") || !strcmp(value, "1");
-    bool off = !strcmp(value, "off") || !strcmp(value, "false") || !strcmp(value, "0");
-    if (!on && !off) {
-      fprintf(stderr, "tokd: %s: expected on or off, got \"%.40s\"\n", source, value);
-      return 2;
-    }
-    *(bool *)field = on;
-    return 0;
-  }
-  if (s->type == T_LOG) {
-    for (int l = 0; l < 4; l++)
-      if (strcmp(value, LOG_NAMES[l]) == 0) {
-        *(tokd_log_level *)field = (tokd_log_level)l;
-        return 0;
-      }
-    fprintf(stderr, "tokd: %s: log level must be info, warn, error or off\n", source);
-    return 2;
-  }
-  char *end;
-  errno = 0;
-  if (s->type == T_DOUBLE) {
-    double d = strtod(value, &end);
-    if (errno || end == value || *end || !(d >= (double)s->min && d <= (double)s->max)) {
-      fprintf(stderr, "tokd: %s: \"%s\" is not a number in [%llu, %llu]\n", source, value, s->min, s->max);
-      return 2;
-    }
-    *(double *)field = d;
-    return 0;
-  }
-  unsigned long long v = strtoull(value, &end, s->type == T_MODE ? 8 : 10);
-  if (s->type == T_MODE && (errno || end == value || *end || value[0] == '-' || v > s->max)) {
-    fprintf(stderr, "tokd: %s: \"%s\" is not an octal file mode (0000 to 0777)\n", source, value);
-    return 2;
-  }
-  if (errno || end == value || *end || value[0] == '-' || v < s->min || v > s->max) {
-    fprintf(stderr, "tokd: %s: \"%s\" is not a whole number in [%llu, %llu]\n", source, value,
-            s->min, s->max);
-    return 2;
-  }
-  if (s->type == T_UINT || s->type == T_MODE) *(unsigned *)field = (unsigned)v;
-  else *(size_t *)field = (size_t)v;
-  return 0;
 }
 
 int tokd_config_parse(int argc, char **argv, tokd_config *cfg, bool *exit_now)
 {
   *exit_now = false;
   *cfg = defaults();
-  for (size_t i = 0; i < N_SETTINGS; i++) {
-    const char *v = getenv(SETTINGS[i].env);
-    if (v && *v) {
-      int rc = set_value(cfg, &SETTINGS[i], v, SETTINGS[i].env);
-      if (rc) return rc;
-    }
+  /* the variables first: a flag then beats its variable */
+  int rest, rc = tokd_options_env(SETTINGS, N_SETTINGS, cfg, NULL);
+  if (!rc) rc = tokd_options_flags(SETTINGS, N_SETTINGS, cfg, argc, argv, NULL, &rest, "`tokd serve --help`");
+  if (rc == -1) {
+    print_usage(stdout);
+    *exit_now = true;
+    return 0;
   }
-  struct option longs[N_SETTINGS + 2];
-  for (size_t i = 0; i < N_SETTINGS; i++)
-    longs[i] = (struct option){SETTINGS[i].flag, required_argument, NULL, (int)(256 + i)};
-  longs[N_SETTINGS] = (struct option){"help", no_argument, NULL, 'h'};
-  longs[N_SETTINGS + 1] = (struct option){NULL, 0, NULL, 0};
-  optind = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
-    if (c == 'h') {
-      print_usage(stdout);
-      *exit_now = true;
-      return 0;
-    }
-    if (c < 256 || c >= 256 + (int)N_SETTINGS) {
-      fputs("tokd: see `tokd serve --help`\n", stderr);
-      return 2;
-    }
-    char source[64];
-    snprintf(source, sizeof source, "--%s", SETTINGS[c - 256].flag);
-    int rc = set_value(cfg, &SETTINGS[c - 256], optarg, source);
-    if (rc) return rc;
-  }
-  if (optind < argc) {
-    fprintf(stderr, "tokd: unexpected argument \"%s\"; see `tokd serve --help`\n", argv[optind]);
+  if (rc) return rc;
+  if (rest < argc) {
+    fprintf(stderr, "tokd: unexpected argument \"%s\"; see `tokd serve --help`\n", argv[rest]);
     return 2;
   }
   if (!cfg->listen.tcp && !cfg->listen.n_unix) { /* no --listen: --host:--port */

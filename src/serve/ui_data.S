@@ -4,17 +4,10 @@
  */
         .section .rodata.tokd_ui, "a"
 
-        .macro EMBED sym, file
-        .global \sym\()_start
-        .global \sym\()_end
-\sym\()_start:
-        .incbin "\file"
-\sym\()_end:
-        .byte 0
-        .endm
+#include "../common/incbin.h"
 
-        EMBED tokd_ui_index_html, "src/ui/index.html"
-        EMBED tokd_ui_app_js, "src/ui/app.js"
-        EMBED tokd_ui_app_css, "src/ui/app.css"
+        INCBIN tokd_ui_index_html, "src/ui/index.html"
+        INCBIN tokd_ui_app_js, "src/ui/app.js"
+        INCBIN tokd_ui_app_css, "src/ui/app.css"
 
         .section .note.GNU-stack, "", @progbits

@@ -41,6 +41,8 @@ function encodingInfo(name) {
 // ---- panes ---------------------------------------------------------------------------
 function makePane(id) {
   const root = $(id);
+  root.append($('pane-template').content.cloneNode(true));
+  root.querySelector('.tokens').setAttribute('aria-label', `${root.getAttribute('aria-label')} (arrow keys move)`);
   const pane = {
     root, title: root.querySelector('.pane-title'), counts: root.querySelector('.counts'),
     copy: root.querySelector('.copy'), pager: root.querySelector('.pager'),
