@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "tok_chat.h"
@@ -287,11 +288,93 @@ jv tok__markup_escape(jrender *r, jv v);
 /* vLLM's content-format detection (chat.c): true for the "openai" format */
 bool tok__chat_openai_content(const jnode *root);
 
-/* the engine */
+/* ---- the evaluator (eval.c), its filters and tests (filters.c) and Python's methods
+ * (pymethods.c) ------------------------------------------------------------------- */
 jv tok__jr_render_value(jrender *r, const tok_chat_template *t, jframe *globals);
 void tok__jr_set(jrender *r, jframe *f, const char *name, jv v);
 
-#include <string.h>
+/* A render error; every function of these files that fails has its render in r. */
+#define FAIL(...) tok__jr_fail(r, TOK_ERENDER, __VA_ARGS__)
+/* jinja2's error for using an undefined value (its message, or a generic one) */
+_Noreturn void tok__jr_fail_undef(jrender *r, jv v);
+
+/* the builtin functions and methods a JV_FUNC can stand for (jfunc.id) */
+enum {
+  B_RANGE, B_NAMESPACE, B_DICT, B_RAISE, B_STRFTIME, B_CYCLE,
+  M_STARTSWITH, M_ENDSWITH, M_STRIP, M_LSTRIP, M_RSTRIP, M_SPLIT, M_RSPLIT, M_UPPER, M_LOWER,
+  M_TITLE, M_CAPITALIZE, M_REPLACE, M_FIND, M_RFIND, M_COUNT, M_JOIN, M_SPLITLINES,
+  M_ISDIGIT, M_ISALPHA, M_ISSPACE, M_ISALNUM, M_ISUPPER, M_ISLOWER, M_FORMAT,
+  M_ITEMS, M_KEYS, M_VALUES, M_GET, M_LCOUNT, M_LINDEX, M_LCOPY,
+  M_UNSAFE, /* a method that mutates (append, update, pop, ...): the sandbox refuses it */
+};
+jv tok__jv_func(jrender *r, int id, jv self); /* a builtin, or a method bound to self */
+
+/* The arguments of a call, filter or test, as evaluated. */
+typedef struct jargs {
+  jv pos[8];
+  size_t n_pos;
+  const char *kw_names[8];
+  jv kw[8];
+  size_t n_kw;
+} jargs;
+jv tok__jarg(const jargs *a, size_t i, const char *name, jv def); /* positional i, or keyword name, or def */
+int64_t tok__jarg_int(jrender *r, jv v, const char *what);      /* fails unless an int (or bool) */
+
+/* A list being built, in the render's arena. */
+typedef struct jvec {
+  jv *v;
+  size_t n, cap;
+} jvec;
+void tok__jvec_push(jrender *r, jvec *v, jv x);
+jv tok__jv_list_from(jrender *r, const jv *items, size_t n); /* a list of a copy of items */
+
+/* values with Python's (and jinja2's) rules */
+jv tok__jv_need_str(jrender *r, jv v, const char *what); /* fails unless a str */
+jv tok__jv_str_cat(jrender *r, jv a, jv b);
+jv tok__jv_str_concat(jrender *r, const jv *parts, size_t n); /* within the output limit */
+const jlist *tok__jv_iterate(jrender *r, jv v); /* what a for loop sees: items, keys, characters */
+int64_t tok__jv_length(jrender *r, jv v);
+jv tok__jv_getitem(jrender *r, jv obj, jv key);                /* obj[key], or undefined */
+jv tok__jv_slice(jrender *r, jv obj, jv start, jv stop, jv step); /* obj[start:stop:step] */
+jv tok__jv_binop(jrender *r, int op, jv a, jv b);               /* OP_ADD ... OP_POW */
+bool tok__jv_contains(jrender *r, jv hay, jv needle);            /* needle in hay */
+
+static inline int64_t tok__jv_ival(jv v) /* an int or bool's value */
+{
+  return v.t == JV_INT ? v.u.i : v.u.b;
+}
+/* Markup's own methods (strip, upper, ...) give Markup again */
+static inline jv tok__jv_keep_markup(jv from, jv s)
+{
+  s.tuple = from.t == JV_STR && from.tuple == JV_MARKUP ? JV_MARKUP : 0;
+  return s;
+}
+
+/* filters.c: filter or test id (F_*, TS_*) applied to v */
+jv tok__jr_filter(jrender *r, int id, jv v, const jargs *a);
+bool tok__jr_test(jrender *r, int id, jv v, const jargs *a);
+
+/* pymethods.c: Python's str methods on code points */
+jv tok__py_method(jrender *r, jv obj, const char *name, size_t name_len); /* bound, or undefined */
+jv tok__py_call_method(jrender *r, int id, jv self, const jargs *a);
+enum { PY_UPPER, PY_LOWER, PY_TITLE, PY_CAPITALIZE };
+jv tok__py_case(jrender *r, jv s, int mode); /* str.upper(), lower(), title(), capitalize() */
+/* str.strip(chars) (lstrip: right false, rstrip: left false); chars not a str: whitespace.
+ * A slice of s: needs no render. */
+jv tok__py_strip(jv s, jv chars, bool left, bool right);
+jv tok__py_split(jrender *r, jv s, jv sep, int64_t maxsplit, bool from_right); /* split, rsplit */
+jv tok__py_replace(jrender *r, jv s, jv old, jv new_, int64_t count);
+jv tok__py_splitlines(jrender *r, jv s, bool keepends);
+jv tok__py_join(jrender *r, const jv *items, size_t n, jv sep); /* str() of each, sep between */
+bool tok__py_is_case(jv v, bool upper);                         /* str.isupper(), islower() */
+/* the first nd[0, nn) in h[0, hn) (Python's find: an empty needle is found at once) */
+static inline const char *tok__find_bytes(const char *h, size_t hn, const char *nd, size_t nn)
+{
+  if (nn == 0) return h;
+  if (nn > hn) return NULL;
+  return memmem(h, hn, nd, nn);
+}
+
 static inline void tok__jr_buf_puts(jrender *r, tok_buf *b, const char *s)
 {
   tok__jr_buf_put(r, b, s, strlen(s));
