@@ -114,20 +114,6 @@ static size_t space_at(const char *s, size_t n, size_t i)
   return tok__jv_py_space(c) ? k - i : 0;
 }
 
-/* Length of text[0..n) without its trailing Python whitespace. */
-static size_t rstrip_len(const char *s, size_t n)
-{
-  size_t end = n;
-  while (end > 0) {
-    size_t b = end - 1;
-    while (b > 0 && ((unsigned char)s[b] & 0xC0) == 0x80) b--;
-    size_t k = b;
-    if (!tok__jv_py_space(tok__jv_next_cp(s, end, &k))) break;
-    end = b;
-  }
-  return end;
-}
-
 static void lex_string(jparse *p, size_t *ip)
 {
   const char *s = p->src;
@@ -392,7 +378,7 @@ static void lex(jparse *p)
     char sign = q + 2 < n && (s[q + 2] == '-' || s[q + 2] == '+') ? s[q + 2] : 0;
     size_t text_len = q - i;
     if (sign == '-') {
-      text_len = rstrip_len(s + i, text_len);
+      text_len = tok__py_strip(tok__jv_str(s + i, text_len), tok__jv_none(), false, true).u.s.n;
     } else if (sign != '+' && kind != 2) { /* lstrip_blocks */
       size_t l_pos = 0;
       for (size_t k = text_len; k > 0; k--)
