@@ -18,6 +18,7 @@
 #include <utf8proc.h>
 
 #include "chat/jinja_int.h"
+#include "common/json_str.h"
 
 /* ---- arena ------------------------------------------------------------------------ */
 void *tok__ja_alloc_raw(jarena *a, size_t n)
@@ -744,77 +745,24 @@ static void jin_ws(jin *j)
     j->i++;
 }
 
-static int jin_hex4(jin *j)
-{
-  if (j->n - j->i < 4) jin_fail(j, "truncated \\u escape");
-  int v = 0;
-  for (int k = 0; k < 4; k++) {
-    char c = j->s[j->i++];
-    v <<= 4;
-    if (c >= '0' && c <= '9') v |= c - '0';
-    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-    else jin_fail(j, "bad \\u escape");
-  }
-  return v;
-}
-
+/* at j->s[j->i], the opening quote */
 static jv jin_string(jin *j)
 {
-  j->i++; /* the quote */
-  size_t start = j->i;
-  bool plain = true;
-  while (j->i < j->n && j->s[j->i] != '"') {
-    unsigned char c = (unsigned char)j->s[j->i];
-    if (c < 0x20) jin_fail(j, "control character in string");
-    if (c == '\\') {
-      plain = false;
-      j->i++;
-    }
-    j->i++;
-  }
-  if (j->i >= j->n) jin_fail(j, "unterminated string");
-  size_t end = j->i++;
-  if (!tok_utf8_valid(j->s + start, end - start, NULL)) jin_fail(j, "string is not valid UTF-8");
-  if (plain) return tok__jv_str(j->s + start, end - start);
-  char *o = tok__jr_alloc(j->r, end - start + 1);
-  size_t n = 0;
-  for (size_t i = start; i < end;) {
-    if (j->s[i] != '\\') {
-      o[n++] = j->s[i++];
-      continue;
-    }
-    i++;
-    char e = j->s[i++];
-    switch (e) {
-    case '"': o[n++] = '"'; break;
-    case '\\': o[n++] = '\\'; break;
-    case '/': o[n++] = '/'; break;
-    case 'b': o[n++] = '\b'; break;
-    case 'f': o[n++] = '\f'; break;
-    case 'n': o[n++] = '\n'; break;
-    case 'r': o[n++] = '\r'; break;
-    case 't': o[n++] = '\t'; break;
-    case 'u': {
-      size_t save = j->i;
-      j->i = i;
-      int32_t c = jin_hex4(j);
-      if (c >= 0xD800 && c < 0xDC00 && j->i + 6 <= end && j->s[j->i] == '\\' &&
-          j->s[j->i + 1] == 'u') {
-        j->i += 2;
-        int lo = jin_hex4(j);
-        if (lo < 0xDC00 || lo > 0xDFFF) jin_fail(j, "unpaired surrogate");
-        c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
-      } else if (c >= 0xD800 && c <= 0xDFFF) {
-        jin_fail(j, "unpaired surrogate");
-      }
-      i = j->i;
-      j->i = save;
-      n += (size_t)utf8proc_encode_char(c, (utf8proc_uint8_t *)o + n);
-      break;
-    }
-    default: j->i = i - 1; jin_fail(j, "bad escape");
-    }
+  const char *s = j->s + ++j->i, *end = j->s + j->n, *stop;
+  bool plain;
+  tok__jstr_err e = tok__jstr_scan(s, end, &stop, &plain);
+  j->i = (size_t)(stop - j->s);
+  if (e) jin_fail(j, tok__jstr_why(e));
+  size_t len = (size_t)(stop - s);
+  j->i++; /* the closing quote */
+  if (!tok_utf8_valid(s, len, NULL)) jin_fail(j, "string is not valid UTF-8");
+  if (plain) return tok__jv_str(s, len);
+  char *o = tok__jr_alloc(j->r, len + 1); /* the decoded string is at most as long */
+  size_t n;
+  e = tok__jstr_decode(s, end, o, &n, &stop);
+  if (e) {
+    j->i = (size_t)(stop - j->s);
+    jin_fail(j, tok__jstr_why(e));
   }
   o[n] = 0;
   return tok__jv_str(o, n);
