@@ -43,7 +43,7 @@ CORE_SRC := $(addprefix src/core/,err.c buf.c utf8.c unicode.c unicode_data.c sc
 	added.c normalize.c pretok.c bpe.c backtrack.c decode.c encoding.c encode.c prefix.c models.c embed.c memory.c) \
 	$(addprefix src/load/,registry.c tiktoken.c hf.c jscan.c) \
 	$(addprefix src/chat/,jvalue.c jinja.c eval.c filters.c pymethods.c pyformat.c chat.c messages.c) \
-	$(addprefix src/common/,json_str.c)
+	$(addprefix src/common/,json_str.c cpu.c)
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o $(BUILD)/bt_image.o
 # the generator of the built-in models and backtracking tables links the core with an
 # empty image and the rank files embedded (libtokd has the image instead of the rank files)

@@ -5,6 +5,7 @@
  * so the help text, the environment and the flags can never disagree.
  */
 #include "serve/config.h"
+#include "common/cpu.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -118,7 +119,7 @@ const char TOKD_SERVE_USAGE[] =
 /* The defaults, in one place: the help text prints them from here. */
 static tokd_config defaults(void)
 {
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  long cores = tok__cpu_count();
   return (tokd_config){
     .host = "0.0.0.0",
     .port = 8080,
