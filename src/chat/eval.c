@@ -61,14 +61,8 @@ void tok__jr_set(jrender *r, jframe *f, const char *name, jv v)
     }
   if (f->n == f->cap) {
     size_t cap = f->cap ? 2 * f->cap : 8;
-    const char **nn = tok__jr_alloc(r, cap * sizeof *nn);
-    jv *nv = tok__jr_alloc(r, cap * sizeof *nv);
-    if (f->n) {
-      memcpy(nn, f->names, f->n * sizeof *nn);
-      memcpy(nv, f->vals, f->n * sizeof *nv);
-    }
-    f->names = nn;
-    f->vals = nv;
+    f->names = tok__jr_grow(r, f->names, f->n, cap, sizeof *f->names);
+    f->vals = tok__jr_grow(r, f->vals, f->n, cap, sizeof *f->vals);
     f->cap = cap;
   }
   f->names[f->n] = name;
@@ -139,9 +133,7 @@ void tok__jvec_push(jrender *r, jvec *v, jv x)
 {
   if (v->n == v->cap) {
     size_t cap = v->cap ? 2 * v->cap : 8;
-    jv *g = tok__jr_alloc(r, cap * sizeof(jv));
-    if (v->n) memcpy(g, v->v, v->n * sizeof(jv));
-    v->v = g;
+    v->v = tok__jr_grow(r, v->v, v->n, cap, sizeof(jv));
     v->cap = cap;
   }
   v->v[v->n++] = x;

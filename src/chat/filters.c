@@ -230,6 +230,40 @@ static jv jinja_title(jrender *r, jv s)
   return tok__jv_str(o, n);
 }
 
+/* int(d) where an int64 holds it (Python's are unbounded: past that, the filter's default) */
+static bool float_to_int(double d, jv *out)
+{
+  if (!isfinite(d) || fabs(d) >= 9.2e18) return false;
+  *out = tok__jv_int((int64_t)d);
+  return true;
+}
+
+/* The number a str holds for jinja2's float and int filters: float(s), or int(s, base)
+ * and failing that int(float(s)), read with strtod and strtoll (Python's whitespace around
+ * it is allowed). false where it holds none: the filter gives its default. */
+static bool str_number(jv s, bool want_int, int base, jv *out)
+{
+  char tmp[64];
+  jv t = tok__py_strip(s, tok__jv_none(), true, true);
+  if (!t.u.s.n || t.u.s.n >= sizeof tmp) return false;
+  memcpy(tmp, t.u.s.p, t.u.s.n);
+  tmp[t.u.s.n] = 0;
+  char *end;
+  if (want_int) {
+    errno = 0;
+    long long x = strtoll(tmp, &end, base);
+    if (*end == 0 && !errno) {
+      *out = tok__jv_int(x);
+      return true;
+    }
+  }
+  double d = strtod(tmp, &end);
+  if (*end) return false;
+  if (want_int) return float_to_int(d, out);
+  *out = tok__jv_float(d);
+  return true;
+}
+
 jv tok__jr_filter(jrender *r, int id, jv v, const jargs *a)
 {
   if (v.t == JV_STR) { /* by the bytes read: a lookup per code point for case and words */
@@ -264,44 +298,21 @@ jv tok__jr_filter(jrender *r, int id, jv v, const jargs *a)
   }
   case F_float: {
     if (v.t == JV_UNDEF) tok__jr_fail_undef(r, v); /* float(Undefined) raises in jinja2 */
-    jv def = tok__jarg(a, 0, "default", tok__jv_float(0));
+    jv def = tok__jarg(a, 0, "default", tok__jv_float(0)), x;
     if (v.t == JV_FLOAT) return v;
     if (v.t == JV_INT) return tok__jv_float((double)v.u.i);
     if (v.t == JV_BOOL) return tok__jv_float(v.u.b);
-    if (v.t == JV_STR) {
-      char tmp[64];
-      jv t = tok__py_strip(v, tok__jv_none(), true, true);
-      if (t.u.s.n && t.u.s.n < sizeof tmp) {
-        memcpy(tmp, t.u.s.p, t.u.s.n);
-        tmp[t.u.s.n] = 0;
-        char *end;
-        double d = strtod(tmp, &end);
-        if (*end == 0) return tok__jv_float(d);
-      }
-    }
+    if (v.t == JV_STR && str_number(v, false, 10, &x)) return x;
     return def;
   }
   case F_int: {
     if (v.t == JV_UNDEF) tok__jr_fail_undef(r, v);
-    jv def = tok__jarg(a, 0, "default", tok__jv_int(0));
+    jv def = tok__jarg(a, 0, "default", tok__jv_int(0)), x;
     int64_t base = tok__jarg_int(r, tok__jarg(a, 1, "base", tok__jv_int(10)), "int");
     if (v.t == JV_INT) return v;
     if (v.t == JV_BOOL) return tok__jv_int(v.u.b);
-    if (v.t == JV_FLOAT) return isfinite(v.u.f) && fabs(v.u.f) < 9.2e18 ? tok__jv_int((int64_t)v.u.f) : def;
-    if (v.t == JV_STR) {
-      char tmp[64];
-      jv t = tok__py_strip(v, tok__jv_none(), true, true);
-      if (t.u.s.n && t.u.s.n < sizeof tmp) {
-        memcpy(tmp, t.u.s.p, t.u.s.n);
-        tmp[t.u.s.n] = 0;
-        char *end;
-        errno = 0;
-        long long x = strtoll(tmp, &end, (int)base);
-        if (*end == 0 && !errno) return tok__jv_int(x);
-        double d = strtod(tmp, &end);
-        if (*end == 0 && isfinite(d) && fabs(d) < 9.2e18) return tok__jv_int((int64_t)d);
-      }
-    }
+    if (v.t == JV_FLOAT && float_to_int(v.u.f, &x)) return x;
+    if (v.t == JV_STR && str_number(v, true, (int)base, &x)) return x;
     return def;
   }
   case F_indent: {

@@ -54,6 +54,9 @@ void tok__ja_release(jarena *a, jmark m);
 /* true when p lies in memory allocated since m ({NULL, 0}: anywhere in the arena) */
 bool tok__ja_since(const jarena *a, jmark m, const void *p);
 size_t tok__ja_bytes_since(const jarena *a, jmark m); /* about what was allocated since m */
+/* An array that is full, grown: a new block of cap items of size bytes, the n items of old
+ * copied to it (old stays where it is until the arena lets it go). NULL as ja_alloc_raw. */
+void *tok__ja_grow(jarena *a, const void *old, size_t n, size_t cap, size_t size);
 
 /* ---- values --------------------------------------------------------------------- */
 typedef enum {
@@ -222,6 +225,7 @@ typedef struct jrender {
 _Noreturn void tok__jr_fail(jrender *r, tok_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void *tok__jr_alloc(jrender *r, size_t n); /* fails the render past the memory limit */
+void *tok__jr_grow(jrender *r, const void *old, size_t n, size_t cap, size_t size); /* tok__ja_grow, or fails */
 void tok__jr_step(jrender *r, uint64_t n); /* also checks the deadline, every 65,536 steps */
 uint64_t tok__chat_now_ns(void);
 

@@ -84,9 +84,7 @@ jv tok__py_case(jrender *r, jv s, int mode)
     prev_cased = cased;
     first = false;
     if (n + 4 > cap) {
-      char *g = tok__jr_alloc(r, cap * 2);
-      memcpy(g, o, n);
-      o = g;
+      o = tok__jr_grow(r, o, n, cap * 2, 1);
       cap *= 2;
     }
     n += (size_t)utf8proc_encode_char(m, (utf8proc_uint8_t *)o + n);
