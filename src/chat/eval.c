@@ -216,7 +216,9 @@ static jv loop_attr(jrender *r, const jloop *lp, const char *name)
   return undef_fmt(r, "'LoopContext object' has no attribute '%s'%s", name, "");
 }
 
-static jv getattr_v(jrender *r, jv obj, const char *name, size_t name_len)
+/* obj.name. keys: a dict's keys count too (in a template obj.name falls back to
+ * obj['name']); else a dict has only its methods (the attr filter). */
+static jv getattr_v(jrender *r, jv obj, const char *name, size_t name_len, bool keys)
 {
   char tb[64];
   switch (obj.t) {
@@ -224,6 +226,7 @@ static jv getattr_v(jrender *r, jv obj, const char *name, size_t name_len)
   case JV_DICT: {
     jv m = tok__py_method(r, obj, name, name_len); /* a method before a key, as jinja2's getattr */
     if (m.t == JV_FUNC) return m;
+    if (!keys) break;
     const jv *v = tok__jd_get_str(obj.u.d, name, name_len);
     tok__jr_step(r, obj.u.d->n / 16);
     if (v) return *v;
@@ -253,6 +256,11 @@ static jv getattr_v(jrender *r, jv obj, const char *name, size_t name_len)
   char nm[128];
   snprintf(nm, sizeof nm, "%.*s", (int)(name_len > 100 ? 100 : name_len), name);
   return undef_fmt(r, "%s has no attribute '%s'", obj_repr(obj, tb, sizeof tb), nm);
+}
+
+jv tok__jv_attr(jrender *r, jv obj, const char *name, size_t name_len)
+{
+  return getattr_v(r, obj, name, name_len, false);
 }
 
 jv tok__jv_getitem(jrender *r, jv obj, jv key)
@@ -286,7 +294,7 @@ jv tok__jv_getitem(jrender *r, jv obj, jv key)
   default:
     break;
   }
-  if (key.t == JV_STR) return getattr_v(r, obj, key.u.s.p, key.u.s.n);
+  if (key.t == JV_STR) return getattr_v(r, obj, key.u.s.p, key.u.s.n, true);
   return undef_fmt(r, "%s has no element of type %s", obj_repr(obj, tb, sizeof tb), tok__jv_type_name(key));
 }
 
@@ -653,7 +661,7 @@ static jv eval(jrender *r, jframe *f, const jnode *n)
     }
     return (jv){.t = JV_DICT, .u.d = d};
   }
-  case N_ATTR: return getattr_v(r, eval(r, f, n->a), n->name, strlen(n->name));
+  case N_ATTR: return getattr_v(r, eval(r, f, n->a), n->name, strlen(n->name), true);
   case N_ITEM: return tok__jv_getitem(r, eval(r, f, n->a), eval(r, f, n->b));
   case N_SLICE: {
     jv obj = eval(r, f, n->a);

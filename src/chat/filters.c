@@ -264,6 +264,202 @@ static bool str_number(jv s, bool want_int, int base, jv *out)
   return true;
 }
 
+/* jinja2's batch (items in lists of size, the last filled up with fill when given) and
+ * slice (items in n lists of nearly equal length, the shorter ones filled up) */
+static jv batch_filter(jrender *r, jv v, int64_t size, jv fill)
+{
+  const jlist *l = tok__jv_iterate(r, v);
+  jvec out = {0}, cur = {0};
+  for (size_t i = 0; i < l->n; i++) {
+    tok__jr_step(r, 1);
+    if ((int64_t)cur.n == size) {
+      tok__jvec_push(r, &out, tok__jv_list_from(r, cur.v, cur.n));
+      cur = (jvec){0};
+    }
+    tok__jvec_push(r, &cur, l->v[i]);
+  }
+  if (cur.n) {
+    if (fill.t != JV_NONE && fill.t != JV_UNDEF)
+      while ((int64_t)cur.n < size) {
+        tok__jr_step(r, 1);
+        tok__jvec_push(r, &cur, fill);
+      }
+    tok__jvec_push(r, &out, tok__jv_list_from(r, cur.v, cur.n));
+  }
+  return as_gen(tok__jv_list_from(r, out.v, out.n));
+}
+
+static jv slice_filter(jrender *r, jv v, int64_t n, jv fill)
+{
+  const jlist *l = tok__jv_iterate(r, v);
+  if (n == 0) FAIL("integer division or modulo by zero");
+  jvec out = {0};
+  int64_t len = (int64_t)l->n, per = len / n, extra = len % n, offset = 0;
+  for (int64_t k = 0; k < n; k++) { /* n < 0: none, as range(n) */
+    tok__jr_step(r, 1);
+    int64_t start = offset + k * per;
+    if (k < extra) offset++;
+    int64_t end = offset + (k + 1) * per;
+    jvec part = {0};
+    for (int64_t i = start; i < end; i++) tok__jvec_push(r, &part, l->v[i]);
+    if (fill.t != JV_NONE && fill.t != JV_UNDEF && k >= extra) tok__jvec_push(r, &part, fill);
+    tok__jvec_push(r, &out, tok__jv_list_from(r, part.v, part.n));
+  }
+  return as_gen(tok__jv_list_from(r, out.v, out.n));
+}
+
+/* str.center(width): the padding split evenly, the odd space on the left when width is
+ * odd (CPython's rule) */
+static jv center_filter(jrender *r, jv s, int64_t width)
+{
+  int64_t len = (int64_t)tok__jv_str_chars(s.u.s.p, s.u.s.n);
+  if (width <= len) return s;
+  if ((uint64_t)(width - len) > (r->out->limit ? r->out->limit : (1u << 24)))
+    tok__jr_fail(r, TOK_ELIMIT, "center: string longer than the output limit");
+  tok__jr_step(r, (uint64_t)(width - len) / 64);
+  size_t pad = (size_t)(width - len), left = pad / 2 + (pad & (size_t)width & 1);
+  char *o = tok__jr_alloc(r, s.u.s.n + pad + 1);
+  memset(o, ' ', left);
+  memcpy(o + left, s.u.s.p, s.u.s.n);
+  memset(o + left + s.u.s.n, ' ', pad - left);
+  o[s.u.s.n + pad] = 0;
+  return tok__jv_keep_markup(s, tok__jv_str(o, s.u.s.n + pad));
+}
+
+/* jinja2's truncate: s itself when it is at most length + leeway characters, else cut to
+ * length - len(end) characters (at the last space before, unless killwords) and end added */
+static jv truncate_filter(jrender *r, jv s, const jargs *a)
+{
+  int64_t length = tok__jarg_int(r, tok__jarg(a, 0, "length", tok__jv_int(255)), "truncate");
+  bool killwords = tok__jv_truthy(tok__jarg(a, 1, "killwords", tok__jv_bool(false)));
+  jv end = tok__jv_need_str(r, tok__jarg(a, 2, "end", tok__jv_str("...", 3)), "truncate");
+  jv lw = tok__jarg(a, 3, "leeway", tok__jv_none());
+  int64_t leeway = lw.t == JV_NONE ? 5 : tok__jarg_int(r, lw, "truncate"); /* jinja2's truncate.leeway policy */
+  int64_t end_len = (int64_t)tok__jv_str_chars(end.u.s.p, end.u.s.n);
+  if (length < end_len) FAIL("expected length >= %lld, got %lld", (long long)end_len, (long long)length);
+  if (leeway < 0) FAIL("expected leeway >= 0, got %lld", (long long)leeway);
+  int64_t len = (int64_t)tok__jv_str_chars(s.u.s.p, s.u.s.n);
+  if (len <= length || len - length <= leeway) return s; /* len <= length + leeway, without overflow */
+  jv head = tok__jv_slice(r, s, tok__jv_none(), tok__jv_int(length - end_len), tok__jv_none());
+  if (!killwords) { /* rsplit(" ", 1)[0] */
+    const char *sp = head.u.s.n ? memrchr(head.u.s.p, ' ', head.u.s.n) : NULL;
+    if (sp) head.u.s.n = (size_t)(sp - head.u.s.p);
+  }
+  head = tok__jv_keep_markup(s, head);
+  return tok__jv_binop(r, OP_ADD, head, end); /* Markup + str escapes end */
+}
+
+/* jinja2's filesizeformat: bytes in decimal (kB, MB, ...) or binary (KiB, MiB, ...)
+ * units with one decimal */
+static jv filesize_filter(jrender *r, jv v, bool binary)
+{
+  double bytes;
+  jv x;
+  if (v.t == JV_INT || v.t == JV_BOOL) bytes = (double)tok__jv_ival(v);
+  else if (v.t == JV_FLOAT) bytes = v.u.f;
+  else if (v.t == JV_STR && str_number(v, false, 10, &x)) bytes = x.u.f;
+  else FAIL("filesizeformat: could not convert %s to float", tok__jv_type_name(v));
+  static const char *const dec[] = {"kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"};
+  static const char *const bin[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"};
+  double base = binary ? 1024 : 1000;
+  /* Python compares the float with the exact int base**k: a long double holds 1000**9
+   * (5**27 < 2**64) and 1024**9 exactly, a double does not (1e24 < 1000**8 in Python) */
+  long double unit = base;
+  char tmp[400];
+  if (bytes == 1) return tok__jv_str("1 Byte", 6);
+  if (bytes < base) {
+    if (!isfinite(bytes)) FAIL("cannot convert float %s to integer", isnan(bytes) ? "NaN" : "infinity");
+    /* int(bytes): past 2**53 a double is a whole number, which %.0f prints exactly */
+    if (fabs(bytes) < 9.2e18) snprintf(tmp, sizeof tmp, "%lld Bytes", (long long)bytes);
+    else snprintf(tmp, sizeof tmp, "%.0f Bytes", bytes);
+    return tok__jv_str_copy(r, tmp, strlen(tmp));
+  }
+  size_t i = 0;
+  for (; i < 8; i++) {
+    unit *= base;
+    if ((long double)bytes < unit) break;
+  }
+  if (i == 8) i = 7; /* past YB: still YB, of base^9 as jinja2 divides */
+  snprintf(tmp, sizeof tmp, "%.1f %s", base * bytes / (double)unit, (binary ? bin : dec)[i]);
+  return tok__jv_str_copy(r, tmp, strlen(tmp));
+}
+
+/* urllib.parse.quote of str(v) as UTF-8: letters, digits and _.-~ (and / unless for a
+ * query string) kept, every other byte %XX; in a query string spaces become + */
+static void url_quote_out(jrender *r, jv v, bool for_qs)
+{
+  jv s = tok__jv_to_str(r, v);
+  for (size_t i = 0; i < s.u.s.n; i++) {
+    unsigned char c = (unsigned char)s.u.s.p[i];
+    char tmp[4];
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+        c == '.' || c == '-' || c == '~' || (c == '/' && !for_qs)) {
+      tmp[0] = (char)c, tmp[1] = 0;
+    } else if (c == ' ' && for_qs) {
+      tmp[0] = '+', tmp[1] = 0;
+    } else {
+      snprintf(tmp, sizeof tmp, "%%%02X", c);
+    }
+    tok__jr_buf_puts(r, r->out, tmp);
+  }
+}
+
+/* jinja2's urlencode: a str (or a value that is not iterable) quoted; a mapping or a
+ * sequence of pairs as a query string k=v&... */
+static jv urlencode_filter(jrender *r, jv v)
+{
+  jdivert *d = tok__jr_divert_begin(r);
+  if (v.t == JV_STR || v.t == JV_NONE || v.t == JV_BOOL || v.t == JV_INT || v.t == JV_FLOAT) {
+    url_quote_out(r, v, false);
+  } else if (v.t == JV_DICT) {
+    for (size_t i = 0; i < v.u.d->n; i++) {
+      tok__jr_step(r, 1);
+      if (i) tok__jr_buf_puts(r, r->out, "&");
+      url_quote_out(r, v.u.d->k[i], true);
+      tok__jr_buf_puts(r, r->out, "=");
+      url_quote_out(r, v.u.d->v[i], true);
+    }
+  } else {
+    const jlist *l = tok__jv_iterate(r, v);
+    for (size_t i = 0; i < l->n; i++) {
+      tok__jr_step(r, 1);
+      jv pair = l->v[i];
+      if (pair.t != JV_LIST || pair.tuple == JV_GEN || pair.u.l->n != 2)
+        FAIL("urlencode: expected pairs (key, value), got %s", tok__jv_type_name(pair));
+      if (i) tok__jr_buf_puts(r, r->out, "&");
+      url_quote_out(r, pair.u.l->v[0], true);
+      tok__jr_buf_puts(r, r->out, "=");
+      url_quote_out(r, pair.u.l->v[1], true);
+    }
+  }
+  return tok__jr_divert_end(r, d);
+}
+
+/* jinja2's xmlattr: ' key="value"' for each item whose value is not None or undefined,
+ * both escaped; a key with whitespace, '/', '>' or '=' is an error */
+static jv xmlattr_filter(jrender *r, jv v, bool autospace)
+{
+  if (v.t != JV_DICT) FAIL("'%s' object has no attribute 'items'", tok__jv_type_name(v));
+  jdivert *d = tok__jr_divert_begin(r);
+  bool first = true;
+  for (size_t i = 0; i < v.u.d->n; i++) {
+    tok__jr_step(r, 1);
+    jv k = v.u.d->k[i], x = v.u.d->v[i];
+    if (x.t == JV_NONE || x.t == JV_UNDEF) continue;
+    jv ks = tok__jv_to_str(r, k);
+    for (size_t j = 0; j < ks.u.s.n; j++)
+      if (strchr(" \t\n\r\f\v/>=", ks.u.s.p[j]) && ks.u.s.p[j])
+        FAIL("Invalid character in attribute name: '%.*s'", (int)(ks.u.s.n > 60 ? 60 : ks.u.s.n), ks.u.s.p);
+    if (!first || autospace) tok__jr_buf_puts(r, r->out, " ");
+    first = false;
+    tok__jv_str_out(r, r->out, tok__markup_escape(r, k));
+    tok__jr_buf_puts(r, r->out, "=\"");
+    tok__jv_str_out(r, r->out, tok__markup_escape(r, x));
+    tok__jr_buf_puts(r, r->out, "\"");
+  }
+  return tok__jr_divert_end(r, d);
+}
+
 jv tok__jr_filter(jrender *r, int id, jv v, const jargs *a)
 {
   if (v.t == JV_STR) { /* by the bytes read: a lookup per code point for case and words */
@@ -511,6 +707,20 @@ jv tok__jr_filter(jrender *r, int id, jv v, const jargs *a)
     return acc;
   }
   case F_tojson: return json_filter(r, v, a);
+  case F_attr: {
+    jv name = tok__jv_need_str(r, tok__jarg(a, 0, "name", tok__jv_undef("attr needs a name")), "attr");
+    return tok__jv_attr(r, v, name.u.s.p, name.u.s.n);
+  }
+  case F_batch: case F_slice: {
+    int64_t n = tok__jarg_int(r, tok__jarg(a, 0, id == F_batch ? "linecount" : "slices", tok__jv_undef(NULL)), id == F_batch ? "batch" : "slice");
+    jv fill = tok__jarg(a, 1, "fill_with", tok__jv_none());
+    return id == F_batch ? batch_filter(r, v, n, fill) : slice_filter(r, v, n, fill);
+  }
+  case F_center: return center_filter(r, tok__jv_to_str(r, v), tok__jarg_int(r, tok__jarg(a, 0, "width", tok__jv_int(80)), "center"));
+  case F_filesizeformat: return filesize_filter(r, v, tok__jv_truthy(tok__jarg(a, 0, "binary", tok__jv_bool(false))));
+  case F_truncate: return truncate_filter(r, tok__jv_need_str(r, v, "truncate"), a);
+  case F_urlencode: return urlencode_filter(r, v);
+  case F_xmlattr: return xmlattr_filter(r, v, tok__jv_truthy(tok__jarg(a, 0, "autospace", tok__jv_bool(true))));
   case F_trim: {
     jv s = tok__jv_to_str(r, v);
     jv chars = tok__jarg(a, 0, "chars", tok__jv_none());

@@ -135,7 +135,8 @@ enum { CMP_EQ = 1, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_IN, CMP_NOTIN };
   X(items) X(join) X(last) X(length) X(list) X(lower) X(map) X(max) X(min) X(reject)        \
   X(rejectattr) X(replace) X(reverse) X(round) X(safe) X(select) X(selectattr) X(string)    \
   X(sum) X(title) X(tojson) X(trim) X(unique) X(upper) X(wordcount) X(dictsort) X(sort)     \
-  X(e) X(escape) X(forceescape) X(format)
+  X(e) X(escape) X(forceescape) X(format) X(attr) X(batch) X(center) X(filesizeformat)       \
+  X(slice) X(truncate) X(urlencode) X(xmlattr)
 #define JINJA_TESTS(X)                                                                      \
   X(defined) X(undefined) X(none) X(boolean) X(false) X(true) X(integer) X(float)          \
   X(number) X(string) X(mapping) X(iterable) X(sequence) X(callable) X(odd) X(even)        \
@@ -339,6 +340,7 @@ jv tok__jv_str_concat(jrender *r, const jv *parts, size_t n); /* within the outp
 const jlist *tok__jv_iterate(jrender *r, jv v); /* what a for loop sees: items, keys, characters */
 int64_t tok__jv_length(jrender *r, jv v);
 jv tok__jv_getitem(jrender *r, jv obj, jv key);                /* obj[key], or undefined */
+jv tok__jv_attr(jrender *r, jv obj, const char *name, size_t name_len); /* an attribute, never an item */
 jv tok__jv_slice(jrender *r, jv obj, jv start, jv stop, jv step); /* obj[start:stop:step] */
 jv tok__jv_binop(jrender *r, int op, jv a, jv b);               /* OP_ADD ... OP_POW */
 bool tok__jv_contains(jrender *r, jv hay, jv needle);            /* needle in hay */
