@@ -191,11 +191,18 @@ tok_err tok_chat_render(const tok_chat_template *t, const tok_chat_request *req,
     jv kw = tok__jv_from_json(r, req->kwargs_json, req->kwargs_len, "chat_template_kwargs");
     if (kw.t != JV_DICT) tok__jr_fail(r, TOK_EINVAL, "chat_template_kwargs: expected an object");
     static const char *const reserved[] = {"messages", "tools", "documents", "add_generation_prompt"};
+    /* vLLM refuses these (resolve_chat_template_kwargs, "Found unexpected chat template
+     * kwargs"): the template is chosen before the kwargs are read, and no kwarg may choose
+     * another one or ask for tokenizing */
+    static const char *const refused[] = {"chat_template", "tokenize"};
     for (size_t i = 0; i < kw.u.d->n; i++) {
       jv k = kw.u.d->k[i];
       for (size_t j = 0; j < sizeof reserved / sizeof *reserved; j++)
         if (k.u.s.n == strlen(reserved[j]) && !memcmp(k.u.s.p, reserved[j], k.u.s.n))
           tok__jr_fail(r, TOK_EINVAL, "chat_template_kwargs: '%s' is a request field of its own", reserved[j]);
+      for (size_t j = 0; j < sizeof refused / sizeof *refused; j++)
+        if (k.u.s.n == strlen(refused[j]) && !memcmp(k.u.s.p, refused[j], k.u.s.n))
+          tok__jr_fail(r, TOK_EINVAL, "chat_template_kwargs: '%s' is not accepted (as vLLM refuses it)", refused[j]);
       tok__jr_set(r, g, tok__jv_str_copy(r, k.u.s.p, k.u.s.n).u.s.p, kw.u.d->v[i]);
     }
   }
