@@ -173,7 +173,7 @@ static jv str_chars_list(jrender *r, jv s)
 /* The items a for loop or a filter sees: list items, dict keys, string characters. */
 const jlist *tok__jv_iterate(jrender *r, jv v)
 {
-  static const jlist empty = {0, NULL};
+  static const jlist empty = {0, NULL, false};
   switch (v.t) {
   case JV_UNDEF: return &empty;
   case JV_LIST: return v.u.l;
@@ -246,6 +246,10 @@ static jv getattr_v(jrender *r, jv obj, const char *name, size_t name_len, bool 
   }
   case JV_STR:
   case JV_LIST: {
+    if (obj.t == JV_LIST && obj.u.l->group) { /* groupby's named tuple */
+      if (name_len == 7 && !memcmp(name, "grouper", 7)) return obj.u.l->v[0];
+      if (name_len == 4 && !memcmp(name, "list", 4)) return obj.u.l->v[1];
+    }
     jv m = tok__py_method(r, obj, name, name_len);
     if (m.t == JV_FUNC) return m;
     break;
@@ -835,6 +839,7 @@ static jv move_value(const jmove *mv, jv v, unsigned depth)
       jlist *l = move_alloc(mv, sizeof *l);
       l->n = v.u.l->n;
       l->v = move_items(mv, v.u.l->v, l->n, l->n, depth);
+      l->group = v.u.l->group;
       v.u.l = l;
     }
     return v;

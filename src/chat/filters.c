@@ -79,9 +79,21 @@ static int test_by_name(jrender *r, jv name)
 }
 
 /* attribute path "a.b" or index, as jinja2's make_attrgetter */
+static jv attr_path_or(jrender *r, jv v, jv attr, jv def);
+
 static jv attr_path(jrender *r, jv v, jv attr)
 {
-  if (attr.t == JV_INT) return tok__jv_getitem(r, v, attr);
+  return attr_path_or(r, v, attr, tok__jv_none());
+}
+
+/* ... each step's undefined replaced by def unless def is None (make_attrgetter's default) */
+static jv attr_path_or(jrender *r, jv v, jv attr, jv def)
+{
+  bool has_def = def.t != JV_NONE;
+  if (attr.t == JV_INT) {
+    v = tok__jv_getitem(r, v, attr);
+    return has_def && v.t == JV_UNDEF ? def : v;
+  }
   attr = tok__jv_need_str(r, attr, "attribute");
   const char *p = attr.u.s.p, *end = p + attr.u.s.n;
   while (p <= end) {
@@ -91,6 +103,7 @@ static jv attr_path(jrender *r, jv v, jv attr)
     for (size_t i = 0; i < len; i++) digits &= p[i] >= '0' && p[i] <= '9';
     if (digits) v = tok__jv_getitem(r, v, tok__jv_int(strtoll(p, NULL, 10)));
     else v = tok__jv_getitem(r, v, tok__jv_str(p, len));
+    if (has_def && v.t == JV_UNDEF) v = def;
     if (!dot) break;
     p = dot + 1;
   }
@@ -131,9 +144,9 @@ static jv to_list(jrender *r, jv v)
   return tok__jv_list_from(r, l->v, l->n);
 }
 
-static jv sort_key(jrender *r, jv x, jv attr, int pair_index, bool case_sensitive)
+static jv sort_key(jrender *r, jv x, jv attr, jv def, int pair_index, bool case_sensitive)
 {
-  if (attr.t != JV_NONE) x = attr_path(r, x, attr);
+  if (attr.t != JV_NONE) x = attr_path_or(r, x, attr, def);
   else if (pair_index >= 0 && x.t == JV_LIST && x.u.l->n == 2) x = x.u.l->v[pair_index];
   if (!case_sensitive && x.t == JV_STR) x = tok__py_case(r, x, PY_LOWER);
   return x;
@@ -141,12 +154,12 @@ static jv sort_key(jrender *r, jv x, jv attr, int pair_index, bool case_sensitiv
 
 /* A stable merge sort (Python's sorted is stable, also with reverse=True). */
 static void sort_items(jrender *r, jv *v, size_t n, bool reverse, bool case_sensitive, jv attr,
-                       int pair_index)
+                       jv def, int pair_index)
 {
   if (n < 2) return;
   jv *keys = tok__jr_alloc(r, n * sizeof(jv)), *tmp = tok__jr_alloc(r, n * sizeof(jv)),
      *tmpk = tok__jr_alloc(r, n * sizeof(jv));
-  for (size_t i = 0; i < n; i++) keys[i] = sort_key(r, v[i], attr, pair_index, case_sensitive);
+  for (size_t i = 0; i < n; i++) keys[i] = sort_key(r, v[i], attr, def, pair_index, case_sensitive);
   for (size_t width = 1; width < n; width *= 2) {
     for (size_t lo = 0; lo < n; lo += 2 * width) {
       size_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
@@ -460,6 +473,37 @@ static jv xmlattr_filter(jrender *r, jv v, bool autospace)
   return tok__jr_divert_end(r, d);
 }
 
+/* jinja2's groupby: the items sorted by the attribute (stable; strings compared lowered
+ * unless case_sensitive), then runs of equal keys as (grouper, list) tuples, which also
+ * answer to .grouper and .list; the grouper is the first item's own value */
+static jv groupby_filter(jrender *r, jv v, const jargs *a)
+{
+  jv attr = tok__jarg(a, 0, "attribute", tok__jv_undef("groupby needs an attribute"));
+  if (attr.t == JV_UNDEF) tok__jr_fail_undef(r, attr);
+  jv def = tok__jarg(a, 1, "default", tok__jv_none());
+  bool case_sensitive = tok__jv_truthy(tok__jarg(a, 2, "case_sensitive", tok__jv_bool(false)));
+  jv items = to_list(r, v);
+  size_t n = items.u.l->n;
+  sort_items(r, items.u.l->v, n, false, case_sensitive, attr, def, -1);
+  jvec out = {0};
+  for (size_t i = 0; i < n;) {
+    jv key = sort_key(r, items.u.l->v[i], attr, def, -1, case_sensitive);
+    size_t j = i + 1;
+    for (; j < n; j++) {
+      tok__jr_step(r, 1);
+      if (!tok__jv_eq(r, sort_key(r, items.u.l->v[j], attr, def, -1, case_sensitive), key)) break;
+    }
+    jv group = tok__jv_list_new(r, 2);
+    group.tuple = 1;
+    group.u.l->group = true;
+    group.u.l->v[0] = case_sensitive ? key : attr_path_or(r, items.u.l->v[i], attr, def);
+    group.u.l->v[1] = tok__jv_list_from(r, items.u.l->v + i, j - i);
+    tok__jvec_push(r, &out, group);
+    i = j;
+  }
+  return tok__jv_list_from(r, out.v, out.n);
+}
+
 jv tok__jr_filter(jrender *r, int id, jv v, const jargs *a)
 {
   if (v.t == JV_STR) { /* by the bytes read: a lookup per code point for case and words */
@@ -707,6 +751,7 @@ jv tok__jr_filter(jrender *r, int id, jv v, const jargs *a)
     return acc;
   }
   case F_tojson: return json_filter(r, v, a);
+  case F_groupby: return groupby_filter(r, v, a);
   case F_attr: {
     jv name = tok__jv_need_str(r, tok__jarg(a, 0, "name", tok__jv_undef("attr needs a name")), "attr");
     return tok__jv_attr(r, v, name.u.s.p, name.u.s.n);
@@ -752,14 +797,15 @@ jv tok__jr_filter(jrender *r, int id, jv v, const jargs *a)
     jv items = tok__jr_filter(r, F_items, v, &none);
     items.tuple = 0; /* sorted(): a list */
     sort_items(r, items.u.l->v, items.u.l->n, tok__jv_truthy(tok__jarg(a, 2, "reverse", tok__jv_bool(false))),
-               tok__jv_truthy(tok__jarg(a, 0, "case_sensitive", tok__jv_bool(false))), tok__jv_none(), by_value);
+               tok__jv_truthy(tok__jarg(a, 0, "case_sensitive", tok__jv_bool(false))), tok__jv_none(),
+               tok__jv_none(), by_value);
     return items;
   }
   case F_sort: {
     jv l = to_list(r, v);
     sort_items(r, l.u.l->v, l.u.l->n, tok__jv_truthy(tok__jarg(a, 0, "reverse", tok__jv_bool(false))),
                tok__jv_truthy(tok__jarg(a, 1, "case_sensitive", tok__jv_bool(false))),
-               tok__jarg(a, 2, "attribute", tok__jv_none()), -1);
+               tok__jarg(a, 2, "attribute", tok__jv_none()), tok__jv_none(), -1);
     return l;
   }
   }

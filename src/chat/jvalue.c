@@ -211,6 +211,7 @@ jv tok__jv_list_new(jrender *r, size_t n)
   jlist *l = tok__jr_alloc(r, sizeof *l);
   l->n = n;
   l->v = n ? tok__jr_alloc(r, n * sizeof(jv)) : NULL;
+  l->group = false;
   return (jv){.t = JV_LIST, .u.l = l};
 }
 
