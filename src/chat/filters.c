@@ -144,8 +144,17 @@ static jv to_list(jrender *r, jv v)
   return tok__jv_list_from(r, l->v, l->n);
 }
 
+/* What sort, min, max, unique and groupby compare: the attribute's value (attr a list: the
+ * list of each one's value, as sort's "a,b"), or a pair's item, strings lowered unless
+ * case_sensitive */
 static jv sort_key(jrender *r, jv x, jv attr, jv def, int pair_index, bool case_sensitive)
 {
+  if (attr.t == JV_LIST) {
+    jv key = tok__jv_list_new(r, attr.u.l->n);
+    for (size_t i = 0; i < attr.u.l->n; i++)
+      key.u.l->v[i] = sort_key(r, x, attr.u.l->v[i], def, pair_index, case_sensitive);
+    return key;
+  }
   if (attr.t != JV_NONE) x = attr_path_or(r, x, attr, def);
   else if (pair_index >= 0 && x.t == JV_LIST && x.u.l->n == 2) x = x.u.l->v[pair_index];
   if (!case_sensitive && x.t == JV_STR) x = tok__py_case(r, x, PY_LOWER);
@@ -243,10 +252,14 @@ static jv jinja_title(jrender *r, jv s)
   return tok__jv_str(o, n);
 }
 
-/* int(d) where an int64 holds it (Python's are unbounded: past that, the filter's default) */
-static bool float_to_int(double d, jv *out)
+/* int(d): false for NaN (Python's ValueError: the filter's default); infinity and values
+ * past int64 are errors (Python raises OverflowError for one and has the big int for the
+ * other, where tokd has none) */
+static bool float_to_int(jrender *r, double d, jv *out)
 {
-  if (!isfinite(d) || fabs(d) >= 9.2e18) return false;
+  if (isnan(d)) return false;
+  if (isinf(d)) FAIL("cannot convert float infinity to integer");
+  if (fabs(d) >= 9.2e18) FAIL("integer overflow");
   *out = tok__jv_int((int64_t)d);
   return true;
 }
@@ -254,7 +267,7 @@ static bool float_to_int(double d, jv *out)
 /* The number a str holds for jinja2's float and int filters: float(s), or int(s, base)
  * and failing that int(float(s)), read with strtod and strtoll (Python's whitespace around
  * it is allowed). false where it holds none: the filter gives its default. */
-static bool str_number(jv s, bool want_int, int base, jv *out)
+static bool str_number(jrender *r, jv s, bool want_int, int base, jv *out)
 {
   char tmp[64];
   jv t = tok__py_strip(s, tok__jv_none(), true, true);
@@ -272,7 +285,7 @@ static bool str_number(jv s, bool want_int, int base, jv *out)
   }
   double d = strtod(tmp, &end);
   if (*end) return false;
-  if (want_int) return float_to_int(d, out);
+  if (want_int) return float_to_int(r, d, out);
   *out = tok__jv_float(d);
   return true;
 }
@@ -370,7 +383,7 @@ static jv filesize_filter(jrender *r, jv v, bool binary)
   jv x;
   if (v.t == JV_INT || v.t == JV_BOOL) bytes = (double)tok__jv_ival(v);
   else if (v.t == JV_FLOAT) bytes = v.u.f;
-  else if (v.t == JV_STR && str_number(v, false, 10, &x)) bytes = x.u.f;
+  else if (v.t == JV_STR && str_number(r, v, false, 10, &x)) bytes = x.u.f;
   else FAIL("filesizeformat: could not convert %s to float", tok__jv_type_name(v));
   static const char *const dec[] = {"kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"};
   static const char *const bin[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"};
@@ -542,7 +555,7 @@ jv tok__jr_filter(jrender *r, int id, jv v, const jargs *a)
     if (v.t == JV_FLOAT) return v;
     if (v.t == JV_INT) return tok__jv_float((double)v.u.i);
     if (v.t == JV_BOOL) return tok__jv_float(v.u.b);
-    if (v.t == JV_STR && str_number(v, false, 10, &x)) return x;
+    if (v.t == JV_STR && str_number(r, v, false, 10, &x)) return x;
     return def;
   }
   case F_int: {
@@ -551,8 +564,8 @@ jv tok__jr_filter(jrender *r, int id, jv v, const jargs *a)
     int64_t base = tok__jarg_int(r, tok__jarg(a, 1, "base", tok__jv_int(10)), "int");
     if (v.t == JV_INT) return v;
     if (v.t == JV_BOOL) return tok__jv_int(v.u.b);
-    if (v.t == JV_FLOAT && float_to_int(v.u.f, &x)) return x;
-    if (v.t == JV_STR && str_number(v, true, (int)base, &x)) return x;
+    if (v.t == JV_FLOAT && float_to_int(r, v.u.f, &x)) return x;
+    if (v.t == JV_STR && str_number(r, v, true, (int)base, &x)) return x;
     return def;
   }
   case F_indent: {
@@ -653,13 +666,15 @@ jv tok__jr_filter(jrender *r, int id, jv v, const jargs *a)
   case F_max: case F_min: {
     const jlist *l = tok__jv_iterate(r, v);
     if (!l->n) return tok__jv_undef("No aggregated item, sequence was empty.");
+    /* jinja2's do_min/do_max(value, case_sensitive=False, attribute=None): keyed like sort */
+    bool case_sensitive = tok__jv_truthy(tok__jarg(a, 0, "case_sensitive", tok__jv_bool(false)));
     jv attr = tok__jarg(a, 1, "attribute", tok__jv_none());
-    jv best = l->v[0];
+    jv best = l->v[0], best_key = sort_key(r, best, attr, tok__jv_none(), -1, case_sensitive);
     for (size_t i = 1; i < l->n; i++) {
-      jv x = attr.t != JV_NONE ? attr_path(r, l->v[i], attr) : l->v[i];
-      jv y = attr.t != JV_NONE ? attr_path(r, best, attr) : best;
-      int c = tok__jv_cmp(r, x, y);
-      if (id == F_max ? c > 0 : c < 0) best = l->v[i];
+      tok__jr_step(r, 1);
+      jv key = sort_key(r, l->v[i], attr, tok__jv_none(), -1, case_sensitive);
+      int c = tok__jv_cmp(r, key, best_key);
+      if (id == F_max ? c > 0 : c < 0) best = l->v[i], best_key = key; /* the first of equals */
     }
     return best;
   }
@@ -734,19 +749,13 @@ jv tok__jr_filter(jrender *r, int id, jv v, const jargs *a)
     const jlist *l = tok__jv_iterate(r, v);
     jv attr = tok__jarg(a, 0, "attribute", tok__jv_none());
     jv acc = tok__jarg(a, 1, "start", tok__jv_int(0));
+    /* Python's sum(): start + x0 + x1 ..., each + as the operator (numbers, lists, tuples) */
+    if (acc.t == JV_STR) FAIL("sum() can't sum strings [use ''.join(seq) instead]");
+    if (acc.t == JV_BOOL) acc = tok__jv_int(acc.u.b);
     for (size_t i = 0; i < l->n; i++) {
+      tok__jr_step(r, 1);
       jv x = attr.t != JV_NONE ? attr_path(r, l->v[i], attr) : l->v[i];
-      if (acc.t == JV_INT && (x.t == JV_INT || x.t == JV_BOOL)) {
-        int64_t y = x.t == JV_INT ? x.u.i : x.u.b, z;
-        if (__builtin_add_overflow(acc.u.i, y, &z)) FAIL("integer overflow");
-        acc = tok__jv_int(z);
-      } else if ((acc.t == JV_INT || acc.t == JV_FLOAT) && (x.t == JV_INT || x.t == JV_FLOAT || x.t == JV_BOOL)) {
-        double p = acc.t == JV_INT ? (double)acc.u.i : acc.u.f;
-        double q = x.t == JV_INT ? (double)x.u.i : x.t == JV_FLOAT ? x.u.f : x.u.b;
-        acc = tok__jv_float(p + q);
-      } else {
-        FAIL("sum: unsupported operand types %s and %s", tok__jv_type_name(acc), tok__jv_type_name(x));
-      }
+      acc = tok__jv_binop(r, OP_ADD, acc, x);
     }
     return acc;
   }
@@ -771,16 +780,21 @@ jv tok__jr_filter(jrender *r, int id, jv v, const jargs *a)
     jv chars = tok__jarg(a, 0, "chars", tok__jv_none());
     return tok__jv_keep_markup(v, tok__py_strip(s, chars, true, true));
   }
-  case F_unique: {
+  case F_unique: { /* jinja2's do_unique(value, case_sensitive=False, attribute=None) */
     const jlist *l = tok__jv_iterate(r, v);
-    jvec out = {0};
+    bool case_sensitive = tok__jv_truthy(tok__jarg(a, 0, "case_sensitive", tok__jv_bool(false)));
+    jv attr = tok__jarg(a, 1, "attribute", tok__jv_none());
+    jvec out = {0}, keys = {0};
     for (size_t i = 0; i < l->n; i++) {
+      jv key = sort_key(r, l->v[i], attr, tok__jv_none(), -1, case_sensitive);
       bool seen = false;
-      for (size_t k = 0; k < out.n && !seen; k++) {
+      for (size_t k = 0; k < keys.n && !seen; k++) {
         tok__jr_step(r, 1);
-        seen = tok__jv_eq(r, out.v[k], l->v[i]);
+        seen = tok__jv_eq(r, keys.v[k], key);
       }
-      if (!seen) tok__jvec_push(r, &out, l->v[i]);
+      if (seen) continue;
+      tok__jvec_push(r, &keys, key);
+      tok__jvec_push(r, &out, l->v[i]);
     }
     return as_gen(tok__jv_list_from(r, out.v, out.n));
   }
@@ -803,9 +817,14 @@ jv tok__jr_filter(jrender *r, int id, jv v, const jargs *a)
   }
   case F_sort: {
     jv l = to_list(r, v);
+    jv attr = tok__jarg(a, 2, "attribute", tok__jv_none());
+    if (attr.t == JV_STR && memchr(attr.u.s.p, ',', attr.u.s.n)) { /* "a,b": keyed by both */
+      jv parts = tok__py_split(r, attr, tok__jv_str(",", 1), -1, false);
+      attr = parts;
+    }
     sort_items(r, l.u.l->v, l.u.l->n, tok__jv_truthy(tok__jarg(a, 0, "reverse", tok__jv_bool(false))),
-               tok__jv_truthy(tok__jarg(a, 1, "case_sensitive", tok__jv_bool(false))),
-               tok__jarg(a, 2, "attribute", tok__jv_none()), tok__jv_none(), -1);
+               tok__jv_truthy(tok__jarg(a, 1, "case_sensitive", tok__jv_bool(false))), attr,
+               tok__jv_none(), -1);
     return l;
   }
   }
