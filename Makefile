@@ -42,7 +42,8 @@ DEPS_OK := $(BUILD)/.deps-ok
 CORE_SRC := $(addprefix src/core/,err.c buf.c utf8.c unicode.c unicode_data.c scan.c base64.c sha256.c phash.c vocab.c \
 	added.c normalize.c pretok.c bpe.c backtrack.c decode.c encoding.c encode.c prefix.c models.c embed.c memory.c image.c) \
 	$(addprefix src/load/,registry.c tiktoken.c hf.c jscan.c) \
-	$(addprefix src/chat/,jvalue.c jinja.c eval.c pyformat.c chat.c messages.c)
+	$(addprefix src/chat/,jvalue.c jinja.c eval.c filters.c pymethods.c pyformat.c chat.c messages.c) \
+	$(addprefix src/common/,json_str.c cpu.c)
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embed_data.o $(BUILD)/bt_image.o
 # the generator of the built-in models and backtracking tables links the core with an
 # empty image and the rank files embedded (libtokd has the image instead of the rank files)

@@ -92,6 +92,7 @@ cases = [
     ("both generation flags", b'{"messages": [{"role": "user", "content": "a"}], "continue_final_message": true}', []),
     ("bad flag type", b'{"messages": [], "add_generation_prompt": "yes"}', []),
     ("reserved kwarg", b'{"messages": [], "chat_template_kwargs": {"messages": []}}', []),
+    ("chat_template in kwargs (vLLM refuses it)", b'{"messages": [], "chat_template_kwargs": {"chat_template": "{{ 1 }}"}}', []),
     ("integer too large", b'{"messages": [{"role": "user", "content": "a", "n": 123456789012345678901234567890}]}', []),
     ("lone surrogate", b'{"messages": [{"role": "user", "content": "\\ud800"}]}', []),
 ]

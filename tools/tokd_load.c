@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "tok.h"
+#include "common/cpu.h"
 #include "common/util.h"
 
 #define MAX_CONNS 4096
@@ -668,7 +669,7 @@ static void write_svg(const char *path, const load_opts *o, const step_result *r
 
 int main(int argc, char **argv)
 {
-  long cores_here = sysconf(_SC_NPROCESSORS_ONLN);
+  long cores_here = tok__cpu_count();
   load_opts o = {.host = "127.0.0.1", .port = "8080", .encoding = "cl100k_base", .duration = 10,
                  .p99_target_ms = 50, .peak_rate = 100000, .cpu_ceiling = 0.7, .median_bytes = 1024,
                  .sigma = 0.8, .max_conns = 256, .weights = {8, 1, 1}, .watts_per_core = 3.5,

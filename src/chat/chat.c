@@ -13,30 +13,6 @@
 
 #include "chat/messages.h"
 
-static bool is_space_at(const char *s, size_t n, size_t i, size_t *len)
-{
-  size_t k = i;
-  int32_t c = tok__jv_next_cp(s, n, &k);
-  *len = k - i;
-  return tok__jv_py_space(c);
-}
-
-static void py_strip(const char *s, size_t n, size_t *b, size_t *e, bool left, bool right)
-{
-  *b = 0;
-  *e = n;
-  size_t l;
-  if (left)
-    while (*b < *e && is_space_at(s, *e, *b, &l)) *b += l;
-  if (right)
-    while (*e > *b) {
-      size_t st = *e - 1;
-      while (st > *b && ((unsigned char)s[st] & 0xC0) == 0x80) st--;
-      if (!is_space_at(s, *e, st, &l)) break;
-      *e = st;
-    }
-}
-
 /* ---- vLLM's content format --------------------------------------------------------
  * vLLM (chat_utils.py, _detect_content_format) gives content parts to the template as a
  * list ("openai") when the template has a for loop over `M.content` or `M['content']`,
@@ -155,9 +131,12 @@ static void continue_final(jrender *r, jv msgs, tok_buf *out, size_t start)
     }
   if (text.t != JV_STR)
     tok__jr_fail(r, TOK_EINVAL, "continue_final_message is set but the final message has no text to continue");
-  size_t sb, se, lb, le;
-  py_strip(text.u.s.p, text.u.s.n, &sb, &se, true, true);
-  py_strip(text.u.s.p, text.u.s.n, &lb, &le, true, false);
+  /* transformers finds the message's text stripped, and keeps its trailing space when the
+   * rendering has it too */
+  jv stripped = tok__py_strip(text, tok__jv_none(), true, true);
+  jv lstripped = tok__py_strip(text, tok__jv_none(), true, false);
+  size_t sb = (size_t)(stripped.u.s.p - text.u.s.p), se = sb + stripped.u.s.n;
+  size_t lb = (size_t)(lstripped.u.s.p - text.u.s.p), le = lb + lstripped.u.s.n;
   const char *hay = out->data + start;
   size_t hay_len = out->len - start, need = se - sb;
   const char *hit = NULL;
@@ -212,11 +191,18 @@ tok_err tok_chat_render(const tok_chat_template *t, const tok_chat_request *req,
     jv kw = tok__jv_from_json(r, req->kwargs_json, req->kwargs_len, "chat_template_kwargs");
     if (kw.t != JV_DICT) tok__jr_fail(r, TOK_EINVAL, "chat_template_kwargs: expected an object");
     static const char *const reserved[] = {"messages", "tools", "documents", "add_generation_prompt"};
+    /* vLLM refuses these (resolve_chat_template_kwargs, "Found unexpected chat template
+     * kwargs"): the template is chosen before the kwargs are read, and no kwarg may choose
+     * another one or ask for tokenizing */
+    static const char *const refused[] = {"chat_template", "tokenize"};
     for (size_t i = 0; i < kw.u.d->n; i++) {
       jv k = kw.u.d->k[i];
       for (size_t j = 0; j < sizeof reserved / sizeof *reserved; j++)
         if (k.u.s.n == strlen(reserved[j]) && !memcmp(k.u.s.p, reserved[j], k.u.s.n))
           tok__jr_fail(r, TOK_EINVAL, "chat_template_kwargs: '%s' is a request field of its own", reserved[j]);
+      for (size_t j = 0; j < sizeof refused / sizeof *refused; j++)
+        if (k.u.s.n == strlen(refused[j]) && !memcmp(k.u.s.p, refused[j], k.u.s.n))
+          tok__jr_fail(r, TOK_EINVAL, "chat_template_kwargs: '%s' is not accepted (as vLLM refuses it)", refused[j]);
       tok__jr_set(r, g, tok__jv_str_copy(r, k.u.s.p, k.u.s.n).u.s.p, kw.u.d->v[i]);
     }
   }

@@ -1,7 +1,10 @@
 /*
- * eval.c — the chat engine's evaluator: statements write to the render's output, expressions
- * give values; filters, tests, the string and dict methods templates call, and the globals
- * jinja2 and transformers provide (range, namespace, dict, raise_exception, strftime_now).
+ * eval.c — the chat engine's evaluator: statements write to the render's output,
+ * expressions give values. Here are the scopes, attribute and item access, slices, calls
+ * (macros and the globals jinja2 and transformers provide: range, namespace, dict,
+ * raise_exception, strftime_now), Python's operators, and the loop scopes that free each
+ * iteration's memory; the filters and tests are in filters.c, the methods of str, dict and
+ * list in pymethods.c.
  *
  * Every evaluation counts a step and every allocation comes from the render's capped arena
  * (jinja_int.h), so a template loop that never ends, a macro that recurses forever or a
@@ -9,53 +12,17 @@
  * Errors follow jinja2's: a value that is undefined may be printed (as ""), tested and
  * iterated (as empty) but using it otherwise fails with jinja2's message for it.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <utf8proc.h>
-
 #include "chat/jinja_int.h"
-
-
-/* the builtin functions and methods a JV_FUNC can stand for */
-enum {
-  B_RANGE, B_NAMESPACE, B_DICT, B_RAISE, B_STRFTIME, B_CYCLE,
-  M_STARTSWITH, M_ENDSWITH, M_STRIP, M_LSTRIP, M_RSTRIP, M_SPLIT, M_RSPLIT, M_UPPER, M_LOWER,
-  M_TITLE, M_CAPITALIZE, M_REPLACE, M_FIND, M_RFIND, M_COUNT, M_JOIN, M_SPLITLINES,
-  M_ISDIGIT, M_ISALPHA, M_ISSPACE, M_ISALNUM, M_ISUPPER, M_ISLOWER, M_FORMAT,
-  M_ITEMS, M_KEYS, M_VALUES, M_GET, M_LCOUNT, M_LINDEX, M_LCOPY,
-  M_UNSAFE, /* a method that mutates (append, update, pop, ...): the sandbox refuses it */
-};
-
-static const struct { const char *name; int id; } STR_METHODS[] = {
-    {"startswith", M_STARTSWITH}, {"endswith", M_ENDSWITH}, {"strip", M_STRIP},
-    {"lstrip", M_LSTRIP}, {"rstrip", M_RSTRIP}, {"split", M_SPLIT}, {"rsplit", M_RSPLIT},
-    {"upper", M_UPPER}, {"lower", M_LOWER}, {"title", M_TITLE}, {"capitalize", M_CAPITALIZE},
-    {"replace", M_REPLACE}, {"find", M_FIND}, {"rfind", M_RFIND}, {"count", M_COUNT},
-    {"join", M_JOIN}, {"splitlines", M_SPLITLINES}, {"isdigit", M_ISDIGIT},
-    {"isalpha", M_ISALPHA}, {"isspace", M_ISSPACE}, {"isalnum", M_ISALNUM},
-    {"isupper", M_ISUPPER}, {"islower", M_ISLOWER}, {"format", M_FORMAT},
-};
-static const struct { const char *name; int id; } DICT_METHODS[] = {
-    {"items", M_ITEMS}, {"keys", M_KEYS}, {"values", M_VALUES}, {"get", M_GET},
-    {"pop", M_UNSAFE}, {"popitem", M_UNSAFE}, {"update", M_UNSAFE}, {"clear", M_UNSAFE},
-    {"setdefault", M_UNSAFE}, {"copy", M_UNSAFE}, {"fromkeys", M_UNSAFE},
-};
-static const struct { const char *name; int id; } LIST_METHODS[] = {
-    {"count", M_LCOUNT}, {"index", M_LINDEX}, {"copy", M_LCOPY}, {"append", M_UNSAFE},
-    {"extend", M_UNSAFE}, {"insert", M_UNSAFE}, {"pop", M_UNSAFE}, {"remove", M_UNSAFE},
-    {"clear", M_UNSAFE}, {"sort", M_UNSAFE}, {"reverse", M_UNSAFE},
-};
 
 static jv eval(jrender *r, jframe *f, const jnode *n);
 static void exec(jrender *r, jframe *f, const jnode *n);
 
-#define FAIL(...) tok__jr_fail(r, TOK_ERENDER, __VA_ARGS__)
-
-_Noreturn static void fail_undef(jrender *r, jv v)
+_Noreturn void tok__jr_fail_undef(jrender *r, jv v)
 {
   FAIL("%s", v.u.s.p ? v.u.s.p : "value is undefined");
 }
@@ -94,21 +61,15 @@ void tok__jr_set(jrender *r, jframe *f, const char *name, jv v)
     }
   if (f->n == f->cap) {
     size_t cap = f->cap ? 2 * f->cap : 8;
-    const char **nn = tok__jr_alloc(r, cap * sizeof *nn);
-    jv *nv = tok__jr_alloc(r, cap * sizeof *nv);
-    if (f->n) {
-      memcpy(nn, f->names, f->n * sizeof *nn);
-      memcpy(nv, f->vals, f->n * sizeof *nv);
-    }
-    f->names = nn;
-    f->vals = nv;
+    f->names = tok__jr_grow(r, f->names, f->n, cap, sizeof *f->names);
+    f->vals = tok__jr_grow(r, f->vals, f->n, cap, sizeof *f->vals);
     f->cap = cap;
   }
   f->names[f->n] = name;
   f->vals[f->n++] = v;
 }
 
-static jv func(jrender *r, int id, jv self)
+jv tok__jv_func(jrender *r, int id, jv self)
 {
   jfunc *fn = tok__jr_alloc(r, sizeof *fn);
   fn->id = id;
@@ -127,12 +88,12 @@ static jv lookup(jrender *r, jframe *f, const char *name)
       {"range", B_RANGE}, {"namespace", B_NAMESPACE}, {"dict", B_DICT},
       {"raise_exception", B_RAISE}, {"strftime_now", B_STRFTIME}};
   for (size_t i = 0; i < sizeof globals / sizeof *globals; i++)
-    if (strcmp(globals[i].name, name) == 0) return func(r, globals[i].id, tok__jv_none());
+    if (strcmp(globals[i].name, name) == 0) return tok__jv_func(r, globals[i].id, tok__jv_none());
   return undef_fmt(r, "'%s' is undefined", name, "");
 }
 
 /* ---- strings ---------------------------------------------------------------------- */
-static jv str_cat(jrender *r, jv a, jv b)
+jv tok__jv_str_cat(jrender *r, jv a, jv b)
 {
   char *s = tok__jr_alloc(r, a.u.s.n + b.u.s.n + 1);
   memcpy(s, a.u.s.p, a.u.s.n);
@@ -141,9 +102,9 @@ static jv str_cat(jrender *r, jv a, jv b)
   return tok__jv_str(s, a.u.s.n + b.u.s.n);
 }
 
-static jv need_str(jrender *r, jv v, const char *what)
+jv tok__jv_need_str(jrender *r, jv v, const char *what)
 {
-  if (v.t == JV_UNDEF) fail_undef(r, v);
+  if (v.t == JV_UNDEF) tok__jr_fail_undef(r, v);
   if (v.t != JV_STR) FAIL("%s: expected a string, got %s", what, tok__jv_type_name(v));
   return v;
 }
@@ -160,202 +121,26 @@ static size_t cp_to_byte(const char *p, size_t n, size_t cp)
   return i;
 }
 
-typedef int32_t (*case_fn)(int32_t);
-static int32_t up1(int32_t c) { return utf8proc_toupper(c); }
-static int32_t lo1(int32_t c) { return utf8proc_tolower(c); }
-static int32_t ti1(int32_t c) { return utf8proc_totitle(c); }
-
-static jv map_case(jrender *r, jv s, int mode) /* 0 upper, 1 lower, 2 title, 3 capitalize */
-{
-  char *o = tok__jr_alloc(r, s.u.s.n * 2 + 4);
-  size_t n = 0, cap = s.u.s.n * 2 + 4;
-  bool prev_cased = false, first = true;
-  for (size_t i = 0; i < s.u.s.n;) {
-    int32_t c = tok__jv_next_cp(s.u.s.p, s.u.s.n, &i);
-    case_fn f;
-    if (mode == 0) f = up1;
-    else if (mode == 1) f = lo1;
-    else if (mode == 3) f = first ? ti1 : lo1;
-    else f = prev_cased ? lo1 : ti1;
-    int32_t m = f(c);
-    /* Python's title(): a letter after a cased letter is lowered, else titled */
-    const utf8proc_property_t *pr = utf8proc_get_property(c);
-    bool cased = pr->category == UTF8PROC_CATEGORY_LU || pr->category == UTF8PROC_CATEGORY_LL ||
-                 pr->category == UTF8PROC_CATEGORY_LT;
-    prev_cased = cased;
-    first = false;
-    if (n + 4 > cap) {
-      char *g = tok__jr_alloc(r, cap * 2);
-      memcpy(g, o, n);
-      o = g;
-      cap *= 2;
-    }
-    n += (size_t)utf8proc_encode_char(m, (utf8proc_uint8_t *)o + n);
-  }
-  o[n] = 0;
-  return tok__jv_str(o, n);
-}
-
-/* strip with Python's rules: chars NULL = whitespace, else any code point of chars */
-static bool in_chars(int32_t c, jv chars)
-{
-  if (chars.t != JV_STR) return tok__jv_py_space(c);
-  for (size_t i = 0; i < chars.u.s.n;)
-    if (tok__jv_next_cp(chars.u.s.p, chars.u.s.n, &i) == c) return true;
-  return false;
-}
-
-static jv do_strip(jv s, jv chars, bool left, bool right)
-{
-  size_t b = 0, e = s.u.s.n;
-  if (left)
-    while (b < e) {
-      size_t k = b;
-      if (!in_chars(tok__jv_next_cp(s.u.s.p, e, &k), chars)) break;
-      b = k;
-    }
-  if (right)
-    while (e > b) {
-      size_t st = e - 1;
-      while (st > b && ((unsigned char)s.u.s.p[st] & 0xC0) == 0x80) st--;
-      size_t k = st;
-      if (!in_chars(tok__jv_next_cp(s.u.s.p, e, &k), chars)) break;
-      e = st;
-    }
-  return tok__jv_str(s.u.s.p + b, e - b);
-}
-
-static const char *find_bytes(const char *h, size_t hn, const char *nd, size_t nn)
-{
-  if (nn == 0) return h;
-  if (nn > hn) return NULL;
-  return memmem(h, hn, nd, nn);
-}
-
-static jv list_from(jrender *r, jv *items, size_t n)
+/* ---- lists ------------------------------------------------------------------------ */
+jv tok__jv_list_from(jrender *r, const jv *items, size_t n)
 {
   jv l = tok__jv_list_new(r, n);
   if (n) memcpy(l.u.l->v, items, n * sizeof(jv));
   return l;
 }
 
-typedef struct jvec {
-  jv *v;
-  size_t n, cap;
-} jvec;
-
-static void vec_push(jrender *r, jvec *v, jv x)
+void tok__jvec_push(jrender *r, jvec *v, jv x)
 {
   if (v->n == v->cap) {
     size_t cap = v->cap ? 2 * v->cap : 8;
-    jv *g = tok__jr_alloc(r, cap * sizeof(jv));
-    if (v->n) memcpy(g, v->v, v->n * sizeof(jv));
-    v->v = g;
+    v->v = tok__jr_grow(r, v->v, v->n, cap, sizeof(jv));
     v->cap = cap;
   }
   v->v[v->n++] = x;
 }
 
-static jv do_split(jrender *r, jv s, jv sep, int64_t maxsplit, bool from_right)
-{
-  jvec out = {0};
-  const char *p = s.u.s.p;
-  size_t n = s.u.s.n;
-  if (sep.t == JV_NONE || sep.t == JV_UNDEF) {
-    /* runs of whitespace; leading/trailing ignored */
-    if (!from_right) {
-      size_t i = 0;
-      while (i < n) {
-        size_t k;
-        while (i < n && (k = i, tok__jv_py_space(tok__jv_next_cp(p, n, &k)))) i = k;
-        if (i >= n) break;
-        if (maxsplit >= 0 && (int64_t)out.n == maxsplit) {
-          size_t e = n;
-          jv rest = do_strip(tok__jv_str(p + i, e - i), tok__jv_none(), false, true);
-          vec_push(r, &out, rest);
-          break;
-        }
-        size_t st = i;
-        while (i < n && (k = i, !tok__jv_py_space(tok__jv_next_cp(p, n, &k)))) i = k;
-        vec_push(r, &out, tok__jv_str(p + st, i - st));
-        tok__jr_step(r, 1);
-      }
-    } else {
-      jv t = do_strip(s, tok__jv_none(), false, true);
-      jvec rev = {0};
-      size_t e = t.u.s.n;
-      const char *q = t.u.s.p;
-      while (e > 0) {
-        if (maxsplit >= 0 && (int64_t)rev.n == maxsplit) {
-          vec_push(r, &rev, do_strip(tok__jv_str(q, e), tok__jv_none(), true, false));
-          break;
-        }
-        size_t st = e;
-        for (;;) {
-          if (st == 0) break;
-          size_t b = st - 1;
-          while (b > 0 && ((unsigned char)q[b] & 0xC0) == 0x80) b--;
-          size_t k = b;
-          if (tok__jv_py_space(tok__jv_next_cp(q, st, &k))) break;
-          st = b;
-        }
-        vec_push(r, &rev, tok__jv_str(q + st, e - st));
-        e = st;
-        while (e > 0) {
-          size_t b = e - 1;
-          while (b > 0 && ((unsigned char)q[b] & 0xC0) == 0x80) b--;
-          size_t k = b;
-          if (!tok__jv_py_space(tok__jv_next_cp(q, e, &k))) break;
-          e = b;
-        }
-        tok__jr_step(r, 1);
-      }
-      for (size_t i = rev.n; i-- > 0;) vec_push(r, &out, rev.v[i]);
-    }
-    return list_from(r, out.v, out.n);
-  }
-  sep = need_str(r, sep, "split");
-  if (!sep.u.s.n) FAIL("empty separator");
-  if (!from_right) {
-    size_t i = 0;
-    for (;;) {
-      const char *hit = (maxsplit >= 0 && (int64_t)out.n == maxsplit)
-                            ? NULL : find_bytes(p + i, n - i, sep.u.s.p, sep.u.s.n);
-      if (!hit) {
-        vec_push(r, &out, tok__jv_str(p + i, n - i));
-        break;
-      }
-      vec_push(r, &out, tok__jv_str(p + i, (size_t)(hit - (p + i))));
-      i = (size_t)(hit - p) + sep.u.s.n;
-      tok__jr_step(r, 1);
-    }
-  } else {
-    jvec rev = {0};
-    size_t e = n;
-    for (;;) {
-      const char *hit = NULL;
-      if (!(maxsplit >= 0 && (int64_t)rev.n == maxsplit) && e >= sep.u.s.n)
-        for (size_t k = e - sep.u.s.n + 1; k-- > 0;)
-          if (memcmp(p + k, sep.u.s.p, sep.u.s.n) == 0) {
-            hit = p + k;
-            break;
-          }
-      if (!hit) {
-        vec_push(r, &rev, tok__jv_str(p, e));
-        break;
-      }
-      size_t after = (size_t)(hit - p) + sep.u.s.n;
-      vec_push(r, &rev, tok__jv_str(p + after, e - after));
-      e = (size_t)(hit - p);
-      tok__jr_step(r, 1);
-    }
-    for (size_t i = rev.n; i-- > 0;) vec_push(r, &out, rev.v[i]);
-  }
-  return list_from(r, out.v, out.n);
-}
-
 /* The strings parts[0..n) joined, within the output limit. */
-static jv concat_strs(jrender *r, const jv *parts, size_t n)
+jv tok__jv_str_concat(jrender *r, const jv *parts, size_t n)
 {
   size_t total = 0;
   for (size_t k = 0; k < n; k++) {
@@ -373,48 +158,6 @@ static jv concat_strs(jrender *r, const jv *parts, size_t n)
   return tok__jv_str(o, at);
 }
 
-static jv do_replace(jrender *r, jv s, jv old, jv new_, int64_t count)
-{
-  old = need_str(r, old, "replace");
-  new_ = need_str(r, new_, "replace");
-  jvec parts = {0};
-  const char *p = s.u.s.p;
-  size_t n = s.u.s.n, i = 0;
-  int64_t done = 0;
-  if (!old.u.s.n) { /* Python inserts new between every character */
-    size_t cps = tok__jv_str_chars(p, n);
-    for (size_t k = 0; k <= cps; k++) {
-      if (count >= 0 && done >= count) {
-        vec_push(r, &parts, tok__jv_str(p + i, n - i));
-        i = n;
-        break;
-      }
-      vec_push(r, &parts, new_);
-      done++;
-      if (i < n) {
-        size_t st = i;
-        tok__jv_next_cp(p, n, &i);
-        vec_push(r, &parts, tok__jv_str(p + st, i - st));
-      }
-      tok__jr_step(r, 1);
-    }
-  } else {
-    for (;;) {
-      const char *hit = (count >= 0 && done >= count) ? NULL : find_bytes(p + i, n - i, old.u.s.p, old.u.s.n);
-      if (!hit) {
-        vec_push(r, &parts, tok__jv_str(p + i, n - i));
-        break;
-      }
-      vec_push(r, &parts, tok__jv_str(p + i, (size_t)(hit - (p + i))));
-      vec_push(r, &parts, new_);
-      done++;
-      i = (size_t)(hit - p) + old.u.s.n;
-      tok__jr_step(r, 1);
-    }
-  }
-  return concat_strs(r, parts.v, parts.n);
-}
-
 /* ---- iteration -------------------------------------------------------------------- */
 static jv str_chars_list(jrender *r, jv s)
 {
@@ -422,25 +165,25 @@ static jv str_chars_list(jrender *r, jv s)
   for (size_t i = 0; i < s.u.s.n;) {
     size_t st = i;
     tok__jv_next_cp(s.u.s.p, s.u.s.n, &i);
-    vec_push(r, &v, tok__jv_str(s.u.s.p + st, i - st));
+    tok__jvec_push(r, &v, tok__jv_str(s.u.s.p + st, i - st));
   }
-  return list_from(r, v.v, v.n);
+  return tok__jv_list_from(r, v.v, v.n);
 }
 
 /* The items a for loop or a filter sees: list items, dict keys, string characters. */
-static const jlist *iterate(jrender *r, jv v)
+const jlist *tok__jv_iterate(jrender *r, jv v)
 {
-  static const jlist empty = {0, NULL};
+  static const jlist empty = {0, NULL, false};
   switch (v.t) {
   case JV_UNDEF: return &empty;
   case JV_LIST: return v.u.l;
-  case JV_DICT: return list_from(r, v.u.d->k, v.u.d->n).u.l;
+  case JV_DICT: return tok__jv_list_from(r, v.u.d->k, v.u.d->n).u.l;
   case JV_STR: return str_chars_list(r, v).u.l;
   default: FAIL("'%s' object is not iterable", tok__jv_type_name(v));
   }
 }
 
-static int64_t length_of(jrender *r, jv v)
+int64_t tok__jv_length(jrender *r, jv v)
 {
   if (v.t == JV_LIST && v.tuple == JV_GEN) FAIL("object of type 'generator' has no len()");
   switch (v.t) {
@@ -469,25 +212,26 @@ static jv loop_attr(jrender *r, const jloop *lp, const char *name)
     return i > 0 ? lp->items->v[i - 1] : tok__jv_undef("there is no previous item");
   if (!strcmp(name, "nextitem"))
     return i + 1 < n ? lp->items->v[i + 1] : tok__jv_undef("there is no next item");
-  if (!strcmp(name, "cycle")) return func(r, B_CYCLE, tok__jv_int(i));
+  if (!strcmp(name, "cycle")) return tok__jv_func(r, B_CYCLE, tok__jv_int(i));
   return undef_fmt(r, "'LoopContext object' has no attribute '%s'%s", name, "");
 }
 
-static jv getattr_v(jrender *r, jv obj, const char *name, size_t name_len)
+/* obj.name. keys: a dict's keys count too (in a template obj.name falls back to
+ * obj['name']); else a dict has only its methods (the attr filter). */
+static jv getattr_v(jrender *r, jv obj, const char *name, size_t name_len, bool keys)
 {
   char tb[64];
   switch (obj.t) {
-  case JV_UNDEF: fail_undef(r, obj);
-  case JV_DICT:
-    for (size_t i = 0; i < sizeof DICT_METHODS / sizeof *DICT_METHODS; i++)
-      if (strlen(DICT_METHODS[i].name) == name_len && !memcmp(DICT_METHODS[i].name, name, name_len))
-        return func(r, DICT_METHODS[i].id, obj);
-    {
-      const jv *v = tok__jd_get_str(obj.u.d, name, name_len);
-      tok__jr_step(r, obj.u.d->n / 16);
-      if (v) return *v;
-    }
+  case JV_UNDEF: tok__jr_fail_undef(r, obj);
+  case JV_DICT: {
+    jv m = tok__py_method(r, obj, name, name_len); /* a method before a key, as jinja2's getattr */
+    if (m.t == JV_FUNC) return m;
+    if (!keys) break;
+    const jv *v = tok__jd_get_str(obj.u.d, name, name_len);
+    tok__jr_step(r, obj.u.d->n / 16);
+    if (v) return *v;
     break;
+  }
   case JV_NS: {
     const jv *v = tok__jd_get_str(obj.u.d, name, name_len);
     if (v) return *v;
@@ -501,17 +245,15 @@ static jv getattr_v(jrender *r, jv obj, const char *name, size_t name_len)
     return loop_attr(r, obj.u.loop, nm);
   }
   case JV_STR:
-    for (size_t i = 0; i < sizeof STR_METHODS / sizeof *STR_METHODS; i++)
-      if (strlen(STR_METHODS[i].name) == name_len && !memcmp(STR_METHODS[i].name, name, name_len))
-        return func(r, STR_METHODS[i].id, obj);
+  case JV_LIST: {
+    if (obj.t == JV_LIST && obj.u.l->group) { /* groupby's named tuple */
+      if (name_len == 7 && !memcmp(name, "grouper", 7)) return obj.u.l->v[0];
+      if (name_len == 4 && !memcmp(name, "list", 4)) return obj.u.l->v[1];
+    }
+    jv m = tok__py_method(r, obj, name, name_len);
+    if (m.t == JV_FUNC) return m;
     break;
-  case JV_LIST:
-    if (obj.tuple == JV_GEN) break;
-    for (size_t i = 0; i < sizeof LIST_METHODS / sizeof *LIST_METHODS; i++)
-      if (strlen(LIST_METHODS[i].name) == name_len && !memcmp(LIST_METHODS[i].name, name, name_len) &&
-          (!obj.tuple || LIST_METHODS[i].id == M_LCOUNT || LIST_METHODS[i].id == M_LINDEX))
-        return func(r, LIST_METHODS[i].id, obj);
-    break;
+  }
   default:
     break;
   }
@@ -520,11 +262,16 @@ static jv getattr_v(jrender *r, jv obj, const char *name, size_t name_len)
   return undef_fmt(r, "%s has no attribute '%s'", obj_repr(obj, tb, sizeof tb), nm);
 }
 
-static jv getitem_v(jrender *r, jv obj, jv key)
+jv tok__jv_attr(jrender *r, jv obj, const char *name, size_t name_len)
+{
+  return getattr_v(r, obj, name, name_len, false);
+}
+
+jv tok__jv_getitem(jrender *r, jv obj, jv key)
 {
   char tb[64];
   switch (obj.t) {
-  case JV_UNDEF: fail_undef(r, obj);
+  case JV_UNDEF: tok__jr_fail_undef(r, obj);
   case JV_DICT: {
     const jv *v = tok__jd_get(r, obj.u.d, key);
     if (v) return *v;
@@ -551,7 +298,7 @@ static jv getitem_v(jrender *r, jv obj, jv key)
   default:
     break;
   }
-  if (key.t == JV_STR) return getattr_v(r, obj, key.u.s.p, key.u.s.n);
+  if (key.t == JV_STR) return getattr_v(r, obj, key.u.s.p, key.u.s.n, true);
   return undef_fmt(r, "%s has no element of type %s", obj_repr(obj, tb, sizeof tb), tok__jv_type_name(key));
 }
 
@@ -568,9 +315,9 @@ static int64_t slice_bound(jv v, int64_t def)
 }
 
 /* jinja2 compiles a slice to Python's own subscript: a type without one is a TypeError */
-static jv slice_v(jrender *r, jv obj, jv start_v, jv stop_v, jv step_v)
+jv tok__jv_slice(jrender *r, jv obj, jv start_v, jv stop_v, jv step_v)
 {
-  if (obj.t == JV_UNDEF) fail_undef(r, obj);
+  if (obj.t == JV_UNDEF) tok__jr_fail_undef(r, obj);
   if (obj.t == JV_DICT) FAIL("unhashable type: 'slice'");
   if ((obj.t != JV_LIST && obj.t != JV_STR) || (obj.t == JV_LIST && obj.tuple == JV_GEN))
     FAIL("'%s' object is not subscriptable", tok__jv_type_name(obj));
@@ -598,28 +345,20 @@ static jv slice_v(jrender *r, jv obj, jv start_v, jv stop_v, jv step_v)
   hi = stop;
   jvec out = {0};
   if (step > 0)
-    for (int64_t i = lo; i < hi; i += step) vec_push(r, &out, items.u.l->v[i]);
+    for (int64_t i = lo; i < hi; i += step) tok__jvec_push(r, &out, items.u.l->v[i]);
   else
-    for (int64_t i = lo; i > hi; i += step) vec_push(r, &out, items.u.l->v[i]);
+    for (int64_t i = lo; i > hi; i += step) tok__jvec_push(r, &out, items.u.l->v[i]);
   tok__jr_step(r, out.n / 8);
   if (obj.t == JV_LIST) {
-    jv l = list_from(r, out.v, out.n);
+    jv l = tok__jv_list_from(r, out.v, out.n);
     l.tuple = obj.tuple;
     return l;
   }
-  return concat_strs(r, out.v, out.n);
+  return tok__jv_str_concat(r, out.v, out.n);
 }
 
 /* ---- arguments -------------------------------------------------------------------- */
-typedef struct args {
-  jv pos[8];
-  size_t n_pos;
-  const char *kw_names[8];
-  jv kw[8];
-  size_t n_kw;
-} args;
-
-static void eval_args(jrender *r, jframe *f, const jnode *n, args *a)
+static void eval_args(jrender *r, jframe *f, const jnode *n, jargs *a)
 {
   memset(a, 0, sizeof *a);
   for (size_t i = 0; i < n->n_items; i++) {
@@ -637,7 +376,7 @@ static void eval_args(jrender *r, jframe *f, const jnode *n, args *a)
 }
 
 /* positional i or keyword name, else def */
-static jv arg(const args *a, size_t i, const char *name, jv def)
+jv tok__jarg(const jargs *a, size_t i, const char *name, jv def)
 {
   if (i < 8 && i < a->n_pos) return a->pos[i];
   for (size_t k = 0; k < a->n_kw; k++)
@@ -645,25 +384,20 @@ static jv arg(const args *a, size_t i, const char *name, jv def)
   return def;
 }
 
-static int64_t int_arg(jrender *r, jv v, const char *what)
+int64_t tok__jarg_int(jrender *r, jv v, const char *what)
 {
   if (v.t == JV_INT) return v.u.i;
   if (v.t == JV_BOOL) return v.u.b;
   FAIL("%s: expected an integer, got %s", what, tok__jv_type_name(v));
 }
 
-/* ---- tests ------------------------------------------------------------------------ */
-
-static bool run_test(jrender *r, int id, jv v, const args *a);
-static jv binop(jrender *r, int op, jv a, jv b);
-
-static bool contains(jrender *r, jv hay, jv needle)
+bool tok__jv_contains(jrender *r, jv hay, jv needle)
 {
   switch (hay.t) {
   case JV_STR:
-    needle = need_str(r, needle, "'in <string>'");
+    needle = tok__jv_need_str(r, needle, "'in <string>'");
     tok__jr_step(r, hay.u.s.n / 64);
-    return find_bytes(hay.u.s.p, hay.u.s.n, needle.u.s.p, needle.u.s.n) != NULL;
+    return tok__find_bytes(hay.u.s.p, hay.u.s.n, needle.u.s.p, needle.u.s.n) != NULL;
   case JV_LIST:
     for (size_t i = 0; i < hay.u.l->n; i++) {
       tok__jr_step(r, 1);
@@ -679,599 +413,8 @@ static bool contains(jrender *r, jv hay, jv needle)
   }
 }
 
-static bool all_case(jv v, bool upper)
-{
-  if (v.t != JV_STR) return false;
-  bool cased = false;
-  for (size_t i = 0; i < v.u.s.n;) {
-    int32_t c = tok__jv_next_cp(v.u.s.p, v.u.s.n, &i);
-    utf8proc_category_t cat = utf8proc_category(c);
-    if (cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LT) {
-      if (!upper) return false;
-      cased = true;
-    } else if (cat == UTF8PROC_CATEGORY_LL) {
-      if (upper) return false;
-      cased = true;
-    }
-  }
-  return cased;
-}
-
-static bool run_test(jrender *r, int id, jv v, const args *a)
-{
-  jv x = arg(a, 0, NULL, tok__jv_undef("test needs an argument"));
-  switch (id) {
-  case TS_defined: return v.t != JV_UNDEF;
-  case TS_undefined: return v.t == JV_UNDEF;
-  case TS_none: return v.t == JV_NONE;
-  case TS_boolean: return v.t == JV_BOOL;
-  case TS_false: return v.t == JV_BOOL && !v.u.b;
-  case TS_true: return v.t == JV_BOOL && v.u.b;
-  case TS_integer: return v.t == JV_INT;
-  case TS_float: return v.t == JV_FLOAT;
-  case TS_number: return v.t == JV_INT || v.t == JV_FLOAT || v.t == JV_BOOL;
-  case TS_string: return v.t == JV_STR;
-  case TS_mapping: return v.t == JV_DICT;
-  case TS_iterable: return v.t == JV_STR || v.t == JV_LIST || v.t == JV_DICT || v.t == JV_UNDEF;
-  case TS_sequence:
-    return v.t == JV_STR || (v.t == JV_LIST && v.tuple != JV_GEN) || v.t == JV_DICT || v.t == JV_UNDEF;
-  case TS_callable: return v.t == JV_FUNC || v.t == JV_UNDEF; /* jinja2's Undefined has __call__ */
-  /* jinja2: value % 2 == 1, value % 2 == 0, value % num == 0, with Python's % */
-  case TS_odd: return tok__jv_eq(r, binop(r, OP_MOD, v, tok__jv_int(2)), tok__jv_int(1));
-  case TS_even: return tok__jv_eq(r, binop(r, OP_MOD, v, tok__jv_int(2)), tok__jv_int(0));
-  case TS_divisibleby: return tok__jv_eq(r, binop(r, OP_MOD, v, x), tok__jv_int(0));
-  case TS_eq: case TS_equalto: return tok__jv_eq(r, v, x);
-  case TS_ne: return !tok__jv_eq(r, v, x);
-  case TS_lt: case TS_lessthan: return tok__jv_cmp(r, v, x) < 0;
-  case TS_le: return tok__jv_cmp(r, v, x) <= 0;
-  case TS_gt: case TS_greaterthan: return tok__jv_cmp(r, v, x) > 0;
-  case TS_ge: return tok__jv_cmp(r, v, x) >= 0;
-  case TS_in: return contains(r, x, v);
-  case TS_sameas:
-    if (v.t != x.t) return false;
-    if (v.t == JV_NONE || v.t == JV_UNDEF) return true;
-    if (v.t == JV_BOOL) return v.u.b == x.u.b;
-    if (v.t == JV_LIST) return v.u.l == x.u.l;
-    if (v.t == JV_DICT || v.t == JV_NS) return v.u.d == x.u.d;
-    return tok__jv_eq(r, v, x) && v.t != JV_FLOAT && v.t != JV_STR ? (v.t == JV_INT && v.u.i >= -5 && v.u.i <= 256) : false;
-  case TS_lower: case TS_upper: { /* jinja2: str(value).islower() / .isupper() */
-    jv s = tok__jv_to_str(r, v);
-    tok__jr_step(r, s.u.s.n);
-    return all_case(s, id == TS_upper);
-  }
-  case TS_escaped: return v.t == JV_STR && v.tuple == JV_MARKUP;
-  case TS_filter: return v.t == JV_STR && tok__jinja_filter_id(v.u.s.p, v.u.s.n) >= 0;
-  case TS_test: return v.t == JV_STR && tok__jinja_test_id(v.u.s.p, v.u.s.n) >= 0;
-  }
-  return false;
-}
-
-/* ---- filters ---------------------------------------------------------------------- */
-
-static int test_by_name(jrender *r, jv name)
-{
-  name = need_str(r, name, "select");
-  int id = tok__jinja_test_id(name.u.s.p, name.u.s.n);
-  if (id < 0) FAIL("no test named '%.*s'", (int)(name.u.s.n > 60 ? 60 : name.u.s.n), name.u.s.p);
-  return id;
-}
-
-/* attribute path "a.b" or index, as jinja2's make_attrgetter */
-static jv attr_path(jrender *r, jv v, jv attr)
-{
-  if (attr.t == JV_INT) return getitem_v(r, v, attr);
-  attr = need_str(r, attr, "attribute");
-  const char *p = attr.u.s.p, *end = p + attr.u.s.n;
-  while (p <= end) {
-    const char *dot = memchr(p, '.', (size_t)(end - p));
-    size_t len = dot ? (size_t)(dot - p) : (size_t)(end - p);
-    bool digits = len > 0;
-    for (size_t i = 0; i < len; i++) digits &= p[i] >= '0' && p[i] <= '9';
-    if (digits) v = getitem_v(r, v, tok__jv_int(strtoll(p, NULL, 10)));
-    else v = getitem_v(r, v, tok__jv_str(p, len));
-    if (!dot) break;
-    p = dot + 1;
-  }
-  return v;
-}
-
-static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f);
-
-static int64_t ival(jv v);
-
-static jv as_gen(jv l)
-{
-  l.tuple = JV_GEN;
-  return l;
-}
-
-static jv select_like(jrender *r, jv v, const args *a, bool attr_mode, bool keep, jframe *f)
-{
-  (void)f;
-  /* jinja2's select_or_reject starts with `if value:`: None, "" or 0 select nothing */
-  if (!tok__jv_truthy(v)) return as_gen(tok__jv_list_new(r, 0));
-  const jlist *items = iterate(r, v);
-  jvec out = {0};
-  size_t base = attr_mode ? 1 : 0;
-  jv attr = attr_mode ? arg(a, 0, NULL, tok__jv_undef("selectattr needs an attribute")) : tok__jv_none();
-  bool has_test = a->n_pos > base;
-  int tid = has_test ? test_by_name(r, a->pos[base]) : -1;
-  args targs = {0};
-  for (size_t i = base + 1; i < a->n_pos; i++) targs.pos[targs.n_pos++] = a->pos[i];
-  for (size_t i = 0; i < items->n; i++) {
-    tok__jr_step(r, 1);
-    jv x = items->v[i];
-    jv probe = attr_mode ? attr_path(r, x, attr) : x;
-    bool ok = has_test ? run_test(r, tid, probe, &targs) : tok__jv_truthy(probe);
-    if (ok == keep) vec_push(r, &out, x);
-  }
-  return as_gen(list_from(r, out.v, out.n));
-}
-
-static jv to_list(jrender *r, jv v)
-{
-  const jlist *l = iterate(r, v);
-  return list_from(r, l->v, l->n);
-}
-
-static jv sort_key(jrender *r, jv x, jv attr, int pair_index, bool case_sensitive)
-{
-  if (attr.t != JV_NONE) x = attr_path(r, x, attr);
-  else if (pair_index >= 0 && x.t == JV_LIST && x.u.l->n == 2) x = x.u.l->v[pair_index];
-  if (!case_sensitive && x.t == JV_STR) x = map_case(r, x, 1);
-  return x;
-}
-
-/* A stable merge sort (Python's sorted is stable, also with reverse=True). */
-static void sort_items(jrender *r, jv *v, size_t n, bool reverse, bool case_sensitive, jv attr,
-                       int pair_index)
-{
-  if (n < 2) return;
-  jv *keys = tok__jr_alloc(r, n * sizeof(jv)), *tmp = tok__jr_alloc(r, n * sizeof(jv)),
-     *tmpk = tok__jr_alloc(r, n * sizeof(jv));
-  for (size_t i = 0; i < n; i++) keys[i] = sort_key(r, v[i], attr, pair_index, case_sensitive);
-  for (size_t width = 1; width < n; width *= 2) {
-    for (size_t lo = 0; lo < n; lo += 2 * width) {
-      size_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
-      size_t i = lo, j = mid, k = lo;
-      while (i < mid && j < hi) {
-        int c = tok__jv_cmp(r, keys[i], keys[j]);
-        tok__jr_step(r, 1);
-        bool left = reverse ? c >= 0 : c <= 0;
-        if (left) {
-          tmpk[k] = keys[i];
-          tmp[k++] = v[i++];
-        } else {
-          tmpk[k] = keys[j];
-          tmp[k++] = v[j++];
-        }
-      }
-      while (i < mid) { tmpk[k] = keys[i]; tmp[k++] = v[i++]; }
-      while (j < hi) { tmpk[k] = keys[j]; tmp[k++] = v[j++]; }
-    }
-    memcpy(v, tmp, n * sizeof(jv));
-    memcpy(keys, tmpk, n * sizeof(jv));
-  }
-}
-
-static jv json_filter(jrender *r, jv v, const args *a)
-{
-  jjson_opts o = {.ensure_ascii = false};
-  jv ea = arg(a, 0, "ensure_ascii", tok__jv_bool(false));
-  jv indent = arg(a, 1, "indent", tok__jv_none());
-  jv seps = arg(a, 2, "separators", tok__jv_none());
-  jv sk = arg(a, 3, "sort_keys", tok__jv_bool(false));
-  /* transformers' tojson(x, ensure_ascii=False, indent=None, separators=None,
-   * sort_keys=False): a positional argument is ensure_ascii, not jinja2's indent */
-  o.ensure_ascii = tok__jv_truthy(ea);
-  o.sort_keys = tok__jv_truthy(sk);
-  char spaces[64];
-  if (indent.t == JV_INT) {
-    int64_t k = indent.u.i < 0 ? 0 : indent.u.i > 32 ? 32 : indent.u.i;
-    memset(spaces, ' ', (size_t)k);
-    o.indent = spaces;
-    o.indent_len = (size_t)k;
-  } else if (indent.t == JV_STR) {
-    o.indent = indent.u.s.p;
-    o.indent_len = indent.u.s.n;
-  } else if (indent.t != JV_NONE) {
-    FAIL("tojson: indent must be an integer, a string or None");
-  }
-  if (seps.t == JV_LIST && seps.u.l->n == 2 && seps.u.l->v[0].t == JV_STR && seps.u.l->v[1].t == JV_STR) {
-    o.item_sep = seps.u.l->v[0].u.s.p;
-    o.item_sep_len = seps.u.l->v[0].u.s.n;
-    o.key_sep = seps.u.l->v[1].u.s.p;
-    o.key_sep_len = seps.u.l->v[1].u.s.n;
-  } else if (seps.t == JV_NONE) {
-    o.item_sep = o.indent ? "," : ", ";
-    o.item_sep_len = strlen(o.item_sep);
-    o.key_sep = ": ";
-    o.key_sep_len = 2;
-  } else {
-    FAIL("tojson: separators must be a pair of strings");
-  }
-  jdivert *d = tok__jr_divert_begin(r);
-  tok__jv_json_out(r, r->out, v, &o, 0);
-  return tok__jr_divert_end(r, d);
-}
-
-/* Python's str.splitlines() */
-static bool line_break(int32_t c)
-{
-  return c == '\n' || c == '\r' || c == 0x0b || c == 0x0c || c == 0x1c || c == 0x1d ||
-         c == 0x1e || c == 0x85 || c == 0x2028 || c == 0x2029;
-}
-
-static jv splitlines(jrender *r, jv s, bool keepends)
-{
-  jvec out = {0};
-  const char *p = s.u.s.p;
-  size_t n = s.u.s.n, i = 0, st = 0;
-  while (i < n) {
-    size_t at = i;
-    int32_t c = tok__jv_next_cp(p, n, &i);
-    if (!line_break(c)) continue;
-    if (c == '\r' && i < n && p[i] == '\n') i++;
-    vec_push(r, &out, tok__jv_str(p + st, (keepends ? i : at) - st));
-    st = i;
-  }
-  if (st < n) vec_push(r, &out, tok__jv_str(p + st, n - st));
-  return list_from(r, out.v, out.n);
-}
-
-static jv join_strs(jrender *r, const jv *items, size_t n, jv sep)
-{
-  jdivert *d = tok__jr_divert_begin(r);
-  for (size_t i = 0; i < n; i++) {
-    tok__jr_step(r, 1);
-    if (i) tok__jr_buf_put(r, r->out, sep.u.s.p, sep.u.s.n);
-    tok__jv_str_out(r, r->out, items[i]);
-  }
-  return tok__jr_divert_end(r, d);
-}
-
-/* jinja2's title filter (not str.title): words begin after '-', whitespace, '(', '{',
- * '[' or '<'; a word's first character is upper-cased and the rest lower-cased. */
-static jv jinja_title(jrender *r, jv s)
-{
-  char *o = tok__jr_alloc(r, s.u.s.n * 2 + 4);
-  size_t n = 0;
-  bool at_start = true;
-  for (size_t i = 0; i < s.u.s.n;) {
-    int32_t c = tok__jv_next_cp(s.u.s.p, s.u.s.n, &i);
-    bool sep = c == '-' || c == '(' || c == '{' || c == '[' || c == '<' || tok__jv_py_space(c);
-    int32_t m = sep ? c : at_start ? utf8proc_toupper(c) : utf8proc_tolower(c);
-    at_start = sep;
-    n += (size_t)utf8proc_encode_char(m, (utf8proc_uint8_t *)o + n);
-  }
-  o[n] = 0;
-  return tok__jv_str(o, n);
-}
-
-/* Markup's own methods (strip, upper, ...) give Markup again */
-static jv keep_markup(jv from, jv s)
-{
-  s.tuple = from.t == JV_STR && from.tuple == JV_MARKUP ? JV_MARKUP : 0;
-  return s;
-}
-
-static jv apply_filter(jrender *r, int id, jv v, const args *a, jframe *f)
-{
-  if (v.t == JV_STR) { /* by the bytes read: a lookup per code point for case and words */
-    bool per_char = id == F_upper || id == F_lower || id == F_title || id == F_capitalize ||
-                    id == F_wordcount || id == F_indent;
-    tok__jr_step(r, per_char ? v.u.s.n : v.u.s.n / 64);
-  }
-  switch (id) {
-  case F_abs:
-    if (v.t == JV_BOOL) return tok__jv_int(v.u.b);
-    if (v.t == JV_INT && v.u.i == INT64_MIN) FAIL("integer overflow");
-    if (v.t == JV_INT) return tok__jv_int(v.u.i < 0 ? -v.u.i : v.u.i);
-    if (v.t == JV_FLOAT) return tok__jv_float(fabs(v.u.f));
-    FAIL("bad operand type for abs(): '%s'", tok__jv_type_name(v));
-  case F_capitalize: return keep_markup(v, map_case(r, tok__jv_to_str(r, v), 3));
-  case F_count: case F_length: return tok__jv_int(length_of(r, v));
-  case F_d: case F_default: {
-    jv def = arg(a, 0, "default_value", tok__jv_str("", 0));
-    bool boolean = tok__jv_truthy(arg(a, 1, "boolean", tok__jv_bool(false)));
-    if (v.t == JV_UNDEF || (boolean && !tok__jv_truthy(v))) return def;
-    return v;
-  }
-  case F_first: {
-    const jlist *l = iterate(r, v);
-    return l->n ? l->v[0] : tok__jv_undef("No first item, sequence was empty.");
-  }
-  case F_last: {
-    if (v.t == JV_LIST && v.tuple == JV_GEN) FAIL("'generator' object is not reversible");
-    if (v.t != JV_LIST && v.t != JV_STR) v = to_list(r, v);
-    const jlist *l = iterate(r, v);
-    return l->n ? l->v[l->n - 1] : tok__jv_undef("No last item, sequence was empty.");
-  }
-  case F_float: {
-    if (v.t == JV_UNDEF) fail_undef(r, v); /* float(Undefined) raises in jinja2 */
-    jv def = arg(a, 0, "default", tok__jv_float(0));
-    if (v.t == JV_FLOAT) return v;
-    if (v.t == JV_INT) return tok__jv_float((double)v.u.i);
-    if (v.t == JV_BOOL) return tok__jv_float(v.u.b);
-    if (v.t == JV_STR) {
-      char tmp[64];
-      jv t = do_strip(v, tok__jv_none(), true, true);
-      if (t.u.s.n && t.u.s.n < sizeof tmp) {
-        memcpy(tmp, t.u.s.p, t.u.s.n);
-        tmp[t.u.s.n] = 0;
-        char *end;
-        double d = strtod(tmp, &end);
-        if (*end == 0) return tok__jv_float(d);
-      }
-    }
-    return def;
-  }
-  case F_int: {
-    if (v.t == JV_UNDEF) fail_undef(r, v);
-    jv def = arg(a, 0, "default", tok__jv_int(0));
-    int64_t base = int_arg(r, arg(a, 1, "base", tok__jv_int(10)), "int");
-    if (v.t == JV_INT) return v;
-    if (v.t == JV_BOOL) return tok__jv_int(v.u.b);
-    if (v.t == JV_FLOAT) return isfinite(v.u.f) && fabs(v.u.f) < 9.2e18 ? tok__jv_int((int64_t)v.u.f) : def;
-    if (v.t == JV_STR) {
-      char tmp[64];
-      jv t = do_strip(v, tok__jv_none(), true, true);
-      if (t.u.s.n && t.u.s.n < sizeof tmp) {
-        memcpy(tmp, t.u.s.p, t.u.s.n);
-        tmp[t.u.s.n] = 0;
-        char *end;
-        errno = 0;
-        long long x = strtoll(tmp, &end, (int)base);
-        if (*end == 0 && !errno) return tok__jv_int(x);
-        double d = strtod(tmp, &end);
-        if (*end == 0 && isfinite(d) && fabs(d) < 9.2e18) return tok__jv_int((int64_t)d);
-      }
-    }
-    return def;
-  }
-  case F_indent: {
-    jv width = arg(a, 0, "width", tok__jv_int(4));
-    bool first = tok__jv_truthy(arg(a, 1, "first", tok__jv_bool(false)));
-    bool blank = tok__jv_truthy(arg(a, 2, "blank", tok__jv_bool(false)));
-    jv ind;
-    if (width.t == JV_STR) ind = width;
-    else {
-      int64_t w = int_arg(r, width, "indent");
-      if (w < 0) w = 0;
-      if (w > 1024) FAIL("indent: width too large");
-      char *sp = tok__jr_alloc(r, (size_t)w + 1);
-      memset(sp, ' ', (size_t)w);
-      ind = tok__jv_str(sp, (size_t)w);
-    }
-    if (v.t == JV_UNDEF) fail_undef(r, v);
-    if (v.t != JV_STR) FAIL("indent: expected a string, got %s", tok__jv_type_name(v)); /* jinja2 fails too */
-    jv s = v;
-    jv nl = tok__jv_str("\n", 1);
-    jv lines = splitlines(r, str_cat(r, s, nl), false);
-    jdivert *d = tok__jr_divert_begin(r);
-    const jlist *l = lines.u.l;
-    if (blank) {
-      for (size_t i = 0; i < l->n; i++) {
-        if (i) {
-          tok__jr_buf_puts(r, r->out, "\n");
-          tok__jr_buf_put(r, r->out, ind.u.s.p, ind.u.s.n);
-        }
-        tok__jv_str_out(r, r->out, l->v[i]);
-      }
-    } else {
-      for (size_t i = 0; i < l->n; i++) {
-        if (i) {
-          tok__jr_buf_puts(r, r->out, "\n");
-          if (l->v[i].u.s.n) tok__jr_buf_put(r, r->out, ind.u.s.p, ind.u.s.n);
-        }
-        tok__jv_str_out(r, r->out, l->v[i]);
-      }
-    }
-    jv body = tok__jr_divert_end(r, d);
-    return first ? str_cat(r, ind, body) : body;
-  }
-  case F_items: {
-    if (v.t == JV_UNDEF) return as_gen(tok__jv_list_new(r, 0));
-    if (v.t != JV_DICT) FAIL("items: expected a mapping, got %s", tok__jv_type_name(v));
-    jv out = tok__jv_list_new(r, v.u.d->n);
-    for (size_t i = 0; i < v.u.d->n; i++) {
-      jv pair = tok__jv_list_new(r, 2);
-      pair.tuple = 1;
-      pair.u.l->v[0] = v.u.d->k[i];
-      pair.u.l->v[1] = v.u.d->v[i];
-      out.u.l->v[i] = pair;
-    }
-    return as_gen(out);
-  }
-  case F_join: {
-    jv sep = arg(a, 0, "d", tok__jv_str("", 0));
-    sep = tok__jv_to_str(r, sep);
-    jv attr = arg(a, 1, "attribute", tok__jv_none());
-    const jlist *l = iterate(r, v);
-    if (attr.t != JV_NONE) {
-      jv m = tok__jv_list_new(r, l->n);
-      for (size_t i = 0; i < l->n; i++) m.u.l->v[i] = attr_path(r, l->v[i], attr);
-      l = m.u.l;
-    }
-    return join_strs(r, l->v, l->n, sep);
-  }
-  case F_list: return to_list(r, v);
-  case F_lower: return keep_markup(v, map_case(r, tok__jv_to_str(r, v), 1));
-  case F_upper: return keep_markup(v, map_case(r, tok__jv_to_str(r, v), 0));
-  case F_title: return jinja_title(r, tok__jv_to_str(r, v));
-  case F_map: {
-    if (!tok__jv_truthy(v)) return as_gen(tok__jv_list_new(r, 0)); /* jinja2's do_map: `if value:` */
-    const jlist *l = iterate(r, v);
-    jv out = tok__jv_list_new(r, l->n);
-    jv attr = arg(a, 99, "attribute", tok__jv_none());
-    if (attr.t != JV_NONE) {
-      jv def = arg(a, 99, "default", tok__jv_undef(NULL));
-      for (size_t i = 0; i < l->n; i++) {
-        jv x = attr_path(r, l->v[i], attr);
-        out.u.l->v[i] = x.t == JV_UNDEF && def.t != JV_UNDEF ? def : x;
-      }
-      return as_gen(out);
-    }
-    if (!a->n_pos) FAIL("map: needs a filter name or attribute=");
-    jv name = need_str(r, a->pos[0], "map");
-    int fid = tok__jinja_filter_id(name.u.s.p, name.u.s.n);
-    if (fid < 0) FAIL("map: no filter named '%.*s'", (int)(name.u.s.n > 60 ? 60 : name.u.s.n), name.u.s.p);
-    args fa = {0};
-    for (size_t i = 1; i < a->n_pos; i++) fa.pos[fa.n_pos++] = a->pos[i];
-    for (size_t i = 0; i < l->n; i++) {
-      tok__jr_step(r, 1);
-      out.u.l->v[i] = apply_filter(r, fid, l->v[i], &fa, f);
-    }
-    return as_gen(out);
-  }
-  case F_max: case F_min: {
-    const jlist *l = iterate(r, v);
-    if (!l->n) return tok__jv_undef("No aggregated item, sequence was empty.");
-    jv attr = arg(a, 1, "attribute", tok__jv_none());
-    jv best = l->v[0];
-    for (size_t i = 1; i < l->n; i++) {
-      jv x = attr.t != JV_NONE ? attr_path(r, l->v[i], attr) : l->v[i];
-      jv y = attr.t != JV_NONE ? attr_path(r, best, attr) : best;
-      int c = tok__jv_cmp(r, x, y);
-      if (id == F_max ? c > 0 : c < 0) best = l->v[i];
-    }
-    return best;
-  }
-  case F_select: return select_like(r, v, a, false, true, f);
-  case F_reject: return select_like(r, v, a, false, false, f);
-  case F_selectattr: return select_like(r, v, a, true, true, f);
-  case F_rejectattr: return select_like(r, v, a, true, false, f);
-  case F_replace: {
-    jv s = tok__jv_to_str(r, v);
-    int64_t count = int_arg(r, arg(a, 2, "count", tok__jv_int(-1)), "replace");
-    return do_replace(r, s, arg(a, 0, "old", tok__jv_undef("replace needs old")),
-                      arg(a, 1, "new", tok__jv_undef("replace needs new")), count);
-  }
-  case F_reverse: {
-    if (v.t == JV_STR) return slice_v(r, v, tok__jv_none(), tok__jv_none(), tok__jv_int(-1));
-    bool reversible = v.t == JV_LIST && v.tuple != JV_GEN; /* reversed(): an iterator */
-    jv l = to_list(r, v);
-    for (size_t i = 0, j = l.u.l->n; i + 1 < j; i++, j--) {
-      jv t = l.u.l->v[i];
-      l.u.l->v[i] = l.u.l->v[j - 1];
-      l.u.l->v[j - 1] = t;
-    }
-    return reversible ? as_gen(l) : l; /* else list(value) reversed: a list */
-  }
-  case F_round: {
-    int64_t prec = int_arg(r, arg(a, 0, "precision", tok__jv_int(0)), "round");
-    jv method = arg(a, 1, "method", tok__jv_str("common", 6));
-    bool common = !(method.t == JV_STR && ((method.u.s.n == 4 && !memcmp(method.u.s.p, "ceil", 4)) ||
-                                           (method.u.s.n == 5 && !memcmp(method.u.s.p, "floor", 5))));
-    /* round(int, n >= 0) is the int itself in Python */
-    if (common && (v.t == JV_INT || v.t == JV_BOOL) && prec >= 0) return tok__jv_int(ival(v));
-    if (v.t != JV_INT && v.t != JV_FLOAT && v.t != JV_BOOL) FAIL("type %s doesn't define __round__ method", tok__jv_type_name(v));
-    double x = v.t == JV_FLOAT ? v.u.f : (double)ival(v);
-    double m = pow(10, (double)prec);
-    double y;
-    if (method.t == JV_STR && method.u.s.n == 4 && !memcmp(method.u.s.p, "ceil", 4)) y = ceil(x * m) / m;
-    else if (method.t == JV_STR && method.u.s.n == 5 && !memcmp(method.u.s.p, "floor", 5)) y = floor(x * m) / m;
-    else { /* Python's round(): correctly rounded on the exact binary value, as printf does */
-      char tmp[400];
-      snprintf(tmp, sizeof tmp, "%.*f", (int)(prec < 0 ? 0 : prec > 30 ? 30 : prec), x);
-      y = prec < 0 ? nearbyint(x * m) / m : strtod(tmp, NULL);
-    }
-    return tok__jv_float(y);
-  }
-  case F_string: return tok__jv_to_str(r, v); /* soft_str: a Markup stays Markup */
-  case F_safe: {
-    jv s = tok__jv_to_str(r, v);
-    s.tuple = JV_MARKUP;
-    return s;
-  }
-  case F_e: case F_escape: return tok__markup_escape(r, v);
-  case F_forceescape: {
-    if (v.t == JV_STR) v.tuple = 0;
-    return tok__markup_escape(r, v);
-  }
-  case F_format: {
-    /* jinja2's do_format: soft_str(value) % (kwargs or args) */
-    if (a->n_pos && a->n_kw) FAIL("can't handle positional and keyword arguments at the same time");
-    jv argv;
-    if (a->n_kw) {
-      jdict *d = tok__jd_new(r, a->n_kw);
-      for (size_t k = 0; k < a->n_kw; k++)
-        tok__jd_set(r, d, tok__jv_str(a->kw_names[k], strlen(a->kw_names[k])), a->kw[k]);
-      argv = (jv){.t = JV_DICT, .u.d = d};
-    } else {
-      argv = list_from(r, (jv *)a->pos, a->n_pos);
-      argv.tuple = 1;
-    }
-    return tok__py_percent(r, tok__jv_to_str(r, v), argv);
-  }
-  case F_sum: {
-    const jlist *l = iterate(r, v);
-    jv attr = arg(a, 0, "attribute", tok__jv_none());
-    jv acc = arg(a, 1, "start", tok__jv_int(0));
-    for (size_t i = 0; i < l->n; i++) {
-      jv x = attr.t != JV_NONE ? attr_path(r, l->v[i], attr) : l->v[i];
-      if (acc.t == JV_INT && (x.t == JV_INT || x.t == JV_BOOL)) {
-        int64_t y = x.t == JV_INT ? x.u.i : x.u.b, z;
-        if (__builtin_add_overflow(acc.u.i, y, &z)) FAIL("integer overflow");
-        acc = tok__jv_int(z);
-      } else if ((acc.t == JV_INT || acc.t == JV_FLOAT) && (x.t == JV_INT || x.t == JV_FLOAT || x.t == JV_BOOL)) {
-        double p = acc.t == JV_INT ? (double)acc.u.i : acc.u.f;
-        double q = x.t == JV_INT ? (double)x.u.i : x.t == JV_FLOAT ? x.u.f : x.u.b;
-        acc = tok__jv_float(p + q);
-      } else {
-        FAIL("sum: unsupported operand types %s and %s", tok__jv_type_name(acc), tok__jv_type_name(x));
-      }
-    }
-    return acc;
-  }
-  case F_tojson: return json_filter(r, v, a);
-  case F_trim: {
-    jv s = tok__jv_to_str(r, v);
-    jv chars = arg(a, 0, "chars", tok__jv_none());
-    return keep_markup(v, do_strip(s, chars, true, true));
-  }
-  case F_unique: {
-    const jlist *l = iterate(r, v);
-    jvec out = {0};
-    for (size_t i = 0; i < l->n; i++) {
-      bool seen = false;
-      for (size_t k = 0; k < out.n && !seen; k++) {
-        tok__jr_step(r, 1);
-        seen = tok__jv_eq(r, out.v[k], l->v[i]);
-      }
-      if (!seen) vec_push(r, &out, l->v[i]);
-    }
-    return as_gen(list_from(r, out.v, out.n));
-  }
-  case F_wordcount: {
-    jv parts = do_split(r, tok__jv_to_str(r, v), tok__jv_none(), -1, false);
-    return tok__jv_int((int64_t)parts.u.l->n);
-  }
-  case F_dictsort: {
-    if (v.t != JV_DICT) FAIL("dictsort: expected a mapping");
-    bool by_value = false;
-    jv by = arg(a, 1, "by", tok__jv_str("key", 3));
-    if (by.t == JV_STR && by.u.s.n == 5 && !memcmp(by.u.s.p, "value", 5)) by_value = true;
-    args none = {0};
-    jv items = apply_filter(r, F_items, v, &none, f);
-    items.tuple = 0; /* sorted(): a list */
-    sort_items(r, items.u.l->v, items.u.l->n, tok__jv_truthy(arg(a, 2, "reverse", tok__jv_bool(false))),
-               tok__jv_truthy(arg(a, 0, "case_sensitive", tok__jv_bool(false))), tok__jv_none(), by_value);
-    return items;
-  }
-  case F_sort: {
-    jv l = to_list(r, v);
-    sort_items(r, l.u.l->v, l.u.l->n, tok__jv_truthy(arg(a, 0, "reverse", tok__jv_bool(false))),
-               tok__jv_truthy(arg(a, 1, "case_sensitive", tok__jv_bool(false))),
-               arg(a, 2, "attribute", tok__jv_none()), -1);
-    return l;
-  }
-  }
-  FAIL("filter not implemented");
-}
-
 /* ---- calls ------------------------------------------------------------------------ */
-static jv call_macro(jrender *r, const jnode *m, jframe *scope, const args *a)
+static jv call_macro(jrender *r, const jnode *m, jframe *scope, const jargs *a)
 {
   if (++r->depth > r->lim->max_depth)
     tok__jr_fail(r, TOK_ELIMIT, "chat template: macro calls nested deeper than the limit (%u)", r->lim->max_depth);
@@ -1306,30 +449,28 @@ static jv call_macro(jrender *r, const jnode *m, jframe *scope, const args *a)
   return tok__jr_divert_end(r, d);
 }
 
-static jv call_method(jrender *r, int id, jv self, const args *a);
-
-static jv call(jrender *r, jv fn, const args *a)
+static jv call(jrender *r, jv fn, const jargs *a)
 {
-  if (fn.t == JV_UNDEF) fail_undef(r, fn);
+  if (fn.t == JV_UNDEF) tok__jr_fail_undef(r, fn);
   if (fn.t != JV_FUNC) FAIL("'%s' object is not callable", tok__jv_type_name(fn));
   const jfunc *fx = fn.u.fn;
   if (fx->macro) return call_macro(r, fx->macro, fx->scope, a);
   switch (fx->id) {
   case B_RANGE: {
     int64_t start = 0, stop, step = 1;
-    if (a->n_pos == 1) stop = int_arg(r, a->pos[0], "range");
+    if (a->n_pos == 1) stop = tok__jarg_int(r, a->pos[0], "range");
     else if (a->n_pos >= 2) {
-      start = int_arg(r, a->pos[0], "range");
-      stop = int_arg(r, a->pos[1], "range");
-      if (a->n_pos >= 3) step = int_arg(r, a->pos[2], "range");
+      start = tok__jarg_int(r, a->pos[0], "range");
+      stop = tok__jarg_int(r, a->pos[1], "range");
+      if (a->n_pos >= 3) step = tok__jarg_int(r, a->pos[2], "range");
     } else FAIL("range expected at least 1 argument");
     if (!step) FAIL("range() arg 3 must not be zero");
     jvec out = {0};
     for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
       tok__jr_step(r, 1);
-      vec_push(r, &out, tok__jv_int(i));
+      tok__jvec_push(r, &out, tok__jv_int(i));
     }
-    return list_from(r, out.v, out.n);
+    return tok__jv_list_from(r, out.v, out.n);
   }
   case B_NAMESPACE: case B_DICT: {
     jdict *d = tok__jd_new(r, 8);
@@ -1342,11 +483,11 @@ static jv call(jrender *r, jv fn, const args *a)
     return (jv){.t = fx->id == B_NAMESPACE ? JV_NS : JV_DICT, .u.d = d};
   }
   case B_RAISE: {
-    jv msg = tok__jv_to_str(r, arg(a, 0, "message", tok__jv_str("", 0)));
+    jv msg = tok__jv_to_str(r, tok__jarg(a, 0, "message", tok__jv_str("", 0)));
     FAIL("%.*s", (int)(msg.u.s.n > 280 ? 280 : msg.u.s.n), msg.u.s.p);
   }
   case B_STRFTIME: {
-    jv fmt = need_str(r, arg(a, 0, "format", tok__jv_undef("strftime_now needs a format")), "strftime_now");
+    jv fmt = tok__jv_need_str(r, tok__jarg(a, 0, "format", tok__jv_undef("strftime_now needs a format")), "strftime_now");
     struct tm tm;
     localtime_r(&r->now, &tm);
     char fb[256], out[512];
@@ -1361,152 +502,13 @@ static jv call(jrender *r, jv fn, const args *a)
     return a->pos[(size_t)fx->self.u.i % a->n_pos];
   }
   default:
-    return call_method(r, fx->id, fx->self, a);
-  }
-}
-
-static bool starts_or_ends(jrender *r, jv s, jv x, bool ends)
-{
-  if (x.t == JV_LIST && x.tuple) {
-    for (size_t i = 0; i < x.u.l->n; i++)
-      if (starts_or_ends(r, s, x.u.l->v[i], ends)) return true;
-    return false;
-  }
-  x = need_str(r, x, ends ? "endswith" : "startswith");
-  if (x.u.s.n > s.u.s.n) return false;
-  return memcmp(ends ? s.u.s.p + s.u.s.n - x.u.s.n : s.u.s.p, x.u.s.p, x.u.s.n) == 0;
-}
-
-static bool all_cp(jv s, int kind)
-{
-  if (!s.u.s.n) return false;
-  for (size_t i = 0; i < s.u.s.n;) {
-    int32_t c = tok__jv_next_cp(s.u.s.p, s.u.s.n, &i);
-    utf8proc_category_t cat = utf8proc_category(c);
-    bool letter = cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO;
-    bool digit = cat == UTF8PROC_CATEGORY_ND;
-    if (kind == 0 && !digit) return false;
-    if (kind == 1 && !letter) return false;
-    if (kind == 2 && !tok__jv_py_space(c)) return false;
-    if (kind == 3 && !letter && !digit && cat != UTF8PROC_CATEGORY_NL && cat != UTF8PROC_CATEGORY_NO) return false;
-  }
-  return true;
-}
-
-/* Steps a string method costs beyond its call: by the bytes it reads. Character-class
- * and case methods look every code point up (~7 ns a byte here, a step's worth); the
- * others search with memchr/memmem (a step per 64 bytes). startswith, endswith and the
- * strips read only what they compare. */
-static uint64_t method_cost(int id, jv self)
-{
-  if (self.t != JV_STR) return 0;
-  switch (id) {
-  case M_ISDIGIT: case M_ISALPHA: case M_ISSPACE: case M_ISALNUM: case M_ISUPPER:
-  case M_ISLOWER: case M_UPPER: case M_LOWER: case M_TITLE: case M_CAPITALIZE:
-  case M_SPLITLINES:
-    return self.u.s.n;
-  case M_STARTSWITH: case M_ENDSWITH: case M_STRIP: case M_LSTRIP: case M_RSTRIP:
-    return 0;
-  default:
-    return self.u.s.n / 64;
-  }
-}
-
-static jv call_method(jrender *r, int id, jv self, const args *a)
-{
-  jv none = tok__jv_none();
-  tok__jr_step(r, method_cost(id, self));
-  switch (id) {
-  case M_STARTSWITH: return tok__jv_bool(starts_or_ends(r, self, arg(a, 0, NULL, tok__jv_undef("startswith needs an argument")), false));
-  case M_ENDSWITH: return tok__jv_bool(starts_or_ends(r, self, arg(a, 0, NULL, tok__jv_undef("endswith needs an argument")), true));
-  case M_STRIP: return keep_markup(self, do_strip(self, arg(a, 0, NULL, none), true, true));
-  case M_LSTRIP: return keep_markup(self, do_strip(self, arg(a, 0, NULL, none), true, false));
-  case M_RSTRIP: return keep_markup(self, do_strip(self, arg(a, 0, NULL, none), false, true));
-  case M_SPLIT: case M_RSPLIT:
-    return do_split(r, self, arg(a, 0, "sep", none),
-                    int_arg(r, arg(a, 1, "maxsplit", tok__jv_int(-1)), "split"), id == M_RSPLIT);
-  case M_UPPER: return keep_markup(self, map_case(r, self, 0));
-  case M_LOWER: return keep_markup(self, map_case(r, self, 1));
-  case M_TITLE: return map_case(r, self, 2);
-  case M_CAPITALIZE: return map_case(r, self, 3);
-  case M_REPLACE:
-    return do_replace(r, self, arg(a, 0, NULL, tok__jv_undef("replace needs old")),
-                      arg(a, 1, NULL, tok__jv_undef("replace needs new")),
-                      int_arg(r, arg(a, 2, "count", tok__jv_int(-1)), "replace"));
-  case M_FIND: case M_RFIND: {
-    jv x = need_str(r, arg(a, 0, NULL, tok__jv_undef("find needs an argument")), "find");
-    const char *hit = NULL;
-    if (id == M_FIND) hit = find_bytes(self.u.s.p, self.u.s.n, x.u.s.p, x.u.s.n);
-    else if (x.u.s.n <= self.u.s.n)
-      for (size_t k = self.u.s.n - x.u.s.n + 1; k-- > 0;)
-        if (memcmp(self.u.s.p + k, x.u.s.p, x.u.s.n) == 0) {
-          hit = self.u.s.p + k;
-          break;
-        }
-    return tok__jv_int(hit ? (int64_t)tok__jv_str_chars(self.u.s.p, (size_t)(hit - self.u.s.p)) : -1);
-  }
-  case M_COUNT: {
-    jv x = need_str(r, arg(a, 0, NULL, tok__jv_undef("count needs an argument")), "count");
-    if (!x.u.s.n) return tok__jv_int((int64_t)tok__jv_str_chars(self.u.s.p, self.u.s.n) + 1);
-    int64_t c = 0;
-    for (size_t i = 0; i < self.u.s.n;) {
-      const char *hit = find_bytes(self.u.s.p + i, self.u.s.n - i, x.u.s.p, x.u.s.n);
-      if (!hit) break;
-      c++;
-      i = (size_t)(hit - self.u.s.p) + x.u.s.n;
-    }
-    return tok__jv_int(c);
-  }
-  case M_JOIN: {
-    jv it = arg(a, 0, NULL, tok__jv_undef("join needs an argument"));
-    const jlist *l = iterate(r, it);
-    for (size_t i = 0; i < l->n; i++)
-      if (l->v[i].t != JV_STR) FAIL("sequence item %zu: expected str instance, %s found", i, tok__jv_type_name(l->v[i]));
-    return join_strs(r, l->v, l->n, self);
-  }
-  case M_SPLITLINES: return splitlines(r, self, tok__jv_truthy(arg(a, 0, "keepends", tok__jv_bool(false))));
-  case M_ISDIGIT: return tok__jv_bool(all_cp(self, 0));
-  case M_ISALPHA: return tok__jv_bool(all_cp(self, 1));
-  case M_ISSPACE: return tok__jv_bool(all_cp(self, 2));
-  case M_ISALNUM: return tok__jv_bool(all_cp(self, 3));
-  case M_ISUPPER: return tok__jv_bool(all_case(self, true));
-  case M_ISLOWER: return tok__jv_bool(all_case(self, false));
-  case M_FORMAT: FAIL("str.format() is not supported by tokd's chat templates");
-  case M_ITEMS: {
-    args none_args = {0};
-    jv items = apply_filter(r, F_items, self, &none_args, NULL);
-    items.tuple = 0; /* dict_items has a length */
-    return items;
-  }
-  case M_KEYS: return list_from(r, self.u.d->k, self.u.d->n);
-  case M_VALUES: return list_from(r, self.u.d->v, self.u.d->n);
-  case M_GET: {
-    const jv *v = tok__jd_get(r, self.u.d, arg(a, 0, NULL, tok__jv_undef("get needs a key")));
-    return v ? *v : arg(a, 1, NULL, tok__jv_none());
-  }
-  case M_LCOUNT: case M_LINDEX: {
-    jv x = arg(a, 0, NULL, tok__jv_undef("count/index needs an argument"));
-    int64_t c = 0;
-    for (size_t i = 0; i < self.u.l->n; i++) {
-      tok__jr_step(r, 1);
-      if (tok__jv_eq(r, self.u.l->v[i], x)) {
-        if (id == M_LINDEX) return tok__jv_int((int64_t)i);
-        c++;
-      }
-    }
-    if (id == M_LINDEX) FAIL("list.index(x): x not in list");
-    return tok__jv_int(c);
-  }
-  case M_LCOPY: return list_from(r, self.u.l->v, self.u.l->n);
-  default:
-    FAIL("access to a method that modifies a value is unsafe (immutable sandbox)");
+    return tok__py_call_method(r, fx->id, fx->self, a);
   }
 }
 
 /* ---- operators -------------------------------------------------------------------- */
 static bool numeric(jv v) { return v.t == JV_INT || v.t == JV_FLOAT || v.t == JV_BOOL; }
 static double fval(jv v) { return v.t == JV_FLOAT ? v.u.f : v.t == JV_INT ? (double)v.u.i : v.u.b; }
-static int64_t ival(jv v) { return v.t == JV_INT ? v.u.i : v.u.b; }
 
 static const char *op_sym(int op)
 {
@@ -1514,14 +516,14 @@ static const char *op_sym(int op)
   return s[op];
 }
 
-static jv binop(jrender *r, int op, jv a, jv b)
+jv tok__jv_binop(jrender *r, int op, jv a, jv b)
 {
-  if (a.t == JV_UNDEF) fail_undef(r, a);
-  if (b.t == JV_UNDEF) fail_undef(r, b);
+  if (a.t == JV_UNDEF) tok__jr_fail_undef(r, a);
+  if (b.t == JV_UNDEF) tok__jr_fail_undef(r, b);
   if (numeric(a) && numeric(b)) {
     bool fl = a.t == JV_FLOAT || b.t == JV_FLOAT;
     if (!fl && op != OP_DIV) {
-      int64_t x = ival(a), y = ival(b), z;
+      int64_t x = tok__jv_ival(a), y = tok__jv_ival(b), z;
       switch (op) {
       case OP_ADD: if (__builtin_add_overflow(x, y, &z)) FAIL("integer overflow"); return tok__jv_int(z);
       case OP_SUB: if (__builtin_sub_overflow(x, y, &z)) FAIL("integer overflow"); return tok__jv_int(z);
@@ -1565,14 +567,14 @@ static jv binop(jrender *r, int op, jv a, jv b)
   }
   if (op == OP_ADD && a.t == JV_STR && b.t == JV_STR) {
     if (a.tuple == JV_MARKUP || b.tuple == JV_MARKUP) { /* Markup.__add__/__radd__ escape the other */
-      jv s = str_cat(r, tok__markup_escape(r, a), tok__markup_escape(r, b));
+      jv s = tok__jv_str_cat(r, tok__markup_escape(r, a), tok__markup_escape(r, b));
       s.tuple = JV_MARKUP;
       return s;
     }
     if (r->out->limit && a.u.s.n + b.u.s.n > r->out->limit)
       tok__jr_fail(r, TOK_ELIMIT, "string longer than the output limit");
     tok__jr_step(r, (a.u.s.n + b.u.s.n) / 4096);
-    return str_cat(r, a, b);
+    return tok__jv_str_cat(r, a, b);
   }
   if (op == OP_ADD && a.t == JV_LIST && b.t == JV_LIST && a.tuple == b.tuple) {
     jv l = tok__jv_list_new(r, a.u.l->n + b.u.l->n);
@@ -1583,7 +585,7 @@ static jv binop(jrender *r, int op, jv a, jv b)
     return l;
   }
   if (op == OP_MUL && (a.t == JV_STR || (a.t == JV_LIST && a.tuple != JV_GEN)) && (b.t == JV_INT || b.t == JV_BOOL)) {
-    int64_t k = ival(b) < 0 ? 0 : ival(b);
+    int64_t k = tok__jv_ival(b) < 0 ? 0 : tok__jv_ival(b);
     size_t unit = a.t == JV_STR ? a.u.s.n : a.u.l->n;
     if (!unit || !k) {
       if (a.t == JV_STR) return tok__jv_str("", 0);
@@ -1606,7 +608,7 @@ static jv binop(jrender *r, int op, jv a, jv b)
     return l;
   }
   if (op == OP_MUL && (b.t == JV_STR || (b.t == JV_LIST && b.tuple != JV_GEN)) && (a.t == JV_INT || a.t == JV_BOOL))
-    return binop(r, op, b, a);
+    return tok__jv_binop(r, op, b, a);
   if (op == OP_MOD && a.t == JV_STR) return tok__py_percent(r, a, b);
   if (op == OP_ADD && a.t == JV_STR)
     FAIL("can only concatenate str (not \"%s\") to str", tok__jv_type_name(b));
@@ -1620,11 +622,11 @@ static bool compare(jrender *r, int op, jv a, jv b)
   switch (op) {
   case CMP_EQ: return tok__jv_eq(r, a, b);
   case CMP_NE: return !tok__jv_eq(r, a, b);
-  case CMP_IN: return contains(r, b, a);
-  case CMP_NOTIN: return !contains(r, b, a);
+  case CMP_IN: return tok__jv_contains(r, b, a);
+  case CMP_NOTIN: return !tok__jv_contains(r, b, a);
   }
-  if (a.t == JV_UNDEF) fail_undef(r, a);
-  if (b.t == JV_UNDEF) fail_undef(r, b);
+  if (a.t == JV_UNDEF) tok__jr_fail_undef(r, a);
+  if (b.t == JV_UNDEF) tok__jr_fail_undef(r, b);
   bool ok = (numeric(a) && numeric(b)) || (a.t == JV_STR && b.t == JV_STR) ||
             (a.t == JV_LIST && b.t == JV_LIST && a.tuple == b.tuple && a.tuple != JV_GEN);
   if (!ok) {
@@ -1663,18 +665,18 @@ static jv eval(jrender *r, jframe *f, const jnode *n)
     }
     return (jv){.t = JV_DICT, .u.d = d};
   }
-  case N_ATTR: return getattr_v(r, eval(r, f, n->a), n->name, strlen(n->name));
-  case N_ITEM: return getitem_v(r, eval(r, f, n->a), eval(r, f, n->b));
+  case N_ATTR: return getattr_v(r, eval(r, f, n->a), n->name, strlen(n->name), true);
+  case N_ITEM: return tok__jv_getitem(r, eval(r, f, n->a), eval(r, f, n->b));
   case N_SLICE: {
     jv obj = eval(r, f, n->a);
     jv s = n->b ? eval(r, f, n->b) : tok__jv_none();
     jv e = n->c ? eval(r, f, n->c) : tok__jv_none();
     jv st = n->d ? eval(r, f, n->d) : tok__jv_none();
-    return slice_v(r, obj, s, e, st);
+    return tok__jv_slice(r, obj, s, e, st);
   }
   case N_CALL: {
     jv fn = eval(r, f, n->a);
-    args a;
+    jargs a;
     eval_args(r, f, n, &a);
     return call(r, fn, &a);
   }
@@ -1682,23 +684,23 @@ static jv eval(jrender *r, jframe *f, const jnode *n)
   case N_FILTER: {
     if (n->id < 0) FAIL("No filter named '%s' found.", n->name);
     jv v = eval(r, f, n->a);
-    args a;
+    jargs a;
     eval_args(r, f, n, &a);
-    return apply_filter(r, n->id, v, &a, f);
+    return tok__jr_filter(r, n->id, v, &a);
   }
   case N_TEST: {
     if (n->id < 0) FAIL("No test named '%s' found.", n->name);
     jv v = eval(r, f, n->a);
-    args a;
+    jargs a;
     eval_args(r, f, n, &a);
-    bool t = run_test(r, n->id, v, &a);
+    bool t = tok__jr_test(r, n->id, v, &a);
     return tok__jv_bool(n->op ? !t : t);
   }
   case N_NEG: case N_POS: {
     jv v = eval(r, f, n->a);
-    if (v.t == JV_UNDEF) fail_undef(r, v);
+    if (v.t == JV_UNDEF) tok__jr_fail_undef(r, v);
     if (v.t == JV_INT || v.t == JV_BOOL) {
-      int64_t x = ival(v);
+      int64_t x = tok__jv_ival(v);
       if (n->kind == N_POS) return tok__jv_int(x);
       if (x == INT64_MIN) FAIL("integer overflow");
       return tok__jv_int(-x);
@@ -1715,7 +717,7 @@ static jv eval(jrender *r, jframe *f, const jnode *n)
     jv a = eval(r, f, n->a);
     return tok__jv_truthy(a) ? a : eval(r, f, n->b);
   }
-  case N_BIN: return binop(r, n->op, eval(r, f, n->a), eval(r, f, n->b));
+  case N_BIN: return tok__jv_binop(r, n->op, eval(r, f, n->a), eval(r, f, n->b));
   case N_CMP: {
     jv left = eval(r, f, n->a);
     for (size_t i = 0; i < n->n_items; i++) {
@@ -1837,6 +839,7 @@ static jv move_value(const jmove *mv, jv v, unsigned depth)
       jlist *l = move_alloc(mv, sizeof *l);
       l->n = v.u.l->n;
       l->v = move_items(mv, v.u.l->v, l->n, l->n, depth);
+      l->group = v.u.l->group;
       v.u.l = l;
     }
     return v;
@@ -1935,15 +938,15 @@ static void scope_end(jrender *r, jmark m0, jmark mi, size_t *live)
 static void exec_for(jrender *r, jframe *f, const jnode *n)
 {
   jv seq = eval(r, f, n->a);
-  const jlist *items = iterate(r, seq);
+  const jlist *items = tok__jv_iterate(r, seq);
   if (n->d) { /* the loop filter runs before loop.* is computed */
     jvec kept = {0};
     for (size_t i = 0; i < items->n; i++) {
       jframe *tf = frame_new(r, f);
       bind_targets(r, tf, n, items->v[i]);
-      if (tok__jv_truthy(eval(r, tf, n->d))) vec_push(r, &kept, items->v[i]);
+      if (tok__jv_truthy(eval(r, tf, n->d))) tok__jvec_push(r, &kept, items->v[i]);
     }
-    items = list_from(r, kept.v, kept.n).u.l;
+    items = tok__jv_list_from(r, kept.v, kept.n).u.l;
   }
   if (!items->n) {
     if (n->c) exec(r, f, n->c);

@@ -93,13 +93,18 @@ static void *jp_alloc(jparse *p, size_t n)
   return m;
 }
 
+static void *jp_grow(jparse *p, const void *old, size_t n, size_t cap, size_t size)
+{
+  void *m = tok__ja_grow(p->a, old, n, cap, size);
+  if (!m) jp_fail(p, 0, TOK_ENOMEM, "out of memory");
+  return m;
+}
+
 static void push_tok(jparse *p, jtok t)
 {
   if (p->n_toks == p->cap_toks) {
     size_t cap = p->cap_toks ? 2 * p->cap_toks : 256;
-    jtok *g = jp_alloc(p, cap * sizeof *g);
-    if (p->n_toks) memcpy(g, p->toks, p->n_toks * sizeof *g);
-    p->toks = g;
+    p->toks = jp_grow(p, p->toks, p->n_toks, cap, sizeof *p->toks);
     p->cap_toks = cap;
   }
   p->toks[p->n_toks++] = t;
@@ -112,20 +117,6 @@ static size_t space_at(const char *s, size_t n, size_t i)
   size_t k = i;
   int32_t c = tok__jv_next_cp(s, n, &k);
   return tok__jv_py_space(c) ? k - i : 0;
-}
-
-/* Length of text[0..n) without its trailing Python whitespace. */
-static size_t rstrip_len(const char *s, size_t n)
-{
-  size_t end = n;
-  while (end > 0) {
-    size_t b = end - 1;
-    while (b > 0 && ((unsigned char)s[b] & 0xC0) == 0x80) b--;
-    size_t k = b;
-    if (!tok__jv_py_space(tok__jv_next_cp(s, end, &k))) break;
-    end = b;
-  }
-  return end;
 }
 
 static void lex_string(jparse *p, size_t *ip)
@@ -392,7 +383,7 @@ static void lex(jparse *p)
     char sign = q + 2 < n && (s[q + 2] == '-' || s[q + 2] == '+') ? s[q + 2] : 0;
     size_t text_len = q - i;
     if (sign == '-') {
-      text_len = rstrip_len(s + i, text_len);
+      text_len = tok__py_strip(tok__jv_str(s + i, text_len), tok__jv_none(), false, true).u.s.n;
     } else if (sign != '+' && kind != 2) { /* lstrip_blocks */
       size_t l_pos = 0;
       for (size_t k = text_len; k > 0; k--)
@@ -561,14 +552,8 @@ static void nl_push(jparse *p, nlist *l, jnode *x, const char *name)
 {
   if (l->n == l->cap) {
     size_t cap = l->cap ? 2 * l->cap : 4;
-    jnode **g = jp_alloc(p, cap * sizeof *g);
-    const char **gn = jp_alloc(p, cap * sizeof *gn);
-    if (l->n) {
-      memcpy(g, l->v, l->n * sizeof *g);
-      memcpy(gn, l->names, l->n * sizeof *gn);
-    }
-    l->v = g;
-    l->names = gn;
+    l->v = jp_grow(p, l->v, l->n, cap, sizeof *l->v);
+    l->names = jp_grow(p, l->names, l->n, cap, sizeof *l->names);
     l->cap = cap;
   }
   l->v[l->n] = x;
@@ -718,6 +703,15 @@ static jnode *parse_subscript(jparse *p, jnode *obj, uint32_t pos)
   return n;
 }
 
+/* fn(args...), at the "(" */
+static jnode *parse_call(jparse *p, uint32_t pos, jnode *fn)
+{
+  jnode *c = mk(p, N_CALL, pos);
+  c->a = fn;
+  parse_call_args(p, c);
+  return c;
+}
+
 static jnode *parse_postfix(jparse *p, jnode *n)
 {
   for (;;) {
@@ -741,10 +735,7 @@ static jnode *parse_postfix(jparse *p, jnode *n)
     } else if (skip_op(p, "[")) {
       n = parse_subscript(p, n, pos);
     } else if (at_op(p, "(")) {
-      jnode *c = mk(p, N_CALL, pos);
-      c->a = n;
-      parse_call_args(p, c);
-      n = c;
+      n = parse_call(p, pos, n);
     } else {
       return n;
     }
@@ -812,10 +803,7 @@ static jnode *parse_filter_expr(jparse *p, jnode *n)
       }
       n = t;
     } else if (at_op(p, "(")) {
-      jnode *c = mk(p, N_CALL, pos);
-      c->a = n;
-      parse_call_args(p, c);
-      n = c;
+      n = parse_call(p, pos, n);
     } else {
       return n;
     }
@@ -1034,6 +1022,25 @@ static void expect_block_end(jparse *p)
  * its "{%"); *end tells which. */
 static jnode *parse_body(jparse *p, const char *const *ends, size_t *end);
 
+/* Steps over the tag parse_body stopped at: "{%", its name, "%}". */
+static void close_tag(jparse *p)
+{
+  p->at += 2;
+  expect_block_end(p);
+}
+
+/* The "%}" ending a block tag's header, the body, and the {% end_tag %} that closes it:
+ * for the tags whose body has no middle tags (else, elif), and for a last else. */
+static jnode *block_body(jparse *p, const char *end_tag)
+{
+  expect_block_end(p);
+  const char *const ends[] = {end_tag, NULL};
+  size_t e;
+  jnode *body = parse_body(p, ends, &e);
+  close_tag(p);
+  return body;
+}
+
 static bool tag_is(jparse *p, const char *name)
 {
   return cur(p)->kind == T_BLOCK_BEGIN && tok_is(&p->toks[p->at + 1], T_NAME, name);
@@ -1070,14 +1077,9 @@ static jnode *parse_statement(jparse *p)
       tail->c = elif;
       tail = elif;
     }
-    if (e == 1) {
-      p->at += 2;
-      expect_block_end(p);
-      static const char *const end_only[] = {"endif", NULL};
-      tail->c = parse_body(p, end_only, &e);
-    }
-    p->at += 2;
-    expect_block_end(p);
+    p->at += 2; /* {% else or {% endif */
+    if (e == 1) tail->c = block_body(p, "endif");
+    else expect_block_end(p);
   } else if (skip_name(p, "for")) {
     n = mk(p, S_FOR, pos);
     parse_targets(p, n);
@@ -1091,14 +1093,9 @@ static jnode *parse_statement(jparse *p)
     static const char *const ends[] = {"else", "endfor", NULL};
     size_t e;
     n->b = parse_body(p, ends, &e);
-    if (e == 0) {
-      p->at += 2;
-      expect_block_end(p);
-      static const char *const end_only[] = {"endfor", NULL};
-      n->c = parse_body(p, end_only, &e);
-    }
-    p->at += 2;
-    expect_block_end(p);
+    p->at += 2; /* {% else or {% endfor */
+    if (e == 0) n->c = block_body(p, "endfor");
+    else expect_block_end(p);
   } else if (skip_name(p, "set")) {
     n = mk(p, S_SET, pos);
     jtok *t1 = cur(p);
@@ -1122,24 +1119,14 @@ static jnode *parse_statement(jparse *p)
         n->kind = S_SET_BLOCK;
         p->soft = false;
         if (skip_op(p, "|")) n->a = parse_block_filter(p, cur(p)->pos);
-        expect_block_end(p);
-        static const char *const ends[] = {"endset", NULL};
-        size_t e;
-        n->b = parse_body(p, ends, &e);
-        p->at += 2;
-        expect_block_end(p);
+        n->b = block_body(p, "endset");
       }
     }
   } else if (skip_name(p, "filter")) {
     n = mk(p, S_FILTER, pos);
     p->soft = false;
     n->a = parse_block_filter(p, cur(p)->pos);
-    expect_block_end(p);
-    static const char *const ends[] = {"endfilter", NULL};
-    size_t e;
-    n->b = parse_body(p, ends, &e);
-    p->at += 2;
-    expect_block_end(p);
+    n->b = block_body(p, "endfilter");
   } else if (skip_name(p, "macro")) {
     p->soft = false;
     n = mk(p, S_MACRO, pos);
@@ -1158,23 +1145,13 @@ static jnode *parse_statement(jparse *p)
     }
     expect_op(p, ")");
     nl_to(n, &params, true);
-    expect_block_end(p);
-    static const char *const ends[] = {"endmacro", NULL};
-    size_t e;
-    n->b = parse_body(p, ends, &e);
-    p->at += 2;
-    expect_block_end(p);
+    n->b = block_body(p, "endmacro");
   } else if (skip_name(p, "break") || skip_name(p, "continue")) {
     n = mk(p, tok_is(t, T_NAME, "break") ? S_BREAK : S_CONTINUE, pos);
     expect_block_end(p);
   } else if (skip_name(p, "generation")) { /* transformers' AssistantTracker: renders its body */
     p->soft = false; /* a Scope node: jinja2's frame.inner() */
-    expect_block_end(p);
-    static const char *const ends[] = {"endgeneration", NULL};
-    size_t e;
-    n = parse_body(p, ends, &e);
-    p->at += 2;
-    expect_block_end(p);
+    n = block_body(p, "endgeneration");
   } else {
     jp_fail(p, t->pos, TOK_ETEMPLATE, "tag '%.*s' is not supported", (int)(t->n > 40 ? 40 : t->n), t->p);
   }

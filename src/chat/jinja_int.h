@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "tok_chat.h"
@@ -53,6 +54,9 @@ void tok__ja_release(jarena *a, jmark m);
 /* true when p lies in memory allocated since m ({NULL, 0}: anywhere in the arena) */
 bool tok__ja_since(const jarena *a, jmark m, const void *p);
 size_t tok__ja_bytes_since(const jarena *a, jmark m); /* about what was allocated since m */
+/* An array that is full, grown: a new block of cap items of size bytes, the n items of old
+ * copied to it (old stays where it is until the arena lets it go). NULL as ja_alloc_raw. */
+void *tok__ja_grow(jarena *a, const void *old, size_t n, size_t cap, size_t size);
 
 /* ---- values --------------------------------------------------------------------- */
 typedef enum {
@@ -102,6 +106,7 @@ typedef struct jv {
 struct jlist {
   size_t n;
   jv *v;
+  bool group; /* a tuple groupby made: (grouper, list), also by those names */
 };
 
 struct jdict {
@@ -131,7 +136,8 @@ enum { CMP_EQ = 1, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_IN, CMP_NOTIN };
   X(items) X(join) X(last) X(length) X(list) X(lower) X(map) X(max) X(min) X(reject)        \
   X(rejectattr) X(replace) X(reverse) X(round) X(safe) X(select) X(selectattr) X(string)    \
   X(sum) X(title) X(tojson) X(trim) X(unique) X(upper) X(wordcount) X(dictsort) X(sort)     \
-  X(e) X(escape) X(forceescape) X(format)
+  X(e) X(escape) X(forceescape) X(format) X(attr) X(batch) X(center) X(filesizeformat)       \
+  X(slice) X(truncate) X(urlencode) X(xmlattr) X(groupby)
 #define JINJA_TESTS(X)                                                                      \
   X(defined) X(undefined) X(none) X(boolean) X(false) X(true) X(integer) X(float)          \
   X(number) X(string) X(mapping) X(iterable) X(sequence) X(callable) X(odd) X(even)        \
@@ -221,6 +227,7 @@ typedef struct jrender {
 _Noreturn void tok__jr_fail(jrender *r, tok_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void *tok__jr_alloc(jrender *r, size_t n); /* fails the render past the memory limit */
+void *tok__jr_grow(jrender *r, const void *old, size_t n, size_t cap, size_t size); /* tok__ja_grow, or fails */
 void tok__jr_step(jrender *r, uint64_t n); /* also checks the deadline, every 65,536 steps */
 uint64_t tok__chat_now_ns(void);
 
@@ -287,11 +294,94 @@ jv tok__markup_escape(jrender *r, jv v);
 /* vLLM's content-format detection (chat.c): true for the "openai" format */
 bool tok__chat_openai_content(const jnode *root);
 
-/* the engine */
+/* ---- the evaluator (eval.c), its filters and tests (filters.c) and Python's methods
+ * (pymethods.c) ------------------------------------------------------------------- */
 jv tok__jr_render_value(jrender *r, const tok_chat_template *t, jframe *globals);
 void tok__jr_set(jrender *r, jframe *f, const char *name, jv v);
 
-#include <string.h>
+/* A render error; every function of these files that fails has its render in r. */
+#define FAIL(...) tok__jr_fail(r, TOK_ERENDER, __VA_ARGS__)
+/* jinja2's error for using an undefined value (its message, or a generic one) */
+_Noreturn void tok__jr_fail_undef(jrender *r, jv v);
+
+/* the builtin functions and methods a JV_FUNC can stand for (jfunc.id) */
+enum {
+  B_RANGE, B_NAMESPACE, B_DICT, B_RAISE, B_STRFTIME, B_CYCLE,
+  M_STARTSWITH, M_ENDSWITH, M_STRIP, M_LSTRIP, M_RSTRIP, M_SPLIT, M_RSPLIT, M_UPPER, M_LOWER,
+  M_TITLE, M_CAPITALIZE, M_REPLACE, M_FIND, M_RFIND, M_COUNT, M_JOIN, M_SPLITLINES,
+  M_ISDIGIT, M_ISALPHA, M_ISSPACE, M_ISALNUM, M_ISUPPER, M_ISLOWER, M_FORMAT,
+  M_ITEMS, M_KEYS, M_VALUES, M_GET, M_LCOUNT, M_LINDEX, M_LCOPY,
+  M_UNSAFE, /* a method that mutates (append, update, pop, ...): the sandbox refuses it */
+};
+jv tok__jv_func(jrender *r, int id, jv self); /* a builtin, or a method bound to self */
+
+/* The arguments of a call, filter or test, as evaluated. */
+typedef struct jargs {
+  jv pos[8];
+  size_t n_pos;
+  const char *kw_names[8];
+  jv kw[8];
+  size_t n_kw;
+} jargs;
+jv tok__jarg(const jargs *a, size_t i, const char *name, jv def); /* positional i, or keyword name, or def */
+int64_t tok__jarg_int(jrender *r, jv v, const char *what);      /* fails unless an int (or bool) */
+
+/* A list being built, in the render's arena. */
+typedef struct jvec {
+  jv *v;
+  size_t n, cap;
+} jvec;
+void tok__jvec_push(jrender *r, jvec *v, jv x);
+jv tok__jv_list_from(jrender *r, const jv *items, size_t n); /* a list of a copy of items */
+
+/* values with Python's (and jinja2's) rules */
+jv tok__jv_need_str(jrender *r, jv v, const char *what); /* fails unless a str */
+jv tok__jv_str_cat(jrender *r, jv a, jv b);
+jv tok__jv_str_concat(jrender *r, const jv *parts, size_t n); /* within the output limit */
+const jlist *tok__jv_iterate(jrender *r, jv v); /* what a for loop sees: items, keys, characters */
+int64_t tok__jv_length(jrender *r, jv v);
+jv tok__jv_getitem(jrender *r, jv obj, jv key);                /* obj[key], or undefined */
+jv tok__jv_attr(jrender *r, jv obj, const char *name, size_t name_len); /* an attribute, never an item */
+jv tok__jv_slice(jrender *r, jv obj, jv start, jv stop, jv step); /* obj[start:stop:step] */
+jv tok__jv_binop(jrender *r, int op, jv a, jv b);               /* OP_ADD ... OP_POW */
+bool tok__jv_contains(jrender *r, jv hay, jv needle);            /* needle in hay */
+
+static inline int64_t tok__jv_ival(jv v) /* an int or bool's value */
+{
+  return v.t == JV_INT ? v.u.i : v.u.b;
+}
+/* Markup's own methods (strip, upper, ...) give Markup again */
+static inline jv tok__jv_keep_markup(jv from, jv s)
+{
+  s.tuple = from.t == JV_STR && from.tuple == JV_MARKUP ? JV_MARKUP : 0;
+  return s;
+}
+
+/* filters.c: filter or test id (F_*, TS_*) applied to v */
+jv tok__jr_filter(jrender *r, int id, jv v, const jargs *a);
+bool tok__jr_test(jrender *r, int id, jv v, const jargs *a);
+
+/* pymethods.c: Python's str methods on code points */
+jv tok__py_method(jrender *r, jv obj, const char *name, size_t name_len); /* bound, or undefined */
+jv tok__py_call_method(jrender *r, int id, jv self, const jargs *a);
+enum { PY_UPPER, PY_LOWER, PY_TITLE, PY_CAPITALIZE };
+jv tok__py_case(jrender *r, jv s, int mode); /* str.upper(), lower(), title(), capitalize() */
+/* str.strip(chars) (lstrip: right false, rstrip: left false); chars not a str: whitespace.
+ * A slice of s: needs no render. */
+jv tok__py_strip(jv s, jv chars, bool left, bool right);
+jv tok__py_split(jrender *r, jv s, jv sep, int64_t maxsplit, bool from_right); /* split, rsplit */
+jv tok__py_replace(jrender *r, jv s, jv old, jv new_, int64_t count);
+jv tok__py_splitlines(jrender *r, jv s, bool keepends);
+jv tok__py_join(jrender *r, const jv *items, size_t n, jv sep); /* str() of each, sep between */
+bool tok__py_is_case(jv v, bool upper);                         /* str.isupper(), islower() */
+/* the first nd[0, nn) in h[0, hn) (Python's find: an empty needle is found at once) */
+static inline const char *tok__find_bytes(const char *h, size_t hn, const char *nd, size_t nn)
+{
+  if (nn == 0) return h;
+  if (nn > hn) return NULL;
+  return memmem(h, hn, nd, nn);
+}
+
 static inline void tok__jr_buf_puts(jrender *r, tok_buf *b, const char *s)
 {
   tok__jr_buf_put(r, b, s, strlen(s));

@@ -18,6 +18,7 @@
 #include <utf8proc.h>
 
 #include "chat/jinja_int.h"
+#include "common/json_str.h"
 
 /* ---- arena ------------------------------------------------------------------------ */
 void *tok__ja_alloc_raw(jarena *a, size_t n)
@@ -83,6 +84,13 @@ void tok__ja_release(jarena *a, jmark m)
   if (a->head) a->head->used = m.used;
 }
 
+void *tok__ja_grow(jarena *a, const void *old, size_t n, size_t cap, size_t size)
+{
+  void *p = tok__ja_alloc_raw(a, cap * size);
+  if (p && n) memcpy(p, old, n * size);
+  return p;
+}
+
 bool tok__ja_since(const jarena *a, jmark m, const void *p)
 {
   uintptr_t x = (uintptr_t)p;
@@ -129,12 +137,23 @@ _Noreturn void tok__jr_fail(jrender *r, tok_err code, const char *fmt, ...)
   longjmp(r->exit, (int)code);
 }
 
+/* past the render's memory limit, or out of memory: one error for both */
+_Noreturn static void jr_out_of_memory(jrender *r)
+{
+  tok__jr_fail(r, TOK_ELIMIT, "chat template render exceeds its memory limit (%zu bytes)", r->arena.limit);
+}
+
 void *tok__jr_alloc(jrender *r, size_t n)
 {
   void *p = tok__ja_alloc_raw(&r->arena, n);
-  if (!p)
-    tok__jr_fail(r, TOK_ELIMIT, "chat template render exceeds its memory limit (%zu bytes)",
-            r->arena.limit);
+  if (!p) jr_out_of_memory(r);
+  return p;
+}
+
+void *tok__jr_grow(jrender *r, const void *old, size_t n, size_t cap, size_t size)
+{
+  void *p = tok__ja_grow(&r->arena, old, n, cap, size);
+  if (!p) jr_out_of_memory(r);
   return p;
 }
 
@@ -192,6 +211,7 @@ jv tok__jv_list_new(jrender *r, size_t n)
   jlist *l = tok__jr_alloc(r, sizeof *l);
   l->n = n;
   l->v = n ? tok__jr_alloc(r, n * sizeof(jv)) : NULL;
+  l->group = false;
   return (jv){.t = JV_LIST, .u.l = l};
 }
 
@@ -226,13 +246,8 @@ static void tok__jd_push(jrender *r, jdict *d, jv k, jv v)
 {
   if (d->n == d->cap) {
     size_t cap = d->cap ? d->cap * 2 : 8;
-    jv *nk = tok__jr_alloc(r, cap * sizeof(jv)), *nv = tok__jr_alloc(r, cap * sizeof(jv));
-    if (d->n) {
-      memcpy(nk, d->k, d->n * sizeof(jv));
-      memcpy(nv, d->v, d->n * sizeof(jv));
-    }
-    d->k = nk;
-    d->v = nv;
+    d->k = tok__jr_grow(r, d->k, d->n, cap, sizeof(jv));
+    d->v = tok__jr_grow(r, d->v, d->n, cap, sizeof(jv));
     d->cap = cap;
   }
   d->k[d->n] = k;
@@ -455,41 +470,62 @@ void tok__jv_float_repr(char *buf, size_t cap, double f)
   *o = 0;
 }
 
-static void str_repr_out(jrender *r, tok_buf *b, const char *p, size_t n)
+/* How quoted_out writes a code point: NULL to copy it, else its escape (a constant, or
+ * written into tmp). quote and ascii are what the escapes depend on. */
+typedef const char *(*escape_fn)(int32_t c, char quote, bool ascii, char tmp[16]);
+
+/* p[0, n) between two quote characters, each code point copied or escaped by esc; copied
+ * runs are written at once (most text has nothing to escape). Python's repr() and
+ * json.dumps differ only in their escapes. */
+static void quoted_out(jrender *r, tok_buf *b, const char *p, size_t n, char quote, bool ascii,
+                       escape_fn esc)
 {
-  bool has_sq = memchr(p, '\'', n) != NULL, has_dq = memchr(p, '"', n) != NULL;
-  char q = has_sq && !has_dq ? '"' : '\'';
-  tok__jr_buf_put(r, b, &q, 1);
+  tok__jr_buf_put(r, b, &quote, 1);
   size_t run = 0;
   for (size_t i = 0; i < n;) {
     size_t at = i;
     int32_t c = tok__jv_next_cp(p, n, &i);
-    const char *esc = NULL;
-    char tmp[12];
-    if (c == q || c == '\\') {
-      tmp[0] = '\\';
-      tmp[1] = (char)c;
-      tmp[2] = 0;
-      esc = tmp;
-    } else if (c == '\n') esc = "\\n";
-    else if (c == '\r') esc = "\\r";
-    else if (c == '\t') esc = "\\t";
-    else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !py_printable(c))) {
-      if (c < 0x100) snprintf(tmp, sizeof tmp, "\\x%02x", (unsigned)c);
-      else if (c < 0x10000) snprintf(tmp, sizeof tmp, "\\u%04x", (unsigned)c);
-      else snprintf(tmp, sizeof tmp, "\\U%08x", (unsigned)c);
-      esc = tmp;
-    }
-    if (esc) {
+    char tmp[16];
+    const char *e = esc(c, quote, ascii, tmp);
+    if (e) {
       tok__jr_buf_put(r, b, p + at - run, run);
       run = 0;
-      tok__jr_buf_puts(r, b, esc);
+      tok__jr_buf_puts(r, b, e);
     } else {
       run += i - at;
     }
   }
   tok__jr_buf_put(r, b, p + n - run, run);
-  tok__jr_buf_put(r, b, &q, 1);
+  tok__jr_buf_put(r, b, &quote, 1);
+}
+
+/* repr() of a str: the quote and backslash, \n \r \t, and \x, \u or \U for what
+ * str.isprintable() rejects */
+static const char *repr_escape(int32_t c, char quote, bool ascii, char tmp[16])
+{
+  (void)ascii;
+  if (c == quote || c == '\\') {
+    tmp[0] = '\\';
+    tmp[1] = (char)c;
+    tmp[2] = 0;
+    return tmp;
+  }
+  if (c == '\n') return "\\n";
+  if (c == '\r') return "\\r";
+  if (c == '\t') return "\\t";
+  if (c < 0x20 || c == 0x7f || (c >= 0x80 && !py_printable(c))) {
+    if (c < 0x100) snprintf(tmp, 16, "\\x%02x", (unsigned)c);
+    else if (c < 0x10000) snprintf(tmp, 16, "\\u%04x", (unsigned)c);
+    else snprintf(tmp, 16, "\\U%08x", (unsigned)c);
+    return tmp;
+  }
+  return NULL;
+}
+
+static void str_repr_out(jrender *r, tok_buf *b, const char *p, size_t n)
+{
+  bool has_sq = memchr(p, '\'', n) != NULL, has_dq = memchr(p, '"', n) != NULL;
+  quoted_out(r, b, p, n, has_sq && !has_dq ? '"' : '\'', false, repr_escape);
 }
 
 static void seq_out(jrender *r, tok_buf *b, jv v)
@@ -586,53 +622,35 @@ jv tok__jv_to_str(jrender *r, jv v)
 }
 
 /* ---- JSON out (json.dumps) -------------------------------------------------------- */
+/* json.dumps of a str: the quote and backslash, \n \r \t \b \f, \u for other control
+ * characters and, with ensure_ascii, for all past ASCII (a surrogate pair past U+FFFF) */
+static const char *json_escape(int32_t c, char quote, bool ascii, char tmp[16])
+{
+  (void)quote;
+  switch (c) {
+  case '"': return "\\\"";
+  case '\\': return "\\\\";
+  case '\n': return "\\n";
+  case '\r': return "\\r";
+  case '\t': return "\\t";
+  case '\b': return "\\b";
+  case '\f': return "\\f";
+  }
+  if (c >= 0x10000 && ascii) {
+    int32_t v = c - 0x10000;
+    snprintf(tmp, 16, "\\u%04x\\u%04x", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF));
+    return tmp;
+  }
+  if (c < 0x20 || (c >= 0x80 && ascii)) {
+    snprintf(tmp, 16, "\\u%04x", (unsigned)c);
+    return tmp;
+  }
+  return NULL;
+}
+
 static void json_str_out(jrender *r, tok_buf *b, const char *p, size_t n, bool ascii)
 {
-  tok__jr_buf_puts(r, b, "\"");
-  size_t run = 0;
-  for (size_t i = 0; i < n;) {
-    size_t at = i;
-    unsigned char ch = (unsigned char)p[i];
-    char tmp[16];
-    const char *esc = NULL;
-    if (ch >= 0x80) {
-      int32_t c = tok__jv_next_cp(p, n, &i);
-      if (ascii) {
-        if (c >= 0x10000) {
-          int32_t v = c - 0x10000;
-          snprintf(tmp, sizeof tmp, "\\u%04x\\u%04x", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF));
-        } else {
-          snprintf(tmp, sizeof tmp, "\\u%04x", (unsigned)c);
-        }
-        esc = tmp;
-      }
-    } else {
-      i++;
-      switch (ch) {
-      case '"': esc = "\\\""; break;
-      case '\\': esc = "\\\\"; break;
-      case '\n': esc = "\\n"; break;
-      case '\r': esc = "\\r"; break;
-      case '\t': esc = "\\t"; break;
-      case '\b': esc = "\\b"; break;
-      case '\f': esc = "\\f"; break;
-      default:
-        if (ch < 0x20) {
-          snprintf(tmp, sizeof tmp, "\\u%04x", ch);
-          esc = tmp;
-        }
-      }
-    }
-    if (esc) {
-      tok__jr_buf_put(r, b, p + at - run, run);
-      run = 0;
-      tok__jr_buf_puts(r, b, esc);
-    } else {
-      run += i - at;
-    }
-  }
-  tok__jr_buf_put(r, b, p + n - run, run);
-  tok__jr_buf_puts(r, b, "\"");
+  quoted_out(r, b, p, n, '"', ascii, json_escape);
 }
 
 static void json_newline(jrender *r, tok_buf *b, const jjson_opts *o, size_t level)
@@ -744,77 +762,24 @@ static void jin_ws(jin *j)
     j->i++;
 }
 
-static int jin_hex4(jin *j)
-{
-  if (j->n - j->i < 4) jin_fail(j, "truncated \\u escape");
-  int v = 0;
-  for (int k = 0; k < 4; k++) {
-    char c = j->s[j->i++];
-    v <<= 4;
-    if (c >= '0' && c <= '9') v |= c - '0';
-    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-    else jin_fail(j, "bad \\u escape");
-  }
-  return v;
-}
-
+/* at j->s[j->i], the opening quote */
 static jv jin_string(jin *j)
 {
-  j->i++; /* the quote */
-  size_t start = j->i;
-  bool plain = true;
-  while (j->i < j->n && j->s[j->i] != '"') {
-    unsigned char c = (unsigned char)j->s[j->i];
-    if (c < 0x20) jin_fail(j, "control character in string");
-    if (c == '\\') {
-      plain = false;
-      j->i++;
-    }
-    j->i++;
-  }
-  if (j->i >= j->n) jin_fail(j, "unterminated string");
-  size_t end = j->i++;
-  if (!tok_utf8_valid(j->s + start, end - start, NULL)) jin_fail(j, "string is not valid UTF-8");
-  if (plain) return tok__jv_str(j->s + start, end - start);
-  char *o = tok__jr_alloc(j->r, end - start + 1);
-  size_t n = 0;
-  for (size_t i = start; i < end;) {
-    if (j->s[i] != '\\') {
-      o[n++] = j->s[i++];
-      continue;
-    }
-    i++;
-    char e = j->s[i++];
-    switch (e) {
-    case '"': o[n++] = '"'; break;
-    case '\\': o[n++] = '\\'; break;
-    case '/': o[n++] = '/'; break;
-    case 'b': o[n++] = '\b'; break;
-    case 'f': o[n++] = '\f'; break;
-    case 'n': o[n++] = '\n'; break;
-    case 'r': o[n++] = '\r'; break;
-    case 't': o[n++] = '\t'; break;
-    case 'u': {
-      size_t save = j->i;
-      j->i = i;
-      int32_t c = jin_hex4(j);
-      if (c >= 0xD800 && c < 0xDC00 && j->i + 6 <= end && j->s[j->i] == '\\' &&
-          j->s[j->i + 1] == 'u') {
-        j->i += 2;
-        int lo = jin_hex4(j);
-        if (lo < 0xDC00 || lo > 0xDFFF) jin_fail(j, "unpaired surrogate");
-        c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
-      } else if (c >= 0xD800 && c <= 0xDFFF) {
-        jin_fail(j, "unpaired surrogate");
-      }
-      i = j->i;
-      j->i = save;
-      n += (size_t)utf8proc_encode_char(c, (utf8proc_uint8_t *)o + n);
-      break;
-    }
-    default: j->i = i - 1; jin_fail(j, "bad escape");
-    }
+  const char *s = j->s + ++j->i, *end = j->s + j->n, *stop;
+  bool plain;
+  tok__jstr_err e = tok__jstr_scan(s, end, &stop, &plain);
+  j->i = (size_t)(stop - j->s);
+  if (e) jin_fail(j, tok__jstr_why(e));
+  size_t len = (size_t)(stop - s);
+  j->i++; /* the closing quote */
+  if (!tok_utf8_valid(s, len, NULL)) jin_fail(j, "string is not valid UTF-8");
+  if (plain) return tok__jv_str(s, len);
+  char *o = tok__jr_alloc(j->r, len + 1); /* the decoded string is at most as long */
+  size_t n;
+  e = tok__jstr_decode(s, end, o, &n, &stop);
+  if (e) {
+    j->i = (size_t)(stop - j->s);
+    jin_fail(j, tok__jstr_why(e));
   }
   o[n] = 0;
   return tok__jv_str(o, n);
@@ -891,9 +856,7 @@ static jv jin_value(jin *j)
         for (;;) {
           jv x = jin_value(j);
           if (n == cap) {
-            jv *g = tok__jr_alloc(j->r, 2 * cap * sizeof(jv));
-            memcpy(g, items, n * sizeof(jv));
-            items = g;
+            items = tok__jr_grow(j->r, items, n, 2 * cap, sizeof(jv));
             cap *= 2;
           }
           items[n++] = x;

@@ -21,8 +21,6 @@
 
 #define MAX_NUM_PREC 400
 
-#define FAIL(...) tok__jr_fail(r, TOK_ERENDER, __VA_ARGS__)
-
 /* markupsafe.escape of a str: & < > ' " (the order and the entities are markupsafe's) */
 jv tok__markup_escape(jrender *r, jv v)
 {

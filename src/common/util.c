@@ -2,6 +2,7 @@
  * util.c — see util.h.
  */
 #include "common/util.h"
+#include "common/cpu.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,8 +19,8 @@ double tokd_now(void)
 
 unsigned tokd_cpu_count(void)
 {
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n < 1 ? 1 : n > TOKD_MAX_THREADS ? TOKD_MAX_THREADS : (unsigned)n;
+  unsigned n = tok__cpu_count();
+  return n > TOKD_MAX_THREADS ? TOKD_MAX_THREADS : n;
 }
 
 tok_err tokd_read_stream(FILE *f, tok_buf *out)

@@ -16,7 +16,7 @@
 /* Monotonic seconds. */
 double tokd_now(void);
 
-/* The CPUs online (at least 1, at most TOKD_MAX_THREADS). */
+/* The CPUs online (common/cpu.h's tok__cpu_count), at most TOKD_MAX_THREADS. */
 #define TOKD_MAX_THREADS 64
 unsigned tokd_cpu_count(void);
 

@@ -21,6 +21,7 @@
 
 #include "core/image.h"
 #include "core/internal.h"
+#include "common/cpu.h"
 
 typedef struct tok_rec {
   uint32_t id, off, len;
@@ -177,7 +178,7 @@ static void *resolve_run(void *arg)
 
 static size_t n_threads(void)
 {
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  long cores = tok__cpu_count();
   return cores < 1 ? 1 : cores > 8 ? 8 : (size_t)cores;
 }
 

@@ -7,14 +7,16 @@
  * the model builder costs a fraction. The small sections (normalizer, pre-tokenizer, ...)
  * are cut out with tok__js_skip and parsed by cJSON, where a tree is convenient.
  *
- * Strings are decoded into a caller's buffer (escapes, \u surrogate pairs) and checked to
- * be valid UTF-8; a lone surrogate is an error, as in serde_json. Errors carry the byte
- * offset in the file.
+ * Strings are decoded into a caller's buffer by the tree's one JSON string reader
+ * (common/json_str.c: escapes, \u surrogate pairs; a lone surrogate is an error, as in
+ * serde_json). Errors carry the byte offset in the file.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "load/jscan.h"
+
+#include "common/json_str.h"
 
 tok_err tok__js_fail(tok__js *js, const char *what)
 {
@@ -35,98 +37,26 @@ bool tok__js_eat(tok__js *js, char c)
   return true;
 }
 
-static int hex4(const char *p)
-{
-  int v = 0;
-  for (int i = 0; i < 4; i++) {
-    char c = p[i];
-    v <<= 4;
-    if (c >= '0' && c <= '9') v |= c - '0';
-    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-    else return -1;
-  }
-  return v;
-}
-
-static void put_utf8(tok_buf *out, uint32_t c)
-{
-  char *d = out->data + out->len;
-  if (c < 0x80) d[0] = (char)c, out->len += 1;
-  else if (c < 0x800) d[0] = (char)(0xC0 | c >> 6), d[1] = (char)(0x80 | (c & 0x3F)), out->len += 2;
-  else if (c < 0x10000)
-    d[0] = (char)(0xE0 | c >> 12), d[1] = (char)(0x80 | ((c >> 6) & 0x3F)), d[2] = (char)(0x80 | (c & 0x3F)),
-    out->len += 3;
-  else
-    d[0] = (char)(0xF0 | c >> 18), d[1] = (char)(0x80 | ((c >> 12) & 0x3F)),
-    d[2] = (char)(0x80 | ((c >> 6) & 0x3F)), d[3] = (char)(0x80 | (c & 0x3F)), out->len += 4;
-}
-
 tok_err tok__js_string(tok__js *js, tok_buf *out)
 {
   if (!tok__js_eat(js, '"')) return tok__js_fail(js, "expected a string");
-  const char *p = js->p;
-  /* fast path: no escapes */
-  const char *q = p;
-  while (q < js->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20) q++;
-  if (tok_buf_reserve(out, (size_t)(q - p) + 8) != TOK_OK) return tok__nomem(js->err);
-  memcpy(out->data + out->len, p, (size_t)(q - p));
-  out->len += (size_t)(q - p);
-  p = q;
-  while (p < js->end && *p != '"') {
-    if ((unsigned char)*p < 0x20) {
-      js->p = p;
-      return tok__js_fail(js, "control character in a string");
-    }
-    if (tok_buf_reserve(out, 8) != TOK_OK) return tok__nomem(js->err);
-    if (*p != '\\') {
-      out->data[out->len++] = *p++;
-      continue;
-    }
-    if (p + 1 >= js->end) break;
-    char e = p[1];
-    p += 2;
-    switch (e) {
-    case '"': case '\\': case '/': out->data[out->len++] = e; break;
-    case 'b': out->data[out->len++] = '\b'; break;
-    case 'f': out->data[out->len++] = '\f'; break;
-    case 'n': out->data[out->len++] = '\n'; break;
-    case 'r': out->data[out->len++] = '\r'; break;
-    case 't': out->data[out->len++] = '\t'; break;
-    case 'u': {
-      int u = js->end - p >= 4 ? hex4(p) : -1;
-      if (u < 0) {
-        js->p = p;
-        return tok__js_fail(js, "bad \\u escape");
-      }
-      p += 4;
-      uint32_t c = (uint32_t)u;
-      if (c >= 0xD800 && c <= 0xDBFF) {
-        int lo = js->end - p >= 6 && p[0] == '\\' && p[1] == 'u' ? hex4(p + 2) : -1;
-        if (lo < 0xDC00 || lo > 0xDFFF) {
-          js->p = p;
-          return tok__js_fail(js, "lone surrogate in a \\u escape");
-        }
-        p += 6;
-        c = 0x10000 + ((c - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
-      } else if (c >= 0xDC00 && c <= 0xDFFF) {
-        js->p = p;
-        return tok__js_fail(js, "lone surrogate in a \\u escape");
-      }
-      put_utf8(out, c);
-      break;
-    }
-    default:
-      js->p = p - 1;
-      return tok__js_fail(js, "bad escape");
+  const char *stop;
+  bool plain;
+  tok__jstr_err e = tok__jstr_scan(js->p, js->end, &stop, &plain);
+  if (!e) {
+    /* the decoded string is at most as long as the literal */
+    size_t n = (size_t)(stop - js->p);
+    if (tok_buf_reserve(out, n) != TOK_OK) return tok__nomem(js->err);
+    if (plain) memcpy(out->data + out->len, js->p, n);
+    else e = tok__jstr_decode(js->p, js->end, out->data + out->len, &n, &stop);
+    if (!e) {
+      out->len += n;
+      js->p = stop + 1;
+      return TOK_OK;
     }
   }
-  if (p >= js->end) {
-    js->p = p;
-    return tok__js_fail(js, "unterminated string");
-  }
-  js->p = p + 1;
-  return TOK_OK;
+  js->p = stop;
+  return tok__js_fail(js, tok__jstr_why(e));
 }
 
 tok_err tok__js_u32(tok__js *js, uint32_t *out)

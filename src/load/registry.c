@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "load/load.h"
+#include "common/cpu.h"
 
 #define MAX_RANK_FILE_BYTES ((size_t)1 << 30)
 
@@ -139,7 +140,7 @@ void tok_registry_warm(const tok_registry *reg)
   for (size_t i = 0; i < reg->n_models; i++)
     if (reg->models[i]->byte_level && atomic_load(&reg->models[i]->bt_state) == 0) todo++;
   if (todo == 0) return;
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  long cores = tok__cpu_count();
   size_t n_threads = cores > 1 ? (size_t)cores : 1;
   if (n_threads > todo) n_threads = todo;
   if (n_threads > 16) n_threads = 16;

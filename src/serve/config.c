@@ -6,6 +6,7 @@
  * parses both from it, as for the other commands' table in cli/main.c).
  */
 #include "serve/config.h"
+#include "common/cpu.h"
 #include "common/options.h"
 #include "common/util.h"
 
@@ -145,7 +146,7 @@ const char TOKD_SERVE_USAGE[] =
 /* The defaults, in one place: the help text prints them from here. */
 static tokd_config defaults(void)
 {
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  long cores = tok__cpu_count();
   return (tokd_config){
     .host = "0.0.0.0",
     .port = 8080,

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json_str.h"
 #include "common/util.h"
 
 #define MAX_DEPTH 64 /* nesting of values the parser skips (vLLM's ignored fields) */
@@ -110,58 +111,15 @@ static bool eat(jp *j, char c)
   return false;
 }
 
-static int hex4(const char *p)
-{
-  int v = 0;
-  for (int i = 0; i < 4; i++) {
-    char c = p[i];
-    v <<= 4;
-    if (c >= '0' && c <= '9') v |= c - '0';
-    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-    else return -1;
-  }
-  return v;
-}
-
-/* The bytes of p[0, n) before its first '"', '\\' or control character (n when there is
- * none), eight at a time: a long message's text is mostly such a run. The lowest flagged
- * byte of each test is exact (a borrow only reaches bytes above it); bytes of 0x80 and up
- * (UTF-8) are never flagged. */
-static size_t plain_run(const char *p, size_t n)
-{
-  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w, q, b;
-    memcpy(&w, p + i, 8);
-    q = w ^ (0x22 * ones), b = w ^ (0x5C * ones);
-    uint64_t t = (((q - ones) & ~q) | ((b - ones) & ~b) | ((w - 0x20 * ones) & ~w)) & highs;
-    if (t) return i + (size_t)(__builtin_ctzll(t) >> 3);
-  }
-  while (i < n && p[i] != '"' && p[i] != '\\' && (unsigned char)p[i] >= 0x20) i++;
-  return i;
-}
-
 /* Steps over a string without changing it (its escapes are checked by whoever reads it). */
 static bool scan_string(jp *j)
 {
-  char *r = ++j->p;
-  for (;;) {
-    r += plain_run(r, (size_t)(j->end - r));
-    if (r >= j->end) {
-      j->p = r;
-      return syntax(j, "unterminated string");
-    }
-    unsigned char c = (unsigned char)*r;
-    if (c == '"') break;
-    if (c < 0x20) {
-      j->p = r;
-      return syntax(j, "control character in a string");
-    }
-    r += c == '\\' ? 2 : 1;
-  }
-  j->p = r + 1;
+  const char *stop;
+  bool plain;
+  tok__jstr_err e = tok__jstr_scan(++j->p, j->end, &stop, &plain);
+  j->p += stop - j->p;
+  if (e) return syntax(j, tok__jstr_why(e));
+  j->p++;
   return true;
 }
 
@@ -175,77 +133,16 @@ static bool string(jp *j, char **out, size_t *out_len)
     return scan_string(j);
   }
   if (j->p >= j->end || *j->p != '"') return syntax(j, "expected a string");
-  char *r = ++j->p, *w = r;
-  for (;;) {
-    size_t run = plain_run(r, (size_t)(j->end - r));
-    if (w != r) memmove(w, r, run);
-    r += run, w += run;
-    if (r >= j->end) {
-      j->p = r;
-      return syntax(j, "unterminated string");
-    }
-    unsigned char c = (unsigned char)*r;
-    if (c == '"') break;
-    if (c < 0x20) {
-      j->p = r;
-      return syntax(j, "control character in a string");
-    }
-    if (c != '\\') {
-      *w++ = *r++;
-      continue;
-    }
-    if (r + 1 >= j->end) {
-      j->p = r;
-      return syntax(j, "unterminated string");
-    }
-    char esc = r[1];
-    r += 2;
-    switch (esc) {
-    case '"': case '\\': case '/': *w++ = esc; break;
-    case 'b': *w++ = '\b'; break;
-    case 'f': *w++ = '\f'; break;
-    case 'n': *w++ = '\n'; break;
-    case 'r': *w++ = '\r'; break;
-    case 't': *w++ = '\t'; break;
-    case 'u': {
-      int u = j->end - r >= 4 ? hex4(r) : -1;
-      if (u < 0) {
-        j->p = r;
-        return syntax(j, "bad \\u escape");
-      }
-      r += 4;
-      uint32_t cp = (uint32_t)u;
-      if (cp >= 0xD800 && cp <= 0xDBFF) {
-        int lo = j->end - r >= 6 && r[0] == '\\' && r[1] == 'u' ? hex4(r + 2) : -1;
-        if (lo < 0xDC00 || lo > 0xDFFF) {
-          j->p = r;
-          return syntax(j, "a \\u escape of a lone surrogate");
-        }
-        r += 6;
-        cp = 0x10000 + ((cp - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
-      } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-        j->p = r;
-        return syntax(j, "a \\u escape of a lone surrogate");
-      }
-      /* UTF-8 is never longer than the escape it came from */
-      if (cp < 0x80) *w++ = (char)cp;
-      else if (cp < 0x800) *w++ = (char)(0xC0 | cp >> 6), *w++ = (char)(0x80 | (cp & 0x3F));
-      else if (cp < 0x10000)
-        *w++ = (char)(0xE0 | cp >> 12), *w++ = (char)(0x80 | ((cp >> 6) & 0x3F)), *w++ = (char)(0x80 | (cp & 0x3F));
-      else
-        *w++ = (char)(0xF0 | cp >> 18), *w++ = (char)(0x80 | ((cp >> 12) & 0x3F)),
-        *w++ = (char)(0x80 | ((cp >> 6) & 0x3F)), *w++ = (char)(0x80 | (cp & 0x3F));
-      break;
-    }
-    default:
-      j->p = r - 1;
-      return syntax(j, "bad escape");
-    }
-  }
-  *out = j->p;
-  *out_len = (size_t)(w - j->p);
-  *w = '\0'; /* w <= r, and r is the closing quote */
-  j->p = r + 1;
+  char *s = ++j->p;
+  const char *stop;
+  size_t n;
+  tok__jstr_err e = tok__jstr_decode(s, j->end, s, &n, &stop);
+  j->p += stop - j->p;
+  if (e) return syntax(j, tok__jstr_why(e));
+  s[n] = '\0'; /* the decoded text ends at or before the closing quote */
+  *out = s;
+  *out_len = n;
+  j->p++;
   return true;
 }
 
