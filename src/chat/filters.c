@@ -4,9 +4,9 @@
  * JINJA_TESTS in jinja_int.h), so a name costs nothing at render time.
  *
  * Each follows jinja2's own code (jinja2/filters.py, tests.py): which arguments are
- * positional, what an undefined or empty value gives, that select, map, items and the like give generators, that a Markup
- * stays Markup. Work is charged in steps by the bytes and items read, as everywhere in a
- * render.
+ * positional, what an undefined or empty value gives, that select, map, items and the like
+ * give generators, that a Markup stays Markup. Work is charged in steps by the bytes and
+ * items read, as everywhere in a render.
  */
 #include <errno.h>
 #include <math.h>
