@@ -4,9 +4,9 @@
  * JINJA_TESTS in jinja_int.h), so a name costs nothing at render time.
  *
  * Each follows jinja2's own code (jinja2/filters.py, tests.py): which arguments are
- * positional, what an undefined or empty value gives, that select, map, items and the like give generators, that a Markup
- * stays Markup. Work is charged in steps by the bytes and items read, as everywhere in a
- * render.
+ * positional, what an undefined or empty value gives, that select, map, items and the like
+ * give generators, that a Markup stays Markup. Work is charged in steps by the bytes and
+ * items read, as everywhere in a render.
  */
 #include <errno.h>
 #include <math.h>
@@ -517,6 +517,165 @@ static jv groupby_filter(jrender *r, jv v, const jargs *a)
   return tok__jv_list_from(r, out.v, out.n);
 }
 
+/* ---- wordwrap: Python's textwrap.wrap as jinja2's do_wordwrap calls it --------------
+ * (expand_tabs and replace_whitespace off, drop_whitespace on), line by line. Lengths are
+ * in code points. The chunks are textwrap's wordsep_re.split (break_on_hyphens) or runs of
+ * whitespace and of the rest: whitespace there is ASCII's, but a chunk is dropped at a
+ * line's ends when str.strip() empties it (Unicode's). */
+static bool tw_space(int32_t c)
+{
+  return c == '\t' || c == '\n' || c == 0x0b || c == 0x0c || c == '\r' || c == ' ';
+}
+
+static bool tw_word(int32_t c) /* Python's \w on a str */
+{
+  utf8proc_category_t k = utf8proc_category(c);
+  return c == '_' || (k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO) ||
+         (k >= UTF8PROC_CATEGORY_ND && k <= UTF8PROC_CATEGORY_NO);
+}
+
+static bool tw_letter(int32_t c) /* [^\d\W] */
+{
+  return tw_word(c) && utf8proc_category(c) != UTF8PROC_CATEGORY_ND;
+}
+
+static bool tw_punct(int32_t c) /* [\w!"'&.,?] */
+{
+  return tw_word(c) || c == '!' || c == '"' || c == '\'' || c == '&' || c == '.' || c == ',' || c == '?';
+}
+
+/* true when c[k..] is "--" or more hyphens and then a \w */
+static bool tw_dashes(const int32_t *c, size_t n, size_t k)
+{
+  size_t j = k;
+  while (j < n && c[j] == '-') j++;
+  return j - k >= 2 && j < n && tw_word(c[j]);
+}
+
+/* The end of the chunk that starts at c[i] (wordsep_re's three alternatives in order; a
+ * word ends at the first place one of its endings fits, the regex being lazy) */
+static size_t tw_chunk_end(const int32_t *c, size_t n, size_t i, bool hyphens)
+{
+  if (tw_space(c[i])) {
+    while (i < n && tw_space(c[i])) i++;
+    return i;
+  }
+  if (!hyphens) {
+    while (i < n && !tw_space(c[i])) i++;
+    return i;
+  }
+  if (i > 0 && tw_punct(c[i - 1]) && tw_dashes(c, n, i)) { /* an em-dash between words */
+    while (c[i] == '-') i++;
+    return i;
+  }
+  for (size_t k = i + 1;; k++) {
+    if (k < n && c[k] == '-') { /* a hyphen inside a word: after letter-letter or letter-hyphen-letter */
+      bool behind = (k >= 2 && tw_letter(c[k - 2]) && tw_letter(c[k - 1])) ||
+                    (k >= 3 && tw_letter(c[k - 3]) && c[k - 2] == '-' && tw_letter(c[k - 1]));
+      bool ahead = k + 2 < n && tw_letter(c[k + 1]) &&
+                   (tw_letter(c[k + 2]) || (c[k + 2] == '-' && k + 3 < n && tw_letter(c[k + 3])));
+      if (behind && ahead) return k + 1;
+    }
+    if (k >= n || tw_space(c[k])) return k;
+    if (tw_punct(c[k - 1]) && tw_dashes(c, n, k)) return k;
+  }
+}
+
+typedef struct tw_chunk {
+  size_t s, e; /* code points */
+} tw_chunk;
+
+typedef struct tw_text {
+  const char *p;
+  const size_t *off; /* the byte offset of each code point, and of the end */
+} tw_text;
+
+static bool tw_blank(tw_text t, tw_chunk k) /* chunk.strip() == '' */
+{
+  return tok__py_strip(tok__jv_str(t.p + t.off[k.s], t.off[k.e] - t.off[k.s]), tok__jv_none(), true, true).u.s.n == 0;
+}
+
+/* textwrap's _wrap_chunks, the lines written to r->out with wrapstring between them */
+static void tw_wrap(jrender *r, tw_text t, tw_chunk *ch, size_t n_ch, int64_t width, bool break_long, bool hyphens,
+                    jv wrapstring)
+{
+  size_t at = 0, n_lines = 0;
+  tw_chunk *line = tok__jr_alloc(r, (n_ch + 1) * sizeof *line);
+  while (at < n_ch) {
+    tok__jr_step(r, 1);
+    size_t n = 0;
+    int64_t len = 0;
+    if (n_lines && tw_blank(t, ch[at])) at++; /* a line does not begin with whitespace */
+    while (at < n_ch && len + (int64_t)(ch[at].e - ch[at].s) <= width) {
+      len += (int64_t)(ch[at].e - ch[at].s);
+      line[n++] = ch[at++];
+    }
+    if (at < n_ch && (int64_t)(ch[at].e - ch[at].s) > width) { /* _handle_long_word */
+      int64_t space_left = width < 1 ? 1 : width - len;
+      if (break_long) {
+        size_t end = (size_t)space_left;
+        tw_chunk k = ch[at];
+        if (hyphens && k.e - k.s > end) { /* after the last hyphen that follows a non-hyphen */
+          size_t hyphen = 0;
+          for (size_t q = end; q-- > 1;)
+            if (t.p[t.off[k.s + q]] == '-') {
+              hyphen = q;
+              break;
+            }
+          bool other = false;
+          for (size_t q = 0; q < hyphen && !other; q++) other = t.p[t.off[k.s + q]] != '-';
+          if (hyphen > 0 && other) end = hyphen + 1;
+        }
+        line[n++] = (tw_chunk){k.s, k.s + end};
+        ch[at].s += end;
+      } else if (!n) {
+        line[n++] = ch[at++];
+      }
+    }
+    if (n && tw_blank(t, line[n - 1])) n--; /* nor ends with it */
+    if (n) {
+      if (n_lines++) tok__jr_buf_put(r, r->out, wrapstring.u.s.p, wrapstring.u.s.n);
+      for (size_t q = 0; q < n; q++)
+        tok__jr_buf_put(r, r->out, t.p + t.off[line[q].s], t.off[line[q].e] - t.off[line[q].s]);
+    }
+  }
+}
+
+static jv wordwrap_filter(jrender *r, jv s, const jargs *a)
+{
+  int64_t width = tok__jarg_int(r, tok__jarg(a, 0, "width", tok__jv_int(79)), "wordwrap");
+  bool break_long = tok__jv_truthy(tok__jarg(a, 1, "break_long_words", tok__jv_bool(true)));
+  jv wrapstring = tok__jarg(a, 2, "wrapstring", tok__jv_none());
+  bool hyphens = tok__jv_truthy(tok__jarg(a, 3, "break_on_hyphens", tok__jv_bool(true)));
+  if (wrapstring.t == JV_NONE) wrapstring = tok__jv_str("\n", 1); /* the environment's newline_sequence */
+  wrapstring = tok__jv_need_str(r, wrapstring, "wordwrap");
+  if (width <= 0) FAIL("invalid width %lld (must be > 0)", (long long)width);
+  jv lines = tok__py_splitlines(r, s, false);
+  jdivert *d = tok__jr_divert_begin(r);
+  for (size_t i = 0; i < lines.u.l->n; i++) {
+    jv line = lines.u.l->v[i];
+    if (i) tok__jr_buf_put(r, r->out, wrapstring.u.s.p, wrapstring.u.s.n);
+    size_t n = tok__jv_str_chars(line.u.s.p, line.u.s.n);
+    int32_t *c = tok__jr_alloc(r, (n + 1) * sizeof *c);
+    size_t *off = tok__jr_alloc(r, (n + 1) * sizeof *off);
+    for (size_t k = 0, b = 0; k < n; k++) {
+      off[k] = b;
+      c[k] = tok__jv_next_cp(line.u.s.p, line.u.s.n, &b);
+    }
+    off[n] = line.u.s.n;
+    tw_chunk *ch = tok__jr_alloc(r, (n + 1) * sizeof *ch);
+    size_t n_ch = 0;
+    for (size_t k = 0; k < n; n_ch++) {
+      tok__jr_step(r, 1);
+      size_t e = tw_chunk_end(c, n, k, hyphens);
+      ch[n_ch] = (tw_chunk){k, e};
+      k = e;
+    }
+    tw_wrap(r, (tw_text){line.u.s.p, off}, ch, n_ch, width, break_long, hyphens, wrapstring);
+  }
+  return tok__jr_divert_end(r, d);
+}
+
 jv tok__jr_filter(jrender *r, int id, jv v, const jargs *a)
 {
   if (v.t == JV_STR) { /* by the bytes read: a lookup per code point for case and words */
@@ -761,6 +920,7 @@ jv tok__jr_filter(jrender *r, int id, jv v, const jargs *a)
   }
   case F_tojson: return json_filter(r, v, a);
   case F_groupby: return groupby_filter(r, v, a);
+  case F_wordwrap: return wordwrap_filter(r, tok__jv_need_str(r, v, "wordwrap"), a);
   case F_attr: {
     jv name = tok__jv_need_str(r, tok__jarg(a, 0, "name", tok__jv_undef("attr needs a name")), "attr");
     return tok__jv_attr(r, v, name.u.s.p, name.u.s.n);

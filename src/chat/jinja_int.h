@@ -137,7 +137,7 @@ enum { CMP_EQ = 1, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_IN, CMP_NOTIN };
   X(rejectattr) X(replace) X(reverse) X(round) X(safe) X(select) X(selectattr) X(string)    \
   X(sum) X(title) X(tojson) X(trim) X(unique) X(upper) X(wordcount) X(dictsort) X(sort)     \
   X(e) X(escape) X(forceescape) X(format) X(attr) X(batch) X(center) X(filesizeformat)       \
-  X(slice) X(truncate) X(urlencode) X(xmlattr) X(groupby)
+  X(slice) X(truncate) X(urlencode) X(xmlattr) X(groupby) X(wordwrap)
 #define JINJA_TESTS(X)                                                                      \
   X(defined) X(undefined) X(none) X(boolean) X(false) X(true) X(integer) X(float)          \
   X(number) X(string) X(mapping) X(iterable) X(sequence) X(callable) X(odd) X(even)        \
