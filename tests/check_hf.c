@@ -392,6 +392,59 @@ START_TEST(test_hf_config)
 }
 END_TEST
 
+/* Protects: the tokenizer classes whose transformers constructor rebuilds the
+ * post-processor (update_post_processor) get BOS/EOS from add_bos_token/add_eos_token with
+ * their class's defaults; other classes keep tokenizer.json's (tiny/bl: RobertaProcessing,
+ * <s> ... </s>). */
+START_TEST(test_hf_config_post_processor)
+{
+  static const struct {
+    const char *config;
+    uint32_t first, last; /* UINT32_MAX: a text token */
+  } cases[] = {
+      {"{\"tokenizer_class\":\"PreTrainedTokenizerFast\"}", 20916, 20917},
+      {"{\"tokenizer_class\":\"CohereTokenizerFast\",\"bos_token\":\"<s>\",\"eos_token\":\"</s>\"}", 20916,
+       UINT32_MAX},
+      {"{\"tokenizer_class\":\"CohereTokenizerFast\",\"bos_token\":\"<s>\",\"eos_token\":\"</s>\","
+       "\"add_bos_token\":false,\"add_eos_token\":true}",
+       UINT32_MAX, 20917},
+      {"{\"tokenizer_class\":\"GPTNeoXTokenizerFast\",\"bos_token\":\"<s>\",\"eos_token\":\"</s>\"}", UINT32_MAX,
+       UINT32_MAX},
+      {"{\"tokenizer_class\":\"LlamaTokenizerFast\",\"bos_token\":\"<s>\",\"eos_token\":\"</s>\"}", 20916,
+       UINT32_MAX},
+  };
+  size_t len;
+  char *json = tu_read_file("data/hf/tiny/bl/tokenizer.json", &len);
+  const char *dir = tu_tempdir();
+  tu_write(dir, "tokenizer.json", json);
+  free(json);
+  tok_scratch *s = tok_scratch_new(NULL);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    tu_write(dir, "tokenizer_config.json", cases[i].config);
+    tok_tokenizer_source src = {"x", dir};
+    tok_load_opts opts = {.encodings = "none", .tokenizers = &src, .n_tokenizers = 1};
+    tok_registry *reg = NULL;
+    tok_error err;
+    ck_assert_msg(tok_registry_load(&opts, &reg, &err) == TOK_OK, "case %zu: %s", i, err.detail);
+    const tok_encoding *enc = tok_registry_at(reg, 0);
+    tok_encode_opts eo = {.add_special_tokens = true};
+    tok_encode_result r, plain;
+    ck_assert_int_eq(tok_encode(enc, s, "Hello World", 11, NULL, &plain, &err), TOK_OK);
+    size_t body = plain.len;
+    ck_assert_uint_ge(body, 2);
+    ck_assert_int_eq(tok_encode(enc, s, "Hello World", 11, &eo, &r, &err), TOK_OK);
+    size_t want = body + (cases[i].first != UINT32_MAX) + (cases[i].last != UINT32_MAX);
+    ck_assert_msg(r.len == want, "case %zu: %zu ids, want %zu", i, r.len, want);
+    if (cases[i].first != UINT32_MAX) ck_assert_uint_eq(r.ids[0], cases[i].first);
+    if (cases[i].last != UINT32_MAX) ck_assert_uint_eq(r.ids[r.len - 1], cases[i].last);
+    ck_assert_msg(r.ids[0] != 20916 || cases[i].first == 20916, "case %zu: an unwanted BOS", i);
+    ck_assert_msg(r.ids[r.len - 1] != 20917 || cases[i].last == 20917, "case %zu: an unwanted EOS", i);
+    tok_registry_free(reg);
+  }
+  tok_scratch_free(s);
+}
+END_TEST
+
 /* Random text over the character classes normalization cares about: Hangul jamo (which
  * compose three at a time), combining marks, compatibility characters, case, spaces. */
 static size_t random_text(uint32_t *x, char *text, size_t cap)
@@ -460,6 +513,7 @@ Suite *hf_suite(void)
   tcase_add_test(files, test_hf_tiny);
   tcase_add_test(files, test_hf_piece_cache_partial);
   tcase_add_test(files, test_hf_unsupported);
+  tcase_add_test(files, test_hf_config_post_processor);
   tcase_add_test(files, test_hf_malformed);
   tcase_add_test(files, test_hf_offsets_same_ids);
   suite_add_tcase(s, files);

@@ -16,8 +16,8 @@
  * produced by merging.
  *
  * With a directory, tokenizer_config.json is applied as transformers' AutoTokenizer
- * applies it: Llama- and Gemma-class tokenizers get BOS/EOS from add_bos_token /
- * add_eos_token (their update_post_processor replaces the post-processor), and
+ * applies it: Llama-, Gemma-, Cohere- and GPT-NeoX-class tokenizers get BOS/EOS from
+ * add_bos_token / add_eos_token (their update_post_processor replaces the post-processor), and
  * clean_up_tokenization_spaces turns on transformers' decode clean-up.
  */
 #include <cjson/cJSON.h>
@@ -999,12 +999,24 @@ static tok_err apply_config(hf *h)
   enc->decoder.cleanup_spaces = cJSON_IsTrue(cleanup);
   const cJSON *cls = cJSON_GetObjectItemCaseSensitive(cfg, "tokenizer_class");
   const char *klass = cJSON_IsString(cls) ? cls->valuestring : "";
-  /* LlamaTokenizerFast and GemmaTokenizerFast rebuild the post-processor from
-   * add_bos_token (default true) and add_eos_token (default false) */
-  if (strstr(klass, "Llama") || strstr(klass, "Gemma")) {
+  /* The fast tokenizer classes whose constructor calls update_post_processor, which
+   * replaces tokenizer.json's post-processor with BOS and EOS as add_bos_token and
+   * add_eos_token say (their defaults differ by class; add_eos_token is false in all):
+   * LlamaTokenizerFast (and CodeLlama's), GemmaTokenizerFast and CohereTokenizerFast add
+   * BOS unless told not to, GPTNeoXTokenizerFast adds nothing unless told. Cohere's
+   * tokenizer.json, say, adds <BOS_TOKEN> ... <|END_OF_TURN_TOKEN|> <EOS_TOKEN>, which
+   * transformers never uses. */
+  static const struct {
+    const char *name;
+    bool add_bos;
+  } rebuilds[] = {{"Llama", true}, {"Gemma", true}, {"Cohere", true}, {"GPTNeoX", false}};
+  int rebuild = -1;
+  for (int i = 0; i < (int)(sizeof rebuilds / sizeof rebuilds[0]) && rebuild < 0; i++)
+    if (strstr(klass, rebuilds[i].name)) rebuild = i;
+  if (rebuild >= 0) {
     const cJSON *ab = cJSON_GetObjectItemCaseSensitive(cfg, "add_bos_token");
     const cJSON *ae = cJSON_GetObjectItemCaseSensitive(cfg, "add_eos_token");
-    bool add_bos = ab ? cJSON_IsTrue(ab) : true, add_eos = ae ? cJSON_IsTrue(ae) : false;
+    bool add_bos = ab ? cJSON_IsTrue(ab) : rebuilds[rebuild].add_bos, add_eos = ae ? cJSON_IsTrue(ae) : false;
     uint32_t bos_id = 0, eos_id = 0;
     if ((add_bos && (!bos || !tok_token_id(enc, bos, strlen(bos), &bos_id))) ||
         (add_eos && (!eos || !tok_token_id(enc, eos, strlen(eos), &eos_id)))) {
