@@ -10,10 +10,10 @@
 
 #include "testutil.h"
 
-/* the six open models, then the small tokenizers committed in data/hf/tiny, which use the
+/* the eight open models, then the small tokenizers committed in data/hf/tiny, which use the
  * components the models do not */
 const char *const TU_HF_MODELS[TU_N_HF_MODELS] = {"llama3_1", "qwen3", "deepseek_v3", "gemma3",
-                                                  "llama2", "gptoss", "tiny/sp", "tiny/bl", "tiny/ws"};
+                                                  "llama2", "gptoss", "mistral_nemo", "command_r_plus", "tiny/sp", "tiny/bl", "tiny/ws"};
 
 static const tok_encoding *model_or_skip(const char *model) { return tu_hf_model_or_skip(model); }
 

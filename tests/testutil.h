@@ -41,7 +41,7 @@ void tu_write(const char *dir, const char *name, const char *text);
 extern const char *const TU_ENCODINGS[5];
 
 /* The open models of check_hf.c, or NULL when they are not fetched. */
-#define TU_N_HF_MODELS 9
+#define TU_N_HF_MODELS 11
 extern const char *const TU_HF_MODELS[TU_N_HF_MODELS];
 const tok_encoding *tu_hf_encoding(const char *model);     /* tokenizer.json alone */
 const tok_encoding *tu_hf_dir_encoding(const char *model); /* deepseek_v3, llama3_1 dirs */

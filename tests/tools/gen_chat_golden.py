@@ -27,7 +27,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from long_chat import LONG, agent_conversation
 
-MODELS = ["llama3", "llama3_1", "qwen3", "deepseek_v3", "gemma3", "gemini"]
+MODELS = ["llama3", "llama3_1", "llama3_2", "qwen3", "qwen2_5", "deepseek_v3", "gemma3", "gemini", "mistral_nemo",
+          "command_r_plus"]
 NOW = int(os.environ.get("TOKD_CHAT_NOW", "1700000000"))
 
 
@@ -300,7 +301,10 @@ def main():
         for k in ("bos_token", "eos_token"):
             if token_text(cfg.get(k)):
                 special[k] = token_text(cfg.get(k))
-        templates.append(("model-" + m, cfg["chat_template"], special))
+        source = cfg["chat_template"]
+        if isinstance(source, list):  # named templates: transformers renders "default" unless told
+            source = next(t["template"] for t in source if t["name"] == "default")
+        templates.append(("model-" + m, source, special))
     tdir = os.path.join(data, "templates")
     for f in sorted(os.listdir(tdir)):
         with open(os.path.join(tdir, f), encoding="utf-8", newline="") as fh:

@@ -20,10 +20,12 @@ for (const f of fs.readdirSync(path.join(data, "expected")).filter((f) => f.star
   // tokenizers from tokenizer_config.json (add_bos_token default true, add_eos_token false)
   const cfg = JSON.parse(fs.readFileSync(path.join(dir, "tokenizer_config.json"), "utf8"));
   const text = (t) => (t && typeof t === "object" ? t.content : t);
-  const llamaLike = /Llama|Gemma/.test(cfg.tokenizer_class || "");
+  // (and Cohere's, BOS by default, and GPT-NeoX's, nothing by default)
+  const cls = cfg.tokenizer_class || "";
+  const llamaLike = /Llama|Gemma|Cohere|GPTNeoX/.test(cls);
   const special = async (ids) => {
     if (!llamaLike) return null;
-    const pre = cfg.add_bos_token ?? true ? [tk.tokenToId(text(cfg.bos_token))] : [];
+    const pre = cfg.add_bos_token ?? !/GPTNeoX/.test(cls) ? [tk.tokenToId(text(cfg.bos_token))] : [];
     const post = cfg.add_eos_token ?? false ? [tk.tokenToId(text(cfg.eos_token))] : [];
     return [...pre, ...ids, ...post];
   };

