@@ -82,8 +82,10 @@ jv tok__jv_func(jrender *r, int id, jv self)
 static jv lookup(jrender *r, jframe *f, const char *name)
 {
   for (; f; f = f->parent)
-    for (size_t i = f->n; i-- > 0;)
-      if (strcmp(f->names[i], name) == 0) return f->vals[i];
+    for (size_t i = f->n; i-- > 0;) {
+      const char *have = f->names[i]; /* the same node's name is the same pointer */
+      if (have == name || (have[0] == name[0] && strcmp(have, name) == 0)) return f->vals[i];
+    }
   static const struct { const char *name; int id; } globals[] = {
       {"range", B_RANGE}, {"namespace", B_NAMESPACE}, {"dict", B_DICT},
       {"raise_exception", B_RAISE}, {"strftime_now", B_STRFTIME}};

@@ -209,6 +209,7 @@ typedef struct jrender {
   tok_error *err;
   const tok_chat_limits *lim;
   uint64_t steps;
+  uint64_t step_check;  /* tok__jr_step's slow path runs when steps reach this (0: at once) */
   uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0: none */
   unsigned depth;
   time_t now;
@@ -228,7 +229,15 @@ _Noreturn void tok__jr_fail(jrender *r, tok_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void *tok__jr_alloc(jrender *r, size_t n); /* fails the render past the memory limit */
 void *tok__jr_grow(jrender *r, const void *old, size_t n, size_t cap, size_t size); /* tok__ja_grow, or fails */
-void tok__jr_step(jrender *r, uint64_t n); /* also checks the deadline, every 65,536 steps */
+/* Counts n steps of work; past the step limit, or (checked every 65,536 steps) the
+ * deadline, the render fails. Inline: it runs for every node, lookup and copied block of
+ * text, so the common case is an add and a compare. */
+void tok__jr_step_check(jrender *r);
+static inline void tok__jr_step(jrender *r, uint64_t n)
+{
+  r->steps += n;
+  if (r->steps >= r->step_check) tok__jr_step_check(r);
+}
 uint64_t tok__chat_now_ns(void);
 
 /* construction */

@@ -164,16 +164,17 @@ uint64_t tok__chat_now_ns(void)
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void tok__jr_step(jrender *r, uint64_t n)
+void tok__jr_step_check(jrender *r)
 {
-  uint64_t before = r->steps;
-  r->steps += n;
   if (r->steps > r->lim->max_steps)
     tok__jr_fail(r, TOK_ELIMIT, "chat template render exceeds its step limit (%llu)",
             (unsigned long long)r->lim->max_steps);
   /* the clock every 65,536 steps (~0.6 ms here): a deadline costs no time per step */
-  if (r->deadline_ns && (before >> 16) != (r->steps >> 16) && tok__chat_now_ns() > r->deadline_ns)
+  if (r->deadline_ns && tok__chat_now_ns() > r->deadline_ns)
     tok__jr_fail(r, TOK_ELIMIT, "chat template render exceeds its time limit (%u ms)", r->lim->max_ms);
+  uint64_t next = r->lim->max_steps == UINT64_MAX ? UINT64_MAX : r->lim->max_steps + 1;
+  if (r->deadline_ns && (r->steps | 0xFFFF) + 1 < next) next = (r->steps | 0xFFFF) + 1;
+  r->step_check = next;
 }
 
 void tok__jr_buf_put(jrender *r, tok_buf *b, const void *p, size_t n)
@@ -228,6 +229,7 @@ jdict *tok__jd_new(jrender *r, size_t cap)
 const jv *tok__jd_get(jrender *r, const jdict *d, jv k)
 {
   tok__jr_step(r, d->n / 16);
+  if (k.t == JV_STR) return tok__jd_get_str(d, k.u.s.p, k.u.s.n); /* most lookups: no jv_eq */
   for (size_t i = 0; i < d->n; i++)
     if (tok__jv_eq(r, d->k[i], k)) return &d->v[i];
   return NULL;
@@ -256,11 +258,11 @@ static void tok__jd_push(jrender *r, jdict *d, jv k, jv v)
 
 void tok__jd_set(jrender *r, jdict *d, jv k, jv v)
 {
-  for (size_t i = 0; i < d->n; i++)
-    if (tok__jv_eq(r, d->k[i], k)) { /* Python keeps the first position, the last value */
-      d->v[i] = v;
-      return;
-    }
+  const jv *old = tok__jd_get(r, d, k);
+  if (old) { /* Python keeps the first position, the last value */
+    d->v[old - d->v] = v;
+    return;
+  }
   tok__jd_push(r, d, k, v);
 }
 
@@ -748,6 +750,7 @@ typedef struct jin {
   const char *s, *what;
   size_t n, i;
   unsigned depth;
+  bool utf8_ok; /* the whole text is valid UTF-8: strings need no check of their own */
 } jin;
 
 _Noreturn static void jin_fail(jin *j, const char *msg)
@@ -772,7 +775,7 @@ static jv jin_string(jin *j)
   if (e) jin_fail(j, tok__jstr_why(e));
   size_t len = (size_t)(stop - s);
   j->i++; /* the closing quote */
-  if (!tok_utf8_valid(s, len, NULL)) jin_fail(j, "string is not valid UTF-8");
+  if (!j->utf8_ok && !tok_utf8_valid(s, len, NULL)) jin_fail(j, "string is not valid UTF-8");
   if (plain) return tok__jv_str(s, len);
   char *o = tok__jr_alloc(j->r, len + 1); /* the decoded string is at most as long */
   size_t n;
@@ -904,7 +907,9 @@ static jv jin_value(jin *j)
 
 jv tok__jv_from_json(jrender *r, const char *s, size_t n, const char *what)
 {
-  jin j = {.r = r, .s = s, .n = n, .what = what};
+  /* one pass over the whole text (bytes outside strings are JSON's ASCII, so it is valid
+   * iff every string is); else each string is checked, to name the one at fault */
+  jin j = {.r = r, .s = s, .n = n, .what = what, .utf8_ok = tok_utf8_valid(s, n, NULL)};
   jv v = jin_value(&j);
   jin_ws(&j);
   if (j.i != n) jin_fail(&j, "trailing characters");
