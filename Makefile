@@ -194,7 +194,7 @@ $(BUILD)/tests/%.o: tests/%.c tests/testutil.h $(wildcard include/*.h) $(wildcar
 	@mkdir -p $(@D)
 	$(CC) $(TOKD_CFLAGS) $(pkg_cflags) $(shell pkg-config --cflags check 2>/dev/null) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/check_tokd: $(TEST_OBJ) $(BUILD)/libtokd.a
+$(BUILD)/check_tokd: $(TEST_OBJ) $(BUILD)/common/util.o $(BUILD)/libtokd.a
 	$(CC) $(TOKD_CFLAGS) $(CFLAGS) -o $@ $^ $(pkg_libs) $(shell pkg-config --libs check) $(LDFLAGS) -lpthread -lm
 
 run: $(BUILD)/tokd

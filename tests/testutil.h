@@ -68,7 +68,7 @@ Suite *tu_suite(const char *name, const char *case_name, double timeout_s, TCase
 /* Every Check suite, in the order they run: one list for the declarations here and the
  * runner (make unit-test SUITE=name runs one). A new tests/check_X.c adds X here. */
 #define TU_SUITES(X) \
-  X(utf8) X(phash) X(vocab) X(bpe) X(encode) X(golden) X(hf) X(normalize) X(scan) X(sweep) X(split) X(prefix)
+  X(utf8) X(phash) X(vocab) X(bpe) X(encode) X(golden) X(hf) X(normalize) X(scan) X(sweep) X(split) X(prefix) X(util)
 #define TU_DECLARE_SUITE(name) Suite *name##_suite(void);
 TU_SUITES(TU_DECLARE_SUITE)
 

@@ -23,7 +23,8 @@ unsigned tokd_cpu_count(void);
 /* Appends all of f to out (out->limit bounds it: TOK_ELIMIT); TOK_EIO on a read error. */
 tok_err tokd_read_stream(FILE *f, tok_buf *out);
 
-/* Writes n in decimal at p (no NUL); returns the number of characters (at most 10). */
+/* Writes n in decimal at p (no NUL); returns the number of characters (at most 10). p
+ * must have room for 10 bytes: the bytes past the digits may be overwritten. */
 size_t tokd_format_u32(char *p, uint32_t n);
 
 /* Resident memory of this process in bytes (/proc/self/statm), 0 when unknown. */
