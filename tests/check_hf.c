@@ -394,8 +394,8 @@ END_TEST
 
 /* Protects: the tokenizer classes whose transformers constructor rebuilds the
  * post-processor (update_post_processor) get BOS/EOS from add_bos_token/add_eos_token with
- * their class's defaults; other classes keep tokenizer.json's (tiny/bl: RobertaProcessing,
- * <s> ... </s>). */
+ * their class's defaults (add_bos_token, and the BOS/EOS tokens when the config names
+ * none); other classes keep tokenizer.json's (tiny/bl: RobertaProcessing, <s> ... </s>). */
 START_TEST(test_hf_config_post_processor)
 {
   static const struct {
@@ -412,6 +412,10 @@ START_TEST(test_hf_config_post_processor)
        UINT32_MAX},
       {"{\"tokenizer_class\":\"LlamaTokenizerFast\",\"bos_token\":\"<s>\",\"eos_token\":\"</s>\"}", 20916,
        UINT32_MAX},
+      /* no bos_token: the class's own default, <s> */
+      {"{\"tokenizer_class\":\"LlamaTokenizerFast\",\"add_eos_token\":true}", 20916, 20917},
+      /* a slow-only class whose name merely starts like one: tokenizer.json's stays */
+      {"{\"tokenizer_class\":\"GPTNeoXJapaneseTokenizer\"}", 20916, 20917},
   };
   size_t len;
   char *json = tu_read_file("data/hf/tiny/bl/tokenizer.json", &len);

@@ -1007,13 +1007,26 @@ static tok_err apply_config(hf *h)
    * tokenizer.json, say, adds <BOS_TOKEN> ... <|END_OF_TURN_TOKEN|> <EOS_TOKEN>, which
    * transformers never uses. */
   static const struct {
-    const char *name;
+    const char *name; /* a prefix of the class name (the slow and the fast class) */
     bool add_bos;
-  } rebuilds[] = {{"Llama", true}, {"Gemma", true}, {"Cohere", true}, {"GPTNeoX", false}};
+    const char *bos, *eos; /* the class's own defaults, for a config that names none */
+  } rebuilds[] = {{"LlamaTokenizer", true, "<s>", "</s>"},
+                  {"CodeLlamaTokenizer", true, "<s>", "</s>"},
+                  {"GemmaTokenizer", true, "<bos>", "<eos>"},
+                  {"CohereTokenizer", true, "<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>"},
+                  {"GPTNeoXTokenizer", false, "<|endoftext|>", "<|endoftext|>"}};
   int rebuild = -1;
   for (int i = 0; i < (int)(sizeof rebuilds / sizeof rebuilds[0]) && rebuild < 0; i++)
-    if (strstr(klass, rebuilds[i].name)) rebuild = i;
+    if (!strncmp(klass, rebuilds[i].name, strlen(rebuilds[i].name)) &&
+        (!klass[strlen(rebuilds[i].name)] || !strcmp(klass + strlen(rebuilds[i].name), "Fast")))
+      rebuild = i;
   if (rebuild >= 0) {
+    if (!bos) bos = rebuilds[rebuild].bos;
+    if (!eos) eos = rebuilds[rebuild].eos;
+    if ((!enc->bos_token && !(enc->bos_token = strdup(bos))) || (!enc->eos_token && !(enc->eos_token = strdup(eos)))) {
+      cJSON_Delete(cfg);
+      return tok__nomem(h->err);
+    }
     const cJSON *ab = cJSON_GetObjectItemCaseSensitive(cfg, "add_bos_token");
     const cJSON *ae = cJSON_GetObjectItemCaseSensitive(cfg, "add_eos_token");
     bool add_bos = ab ? cJSON_IsTrue(ab) : rebuilds[rebuild].add_bos, add_eos = ae ? cJSON_IsTrue(ae) : false;

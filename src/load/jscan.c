@@ -46,7 +46,7 @@ tok_err tok__js_string(tok__js *js, tok_buf *out)
   if (!e) {
     /* the decoded string is at most as long as the literal */
     size_t n = (size_t)(stop - js->p);
-    if (tok_buf_reserve(out, n) != TOK_OK) return tok__nomem(js->err);
+    if (tok_buf_reserve(out, n + 1) != TOK_OK) return tok__nomem(js->err); /* + 1: never NULL, even for "" */
     if (plain) memcpy(out->data + out->len, js->p, n);
     else e = tok__jstr_decode(js->p, js->end, out->data + out->len, &n, &stop);
     if (!e) {

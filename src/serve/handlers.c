@@ -232,9 +232,9 @@ int tokd_chat_load(tokd_server *srv)
 void tokd_chat_free(tokd_server *srv)
 {
   size_t n = srv->reg ? tok_registry_count(srv->reg) : 0;
-  for (size_t i = 0; i < n && srv->chat; i++) {
-    tok_chat_template_free(srv->chat[i]);
-    free(srv->chat_error[i]);
+  for (size_t i = 0; i < n; i++) { /* either array may be missing after a failed load */
+    if (srv->chat) tok_chat_template_free(srv->chat[i]);
+    if (srv->chat_error) free(srv->chat_error[i]);
   }
   free(srv->chat);
   free(srv->chat_error);

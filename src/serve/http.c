@@ -580,9 +580,12 @@ static void run_job(tokd_job *job, tokd_worker *w)
   /* the in-flight slot is free once the work is done: a client slow to read its answer
    * holds only the answer's memory (and the watchdog limits how long) */
   ctx->counted = false;
-  atomic_fetch_sub(&srv->inflight, 1);
-  /* from here on ctx belongs to the I/O thread again */
+  /* resumed before the slot is given back: a drain waits for in-flight to reach 0 and then
+   * stops libmicrohttpd, which must find no connection still suspended (the review of the
+   * server refactor found the old order could let it). From the resume on ctx belongs to the
+   * I/O thread again, so srv is read first. */
   MHD_resume_connection(ctx->conn);
+  atomic_fetch_sub(&srv->inflight, 1);
 }
 
 /* The body is complete. */
@@ -719,6 +722,7 @@ int tokd_http_start(tokd_server *srv)
     where[0] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &addr};
   } else {
     where[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, tokd_listener_fd(srv->listener, 0), NULL};
+    tokd_listener_hand_over(srv->listener, 1);
   }
   srv->http = MHD_start_daemon(
       flags, (uint16_t)srv->cfg.port, NULL, NULL, on_access, srv,
@@ -734,7 +738,7 @@ int tokd_http_start(tokd_server *srv)
       MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
       MHD_OPTION_END);
-  if (!srv->http || !tokd_listener_start(srv->listener, srv->http, ls->tcp ? 0 : 1)) {
+  if (!srv->http || !tokd_listener_start(srv->listener, srv->http)) {
     int why = errno;
     if (srv->http) MHD_stop_daemon(srv->http), srv->http = NULL;
     if (ls->tcp) fprintf(stderr, "tokd: cannot listen on %s:%u: %s\n", srv->cfg.host, srv->cfg.port, strerror(why));

@@ -262,11 +262,15 @@ static void *accept_main(void *arg)
   return NULL;
 }
 
-bool tokd_listener_start(tokd_listener *l, void *daemon, unsigned first)
+void tokd_listener_hand_over(tokd_listener *l, unsigned n)
+{
+  l->first_accepted = n < l->n_socks ? n : l->n_socks;
+}
+
+bool tokd_listener_start(tokd_listener *l, void *daemon)
 {
   l->target = daemon;
-  l->first_accepted = first;
-  if (first >= l->n_socks) return true;
+  if (l->first_accepted >= l->n_socks) return true;
   if ((l->wake_fd = eventfd(0, EFD_CLOEXEC)) < 0) return false;
   if (pthread_create(&l->accept_thread, NULL, accept_main, l) != 0) {
     close(l->wake_fd);

@@ -53,10 +53,14 @@ tokd_listener *tokd_listener_new(const tokd_listen_spec *spec, unsigned mode, in
 /* The listening descriptor of the i-th Unix socket (for MHD_OPTION_LISTEN_SOCKET), or -1. */
 int tokd_listener_fd(const tokd_listener *l, unsigned i);
 
-/* Starts the thread that accepts on the Unix sockets from `first` on and hands each
- * connection to daemon (a struct MHD_Daemon *); the sockets before `first` are
- * libmicrohttpd's own. false if it cannot start. */
-bool tokd_listener_start(tokd_listener *l, void *daemon, unsigned first);
+/* The first n sockets are given to libmicrohttpd (MHD_OPTION_LISTEN_SOCKET): from now on
+ * it closes them, never the listener — also when libmicrohttpd fails to start, so a
+ * descriptor is never closed twice. */
+void tokd_listener_hand_over(tokd_listener *l, unsigned n);
+
+/* Starts the thread that accepts on the Unix sockets not handed over and gives each
+ * connection to daemon (a struct MHD_Daemon *). false if it cannot start. */
+bool tokd_listener_start(tokd_listener *l, void *daemon);
 
 /* Stops accepting (the thread, then the listening sockets not given to libmicrohttpd) and
  * removes the socket files this process made (each only if it is still the same file), so
