@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "serve/http.h"
 #include "serve/server.h"
 #include "serve/json.h"
 #include "common/log.h"
@@ -134,7 +135,7 @@ int tokd_serve_main(int argc, char **argv)
            "\"encodings\":[%.*s],\"default_encoding\":\"%s\",\"load_ms\":%.1f,\"rss_bytes\":%llu,"
            "\"max_memory\":%zu,\"version\":\"%s\"",
            srv->cfg.listen.tcp ? "\"" : "", srv->cfg.listen.tcp ? srv->cfg.host : "null", srv->cfg.listen.tcp ? "\"" : "",
-           tokd_server_port(srv), (int)unix_paths.len, unix_paths.data ? unix_paths.data : "", srv->cfg.threads, srv->io_threads,
+           tokd_http_port(srv), (int)unix_paths.len, unix_paths.data ? unix_paths.data : "", srv->cfg.threads, srv->io_threads,
            (int)names.len, names.data ? names.data : "",
            tok_encoding_get_info(srv->default_enc)->name, srv->load_ms, tokd_rss_bytes(), srv->cfg.max_memory,
            TOKD_VERSION);

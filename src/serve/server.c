@@ -188,11 +188,6 @@ int tokd_server_start(tokd_server *srv)
   return 0;
 }
 
-unsigned tokd_server_port(const tokd_server *srv)
-{
-  return tokd_http_port(srv);
-}
-
 static void sleep_seconds(double s)
 {
   struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};

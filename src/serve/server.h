@@ -88,8 +88,6 @@ int tokd_server_new(const tokd_config *cfg, tokd_server **out);
  * listens (/health answers from here on; /ready once every tokenizer has its fast encoder).
  * 0, or an exit status after a message on stderr (then stop and free it). */
 int tokd_server_start(tokd_server *srv);
-/* The TCP port it listens on (the bound one when --port 0); 0 without TCP. */
-unsigned tokd_server_port(const tokd_server *srv);
 /* Drains: not ready (still listening, so probes see it) for --drain-delay, then no new
  * connections, then in-flight requests finish (up to --drain-timeout); then every thread
  * stops. Returns the requests left unfinished. Also stops a server whose start failed. */

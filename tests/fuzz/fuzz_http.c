@@ -48,7 +48,7 @@ static void start(void)
     fprintf(stderr, "fuzz_http: the daemon does not start (run from the repository root)\n");
     abort();
   }
-  PORT = tokd_server_port(SRV);
+  PORT = tokd_http_port(SRV);
 }
 
 static void sleep_us(long us)
